@@ -1,1 +1,49 @@
-fn main(){}
+//! `zt-audit`: the one binary. See `zt-audit --help`.
+//!
+//! Exit codes: 0 ok; 1 verification failed (at least one finding); 2 usage or runtime error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod style;
+
+/// Audit evidence for AI-agent action authorization: verify hash-chained, signed decisions.
+#[derive(Debug, Parser)]
+#[command(name = "zt-audit", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify hash chains and signatures; name every break.
+    Verify(cmd::verify::Args),
+    /// Create a P-256 signing key pair and its keyring entry.
+    Keygen(cmd::keygen::Args),
+    /// Benchmarks (generated data, figures for the README).
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
+}
+
+/// Exit code 2: usage or runtime error.
+pub const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Keygen(a) => cmd::keygen::run(a),
+        Command::Bench(b) => cmd::bench::run(b),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // The whole chain: "cannot read keyring x: ...: No such file or directory".
+            eprintln!("zt-audit: error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

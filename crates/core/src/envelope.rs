@@ -610,34 +610,48 @@ impl V1Draft {
     }
 }
 
-/// Writes a zt-infra-full record as the lineage's `ActionAuditor` does (for interop tests and
-/// benchmarks: this project produces v1).
-#[allow(clippy::too_many_arguments, reason = "mirrors the lineage's record members")]
-pub fn seal_zt_infra_full(
-    actor: &str,
-    action: &str,
-    resource: &str,
-    decision: &str,
-    reason: &str,
-    timestamp: &str,
-    previous_hash: &Hash32,
-    signer: (&SigningKey, &str),
-) -> Sealed {
+/// The members of a lineage record that its hash covers (besides `previous_hash`).
+#[derive(Debug, Clone, Copy)]
+pub struct LineageFields<'a> {
+    /// Who asked.
+    pub actor: &'a str,
+    /// What for.
+    pub action: &'a str,
+    /// On what.
+    pub resource: &'a str,
+    /// `allow` or `deny`.
+    pub decision: &'a str,
+    /// Why.
+    pub reason: &'a str,
+    /// RFC 3339.
+    pub timestamp: &'a str,
+}
+
+/// The zt-infra-full `current_hash` of a record.
+pub fn zt_infra_full_hash(f: &LineageFields<'_>, previous_hash: &Hash32) -> Hash32 {
     let prev = previous_hash.to_hex();
     let mut buf = Vec::with_capacity(512);
     write_str_object(
         &mut buf,
         &[
-            ("action", action),
-            ("actor", actor),
-            ("decision", decision),
+            ("action", f.action),
+            ("actor", f.actor),
+            ("decision", f.decision),
             ("previous_hash", &prev),
-            ("reason", reason),
-            ("resource", resource),
-            ("timestamp", timestamp),
+            ("reason", f.reason),
+            ("resource", f.resource),
+            ("timestamp", f.timestamp),
         ],
     );
-    let current_hash = Hash32::digest(&buf);
+    Hash32::digest(&buf)
+}
+
+/// Writes a zt-infra-full record as the lineage's `ActionAuditor` does (for interop tests and
+/// benchmarks: this project produces v1).
+pub fn seal_zt_infra_full(f: &LineageFields<'_>, previous_hash: &Hash32, signer: (&SigningKey, &str)) -> Sealed {
+    let LineageFields { actor, action, resource, decision, reason, timestamp } = *f;
+    let prev = previous_hash.to_hex();
+    let current_hash = zt_infra_full_hash(f, previous_hash);
     let sig = crypto::encode_signature(&signer.0.sign_digest(&current_hash));
     let mut out = Vec::with_capacity(640);
     let hash_hex = current_hash.to_hex();

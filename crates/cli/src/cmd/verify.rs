@@ -1,0 +1,265 @@
+//! `zt-audit verify`: files in, verdict out.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zt_core::keyring::{KeyEntry, Keyring};
+use zt_core::{crypto::PublicKey, Hash32, Profile};
+use zt_verifier::{Options, Report, Verifier};
+
+use crate::style::Style;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    Auto,
+    #[value(name = "zt-infra-full")]
+    ZtInfraFull,
+    Legacy,
+    #[value(name = "hello-world")]
+    HelloWorld,
+    V1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Verify audit evidence files: JSONL logs, JSON arrays, or saved HTTP responses.
+///
+/// Exit status: 0 every chain verifies; 1 at least one finding; 2 usage or I/O error.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Evidence files (`-` for standard input).
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Keyring JSON: {"keys":[{"key_id","public_key_pem","not_before"?,"not_after"?,"revoked_at"?}]}.
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// A trusted key given directly, as KEY_ID=PUBLIC_KEY.pem (repeatable).
+    #[arg(long = "key", value_name = "ID=PEM")]
+    keys: Vec<String>,
+    /// Hashing profile; `auto` detects it per chain.
+    #[arg(long, value_enum, default_value = "auto")]
+    profile: ProfileArg,
+    /// The hash the chain must reach (e.g. an anchored head); stopping earlier is `truncated`.
+    #[arg(long, value_name = "HASH")]
+    expect_head: Option<String>,
+    /// Accept unsigned and mock-signed records (counted, never reported as verified).
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+pub fn load_keyring(path: Option<&PathBuf>, keys: &[String]) -> Result<Keyring> {
+    let mut ring = match path {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read keyring {}", p.display()))?;
+            Keyring::from_json(&bytes).with_context(|| format!("keyring {}", p.display()))?
+        }
+        None => Keyring::new(),
+    };
+    for spec in keys {
+        let Some((id, file)) = spec.split_once('=') else {
+            bail!("--key {spec:?}: expected KEY_ID=PUBLIC_KEY.pem");
+        };
+        if id.is_empty() {
+            bail!("--key {spec:?}: the key id is empty");
+        }
+        let pem = std::fs::read_to_string(file).with_context(|| format!("--key {id}: cannot read {file}"))?;
+        let pk = PublicKey::from_pem(&pem).with_context(|| format!("--key {id}: {file}"))?;
+        ring.insert(KeyEntry::new(id, pk)).with_context(|| format!("--key {id}"))?;
+    }
+    Ok(ring)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let ring = load_keyring(args.keyring.as_ref(), &args.keys)?;
+    let expect_head = match &args.expect_head {
+        Some(h) => Some(
+            Hash32::from_hex(&h.to_ascii_lowercase())
+                .with_context(|| format!("--expect-head {h:?}: expected 64 hex digits"))?,
+        ),
+        None => None,
+    };
+    let profile = match args.profile {
+        ProfileArg::Auto => None,
+        ProfileArg::ZtInfraFull => Some(Profile::ZtInfraFull),
+        ProfileArg::Legacy => Some(Profile::Legacy),
+        ProfileArg::HelloWorld => Some(Profile::HelloWorld),
+        ProfileArg::V1 => Some(Profile::V1),
+    };
+    let mut files = args.files.clone();
+    if files.is_empty() {
+        if std::io::stdin().is_terminal() {
+            bail!("no input: give evidence files, or `-` to read standard input (see --help)");
+        }
+        files.push(PathBuf::from("-"));
+    }
+    let opts = Options {
+        profile,
+        expect_head,
+        allow_unsigned: args.allow_unsigned,
+        ..Options::default()
+    };
+
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    let progress = Progress::new(total);
+    let mut v = Verifier::new(&ring, opts);
+    let mut done_before = 0u64;
+    for f in &files {
+        let mut last = 0;
+        let mut cb = |bytes: u64| {
+            last = bytes;
+            progress.set(done_before + bytes);
+        };
+        if f.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            if let Err(e) = v.verify_reader("<stdin>", stdin.lock(), &mut cb) {
+                bail!("<stdin>: read failed: {e}");
+            }
+        } else {
+            v.verify_path(f, &mut cb);
+        }
+        done_before += last;
+    }
+    progress.finish();
+    let report = v.finish();
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report).context("writing the report")?;
+            writeln!(out)?;
+        }
+        Format::Text => print_text(&mut out, &report, Style::stdout())?,
+    }
+    out.flush()?;
+    Ok(ExitCode::from(if !report.io_errors.is_empty() {
+        crate::EXIT_ERROR
+    } else if report.ok {
+        0
+    } else {
+        1
+    }))
+}
+
+/// A bar on stderr for inputs that take more than a second; nothing when stderr is not a
+/// terminal.
+struct Progress {
+    bar: ProgressBar,
+    start: Instant,
+    shown: std::cell::Cell<bool>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} verifying {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} eta {eta}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self {
+            bar,
+            start: Instant::now(),
+            shown: std::cell::Cell::new(false),
+            enabled: std::io::stderr().is_terminal() && total > 0,
+        }
+    }
+
+    fn set(&self, pos: u64) {
+        if self.enabled && !self.shown.get() && self.start.elapsed() > Duration::from_secs(1) {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown.set(true);
+        }
+        self.bar.set_position(pos);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
+    for c in &r.chains {
+        let verdict = if c.ok { s.ok("ok  ") } else { s.bad("FAIL") };
+        let head = c.head.as_deref().map(|h| &h[..h.len().min(16)]).unwrap_or("-");
+        let mut extra = Vec::new();
+        if c.verified_signatures > 0 {
+            extra.push(format!(
+                "{} signatures verified ({} key{})",
+                c.verified_signatures,
+                c.keys.len(),
+                if c.keys.len() == 1 { "" } else { "s" }
+            ));
+        }
+        if c.unsigned_allowed > 0 {
+            extra.push(s.warn(&format!("{} unsigned, allowed, NOT verified", c.unsigned_allowed)));
+        }
+        if c.findings > 0 {
+            extra.push(s.bad(&format!("{} finding{}", c.findings, if c.findings == 1 { "" } else { "s" })));
+        }
+        writeln!(
+            out,
+            "{verdict}  {}  {} records  {}  head {}  {}",
+            s.bold(&c.chain),
+            c.records,
+            c.profile.as_deref().unwrap_or("?"),
+            head,
+            extra.join(", ")
+        )?;
+    }
+    if !r.findings.is_empty() {
+        writeln!(out)?;
+    }
+    for f in &r.findings {
+        writeln!(
+            out,
+            "{}  record {} (line {})  {}",
+            s.bold(&f.file),
+            f.index,
+            f.line,
+            s.bad(f.kind.name())
+        )?;
+        writeln!(out, "    {}", f.message)?;
+        if !f.expected.is_empty() || !f.found.is_empty() {
+            writeln!(out, "    {} {}", s.dim("expected"), f.expected)?;
+            writeln!(out, "    {}    {}", s.dim("found"), f.found)?;
+        }
+    }
+    for e in &r.io_errors {
+        writeln!(out, "{} {e}", s.bad("error:"))?;
+    }
+    writeln!(out)?;
+    let nchains = r.chains.len();
+    let bad = r.chains.iter().filter(|c| !c.ok).count();
+    if r.ok {
+        writeln!(out, "{} {} records in {nchains} chain{} verify", s.ok("OK:"), r.records, if nchains == 1 { "" } else { "s" })?;
+    } else {
+        writeln!(
+            out,
+            "{} {} finding{} in {bad} of {nchains} chain{} ({} records){}",
+            s.bad("FAILED:"),
+            r.findings.len(),
+            if r.findings.len() == 1 { "" } else { "s" },
+            if nchains == 1 { "" } else { "s" },
+            r.records,
+            if r.io_errors.is_empty() { String::new() } else { format!(", {} unreadable input(s)", r.io_errors.len()) }
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! Terminal styling: colour only on a terminal, and never with `NO_COLOR` set.
+
+use std::io::IsTerminal;
+
+/// ANSI styling that turns itself off when output is not a terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    on: bool,
+}
+
+impl Style {
+    /// Styling for stdout.
+    pub fn stdout() -> Self {
+        Self {
+            on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn wrap(self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+
+    pub fn ok(self, s: &str) -> String {
+        self.wrap("1;32", s)
+    }
+    pub fn bad(self, s: &str) -> String {
+        self.wrap("1;31", s)
+    }
+    pub fn warn(self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    pub fn bold(self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    pub fn dim(self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+}
