@@ -12,7 +12,8 @@ impl Style {
     /// Styling for stdout.
     pub fn stdout() -> Self {
         Self {
-            on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            on: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 

@@ -11,7 +11,9 @@
 
 use base64::Engine as _;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 
 use crate::error::{KeyError, SignatureError};
 use crate::hash::Hash32;
@@ -231,8 +233,14 @@ mod tests {
         pk.verify_digest(&d, &sig).unwrap();
         pk.verify_digest_pure(&d, &sig).unwrap();
         let other = Hash32::digest(b"other");
-        assert_eq!(pk.verify_digest(&other, &sig), Err(SignatureError::Mismatch));
-        assert_eq!(pk.verify_digest_pure(&other, &sig), Err(SignatureError::Mismatch));
+        assert_eq!(
+            pk.verify_digest(&other, &sig),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            pk.verify_digest_pure(&other, &sig),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -253,8 +261,14 @@ mod tests {
     fn malformed_signatures_and_keys() {
         let pk = SigningKey::generate().public_key();
         let d = Hash32::digest(b"x");
-        assert_eq!(pk.verify_digest(&d, b"\x30\x00"), Err(SignatureError::NotDer));
-        assert_eq!(pk.verify_digest(&d, b"not der"), Err(SignatureError::NotDer));
+        assert_eq!(
+            pk.verify_digest(&d, b"\x30\x00"),
+            Err(SignatureError::NotDer)
+        );
+        assert_eq!(
+            pk.verify_digest(&d, b"not der"),
+            Err(SignatureError::NotDer)
+        );
         assert!(matches!(
             decode_signature("%%%"),
             Err(SignatureError::NotBase64 { .. })

@@ -211,7 +211,10 @@ impl Envelope {
         if decision != "allow" && decision != "deny" {
             return Err(EnvelopeError::BadValue {
                 field: "decision",
-                reason: format!("must be \"allow\" or \"deny\", found {:?}", shorten(&decision)),
+                reason: format!(
+                    "must be \"allow\" or \"deny\", found {:?}",
+                    shorten(&decision)
+                ),
             });
         }
         let reason = req_str("reason")?;
@@ -395,7 +398,8 @@ impl Envelope {
             ),
             Profile::HelloWorld => {
                 let prev = self.previous_hash.to_hex();
-                let mut members: Vec<(&str, &str)> = vec![("actor", &self.actor), ("action", &self.action)];
+                let mut members: Vec<(&str, &str)> =
+                    vec![("actor", &self.actor), ("action", &self.action)];
                 if let Some(r) = &self.resource {
                     members.push(("resource", r));
                 }
@@ -469,7 +473,11 @@ fn flatten(v: Value) -> Result<(Map, Shape), EnvelopeError> {
         for (k, v) in audit.iter().flat_map(Map::iter) {
             match out.get(k) {
                 Some(existing) if existing == v => {}
-                Some(_) => return Err(EnvelopeError::Conflict { field: k.to_owned() }),
+                Some(_) => {
+                    return Err(EnvelopeError::Conflict {
+                        field: k.to_owned(),
+                    })
+                }
                 None => out.push(k.to_owned(), v.clone()),
             }
         }
@@ -507,7 +515,11 @@ fn write_str_object(out: &mut Vec<u8>, members: &[(&str, &str)]) {
 
 fn as_seq(n: f64) -> Option<u64> {
     if n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&n) {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked above")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "range checked above"
+        )]
         Some(n as u64)
     } else {
         None
@@ -648,8 +660,19 @@ pub fn zt_infra_full_hash(f: &LineageFields<'_>, previous_hash: &Hash32) -> Hash
 
 /// Writes a zt-infra-full record as the lineage's `ActionAuditor` does (for interop tests and
 /// benchmarks: this project produces v1).
-pub fn seal_zt_infra_full(f: &LineageFields<'_>, previous_hash: &Hash32, signer: (&SigningKey, &str)) -> Sealed {
-    let LineageFields { actor, action, resource, decision, reason, timestamp } = *f;
+pub fn seal_zt_infra_full(
+    f: &LineageFields<'_>,
+    previous_hash: &Hash32,
+    signer: (&SigningKey, &str),
+) -> Sealed {
+    let LineageFields {
+        actor,
+        action,
+        resource,
+        decision,
+        reason,
+        timestamp,
+    } = *f;
     let prev = previous_hash.to_hex();
     let current_hash = zt_infra_full_hash(f, previous_hash);
     let sig = crypto::encode_signature(&signer.0.sign_digest(&current_hash));
@@ -736,7 +759,9 @@ mod tests {
         assert_eq!(e.detect_profile(), Some(Profile::V1));
         assert_eq!(e.current_hash, sealed.current_hash);
         let sig = crypto::decode_signature(&e.signature.signature).unwrap();
-        key.public_key().verify_digest(&e.current_hash, &sig).unwrap();
+        key.public_key()
+            .verify_digest(&e.current_hash, &sig)
+            .unwrap();
         // editing the hashed context breaks the hash
         let edited = sealed.json.replace("r-1", "r-2");
         let e2 = Envelope::from_json(edited.as_bytes()).unwrap();
@@ -749,7 +774,10 @@ mod tests {
             (VALID_0.replace("\"allow\"", "\"maybe\""), "decision"),
             (VALID_0.replace("\"agent-langgraph-1\"", "7"), "actor"),
             (VALID_0.replace("f2cd5d9e", "F2CD5D9E"), "current_hash"),
-            (VALID_0.replace("2026-10-01T08:00:36.490Z", "noon"), "timestamp"),
+            (
+                VALID_0.replace("2026-10-01T08:00:36.490Z", "noon"),
+                "timestamp",
+            ),
             (VALID_0.replace("\"reason\":", "\"reasons\":"), "reason"),
             ("[1,2]".to_owned(), "object"),
         ];

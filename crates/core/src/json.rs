@@ -154,12 +154,18 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     // Integers become doubles, as in ECMAScript: `as` rounds to nearest-even, which is what a
     // correctly rounded decimal parse of the same integer gives.
-    #[allow(clippy::cast_precision_loss, reason = "JSON numbers are IEEE doubles (RFC 8785)")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "JSON numbers are IEEE doubles (RFC 8785)"
+    )]
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
         Ok(Value::Number(v as f64))
     }
 
-    #[allow(clippy::cast_precision_loss, reason = "JSON numbers are IEEE doubles (RFC 8785)")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "JSON numbers are IEEE doubles (RFC 8785)"
+    )]
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
         Ok(Value::Number(v as f64))
     }
@@ -352,9 +358,18 @@ mod tests {
     #[test]
     fn rfc8785_reference_vectors() {
         let mut n = 0;
-        for name in ["arrays", "french", "structures", "unicode", "values", "weird"] {
-            let input = std::fs::read(fixtures().join("input").join(format!("{name}.json"))).unwrap();
-            let want = std::fs::read(fixtures().join("output").join(format!("{name}.json"))).unwrap();
+        for name in [
+            "arrays",
+            "french",
+            "structures",
+            "unicode",
+            "values",
+            "weird",
+        ] {
+            let input =
+                std::fs::read(fixtures().join("input").join(format!("{name}.json"))).unwrap();
+            let want =
+                std::fs::read(fixtures().join("output").join(format!("{name}.json"))).unwrap();
             let got = canonicalize(&parse(&input).unwrap());
             assert_eq!(
                 String::from_utf8_lossy(&got),
@@ -384,7 +399,10 @@ mod tests {
     #[test]
     fn duplicate_members_are_rejected() {
         let err = parse(br#"{"decision":"deny","decision":"allow"}"#).unwrap_err();
-        assert!(err.to_string().contains("duplicate member name `decision`"), "{err}");
+        assert!(
+            err.to_string().contains("duplicate member name `decision`"),
+            "{err}"
+        );
         // also past the linear-scan threshold
         let mut s = String::from("{");
         for i in 0..40 {

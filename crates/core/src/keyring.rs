@@ -152,7 +152,8 @@ impl Keyring {
             if e.key_id.is_empty() {
                 return Err(err("key_id is empty".into()));
             }
-            let public_key = PublicKey::from_pem(&e.public_key_pem).map_err(|x| err(x.to_string()))?;
+            let public_key =
+                PublicKey::from_pem(&e.public_key_pem).map_err(|x| err(x.to_string()))?;
             let time = |name: &str, v: Option<String>| -> Result<Option<Timestamp>, KeyringError> {
                 v.map(|s| {
                     Timestamp::parse_rfc3339(&s)
@@ -227,10 +228,19 @@ mod tests {
         e.not_after = Some(t("2027-01-01T00:00:00Z"));
         e.revoked_at = Some(t("2026-06-01T00:00:00Z"));
         assert!(e.check_window(t("2026-03-01T00:00:00Z")).is_ok());
-        assert!(matches!(e.check_window(t("2025-12-31T23:59:59Z")), Err(WindowViolation::NotYetValid(_))));
-        assert!(matches!(e.check_window(t("2026-06-01T00:00:00Z")), Err(WindowViolation::Revoked(_))));
+        assert!(matches!(
+            e.check_window(t("2025-12-31T23:59:59Z")),
+            Err(WindowViolation::NotYetValid(_))
+        ));
+        assert!(matches!(
+            e.check_window(t("2026-06-01T00:00:00Z")),
+            Err(WindowViolation::Revoked(_))
+        ));
         e.revoked_at = None;
-        assert!(matches!(e.check_window(t("2027-01-01T00:00:00Z")), Err(WindowViolation::Expired(_))));
+        assert!(matches!(
+            e.check_window(t("2027-01-01T00:00:00Z")),
+            Err(WindowViolation::Expired(_))
+        ));
     }
 
     #[test]
@@ -243,9 +253,15 @@ mod tests {
         let doc = serde_json::to_string(&ring.to_json()).unwrap();
         let back = Keyring::from_json(doc.as_bytes()).unwrap();
         assert_eq!(back.len(), 1);
-        assert_eq!(back.get("a").unwrap().not_after, ring.get("a").unwrap().not_after);
+        assert_eq!(
+            back.get("a").unwrap().not_after,
+            ring.get("a").unwrap().not_after
+        );
 
-        assert!(matches!(Keyring::from_json(b"[]"), Err(KeyringError::Format { .. })));
+        assert!(matches!(
+            Keyring::from_json(b"[]"),
+            Err(KeyringError::Format { .. })
+        ));
         let bad = r#"{"keys":[{"key_id":"x","public_key_pem":"nope"}]}"#;
         let err = Keyring::from_json(bad.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("entry 0 (key_id \"x\")"), "{err}");
@@ -263,7 +279,10 @@ mod tests {
 
     #[test]
     fn interop_keyring_loads() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/interop/zt-infra-full/keyring.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/interop/zt-infra-full/keyring.json"
+        );
         let ring = Keyring::from_json(&std::fs::read(path).unwrap()).unwrap();
         assert_eq!(ring.len(), 2);
     }

@@ -70,7 +70,13 @@ pub fn inclusion_proof(leaves: &[Hash32], index: usize) -> Option<Vec<Hash32>> {
 }
 
 /// Checks that `leaf` is at `index` of a `size`-leaf tree with root `root` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash32, proof: &[Hash32], root: &Hash32) -> bool {
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash32,
+    proof: &[Hash32],
+    root: &Hash32,
+) -> bool {
     if index >= size {
         return false;
     }
@@ -102,7 +108,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash32> {
-        (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .collect()
     }
 
     /// RFC 6962 reference roots (certificate-transparency-go `merkle` test data) for the
@@ -110,15 +118,36 @@ mod tests {
     #[test]
     fn rfc6962_reference_roots() {
         let inputs: [&[u8]; 8] = [
-            b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43",
-            b"\x50\x51\x52\x53\x54\x55\x56\x57", b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+            b"",
+            b"\x00",
+            b"\x10",
+            b"\x20\x21",
+            b"\x30\x31",
+            b"\x40\x41\x42\x43",
+            b"\x50\x51\x52\x53\x54\x55\x56\x57",
+            b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
         ];
         let hs: Vec<Hash32> = inputs.iter().map(|d| leaf_hash(d)).collect();
-        assert_eq!(root(&hs[..1]).to_hex(), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
-        assert_eq!(root(&hs[..2]).to_hex(), "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125");
-        assert_eq!(root(&hs[..3]).to_hex(), "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77");
-        assert_eq!(root(&hs).to_hex(), "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
-        assert_eq!(root(&[]).to_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            root(&hs[..1]).to_hex(),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+        assert_eq!(
+            root(&hs[..2]).to_hex(),
+            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"
+        );
+        assert_eq!(
+            root(&hs[..3]).to_hex(),
+            "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77"
+        );
+        assert_eq!(
+            root(&hs).to_hex(),
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        );
+        assert_eq!(
+            root(&[]).to_hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     proptest::proptest! {

@@ -87,7 +87,10 @@ pub struct Finding {
 impl Finding {
     /// The `errors` line of the lineage-compatible report.
     pub fn error_line(&self) -> String {
-        format!("{} record {} (line {}): {}: {}", self.file, self.index, self.line, self.kind, self.message)
+        format!(
+            "{} record {} (line {}): {}: {}",
+            self.file, self.index, self.line, self.kind, self.message
+        )
     }
 }
 

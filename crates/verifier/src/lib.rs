@@ -39,8 +39,8 @@ use zt_core::envelope::{shorten, Envelope, RecordError, SignatureKind};
 use zt_core::keyring::{Keyring, WindowViolation};
 use zt_core::{crypto, Hash32, Profile};
 
-pub use finding::{ChainSummary, Finding, FindingKind, Report};
 use finding::{hash_or_empty, profile_name};
+pub use finding::{ChainSummary, Finding, FindingKind, Report};
 use source::{Batch, RecordReader};
 
 /// Verification settings.
@@ -194,12 +194,15 @@ impl<'k> Verifier<'k> {
     pub fn verify_path(&mut self, path: &Path, progress: &mut dyn FnMut(u64)) {
         let name = path.display().to_string();
         if path.is_dir() {
-            self.io_errors.push(format!("{name}: is a directory, not an evidence file"));
+            self.io_errors
+                .push(format!("{name}: is a directory, not an evidence file"));
             return;
         }
         match File::open(path) {
             Ok(f) => {
-                if let Err(e) = self.verify_reader(&name, BufReader::with_capacity(1 << 20, f), progress) {
+                if let Err(e) =
+                    self.verify_reader(&name, BufReader::with_capacity(1 << 20, f), progress)
+                {
                     self.io_errors.push(format!("{name}: read failed: {e}"));
                 }
             }
@@ -236,7 +239,9 @@ impl<'k> Verifier<'k> {
                     index: m.index,
                     line: m.line,
                     facts: match m.oversized {
-                        Some(len) => Err(format!("record is {len} bytes, over the {max}-byte limit")),
+                        Some(len) => {
+                            Err(format!("record is {len} bytes, over the {max}-byte limit"))
+                        }
                         None => check_record(batch.bytes(m), keyring, profile),
                     },
                 })
@@ -249,7 +254,16 @@ impl<'k> Verifier<'k> {
             }
             for (index, line, msg) in layout.by_ref() {
                 let chain = self.current_chain_name(&file);
-                self.push(&file, *index, *line, FindingKind::Malformed, chain, "well-formed JSON".into(), "cut-off or trailing data".into(), msg.clone());
+                self.push(
+                    &file,
+                    *index,
+                    *line,
+                    FindingKind::Malformed,
+                    chain,
+                    "well-formed JSON".into(),
+                    "cut-off or trailing data".into(),
+                    msg.clone(),
+                );
             }
             progress(rr.bytes_read());
         }
@@ -302,7 +316,11 @@ impl<'k> Verifier<'k> {
     fn new_chain(&mut self, base: &str) -> usize {
         let n = self.names.entry(base.to_owned()).or_insert(0);
         *n += 1;
-        let name = if *n == 1 { base.to_owned() } else { format!("{base}#{n}") };
+        let name = if *n == 1 {
+            base.to_owned()
+        } else {
+            format!("{base}#{n}")
+        };
         self.chains.push(Chain::new(name));
         self.chains.len() - 1
     }
@@ -312,7 +330,16 @@ impl<'k> Verifier<'k> {
             Ok(f) => f,
             Err(msg) => {
                 let chain = self.current_chain_name(file);
-                self.push(file, c.index, c.line, FindingKind::Malformed, chain, "an audit envelope".into(), "unreadable record".into(), msg);
+                self.push(
+                    file,
+                    c.index,
+                    c.line,
+                    FindingKind::Malformed,
+                    chain,
+                    "an audit envelope".into(),
+                    "unreadable record".into(),
+                    msg,
+                );
                 file.last_malformed = Some(c.index);
                 return;
             }
@@ -330,7 +357,11 @@ impl<'k> Verifier<'k> {
                 }
             },
             None => match file.lineage_chain {
-                Some(ci) if !(facts.previous_hash == Hash32::ZERO && self.chains[ci].records > 0) => ci,
+                Some(ci)
+                    if !(facts.previous_hash == Hash32::ZERO && self.chains[ci].records > 0) =>
+                {
+                    ci
+                }
                 Some(_) => {
                     file.segments += 1;
                     let ci = self.new_chain(&file.name);
@@ -364,7 +395,9 @@ impl<'k> Verifier<'k> {
         // 1. Hash under the chain's profile.
         let chain = &mut self.chains[ci];
         if chain.profile.is_none() {
-            chain.profile = facts.matched.or_else(|| facts.recomputed.first().map(|(p, _)| *p));
+            chain.profile = facts
+                .matched
+                .or_else(|| facts.recomputed.first().map(|(p, _)| *p));
         }
         let profile = chain.profile;
         if facts.matched != profile || facts.matched.is_none() {
@@ -381,7 +414,12 @@ impl<'k> Verifier<'k> {
                 ),
                 None => format!("current_hash does not match the record's content under profile {pname}{why}"),
             };
-            out.push((FindingKind::HashMismatch, expected, facts.current_hash.to_hex(), message));
+            out.push((
+                FindingKind::HashMismatch,
+                expected,
+                facts.current_hash.to_hex(),
+                message,
+            ));
         }
 
         // 2. Genesis, link, fork, sequence.
@@ -397,7 +435,12 @@ impl<'k> Verifier<'k> {
                     ));
                 } else if let Some(seq) = facts.seq {
                     if seq != 0 {
-                        out.push((FindingKind::SeqGap, "0".into(), seq.to_string(), "first record of the chain must have seq 0".into()));
+                        out.push((
+                            FindingKind::SeqGap,
+                            "0".into(),
+                            seq.to_string(),
+                            "first record of the chain must have seq 0".into(),
+                        ));
                     }
                 }
             }
@@ -497,7 +540,11 @@ impl<'k> Verifier<'k> {
             SigOutcome::Unsigned => out.push((
                 FindingKind::Unsigned,
                 crypto::ALGORITHM.into(),
-                if facts.sig_algorithm.is_empty() { "no signature".into() } else { facts.sig_algorithm.clone() },
+                if facts.sig_algorithm.is_empty() {
+                    "no signature".into()
+                } else {
+                    facts.sig_algorithm.clone()
+                },
                 "record is not signed (pass --allow-unsigned to accept, never as verified)".into(),
             )),
             SigOutcome::Mock => out.push((
@@ -510,13 +557,19 @@ impl<'k> Verifier<'k> {
                 FindingKind::UnknownKey,
                 "a key_id in the keyring".into(),
                 facts.key_id.clone(),
-                format!("signing key {:?} is not in the keyring", shorten(&facts.key_id)),
+                format!(
+                    "signing key {:?} is not in the keyring",
+                    shorten(&facts.key_id)
+                ),
             )),
             SigOutcome::KeyNotValid(v) => out.push((
                 FindingKind::KeyNotValid,
                 v.to_string(),
                 facts.current_hash.to_hex(),
-                format!("signed by {:?} outside its validity window: {v}", shorten(&facts.key_id)),
+                format!(
+                    "signed by {:?} outside its validity window: {v}",
+                    shorten(&facts.key_id)
+                ),
             )),
             SigOutcome::Bad(why) => out.push((
                 FindingKind::BadSignature,
@@ -528,7 +581,16 @@ impl<'k> Verifier<'k> {
 
         chain.findings += out.len() as u64;
         for (kind, expected, found, message) in out {
-            self.push(file, c.index, c.line, kind, chain_name.clone(), expected, found, message);
+            self.push(
+                file,
+                c.index,
+                c.line,
+                kind,
+                chain_name.clone(),
+                expected,
+                found,
+                message,
+            );
         }
     }
 
@@ -657,7 +719,10 @@ fn check_signature(env: &Envelope, keyring: &Keyring) -> SigOutcome {
         SignatureKind::Unsigned => return SigOutcome::Unsigned,
         SignatureKind::Mock => return SigOutcome::Mock,
         SignatureKind::Unsupported => {
-            return SigOutcome::Bad(format!("unsupported signature algorithm {:?}", shorten(&s.algorithm)))
+            return SigOutcome::Bad(format!(
+                "unsupported signature algorithm {:?}",
+                shorten(&s.algorithm)
+            ))
         }
         SignatureKind::Ecdsa => {}
     }

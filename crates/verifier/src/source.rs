@@ -152,7 +152,9 @@ impl<R: BufRead> RecordReader<R> {
             let skip = if buf.starts_with(b"\xEF\xBB\xBF") {
                 3
             } else {
-                buf.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).count()
+                buf.iter()
+                    .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .count()
             };
             if skip == 0 {
                 break;
@@ -191,7 +193,11 @@ impl<R: BufRead> RecordReader<R> {
     }
 
     fn push_record(&mut self, batch: &mut Batch, start: usize, line: u64, oversized: Option<u64>) {
-        let end = if oversized.is_some() { start } else { batch.buf.len() };
+        let end = if oversized.is_some() {
+            start
+        } else {
+            batch.buf.len()
+        };
         batch.records.push(RecordMeta {
             index: self.next_index,
             line,
@@ -268,17 +274,23 @@ impl<R: BufRead> RecordReader<R> {
                 let (index, line) = (self.next_index, p.line);
                 self.push_record(batch, p.start, p.line, p.oversized.then_some(p.len));
                 if self.layout == Layout::Array || self.scan.depth > 0 || self.scan.in_str {
-                    batch.layout_errors.push((index, line, "input ends inside a record (file cut off?)".into()));
+                    batch.layout_errors.push((
+                        index,
+                        line,
+                        "input ends inside a record (file cut off?)".into(),
+                    ));
                 }
             } else if self.layout == Layout::Array && self.array_open && !self.array_closed {
-                batch.layout_errors.push((self.next_index, self.line, "JSON array is not closed (file cut off?)".into()));
+                batch.layout_errors.push((
+                    self.next_index,
+                    self.line,
+                    "JSON array is not closed (file cut off?)".into(),
+                ));
             }
             return Ok(());
         }
-        let n = buf.len();
         let mut consumed = 0;
-        for i in 0..n {
-            let b = buf[i];
+        for (i, &b) in buf.iter().enumerate() {
             consumed = i + 1;
             if b == b'\n' {
                 self.line += 1;
@@ -313,7 +325,11 @@ impl<R: BufRead> RecordReader<R> {
                 if self.layout == Layout::Array && self.array_closed {
                     if !b.is_ascii_whitespace() && !self.trailing_reported {
                         self.trailing_reported = true;
-                        batch.layout_errors.push((self.next_index, self.line, "data after the closing `]` of the JSON array".into()));
+                        batch.layout_errors.push((
+                            self.next_index,
+                            self.line,
+                            "data after the closing `]` of the JSON array".into(),
+                        ));
                     }
                     continue;
                 }
@@ -329,7 +345,8 @@ impl<R: BufRead> RecordReader<R> {
             // Scalar records (and garbage) end at whitespace or a separator at base depth.
             let ends_scalar = !self.scan.in_str
                 && self.scan.depth == base
-                && (b.is_ascii_whitespace() || (self.layout == Layout::Array && (b == b',' || b == b']')));
+                && (b.is_ascii_whitespace()
+                    || (self.layout == Layout::Array && (b == b',' || b == b']')));
             if ends_scalar {
                 finish_pending(&mut self.pending, &mut self.next_index, batch);
                 if self.layout == Layout::Array && b == b']' {
@@ -364,13 +381,16 @@ impl<R: BufRead> RecordReader<R> {
         self.inner.consume(consumed);
         Ok(())
     }
-
 }
 
 /// Ends the pending record (a free function: the scan loop holds a borrow of the reader).
 fn finish_pending(pending: &mut Option<Pending>, next_index: &mut u64, batch: &mut Batch) {
     if let Some(p) = pending.take() {
-        let end = if p.oversized { p.start } else { batch.buf.len() };
+        let end = if p.oversized {
+            p.start
+        } else {
+            batch.buf.len()
+        };
         batch.records.push(RecordMeta {
             index: *next_index,
             line: p.line,
@@ -412,14 +432,24 @@ impl Scan {
 mod tests {
     use super::*;
 
-    fn split(input: &[u8], max: usize) -> (Vec<(u64, u64, String, Option<u64>)>, Vec<(u64, u64, String)>) {
+    type Split = (
+        Vec<(u64, u64, String, Option<u64>)>,
+        Vec<(u64, u64, String)>,
+    );
+
+    fn split(input: &[u8], max: usize) -> Split {
         let mut r = RecordReader::new(io::BufReader::with_capacity(7, input), max);
         let mut b = Batch::default();
         let mut out = Vec::new();
         let mut errs = Vec::new();
         while r.next_batch(&mut b).unwrap() {
             for m in &b.records {
-                out.push((m.index, m.line, String::from_utf8_lossy(b.bytes(m)).into_owned(), m.oversized));
+                out.push((
+                    m.index,
+                    m.line,
+                    String::from_utf8_lossy(b.bytes(m)).into_owned(),
+                    m.oversized,
+                ));
             }
             errs.extend(b.layout_errors.iter().cloned());
         }
@@ -428,17 +458,23 @@ mod tests {
 
     #[test]
     fn jsonl_splits_on_newline_only() {
-        let (recs, errs) = split(b"{\"a\":1}\r\n\n{\"b\":\"x\xe2\x80\xa8y\"}\n  \n{\"c\":", 1 << 20);
+        let (recs, errs) = split(
+            b"{\"a\":1}\r\n\n{\"b\":\"x\xe2\x80\xa8y\"}\n  \n{\"c\":",
+            1 << 20,
+        );
         assert!(errs.is_empty());
         let texts: Vec<_> = recs.iter().map(|r| r.2.as_str()).collect();
         assert_eq!(texts, ["{\"a\":1}", "{\"b\":\"x\u{2028}y\"}", "{\"c\":"]);
-        assert_eq!(recs.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), [(0, 1), (1, 3), (2, 5)]);
+        assert_eq!(
+            recs.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+            [(0, 1), (1, 3), (2, 5)]
+        );
     }
 
     #[test]
     fn oversized_lines_are_skipped_by_length() {
         let mut input = b"{\"a\":1}\n".to_vec();
-        input.extend(std::iter::repeat(b'x').take(100));
+        input.extend(std::iter::repeat_n(b'x', 100));
         input.extend(b"\n{\"b\":2}\n");
         let (recs, _) = split(&input, 50);
         assert_eq!(recs.len(), 3);
@@ -448,7 +484,10 @@ mod tests {
 
     #[test]
     fn array_elements_are_records() {
-        let (recs, errs) = split(b"[\n {\"a\": [1, {\"x\": \"]\"}]},\n {\"b\": 2}\n]\n", 1 << 20);
+        let (recs, errs) = split(
+            b"[\n {\"a\": [1, {\"x\": \"]\"}]},\n {\"b\": 2}\n]\n",
+            1 << 20,
+        );
         assert!(errs.is_empty(), "{errs:?}");
         let texts: Vec<_> = recs.iter().map(|r| r.2.as_str()).collect();
         assert_eq!(texts, ["{\"a\": [1, {\"x\": \"]\"}]}", "{\"b\": 2}"]);

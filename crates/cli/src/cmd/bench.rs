@@ -61,12 +61,23 @@ pub fn generate_chain(dir: &Path, n: usize) -> Result<(PathBuf, PathBuf, Hash32)
     let key_id = "arn:aws:kms:us-east-2:111122223333:key/bench-only-not-a-real-key";
     // Links are sequential; signatures are the cost, and independent: hash first, sign in
     // parallel, by sealing each record with its predecessor's hash.
-    let actions = ["hello-world.say_hello", "fs.read", "github.repos.create_issue", "aws.ec2.terminate_instances", "shell.exec"];
+    let actions = [
+        "hello-world.say_hello",
+        "fs.read",
+        "github.repos.create_issue",
+        "aws.ec2.terminate_instances",
+        "shell.exec",
+    ];
     let owned: Vec<[String; 4]> = (0..n)
         .map(|i| {
             let a = actions[i % actions.len()];
             let deny = a.starts_with("aws.") || a.starts_with("shell.");
-            [format!("agent-{}", i % 17), format!("bench/resource/{i}"), timestamp(i), if deny { "deny" } else { "allow" }.to_owned()]
+            [
+                format!("agent-{}", i % 17),
+                format!("bench/resource/{i}"),
+                timestamp(i),
+                if deny { "deny" } else { "allow" }.to_owned(),
+            ]
         })
         .collect();
     let fields = |i: usize| {
@@ -76,7 +87,11 @@ pub fn generate_chain(dir: &Path, n: usize) -> Result<(PathBuf, PathBuf, Hash32)
             action: actions[i % actions.len()],
             resource,
             decision,
-            reason: if decision == "deny" { "dangerous action denied by default" } else { "action allowed by policy" },
+            reason: if decision == "deny" {
+                "dangerous action denied by default"
+            } else {
+                "action allowed by policy"
+            },
             timestamp: ts,
         }
     };
@@ -105,7 +120,8 @@ pub fn generate_chain(dir: &Path, n: usize) -> Result<(PathBuf, PathBuf, Hash32)
 
 fn timestamp(i: usize) -> String {
     let secs = 1_790_000_000i64 + i as i64;
-    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let ms = i % 1000;
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}Z",
@@ -131,7 +147,11 @@ fn raw_rate(n: usize, pure: bool) -> f64 {
     let mut ok = 0usize;
     for i in 0..n {
         let (d, s) = &sigs[i % sigs.len()];
-        let r = if pure { pk.verify_digest_pure(d, s) } else { pk.verify_digest(d, s) };
+        let r = if pure {
+            pk.verify_digest_pure(d, s)
+        } else {
+            pk.verify_digest(d, s)
+        };
         ok += usize::from(r.is_ok());
     }
     let secs = t.elapsed().as_secs_f64();
@@ -154,8 +174,14 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             tmp.path().to_path_buf()
         }
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    eprintln!("generating a {}-record signed zt-infra-full chain in {} ...", a.records, dir.display());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    eprintln!(
+        "generating a {}-record signed zt-infra-full chain in {} ...",
+        a.records,
+        dir.display()
+    );
     let t = Instant::now();
     let (chain, ring, head) = generate_chain(&dir, a.records)?;
     eprintln!("  done in {:.1}s", t.elapsed().as_secs_f64());
@@ -183,7 +209,10 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             .context("running zt-audit verify")?;
         let secs = t.elapsed().as_secs_f64();
         if !out.status.success() {
-            bail!("zt-audit verify failed on the generated chain (exit {:?})", out.status.code());
+            bail!(
+                "zt-audit verify failed on the generated chain (exit {:?})",
+                out.status.code()
+            );
         }
         eprintln!("  zt-audit verify run {}: {:.3}s", i + 1, secs);
         ours.push(a.records as f64 / secs);
@@ -195,7 +224,12 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let mut node_version = None;
     for i in 0..a.runs {
         let t = Instant::now();
-        let out = match Command::new(&a.node).arg(&script).arg(&chain).arg(&ring).output() {
+        let out = match Command::new(&a.node)
+            .arg(&script)
+            .arg(&chain)
+            .arg(&ring)
+            .output()
+        {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("  node reference verifier skipped: {e}");
@@ -205,15 +239,24 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
         let secs = t.elapsed().as_secs_f64();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if v["ok"] != serde_json::Value::Bool(true) {
-            bail!("node reference verifier did not verify the chain: {}", String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "node reference verifier did not verify the chain: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
-        node_version = v["node"].as_str().map(|s| format!("node {s}, OpenSSL {}", v["openssl"].as_str().unwrap_or("?")));
+        node_version = v["node"]
+            .as_str()
+            .map(|s| format!("node {s}, OpenSSL {}", v["openssl"].as_str().unwrap_or("?")));
         eprintln!("  node reference run {}: {:.3}s", i + 1, secs);
         node.push(a.records as f64 / secs);
     }
 
     let ours_m = median(ours);
-    let node_m = if node.is_empty() { None } else { Some(median(node)) };
+    let node_m = if node.is_empty() {
+        None
+    } else {
+        Some(median(node))
+    };
     let ratio = node_m.map(|n| ours_m / n);
     if a.json {
         println!(
@@ -231,13 +274,30 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        println!("zt-audit bench verify: {} records, {} cores, median of {} runs", a.records, cores, a.runs);
-        println!("  backend {:<28} raw verify, one core   {:>9.0} /s", crypto::backend_name(), raw);
-        println!("  backend {:<28} raw verify, one core   {:>9.0} /s", "p256 (pure Rust)", raw_pure);
-        println!("  zt-audit verify (end to end, whole process)         {:>9.0} records/s", ours_m);
+        println!(
+            "zt-audit bench verify: {} records, {} cores, median of {} runs",
+            a.records, cores, a.runs
+        );
+        println!(
+            "  backend {:<28} raw verify, one core   {:>9.0} /s",
+            crypto::backend_name(),
+            raw
+        );
+        println!(
+            "  backend {:<28} raw verify, one core   {:>9.0} /s",
+            "p256 (pure Rust)", raw_pure
+        );
+        println!(
+            "  zt-audit verify (end to end, whole process)         {:>9.0} records/s",
+            ours_m
+        );
         match (node_m, ratio) {
             (Some(n), Some(r)) => {
-                println!("  Node reference verifier ({})  {:>9.0} records/s", node_version.as_deref().unwrap_or("node"), n);
+                println!(
+                    "  Node reference verifier ({})  {:>9.0} records/s",
+                    node_version.as_deref().unwrap_or("node"),
+                    n
+                );
                 println!("  ratio zt-audit / Node: {r:.2}x");
             }
             _ => println!("  Node reference verifier: not run (no `{}`)", a.node),

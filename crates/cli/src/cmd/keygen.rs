@@ -24,13 +24,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let private = args.out.join("private.pem");
     let public = args.out.join("public.pem");
     let ring_path = args.out.join("keyring.json");
     for p in [&private, &public, &ring_path] {
         if p.exists() {
-            bail!("{} exists; refusing to overwrite a key (choose another --out)", p.display());
+            bail!(
+                "{} exists; refusing to overwrite a key (choose another --out)",
+                p.display()
+            );
         }
     }
     let key = SigningKey::generate();
@@ -43,14 +47,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format!("zt-{}", &fp.to_hex()[..16])
         }
     };
-    write_private(&private, &key.to_pkcs8_pem().context("encoding the private key")?)?;
-    std::fs::write(&public, pk.to_pem()).with_context(|| format!("writing {}", public.display()))?;
+    write_private(
+        &private,
+        &key.to_pkcs8_pem().context("encoding the private key")?,
+    )?;
+    std::fs::write(&public, pk.to_pem())
+        .with_context(|| format!("writing {}", public.display()))?;
     let mut ring = Keyring::new();
-    ring.insert(KeyEntry::new(key_id.clone(), pk)).context("keyring")?;
+    ring.insert(KeyEntry::new(key_id.clone(), pk))
+        .context("keyring")?;
     let doc = serde_json::to_string_pretty(&ring.to_json()).context("keyring")?;
-    std::fs::write(&ring_path, doc + "\n").with_context(|| format!("writing {}", ring_path.display()))?;
+    std::fs::write(&ring_path, doc + "\n")
+        .with_context(|| format!("writing {}", ring_path.display()))?;
     println!("key_id   {key_id}");
-    println!("private  {}  (mode 0600: keep it secret)", private.display());
+    println!(
+        "private  {}  (mode 0600: keep it secret)",
+        private.display()
+    );
     println!("public   {}", public.display());
     println!("keyring  {}", ring_path.display());
     Ok(ExitCode::SUCCESS)
@@ -64,8 +77,12 @@ fn write_private(path: &Path, pem: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(pem.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(pem.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
     Ok(())
 }

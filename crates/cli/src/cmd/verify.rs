@@ -62,7 +62,8 @@ pub struct Args {
 pub fn load_keyring(path: Option<&PathBuf>, keys: &[String]) -> Result<Keyring> {
     let mut ring = match path {
         Some(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read keyring {}", p.display()))?;
+            let bytes =
+                std::fs::read(p).with_context(|| format!("cannot read keyring {}", p.display()))?;
             Keyring::from_json(&bytes).with_context(|| format!("keyring {}", p.display()))?
         }
         None => Keyring::new(),
@@ -74,9 +75,11 @@ pub fn load_keyring(path: Option<&PathBuf>, keys: &[String]) -> Result<Keyring> 
         if id.is_empty() {
             bail!("--key {spec:?}: the key id is empty");
         }
-        let pem = std::fs::read_to_string(file).with_context(|| format!("--key {id}: cannot read {file}"))?;
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("--key {id}: cannot read {file}"))?;
         let pk = PublicKey::from_pem(&pem).with_context(|| format!("--key {id}: {file}"))?;
-        ring.insert(KeyEntry::new(id, pk)).with_context(|| format!("--key {id}"))?;
+        ring.insert(KeyEntry::new(id, pk))
+            .with_context(|| format!("--key {id}"))?;
     }
     Ok(ring)
 }
@@ -170,7 +173,9 @@ struct Progress {
 impl Progress {
     fn new(total: u64) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} verifying {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} eta {eta}") {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} verifying {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} eta {eta}",
+        ) {
             bar.set_style(style.progress_chars("=> "));
         }
         Self {
@@ -197,7 +202,11 @@ impl Progress {
 fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
     for c in &r.chains {
         let verdict = if c.ok { s.ok("ok  ") } else { s.bad("FAIL") };
-        let head = c.head.as_deref().map(|h| &h[..h.len().min(16)]).unwrap_or("-");
+        let head = c
+            .head
+            .as_deref()
+            .map(|h| &h[..h.len().min(16)])
+            .unwrap_or("-");
         let mut extra = Vec::new();
         if c.verified_signatures > 0 {
             extra.push(format!(
@@ -208,10 +217,17 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
             ));
         }
         if c.unsigned_allowed > 0 {
-            extra.push(s.warn(&format!("{} unsigned, allowed, NOT verified", c.unsigned_allowed)));
+            extra.push(s.warn(&format!(
+                "{} unsigned, allowed, NOT verified",
+                c.unsigned_allowed
+            )));
         }
         if c.findings > 0 {
-            extra.push(s.bad(&format!("{} finding{}", c.findings, if c.findings == 1 { "" } else { "s" })));
+            extra.push(s.bad(&format!(
+                "{} finding{}",
+                c.findings,
+                if c.findings == 1 { "" } else { "s" }
+            )));
         }
         writeln!(
             out,
@@ -248,7 +264,13 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
     let nchains = r.chains.len();
     let bad = r.chains.iter().filter(|c| !c.ok).count();
     if r.ok {
-        writeln!(out, "{} {} records in {nchains} chain{} verify", s.ok("OK:"), r.records, if nchains == 1 { "" } else { "s" })?;
+        writeln!(
+            out,
+            "{} {} records in {nchains} chain{} verify",
+            s.ok("OK:"),
+            r.records,
+            if nchains == 1 { "" } else { "s" }
+        )?;
     } else {
         writeln!(
             out,
@@ -258,7 +280,11 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
             if r.findings.len() == 1 { "" } else { "s" },
             if nchains == 1 { "" } else { "s" },
             r.records,
-            if r.io_errors.is_empty() { String::new() } else { format!(", {} unreadable input(s)", r.io_errors.len()) }
+            if r.io_errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable input(s)", r.io_errors.len())
+            }
         )?;
     }
     Ok(())

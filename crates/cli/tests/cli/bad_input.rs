@@ -1,0 +1,272 @@
+//! Hostile and broken input: each gives a finding or an error naming file and position;
+//! never a panic (checked by `zt`), never "ok".
+
+use std::path::Path;
+
+use crate::{fixtures, verify_json, zt};
+
+fn valid_lines() -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("interop/zt-infra-full/valid.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn keyring() -> String {
+    fixtures()
+        .join("interop/zt-infra-full/keyring.json")
+        .display()
+        .to_string()
+}
+
+/// Writes `bytes` to a file, verifies it, and checks: exit 1, not ok, first finding at
+/// `index` of `kind`, message containing `needle`.
+fn expect_finding(dir: &Path, name: &str, bytes: &[u8], index: u64, kind: &str, needle: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let (code, report) = verify_json(&["--keyring", &keyring(), path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{name}: {report:#}");
+    assert_eq!(report["ok"], false, "{name}");
+    let f = &report["findings"][0];
+    assert_eq!(f["index"], index, "{name}: {report:#}");
+    assert_eq!(f["kind"], kind, "{name}: {report:#}");
+    assert!(
+        f["file"].as_str().unwrap().ends_with(name),
+        "{name}: file named"
+    );
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains(needle),
+        "{name}: message {msg:?} lacks {needle:?}"
+    );
+}
+
+#[test]
+fn broken_records_are_findings_at_their_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let lines = valid_lines();
+    let with = |i: usize, replacement: &str| {
+        let mut l = lines.clone();
+        l[i] = replacement.to_owned();
+        (l.join("\n") + "\n").into_bytes()
+    };
+    expect_finding(
+        d,
+        "not-json.jsonl",
+        &with(3, "this is not json"),
+        3,
+        "malformed",
+        "not JSON",
+    );
+    expect_finding(
+        d,
+        "cut-off.jsonl",
+        &with(5, &lines[5][..40]),
+        5,
+        "malformed",
+        "not JSON",
+    );
+    let mut invalid_utf8 = lines[2].clone().into_bytes();
+    let pos = invalid_utf8
+        .windows(6)
+        .position(|w| w == b"agent-")
+        .unwrap();
+    invalid_utf8[pos] = 0xff;
+    let mut bytes = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i == 2 {
+            bytes.extend_from_slice(&invalid_utf8);
+        } else {
+            bytes.extend_from_slice(l.as_bytes());
+        }
+        bytes.push(b'\n');
+    }
+    expect_finding(d, "invalid-utf8.jsonl", &bytes, 2, "malformed", "not JSON");
+    expect_finding(
+        d,
+        "wrong-type.jsonl",
+        &with(1, &lines[1].replace("\"agent-mcp-7\"", "42")),
+        1,
+        "malformed",
+        "`actor` must be a string, found number",
+    );
+    expect_finding(
+        d,
+        "missing-field.jsonl",
+        &with(4, &lines[4].replace("\"reason\":", "\"why\":")),
+        4,
+        "malformed",
+        "missing member `reason`",
+    );
+    let h = &lines[6][lines[6].find("\"current_hash\":\"").unwrap() + 16..][..64];
+    expect_finding(
+        d,
+        "non-hex.jsonl",
+        &with(6, &lines[6].replace(h, &"zz".repeat(32))),
+        6,
+        "malformed",
+        "64 lowercase hex",
+    );
+    let sig_start = lines[7].find("\"signature\":\"").unwrap() + 13;
+    let sig_end = sig_start + lines[7][sig_start..].find('"').unwrap();
+    let not_der = format!(
+        "{}{}{}",
+        &lines[7][..sig_start],
+        "aGVsbG8gd29ybGQ=",
+        &lines[7][sig_end..]
+    );
+    expect_finding(
+        d,
+        "not-der.jsonl",
+        &with(7, &not_der),
+        7,
+        "bad_signature",
+        "not a DER",
+    );
+    let not_b64 = format!(
+        "{}{}{}",
+        &lines[7][..sig_start],
+        "!!!",
+        &lines[7][sig_end..]
+    );
+    expect_finding(
+        d,
+        "not-base64.jsonl",
+        &with(7, &not_b64),
+        7,
+        "bad_signature",
+        "not base64",
+    );
+    expect_finding(
+        d,
+        "duplicate-member.jsonl",
+        &with(1, &lines[1].replacen("{", "{\"decision\":\"allow\",", 1)),
+        1,
+        "malformed",
+        "duplicate member name `decision`",
+    );
+    expect_finding(
+        d,
+        "array-record.jsonl",
+        &with(0, "[1,2,3]"),
+        0,
+        "malformed",
+        "not an object",
+    );
+    expect_finding(
+        d,
+        "deep.jsonl",
+        &with(0, &"[".repeat(10_000)),
+        0,
+        "malformed",
+        "not JSON",
+    );
+    expect_finding(d, "empty.jsonl", b"", 0, "malformed", "no audit records");
+    expect_finding(
+        d,
+        "blank.jsonl",
+        b"\n\n  \n",
+        0,
+        "malformed",
+        "no audit records",
+    );
+    expect_finding(d, "cut-array.json", b"[{\"a\":", 0, "malformed", "");
+}
+
+#[test]
+fn a_10_mb_line_is_a_finding_not_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lines = valid_lines();
+    // a record whose reason is 10 MB: well-formed JSON, so it parses, and its hash is wrong
+    lines[3] = lines[3].replace(
+        "\"capability read-file-cap\"",
+        &format!("\"{}\"", "x".repeat(10 << 20)),
+    );
+    expect_finding(
+        tmp.path(),
+        "huge-line.jsonl",
+        (lines.join("\n") + "\n").as_bytes(),
+        3,
+        "hash_mismatch",
+        "does not match",
+    );
+    // and 10 MB of garbage on one line
+    let mut lines = valid_lines();
+    lines[3] = "#".repeat(10 << 20);
+    expect_finding(
+        tmp.path(),
+        "huge-garbage.jsonl",
+        (lines.join("\n") + "\n").as_bytes(),
+        3,
+        "malformed",
+        "not JSON",
+    );
+}
+
+#[test]
+fn unreadable_inputs_are_errors_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope.jsonl");
+    let out = zt(&["verify", "--keyring", &keyring(), missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nope.jsonl: cannot open"));
+
+    let (code, report) = verify_json(&["--keyring", &keyring(), tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(report["ok"], false);
+    assert!(report["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("is a directory"));
+}
+
+#[test]
+fn unusable_keys_are_usage_errors_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let valid = fixtures().join("interop/zt-infra-full/valid.jsonl");
+    // a P-256 point that is not on the curve
+    let bad_point = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEmU7BCuElTNXhTsaHXX1eo9c970dj\nYg6gF2ukO3CsyMYfA9y81BKlecRRUababjELhEzDwdXSrEfGEqRxXiu0IA==\n-----END PUBLIC KEY-----\n";
+    let pem = tmp.path().join("bad.pem");
+    std::fs::write(&pem, bad_point).unwrap();
+    let out = zt(&[
+        "verify",
+        "--key",
+        &format!("k1={}", pem.display()),
+        valid.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--key k1") && err.contains("P-256"), "{err}");
+
+    let ring = tmp.path().join("ring.json");
+    std::fs::write(
+        &ring,
+        format!(r#"{{"keys":[{{"key_id":"k2","public_key_pem":{bad_point:?}}}]}}"#),
+    )
+    .unwrap();
+    let out = zt(&[
+        "verify",
+        "--keyring",
+        ring.to_str().unwrap(),
+        valid.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("k2"), "{err}");
+
+    std::fs::write(&ring, "not json").unwrap();
+    let out = zt(&[
+        "verify",
+        "--keyring",
+        ring.to_str().unwrap(),
+        valid.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = zt(&["verify", "--expect-head", "abc", valid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = zt(&["verify", "--profile", "nonsense", valid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

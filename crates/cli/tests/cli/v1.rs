@@ -1,0 +1,223 @@
+//! This project's own v1 vectors (`fixtures/v1/`), made with the test-only keys in
+//! `fixtures/keys/`. `cargo test -p zt-audit --test cli -- --ignored regenerate_v1_fixtures`
+//! rewrites them (signatures are deterministic, RFC 6979, so the files only change when the
+//! format does).
+
+use std::path::PathBuf;
+
+use zt_core::crypto::{self, SigningKey};
+use zt_core::envelope::V1Draft;
+use zt_core::json::{Map, Value};
+use zt_core::Hash32;
+
+use crate::{first_finding, fixtures, verify_json};
+
+fn key(name: &str) -> SigningKey {
+    let pem =
+        std::fs::read_to_string(fixtures().join("keys").join(format!("{name}.key.pem"))).unwrap();
+    SigningKey::from_pkcs8_pem(&pem).unwrap()
+}
+
+fn dir() -> PathBuf {
+    fixtures().join("v1")
+}
+
+fn draft(chain: &str, seq: u64, prev: Hash32, action: &str) -> V1Draft {
+    let deny = action.starts_with("aws.");
+    let mut ctx = Map::new();
+    ctx.push(
+        "request_id".into(),
+        Value::String(format!("req-{chain}-{seq}")),
+    );
+    ctx.push("policy_id".into(), Value::String("default".into()));
+    ctx.push("policy_version".into(), Value::String("sha256:3f1c".into()));
+    ctx.push(
+        "identity".into(),
+        Value::String("spiffe://example.org/agent/hello".into()),
+    );
+    V1Draft {
+        chain_id: chain.into(),
+        seq,
+        actor: "agent-hello".into(),
+        action: action.into(),
+        resource: format!("demo/{seq}"),
+        decision: if deny { "deny" } else { "allow" }.into(),
+        reason: if deny {
+            "dangerous action denied by default"
+        } else {
+            "allowed by policy"
+        }
+        .into(),
+        timestamp: format!("2026-10-01T08:{:02}:00.000Z", seq % 60),
+        previous_hash: prev,
+        context: Some(ctx),
+    }
+}
+
+fn chain(name: &str, n: u64, k: Option<(&SigningKey, &str)>) -> Vec<(String, Hash32)> {
+    let mut prev = Hash32::ZERO;
+    (0..n)
+        .map(|i| {
+            let action = if i % 3 == 1 {
+                "aws.ec2.terminate_instances"
+            } else {
+                "hello-world.say_hello"
+            };
+            let s = draft(name, i, prev, action).seal(k);
+            prev = s.current_hash;
+            (s.json, s.current_hash)
+        })
+        .collect()
+}
+
+fn write(name: &str, lines: &[String]) {
+    std::fs::write(dir().join(name), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+#[ignore = "rewrites fixtures/v1; run on purpose"]
+fn regenerate_v1_fixtures() {
+    let a = key("test-only-a");
+    let b = key("test-only-b");
+    let ka = Some((&a, "test-only-a"));
+    std::fs::create_dir_all(dir()).unwrap();
+
+    // two interleaved chains
+    let c1 = chain("cp-east", 6, ka);
+    let c2 = chain("cp-west", 6, ka);
+    let valid: Vec<String> = c1
+        .iter()
+        .zip(&c2)
+        .flat_map(|(x, y)| [x.0.clone(), y.0.clone()])
+        .collect();
+    write("valid.jsonl", &valid);
+
+    // a producer that skipped a sequence number (links intact, signatures valid)
+    let mut prev = Hash32::ZERO;
+    let mut lines = Vec::new();
+    for (i, seq) in [0u64, 1, 2, 4, 5].into_iter().enumerate() {
+        let _ = i;
+        let s = draft("cp-east", seq, prev, "hello-world.say_hello").seal(ka);
+        prev = s.current_hash;
+        lines.push(s.json);
+    }
+    write("seq-gap.jsonl", &lines);
+
+    // two validly signed records claiming one predecessor (a forked control plane)
+    let base = chain("cp-east", 3, ka);
+    let mut lines: Vec<String> = base.iter().map(|x| x.0.clone()).collect();
+    let mut other = draft("cp-east", 2, base[1].1, "fs.read");
+    other.reason = "a second decision for the same position".into();
+    lines.push(other.seal(ka).json);
+    write("fork.jsonl", &lines);
+
+    // edited context: hashed, so the hash no longer recomputes
+    let mut lines: Vec<String> = c1.iter().map(|x| x.0.clone()).collect();
+    lines[3] = lines[3].replace("req-cp-east-3", "req-cp-east-X");
+    write("edited-context.jsonl", &lines);
+
+    // kms_signature names another key than the hashed signer
+    let mut lines: Vec<String> = c1.iter().map(|x| x.0.clone()).collect();
+    let (head, tail) = lines[2].split_at(lines[2].find("\"kms_signature\"").unwrap());
+    lines[2] = format!(
+        "{head}{}",
+        tail.replace("\"key_id\":\"test-only-a\"", "\"key_id\":\"test-only-b\"")
+    );
+    write("signer-mismatch.jsonl", &lines);
+
+    // signed by key b, which the keyring says expired before these timestamps
+    let lines: Vec<String> = chain("cp-b", 3, Some((&b, "test-only-b-expired")))
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    write("expired-key.jsonl", &lines);
+
+    // unsigned (algorithm none): a finding unless --allow-unsigned
+    let lines: Vec<String> = chain("cp-dev", 3, None).into_iter().map(|x| x.0).collect();
+    write("unsigned.jsonl", &lines);
+
+    // a chain exported from seq 2: starts past genesis
+    let lines: Vec<String> = c1[2..].iter().map(|x| x.0.clone()).collect();
+    write("missing-start.jsonl", &lines);
+
+    let ring = serde_json::json!({"keys": [
+        {"key_id": "test-only-a", "public_key_pem": a.public_key().to_pem()},
+        {"key_id": "test-only-b-expired", "public_key_pem": b.public_key().to_pem(),
+         "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-09-30T00:00:00Z"},
+    ]});
+    std::fs::write(
+        dir().join("keyring.json"),
+        serde_json::to_string_pretty(&ring).unwrap() + "\n",
+    )
+    .unwrap();
+    let _ = crypto::ALGORITHM;
+}
+
+#[test]
+fn every_v1_case_holds() {
+    let expect: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("EXPECT.json")).unwrap()).unwrap();
+    let keyring = dir().join("keyring.json");
+    let cases = expect["cases"].as_object().unwrap();
+    assert!(cases.len() >= 8);
+    for (file, case) in cases {
+        let path = dir().join(file);
+        let mut args = vec!["--keyring", keyring.to_str().unwrap()];
+        let extra: Vec<String> = case["args"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        args.extend(extra.iter().map(String::as_str));
+        args.push(path.to_str().unwrap());
+        let (code, report) = verify_json(&args);
+        let ok = case["ok"].as_bool().unwrap();
+        assert_eq!(
+            report["ok"].as_bool(),
+            Some(ok),
+            "{file} {extra:?}: {report:#}"
+        );
+        assert_eq!(code, if ok { 0 } else { 1 }, "{file}");
+        if !ok {
+            assert_eq!(
+                first_finding(&report),
+                Some((
+                    case["first_bad_index"].as_u64().unwrap(),
+                    case["kind"].as_str().unwrap().to_owned()
+                )),
+                "{file}: {report:#}"
+            );
+        }
+        if let Some(chains) = case["chains"].as_u64() {
+            assert_eq!(
+                report["chains"].as_array().unwrap().len() as u64,
+                chains,
+                "{file}"
+            );
+        }
+    }
+}
+
+#[test]
+fn allowed_unsigned_records_are_never_reported_as_verified() {
+    let (code, report) = verify_json(&[
+        "--allow-unsigned",
+        dir().join("unsigned.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let c = &report["chains"][0];
+    assert_eq!(c["verified_signatures"], 0);
+    assert_eq!(c["unsigned_allowed"], 3);
+}
+
+#[test]
+fn forcing_the_wrong_profile_fails() {
+    let (code, report) = verify_json(&[
+        "--keyring",
+        dir().join("keyring.json").to_str().unwrap(),
+        "--profile",
+        "zt-infra-full",
+        dir().join("valid.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(first_finding(&report), Some((0, "hash_mismatch".into())));
+}
