@@ -244,7 +244,9 @@ impl<R: BufRead> RecordReader<R> {
             self.push_record(batch, start, line, Some(len));
             return Ok(());
         }
-        if batch.buf.last() == Some(&b'\r') {
+        // Only this line's own `\r`: an empty line must not eat the previous record's byte
+        // (found by the split_records fuzz target on "a\r\r\n").
+        if batch.buf.len() > start && batch.buf.last() == Some(&b'\r') {
             batch.buf.pop();
         }
         if batch.buf[start..].iter().all(|b| b.is_ascii_whitespace()) {
@@ -468,6 +470,21 @@ mod tests {
         assert_eq!(
             recs.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
             [(0, 1), (1, 3), (2, 5)]
+        );
+    }
+
+    #[test]
+    fn crlf_and_stray_cr_never_cross_records() {
+        // fuzz regression: a line ending in \r\r\n followed by an empty line
+        let (recs, _) = split(b"a\r\r\n", 1 << 20);
+        assert_eq!(
+            recs.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+            ["a\r"]
+        );
+        let (recs, _) = split(b"a\r\r\n\r\n\rb\r\n", 1 << 20);
+        assert_eq!(
+            recs.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+            ["a\r", "\rb"]
         );
     }
 

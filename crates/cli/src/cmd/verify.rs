@@ -263,7 +263,20 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
     writeln!(out)?;
     let nchains = r.chains.len();
     let bad = r.chains.iter().filter(|c| !c.ok).count();
-    if r.ok {
+    if nchains == 0 && !r.ok {
+        writeln!(
+            out,
+            "{} {} finding{}, no readable chain ({} records)",
+            s.bad("FAILED:"),
+            r.findings.len() + r.io_errors.len(),
+            if r.findings.len() + r.io_errors.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            r.records
+        )?;
+    } else if r.ok {
         writeln!(
             out,
             "{} {} records in {nchains} chain{} verify",

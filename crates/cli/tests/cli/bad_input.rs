@@ -173,6 +173,8 @@ fn broken_records_are_findings_at_their_position() {
         "no audit records",
     );
     expect_finding(d, "cut-array.json", b"[{\"a\":", 0, "malformed", "");
+    // fuzz regression (split_records): a stray \r before CRLF, then an empty line
+    expect_finding(d, "double-cr.jsonl", b"a\r\r\n", 0, "malformed", "not JSON");
 }
 
 #[test]
