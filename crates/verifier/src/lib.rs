@@ -112,7 +112,8 @@ struct Checked {
 struct Seen {
     file_ord: u32,
     index: u64,
-    has_successor: bool,
+    /// (file, index) of the first record that named this one as its predecessor.
+    successor: Option<(u32, u64)>,
 }
 
 #[derive(Debug)]
@@ -491,7 +492,10 @@ impl<'k> Verifier<'k> {
             Some(last) => {
                 let known = chain.seen.get(&facts.previous_hash).copied();
                 match known {
-                    Some(s) if s.has_successor => {
+                    Some(s @ Seen {
+                        successor: Some((succ_file, succ_index)),
+                        ..
+                    }) => {
                         forked = true;
                         let dup = chain.seen.contains_key(&facts.current_hash);
                         out.push((
@@ -502,8 +506,9 @@ impl<'k> Verifier<'k> {
                                 "record appears twice in the chain (replayed)".into()
                             } else {
                                 format!(
-                                    "a second record claims record {} as its predecessor",
-                                    pos_name(s, file_ord)
+                                    "record {} already has a successor (record {}); this is a second one",
+                                    pos_name(s.file_ord, s.index, file_ord),
+                                    pos_name(succ_file, succ_index, file_ord)
                                 )
                             },
                         ));
@@ -514,7 +519,7 @@ impl<'k> Verifier<'k> {
                         facts.previous_hash.to_hex(),
                         format!(
                             "previous_hash names record {}, not the record before this one (reordered?)",
-                            pos_name(s, file_ord)
+                            pos_name(s.file_ord, s.index, file_ord)
                         ),
                     )),
                     None => {
@@ -545,12 +550,12 @@ impl<'k> Verifier<'k> {
             }
         }
         if let Some(s) = chain.seen.get_mut(&facts.previous_hash) {
-            s.has_successor = true;
+            s.successor.get_or_insert((file_ord, c.index));
         }
         chain.seen.entry(facts.current_hash).or_insert(Seen {
             file_ord,
             index: c.index,
-            has_successor: false,
+            successor: None,
         });
         chain.last = Some(facts.current_hash);
         chain.last_seq = facts.seq;
@@ -686,11 +691,11 @@ impl<'k> Verifier<'k> {
     }
 }
 
-fn pos_name(s: Seen, file_ord: u32) -> String {
-    if s.file_ord == file_ord {
-        format!("{}", s.index)
+fn pos_name(of_file: u32, index: u64, current_file: u32) -> String {
+    if of_file == current_file {
+        format!("{index}")
     } else {
-        format!("{} of an earlier input", s.index)
+        format!("{index} of an earlier input")
     }
 }
 
