@@ -8,6 +8,7 @@
 mod bad_input;
 mod interop;
 mod keygen;
+mod surface;
 mod v1;
 
 use std::path::{Path, PathBuf};
