@@ -69,13 +69,69 @@ impl Default for Options {
 
 /// Outcome of the signature check of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum SigOutcome {
+pub enum SigOutcome {
+    /// Verified under a keyring key valid at the record's time.
     Verified,
+    /// Algorithm `none` or no signature.
     Unsigned,
+    /// `MOCK_ECDSA_SHA_256`.
     Mock,
+    /// The key id is not in the keyring.
     UnknownKey,
+    /// Verified, but the key was not valid at the record's time.
     KeyNotValid(WindowViolation),
+    /// Does not verify (or cannot: not base64, not DER, unsupported algorithm, signer mismatch).
     Bad(String),
+}
+
+impl SigOutcome {
+    /// Short status name, as stored (`verified`, `unsigned`, `mock`, `unknown_key`,
+    /// `key_not_valid`, `bad_signature`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Unsigned => "unsigned",
+            Self::Mock => "mock",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyNotValid(_) => "key_not_valid",
+            Self::Bad(_) => "bad_signature",
+        }
+    }
+}
+
+/// Everything the per-record check learns: the shared validation path of `verify`, `import`
+/// and the ingest server.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The first candidate profile whose hash recomputes (`None`: the hash does not).
+    pub matched: Option<Profile>,
+    /// The signature check.
+    pub signature: SigOutcome,
+}
+
+/// Parses and checks one record on its own (hash under each candidate profile, signature,
+/// key window). `Err` names what makes it unreadable.
+pub fn inspect(
+    bytes: &[u8],
+    keyring: &Keyring,
+    forced: Option<Profile>,
+) -> Result<Inspection, String> {
+    let env = Envelope::from_json(bytes).map_err(|e| match e {
+        RecordError::Json(j) => format!("not JSON: {} at column {}", j.message, j.column),
+        RecordError::Envelope(e) => format!("not an audit envelope: {e}"),
+    })?;
+    let matched = match forced {
+        Some(p) => (env.compute_hash(p) == Ok(env.current_hash)).then_some(p),
+        None => env.detect_profile(),
+    };
+    let signature = check_signature(&env, keyring);
+    Ok(Inspection {
+        envelope: env,
+        matched,
+        signature,
+    })
 }
 
 /// What stage 1 learns about a readable record.
@@ -701,30 +757,23 @@ fn pos_name(of_file: u32, index: u64, current_file: u32) -> String {
 
 /// Stage 1: everything about one record that does not depend on its neighbours.
 fn check_record(bytes: &[u8], keyring: &Keyring, forced: Option<Profile>) -> Result<Facts, String> {
-    let env = Envelope::from_json(bytes).map_err(|e| match e {
-        RecordError::Json(j) => format!("not JSON: {} at column {}", j.message, j.column),
-        RecordError::Envelope(e) => format!("not an audit envelope: {e}"),
-    })?;
-    let forced_one;
-    let candidates: &[Profile] = match forced {
-        Some(p) => {
-            forced_one = [p];
-            &forced_one
-        }
-        None => env.candidates(),
+    let Inspection {
+        envelope: env,
+        matched,
+        signature,
+    } = inspect(bytes, keyring, forced)?;
+    // The hashes under the other candidates are only needed to explain a mismatch.
+    let recomputed = match matched {
+        Some(p) => vec![(p, Ok(env.current_hash))],
+        None => match forced {
+            Some(p) => vec![(p, env.compute_hash(p))],
+            None => env
+                .candidates()
+                .iter()
+                .map(|&p| (p, env.compute_hash(p)))
+                .collect(),
+        },
     };
-    let mut recomputed = Vec::with_capacity(candidates.len());
-    let mut matched = None;
-    for &p in candidates {
-        let h = env.compute_hash(p);
-        let hit = h == Ok(env.current_hash);
-        recomputed.push((p, h));
-        if hit {
-            matched = Some(p);
-            break;
-        }
-    }
-    let sig = check_signature(&env, keyring);
     Ok(Facts {
         chain_id: env.v1.as_ref().map(|v| v.chain_id.clone()),
         seq: env.v1.as_ref().map(|v| v.seq),
@@ -732,9 +781,9 @@ fn check_record(bytes: &[u8], keyring: &Keyring, forced: Option<Profile>) -> Res
         current_hash: env.current_hash,
         matched,
         recomputed,
-        sig,
-        key_id: env.signature.key_id.clone(),
-        sig_algorithm: env.signature.algorithm.clone(),
+        sig: signature,
+        key_id: env.signature.key_id,
+        sig_algorithm: env.signature.algorithm,
     })
 }
 
