@@ -1,0 +1,635 @@
+//! The evidence store: one SQLite file (WAL) shared by ingest, verifier, anchor and browser.
+//!
+//! Every envelope is kept **byte for byte as received** (`raw`), beside extracted columns for
+//! browsing. Nothing is dropped:
+//! - the same envelope again (same `current_hash`) is a no-op: exporters retry;
+//! - a record whose predecessor has not arrived is stored with no chain yet (*waiting*) and is
+//!   linked, with its own successors, when the predecessor comes;
+//! - a second record claiming a predecessor (or a v1 position) that another record already
+//!   claims is stored too, and both are flagged `fork`;
+//! - envelopes that cannot be accepted (unreadable, hash does not recompute) go to
+//!   `quarantine` with the reason: they are evidence of something.
+//!
+//! Chains: a v1 record names its chain (`chain_id`, position = `seq`). A lineage record's
+//! chain is named after its genesis record (`lineage-` and 16 hex digits of that record's
+//! hash), position = predecessor's position + 1.
+//!
+//! Durability: `synchronous=FULL` by default, so a batch that [`Store::insert_batch`] returned
+//! from survives a power cut; one transaction per batch (group commit).
+//!
+//! ```no_run
+//! use zt_store::Store;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::open(std::path::Path::new("audit.db"))?;
+//! for c in store.chains()? {
+//!     println!("{} {} records", c.chain, c.records);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use zt_core::{Envelope, Hash32, Profile};
+
+/// Store errors: the database said no, or the file is not a store this version can use.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer zt-audit.
+    #[error("store schema version {found} is newer than this zt-audit supports ({supported})")]
+    NewerSchema {
+        /// `PRAGMA user_version` found.
+        found: i64,
+        /// Highest this build knows.
+        supported: i64,
+    },
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE records (
+    id              INTEGER PRIMARY KEY,
+    current_hash    BLOB NOT NULL UNIQUE,
+    previous_hash   BLOB NOT NULL,
+    chain           TEXT,            -- NULL while waiting for the predecessor
+    position        INTEGER,         -- 0-based within the chain; NULL while waiting
+    profile         TEXT NOT NULL,
+    actor           TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    resource        TEXT,
+    decision        TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    timestamp       TEXT NOT NULL,
+    ts_ms           INTEGER NOT NULL,
+    key_id          TEXT NOT NULL,
+    status          TEXT NOT NULL,   -- signature check: verified, unsigned, mock, unknown_key, key_not_valid, bad_signature
+    fork            INTEGER NOT NULL DEFAULT 0,
+    raw             BLOB NOT NULL,
+    received_at_ms  INTEGER NOT NULL,
+    source          TEXT NOT NULL
+);
+CREATE INDEX records_ts       ON records(ts_ms DESC, id DESC);
+CREATE INDEX records_actor    ON records(actor, ts_ms DESC);
+CREATE INDEX records_action   ON records(action, ts_ms DESC);
+CREATE INDEX records_decision ON records(decision, ts_ms DESC);
+CREATE INDEX records_prev     ON records(previous_hash);
+CREATE INDEX records_chain    ON records(chain, position);
+CREATE TABLE quarantine (
+    id              INTEGER PRIMARY KEY,
+    raw             BLOB NOT NULL,
+    reason          TEXT NOT NULL,
+    received_at_ms  INTEGER NOT NULL,
+    source          TEXT NOT NULL
+);
+"#];
+
+/// An accepted envelope, ready to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    /// The bytes as received.
+    pub raw: &'a [u8],
+    /// The parsed envelope.
+    pub envelope: &'a Envelope,
+    /// The profile its hash recomputes under.
+    pub profile: Profile,
+    /// Signature status name (see `zt_verifier::SigOutcome::name`).
+    pub status: &'a str,
+    /// Where it came from (`import:FILE`, `otlp:ADDR`, ...).
+    pub source: &'a str,
+    /// When it arrived, ms since the Unix epoch.
+    pub received_at_ms: i64,
+}
+
+/// A rejected envelope, kept with its reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Rejected<'a> {
+    /// The bytes as received.
+    pub raw: &'a [u8],
+    /// Why it was not accepted.
+    pub reason: &'a str,
+    /// Where it came from.
+    pub source: &'a str,
+    /// When it arrived, ms since the Unix epoch.
+    pub received_at_ms: i64,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// New records stored.
+    pub inserted: u64,
+    /// Records already stored (no-op).
+    pub duplicates: u64,
+    /// New records flagged as forks.
+    pub forks: u64,
+    /// New records still waiting for their predecessor after the batch.
+    pub waiting: u64,
+    /// Earlier waiting records linked into a chain by this batch.
+    pub linked: u64,
+    /// Rejected envelopes quarantined.
+    pub quarantined: u64,
+}
+
+/// One chain in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRow {
+    /// Chain name.
+    pub chain: String,
+    /// Records in it.
+    pub records: u64,
+    /// Highest position.
+    pub last_position: i64,
+}
+
+/// A stored record's bytes and where it sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRow {
+    /// Position in its chain (`None` while waiting, and in quarantine).
+    pub position: Option<i64>,
+    /// Row id (arrival order).
+    pub id: i64,
+    /// The bytes as received.
+    pub raw: Vec<u8>,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+/// Current time in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let nanos = zt_core::time::Timestamp::now().unix_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // WAL: readers (verify, browser) never block the writer. FULL: a committed batch
+        // survives power loss, which is what an OTLP 200 promises.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Sets `PRAGMA synchronous` (`FULL` by default; `NORMAL` trades the last commits on power
+    /// loss for speed).
+    pub fn set_synchronous(&self, full: bool) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Stores a batch in one transaction (one fsync): accepted records, then rejected ones.
+    pub fn insert_batch(
+        &mut self,
+        records: &[NewRecord<'_>],
+        rejected: &[Rejected<'_>],
+    ) -> Result<BatchOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut out = BatchOutcome::default();
+        let mut new_ids = Vec::with_capacity(records.len());
+        for r in records {
+            match insert_one(&tx, r, &mut out)? {
+                Some(id) => {
+                    out.inserted += 1;
+                    new_ids.push(id);
+                }
+                None => out.duplicates += 1,
+            }
+        }
+        {
+            let mut q = tx.prepare_cached(
+                "INSERT INTO quarantine (raw, reason, received_at_ms, source) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for r in rejected {
+                q.execute(params![r.raw, r.reason, r.received_at_ms, r.source])?;
+                out.quarantined += 1;
+            }
+        }
+        // Counted after the whole batch: a record may wait only until a later one in the
+        // same batch arrives.
+        {
+            let mut st =
+                tx.prepare_cached("SELECT chain IS NULL, fork FROM records WHERE id = ?1")?;
+            for id in &new_ids {
+                let (waiting, fork): (bool, bool) =
+                    st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                out.waiting += u64::from(waiting);
+                out.forks += u64::from(fork);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Chains, by name.
+    pub fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT chain, COUNT(*), MAX(position) FROM records WHERE chain IS NOT NULL GROUP BY chain ORDER BY chain",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ChainRow {
+                    chain: r.get(0)?,
+                    records: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                    last_position: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` records of `chain`, as received, in chain order, after `after` (the
+    /// `(position, id)` of the last row of the previous page). Paging keeps memory flat.
+    pub fn page_chain(
+        &self,
+        chain: &str,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StoreError> {
+        let (pos, id) = after.unwrap_or((-1, -1));
+        let mut st = self.conn.prepare_cached(
+            "SELECT position, id, raw FROM records WHERE chain = ?1 AND (position > ?2 OR (position = ?2 AND id > ?3)) \
+             ORDER BY position, id LIMIT ?4",
+        )?;
+        let rows = st
+            .query_map(params![chain, pos, id, limit as i64], |r| {
+                Ok(RawRow {
+                    position: r.get(0)?,
+                    id: r.get(1)?,
+                    raw: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` waiting records (predecessor never arrived) with id above `after_id`, in
+    /// arrival order.
+    pub fn page_waiting(&self, after_id: i64, limit: usize) -> Result<Vec<RawRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT position, id, raw FROM records WHERE chain IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![after_id, limit as i64], |r| {
+                Ok(RawRow {
+                    position: r.get(0)?,
+                    id: r.get(1)?,
+                    raw: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` quarantined envelopes with id above `after_id`: `(row, reason)`.
+    pub fn page_quarantined(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(RawRow, String)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, raw, reason FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![after_id, limit as i64], |r| {
+                Ok((
+                    RawRow {
+                        position: None,
+                        id: r.get(0)?,
+                        raw: r.get(1)?,
+                    },
+                    r.get(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records stored (quarantine not included).
+    pub fn count_records(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
+        Ok(n.try_into().unwrap_or(0))
+    }
+
+    /// Envelopes in quarantine.
+    pub fn count_quarantined(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))?;
+        Ok(n.try_into().unwrap_or(0))
+    }
+
+    /// Records flagged as forks.
+    pub fn count_forks(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT COUNT(*) FROM records WHERE fork = 1", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(n.try_into().unwrap_or(0))
+    }
+
+    /// Records waiting for a predecessor.
+    pub fn count_waiting(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM records WHERE chain IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.try_into().unwrap_or(0))
+    }
+}
+
+/// Inserts one record; `None` when it was already stored.
+fn insert_one(
+    tx: &Transaction<'_>,
+    r: &NewRecord<'_>,
+    out: &mut BatchOutcome,
+) -> Result<Option<i64>, StoreError> {
+    let env = r.envelope;
+    let hash = env.current_hash.as_bytes().as_slice();
+    let prev = env.previous_hash.as_bytes().as_slice();
+    let (chain, position): (Option<String>, Option<i64>) = match &env.v1 {
+        Some(v1) => (Some(v1.chain_id.clone()), i64::try_from(v1.seq).ok()),
+        None if env.previous_hash == Hash32::ZERO => (
+            Some(format!("lineage-{}", &env.current_hash.to_hex()[..16])),
+            Some(0),
+        ),
+        None => tx
+            .prepare_cached(
+                "SELECT chain, position FROM records WHERE current_hash = ?1 AND chain IS NOT NULL",
+            )?
+            .query_row([prev], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .optional()?
+            .map_or((None, None), |(c, p)| (Some(c), Some(p + 1))),
+    };
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO records (current_hash, previous_hash, chain, position, profile, actor, action, \
+             resource, decision, reason, timestamp, ts_ms, key_id, status, raw, received_at_ms, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+            hash,
+            prev,
+            chain,
+            position,
+            r.profile.name(),
+            env.actor,
+            env.action,
+            env.resource,
+            env.decision,
+            env.reason,
+            env.timestamp,
+            i64::try_from(env.signed_at.unix_nanos() / 1_000_000).unwrap_or(i64::MAX),
+            env.signature.key_id,
+            r.status,
+            r.raw,
+            r.received_at_ms,
+            r.source,
+        ])?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let id = tx.last_insert_rowid();
+
+    // Forks: another record claiming the same predecessor (a shared zero hash only within one
+    // v1 chain: every chain starts there), or the same v1 position.
+    let siblings: Vec<i64> = match (&env.v1, &chain) {
+        (Some(_), Some(c)) => tx
+            .prepare_cached(
+                "SELECT id FROM records WHERE chain = ?1 AND (previous_hash = ?2 OR position = ?3) AND id != ?4",
+            )?
+            .query_map(params![c, prev, position, id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?,
+        _ if env.previous_hash != Hash32::ZERO => tx
+            .prepare_cached("SELECT id FROM records WHERE previous_hash = ?1 AND id != ?2")?
+            .query_map(params![prev, id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    if !siblings.is_empty() {
+        let mut st = tx.prepare_cached("UPDATE records SET fork = 1 WHERE id = ?1")?;
+        st.execute([id])?;
+        for s in siblings {
+            st.execute([s])?;
+        }
+    }
+
+    // A lineage record with a chain may complete waiting successors, transitively.
+    if env.v1.is_none() {
+        if let (Some(c), Some(p)) = (chain, position) {
+            let mut queue = vec![(env.current_hash.as_bytes().to_vec(), p)];
+            let mut find = tx.prepare_cached(
+                "SELECT id, current_hash FROM records WHERE previous_hash = ?1 AND chain IS NULL",
+            )?;
+            let mut set =
+                tx.prepare_cached("UPDATE records SET chain = ?1, position = ?2 WHERE id = ?3")?;
+            while let Some((h, pos)) = queue.pop() {
+                let next: Vec<(i64, Vec<u8>)> = find
+                    .query_map([&h], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (nid, nh) in next {
+                    set.execute(params![c, pos + 1, nid])?;
+                    out.linked += 1;
+                    queue.push((nh, pos + 1));
+                }
+            }
+        }
+    }
+    Ok(Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(rel: &str) -> Vec<Vec<u8>> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(rel);
+        std::fs::read(p)
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn put(store: &mut Store, raws: &[Vec<u8>]) -> BatchOutcome {
+        let envs: Vec<Envelope> = raws
+            .iter()
+            .map(|r| Envelope::from_json(r).unwrap())
+            .collect();
+        let recs: Vec<NewRecord<'_>> = raws
+            .iter()
+            .zip(&envs)
+            .map(|(raw, e)| NewRecord {
+                raw,
+                envelope: e,
+                profile: e.detect_profile().unwrap(),
+                status: "verified",
+                source: "test",
+                received_at_ms: 0,
+            })
+            .collect();
+        store.insert_batch(&recs, &[]).unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        (dir, s)
+    }
+
+    fn positions(store: &Store, chain: &str) -> Vec<i64> {
+        store
+            .page_chain(chain, None, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.position.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn in_order_then_duplicates_are_no_ops() {
+        let (_d, mut s) = open();
+        let valid = lines("interop/zt-infra-full/valid.jsonl");
+        let o = put(&mut s, &valid);
+        assert_eq!(
+            (o.inserted, o.duplicates, o.forks, o.waiting),
+            (12, 0, 0, 0)
+        );
+        assert_eq!(s.count_records().unwrap(), 12);
+        let again = put(&mut s, &valid);
+        assert_eq!(again.duplicates, 12);
+        assert_eq!(s.count_records().unwrap(), 12);
+        let chains = s.chains().unwrap();
+        assert_eq!(chains.len(), 1);
+        assert!(chains[0].chain.starts_with("lineage-f2cd5d9e431f4aa4"));
+        assert_eq!(positions(&s, &chains[0].chain), (0..12).collect::<Vec<_>>());
+        // stored byte for byte
+        assert_eq!(
+            s.page_chain(&chains[0].chain, None, 1).unwrap()[0].raw,
+            valid[0]
+        );
+    }
+
+    #[test]
+    fn out_of_order_records_wait_then_link() {
+        let (_d, mut s) = open();
+        let mut valid = lines("interop/zt-infra-full/valid.jsonl");
+        valid.reverse();
+        // one at a time, newest first: everything waits until the genesis arrives
+        for (i, r) in valid.iter().enumerate() {
+            let o = put(&mut s, std::slice::from_ref(r));
+            if i < 11 {
+                assert_eq!(o.waiting, 1, "record {i}");
+            } else {
+                assert_eq!(o.linked, 11);
+            }
+        }
+        assert_eq!(s.count_waiting().unwrap(), 0);
+        let c = &s.chains().unwrap()[0];
+        assert_eq!(positions(&s, &c.chain), (0..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn forks_are_stored_and_flagged_never_overwritten() {
+        let (_d, mut s) = open();
+        let o = put(&mut s, &lines("interop/zt-infra-full/fork.jsonl"));
+        assert_eq!(o.inserted, 9);
+        assert_eq!(o.forks, 2);
+        assert_eq!(s.count_forks().unwrap(), 2);
+        let v1 = lines("v1/fork.jsonl");
+        let o = put(&mut s, &v1);
+        assert_eq!(o.forks, 2, "same predecessor and same seq");
+    }
+
+    #[test]
+    fn v1_chains_and_lineage_restarts_are_separate_chains() {
+        let (_d, mut s) = open();
+        put(&mut s, &lines("v1/valid.jsonl"));
+        let names: Vec<String> = s.chains().unwrap().into_iter().map(|c| c.chain).collect();
+        assert_eq!(names, ["cp-east", "cp-west"]);
+        assert_eq!(
+            s.count_forks().unwrap(),
+            0,
+            "both chains start at the zero hash: not a fork"
+        );
+        assert_eq!(positions(&s, "cp-east"), (0..6).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn quarantine_keeps_bytes_and_reason() {
+        let (_d, mut s) = open();
+        let o = s
+            .insert_batch(
+                &[],
+                &[Rejected {
+                    raw: b"not json",
+                    reason: "not JSON",
+                    source: "test",
+                    received_at_ms: 1,
+                }],
+            )
+            .unwrap();
+        assert_eq!(o.quarantined, 1);
+        let q = s.page_quarantined(0, 10).unwrap();
+        assert_eq!(
+            (q[0].0.raw.as_slice(), q[0].1.as_str()),
+            (&b"not json"[..], "not JSON")
+        );
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            put(&mut s, &lines("interop/zt-infra-full/valid.jsonl"));
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.count_records().unwrap(), 12);
+    }
+}
