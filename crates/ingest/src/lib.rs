@@ -113,3 +113,82 @@ impl<'k> Pipeline<'k> {
         store.insert_batch(&accepted, &rejected)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(file: &str, i: usize) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/interop/zt-infra-full")
+            .join(file);
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .nth(i)
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+    }
+
+    fn ring() -> Keyring {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/interop/zt-infra-full/keyring.json");
+        Keyring::from_json(&std::fs::read(p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn verdicts() {
+        let ring = ring();
+        let p = Pipeline::new(&ring);
+        assert!(matches!(
+            p.check(&line("valid.jsonl", 0)),
+            Verdict::Accept {
+                status: "verified",
+                ..
+            }
+        ));
+        // evidence with an unknown key is accepted and flagged, never dropped
+        assert!(matches!(
+            p.check(&line("unknown-key.jsonl", 11)),
+            Verdict::Accept {
+                status: "unknown_key",
+                ..
+            }
+        ));
+        assert!(matches!(
+            p.check(&line("forged-signature.jsonl", 9)),
+            Verdict::Accept {
+                status: "bad_signature",
+                ..
+            }
+        ));
+        match p.check(&line("edited-decision.jsonl", 4)) {
+            Verdict::Reject { reason } => {
+                assert!(reason.contains("does not recompute"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match p.check(b"{\"actor\":1}") {
+            Verdict::Reject { reason } => assert!(reason.contains("actor"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ingest_stores_and_quarantines_in_one_batch() {
+        let ring = ring();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("i.db")).unwrap();
+        let batch = vec![
+            line("valid.jsonl", 0),
+            line("valid.jsonl", 1),
+            b"garbage".to_vec(),
+            line("valid.jsonl", 0),
+        ];
+        let out = Pipeline::new(&ring)
+            .ingest(&mut store, &batch, "test")
+            .unwrap();
+        assert_eq!((out.inserted, out.duplicates, out.quarantined), (2, 1, 1));
+    }
+}

@@ -56,6 +56,7 @@ CREATE TABLE records (
     previous_hash   BLOB NOT NULL,
     chain           TEXT,            -- NULL while waiting for the predecessor
     position        INTEGER,         -- 0-based within the chain; NULL while waiting
+    branch          INTEGER,         -- 0 on the main line; a fork's later claimant starts its own (its id)
     profile         TEXT NOT NULL,
     actor           TEXT NOT NULL,
     action          TEXT NOT NULL,
@@ -76,7 +77,7 @@ CREATE INDEX records_actor    ON records(actor, ts_ms DESC);
 CREATE INDEX records_action   ON records(action, ts_ms DESC);
 CREATE INDEX records_decision ON records(decision, ts_ms DESC);
 CREATE INDEX records_prev     ON records(previous_hash);
-CREATE INDEX records_chain    ON records(chain, position);
+CREATE INDEX records_chain    ON records(chain, branch, position, id);
 CREATE TABLE quarantine (
     id              INTEGER PRIMARY KEY,
     raw             BLOB NOT NULL,
@@ -147,6 +148,8 @@ pub struct ChainRow {
 /// A stored record's bytes and where it sits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRow {
+    /// Branch in its chain (0: the main line; see the module docs).
+    pub branch: Option<i64>,
     /// Position in its chain (`None` while waiting, and in quarantine).
     pub position: Option<i64>,
     /// Row id (arrival order).
@@ -273,25 +276,28 @@ impl Store {
         Ok(rows)
     }
 
-    /// Up to `limit` records of `chain`, as received, in chain order, after `after` (the
-    /// `(position, id)` of the last row of the previous page). Paging keeps memory flat.
+    /// Up to `limit` records of `chain`, as received, branch by branch in chain order, after
+    /// `after` (the `(branch, position, id)` of the last row of the previous page). Paging
+    /// keeps memory flat; branch order makes a fork one finding, not a trail of broken links.
     pub fn page_chain(
         &self,
         chain: &str,
-        after: Option<(i64, i64)>,
+        after: Option<(i64, i64, i64)>,
         limit: usize,
     ) -> Result<Vec<RawRow>, StoreError> {
-        let (pos, id) = after.unwrap_or((-1, -1));
+        let (branch, pos, id) = after.unwrap_or((-1, -1, -1));
         let mut st = self.conn.prepare_cached(
-            "SELECT position, id, raw FROM records WHERE chain = ?1 AND (position > ?2 OR (position = ?2 AND id > ?3)) \
-             ORDER BY position, id LIMIT ?4",
+            "SELECT branch, position, id, raw FROM records \
+             WHERE chain = ?1 AND (branch, position, id) > (?2, ?3, ?4) \
+             ORDER BY branch, position, id LIMIT ?5",
         )?;
         let rows = st
-            .query_map(params![chain, pos, id, limit as i64], |r| {
+            .query_map(params![chain, branch, pos, id, limit as i64], |r| {
                 Ok(RawRow {
-                    position: r.get(0)?,
-                    id: r.get(1)?,
-                    raw: r.get(2)?,
+                    branch: r.get(0)?,
+                    position: r.get(1)?,
+                    id: r.get(2)?,
+                    raw: r.get(3)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -307,6 +313,7 @@ impl Store {
         let rows = st
             .query_map(params![after_id, limit as i64], |r| {
                 Ok(RawRow {
+                    branch: None,
                     position: r.get(0)?,
                     id: r.get(1)?,
                     raw: r.get(2)?,
@@ -329,6 +336,7 @@ impl Store {
             .query_map(params![after_id, limit as i64], |r| {
                 Ok((
                     RawRow {
+                        branch: None,
                         position: None,
                         id: r.get(0)?,
                         raw: r.get(1)?,
@@ -386,33 +394,45 @@ fn insert_one(
     let env = r.envelope;
     let hash = env.current_hash.as_bytes().as_slice();
     let prev = env.previous_hash.as_bytes().as_slice();
-    let (chain, position): (Option<String>, Option<i64>) = match &env.v1 {
-        Some(v1) => (Some(v1.chain_id.clone()), i64::try_from(v1.seq).ok()),
+    // The predecessor, when stored and linked: (chain, position, branch).
+    let pred: Option<(String, i64, i64)> = if env.previous_hash == Hash32::ZERO {
+        None
+    } else {
+        tx.prepare_cached(
+            "SELECT chain, position, branch FROM records WHERE current_hash = ?1 AND chain IS NOT NULL",
+        )?
+        .query_row([prev], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?
+    };
+    let (chain, position, branch): (Option<String>, Option<i64>, Option<i64>) = match &env.v1 {
+        Some(v1) => (
+            Some(v1.chain_id.clone()),
+            i64::try_from(v1.seq).ok(),
+            Some(pred.as_ref().map_or(0, |p| p.2)),
+        ),
         None if env.previous_hash == Hash32::ZERO => (
             Some(format!("lineage-{}", &env.current_hash.to_hex()[..16])),
             Some(0),
+            Some(0),
         ),
-        None => tx
-            .prepare_cached(
-                "SELECT chain, position FROM records WHERE current_hash = ?1 AND chain IS NOT NULL",
-            )?
-            .query_row([prev], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })
-            .optional()?
-            .map_or((None, None), |(c, p)| (Some(c), Some(p + 1))),
+        None => match pred {
+            Some((c, p, b)) => (Some(c), Some(p + 1), Some(b)),
+            None => (None, None, None),
+        },
     };
     let n = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO records (current_hash, previous_hash, chain, position, profile, actor, action, \
-             resource, decision, reason, timestamp, ts_ms, key_id, status, raw, received_at_ms, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            "INSERT OR IGNORE INTO records (current_hash, previous_hash, chain, position, branch, profile, \
+             actor, action, resource, decision, reason, timestamp, ts_ms, key_id, status, raw, \
+             received_at_ms, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?
         .execute(params![
             hash,
             prev,
             chain,
             position,
+            branch,
             r.profile.name(),
             env.actor,
             env.action,
@@ -448,8 +468,10 @@ fn insert_one(
         _ => Vec::new(),
     };
     if !siblings.is_empty() {
+        // The later claimant starts a branch of its own, so each branch reads as a line.
+        tx.prepare_cached("UPDATE records SET fork = 1, branch = ?1 WHERE id = ?1")?
+            .execute([id])?;
         let mut st = tx.prepare_cached("UPDATE records SET fork = 1 WHERE id = ?1")?;
-        st.execute([id])?;
         for s in siblings {
             st.execute([s])?;
         }
@@ -458,25 +480,109 @@ fn insert_one(
     // A lineage record with a chain may complete waiting successors, transitively.
     if env.v1.is_none() {
         if let (Some(c), Some(p)) = (chain, position) {
-            let mut queue = vec![(env.current_hash.as_bytes().to_vec(), p)];
+            let own_branch: i64 = tx
+                .prepare_cached("SELECT branch FROM records WHERE id = ?1")?
+                .query_row([id], |row| row.get(0))?;
+            let mut queue = vec![(env.current_hash.as_bytes().to_vec(), p, own_branch)];
             let mut find = tx.prepare_cached(
-                "SELECT id, current_hash FROM records WHERE previous_hash = ?1 AND chain IS NULL",
+                "SELECT id, current_hash FROM records WHERE previous_hash = ?1 AND chain IS NULL ORDER BY id",
             )?;
-            let mut set =
-                tx.prepare_cached("UPDATE records SET chain = ?1, position = ?2 WHERE id = ?3")?;
-            while let Some((h, pos)) = queue.pop() {
+            let mut set = tx.prepare_cached(
+                "UPDATE records SET chain = ?1, position = ?2, branch = ?3 WHERE id = ?4",
+            )?;
+            while let Some((h, pos, br)) = queue.pop() {
                 let next: Vec<(i64, Vec<u8>)> = find
                     .query_map([&h], |row| Ok((row.get(0)?, row.get(1)?)))?
                     .collect::<Result<_, _>>()?;
-                for (nid, nh) in next {
-                    set.execute(params![c, pos + 1, nid])?;
+                for (k, (nid, nh)) in next.into_iter().enumerate() {
+                    // The first successor continues the branch; others (forks) start their own.
+                    let b = if k == 0 { br } else { nid };
+                    set.execute(params![c, pos + 1, b, nid])?;
                     out.linked += 1;
-                    queue.push((nh, pos + 1));
+                    queue.push((nh, pos + 1, b));
                 }
             }
         }
     }
     Ok(Some(id))
+}
+
+/// Which records a [`JsonlReader`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// One chain, in chain order.
+    Chain(String),
+    /// The waiting records, in arrival order.
+    Waiting,
+}
+
+/// Records as JSON Lines, paged from the store (memory flat in store size).
+///
+/// A record received pretty-printed is put on one line by turning its CR and LF bytes into
+/// spaces: JSON forbids raw line breaks inside strings, so this changes whitespace only, never
+/// a value or a hash.
+#[derive(Debug)]
+pub struct JsonlReader<'s> {
+    store: &'s Store,
+    which: Selection,
+    after: Option<(i64, i64, i64)>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+const PAGE: usize = 2048;
+
+impl Store {
+    /// A JSONL stream of the selected records.
+    pub fn jsonl(&self, which: Selection) -> JsonlReader<'_> {
+        JsonlReader {
+            store: self,
+            which,
+            after: None,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl JsonlReader<'_> {
+    fn refill(&mut self) -> Result<(), StoreError> {
+        let rows = match &self.which {
+            Selection::Chain(c) => self.store.page_chain(c, self.after, PAGE)?,
+            Selection::Waiting => self
+                .store
+                .page_waiting(self.after.map_or(0, |a| a.2), PAGE)?,
+        };
+        self.buf.clear();
+        self.pos = 0;
+        if rows.is_empty() {
+            self.done = true;
+        }
+        for r in rows {
+            self.buf.extend(
+                r.raw
+                    .iter()
+                    .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+            );
+            self.buf.push(b'\n');
+            self.after = Some((r.branch.unwrap_or(-1), r.position.unwrap_or(-1), r.id));
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for JsonlReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() && !self.done {
+            self.refill().map_err(std::io::Error::other)?;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -619,6 +725,24 @@ mod tests {
             (q[0].0.raw.as_slice(), q[0].1.as_str()),
             (&b"not json"[..], "not JSON")
         );
+    }
+
+    #[test]
+    fn jsonl_reader_pages_through_a_chain() {
+        let (_d, mut s) = open();
+        let valid = lines("v1/valid.jsonl");
+        put(&mut s, &valid);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s.jsonl(Selection::Chain("cp-west".into())), &mut text)
+            .unwrap();
+        let got: Vec<&str> = text.lines().collect();
+        let want: Vec<String> = valid
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|l| String::from_utf8(l.clone()).unwrap())
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

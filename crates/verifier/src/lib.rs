@@ -350,6 +350,37 @@ impl<'k> Verifier<'k> {
         Ok(())
     }
 
+    /// Reports records that never reached the chain stage (a store's quarantine): each
+    /// `(index, kind, message)` becomes a finding of input `source`, in that order.
+    pub fn add_unreadable(
+        &mut self,
+        source: &str,
+        items: impl IntoIterator<Item = (u64, FindingKind, String)>,
+    ) {
+        let file = FileState {
+            ord: self.files,
+            name: source.to_owned(),
+            lineage_chain: None,
+            segments: 0,
+            last_malformed: None,
+            records: 0,
+        };
+        self.files += 1;
+        for (index, kind, message) in items {
+            self.records += 1;
+            self.push(
+                &file,
+                index,
+                index + 1,
+                kind,
+                source.to_owned(),
+                "an acceptable envelope".into(),
+                "quarantined at ingest".into(),
+                message,
+            );
+        }
+    }
+
     fn chain_batch(&mut self, file: &mut FileState, done: Done) {
         for c in done.checked {
             self.records += 1;

@@ -1,5 +1,6 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 pub mod bench;
+pub mod import;
 pub mod keygen;
 pub mod verify;

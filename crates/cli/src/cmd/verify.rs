@@ -39,6 +39,10 @@ pub struct Args {
     /// Evidence files (`-` for standard input).
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Verify every chain in this store (made by `serve` or `import`), its waiting records and
+    /// its quarantine.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
     /// Keyring JSON: {"keys":[{"key_id","public_key_pem","not_before"?,"not_after"?,"revoked_at"?}]}.
     #[arg(long, value_name = "FILE")]
     keyring: Option<PathBuf>,
@@ -101,7 +105,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ProfileArg::V1 => Some(Profile::V1),
     };
     let mut files = args.files.clone();
-    if files.is_empty() {
+    if files.is_empty() && args.db.is_none() {
         if std::io::stdin().is_terminal() {
             bail!("no input: give evidence files, or `-` to read standard input (see --help)");
         }
@@ -139,6 +143,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         done_before += last;
     }
+    if let Some(db) = &args.db {
+        verify_store(&mut v, db)?;
+    }
     progress.finish();
     let report = v.finish();
 
@@ -159,6 +166,51 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         1
     }))
+}
+
+/// Streams each chain of the store through the verifier, then the records still waiting for
+/// a predecessor, then reports the quarantine.
+fn verify_store(v: &mut Verifier<'_>, db: &std::path::Path) -> Result<()> {
+    if !db.is_file() {
+        bail!("no store at {}", db.display());
+    }
+    let store =
+        zt_store::Store::open(db).with_context(|| format!("cannot open store {}", db.display()))?;
+    for c in store.chains().context("listing chains")? {
+        let name = format!("db:{}", c.chain);
+        let reader =
+            std::io::BufReader::new(store.jsonl(zt_store::Selection::Chain(c.chain.clone())));
+        v.verify_reader(&name, reader, &mut |_| {})
+            .with_context(|| format!("reading {name}"))?;
+    }
+    if store.count_waiting()? > 0 {
+        let reader = std::io::BufReader::new(store.jsonl(zt_store::Selection::Waiting));
+        v.verify_reader("db:waiting", reader, &mut |_| {})
+            .context("reading waiting records")?;
+    }
+    let mut items = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.page_quarantined(after, 4096)?;
+        let Some(last) = page.last() else { break };
+        after = last.0.id;
+        for (row, reason) in page {
+            let kind = if reason.contains("does not recompute") {
+                zt_verifier::FindingKind::HashMismatch
+            } else {
+                zt_verifier::FindingKind::Malformed
+            };
+            items.push((
+                items.len() as u64,
+                kind,
+                format!("quarantined at ingest (row {}): {reason}", row.id),
+            ));
+        }
+    }
+    if !items.is_empty() {
+        v.add_unreadable("db:quarantine", items);
+    }
+    Ok(())
 }
 
 /// A bar on stderr for inputs that take more than a second; nothing when stderr is not a

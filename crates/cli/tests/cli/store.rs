@@ -1,0 +1,158 @@
+//! `zt-audit import` and `zt-audit verify --db`: the store path, through the binary.
+
+use crate::{first_finding, fixtures, verify_json, zt};
+
+fn vec_dir() -> std::path::PathBuf {
+    fixtures().join("interop/zt-infra-full")
+}
+
+fn import(db: &std::path::Path, files: &[&std::path::Path]) -> std::process::Output {
+    let ring = vec_dir().join("keyring.json");
+    let mut args = vec![
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    zt(&args)
+}
+
+fn verify_db(db: &std::path::Path) -> (i32, serde_json::Value) {
+    let ring = vec_dir().join("keyring.json");
+    verify_json(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn imported_chain_verifies_and_reimport_is_a_no_op() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("a.db");
+    let valid = vec_dir().join("valid.jsonl");
+    let out = import(&db, &[&valid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 new, 0 duplicates"));
+    let out = import(&db, &[&valid]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 new, 12 duplicates"));
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 12);
+    assert_eq!(report["chains"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn records_arriving_backwards_are_linked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("b.db");
+    let text = std::fs::read_to_string(vec_dir().join("valid.jsonl")).unwrap();
+    let reversed: Vec<&str> = text.lines().rev().collect();
+    let rev = tmp.path().join("reversed.jsonl");
+    std::fs::write(&rev, reversed.join("\n")).unwrap();
+    assert!(import(&db, &[&rev]).status.success());
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 0, "{report:#}");
+}
+
+#[test]
+fn a_fork_in_the_store_is_one_fork_finding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("c.db");
+    // valid.jsonl and rotated-key.jsonl share records 0..5, then diverge: a real fork
+    assert!(import(
+        &db,
+        &[
+            &vec_dir().join("valid.jsonl"),
+            &vec_dir().join("rotated-key.jsonl")
+        ]
+    )
+    .status
+    .success());
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 1);
+    let kinds: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["fork"], "{report:#}");
+    assert_eq!(report["records"], 18);
+}
+
+#[test]
+fn rejected_envelopes_are_kept_and_fail_verification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("d.db");
+    let out = import(
+        &db,
+        &[
+            &vec_dir().join("malformed.jsonl"),
+            &vec_dir().join("edited-decision.jsonl"),
+        ],
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 quarantined"), "{stdout}");
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 1);
+    let q: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["file"] == "db:quarantine")
+        .map(|f| (f["kind"].as_str().unwrap(), f["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(q.len(), 2, "{report:#}");
+    assert_eq!(q[0].0, "malformed");
+    assert_eq!(q[1].0, "hash_mismatch");
+}
+
+#[test]
+fn pretty_printed_responses_round_trip_through_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("e.db");
+    assert!(import(&db, &[&vec_dir().join("http-responses.json")])
+        .status
+        .success());
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 5);
+}
+
+#[test]
+fn missing_inputs_and_stores_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("f.db");
+    let out = import(&db, &[&tmp.path().join("nope.jsonl")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.jsonl"));
+    let out = zt(&[
+        "verify",
+        "--db",
+        tmp.path().join("absent.db").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
+}
+
+#[test]
+fn unknown_keys_are_stored_and_flagged_not_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("g.db");
+    assert!(import(&db, &[&vec_dir().join("unknown-key.jsonl")])
+        .status
+        .success());
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 1);
+    assert_eq!(report["records"], 12);
+    assert_eq!(first_finding(&report), Some((11, "unknown_key".into())));
+}
