@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Verify hash chains and signatures; name every break.
     Verify(cmd::verify::Args),
+    /// Receive audit envelopes over OTLP/HTTP into a store.
+    Serve(cmd::serve::Args),
     /// Load evidence files into a store through the ingest validation path.
     Import(cmd::import::Args),
     /// Create a P-256 signing key pair and its keyring entry.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => cmd::bench::run(b),

@@ -21,6 +21,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod otlp;
+pub mod server;
+
 use rayon::prelude::*;
 use zt_core::keyring::Keyring;
 use zt_core::{Envelope, Profile};

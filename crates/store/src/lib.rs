@@ -80,6 +80,7 @@ CREATE INDEX records_prev     ON records(previous_hash);
 CREATE INDEX records_chain    ON records(chain, branch, position, id);
 CREATE TABLE quarantine (
     id              INTEGER PRIMARY KEY,
+    raw_sha256      BLOB NOT NULL UNIQUE,   -- retries of the same bytes are one row
     raw             BLOB NOT NULL,
     reason          TEXT NOT NULL,
     received_at_ms  INTEGER NOT NULL,
@@ -236,11 +237,29 @@ impl Store {
         }
         {
             let mut q = tx.prepare_cached(
-                "INSERT INTO quarantine (raw, reason, received_at_ms, source) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO quarantine (raw_sha256, raw, reason, received_at_ms, source) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for r in rejected {
-                q.execute(params![r.raw, r.reason, r.received_at_ms, r.source])?;
-                out.quarantined += 1;
+                // Rejections without bytes (an oversized record) are keyed by their reason.
+                let key = if r.raw.is_empty() {
+                    r.reason.as_bytes()
+                } else {
+                    r.raw
+                };
+                let h = Hash32::digest(key);
+                if q.execute(params![
+                    h.as_bytes().as_slice(),
+                    r.raw,
+                    r.reason,
+                    r.received_at_ms,
+                    r.source
+                ])? == 0
+                {
+                    out.duplicates += 1;
+                } else {
+                    out.quarantined += 1;
+                }
             }
         }
         // Counted after the whole batch: a record may wait only until a later one in the
@@ -720,6 +739,22 @@ mod tests {
             )
             .unwrap();
         assert_eq!(o.quarantined, 1);
+        let again = s
+            .insert_batch(
+                &[],
+                &[Rejected {
+                    raw: b"not json",
+                    reason: "not JSON",
+                    source: "retry",
+                    received_at_ms: 2,
+                }],
+            )
+            .unwrap();
+        assert_eq!(
+            (again.quarantined, again.duplicates),
+            (0, 1),
+            "a retry is not a second row"
+        );
         let q = s.page_quarantined(0, 10).unwrap();
         assert_eq!(
             (q[0].0.raw.as_slice(), q[0].1.as_str()),

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod import;
 pub mod keygen;
+pub mod serve;
 pub mod verify;

@@ -1,0 +1,137 @@
+//! `zt-audit serve`: the OTLP/HTTP logs receiver.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use zt_ingest::server::{self, Config};
+use zt_store::Store;
+
+use crate::cmd::verify::load_keyring;
+
+/// Receive audit envelopes over OTLP/HTTP (`POST /v1/logs`, protobuf or JSON, gzip) into a
+/// store. Answers 200 only after the envelopes are committed. SIGINT/SIGTERM: stop accepting,
+/// drain, commit, exit 0.
+///
+/// Tokens: `--token-file` (one per line) and/or env `ZT_AUDIT_TOKENS` (comma-separated);
+/// clients send `Authorization: Bearer TOKEN`. A non-loopback address needs a token unless
+/// `--insecure`. For TLS, put a reverse proxy or an OpenTelemetry Collector in front.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store (created if missing).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:4318")]
+    listen: SocketAddr,
+    /// Keyring for the signature status of stored envelopes.
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// Bearer tokens, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token (behind a trusted proxy only).
+    #[arg(long)]
+    insecure: bool,
+    /// Largest request body in bytes, compressed or decompressed.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    body_limit: usize,
+    /// `PRAGMA synchronous=NORMAL` instead of FULL: faster, loses the last commits on power
+    /// loss (not on a process crash).
+    #[arg(long)]
+    relaxed_durability: bool,
+}
+
+fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read token file {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+        if out.is_empty() {
+            bail!("token file {} holds no token", f.display());
+        }
+    }
+    if let Ok(env) = std::env::var("ZT_AUDIT_TOKENS") {
+        out.extend(
+            env.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(out)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let ring = load_keyring(args.keyring.as_ref(), &[])?;
+    let tokens = tokens(args.token_file.as_ref())?;
+    if tokens.is_empty() && !args.listen.ip().is_loopback() && !args.insecure {
+        bail!(
+            "refusing to listen on {} without a token: give --token-file (or ZT_AUDIT_TOKENS), or --insecure behind a trusted proxy",
+            args.listen
+        );
+    }
+    let store = Store::open(&args.db)
+        .with_context(|| format!("cannot open store {}", args.db.display()))?;
+    if args.relaxed_durability {
+        store.set_synchronous(false)?;
+    }
+    let config = Config {
+        body_limit: args.body_limit,
+        tokens,
+        ..Config::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let summary = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        // First line of stdout: scripts and tests read the bound address from it.
+        println!("zt-audit serve: listening on http://{addr}/v1/logs");
+        eprintln!(
+            "store {}, {} token(s)",
+            args.db.display(),
+            config.tokens.len()
+        );
+        server::serve(listener, store, ring, config, shutdown_signal())
+            .await
+            .context("serving")
+    })?;
+    eprintln!(
+        "zt-audit serve: drained and stopped ({} envelopes stored, {} quarantined)",
+        summary.accepted, summary.rejected
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,591 @@
+//! The OTLP/HTTP logs receiver: `POST /v1/logs` into the store.
+//!
+//! - Content types `application/x-protobuf` and `application/json` (415 otherwise);
+//!   `Content-Encoding: gzip` (decompressed with a cap: a gzip bomb is a 413, not an OOM);
+//!   400 for an undecodable body, 413 over the body limit, 405 for other methods.
+//! - **Durable before 200**: a request is answered only after its envelopes are committed.
+//!   One writer thread owns the store and commits whatever requests are queued in one
+//!   transaction (group commit: one fsync for many requests).
+//! - **Backpressure**: the queue to the writer is bounded; when it is full the answer is 503
+//!   with `Retry-After`, which OTLP exporters honour. Memory stays bounded.
+//! - **Auth**: bearer tokens; the CLI refuses a non-loopback address without one.
+//! - `/healthz`, `/metrics` (Prometheus text format).
+//! - [`serve`] takes its listener and a shutdown future: stop accepting, finish in-flight
+//!   requests, commit, return.
+
+use std::future::Future;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use rayon::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+use zt_core::keyring::Keyring;
+use zt_store::{NewRecord, Rejected, Store};
+
+use crate::otlp;
+use crate::{Pipeline, Verdict};
+
+/// Receiver settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body, compressed or not (default 16 MiB).
+    pub body_limit: usize,
+    /// Accepted bearer tokens; empty: no authentication.
+    pub tokens: Vec<String>,
+    /// Requests waiting for the writer before 503 (default 256).
+    pub queue: usize,
+    /// Requests in flight at once (default 64).
+    pub max_in_flight: usize,
+    /// Per-request timeout (default 30 s).
+    pub request_timeout: Duration,
+    /// Most requests per commit (default 128).
+    pub max_group: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            body_limit: 16 << 20,
+            tokens: Vec::new(),
+            queue: 256,
+            max_in_flight: 64,
+            request_timeout: Duration::from_secs(30),
+            max_group: 128,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    duplicates: AtomicU64,
+    forks: AtomicU64,
+    ignored: AtomicU64,
+    requests_ok: AtomicU64,
+    requests_client_error: AtomicU64,
+    requests_busy: AtomicU64,
+    commits: AtomicU64,
+    queue_depth: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+impl Metrics {
+    fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let c = |o: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        };
+        c(
+            &mut o,
+            "zt_ingest_envelopes_accepted_total",
+            "Envelopes stored.",
+            &self.accepted,
+        );
+        c(
+            &mut o,
+            "zt_ingest_envelopes_rejected_total",
+            "Envelopes quarantined (unreadable or hash mismatch).",
+            &self.rejected,
+        );
+        c(
+            &mut o,
+            "zt_ingest_envelopes_duplicate_total",
+            "Envelopes already stored (no-op).",
+            &self.duplicates,
+        );
+        c(
+            &mut o,
+            "zt_ingest_envelopes_fork_total",
+            "Stored envelopes flagged as forks.",
+            &self.forks,
+        );
+        c(
+            &mut o,
+            "zt_ingest_log_records_ignored_total",
+            "LogRecords that are not audit envelopes.",
+            &self.ignored,
+        );
+        c(
+            &mut o,
+            "zt_ingest_commits_total",
+            "Store transactions committed.",
+            &self.commits,
+        );
+        let _ = writeln!(o, "# HELP zt_ingest_requests_total Requests by outcome.\n# TYPE zt_ingest_requests_total counter");
+        for (label, v) in [
+            ("ok", &self.requests_ok),
+            ("client_error", &self.requests_client_error),
+            ("busy", &self.requests_busy),
+        ] {
+            let _ = writeln!(
+                o,
+                "zt_ingest_requests_total{{outcome=\"{label}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP zt_ingest_queue_depth Requests waiting for the writer.\n# TYPE zt_ingest_queue_depth gauge\nzt_ingest_queue_depth {}",
+            self.queue_depth.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP zt_ingest_request_duration_seconds POST /v1/logs latency.\n# TYPE zt_ingest_request_duration_seconds histogram");
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "zt_ingest_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "zt_ingest_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        #[allow(clippy::cast_precision_loss, reason = "a metric")]
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(o, "zt_ingest_request_duration_seconds_sum {sum}\nzt_ingest_request_duration_seconds_count {count}");
+        o
+    }
+}
+
+struct Job {
+    envelopes: Vec<Vec<u8>>,
+    unusable: Vec<(Vec<u8>, String)>,
+    source: String,
+    reply: oneshot::Sender<Result<JobResult, String>>,
+}
+
+#[derive(Debug)]
+struct JobResult {
+    rejected: u64,
+    reasons: Vec<String>,
+}
+
+struct AppState {
+    tx: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
+    config: Config,
+}
+
+/// What a server run did.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Envelopes stored over the run.
+    pub accepted: u64,
+    /// Envelopes quarantined.
+    pub rejected: u64,
+}
+
+/// Serves until `shutdown` resolves, then drains: in-flight requests finish and commit.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    keyring: Keyring,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Summary> {
+    let metrics = Arc::new(Metrics::default());
+    let (tx, rx) = mpsc::channel::<Job>(config.queue.max(1));
+    let writer_metrics = Arc::clone(&metrics);
+    let max_group = config.max_group.max(1);
+    let writer = std::thread::Builder::new()
+        .name("zt-ingest-writer".into())
+        .spawn(move || writer_loop(rx, store, keyring, writer_metrics, max_group))?;
+    let state = Arc::new(AppState {
+        tx,
+        metrics: Arc::clone(&metrics),
+        config: config.clone(),
+    });
+    let app = Router::new()
+        .route("/v1/logs", post(export_logs))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_handler))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            config.max_in_flight.max(1),
+        ))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // The router (and with it the queue's sender) is gone: the writer drains and stops.
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|_| std::io::Error::other("the store writer panicked"))?;
+    Ok(Summary {
+        accepted: metrics.accepted.load(Ordering::Relaxed),
+        rejected: metrics.rejected.load(Ordering::Relaxed),
+    })
+}
+
+async fn metrics_handler(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    let depth = st.config.queue.saturating_sub(st.tx.capacity());
+    st.metrics
+        .queue_depth
+        .store(depth as u64, Ordering::Relaxed);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+fn reply(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
+    let ct = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+        body,
+    )
+        .into_response()
+}
+
+fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
+    if tokens.is_empty() {
+        return true;
+    }
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    else {
+        return false;
+    };
+    // Compare every token in full, whatever matches: no early exit on a prefix.
+    tokens.iter().fold(false, |ok, t| {
+        ok | constant_time_eq(t.as_bytes(), given.trim().as_bytes())
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn export_logs(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let resp = handle(&st, &headers, body).await;
+    let m = &st.metrics;
+    match resp.status() {
+        StatusCode::OK => m.requests_ok.fetch_add(1, Ordering::Relaxed),
+        StatusCode::SERVICE_UNAVAILABLE => m.requests_busy.fetch_add(1, Ordering::Relaxed),
+        _ => m.requests_client_error.fetch_add(1, Ordering::Relaxed),
+    };
+    m.observe(started.elapsed());
+    resp
+}
+
+async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let json = match ctype.as_str() {
+        "application/x-protobuf" | "application/protobuf" => false,
+        "application/json" => true,
+        _ => {
+            return reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                true,
+                otlp::status(
+                    true,
+                    3,
+                    "Content-Type must be application/x-protobuf or application/json",
+                ),
+            )
+        }
+    };
+    if !authorized(&st.config.tokens, headers) {
+        let mut r = reply(
+            StatusCode::UNAUTHORIZED,
+            json,
+            otlp::status(json, 16, "missing or wrong bearer token"),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    let limit = st.config.body_limit;
+    let raw: Vec<u8> = match encoding.as_str() {
+        "identity" | "" => body.to_vec(),
+        "gzip" => {
+            let mut out = Vec::new();
+            let mut dec = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
+            if let Err(e) = dec.read_to_end(&mut out) {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json,
+                    otlp::status(json, 3, &format!("gzip body: {e}")),
+                );
+            }
+            if out.len() > limit {
+                return reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    json,
+                    otlp::status(
+                        json,
+                        8,
+                        &format!("decompressed body over the {limit}-byte limit"),
+                    ),
+                );
+            }
+            out
+        }
+        other => {
+            return reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json,
+                otlp::status(
+                    json,
+                    3,
+                    &format!("Content-Encoding {other:?} is not supported (gzip or none)"),
+                ),
+            )
+        }
+    };
+    let decoded = tokio::task::spawn_blocking(move || {
+        if json {
+            otlp::from_json(&raw)
+        } else {
+            otlp::from_protobuf(&raw)
+        }
+    })
+    .await;
+    let extracted = match decoded {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return reply(StatusCode::BAD_REQUEST, json, otlp::status(json, 3, &e.0)),
+        Err(_) => {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json,
+                otlp::status(json, 13, "decoder failed"),
+            )
+        }
+    };
+    st.metrics
+        .ignored
+        .fetch_add(extracted.ignored, Ordering::Relaxed);
+    if extracted.envelopes.is_empty() && extracted.unusable.is_empty() {
+        return reply(StatusCode::OK, json, otlp::response(json, 0, ""));
+    }
+    let (tx, rx) = oneshot::channel();
+    let job = Job {
+        envelopes: extracted.envelopes,
+        unusable: extracted.unusable,
+        source: "otlp".into(),
+        reply: tx,
+    };
+    if st.tx.try_send(job).is_err() {
+        let mut r = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json,
+            otlp::status(json, 14, "ingest queue is full; retry"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    match rx.await {
+        Ok(Ok(res)) => {
+            let msg = if res.rejected == 0 {
+                String::new()
+            } else {
+                let mut m = res.reasons.join("; ");
+                if res.rejected > res.reasons.len() as u64 {
+                    m.push_str("; ...");
+                }
+                m
+            };
+            reply(
+                StatusCode::OK,
+                json,
+                otlp::response(json, res.rejected, &msg),
+            )
+        }
+        Ok(Err(e)) => {
+            let mut r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json,
+                otlp::status(json, 14, &format!("store: {e}")),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Err(_) => {
+            let mut r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json,
+                otlp::status(json, 14, "shutting down"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+fn writer_loop(
+    mut rx: mpsc::Receiver<Job>,
+    mut store: Store,
+    keyring: Keyring,
+    metrics: Arc<Metrics>,
+    max_group: usize,
+) {
+    let pipeline = Pipeline::new(&keyring);
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max_group {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        // Checks (signatures dominate) in parallel across every queued request.
+        let verdicts: Vec<Vec<Verdict>> = jobs
+            .par_iter()
+            .map(|j| {
+                j.envelopes
+                    .par_iter()
+                    .map(|raw| pipeline.check(raw))
+                    .collect()
+            })
+            .collect();
+        let now = zt_store::now_ms();
+        let mut records = Vec::new();
+        let mut rejected = Vec::new();
+        let mut per_job = Vec::with_capacity(jobs.len());
+        for (job, vs) in jobs.iter().zip(&verdicts) {
+            let mut res = JobResult {
+                rejected: 0,
+                reasons: Vec::new(),
+            };
+            for (raw, v) in job.envelopes.iter().zip(vs) {
+                match v {
+                    Verdict::Accept {
+                        envelope,
+                        profile,
+                        status,
+                    } => records.push(NewRecord {
+                        raw,
+                        envelope,
+                        profile: *profile,
+                        status,
+                        source: &job.source,
+                        received_at_ms: now,
+                    }),
+                    Verdict::Reject { reason } => {
+                        res.rejected += 1;
+                        if res.reasons.len() < 3 {
+                            res.reasons.push(reason.clone());
+                        }
+                        rejected.push(Rejected {
+                            raw,
+                            reason,
+                            source: &job.source,
+                            received_at_ms: now,
+                        });
+                    }
+                }
+            }
+            for (raw, reason) in &job.unusable {
+                res.rejected += 1;
+                if res.reasons.len() < 3 {
+                    res.reasons.push(reason.clone());
+                }
+                rejected.push(Rejected {
+                    raw,
+                    reason,
+                    source: &job.source,
+                    received_at_ms: now,
+                });
+            }
+            per_job.push(res);
+        }
+        let outcome = store.insert_batch(&records, &rejected);
+        drop(records);
+        drop(rejected);
+        match outcome {
+            Ok(o) => {
+                metrics.commits.fetch_add(1, Ordering::Relaxed);
+                metrics.accepted.fetch_add(o.inserted, Ordering::Relaxed);
+                metrics
+                    .duplicates
+                    .fetch_add(o.duplicates, Ordering::Relaxed);
+                metrics.forks.fetch_add(o.forks, Ordering::Relaxed);
+                metrics.rejected.fetch_add(o.quarantined, Ordering::Relaxed);
+                for (job, res) in jobs.into_iter().zip(per_job) {
+                    let _ = job.reply.send(Ok(res));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+}
