@@ -8,6 +8,7 @@
 mod bad_input;
 mod interop;
 mod keygen;
+mod serve;
 mod store;
 mod surface;
 mod v1;

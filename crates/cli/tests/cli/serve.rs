@@ -1,0 +1,545 @@
+//! `zt-audit serve` as a process: protocol, hostile input, auth, drain, crash safety.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use prost::Message;
+
+use crate::{fixtures, verify_json, zt};
+
+/// A running `zt-audit serve`; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub db: PathBuf,
+}
+
+impl Server {
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let ring = fixtures().join("interop/zt-infra-full/keyring.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+            .args([
+                "serve",
+                "--db",
+                db.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--keyring",
+            ])
+            .arg(&ring)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1/logs")
+            .to_owned();
+        Server {
+            child,
+            addr,
+            db: db.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal(mut self, sig: &str) -> (Option<i32>, String) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (st.code(), err);
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection. A server may answer before the
+/// whole body is sent (413): write errors are ignored and the answer is read anyway.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = s
+        .write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body));
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
+    (status, body, head)
+}
+
+fn post_pb(addr: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (s, b, _) = http(
+        addr,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        body,
+    );
+    (s, b)
+}
+
+fn string_body(s: &str) -> Option<AnyValue> {
+    Some(AnyValue {
+        value: Some(any_value::Value::StringValue(s.into())),
+    })
+}
+
+pub fn envelope_record(json: &str) -> LogRecord {
+    LogRecord {
+        event_name: "zt.audit.decision".into(),
+        body: string_body(json),
+        ..Default::default()
+    }
+}
+
+pub fn request(records: Vec<LogRecord>) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn valid_lines() -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("interop/zt-infra-full/valid.jsonl"))
+        .unwrap()
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn verify_db(db: &Path) -> (i32, serde_json::Value) {
+    let ring = fixtures().join("interop/zt-infra-full/keyring.json");
+    verify_json(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn protobuf_and_json_land_once_however_often_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("s.db"), &[]);
+    let lines = valid_lines();
+    let pb = request(lines.iter().map(|l| envelope_record(l)).collect());
+    for _ in 0..3 {
+        let (status, body) = post_pb(&srv.addr, &pb);
+        assert_eq!(status, 200);
+        let resp = ExportLogsServiceResponse::decode(body.as_slice()).unwrap();
+        assert!(resp.partial_success.is_none(), "{resp:?}");
+    }
+    // the same envelopes again as OTLP/JSON, with the attribute instead of the field
+    let recs: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({"attributes": [{"key": "event.name", "value": {"stringValue": "zt.audit.decision"}}],
+                               "body": {"stringValue": l}})
+        })
+        .collect();
+    let json =
+        serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": recs}]}]}).to_string();
+    let (status, body, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        json.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body, b"{}");
+    let (_, metrics, _) = http(&srv.addr, "GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("zt_ingest_envelopes_accepted_total 12"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zt_ingest_envelopes_duplicate_total 36"),
+        "{metrics}"
+    );
+    let (code, stop_err) = srv.signal("-TERM");
+    assert_eq!(code, Some(0), "{stop_err}");
+    assert!(stop_err.contains("drained"), "{stop_err}");
+    let (code, report) = verify_db(&tmp.path().join("s.db"));
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 12);
+}
+
+#[test]
+fn rejected_envelopes_are_named_in_partial_success_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("r.db"), &[]);
+    let mut lines = valid_lines();
+    lines[3] = lines[3].replace("\"allow\"", "\"deny\"");
+    let pb = request(vec![
+        envelope_record(&lines[0]),
+        envelope_record(&lines[3]),
+        envelope_record("not json at all"),
+        LogRecord {
+            body: string_body("an ordinary log line, not ours"),
+            ..Default::default()
+        },
+    ]);
+    let (status, body) = post_pb(&srv.addr, &pb);
+    assert_eq!(status, 200);
+    let ps = ExportLogsServiceResponse::decode(body.as_slice())
+        .unwrap()
+        .partial_success
+        .unwrap();
+    assert_eq!(ps.rejected_log_records, 2);
+    assert!(
+        ps.error_message.contains("does not recompute") && ps.error_message.contains("not JSON"),
+        "{}",
+        ps.error_message
+    );
+    drop(srv);
+    let (code, report) = verify_db(&tmp.path().join("r.db"));
+    assert_eq!(code, 1);
+    let quarantined = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["file"] == "db:quarantine")
+        .count();
+    assert_eq!(quarantined, 2);
+}
+
+#[test]
+fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("h.db"), &[]);
+    let a = &srv.addr;
+    let pb = &[("Content-Type", "application/x-protobuf")];
+    // a gzip bomb: 64 MiB of zeros, ~64 KiB on the wire
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 64 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    let (s, _, _) = http(
+        a,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &bomb,
+    );
+    assert_eq!(s, 413, "gzip bomb");
+    // 100 MB body
+    let (s, _, _) = http(a, "POST", "/v1/logs", pb, &vec![b'x'; 100 << 20]);
+    assert_eq!(s, 413, "100 MB body");
+    // deeply nested JSON
+    let deep = format!(
+        "{{\"resourceLogs\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (s, _, _) = http(
+        a,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        deep.as_bytes(),
+    );
+    assert_eq!(s, 400, "deep JSON");
+    // invalid protobuf
+    let (s, _, _) = http(
+        a,
+        "POST",
+        "/v1/logs",
+        pb,
+        b"\x0a\xff\xff\xff\xff\x0f garbage",
+    );
+    assert_eq!(s, 400, "invalid protobuf");
+    // wrong content type, wrong encoding, wrong method
+    let (s, _, _) = http(
+        a,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "text/plain")],
+        b"hello",
+    );
+    assert_eq!(s, 415);
+    let (s, _, _) = http(
+        a,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "br"),
+        ],
+        b"x",
+    );
+    assert_eq!(s, 415);
+    let (s, _, _) = http(a, "GET", "/v1/logs", &[], b"");
+    assert_eq!(s, 405);
+    // invalid UTF-8 in a string body (protobuf strings must be UTF-8)
+    let mut bad = request(vec![envelope_record("PLACEHOLDER")]);
+    let pos = bad.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
+    bad[pos] = 0xff;
+    let (s, _, _) = http(a, "POST", "/v1/logs", pb, &bad);
+    assert_eq!(s, 400, "invalid UTF-8");
+    // a huge attribute value on a record that is not ours: accepted, ignored
+    let big = LogRecord {
+        attributes: vec![KeyValue {
+            key: "blob".into(),
+            value: string_body(&"y".repeat(8 << 20)),
+        }],
+        ..Default::default()
+    };
+    let (s, _) = post_pb(a, &request(vec![big]));
+    assert_eq!(s, 200, "huge attribute");
+    // tens of thousands of tiny records
+    let tiny: Vec<LogRecord> = (0..50_000)
+        .map(|i| LogRecord {
+            body: string_body(&i.to_string()),
+            ..Default::default()
+        })
+        .collect();
+    let (s, _) = post_pb(a, &request(tiny));
+    assert_eq!(s, 200, "50,000 tiny records");
+    // still serving, memory bounded
+    let (s, body, _) = http(a, "GET", "/healthz", &[], b"");
+    assert_eq!((s, body.as_slice()), (200, &b"ok\n"[..]));
+    let (s, _) = post_pb(a, &request(vec![envelope_record(&valid_lines()[0])]));
+    assert_eq!(s, 200);
+    let peak_mib = srv.rss_kib() / 1024;
+    assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");
+}
+
+#[test]
+fn tokens_are_required_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "# adapters\ns3cret-token\n").unwrap();
+    let srv = Server::start(
+        &tmp.path().join("t.db"),
+        &["--token-file", tokens.to_str().unwrap()],
+    );
+    let body = request(vec![envelope_record(&valid_lines()[0])]);
+    let (s, _, head) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        &body,
+    );
+    assert_eq!(s, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    let (s, _, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", "Bearer wrong"),
+        ],
+        &body,
+    );
+    assert_eq!(s, 401);
+    let (s, _, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", "Bearer s3cret-token"),
+        ],
+        &body,
+    );
+    assert_eq!(s, 200);
+}
+
+#[test]
+fn no_token_no_public_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = zt(&[
+        "serve",
+        "--db",
+        tmp.path().join("p.db").to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to listen"));
+}
+
+/// Every envelope that got a 200 survives `kill -9` mid-load; the store verifies after restart.
+#[test]
+fn kill_9_loses_nothing_that_was_acknowledged() {
+    use zt_core::crypto::SigningKey;
+    use zt_core::envelope::V1Draft;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("k.db");
+    let srv = Server::start(&db, &[]);
+    let key = SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(fixtures().join("keys/test-only-a.key.pem")).unwrap(),
+    )
+    .unwrap();
+    let mut prev = zt_core::Hash32::ZERO;
+    let chain: Vec<(String, zt_core::Hash32)> = (0..4000u64)
+        .map(|seq| {
+            let s = V1Draft {
+                chain_id: "crash".into(),
+                seq,
+                actor: "agent".into(),
+                action: "fs.read".into(),
+                resource: format!("/r/{seq}"),
+                decision: "allow".into(),
+                reason: "ok".into(),
+                timestamp: "2026-10-01T00:00:00Z".into(),
+                previous_hash: prev,
+                context: None,
+            }
+            .seal(Some((&key, "test-only-a")));
+            prev = s.current_hash;
+            (s.json, s.current_hash)
+        })
+        .collect();
+    let addr = srv.addr.clone();
+    let sender = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for batch in chain.chunks(20) {
+            let body = request(batch.iter().map(|(j, _)| envelope_record(j)).collect());
+            let (s, _) = post_pb(&addr, &body);
+            if s != 200 {
+                break;
+            }
+            acked.extend(batch.iter().map(|(_, h)| *h));
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, _) = srv.signal("-KILL");
+    assert_eq!(code, None, "killed by a signal");
+    let acked = sender.join().unwrap();
+    assert!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
+    assert!(
+        acked.len() < 4000,
+        "the load finished before the kill; raise it"
+    );
+    // restart on the same store, then check
+    let srv = Server::start(&db, &[]);
+    drop(srv);
+    let store = zt_store::Store::open(&db).unwrap();
+    let mut stored = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        let page = store.page_chain("crash", after, 1000).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((
+            last.branch.unwrap_or(-1),
+            last.position.unwrap_or(-1),
+            last.id,
+        ));
+        for r in &page {
+            stored.insert(zt_core::Envelope::from_json(&r.raw).unwrap().current_hash);
+        }
+    }
+    let lost = acked.iter().filter(|h| !stored.contains(h)).count();
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} acknowledged envelopes lost",
+        acked.len()
+    );
+    let ring = tmp.path().join("ring.json");
+    std::fs::copy(fixtures().join("v1/keyring.json"), &ring).unwrap();
+    let (code, report) = verify_json(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+}
