@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,6 @@ use crate::{fixtures, verify_json, zt};
 pub struct Server {
     child: Child,
     pub addr: String,
-    pub db: PathBuf,
 }
 
 impl Server {
@@ -50,11 +49,7 @@ impl Server {
             .trim_start_matches("http://")
             .trim_end_matches("/v1/logs")
             .to_owned();
-        Server {
-            child,
-            addr,
-            db: db.to_owned(),
-        }
+        Server { child, addr }
     }
 
     pub fn pid(&self) -> u32 {
