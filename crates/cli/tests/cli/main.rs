@@ -8,6 +8,8 @@
 mod bad_input;
 mod interop;
 mod keygen;
+mod otel_python;
+mod otel_rust;
 mod serve;
 mod store;
 mod surface;
