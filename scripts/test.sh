@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what CI runs (.ci/run) and what the README's test command runs.
-# Needs the Rust toolchain (with rustfmt and clippy) and, for the reference-verifier smoke
-# test, Node.js. Installs nothing globally.
+# Needs the Rust toolchain (with rustfmt and clippy), Node.js (the reference verifier of the
+# benchmark) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/).
+# Installs nothing globally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,13 +14,17 @@ cargo fmt --all --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Python OpenTelemetry SDK venv (PyPI, pinned) for the ingest tests"
+bash scripts/python-venv.sh >/dev/null
+
 step "tests (AWS-LC backend)"
 cargo test --workspace --locked
 
 step "tests (pure-Rust p256 backend)"
 cargo test -p zt-core -p zt-verifier --no-default-features --locked
 
-step "benchmark smoke run (small; figures come from a full run, see README)"
+step "benchmark smoke runs (small; figures come from full runs, see README)"
 cargo run --release --locked -q -p zt-audit -- bench verify --records 2000 --runs 1
+cargo run --release --locked -q -p zt-audit -- bench ingest --records 2000 --connections 4
 
 step "all passed"

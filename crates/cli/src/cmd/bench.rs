@@ -23,6 +23,8 @@ const NODE_VERIFIER: &str = include_str!("../../../../bench/node/verify.mjs");
 pub enum Bench {
     /// Verify throughput against the Node/OpenSSL reference verifier.
     Verify(VerifyArgs),
+    /// Ingest throughput of `zt-audit serve` under a replayed OTLP load.
+    Ingest(crate::cmd::bench_ingest::IngestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +49,7 @@ pub struct VerifyArgs {
 pub fn run(b: Bench) -> Result<ExitCode> {
     match b {
         Bench::Verify(a) => verify(a),
+        Bench::Ingest(a) => crate::cmd::bench_ingest::run(a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 pub mod bench;
+pub mod bench_ingest;
 pub mod import;
 pub mod keygen;
 pub mod serve;
