@@ -487,6 +487,12 @@ async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
     }
 }
 
+/// A group of requests whose envelopes have been checked, ready to commit.
+struct Checked {
+    jobs: Vec<Job>,
+    verdicts: Vec<Vec<Verdict>>,
+}
+
 fn writer_loop(
     mut rx: mpsc::Receiver<Job>,
     mut store: Store,
@@ -495,16 +501,12 @@ fn writer_loop(
     max_group: usize,
 ) {
     let pipeline = Pipeline::new(&keyring);
-    while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < max_group {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
+    let check = |jobs: Vec<Job>| -> Option<Checked> {
+        if jobs.is_empty() {
+            return None;
         }
-        // Checks (signatures dominate) in parallel across every queued request.
-        let verdicts: Vec<Vec<Verdict>> = jobs
+        // Signatures dominate: check every queued request's envelopes in parallel.
+        let verdicts = jobs
             .par_iter()
             .map(|j| {
                 j.envelopes
@@ -513,78 +515,110 @@ fn writer_loop(
                     .collect()
             })
             .collect();
-        let now = zt_store::now_ms();
-        let mut records = Vec::new();
-        let mut rejected = Vec::new();
-        let mut per_job = Vec::with_capacity(jobs.len());
-        for (job, vs) in jobs.iter().zip(&verdicts) {
-            let mut res = JobResult {
-                rejected: 0,
-                reasons: Vec::new(),
-            };
-            for (raw, v) in job.envelopes.iter().zip(vs) {
-                match v {
-                    Verdict::Accept {
-                        envelope,
-                        profile,
-                        status,
-                    } => records.push(NewRecord {
-                        raw,
-                        envelope,
-                        profile: *profile,
-                        status,
-                        source: &job.source,
-                        received_at_ms: now,
-                    }),
-                    Verdict::Reject { reason } => {
-                        res.rejected += 1;
-                        if res.reasons.len() < 3 {
-                            res.reasons.push(reason.clone());
-                        }
-                        rejected.push(Rejected {
-                            raw,
-                            reason,
-                            source: &job.source,
-                            received_at_ms: now,
-                        });
-                    }
-                }
+        Some(Checked { jobs, verdicts })
+    };
+    // Pipeline: commit group N on this thread while group N+1 is checked on the others.
+    let mut ready: Option<Checked> = None;
+    loop {
+        let mut jobs = Vec::new();
+        if ready.is_none() {
+            match rx.blocking_recv() {
+                Some(j) => jobs.push(j),
+                None => break,
             }
-            for (raw, reason) in &job.unusable {
-                res.rejected += 1;
-                if res.reasons.len() < 3 {
-                    res.reasons.push(reason.clone());
+        }
+        while jobs.len() < max_group {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let to_commit = ready.take();
+        let (next, ()) = rayon::join(
+            || check(jobs),
+            || {
+                if let Some(c) = to_commit {
+                    commit(&mut store, c, &metrics);
                 }
-                rejected.push(Rejected {
+            },
+        );
+        ready = next;
+    }
+}
+
+fn commit(store: &mut Store, checked: Checked, metrics: &Metrics) {
+    let Checked { jobs, verdicts } = checked;
+    let now = zt_store::now_ms();
+    let mut records = Vec::new();
+    let mut rejected = Vec::new();
+    let mut per_job = Vec::with_capacity(jobs.len());
+    for (job, vs) in jobs.iter().zip(&verdicts) {
+        let mut res = JobResult {
+            rejected: 0,
+            reasons: Vec::new(),
+        };
+        for (raw, v) in job.envelopes.iter().zip(vs) {
+            match v {
+                Verdict::Accept {
+                    envelope,
+                    profile,
+                    status,
+                } => records.push(NewRecord {
                     raw,
-                    reason,
+                    envelope,
+                    profile: *profile,
+                    status,
                     source: &job.source,
                     received_at_ms: now,
-                });
+                }),
+                Verdict::Reject { reason } => {
+                    res.rejected += 1;
+                    if res.reasons.len() < 3 {
+                        res.reasons.push(reason.clone());
+                    }
+                    rejected.push(Rejected {
+                        raw,
+                        reason,
+                        source: &job.source,
+                        received_at_ms: now,
+                    });
+                }
             }
-            per_job.push(res);
         }
-        let outcome = store.insert_batch(&records, &rejected);
-        drop(records);
-        drop(rejected);
-        match outcome {
-            Ok(o) => {
-                metrics.commits.fetch_add(1, Ordering::Relaxed);
-                metrics.accepted.fetch_add(o.inserted, Ordering::Relaxed);
-                metrics
-                    .duplicates
-                    .fetch_add(o.duplicates, Ordering::Relaxed);
-                metrics.forks.fetch_add(o.forks, Ordering::Relaxed);
-                metrics.rejected.fetch_add(o.quarantined, Ordering::Relaxed);
-                for (job, res) in jobs.into_iter().zip(per_job) {
-                    let _ = job.reply.send(Ok(res));
-                }
+        for (raw, reason) in &job.unusable {
+            res.rejected += 1;
+            if res.reasons.len() < 3 {
+                res.reasons.push(reason.clone());
             }
-            Err(e) => {
-                let msg = e.to_string();
-                for job in jobs {
-                    let _ = job.reply.send(Err(msg.clone()));
-                }
+            rejected.push(Rejected {
+                raw,
+                reason,
+                source: &job.source,
+                received_at_ms: now,
+            });
+        }
+        per_job.push(res);
+    }
+    let outcome = store.insert_batch(&records, &rejected);
+    drop(records);
+    drop(rejected);
+    match outcome {
+        Ok(o) => {
+            metrics.commits.fetch_add(1, Ordering::Relaxed);
+            metrics.accepted.fetch_add(o.inserted, Ordering::Relaxed);
+            metrics
+                .duplicates
+                .fetch_add(o.duplicates, Ordering::Relaxed);
+            metrics.forks.fetch_add(o.forks, Ordering::Relaxed);
+            metrics.rejected.fetch_add(o.quarantined, Ordering::Relaxed);
+            for (job, res) in jobs.into_iter().zip(per_job) {
+                let _ = job.reply.send(Ok(res));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(msg.clone()));
             }
         }
     }

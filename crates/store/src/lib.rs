@@ -76,8 +76,9 @@ CREATE INDEX records_ts       ON records(ts_ms DESC, id DESC);
 CREATE INDEX records_actor    ON records(actor, ts_ms DESC);
 CREATE INDEX records_action   ON records(action, ts_ms DESC);
 CREATE INDEX records_decision ON records(decision, ts_ms DESC);
-CREATE INDEX records_prev     ON records(previous_hash);
+CREATE INDEX records_prev     ON records(previous_hash, chain);
 CREATE INDEX records_chain    ON records(chain, branch, position, id);
+CREATE INDEX records_position ON records(chain, position);
 CREATE TABLE quarantine (
     id              INTEGER PRIMARY KEY,
     raw_sha256      BLOB NOT NULL UNIQUE,   -- retries of the same bytes are one row
@@ -473,13 +474,28 @@ fn insert_one(
 
     // Forks: another record claiming the same predecessor (a shared zero hash only within one
     // v1 chain: every chain starts there), or the same v1 position.
+    // Two indexed lookups, not one OR: an OR across columns makes SQLite scan the chain.
     let siblings: Vec<i64> = match (&env.v1, &chain) {
-        (Some(_), Some(c)) => tx
-            .prepare_cached(
-                "SELECT id FROM records WHERE chain = ?1 AND (previous_hash = ?2 OR position = ?3) AND id != ?4",
-            )?
-            .query_map(params![c, prev, position, id], |row| row.get(0))?
-            .collect::<Result<_, _>>()?,
+        (Some(_), Some(c)) => {
+            let mut ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM records WHERE previous_hash = ?1 AND chain = ?2 AND id != ?3",
+                )?
+                .query_map(params![prev, c, id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            let same_pos: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM records WHERE chain = ?1 AND position = ?2 AND id != ?3",
+                )?
+                .query_map(params![c, position, id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            for x in same_pos {
+                if !ids.contains(&x) {
+                    ids.push(x);
+                }
+            }
+            ids
+        }
         _ if env.previous_hash != Hash32::ZERO => tx
             .prepare_cached("SELECT id FROM records WHERE previous_hash = ?1 AND id != ?2")?
             .query_map(params![prev, id], |row| row.get(0))?
