@@ -37,6 +37,9 @@ pub struct Args {
     /// Largest request body in bytes, compressed or decompressed.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     body_limit: usize,
+    /// Requests waiting for the store writer before the answer is 503 + Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    queue: usize,
     /// `PRAGMA synchronous=NORMAL` instead of FULL: faster, loses the last commits on power
     /// loss (not on a process crash).
     #[arg(long)]
@@ -86,6 +89,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let config = Config {
         body_limit: args.body_limit,
         tokens,
+        queue: args.queue.max(1),
         ..Config::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

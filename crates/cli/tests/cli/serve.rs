@@ -385,6 +385,61 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");
 }
 
+/// A full queue answers 503 with Retry-After (exporters back off), and nothing answered 200 is
+/// missing afterwards.
+#[test]
+fn a_full_queue_is_503_with_retry_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("q.db"), &["--queue", "1"]);
+    // Heavy requests (signature checks) from many clients at once: one slot cannot hold them.
+    let lines = valid_lines();
+    let heavy: Vec<LogRecord> = (0..40)
+        .flat_map(|_| lines.iter().map(|l| envelope_record(l)))
+        .collect();
+    let body = request(heavy);
+    let results: Vec<(u16, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..24)
+            .map(|_| {
+                s.spawn(|| {
+                    let (st, _, head) = http(
+                        &srv.addr,
+                        "POST",
+                        "/v1/logs",
+                        &[("Content-Type", "application/x-protobuf")],
+                        &body,
+                    );
+                    (st, head)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let busy: Vec<&(u16, String)> = results.iter().filter(|r| r.0 == 503).collect();
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    assert!(
+        !busy.is_empty(),
+        "no 503 under load: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(ok > 0, "nothing accepted");
+    assert_eq!(ok + busy.len(), results.len(), "only 200 or 503");
+    assert!(
+        busy.iter()
+            .all(|r| r.1.to_ascii_lowercase().contains("retry-after: 1")),
+        "{}",
+        busy[0].1
+    );
+    let (_, metrics, _) = http(&srv.addr, "GET", "/metrics", &[], b"");
+    assert!(String::from_utf8(metrics).unwrap().contains(&format!(
+        "zt_ingest_requests_total{{outcome=\"busy\"}} {}",
+        busy.len()
+    )));
+    drop(srv);
+    let (code, report) = verify_db(&tmp.path().join("q.db"));
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 12);
+}
+
 #[test]
 fn tokens_are_required_when_configured() {
     let tmp = tempfile::tempdir().unwrap();
