@@ -259,7 +259,7 @@ impl Envelope {
             }
         };
 
-        let (v1, hashed) = if let Some(version) = members.get("version") {
+        let v1 = if let Some(version) = members.get("version") {
             match version {
                 Value::Number(n) if *n == 1.0 => {}
                 other => {
@@ -318,14 +318,18 @@ impl Envelope {
                 signer_key_id: signer_str("signer.key_id")?,
                 signer_algorithm: signer_str("signer.algorithm")?,
             };
-            let mut hashed = members.clone();
+            Some(v1)
+        } else {
+            None
+        };
+        // The v1 hash covers every member but these three; the rest of the map is kept as is.
+        let hashed = v1.as_ref().map(|_| {
+            let mut hashed = members;
             for k in ["current_hash", "kms_signature", "daal"] {
                 hashed.remove(k);
             }
-            (Some(v1), Some(hashed))
-        } else {
-            (None, None)
-        };
+            hashed
+        });
 
         Ok(Self {
             actor,
@@ -364,7 +368,7 @@ impl Envelope {
                     .hashed
                     .as_ref()
                     .ok_or("not a v1 record (no `version` member)")?;
-                json::write_canonical(&Value::Object(hashed.clone()), out);
+                json::write_canonical_object(hashed, out);
             }
             Profile::ZtInfraFull => {
                 let resource = self
@@ -601,7 +605,9 @@ impl V1Draft {
         if let Some(ctx) = &self.context {
             m.push("context".into(), Value::Object(ctx.clone()));
         }
-        let current_hash = Hash32::digest(&json::canonicalize(&Value::Object(m.clone())));
+        let mut hashed = Vec::with_capacity(512);
+        json::write_canonical_object(&m, &mut hashed);
+        let current_hash = Hash32::digest(&hashed);
         let signature = match signer {
             Some((key, _)) => crypto::encode_signature(&key.sign_digest(&current_hash)),
             None => String::new(),

@@ -260,21 +260,24 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            let mut members: Vec<(&str, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| cmp_utf16(a.0, b.0));
-            out.push(b'{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(k, out);
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_canonical_object(map, out),
     }
+}
+
+/// Appends the RFC 8785 canonical form of an object (members sorted by UTF-16 code units).
+pub fn write_canonical_object(map: &Map, out: &mut Vec<u8>) {
+    let mut members: Vec<(&str, &Value)> = map.iter().collect();
+    members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    out.push(b'{');
+    for (i, (k, v)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k, out);
+        out.push(b':');
+        write_canonical(v, out);
+    }
+    out.push(b'}');
 }
 
 /// Writes an object whose members come in the given order (JavaScript `JSON.stringify` of an
