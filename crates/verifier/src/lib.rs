@@ -62,7 +62,7 @@ impl Default for Options {
             profile: None,
             expect_head: None,
             allow_unsigned: false,
-            max_record_bytes: 16 << 20,
+            max_record_bytes: source::MAX_RECORD_BYTES,
         }
     }
 }
@@ -218,7 +218,6 @@ struct FileState {
     name: String,
     /// The lineage chain this file is feeding.
     lineage_chain: Option<usize>,
-    segments: u32,
     last_malformed: Option<u64>,
     records: u64,
 }
@@ -285,7 +284,6 @@ impl<'k> Verifier<'k> {
             ord: self.files,
             name: name.to_owned(),
             lineage_chain: None,
-            segments: 0,
             last_malformed: None,
             records: 0,
         };
@@ -361,7 +359,6 @@ impl<'k> Verifier<'k> {
             ord: self.files,
             name: source.to_owned(),
             lineage_chain: None,
-            segments: 0,
             last_malformed: None,
             records: 0,
         };
@@ -483,7 +480,6 @@ impl<'k> Verifier<'k> {
                     ci
                 }
                 Some(_) => {
-                    file.segments += 1;
                     let ci = self.new_chain(&file.name);
                     file.lineage_chain = Some(ci);
                     ci
@@ -501,7 +497,6 @@ impl<'k> Verifier<'k> {
                         Some(ci) => ci,
                         None => self.new_chain(&file.name),
                     };
-                    file.segments += 1;
                     file.lineage_chain = Some(ci);
                     ci
                 }
@@ -564,18 +559,8 @@ impl<'k> Verifier<'k> {
                     }
                 }
             }
-            Some(last) if last == facts.previous_hash => {
-                if let (Some(prev), Some(seq)) = (chain.last_seq, facts.seq) {
-                    if seq != prev.saturating_add(1) {
-                        out.push((
-                            FindingKind::SeqGap,
-                            (prev.saturating_add(1)).to_string(),
-                            seq.to_string(),
-                            format!("seq jumps from {prev} to {seq}"),
-                        ));
-                    }
-                }
-            }
+            // Linked: nothing to report here; the sequence is checked below.
+            Some(last) if last == facts.previous_hash => {}
             Some(last) => {
                 let known = chain.seen.get(&facts.previous_hash).copied();
                 match known {
@@ -622,17 +607,18 @@ impl<'k> Verifier<'k> {
                         ));
                     }
                 }
-                if !forked {
-                    if let (Some(prev), Some(seq)) = (chain.last_seq, facts.seq) {
-                        if seq != prev.saturating_add(1) {
-                            out.push((
-                                FindingKind::SeqGap,
-                                (prev.saturating_add(1)).to_string(),
-                                seq.to_string(),
-                                format!("seq jumps from {prev} to {seq}"),
-                            ));
-                        }
-                    }
+            }
+        }
+        // v1 sequence after the first record; a fork's own seq is explained by the fork.
+        if chain.last.is_some() && !forked {
+            if let (Some(prev), Some(seq)) = (chain.last_seq, facts.seq) {
+                if seq != prev.saturating_add(1) {
+                    out.push((
+                        FindingKind::SeqGap,
+                        (prev.saturating_add(1)).to_string(),
+                        seq.to_string(),
+                        format!("seq jumps from {prev} to {seq}"),
+                    ));
                 }
             }
         }

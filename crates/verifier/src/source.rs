@@ -90,6 +90,9 @@ struct Pending {
     oversized: bool,
 }
 
+/// Records longer than this are reported by length and skipped (16 MiB).
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
 /// Records per batch: large enough to amortise the parallel hand-off, small enough to keep
 /// memory flat.
 pub const BATCH_RECORDS: usize = 2048;
@@ -192,22 +195,6 @@ impl<R: BufRead> RecordReader<R> {
         Ok(())
     }
 
-    fn push_record(&mut self, batch: &mut Batch, start: usize, line: u64, oversized: Option<u64>) {
-        let end = if oversized.is_some() {
-            start
-        } else {
-            batch.buf.len()
-        };
-        batch.records.push(RecordMeta {
-            index: self.next_index,
-            line,
-            start,
-            end,
-            oversized,
-        });
-        self.next_index += 1;
-    }
-
     fn read_line(&mut self, batch: &mut Batch) -> io::Result<()> {
         let start = batch.buf.len();
         let line = self.line;
@@ -241,7 +228,7 @@ impl<R: BufRead> RecordReader<R> {
             }
         }
         if oversized {
-            self.push_record(batch, start, line, Some(len));
+            emit(&mut self.next_index, batch, start, line, Some(len));
             return Ok(());
         }
         // Only this line's own `\r`: an empty line must not eat the previous record's byte
@@ -253,7 +240,7 @@ impl<R: BufRead> RecordReader<R> {
             batch.buf.truncate(start);
             return Ok(());
         }
-        self.push_record(batch, start, line, None);
+        emit(&mut self.next_index, batch, start, line, None);
         Ok(())
     }
 
@@ -274,7 +261,13 @@ impl<R: BufRead> RecordReader<R> {
             self.eof = true;
             if let Some(p) = self.pending.take() {
                 let (index, line) = (self.next_index, p.line);
-                self.push_record(batch, p.start, p.line, p.oversized.then_some(p.len));
+                emit(
+                    &mut self.next_index,
+                    batch,
+                    p.start,
+                    p.line,
+                    p.oversized.then_some(p.len),
+                );
                 if self.layout == Layout::Array || self.scan.depth > 0 || self.scan.in_str {
                     batch.layout_errors.push((
                         index,
@@ -385,23 +378,35 @@ impl<R: BufRead> RecordReader<R> {
     }
 }
 
-/// Ends the pending record (a free function: the scan loop holds a borrow of the reader).
+/// Ends the pending record, if any.
 fn finish_pending(pending: &mut Option<Pending>, next_index: &mut u64, batch: &mut Batch) {
     if let Some(p) = pending.take() {
-        let end = if p.oversized {
-            p.start
-        } else {
-            batch.buf.len()
-        };
-        batch.records.push(RecordMeta {
-            index: *next_index,
-            line: p.line,
-            start: p.start,
-            end,
-            oversized: p.oversized.then_some(p.len),
-        });
-        *next_index += 1;
+        emit(
+            next_index,
+            batch,
+            p.start,
+            p.line,
+            p.oversized.then_some(p.len),
+        );
     }
+}
+
+/// Records the bytes from `start` to the end of the buffer as the next record (none when it
+/// was oversized). A free function: the scan loop holds a borrow of the reader.
+fn emit(next_index: &mut u64, batch: &mut Batch, start: usize, line: u64, oversized: Option<u64>) {
+    let end = if oversized.is_some() {
+        start
+    } else {
+        batch.buf.len()
+    };
+    batch.records.push(RecordMeta {
+        index: *next_index,
+        line,
+        start,
+        end,
+        oversized,
+    });
+    *next_index += 1;
 }
 
 impl Scan {

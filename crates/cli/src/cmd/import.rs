@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use zt_ingest::Pipeline;
 use zt_store::{BatchOutcome, Rejected, Store};
-use zt_verifier::source::{Batch, RecordReader};
+use zt_verifier::source::{Batch, RecordReader, MAX_RECORD_BYTES as MAX_RECORD};
 
 use crate::cmd::verify::load_keyring;
 
@@ -32,8 +32,6 @@ pub struct Args {
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
 }
-
-const MAX_RECORD: usize = 16 << 20;
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let ring = load_keyring(args.keyring.as_ref(), &args.keys)?;
