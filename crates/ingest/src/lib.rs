@@ -88,16 +88,58 @@ impl<'k> Pipeline<'k> {
         source: &str,
     ) -> Result<BatchOutcome, StoreError> {
         let verdicts: Vec<Verdict> = batch.par_iter().map(|raw| self.check(raw)).collect();
-        let now = zt_store::now_ms();
-        let mut accepted = Vec::with_capacity(batch.len());
-        let mut rejected = Vec::new();
-        for (raw, v) in batch.iter().zip(&verdicts) {
+        let mut rows = Rows::default();
+        rows.add(batch, &verdicts, &[], source, zt_store::now_ms());
+        store.insert_batch(&rows.accepted, &rows.rejected)
+    }
+}
+
+/// Store rows made from checked envelopes: accepted records and rejections for quarantine.
+/// Shared by [`Pipeline::ingest`] and the receiver's group commit.
+#[derive(Debug, Default)]
+pub(crate) struct Rows<'a> {
+    pub(crate) accepted: Vec<NewRecord<'a>>,
+    pub(crate) rejected: Vec<Rejected<'a>>,
+}
+
+/// What one request's envelopes came to: how many were rejected, and the first reasons.
+#[derive(Debug, Default)]
+pub(crate) struct Rejections {
+    pub(crate) count: u64,
+    pub(crate) first_reasons: Vec<String>,
+}
+
+impl<'a> Rows<'a> {
+    /// Adds envelopes with their verdicts, and envelope-marked records that were unusable
+    /// before any check.
+    pub(crate) fn add(
+        &mut self,
+        raws: &'a [Vec<u8>],
+        verdicts: &'a [Verdict],
+        unusable: &'a [(Vec<u8>, String)],
+        source: &'a str,
+        now: i64,
+    ) -> Rejections {
+        let mut out = Rejections::default();
+        let mut reject = |raw: &'a [u8], reason: &'a str| {
+            out.count += 1;
+            if out.first_reasons.len() < 3 {
+                out.first_reasons.push(reason.to_owned());
+            }
+            self.rejected.push(Rejected {
+                raw,
+                reason,
+                source,
+                received_at_ms: now,
+            });
+        };
+        for (raw, v) in raws.iter().zip(verdicts) {
             match v {
                 Verdict::Accept {
                     envelope,
                     profile,
                     status,
-                } => accepted.push(NewRecord {
+                } => self.accepted.push(NewRecord {
                     raw,
                     envelope,
                     profile: *profile,
@@ -105,15 +147,13 @@ impl<'k> Pipeline<'k> {
                     source,
                     received_at_ms: now,
                 }),
-                Verdict::Reject { reason } => rejected.push(Rejected {
-                    raw,
-                    reason,
-                    source,
-                    received_at_ms: now,
-                }),
+                Verdict::Reject { reason } => reject(raw, reason),
             }
         }
-        store.insert_batch(&accepted, &rejected)
+        for (raw, reason) in unusable {
+            reject(raw, reason);
+        }
+        out
     }
 }
 

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use zt_core::json::{self, Map, Value};
 
@@ -290,6 +291,32 @@ pub fn response(json_encoding: bool, rejected: u64, message: &str) -> Vec<u8> {
     }
 }
 
+/// A LogRecord carrying one envelope the way adapters send it: event name
+/// `zt.audit.decision`, the envelope's JSON text as a string body.
+pub fn envelope_record(json: &str) -> LogRecord {
+    LogRecord {
+        event_name: EVENT_NAME.into(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(json.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A protobuf `ExportLogsServiceRequest` holding `records` (for load generators and tests).
+pub fn request(records: Vec<LogRecord>) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
 /// `google.rpc.Status`, the OTLP/HTTP error body.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Status {
@@ -320,25 +347,11 @@ pub fn status(json_encoding: bool, code: i32, message: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{KeyValue, KeyValueList};
-    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 
     fn s(x: &str) -> Option<AnyValue> {
         Some(AnyValue {
             value: Some(any_value::Value::StringValue(x.into())),
         })
-    }
-
-    fn request(records: Vec<LogRecord>) -> Vec<u8> {
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
-        .encode_to_vec()
     }
 
     #[test]

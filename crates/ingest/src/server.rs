@@ -28,10 +28,10 @@ use axum::Router;
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use zt_core::keyring::Keyring;
-use zt_store::{NewRecord, Rejected, Store};
+use zt_store::Store;
 
 use crate::otlp;
-use crate::{Pipeline, Verdict};
+use crate::{Pipeline, Rejections, Rows, Verdict};
 
 /// Receiver settings.
 #[derive(Debug, Clone)]
@@ -188,13 +188,7 @@ struct Job {
     envelopes: Vec<Vec<u8>>,
     unusable: Vec<(Vec<u8>, String)>,
     source: String,
-    reply: oneshot::Sender<Result<JobResult, String>>,
-}
-
-#[derive(Debug)]
-struct JobResult {
-    rejected: u64,
-    reasons: Vec<String>,
+    reply: oneshot::Sender<Result<Rejections, String>>,
 }
 
 struct AppState {
@@ -368,8 +362,8 @@ async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
         .trim()
         .to_ascii_lowercase();
     let limit = st.config.body_limit;
-    let raw: Vec<u8> = match encoding.as_str() {
-        "identity" | "" => body.to_vec(),
+    let raw: Bytes = match encoding.as_str() {
+        "identity" | "" => body,
         "gzip" => {
             let mut out = Vec::new();
             let mut dec = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
@@ -391,7 +385,7 @@ async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
                     ),
                 );
             }
-            out
+            Bytes::from(out)
         }
         other => {
             return reply(
@@ -449,20 +443,16 @@ async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
     }
     match rx.await {
         Ok(Ok(res)) => {
-            let msg = if res.rejected == 0 {
+            let msg = if res.count == 0 {
                 String::new()
             } else {
-                let mut m = res.reasons.join("; ");
-                if res.rejected > res.reasons.len() as u64 {
+                let mut m = res.first_reasons.join("; ");
+                if res.count > res.first_reasons.len() as u64 {
                     m.push_str("; ...");
                 }
                 m
             };
-            reply(
-                StatusCode::OK,
-                json,
-                otlp::response(json, res.rejected, &msg),
-            )
+            reply(StatusCode::OK, json, otlp::response(json, res.count, &msg))
         }
         Ok(Err(e)) => {
             let mut r = reply(
@@ -549,59 +539,14 @@ fn writer_loop(
 fn commit(store: &mut Store, checked: Checked, metrics: &Metrics) {
     let Checked { jobs, verdicts } = checked;
     let now = zt_store::now_ms();
-    let mut records = Vec::new();
-    let mut rejected = Vec::new();
-    let mut per_job = Vec::with_capacity(jobs.len());
-    for (job, vs) in jobs.iter().zip(&verdicts) {
-        let mut res = JobResult {
-            rejected: 0,
-            reasons: Vec::new(),
-        };
-        for (raw, v) in job.envelopes.iter().zip(vs) {
-            match v {
-                Verdict::Accept {
-                    envelope,
-                    profile,
-                    status,
-                } => records.push(NewRecord {
-                    raw,
-                    envelope,
-                    profile: *profile,
-                    status,
-                    source: &job.source,
-                    received_at_ms: now,
-                }),
-                Verdict::Reject { reason } => {
-                    res.rejected += 1;
-                    if res.reasons.len() < 3 {
-                        res.reasons.push(reason.clone());
-                    }
-                    rejected.push(Rejected {
-                        raw,
-                        reason,
-                        source: &job.source,
-                        received_at_ms: now,
-                    });
-                }
-            }
-        }
-        for (raw, reason) in &job.unusable {
-            res.rejected += 1;
-            if res.reasons.len() < 3 {
-                res.reasons.push(reason.clone());
-            }
-            rejected.push(Rejected {
-                raw,
-                reason,
-                source: &job.source,
-                received_at_ms: now,
-            });
-        }
-        per_job.push(res);
-    }
-    let outcome = store.insert_batch(&records, &rejected);
-    drop(records);
-    drop(rejected);
+    let mut rows = Rows::default();
+    let per_job: Vec<Rejections> = jobs
+        .iter()
+        .zip(&verdicts)
+        .map(|(job, vs)| rows.add(&job.envelopes, vs, &job.unusable, &job.source, now))
+        .collect();
+    let outcome = store.insert_batch(&rows.accepted, &rows.rejected);
+    drop(rows);
     match outcome {
         Ok(o) => {
             metrics.commits.fetch_add(1, Ordering::Relaxed);

@@ -377,37 +377,26 @@ impl Store {
 
     /// Records stored (quarantine not included).
     pub fn count_records(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
-        Ok(n.try_into().unwrap_or(0))
+        self.count("SELECT COUNT(*) FROM records")
     }
 
     /// Envelopes in quarantine.
     pub fn count_quarantined(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))?;
-        Ok(n.try_into().unwrap_or(0))
+        self.count("SELECT COUNT(*) FROM quarantine")
     }
 
     /// Records flagged as forks.
     pub fn count_forks(&self) -> Result<u64, StoreError> {
-        let n: i64 =
-            self.conn
-                .query_row("SELECT COUNT(*) FROM records WHERE fork = 1", [], |r| {
-                    r.get(0)
-                })?;
-        Ok(n.try_into().unwrap_or(0))
+        self.count("SELECT COUNT(*) FROM records WHERE fork = 1")
     }
 
     /// Records waiting for a predecessor.
     pub fn count_waiting(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM records WHERE chain IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        self.count("SELECT COUNT(*) FROM records WHERE chain IS NULL")
+    }
+
+    fn count(&self, sql: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
         Ok(n.try_into().unwrap_or(0))
     }
 }
@@ -509,7 +498,8 @@ fn insert_one(
             .collect::<Result<_, _>>()?,
         _ => Vec::new(),
     };
-    if !siblings.is_empty() {
+    let forked = !siblings.is_empty();
+    if forked {
         // The later claimant starts a branch of its own, so each branch reads as a line.
         tx.prepare_cached("UPDATE records SET fork = 1, branch = ?1 WHERE id = ?1")?
             .execute([id])?;
@@ -522,9 +512,8 @@ fn insert_one(
     // A lineage record with a chain may complete waiting successors, transitively.
     if env.v1.is_none() {
         if let (Some(c), Some(p)) = (chain, position) {
-            let own_branch: i64 = tx
-                .prepare_cached("SELECT branch FROM records WHERE id = ?1")?
-                .query_row([id], |row| row.get(0))?;
+            // As inserted, unless it forked and started a branch of its own.
+            let own_branch = if forked { id } else { branch.unwrap_or(0) };
             let mut queue = vec![(env.current_hash.as_bytes().to_vec(), p, own_branch)];
             let mut find = tx.prepare_cached(
                 "SELECT id, current_hash FROM records WHERE previous_hash = ?1 AND chain IS NULL ORDER BY id",

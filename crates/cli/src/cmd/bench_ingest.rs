@@ -13,15 +13,12 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use prost::Message;
 use rayon::prelude::*;
 use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::Hash32;
+use zt_ingest::otlp;
 
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
@@ -73,26 +70,7 @@ fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> Vec<Vec<Str
 }
 
 fn encode(batch: &[String]) -> Vec<u8> {
-    let records = batch
-        .iter()
-        .map(|j| LogRecord {
-            event_name: "zt.audit.decision".into(),
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(j.clone())),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    otlp::request(batch.iter().map(|j| otlp::envelope_record(j)).collect())
 }
 
 /// One keep-alive connection: POST each body in turn, wait for each answer.

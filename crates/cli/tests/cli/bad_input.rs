@@ -3,15 +3,7 @@
 
 use std::path::Path;
 
-use crate::{fixtures, verify_json, zt};
-
-fn valid_lines() -> Vec<String> {
-    std::fs::read_to_string(fixtures().join("interop/zt-infra-full/valid.jsonl"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use crate::{fixtures, valid_lines, verify_json, zt};
 
 fn keyring() -> String {
     fixtures()

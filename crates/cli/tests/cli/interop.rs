@@ -14,7 +14,7 @@ fn every_expect_case_holds() {
     for (file, case) in cases {
         let path = dir.join(file);
         let (code, report) = verify_json(&[
-            keyring_flag(),
+            "--keyring",
             keyring.to_str().unwrap(),
             path.to_str().unwrap(),
         ]);
@@ -51,7 +51,7 @@ fn every_expect_case_holds() {
         }
         if let Some(head) = case["expect_head"].as_str() {
             let (code, report) = verify_json(&[
-                keyring_flag(),
+                "--keyring",
                 keyring.to_str().unwrap(),
                 "--expect-head",
                 head,
@@ -61,7 +61,7 @@ fn every_expect_case_holds() {
             assert_eq!(first_finding(&report).unwrap().1, "truncated");
             // and the full chain reaches that head
             let (code, _) = verify_json(&[
-                keyring_flag(),
+                "--keyring",
                 keyring.to_str().unwrap(),
                 "--expect-head",
                 head,
@@ -70,10 +70,6 @@ fn every_expect_case_holds() {
             assert_eq!(code, 0, "valid.jsonl reaches {head}");
         }
     }
-}
-
-fn keyring_flag() -> &'static str {
-    "--keyring"
 }
 
 #[test]

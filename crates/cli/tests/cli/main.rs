@@ -26,6 +26,39 @@ pub fn fixtures() -> PathBuf {
     repo().join("fixtures")
 }
 
+/// The shared interop vectors.
+pub fn interop_dir() -> PathBuf {
+    fixtures().join("interop/zt-infra-full")
+}
+
+/// The records of `valid.jsonl`, split on `\n` only.
+pub fn valid_lines() -> Vec<String> {
+    std::fs::read_to_string(interop_dir().join("valid.jsonl"))
+        .unwrap()
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `zt-audit verify --db DB --keyring <interop keyring> --format json`.
+pub fn verify_db(db: &Path) -> (i32, serde_json::Value) {
+    let ring = interop_dir().join("keyring.json");
+    verify_json(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ])
+}
+
+/// Asserts the store at `db` verifies and holds `records` records.
+pub fn assert_store_verifies(db: &Path, records: u64) {
+    let (code, report) = verify_db(db);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], records);
+}
+
 /// Runs `zt-audit` with `args`; asserts it did not panic.
 pub fn zt(args: &[&str]) -> Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))

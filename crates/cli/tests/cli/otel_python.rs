@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use crate::serve::Server;
+use crate::assert_store_verifies;
+use crate::serve::{assert_counts, Server};
 use crate::{fixtures, repo};
 
 fn python() -> String {
@@ -70,26 +71,9 @@ fn python_sdk_string_and_kvlist_bodies_land_once() {
     let s = send(&py, &endpoint, &["--body", "kvlist", "--gzip"]);
     assert_eq!(s["ok"], true, "{s}");
     assert_eq!(s["rejected"], 0, "{s}");
-    let (_, metrics, _) = crate::serve::http(&srv.addr, "GET", "/metrics", &[], b"");
-    let metrics = String::from_utf8(metrics).unwrap();
-    assert!(
-        metrics.contains("zt_ingest_envelopes_accepted_total 12"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("zt_ingest_envelopes_duplicate_total 36"),
-        "{metrics}"
-    );
+    assert_counts(&srv.addr, 12, 36);
     drop(srv);
-    let ring = fixtures().join("interop/zt-infra-full/keyring.json");
-    let (code, report) = crate::verify_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], 12);
+    assert_store_verifies(&db, 12);
 }
 
 #[test]

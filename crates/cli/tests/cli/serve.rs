@@ -6,14 +6,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
+use zt_ingest::otlp::{envelope_record, request};
 
-use crate::{fixtures, verify_json, zt};
+use crate::{assert_store_verifies, fixtures, valid_lines, verify_db, verify_json, zt};
 
 /// A running `zt-audit serve`; killed on drop.
 pub struct Server {
@@ -154,44 +153,23 @@ fn string_body(s: &str) -> Option<AnyValue> {
     })
 }
 
-pub fn envelope_record(json: &str) -> LogRecord {
-    LogRecord {
-        event_name: "zt.audit.decision".into(),
-        body: string_body(json),
-        ..Default::default()
+/// `/metrics`, as text.
+pub fn metrics(addr: &str) -> String {
+    let (status, body, _) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    String::from_utf8(body).unwrap()
+}
+
+/// Asserts the server stored `accepted` envelopes, saw `duplicates` again, rejected none.
+pub fn assert_counts(addr: &str, accepted: u64, duplicates: u64) {
+    let m = metrics(addr);
+    for line in [
+        format!("zt_ingest_envelopes_accepted_total {accepted}"),
+        format!("zt_ingest_envelopes_duplicate_total {duplicates}"),
+        "zt_ingest_envelopes_rejected_total 0".to_owned(),
+    ] {
+        assert!(m.contains(&line), "no `{line}` in\n{m}");
     }
-}
-
-pub fn request(records: Vec<LogRecord>) -> Vec<u8> {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-fn valid_lines() -> Vec<String> {
-    std::fs::read_to_string(fixtures().join("interop/zt-infra-full/valid.jsonl"))
-        .unwrap()
-        .split('\n')
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn verify_db(db: &Path) -> (i32, serde_json::Value) {
-    let ring = fixtures().join("interop/zt-infra-full/keyring.json");
-    verify_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ])
 }
 
 #[test]
@@ -225,22 +203,11 @@ fn protobuf_and_json_land_once_however_often_sent() {
     );
     assert_eq!(status, 200);
     assert_eq!(body, b"{}");
-    let (_, metrics, _) = http(&srv.addr, "GET", "/metrics", &[], b"");
-    let metrics = String::from_utf8(metrics).unwrap();
-    assert!(
-        metrics.contains("zt_ingest_envelopes_accepted_total 12"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("zt_ingest_envelopes_duplicate_total 36"),
-        "{metrics}"
-    );
+    assert_counts(&srv.addr, 12, 36);
     let (code, stop_err) = srv.signal("-TERM");
     assert_eq!(code, Some(0), "{stop_err}");
     assert!(stop_err.contains("drained"), "{stop_err}");
-    let (code, report) = verify_db(&tmp.path().join("s.db"));
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], 12);
+    assert_store_verifies(&tmp.path().join("s.db"), 12);
 }
 
 #[test]
@@ -429,15 +396,12 @@ fn a_full_queue_is_503_with_retry_after() {
         "{}",
         busy[0].1
     );
-    let (_, metrics, _) = http(&srv.addr, "GET", "/metrics", &[], b"");
-    assert!(String::from_utf8(metrics).unwrap().contains(&format!(
+    assert!(metrics(&srv.addr).contains(&format!(
         "zt_ingest_requests_total{{outcome=\"busy\"}} {}",
         busy.len()
     )));
     drop(srv);
-    let (code, report) = verify_db(&tmp.path().join("q.db"));
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], 12);
+    assert_store_verifies(&tmp.path().join("q.db"), 12);
 }
 
 #[test]

@@ -1,13 +1,9 @@
 //! `zt-audit import` and `zt-audit verify --db`: the store path, through the binary.
 
-use crate::{first_finding, fixtures, verify_json, zt};
-
-fn vec_dir() -> std::path::PathBuf {
-    fixtures().join("interop/zt-infra-full")
-}
+use crate::{first_finding, interop_dir, verify_db, zt};
 
 fn import(db: &std::path::Path, files: &[&std::path::Path]) -> std::process::Output {
-    let ring = vec_dir().join("keyring.json");
+    let ring = interop_dir().join("keyring.json");
     let mut args = vec![
         "import",
         "--db",
@@ -19,21 +15,11 @@ fn import(db: &std::path::Path, files: &[&std::path::Path]) -> std::process::Out
     zt(&args)
 }
 
-fn verify_db(db: &std::path::Path) -> (i32, serde_json::Value) {
-    let ring = vec_dir().join("keyring.json");
-    verify_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ])
-}
-
 #[test]
 fn imported_chain_verifies_and_reimport_is_a_no_op() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("a.db");
-    let valid = vec_dir().join("valid.jsonl");
+    let valid = interop_dir().join("valid.jsonl");
     let out = import(&db, &[&valid]);
     assert!(
         out.status.success(),
@@ -53,7 +39,7 @@ fn imported_chain_verifies_and_reimport_is_a_no_op() {
 fn records_arriving_backwards_are_linked() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("b.db");
-    let text = std::fs::read_to_string(vec_dir().join("valid.jsonl")).unwrap();
+    let text = std::fs::read_to_string(interop_dir().join("valid.jsonl")).unwrap();
     let reversed: Vec<&str> = text.lines().rev().collect();
     let rev = tmp.path().join("reversed.jsonl");
     std::fs::write(&rev, reversed.join("\n")).unwrap();
@@ -70,8 +56,8 @@ fn a_fork_in_the_store_is_one_fork_finding() {
     assert!(import(
         &db,
         &[
-            &vec_dir().join("valid.jsonl"),
-            &vec_dir().join("rotated-key.jsonl")
+            &interop_dir().join("valid.jsonl"),
+            &interop_dir().join("rotated-key.jsonl")
         ]
     )
     .status
@@ -95,8 +81,8 @@ fn rejected_envelopes_are_kept_and_fail_verification() {
     let out = import(
         &db,
         &[
-            &vec_dir().join("malformed.jsonl"),
-            &vec_dir().join("edited-decision.jsonl"),
+            &interop_dir().join("malformed.jsonl"),
+            &interop_dir().join("edited-decision.jsonl"),
         ],
     );
     assert!(out.status.success());
@@ -120,7 +106,7 @@ fn rejected_envelopes_are_kept_and_fail_verification() {
 fn pretty_printed_responses_round_trip_through_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("e.db");
-    assert!(import(&db, &[&vec_dir().join("http-responses.json")])
+    assert!(import(&db, &[&interop_dir().join("http-responses.json")])
         .status
         .success());
     let (code, report) = verify_db(&db);
@@ -148,7 +134,7 @@ fn missing_inputs_and_stores_are_errors() {
 fn unknown_keys_are_stored_and_flagged_not_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("g.db");
-    assert!(import(&db, &[&vec_dir().join("unknown-key.jsonl")])
+    assert!(import(&db, &[&interop_dir().join("unknown-key.jsonl")])
         .status
         .success());
     let (code, report) = verify_db(&db);

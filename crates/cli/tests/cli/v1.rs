@@ -95,8 +95,7 @@ fn regenerate_v1_fixtures() {
     // a producer that skipped a sequence number (links intact, signatures valid)
     let mut prev = Hash32::ZERO;
     let mut lines = Vec::new();
-    for (i, seq) in [0u64, 1, 2, 4, 5].into_iter().enumerate() {
-        let _ = i;
+    for seq in [0u64, 1, 2, 4, 5] {
         let s = draft("cp-east", seq, prev, "hello-world.say_hello").seal(ka);
         prev = s.current_hash;
         lines.push(s.json);
@@ -152,7 +151,6 @@ fn regenerate_v1_fixtures() {
         serde_json::to_string_pretty(&ring).unwrap() + "\n",
     )
     .unwrap();
-    let _ = crypto::ALGORITHM;
 }
 
 /// Lineage records of the legacy and hello-world profiles, signed with a test key.
