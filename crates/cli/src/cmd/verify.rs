@@ -190,15 +190,17 @@ fn verify_store(v: &mut Verifier<'_>, db: &std::path::Path) -> Result<()> {
     }
     let mut items = Vec::new();
     let mut after = 0;
+    let no_keys = Keyring::new();
     loop {
         let page = store.page_quarantined(after, 4096)?;
         let Some(last) = page.last() else { break };
         after = last.0.id;
         for (row, reason) in page {
-            let kind = if reason.contains("does not recompute") {
-                zt_verifier::FindingKind::HashMismatch
-            } else {
-                zt_verifier::FindingKind::Malformed
+            // The kind comes from the bytes themselves, through the same check as ingest:
+            // readable but not recomputing is a hash mismatch, anything else is malformed.
+            let kind = match zt_verifier::inspect(&row.raw, &no_keys, None) {
+                Ok(ins) if ins.matched.is_none() => zt_verifier::FindingKind::HashMismatch,
+                _ => zt_verifier::FindingKind::Malformed,
             };
             items.push((
                 items.len() as u64,
