@@ -581,13 +581,38 @@ pub struct Sealed {
 impl V1Draft {
     /// Hashes and signs (or, without a key, marks as unsigned with algorithm `none`).
     pub fn seal(&self, signer: Option<(&SigningKey, &str)>) -> Sealed {
-        let (alg, key_id) = match signer {
-            Some((_, id)) => (crypto::ALGORITHM, id),
-            None => ("none", ""),
+        let sealed: Result<Sealed, std::convert::Infallible> = match signer {
+            Some((key, key_id)) => self.seal_members(crypto::ALGORITHM, key_id, |d| {
+                Ok(crypto::encode_signature(&key.sign_digest(d)))
+            }),
+            None => self.seal_members("none", "", |_| Ok(String::new())),
         };
+        match sealed {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Hashes, then asks `sign` for DER signature bytes over the 32-byte digest: any P-256
+    /// signer plugs in (a local key, a KMS `Sign` with `MessageType=DIGEST`). `algorithm` and
+    /// `key_id` go into the hashed `signer` member and into `kms_signature`. A failed signature
+    /// is the caller's error: nothing is sealed.
+    pub fn seal_with<E>(
+        &self,
+        algorithm: &str,
+        key_id: &str,
+        sign: impl FnOnce(&Hash32) -> Result<Vec<u8>, E>,
+    ) -> Result<Sealed, E> {
+        self.seal_members(algorithm, key_id, |d| {
+            sign(d).map(|der| crypto::encode_signature(&der))
+        })
+    }
+
+    /// The hash input: every member but `current_hash` and `kms_signature`.
+    pub fn hashed_members(&self, algorithm: &str, key_id: &str) -> Map {
         let s = |x: &str| Value::String(x.to_owned());
         let mut signer_obj = Map::new();
-        signer_obj.push("algorithm".into(), s(alg));
+        signer_obj.push("algorithm".into(), s(algorithm));
         signer_obj.push("key_id".into(), s(key_id));
         let mut m = Map::new();
         m.push("version".into(), Value::Number(1.0));
@@ -605,15 +630,23 @@ impl V1Draft {
         if let Some(ctx) = &self.context {
             m.push("context".into(), Value::Object(ctx.clone()));
         }
+        m
+    }
+
+    fn seal_members<E>(
+        &self,
+        algorithm: &str,
+        key_id: &str,
+        signature: impl FnOnce(&Hash32) -> Result<String, E>,
+    ) -> Result<Sealed, E> {
+        let s = |x: &str| Value::String(x.to_owned());
+        let mut m = self.hashed_members(algorithm, key_id);
         let mut hashed = Vec::with_capacity(512);
         json::write_canonical_object(&m, &mut hashed);
         let current_hash = Hash32::digest(&hashed);
-        let signature = match signer {
-            Some((key, _)) => crypto::encode_signature(&key.sign_digest(&current_hash)),
-            None => String::new(),
-        };
+        let signature = signature(&current_hash)?;
         let mut sig = Map::new();
-        sig.push("algorithm".into(), s(alg));
+        sig.push("algorithm".into(), s(algorithm));
         sig.push("key_id".into(), s(key_id));
         sig.push("signature".into(), s(&signature));
         m.push("current_hash".into(), s(&current_hash.to_hex()));
@@ -621,10 +654,10 @@ impl V1Draft {
         let members: Vec<(&str, &Value)> = m.iter().collect();
         let mut out = Vec::with_capacity(640);
         json::write_ordered_object(&members, &mut out);
-        Sealed {
+        Ok(Sealed {
             json: String::from_utf8(out).unwrap_or_default(),
             current_hash,
-        }
+        })
     }
 }
 
@@ -772,6 +805,17 @@ mod tests {
         let edited = sealed.json.replace("r-1", "r-2");
         let e2 = Envelope::from_json(edited.as_bytes()).unwrap();
         assert_ne!(e2.compute_hash(Profile::V1).unwrap(), e2.current_hash);
+        // seal_with: the same bytes for the same signature; a signer error seals nothing
+        let again = d
+            .seal_with(crypto::ALGORITHM, "kid", |h| {
+                assert_eq!(*h, sealed.current_hash);
+                Ok::<_, ()>(sig.clone())
+            })
+            .unwrap();
+        assert_eq!(again.json, sealed.json);
+        assert!(d
+            .seal_with(crypto::ALGORITHM, "kid", |_| Err("hsm down"))
+            .is_err());
     }
 
     #[test]

@@ -27,6 +27,26 @@ impl Timestamp {
         Self(n)
     }
 
+    /// RFC 3339 in UTC with exactly three fraction digits (`2026-10-01T08:00:36.490Z`), the
+    /// lineage's `Date.toISOString()` shape. Sub-millisecond digits are cut, not rounded, so
+    /// the text never names a later instant than this one.
+    pub fn to_rfc3339_millis(self) -> String {
+        let ms = self.0.div_euclid(1_000_000);
+        match OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            ),
+            Err(_) => self.to_string(),
+        }
+    }
+
     /// The current time (the only clock read in the core; callers may pass their own).
     pub fn now() -> Self {
         Self(OffsetDateTime::now_utc().unix_timestamp_nanos())
@@ -63,5 +83,14 @@ mod tests {
         assert_eq!(a.to_string(), "2026-10-01T08:00:36.49Z");
         assert!(Timestamp::parse_rfc3339("yesterday").is_none());
         assert!(Timestamp::parse_rfc3339("2026-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn millis_text_round_trips_and_truncates() {
+        for s in ["2026-10-01T08:00:36.490Z", "1999-01-02T03:04:05.000Z"] {
+            assert_eq!(Timestamp::parse_rfc3339(s).unwrap().to_rfc3339_millis(), s);
+        }
+        let t = Timestamp::parse_rfc3339("2026-10-01T08:00:36.4909Z").unwrap();
+        assert_eq!(t.to_rfc3339_millis(), "2026-10-01T08:00:36.490Z");
     }
 }

@@ -193,6 +193,12 @@ impl Store {
         Ok(store)
     }
 
+    /// How long a write waits for another connection's lock before failing (10 s by default).
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(timeout)?;
+        Ok(())
+    }
+
     /// Sets `PRAGMA synchronous` (`FULL` by default; `NORMAL` trades the last commits on power
     /// loss for speed).
     pub fn set_synchronous(&self, full: bool) -> Result<(), StoreError> {
@@ -329,6 +335,26 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// The head of `chain`'s main line: its highest position and that record's hash. A
+    /// producer (the control plane) resumes its chain from here after a restart.
+    pub fn head(&self, chain: &str) -> Result<Option<(i64, Hash32)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT position, current_hash FROM records WHERE chain = ?1 AND branch = 0 \
+                 ORDER BY position DESC LIMIT 1",
+            )?
+            .query_row([chain], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(pos, h)| {
+            let mut b = [0u8; 32];
+            if h.len() == 32 {
+                b.copy_from_slice(&h);
+            }
+            (pos, Hash32(b))
+        }))
     }
 
     /// Up to `limit` waiting records (predecessor never arrived) with id above `after_id`, in
@@ -665,6 +691,17 @@ mod tests {
             .into_iter()
             .map(|r| r.position.unwrap())
             .collect()
+    }
+
+    #[test]
+    fn head_is_the_main_line_tip() {
+        let (_d, mut s) = open();
+        assert_eq!(s.head("nope").unwrap(), None);
+        let valid = lines("interop/zt-infra-full/valid.jsonl");
+        put(&mut s, &valid);
+        let chain = s.chains().unwrap()[0].chain.clone();
+        let last = Envelope::from_json(valid.last().unwrap()).unwrap();
+        assert_eq!(s.head(&chain).unwrap(), Some((11, last.current_hash)));
     }
 
     #[test]

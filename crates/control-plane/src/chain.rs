@@ -1,0 +1,288 @@
+//! The decision writer: one thread owns the control plane's chain and its store.
+//!
+//! Requests hand their decision to a bounded queue. The writer takes everything queued (up to
+//! a group size), gives each decision the next `seq` and the previous `current_hash`, seals
+//! and signs it, checks the signature under the control plane's own public key, and commits
+//! the group in one SQLite transaction (`synchronous=FULL`). Only then is any request
+//! answered. One writer means concurrent requests can never fork the chain (the lineage
+//! appends without a lock); group commit means one fsync covers many decisions.
+//!
+//! Failure is closed: a decision whose signing fails, or a group whose commit fails, is
+//! answered with an error (HTTP 503) and nothing is allowed; the chain head only moves after
+//! a successful commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use zt_core::crypto;
+use zt_core::envelope::{Sealed, V1Draft};
+use zt_core::json::Map;
+use zt_core::time::Timestamp;
+use zt_core::{Envelope, Hash32, Profile};
+use zt_store::{NewRecord, Store};
+
+use crate::error::{ControlPlaneError, SealError};
+use crate::signer::Signer;
+
+/// A decision made, waiting for its place in the chain.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// Who asked.
+    pub actor: String,
+    /// What for.
+    pub action: String,
+    /// On what.
+    pub resource: String,
+    /// Allowed or not.
+    pub allow: bool,
+    /// Why.
+    pub reason: String,
+    /// The envelope's `context` (request id, identity, policy id and version, ...).
+    pub context: Map,
+}
+
+/// A decision sealed into the chain and committed.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The envelope, one line of JSON.
+    pub json: String,
+    /// Its hash.
+    pub current_hash: Hash32,
+    /// Its position.
+    pub seq: u64,
+}
+
+struct Job {
+    decided: Decided,
+    reply: oneshot::Sender<Result<Committed, SealError>>,
+}
+
+/// Hands decisions to the writer.
+#[derive(Debug, Clone)]
+pub struct ChainHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("decided", &self.decided)
+            .finish()
+    }
+}
+
+impl ChainHandle {
+    /// Seals `decided` into the chain; returns once it is committed. `Busy` when the queue
+    /// is full (the caller answers 503 with Retry-After).
+    pub async fn append(&self, decided: Decided) -> Result<Committed, SealError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Job { decided, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SealError::Busy,
+                mpsc::error::TrySendError::Closed(_) => SealError::WriterGone,
+            })?;
+        rx.await.map_err(|_| SealError::WriterGone)?
+    }
+}
+
+/// The writer's configuration.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// The chain's id.
+    pub chain_id: String,
+    /// Decisions waiting before 503.
+    pub queue: usize,
+    /// Most decisions per commit.
+    pub max_group: usize,
+}
+
+/// The writer thread's state.
+struct Writer {
+    store: Store,
+    signer: Arc<dyn Signer>,
+    chain_id: String,
+    next_seq: u64,
+    prev: Hash32,
+    last_ts: i128,
+    on_commit: Box<dyn Fn(u64) + Send>,
+}
+
+/// Reads the chain's head from `store` and starts the writer. `on_commit` hears the last
+/// committed position after each commit (the exporter's wake-up).
+pub fn spawn(
+    store: Store,
+    signer: Arc<dyn Signer>,
+    config: &WriterConfig,
+    on_commit: Box<dyn Fn(u64) + Send>,
+) -> Result<(ChainHandle, std::thread::JoinHandle<()>), ControlPlaneError> {
+    let (next_seq, prev) = match store.head(&config.chain_id)? {
+        None => (0, Hash32::ZERO),
+        Some((pos, hash)) => {
+            let pos = u64::try_from(pos).map_err(|_| ControlPlaneError::Chain {
+                chain: config.chain_id.clone(),
+                reason: format!("head position {pos} is negative"),
+            })?;
+            (pos + 1, hash)
+        }
+    };
+    let (tx, rx) = mpsc::channel(config.queue.max(1));
+    let mut writer = Writer {
+        store,
+        signer,
+        chain_id: config.chain_id.clone(),
+        next_seq,
+        prev,
+        last_ts: 0,
+        on_commit,
+    };
+    let max_group = config.max_group.max(1);
+    let join = std::thread::Builder::new()
+        .name("zt-cp-writer".into())
+        .spawn(move || writer.run(rx, max_group))
+        .map_err(|source| ControlPlaneError::Io {
+            what: "decision writer thread",
+            path: "-".into(),
+            source,
+        })?;
+    Ok((ChainHandle { tx }, join))
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<Job>, max_group: usize) {
+        let mut jobs = Vec::with_capacity(max_group);
+        // Ends when every handle is dropped and the queue is empty: a drain on shutdown.
+        while let Some(first) = rx.blocking_recv() {
+            jobs.push(first);
+            while jobs.len() < max_group {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(std::mem::take(&mut jobs));
+        }
+    }
+
+    fn timestamp(&mut self) -> String {
+        // Never earlier than the previous decision's, even if the wall clock steps back.
+        let now = Timestamp::now().unix_nanos().max(self.last_ts);
+        self.last_ts = now;
+        Timestamp::from_unix_nanos(now).to_rfc3339_millis()
+    }
+
+    fn seal(&self, d: &Decided, seq: u64, prev: Hash32, ts: &str) -> Result<Sealed, SealError> {
+        let draft = V1Draft {
+            chain_id: self.chain_id.clone(),
+            seq,
+            actor: d.actor.clone(),
+            action: d.action.clone(),
+            resource: d.resource.clone(),
+            decision: if d.allow { "allow" } else { "deny" }.into(),
+            reason: d.reason.clone(),
+            timestamp: ts.to_owned(),
+            previous_hash: prev,
+            context: Some(d.context.clone()),
+        };
+        let sealed = draft
+            .seal_with(crypto::ALGORITHM, self.signer.key_id(), |digest| {
+                self.signer.sign(digest)
+            })
+            .map_err(SealError::Sign)?;
+        // A faulty signer (or a fault attack) must not put an unverifiable allow on record.
+        let envelope = Envelope::from_json(sealed.json.as_bytes())
+            .map_err(|e| SealError::Sign(format!("sealed envelope does not parse: {e}")))?;
+        let der = crypto::decode_signature(&envelope.signature.signature).map_err(|_| {
+            SealError::SelfCheck {
+                key_id: self.signer.key_id().to_owned(),
+            }
+        })?;
+        self.signer
+            .public_key()
+            .verify_digest(&sealed.current_hash, &der)
+            .map_err(|_| SealError::SelfCheck {
+                key_id: self.signer.key_id().to_owned(),
+            })?;
+        Ok(sealed)
+    }
+
+    fn commit_group(&mut self, jobs: Vec<Job>) {
+        let ts = self.timestamp();
+        let (mut seq, mut prev) = (self.next_seq, self.prev);
+        let mut ready: Vec<(Job, Sealed, Envelope, u64)> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.seal(&job.decided, seq, prev, &ts).and_then(|s| {
+                let e = Envelope::from_json(s.json.as_bytes())
+                    .map_err(|e| SealError::Sign(e.to_string()))?;
+                Ok((s, e))
+            }) {
+                Ok((sealed, env)) => {
+                    prev = sealed.current_hash;
+                    ready.push((job, sealed, env, seq));
+                    seq += 1;
+                }
+                // This decision is not sealed; the chain does not move for it.
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let received = zt_store::now_ms();
+        let records: Vec<NewRecord<'_>> = ready
+            .iter()
+            .map(|(_, s, e, _)| NewRecord {
+                raw: s.json.as_bytes(),
+                envelope: e,
+                profile: Profile::V1,
+                status: "verified",
+                source: "control-plane",
+                received_at_ms: received,
+            })
+            .collect();
+        let n = records.len() as u64;
+        let result = self.store.insert_batch(&records, &[]);
+        drop(records);
+        let failure = match result {
+            Ok(out) if out.inserted == n && out.forks == 0 && out.waiting == 0 => None,
+            Ok(out) => Some(SealError::NotAppended {
+                chain: self.chain_id.clone(),
+                outcome: format!("{out:?}"),
+            }),
+            Err(e) => Some(SealError::Store(e)),
+        };
+        match failure {
+            None => {
+                self.next_seq = seq;
+                self.prev = prev;
+                (self.on_commit)(seq - 1);
+                for (job, sealed, _, seq) in ready {
+                    let _ = job.reply.send(Ok(Committed {
+                        seq,
+                        json: sealed.json,
+                        current_hash: sealed.current_hash,
+                    }));
+                }
+            }
+            Some(err) => {
+                eprintln!("zt-control-plane: {err}; {n} decision(s) answered 503");
+                // Something else wrote this chain, or the commit failed: resume from what
+                // the store holds, never from what we hoped it holds.
+                if let Ok(Some((pos, hash))) = self.store.head(&self.chain_id) {
+                    self.next_seq = u64::try_from(pos).map_or(self.next_seq, |p| p + 1);
+                    self.prev = hash;
+                }
+                let msg = err.to_string();
+                for (job, ..) in ready {
+                    let _ = job.reply.send(Err(SealError::Commit(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// How long a store write may wait for a lock before the group fails (503).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,116 @@
+//! Control-plane errors: bad configuration or files (start-up), bad policies (callers), and
+//! failures to seal or store a decision (which answer 503: nothing is allowed).
+
+use std::path::PathBuf;
+
+/// A policy that cannot be applied.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// Cedar could not parse it.
+    #[error("Cedar policy{} does not parse: {reason}", .id.as_ref().map(|i| format!(" {i}")).unwrap_or_default())]
+    Parse {
+        /// The policy's id, when known.
+        id: Option<String>,
+        /// Cedar's message.
+        reason: String,
+    },
+    /// No policy in the text.
+    #[error("the policy text holds no policy")]
+    Empty,
+    /// Two policies with one id.
+    #[error("policy id {0} is already in the set")]
+    DuplicateId(String),
+    /// A Cedar feature this control plane does not take.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// A rule that makes no sense.
+    #[error("invalid rule: {0}")]
+    Invalid(String),
+}
+
+/// Why a decision could not be sealed and stored. The request is answered 503 and the
+/// action is not allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The signer failed (a KMS or HSM outage, say).
+    #[error("signing failed: {0}")]
+    Sign(String),
+    /// The signature did not verify under the control plane's own public key.
+    #[error("the signer returned a signature that does not verify under key {key_id}")]
+    SelfCheck {
+        /// The key id.
+        key_id: String,
+    },
+    /// The store refused the write.
+    #[error("storing the decision failed: {0}")]
+    Store(#[from] zt_store::StoreError),
+    /// The store did not take the record as the next link of the chain.
+    #[error("the store did not append the decision to chain {chain} (outcome {outcome})")]
+    NotAppended {
+        /// The chain.
+        chain: String,
+        /// What the store reported.
+        outcome: String,
+    },
+    /// The group this decision was committed with failed.
+    #[error("committing the decision failed: {0}")]
+    Commit(String),
+    /// The decision writer is gone (shutting down).
+    #[error("the decision writer stopped")]
+    WriterGone,
+    /// Too many decisions waiting.
+    #[error("too many decisions waiting to be sealed")]
+    Busy,
+}
+
+/// Start-up and administration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    /// A file could not be read or written.
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        /// What the file is.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The signing key file is not a P-256 PKCS#8 key.
+    #[error("signing key {}: {source}", .path.display())]
+    Key {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: zt_core::error::KeyError,
+    },
+    /// The decision store failed.
+    #[error("decision store: {0}")]
+    Store(#[from] zt_store::StoreError),
+    /// The state database failed.
+    #[error("state database: {0}")]
+    State(#[from] rusqlite::Error),
+    /// A stored or given policy is bad.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The stored chain cannot be continued safely.
+    #[error("chain {chain} in the decision store cannot be continued: {reason}")]
+    Chain {
+        /// The chain.
+        chain: String,
+        /// Why.
+        reason: String,
+    },
+    /// The OTLP exporter could not be built.
+    #[error(transparent)]
+    Export(#[from] zt_export::ExportError),
+    /// An agent is already registered.
+    #[error("agent {0} is already registered")]
+    AgentExists(String),
+    /// No such policy.
+    #[error("no policy {0}")]
+    NoSuchPolicy(String),
+    /// Invalid input from an administrator.
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,210 @@
+//! The exporter: sends the control plane's committed decisions to an OTLP/HTTP logs endpoint
+//! (`zt-audit serve`, or a Collector) with `zt-export`.
+//!
+//! The chain itself is the outbox: a cursor in `state.db` remembers the last position the
+//! endpoint acknowledged; the exporter reads what follows from the decision store in pages,
+//! sends each page as one request and moves the cursor on a 2xx. A failure waits (exponential
+//! backoff, up to 30 s) and sends the same page again; ingest is idempotent, so a page sent
+//! twice lands once. Nothing here can change a decision: decisions are answered before they
+//! are exported, and exporting only reads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use zt_export::{Backoff, EnvelopeExporter, ExportConfig};
+use zt_store::Store;
+
+use crate::state::State;
+
+/// Most envelopes per OTLP request.
+const PAGE: usize = 512;
+
+#[derive(Debug, Default)]
+struct Progress {
+    /// Last committed position (-1: none).
+    committed: i64,
+    /// Last exported position (-1: none).
+    exported: i64,
+    /// Last error, if the endpoint is failing.
+    last_error: Option<String>,
+    /// Stop after a last attempt.
+    stopping: bool,
+}
+
+/// Shared between the writer (which reports commits), the exporter thread, and whoever waits
+/// for the export to catch up (the demo, tests).
+#[derive(Debug, Default)]
+pub struct ExportWatch {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+impl ExportWatch {
+    fn new(committed: i64, exported: i64) -> Self {
+        Self {
+            progress: Mutex::new(Progress {
+                committed,
+                exported,
+                ..Progress::default()
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The writer committed up to `position`.
+    pub fn committed(&self, position: u64) {
+        let mut p = self.lock();
+        p.committed = i64::try_from(position).unwrap_or(i64::MAX);
+        self.changed.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `(committed, exported)` positions (-1: none).
+    pub fn positions(&self) -> (i64, i64) {
+        let p = self.lock();
+        (p.committed, p.exported)
+    }
+
+    /// The endpoint's last error while it is failing.
+    pub fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+
+    /// Waits until everything committed so far is exported; false on timeout.
+    pub fn wait_caught_up(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut p = self.lock();
+        let target = p.committed;
+        while p.exported < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            p = self
+                .changed
+                .wait_timeout(p, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Asks the exporter to make a last attempt and stop.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed.notify_all();
+    }
+}
+
+/// What the exporter thread needs.
+#[derive(Debug)]
+pub struct Exporter {
+    pub(crate) config: ExportConfig,
+    pub(crate) decisions: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) chain: String,
+}
+
+/// Starts the exporter thread; its watch starts from the stored cursor and head.
+pub fn spawn(
+    ex: Exporter,
+) -> Result<(Arc<ExportWatch>, std::thread::JoinHandle<()>), crate::error::ControlPlaneError> {
+    let exporter = EnvelopeExporter::new(&ex.config)?;
+    let store = Store::open(&ex.decisions)?;
+    let state = State::open(&ex.state)?;
+    let exported = state.export_cursor(&ex.config.endpoint)?;
+    let committed = store.head(&ex.chain)?.map_or(-1, |(p, _)| p);
+    let watch = Arc::new(ExportWatch::new(committed, exported));
+    let w = Arc::clone(&watch);
+    let join = std::thread::Builder::new()
+        .name("zt-cp-export".into())
+        .spawn(move || run(&exporter, &store, &state, &ex.chain, &w))
+        .map_err(|source| crate::error::ControlPlaneError::Io {
+            what: "exporter thread",
+            path: "-".into(),
+            source,
+        })?;
+    Ok((watch, join))
+}
+
+fn run(
+    exporter: &EnvelopeExporter,
+    store: &Store,
+    state: &State,
+    chain: &str,
+    watch: &ExportWatch,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        let (committed, exported, stopping) = {
+            let p = watch.lock();
+            (p.committed, p.exported, p.stopping)
+        };
+        if exported < committed {
+            match export_page(exporter, store, state, chain, exported) {
+                Ok(upto) => {
+                    backoff.reset();
+                    let mut p = watch.lock();
+                    p.exported = upto;
+                    p.last_error = None;
+                    watch.changed.notify_all();
+                    continue;
+                }
+                Err(e) => {
+                    watch.lock().last_error = Some(e.clone());
+                    if stopping {
+                        eprintln!("zt-control-plane: export stopped with decisions after position {exported} not exported ({e}); they are sent on the next start");
+                        return;
+                    }
+                    let delay = backoff.next_delay();
+                    eprintln!("zt-control-plane: export failed, retrying in {delay:?}: {e}");
+                    let p = watch.lock();
+                    let _ = watch.changed.wait_timeout_while(p, delay, |p| !p.stopping);
+                    continue;
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+        let p = watch.lock();
+        // Woken by a commit or a stop; the timeout is only a safety net.
+        let _ = watch
+            .changed
+            .wait_timeout_while(p, Duration::from_secs(5), |p| {
+                p.committed <= p.exported && !p.stopping
+            });
+    }
+}
+
+/// Sends the page after `exported`; returns the last position sent.
+fn export_page(
+    exporter: &EnvelopeExporter,
+    store: &Store,
+    state: &State,
+    chain: &str,
+    exported: i64,
+) -> Result<i64, String> {
+    let rows = store
+        .page_chain(chain, Some((0, exported, i64::MAX)), PAGE)
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<_> = rows.into_iter().filter(|r| r.branch == Some(0)).collect();
+    let Some(last) = rows.last().and_then(|r| r.position) else {
+        return Err(format!(
+            "no decision after position {exported} in the store"
+        ));
+    };
+    let texts: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| std::str::from_utf8(&r.raw).ok())
+        .collect();
+    exporter.export(&texts).map_err(|e| e.to_string())?;
+    state
+        .set_export_cursor(exporter.endpoint(), last)
+        .map_err(|e| e.to_string())?;
+    Ok(last)
+}

@@ -1,0 +1,328 @@
+//! zt-audit's reference control plane: agents ask "may I run this action?" and get a decision
+//! that is already signed, chained and durable.
+//!
+//! - [`policy`]: Cedar (`cedar-policy`) decides, deny by default, with a default forbid on
+//!   `aws.ec2.terminate_instances`.
+//! - [`chain`]: one writer seals each decision as a v1 envelope (P-256, [`signer`]) and
+//!   commits groups of them to the evidence store (`zt-store`) before anyone is answered.
+//! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens binding an
+//!   agent to its actor.
+//! - [`export`]: committed decisions go out over OTLP/HTTP (`zt-export`) with retries; a
+//!   failing export never changes a decision.
+//! - [`state`]: agents, policies and their versions, the export cursor (`state.db`).
+//!
+//! The data directory holds `signing-key.pem` (0600), `public.pem`, `keyring.json`,
+//! `decisions.db` (a zt-audit store: `zt-audit verify --db` reads it), `state.db`, and, when
+//! no admin token is given, `admin-token` (0600).
+//!
+//! ```no_run
+//! use zt_control_plane::{ControlPlane, Options};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let cp = ControlPlane::open(std::path::Path::new("cp-data"), Options::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! cp.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod chain;
+pub mod error;
+pub mod export;
+pub mod policy;
+pub mod server;
+pub mod signer;
+pub mod state;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub use error::{ControlPlaneError, PolicyError, SealError};
+use zt_core::keyring::{KeyEntry, Keyring};
+use zt_core::Hash32;
+use zt_export::ExportConfig;
+use zt_store::Store;
+
+use crate::chain::WriterConfig;
+use crate::export::ExportWatch;
+use crate::policy::PolicyEngine;
+use crate::signer::{LocalKey, Signer};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The chain id; default: the one stored on first run, `cp-` and the key's fingerprint.
+    pub chain_id: Option<String>,
+    /// No tokens needed (loopback only): the quickstart.
+    pub open: bool,
+    /// Admin bearer tokens; when empty (and not open), one is created in `admin-token`.
+    pub admin_tokens: Vec<String>,
+    /// Export committed decisions here.
+    pub export: Option<ExportConfig>,
+    /// Decisions waiting to be sealed before 503.
+    pub queue: usize,
+    /// Most decisions per commit.
+    pub max_group: usize,
+    /// Largest request body.
+    pub body_limit: usize,
+    /// Per request.
+    pub request_timeout: Duration,
+    /// How long a commit waits for a store lock before it fails (503).
+    pub store_busy_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            chain_id: None,
+            open: false,
+            admin_tokens: Vec::new(),
+            export: None,
+            queue: 4096,
+            max_group: 256,
+            body_limit: 1 << 20,
+            request_timeout: Duration::from_secs(10),
+            store_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A control plane opened on its data directory, ready to serve.
+#[derive(Debug)]
+pub struct ControlPlane {
+    dir: PathBuf,
+    options: Options,
+    signer: Arc<dyn Signer>,
+    chain_id: String,
+    admin_token_file: Option<PathBuf>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Decisions committed over the run (allow + deny).
+    pub decisions: u64,
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ControlPlaneError {
+    let path = path.to_owned();
+    move |source| ControlPlaneError::Io { what, path, source }
+}
+
+impl ControlPlane {
+    /// Opens `dir` (created if missing) with a local signing key in `dir/signing-key.pem`.
+    pub fn open(dir: &Path, options: Options) -> Result<Self, ControlPlaneError> {
+        std::fs::create_dir_all(dir).map_err(io("data directory", dir))?;
+        let key = LocalKey::load_or_create(&dir.join("signing-key.pem"))?;
+        Self::with_signer(dir, options, Arc::new(key))
+    }
+
+    /// Opens `dir` with another signer (a KMS, an HSM; a faulty one in tests).
+    pub fn with_signer(
+        dir: &Path,
+        mut options: Options,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Self, ControlPlaneError> {
+        std::fs::create_dir_all(dir).map_err(io("data directory", dir))?;
+        let state = state::State::open(&dir.join("state.db"))?;
+        let chain_id = match (&options.chain_id, state.meta("chain_id")?) {
+            (Some(given), Some(stored)) if *given != stored => {
+                return Err(ControlPlaneError::Invalid(format!(
+                    "this data directory's chain is {stored}, not {given}"
+                )))
+            }
+            (Some(given), _) => given.clone(),
+            (None, Some(stored)) => stored,
+            (None, None) => format!("cp-{}", &signer.key_id().trim_start_matches("cp-")),
+        };
+        if chain_id.is_empty() || chain_id.chars().any(char::is_control) {
+            return Err(ControlPlaneError::Invalid(format!(
+                "chain id {chain_id:?} is empty or has control characters"
+            )));
+        }
+        state.set_meta("chain_id", &chain_id)?;
+        // The public half, for verifiers: a PEM and a zt-audit keyring.
+        let public = signer.public_key();
+        let pem_path = dir.join("public.pem");
+        std::fs::write(&pem_path, public.to_pem()).map_err(io("public key", &pem_path))?;
+        let ring_path = dir.join("keyring.json");
+        std::fs::write(&ring_path, keyring_json(signer.as_ref()))
+            .map_err(io("keyring", &ring_path))?;
+        let mut admin_token_file = None;
+        if !options.open && options.admin_tokens.is_empty() {
+            let p = dir.join("admin-token");
+            if !p.exists() {
+                let token = format!("ztadm_{}", hex::encode(random_bytes()));
+                signer::write_private(&p, format!("{token}\n").as_bytes())
+                    .map_err(io("admin token", &p))?;
+            }
+            let t = std::fs::read_to_string(&p).map_err(io("admin token", &p))?;
+            options.admin_tokens.push(t.trim().to_owned());
+            admin_token_file = Some(p);
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            options,
+            signer,
+            chain_id,
+            admin_token_file,
+        })
+    }
+
+    /// The chain this control plane writes.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The signer's key id.
+    pub fn key_id(&self) -> &str {
+        self.signer.key_id()
+    }
+
+    /// The signer's public key.
+    pub fn public_key(&self) -> &zt_core::crypto::PublicKey {
+        self.signer.public_key()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The evidence store of this control plane's decisions.
+    pub fn decisions_db(&self) -> PathBuf {
+        self.dir.join("decisions.db")
+    }
+
+    /// Where the generated admin token was written, if one was.
+    pub fn admin_token_file(&self) -> Option<&Path> {
+        self.admin_token_file.as_deref()
+    }
+
+    /// Starts the writer (and exporter) and serves until `shutdown`, then drains: every
+    /// decision in flight is committed and answered. `on_ready` hears the export watch.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Summary, ControlPlaneError> {
+        self.serve_with(listener, shutdown, |_| {}).await
+    }
+
+    /// As [`serve`](Self::serve); `on_export` receives the exporter's watch (when exporting)
+    /// before the first request is taken, so a caller can wait for the export to catch up.
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        on_export: impl FnOnce(Option<Arc<ExportWatch>>),
+    ) -> Result<Summary, ControlPlaneError> {
+        let addr = listener
+            .local_addr()
+            .map_err(io("listener", Path::new("-")))?;
+        if self.options.open && !addr.ip().is_loopback() {
+            return Err(ControlPlaneError::Invalid(format!(
+                "open mode (no tokens) listens on loopback only, not {addr}"
+            )));
+        }
+        let state = state::State::open(&self.dir.join("state.db"))?;
+        let engine = PolicyEngine::new(state.policies()?)?;
+        state.record_version(engine.entries(), engine.version())?;
+        let mut agents = HashMap::new();
+        let mut tokens = HashMap::new();
+        for a in state.agents()? {
+            tokens.insert(a.token_sha256, a.actor.clone());
+            agents.insert(a.actor, a.token_sha256);
+        }
+        let next_policy = engine.entries().len() as u64 + 1;
+
+        let decisions = self.decisions_db();
+        let store = Store::open(&decisions)?;
+        store.set_busy_timeout(self.options.store_busy_timeout)?;
+        let (watch, exporter) = match &self.options.export {
+            Some(cfg) => {
+                let (w, j) = export::spawn(export::Exporter {
+                    config: cfg.clone(),
+                    decisions: decisions.clone(),
+                    state: self.dir.join("state.db"),
+                    chain: self.chain_id.clone(),
+                })?;
+                (Some(w), Some(j))
+            }
+            None => (None, None),
+        };
+        let committed = Arc::new(AtomicU64::new(0));
+        let on_commit = {
+            let watch = watch.clone();
+            let committed = Arc::clone(&committed);
+            Box::new(move |pos: u64| {
+                committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(w) = &watch {
+                    w.committed(pos);
+                }
+            })
+        };
+        let (chain, writer) = chain::spawn(
+            store,
+            Arc::clone(&self.signer),
+            &WriterConfig {
+                chain_id: self.chain_id.clone(),
+                queue: self.options.queue,
+                max_group: self.options.max_group,
+            },
+            on_commit,
+        )?;
+        let shared = Arc::new(server::Shared {
+            engine: RwLock::new(Arc::new(engine)),
+            agents: RwLock::new(agents),
+            tokens: RwLock::new(tokens),
+            state: Mutex::new(state),
+            chain,
+            open: self.options.open,
+            admin_tokens: self
+                .options
+                .admin_tokens
+                .iter()
+                .map(|t| Hash32::digest(t.as_bytes()))
+                .collect(),
+            keyring_json: keyring_json(self.signer.as_ref()),
+            metrics: server::Metrics::default(),
+            next_policy: AtomicU64::new(next_policy),
+            broker: format!("zt-control-plane/{}", env!("CARGO_PKG_VERSION")),
+        });
+        on_export(watch.clone());
+        let app = server::router(
+            shared,
+            self.options.body_limit,
+            self.options.request_timeout,
+        );
+        let served = server::run(listener, app, shutdown).await;
+        // The router (and every chain handle) is gone: the writer drains its queue and stops.
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        if let (Some(w), Some(j)) = (watch, exporter) {
+            w.stop();
+            let _ = tokio::task::spawn_blocking(move || j.join()).await;
+        }
+        served.map_err(io("serving", Path::new("-")))?;
+        Ok(Summary {
+            decisions: committed.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+}
+
+fn random_bytes() -> [u8; 24] {
+    use rand_core::RngCore;
+    let mut b = [0u8; 24];
+    rand_core::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// The signer's public key as a zt-audit keyring (JSON text).
+pub fn keyring_json(signer: &dyn Signer) -> String {
+    let mut ring = Keyring::new();
+    // A fresh keyring cannot already hold this id.
+    let _ = ring.insert(KeyEntry::new(signer.key_id(), signer.public_key().clone()));
+    format!("{:#}\n", ring.to_json())
+}
