@@ -1,1 +1,582 @@
-//! placeholder
+//! The guarded client: an agent asks the control plane whether it may run an action, and the
+//! action runs only after an `allow` whose envelope verifies.
+//!
+//! "Verifies" means all of: the answer is a v1 envelope; its hash recomputes; it is signed
+//! with ECDSA P-256 by the **pinned** control-plane key; its actor, action, resource and request
+//! id are the ones asked about; its timestamp is within the allowed skew of the local clock;
+//! and this client has not seen it before. Anything else — a deny, an HTTP error, a timeout, a
+//! refused connection, malformed JSON, a missing `audit`, a bad signature, a replay — is a
+//! typed [`Refusal`] and the action does not run.
+//!
+//! Fail closed is a type-level property: the action can only be given to
+//! [`Allowed::run`], and an [`Allowed`] can only come out of the verification in this crate.
+//! There is no code path from an error to the action.
+//!
+//! ```no_run
+//! use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pinned = PinnedKey::from_keyring_json(&std::fs::read("cp-data/keyring.json")?)?;
+//! let client = GuardedClient::new(ClientConfig::new("http://127.0.0.1:8080", pinned))?;
+//! let req = ActionRequest::new("agent-hello", "hello-world.say_hello").resource("demo/greeting");
+//! match client.guarded_call(&req, |_allowed| async { println!("hello, world") }).await {
+//!     Ok(done) => println!("ran under decision {}", done.decision.current_hash),
+//!     Err(refusal) => println!("not run: {refusal}"),
+//! }
+//! # Ok(()) }
+//! ```
+
+mod error;
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+pub use error::Refusal;
+use zt_core::crypto::{self, PublicKey};
+use zt_core::envelope::SignatureKind;
+use zt_core::json::{self, Map, Value};
+use zt_core::keyring::Keyring;
+use zt_core::time::Timestamp;
+use zt_core::{Envelope, Hash32, Profile};
+use zt_export::{ExportConfig, ExportQueue};
+
+/// Largest answer read, in bytes.
+pub const MAX_ANSWER: usize = 1 << 20;
+
+/// Client set-up errors (not refusals: nothing was asked yet).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The keyring does not hold exactly one usable key.
+    #[error("pinned key: {0}")]
+    Key(String),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+/// The control plane's public key, pinned out of band.
+#[derive(Debug, Clone)]
+pub struct PinnedKey {
+    key_id: String,
+    public: PublicKey,
+}
+
+impl PinnedKey {
+    /// A key and its id.
+    pub fn new(key_id: impl Into<String>, public: PublicKey) -> Self {
+        Self {
+            key_id: key_id.into(),
+            public,
+        }
+    }
+
+    /// The one key of a zt-audit keyring (`keyring.json` in the control plane's directory).
+    pub fn from_keyring_json(bytes: &[u8]) -> Result<Self, ClientError> {
+        let ring = Keyring::from_json(bytes).map_err(|e| ClientError::Key(e.to_string()))?;
+        let entries = ring.entries();
+        match entries.as_slice() {
+            [one] => Ok(Self::new(one.key_id.clone(), one.public_key.clone())),
+            other => Err(ClientError::Key(format!(
+                "expected exactly one key in the keyring, found {}",
+                other.len()
+            ))),
+        }
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// How the client talks and what it accepts.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The control plane, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    /// The key every decision must be signed with.
+    pub pinned: PinnedKey,
+    /// This agent's bearer token (binds it to its actor).
+    pub token: Option<String>,
+    /// For the whole exchange.
+    pub timeout: Duration,
+    /// Largest distance between the decision's timestamp and the local clock.
+    pub max_skew: Duration,
+    /// Re-export verified envelopes to an OTLP/HTTP logs endpoint (ingest).
+    pub export: Option<ExportConfig>,
+}
+
+impl ClientConfig {
+    /// 5 s timeout, 30 s skew, no token, no export.
+    pub fn new(base_url: impl Into<String>, pinned: PinnedKey) -> Self {
+        Self {
+            base_url: base_url.into(),
+            pinned,
+            token: None,
+            timeout: Duration::from_secs(5),
+            max_skew: Duration::from_secs(30),
+            export: None,
+        }
+    }
+}
+
+/// What to ask about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRequest {
+    /// Who asks.
+    pub actor: String,
+    /// The action.
+    pub action: String,
+    /// On what (empty when none).
+    pub resource: String,
+    /// Facts for the policy (a JSON object).
+    pub context: Option<Map>,
+}
+
+impl ActionRequest {
+    /// `actor` asks to run `action`.
+    pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            resource: String::new(),
+            context: None,
+        }
+    }
+
+    /// On this resource.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = resource.into();
+        self
+    }
+
+    /// With a context object given as JSON text; `None` back when it is not a JSON object.
+    pub fn context_json(mut self, json_text: &str) -> Option<Self> {
+        match json::parse(json_text.as_bytes()).ok()? {
+            Value::Object(m) => {
+                self.context = Some(m);
+                Some(self)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A decision that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedDecision {
+    /// The envelope as a record (one line of JSON).
+    pub envelope: String,
+    /// Its hash.
+    pub current_hash: Hash32,
+    /// Its chain.
+    pub chain_id: String,
+    /// Its position.
+    pub seq: u64,
+    /// Its reason.
+    pub reason: String,
+    /// Its timestamp.
+    pub timestamp: String,
+}
+
+/// A verified `allow`. Only this crate makes one; only it runs an action.
+#[derive(Debug)]
+pub struct Allowed {
+    decision: VerifiedDecision,
+}
+
+impl Allowed {
+    /// The decision behind this allow.
+    pub fn decision(&self) -> &VerifiedDecision {
+        &self.decision
+    }
+
+    /// Runs `action` under this allow.
+    pub async fn run<F, Fut, T>(self, action: F) -> Executed<T>
+    where
+        F: FnOnce(&Allowed) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let output = action(&self).await;
+        Executed {
+            output,
+            decision: self.decision,
+        }
+    }
+}
+
+/// An action that ran, and the decision it ran under.
+#[derive(Debug)]
+pub struct Executed<T> {
+    /// What the action returned.
+    pub output: T,
+    /// The verified allow.
+    pub decision: VerifiedDecision,
+}
+
+/// Envelopes this client has accepted, most recent last (bounded).
+#[derive(Debug, Default)]
+struct Seen {
+    set: HashSet<Hash32>,
+    order: VecDeque<Hash32>,
+}
+
+const SEEN_CAP: usize = 100_000;
+
+impl Seen {
+    /// False when `h` was seen before.
+    fn insert(&mut self, h: Hash32) -> bool {
+        if !self.set.insert(h) {
+            return false;
+        }
+        self.order.push_back(h);
+        if self.order.len() > SEEN_CAP {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// The guarded client.
+#[derive(Debug)]
+pub struct GuardedClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    seen: Mutex<Seen>,
+    export: Option<ExportQueue>,
+}
+
+fn random_request_id() -> String {
+    use rand_core::RngCore;
+    let mut b = [0u8; 12];
+    rand_core::OsRng.fill_bytes(&mut b);
+    format!("req-{}", hex::encode(b))
+}
+
+impl GuardedClient {
+    /// A client for `config`.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            // A redirect could lead anywhere; the pinned key makes that harmless, but an
+            // answer from elsewhere is still not an answer.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let export = config
+            .export
+            .clone()
+            .map(|cfg| ExportQueue::start(cfg, 4096));
+        Ok(Self {
+            http,
+            config,
+            seen: Mutex::new(Seen::default()),
+            export,
+        })
+    }
+
+    /// Asks, then runs `action` only on a verified allow. On any refusal the action is
+    /// dropped unrun and the refusal says why.
+    pub async fn guarded_call<F, Fut, T>(
+        &self,
+        request: &ActionRequest,
+        action: F,
+    ) -> Result<Executed<T>, Refusal>
+    where
+        F: FnOnce(&Allowed) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let allowed = self.decide(request).await?;
+        Ok(allowed.run(action).await)
+    }
+
+    /// Asks and verifies; an [`Allowed`] only for a verified allow.
+    pub async fn decide(&self, request: &ActionRequest) -> Result<Allowed, Refusal> {
+        let request_id = random_request_id();
+        let (status, body) = self.exchange(request, &request_id).await?;
+        let verdict = verify_answer(
+            status,
+            &body,
+            request,
+            &request_id,
+            &self.config.pinned,
+            Timestamp::now(),
+            self.config.max_skew,
+        );
+        let (allow, decision) = match verdict {
+            Ok(v) => v,
+            Err(r) => return Err(r),
+        };
+        let fresh = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(decision.current_hash);
+        if !fresh {
+            return Err(Refusal::Replay(format!(
+                "envelope {} was already accepted once",
+                decision.current_hash.short()
+            )));
+        }
+        if let Some(q) = &self.export {
+            // Best effort: the control plane exports the same envelope durably.
+            q.send(decision.envelope.clone());
+        }
+        match allow {
+            Allow::Yes => Ok(Allowed { decision }),
+            Allow::No { status } => Err(Refusal::Denied {
+                reason: decision.reason,
+                status,
+                current_hash: decision.current_hash,
+            }),
+        }
+    }
+
+    /// Waits for re-exported envelopes to reach ingest; false on timeout (or no export).
+    pub fn flush_export(&self, timeout: Duration) -> bool {
+        self.export.as_ref().is_some_and(|q| q.flush(timeout))
+    }
+
+    async fn exchange(
+        &self,
+        request: &ActionRequest,
+        request_id: &str,
+    ) -> Result<(u16, Vec<u8>), Refusal> {
+        let body = request_body(request, request_id);
+        let url = format!("{}/actions", self.config.base_url.trim_end_matches('/'));
+        let timeout_ms = u64::try_from(self.config.timeout.as_millis()).unwrap_or(u64::MAX);
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                Refusal::Timeout { timeout_ms }
+            } else {
+                Refusal::Connect(error_chain(&e))
+            }
+        };
+        let fut = async {
+            let mut req = self
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(t) = &self.config.token {
+                req = req.bearer_auth(t);
+            }
+            let mut resp = req.send().await.map_err(transport)?;
+            let status = resp.status().as_u16();
+            let mut buf = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+                if buf.len() + chunk.len() > MAX_ANSWER {
+                    return Err(Refusal::Malformed(format!(
+                        "answer larger than {MAX_ANSWER} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok((status, buf))
+        };
+        // reqwest's timeout covers the exchange; this bounds it whatever the transport does.
+        tokio::time::timeout(self.config.timeout + Duration::from_millis(100), fut)
+            .await
+            .unwrap_or(Err(Refusal::Timeout { timeout_ms }))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn request_body(request: &ActionRequest, request_id: &str) -> Vec<u8> {
+    let s = |x: &str| Value::String(x.to_owned());
+    let (actor, action, resource, rid) = (
+        s(&request.actor),
+        s(&request.action),
+        s(&request.resource),
+        s(request_id),
+    );
+    let ctx = request.context.clone().map(Value::Object);
+    let mut members: Vec<(&str, &Value)> = vec![
+        ("actor", &actor),
+        ("action", &action),
+        ("resource", &resource),
+        ("request_id", &rid),
+    ];
+    if let Some(c) = &ctx {
+        members.push(("context", c));
+    }
+    let mut out = Vec::with_capacity(256);
+    json::write_ordered_object(&members, &mut out);
+    out
+}
+
+/// Whether a verified decision allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// A verified allow with HTTP 200.
+    Yes,
+    /// A verified deny, with its HTTP status.
+    No {
+        /// 403 or 401.
+        status: u16,
+    },
+}
+
+fn short(bytes: &[u8]) -> String {
+    zt_core::envelope::shorten(&String::from_utf8_lossy(bytes))
+}
+
+/// Verifies one answer of `POST /actions` (see the crate docs for what that means). Pure: the
+/// clock is an argument; the replay cache is the caller's.
+pub fn verify_answer(
+    status: u16,
+    body: &[u8],
+    request: &ActionRequest,
+    request_id: &str,
+    pinned: &PinnedKey,
+    now: Timestamp,
+    max_skew: Duration,
+) -> Result<(Allow, VerifiedDecision), Refusal> {
+    let value = match json::parse(body) {
+        Ok(v) => v,
+        Err(e) if status == 200 => return Err(Refusal::Malformed(format!("not JSON: {e}"))),
+        Err(_) => {
+            return Err(Refusal::Http {
+                status,
+                message: short(body),
+            })
+        }
+    };
+    let Value::Object(top) = &value else {
+        return Err(Refusal::Malformed(format!(
+            "a JSON {}, not an object",
+            value.type_name()
+        )));
+    };
+    let Some(audit) = top.get("audit") else {
+        if status == 200 {
+            return Err(Refusal::MissingAudit);
+        }
+        let message = top
+            .get("error")
+            .and_then(Value::as_str)
+            .map_or_else(|| short(body), zt_core::envelope::shorten);
+        return Err(Refusal::Http { status, message });
+    };
+    let answered_request_id = audit
+        .as_object()
+        .and_then(|a| a.get("context"))
+        .and_then(Value::as_object)
+        .and_then(|c| c.get("request_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let record = flatten(top);
+    let env = Envelope::from_value(value.clone())
+        .map_err(|e| Refusal::Malformed(format!("not an audit envelope: {e}")))?;
+    let Some(v1) = env.v1.clone() else {
+        return Err(Refusal::Malformed(
+            "not a v1 envelope (no version, chain id, seq)".into(),
+        ));
+    };
+    let computed = env
+        .compute_hash(Profile::V1)
+        .map_err(|e| Refusal::Malformed(e.to_owned()))?;
+    if computed != env.current_hash {
+        return Err(Refusal::HashMismatch {
+            claimed: env.current_hash,
+            computed,
+        });
+    }
+    if env.signature.kind() != SignatureKind::Ecdsa
+        || env.signature.key_id != pinned.key_id
+        || v1.signer_key_id != pinned.key_id
+    {
+        return Err(Refusal::WrongKey {
+            pinned: pinned.key_id.clone(),
+            found: env.signature.key_id.clone(),
+            algorithm: env.signature.algorithm.clone(),
+        });
+    }
+    let bad_sig = || Refusal::BadSignature {
+        key_id: pinned.key_id.clone(),
+    };
+    let der = crypto::decode_signature(&env.signature.signature).map_err(|_| bad_sig())?;
+    pinned
+        .public
+        .verify_digest(&env.current_hash, &der)
+        .map_err(|_| bad_sig())?;
+    // Signed by the control plane: now, is it about this request?
+    for (field, asked, answered) in [
+        ("actor", &request.actor, &env.actor),
+        ("action", &request.action, &env.action),
+        (
+            "resource",
+            &request.resource,
+            env.resource.as_ref().unwrap_or(&String::new()),
+        ),
+    ] {
+        if asked != answered {
+            return Err(Refusal::Mismatch {
+                field,
+                asked: asked.clone(),
+                answered: answered.clone(),
+            });
+        }
+    }
+    if answered_request_id.as_deref() != Some(request_id) {
+        return Err(Refusal::Replay(format!(
+            "the envelope answers request {}, not {request_id}",
+            answered_request_id.as_deref().unwrap_or("(none)")
+        )));
+    }
+    let skew_ns = (now.unix_nanos() - env.signed_at.unix_nanos()).abs();
+    if skew_ns > max_skew.as_nanos() as i128 {
+        return Err(Refusal::Stale {
+            timestamp: env.timestamp.clone(),
+            skew_ms: i64::try_from(skew_ns / 1_000_000).unwrap_or(i64::MAX),
+            max_ms: u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    let decision = VerifiedDecision {
+        envelope: record,
+        current_hash: env.current_hash,
+        chain_id: v1.chain_id,
+        seq: v1.seq,
+        reason: env.reason.clone(),
+        timestamp: env.timestamp.clone(),
+    };
+    match (env.decision.as_str(), status) {
+        ("allow", 200) => Ok((Allow::Yes, decision)),
+        ("allow", other) => Err(Refusal::Malformed(format!(
+            "a signed allow came with HTTP status {other}"
+        ))),
+        (_, status) => Ok((Allow::No { status }, decision)),
+    }
+}
+
+/// The record inside an HTTP answer: every member but `ok` and `audit`, then `audit`'s.
+fn flatten(top: &Map) -> String {
+    let mut members: Vec<(&str, &Value)> = Vec::new();
+    for (k, v) in top.iter() {
+        match k {
+            "ok" => {}
+            "audit" => {
+                if let Some(a) = v.as_object() {
+                    members.extend(a.iter());
+                }
+            }
+            _ => members.push((k, v)),
+        }
+    }
+    let mut out = Vec::with_capacity(1024);
+    json::write_ordered_object(&members, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}

@@ -106,16 +106,16 @@ struct Writer {
     next_seq: u64,
     prev: Hash32,
     last_ts: i128,
-    on_commit: Box<dyn Fn(u64) + Send>,
+    on_commit: Box<dyn Fn(u64, u64) + Send>,
 }
 
 /// Reads the chain's head from `store` and starts the writer. `on_commit` hears the last
-/// committed position after each commit (the exporter's wake-up).
+/// committed position and the group's size after each commit (the exporter's wake-up).
 pub fn spawn(
     store: Store,
     signer: Arc<dyn Signer>,
     config: &WriterConfig,
-    on_commit: Box<dyn Fn(u64) + Send>,
+    on_commit: Box<dyn Fn(u64, u64) + Send>,
 ) -> Result<(ChainHandle, std::thread::JoinHandle<()>), ControlPlaneError> {
     let (next_seq, prev) = match store.head(&config.chain_id)? {
         None => (0, Hash32::ZERO),
@@ -258,7 +258,7 @@ impl Writer {
             None => {
                 self.next_seq = seq;
                 self.prev = prev;
-                (self.on_commit)(seq - 1);
+                (self.on_commit)(seq - 1, n);
                 for (job, sealed, _, seq) in ready {
                     let _ = job.reply.send(Ok(Committed {
                         seq,

@@ -257,8 +257,8 @@ impl ControlPlane {
         let on_commit = {
             let watch = watch.clone();
             let committed = Arc::clone(&committed);
-            Box::new(move |pos: u64| {
-                committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::new(move |pos: u64, n: u64| {
+                committed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 if let Some(w) = &watch {
                     w.committed(pos);
                 }

@@ -23,8 +23,9 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::InstrumentationScope;
@@ -231,6 +232,187 @@ impl Backoff {
     }
 }
 
+/// Counters of an [`ExportQueue`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Envelopes accepted into the queue.
+    pub queued: u64,
+    /// Envelopes the endpoint acknowledged.
+    pub delivered: u64,
+    /// Envelopes refused because the queue was full, or still undelivered at shutdown.
+    pub dropped: u64,
+    /// The last export error, while the endpoint is failing.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    stats: Mutex<QueueStats>,
+    changed: Condvar,
+}
+
+/// A bounded, retrying, best-effort queue of envelopes to one endpoint, on its own thread.
+///
+/// For producers whose envelopes are also exported elsewhere (the guarded client re-exports
+/// what the control plane already exports durably): it retries with backoff while the
+/// process runs, never blocks the caller, and counts what it could not deliver.
+#[derive(Debug)]
+pub struct ExportQueue {
+    tx: Option<SyncSender<String>>,
+    shared: Arc<Shared>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ExportQueue {
+    /// Starts the queue's thread (the exporter is built there, off any async runtime).
+    pub fn start(config: ExportConfig, capacity: usize) -> Self {
+        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let shared = Arc::new(Shared::default());
+        let s = Arc::clone(&shared);
+        let join = std::thread::Builder::new()
+            .name("zt-export-queue".into())
+            .spawn(move || queue_thread(&config, &rx, &s))
+            .ok();
+        Self {
+            tx: Some(tx),
+            shared,
+            join,
+        }
+    }
+
+    /// Queues one envelope; `false` (and counted as dropped) when the queue is full.
+    pub fn send(&self, envelope: String) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        let mut stats = self.stats_lock();
+        match tx.try_send(envelope) {
+            Ok(()) => {
+                stats.queued += 1;
+                true
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                stats.dropped += 1;
+                false
+            }
+        }
+    }
+
+    fn stats_lock(&self) -> std::sync::MutexGuard<'_, QueueStats> {
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> QueueStats {
+        self.stats_lock().clone()
+    }
+
+    /// Waits until everything queued so far is delivered; false on timeout.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.stats_lock();
+        let target = st.queued;
+        while st.delivered + st.dropped < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.delivered >= target
+    }
+}
+
+impl Drop for ExportQueue {
+    fn drop(&mut self) {
+        // Closing the channel tells the thread to make a last attempt and stop.
+        self.tx = None;
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+fn queue_thread(config: &ExportConfig, rx: &Receiver<String>, shared: &Shared) {
+    let exporter = match EnvelopeExporter::new(config) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            shared
+                .stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .last_error = Some(e.to_string());
+            None
+        }
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    let mut batch: Vec<String> = Vec::new();
+    let mut closed = false;
+    loop {
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => return,
+            }
+        }
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let result = match &exporter {
+            Some(ex) => ex.export(&refs).map_err(|e| e.to_string()),
+            None => Err("no exporter".to_owned()),
+        };
+        let n = batch.len() as u64;
+        let mut st = shared.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => {
+                st.delivered += n;
+                st.last_error = None;
+                batch.clear();
+                backoff.reset();
+            }
+            Err(e) => {
+                st.last_error = Some(e);
+                if closed || exporter.is_none() {
+                    st.dropped += n;
+                    batch.clear();
+                }
+            }
+        }
+        shared.changed.notify_all();
+        let failing = st.last_error.is_some();
+        drop(st);
+        if closed {
+            if batch.is_empty() && rx.try_recv().is_err() {
+                return;
+            }
+            continue;
+        }
+        if failing && !batch.is_empty() {
+            // Wait before the retry, but notice a close (the owner is dropping us).
+            match rx.recv_timeout(backoff.next_delay()) {
+                Ok(e) => batch.push(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closed = true,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +436,20 @@ mod tests {
         assert!(matches!(err, ExportError::Send { records: 1, .. }), "{err}");
         // and the failed batch does not leak into the next one
         assert!(ex.captured.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_queue_to_nowhere_counts_what_it_could_not_deliver() {
+        let mut cfg = ExportConfig::new("http://127.0.0.1:9/v1/logs");
+        cfg.timeout = Duration::from_secs(1);
+        let q = ExportQueue::start(cfg, 2);
+        assert!(q.send("{}".into()));
+        assert!(!q.flush(Duration::from_millis(300)));
+        drop(q.stats());
+        let shared = Arc::clone(&q.shared);
+        drop(q);
+        let st = shared.stats.lock().unwrap().clone();
+        assert_eq!((st.queued, st.delivered, st.dropped), (1, 0, 1), "{st:?}");
+        assert!(st.last_error.is_some());
     }
 }

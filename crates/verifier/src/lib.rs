@@ -28,6 +28,9 @@
 
 pub mod finding;
 pub mod source;
+mod store;
+
+pub use store::verify_store;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;

@@ -168,51 +168,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }))
 }
 
-/// Streams each chain of the store through the verifier, then the records still waiting for
-/// a predecessor, then reports the quarantine.
+/// Verifies the store at `db` (see [`zt_verifier::verify_store`]).
 fn verify_store(v: &mut Verifier<'_>, db: &std::path::Path) -> Result<()> {
     if !db.is_file() {
         bail!("no store at {}", db.display());
     }
     let store =
         zt_store::Store::open(db).with_context(|| format!("cannot open store {}", db.display()))?;
-    for c in store.chains().context("listing chains")? {
-        let name = format!("db:{}", c.chain);
-        let reader =
-            std::io::BufReader::new(store.jsonl(zt_store::Selection::Chain(c.chain.clone())));
-        v.verify_reader(&name, reader, &mut |_| {})
-            .with_context(|| format!("reading {name}"))?;
-    }
-    if store.count_waiting()? > 0 {
-        let reader = std::io::BufReader::new(store.jsonl(zt_store::Selection::Waiting));
-        v.verify_reader("db:waiting", reader, &mut |_| {})
-            .context("reading waiting records")?;
-    }
-    let mut items = Vec::new();
-    let mut after = 0;
-    let no_keys = Keyring::new();
-    loop {
-        let page = store.page_quarantined(after, 4096)?;
-        let Some(last) = page.last() else { break };
-        after = last.0.id;
-        for (row, reason) in page {
-            // The kind comes from the bytes themselves, through the same check as ingest:
-            // readable but not recomputing is a hash mismatch, anything else is malformed.
-            let kind = match zt_verifier::inspect(&row.raw, &no_keys, None) {
-                Ok(ins) if ins.matched.is_none() => zt_verifier::FindingKind::HashMismatch,
-                _ => zt_verifier::FindingKind::Malformed,
-            };
-            items.push((
-                items.len() as u64,
-                kind,
-                format!("quarantined at ingest (row {}): {reason}", row.id),
-            ));
-        }
-    }
-    if !items.is_empty() {
-        v.add_unreadable("db:quarantine", items);
-    }
-    Ok(())
+    zt_verifier::verify_store(v, &store).with_context(|| format!("reading store {}", db.display()))
 }
 
 /// A bar on stderr for inputs that take more than a second; nothing when stderr is not a

@@ -1,1 +1,195 @@
-//! placeholder
+//! The control plane over real HTTP on loopback, its store read back by the real verifier.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test crate: a failed unwrap is a failed test"
+)]
+
+mod api;
+mod chain;
+mod export;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use zt_control_plane::export::ExportWatch;
+use zt_control_plane::signer::Signer;
+use zt_control_plane::{ControlPlane, ControlPlaneError, Options, Summary};
+
+/// A control plane serving on 127.0.0.1 in its own runtime thread; stopped on drop.
+#[derive(Debug)]
+pub struct Running {
+    pub base: String,
+    pub dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub watch: Option<Arc<ExportWatch>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    join: Option<std::thread::JoinHandle<Result<Summary, ControlPlaneError>>>,
+}
+
+pub fn start(dir: &Path, opts: Options) -> Running {
+    start_with(dir, opts, None)
+}
+
+pub fn start_with(dir: &Path, opts: Options, signer: Option<Arc<dyn Signer>>) -> Running {
+    let cp = match signer {
+        Some(s) => ControlPlane::with_signer(dir, opts, s).unwrap(),
+        None => ControlPlane::open(dir, opts).unwrap(),
+    };
+    let admin_token = cp
+        .admin_token_file()
+        .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned());
+    let (tx, rx) = oneshot::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let join = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr: SocketAddr = listener.local_addr().unwrap();
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            cp.serve_with(listener, shutdown, move |w| {
+                ready_tx.send((addr, w)).unwrap();
+            })
+            .await
+        })
+    });
+    let (addr, watch) = ready_rx.recv().unwrap();
+    Running {
+        base: format!("http://{addr}"),
+        dir: dir.to_owned(),
+        admin_token,
+        watch,
+        shutdown: Some(tx),
+        join: Some(join),
+    }
+}
+
+impl Running {
+    /// Stops, drains, and returns the run's summary.
+    pub fn stop(mut self) -> Summary {
+        self.stop_inner().unwrap()
+    }
+
+    fn stop_inner(&mut self) -> Option<Summary> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.join.take().map(|j| j.join().unwrap().unwrap())
+    }
+
+    pub fn keyring(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("keyring.json")).unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+pub fn open_opts() -> Options {
+    Options {
+        open: true,
+        ..Options::default()
+    }
+}
+
+/// `POST path` with a JSON body and an optional bearer token: (status, body as JSON).
+pub async fn post(base: &str, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    post_raw(
+        base,
+        path,
+        token,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+pub async fn post_raw(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub async fn register(base: &str, admin: Option<&str>, actor: &str) -> String {
+    let (s, v) = post(base, "/agents", admin, &json!({"actor": actor})).await;
+    assert_eq!(s, 201, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+pub async fn act(
+    base: &str,
+    token: Option<&str>,
+    actor: &str,
+    action: &str,
+    resource: &str,
+) -> (u16, Value) {
+    post(
+        base,
+        "/actions",
+        token,
+        &json!({"actor": actor, "action": action, "resource": resource}),
+    )
+    .await
+}
+
+/// Verifies a store with the real verifier under `keyring`.
+pub fn verify_store(db: &Path, keyring: &[u8]) -> zt_verifier::Report {
+    let ring = zt_core::keyring::Keyring::from_json(keyring).unwrap();
+    let store = zt_store::Store::open(db).unwrap();
+    let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
+    zt_verifier::verify_store(&mut v, &store).unwrap();
+    v.finish()
+}
+
+/// Records in the store at `db`.
+pub fn count(db: &Path) -> u64 {
+    zt_store::Store::open(db).unwrap().count_records().unwrap()
+}

@@ -1,0 +1,113 @@
+//! Why an action did not run. Every variant means the same thing for the caller's action:
+//! it was not executed.
+
+use zt_core::Hash32;
+
+/// The typed reason an action was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// The control plane denied it, in an envelope that verifies.
+    #[error("denied by the control plane: {reason}")]
+    Denied {
+        /// The envelope's reason.
+        reason: String,
+        /// The HTTP status (403, or 401 for an unauthenticated request).
+        status: u16,
+        /// The deny's `current_hash`, to find it in the evidence.
+        current_hash: Hash32,
+    },
+    /// No answer within the timeout.
+    #[error("the control plane did not answer within {timeout_ms} ms")]
+    Timeout {
+        /// The configured timeout.
+        timeout_ms: u64,
+    },
+    /// The connection failed (refused, reset, DNS).
+    #[error("cannot reach the control plane: {0}")]
+    Connect(String),
+    /// An HTTP status without a verifiable decision (a 5xx, a 400 for a bad request, ...).
+    #[error("the control plane answered HTTP {status} without a decision: {message}")]
+    Http {
+        /// The status.
+        status: u16,
+        /// Its error message, shortened.
+        message: String,
+    },
+    /// Not JSON, not an envelope, too large, or inconsistent.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    /// A 200 without the `audit` member: an allow nobody can check.
+    #[error("the answer carries no audit envelope")]
+    MissingAudit,
+    /// The envelope's hash does not recompute: it was edited.
+    #[error("the envelope's hash does not recompute (claimed {claimed}, computed {computed})")]
+    HashMismatch {
+        /// `current_hash` as sent.
+        claimed: Hash32,
+        /// As recomputed.
+        computed: Hash32,
+    },
+    /// Signed by some key other than the pinned one, or not signed at all.
+    #[error(
+        "the envelope is signed by {found:?} with {algorithm:?}, not by the pinned key {pinned}"
+    )]
+    WrongKey {
+        /// The pinned key id.
+        pinned: String,
+        /// The envelope's key id.
+        found: String,
+        /// The envelope's algorithm.
+        algorithm: String,
+    },
+    /// The signature does not verify under the pinned key.
+    #[error("the envelope's signature does not verify under the pinned key {key_id}")]
+    BadSignature {
+        /// The pinned key id.
+        key_id: String,
+    },
+    /// The decision is about another request.
+    #[error("the decision is for {field} {answered:?}, but the request was for {asked:?}")]
+    Mismatch {
+        /// `actor`, `action` or `resource`.
+        field: &'static str,
+        /// What the request said.
+        asked: String,
+        /// What the envelope says.
+        answered: String,
+    },
+    /// The envelope's timestamp is too far from now.
+    #[error(
+        "the decision's timestamp {timestamp} is {skew_ms} ms from now (at most {max_ms} allowed)"
+    )]
+    Stale {
+        /// As written.
+        timestamp: String,
+        /// Distance from the local clock.
+        skew_ms: i64,
+        /// The allowed skew.
+        max_ms: u64,
+    },
+    /// An envelope seen before, or one answering another request.
+    #[error("replayed decision: {0}")]
+    Replay(String),
+}
+
+impl Refusal {
+    /// A short stable name, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Denied { .. } => "denied",
+            Refusal::Timeout { .. } => "timeout",
+            Refusal::Connect(_) => "connect",
+            Refusal::Http { .. } => "http",
+            Refusal::Malformed(_) => "malformed",
+            Refusal::MissingAudit => "missing_audit",
+            Refusal::HashMismatch { .. } => "hash_mismatch",
+            Refusal::WrongKey { .. } => "wrong_key",
+            Refusal::BadSignature { .. } => "bad_signature",
+            Refusal::Mismatch { .. } => "mismatch",
+            Refusal::Stale { .. } => "stale",
+            Refusal::Replay(_) => "replay",
+        }
+    }
+}

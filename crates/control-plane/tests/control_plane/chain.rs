@@ -1,0 +1,225 @@
+//! The chain under load and under failure: one writer, no fork, nothing allowed that is not
+//! durable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zt_control_plane::signer::{LocalKey, Signer};
+use zt_control_plane::Options;
+use zt_core::crypto::PublicKey;
+use zt_core::Hash32;
+
+use crate::{act, count, open_opts, post, register, start, start_with, verify_store};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_decisions_from_16_clients_leave_one_unforked_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), open_opts());
+    let b = cp.base.clone();
+    register(&b, None, "agent-load").await;
+    post(
+        &b,
+        "/policies",
+        None,
+        &serde_json::json!({"action": "load.even"}),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..63 {
+                let action = if (c + i) % 2 == 0 {
+                    "load.even"
+                } else {
+                    "load.odd"
+                };
+                let (s, v) = act(&b, None, "agent-load", action, &format!("r/{c}/{i}")).await;
+                assert!(s == 200 || s == 403, "{s} {v}");
+                assert_eq!(s == 200, action == "load.even");
+                seqs.push(v["audit"]["seq"].as_u64().unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..1008).collect::<Vec<u64>>(),
+        "every seq once, none skipped"
+    );
+    let db = cp.dir.join("decisions.db");
+    let keyring = cp.keyring();
+    let summary = cp.stop();
+    assert_eq!(summary.decisions, 1008);
+    let report = verify_store(&db, &keyring);
+    assert!(report.ok, "{:?}", report.errors);
+    assert_eq!(report.records, 1008);
+    assert_eq!(report.chains.len(), 1);
+    assert_eq!(
+        zt_store::Store::open(&db).unwrap().count_forks().unwrap(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_cannot_commit_answers_503_and_allows_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        store_busy_timeout: Duration::from_millis(200),
+        ..open_opts()
+    };
+    let cp = start(tmp.path(), opts);
+    let b = cp.base.clone();
+    register(&b, None, "agent-hello").await;
+    post(
+        &b,
+        "/policies",
+        None,
+        &serde_json::json!({"action": "hello"}),
+    )
+    .await;
+    let (s, _) = act(&b, None, "agent-hello", "hello", "").await;
+    assert_eq!(s, 200);
+
+    // Another process holds the database's write lock: the commit cannot happen.
+    let db = cp.dir.join("decisions.db");
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (s, v) = act(&b, None, "agent-hello", "hello", "").await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["ok"], false);
+    assert!(
+        v.get("decision").is_none() && v.get("audit").is_none(),
+        "{v}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("nothing is allowed"),
+        "{v}"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+
+    // The chain resumes where the store says it is: no gap, no fork.
+    let (s, v) = act(&b, None, "agent-hello", "hello", "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["audit"]["seq"], 1);
+    let keyring = cp.keyring();
+    cp.stop();
+    let report = verify_store(&db, &keyring);
+    assert!(report.ok, "{:?}", report.errors);
+    assert_eq!(report.records, 2);
+}
+
+/// A signer whose HSM is down: a test double for an outage, not a mock of the control plane.
+#[derive(Debug)]
+struct HsmDown(LocalKey);
+
+impl Signer for HsmDown {
+    fn key_id(&self) -> &str {
+        self.0.key_id()
+    }
+    fn public_key(&self) -> &PublicKey {
+        self.0.public_key()
+    }
+    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, String> {
+        Err("HSM unreachable".into())
+    }
+}
+
+/// A signer that signs the wrong digest: its signatures never verify.
+#[derive(Debug)]
+struct Faulty(LocalKey);
+
+impl Signer for Faulty {
+    fn key_id(&self) -> &str {
+        self.0.key_id()
+    }
+    fn public_key(&self) -> &PublicKey {
+        self.0.public_key()
+    }
+    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, String> {
+        self.0.sign(&Hash32::digest(b"something else"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_or_faulty_signer_answers_503_and_stores_nothing() {
+    for which in ["down", "faulty"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = LocalKey::load_or_create(&tmp.path().join("signing-key.pem")).unwrap();
+        let signer: Arc<dyn Signer> = match which {
+            "down" => Arc::new(HsmDown(key)),
+            _ => Arc::new(Faulty(key)),
+        };
+        let cp = start_with(tmp.path(), open_opts(), Some(signer));
+        register(&cp.base, None, "agent-hello").await;
+        post(
+            &cp.base,
+            "/policies",
+            None,
+            &serde_json::json!({"action": "hello"}),
+        )
+        .await;
+        let (s, v) = act(&cp.base, None, "agent-hello", "hello", "").await;
+        assert_eq!(s, 503, "{which}: {v}");
+        assert!(v.get("audit").is_none());
+        let db = cp.dir.join("decisions.db");
+        cp.stop();
+        assert_eq!(count(&db), 0, "{which}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_continues_the_chain_with_its_agents_and_policies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), open_opts());
+    register(&cp.base, None, "agent-hello").await;
+    post(
+        &cp.base,
+        "/policies",
+        None,
+        &serde_json::json!({"action": "hello"}),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(act(&cp.base, None, "agent-hello", "hello", "").await.0, 200);
+    }
+    let keyring = cp.keyring();
+    cp.stop();
+    let cp = start(tmp.path(), open_opts());
+    assert_eq!(cp.keyring(), keyring, "same key after a restart");
+    let (s, v) = act(&cp.base, None, "agent-hello", "hello", "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["audit"]["seq"], 3);
+    let db = cp.dir.join("decisions.db");
+    cp.stop();
+    let report = verify_store(&db, &keyring);
+    assert!(report.ok, "{:?}", report.errors);
+    assert_eq!(report.records, 4);
+    // a different chain id for the same directory is refused
+    let err = zt_control_plane::ControlPlane::open(
+        tmp.path(),
+        Options {
+            chain_id: Some("other".into()),
+            ..open_opts()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not other"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_mode_refuses_a_non_loopback_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = zt_control_plane::ControlPlane::open(tmp.path(), open_opts()).unwrap();
+    // 0.0.0.0 is not loopback; bind it on port 0 and check serve refuses before serving.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = cp.serve(listener, async {}).await.unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+}
