@@ -1,0 +1,215 @@
+//! Against a real control plane on loopback.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
+use zt_control_plane::{ControlPlane, Options};
+
+use crate::{assert_refused, call, SideEffect};
+
+/// A control plane in its own runtime thread, stopped on drop.
+struct Cp {
+    base: String,
+    admin: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    join: Option<std::thread::JoinHandle<()>>,
+    keyring: Vec<u8>,
+}
+
+impl Cp {
+    fn start(dir: &Path, opts: Options) -> Cp {
+        let cp = ControlPlane::open(dir, opts).unwrap();
+        let admin = cp
+            .admin_token_file()
+            .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned());
+        let keyring = std::fs::read(dir.join("keyring.json")).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<SocketAddr>();
+        let join = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ready_tx.send(l.local_addr().unwrap()).unwrap();
+                cp.serve(l, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = ready_rx.recv().unwrap();
+        Cp {
+            base: format!("http://{addr}"),
+            admin,
+            stop: Some(tx),
+            join: Some(join),
+            keyring,
+        }
+    }
+
+    fn client(&self, token: Option<String>) -> GuardedClient {
+        let mut cfg = ClientConfig::new(
+            self.base.clone(),
+            PinnedKey::from_keyring_json(&self.keyring).unwrap(),
+        );
+        cfg.token = token;
+        GuardedClient::new(cfg).unwrap()
+    }
+
+    async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let mut req = reqwest_post(&format!("{}{path}", self.base), body);
+        if let Some(t) = &self.admin {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+    }
+}
+
+fn reqwest_post(url: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+}
+
+impl Drop for Cp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_verified_allow_runs_the_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = Cp::start(
+        tmp.path(),
+        Options {
+            open: true,
+            ..Options::default()
+        },
+    );
+    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
+        .await;
+    let client = cp.client(None);
+
+    // denied by the default forbid: not run
+    let req = ActionRequest::new("agent-hello", "aws.ec2.terminate_instances").resource("i-1");
+    match assert_refused(&client, &req, "denied").await {
+        Refusal::Denied { reason, status, .. } => {
+            assert_eq!(status, 403);
+            assert!(reason.contains("forbidden by default"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    // denied by default (no policy yet): not run
+    let hello =
+        ActionRequest::new("agent-hello", "hello-world.say_hello").resource("demo/greeting");
+    assert_refused(&client, &hello, "denied").await;
+    // an unregistered agent: not run
+    let stranger =
+        ActionRequest::new("agent-stranger", "hello-world.say_hello").resource("demo/greeting");
+    assert_refused(&client, &stranger, "denied").await;
+
+    cp.admin_post(
+        "/policies",
+        serde_json::json!({"action": "hello-world.say_hello", "resource": "demo/greeting"}),
+    )
+    .await;
+    let effect = SideEffect::default();
+    let done = call(&client, &hello, &effect).await.unwrap();
+    assert_eq!(effect.count(), 1);
+    assert_eq!(done.decision.seq, 3);
+    assert!(done.decision.envelope.contains("\"decision\":\"allow\""));
+    // the allow names exactly what was asked: another resource is still refused
+    let other = ActionRequest::new("agent-hello", "hello-world.say_hello").resource("demo/other");
+    assert_refused(&client, &other, "denied").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_for_another_actor_does_not_run_the_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = Cp::start(tmp.path(), Options::default());
+    let a = cp
+        .admin_post("/agents", serde_json::json!({"actor": "agent-a"}))
+        .await;
+    cp.admin_post("/agents", serde_json::json!({"actor": "agent-b"}))
+        .await;
+    cp.admin_post("/policies", serde_json::json!({"action": "x.run"}))
+        .await;
+    let token_a = a["token"].as_str().unwrap().to_owned();
+    let as_a = cp.client(Some(token_a));
+    // claiming b with a's token
+    match assert_refused(&as_a, &ActionRequest::new("agent-b", "x.run"), "denied").await {
+        Refusal::Denied { reason, .. } => assert!(reason.contains("actor mismatch"), "{reason}"),
+        other => panic!("{other}"),
+    }
+    // no token at all
+    let anon = cp.client(None);
+    match assert_refused(&anon, &ActionRequest::new("agent-a", "x.run"), "denied").await {
+        Refusal::Denied { status, .. } => assert_eq!(status, 401),
+        other => panic!("{other}"),
+    }
+    let effect = SideEffect::default();
+    call(&as_a, &ActionRequest::new("agent-a", "x.run"), &effect)
+        .await
+        .unwrap();
+    assert_eq!(effect.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_key_from_elsewhere_refuses_the_real_control_plane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = Cp::start(
+        tmp.path(),
+        Options {
+            open: true,
+            ..Options::default()
+        },
+    );
+    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
+        .await;
+    cp.admin_post("/policies", serde_json::json!({"action": "hello"}))
+        .await;
+    let stranger = zt_core::crypto::SigningKey::generate();
+    let pinned = PinnedKey::new(
+        zt_control_plane::signer::key_id_of(&stranger.public_key()),
+        stranger.public_key(),
+    );
+    let client = GuardedClient::new(ClientConfig::new(cp.base.clone(), pinned)).unwrap();
+    assert_refused(
+        &client,
+        &ActionRequest::new("agent-hello", "hello"),
+        "wrong_key",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_plane_that_is_down_runs_nothing() {
+    // A port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let key = zt_core::crypto::SigningKey::generate();
+    let mut cfg = ClientConfig::new(
+        format!("http://127.0.0.1:{port}"),
+        PinnedKey::new("k", key.public_key()),
+    );
+    cfg.timeout = Duration::from_secs(2);
+    let client = GuardedClient::new(cfg).unwrap();
+    assert_refused(&client, &ActionRequest::new("a", "b"), "connect").await;
+}
