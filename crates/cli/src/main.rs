@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod style;
 
-/// Audit evidence for AI-agent action authorization: verify hash-chained, signed decisions.
+/// Audit evidence for AI-agent action authorization: decide, collect and verify hash-chained,
+/// signed decisions.
 #[derive(Debug, Parser)]
 #[command(name = "zt-audit", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -25,6 +26,10 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Load evidence files into a store through the ingest validation path.
     Import(cmd::import::Args),
+    /// Run the reference control plane (Cedar policies, signed decisions).
+    ControlPlane(cmd::control_plane::Args),
+    /// The five-minute quickstart: control plane, ingest, an agent denied then allowed.
+    Demo(cmd::demo::Args),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
     /// Benchmarks (generated data, figures for the README).
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Import(a) => cmd::import::run(a),
+        Command::ControlPlane(a) => cmd::control_plane::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => cmd::bench::run(b),
     };

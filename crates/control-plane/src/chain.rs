@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use zt_core::crypto;
 use zt_core::envelope::{Sealed, V1Draft};
@@ -172,51 +173,45 @@ impl Writer {
         Timestamp::from_unix_nanos(now).to_rfc3339_millis()
     }
 
-    fn seal(&self, d: &Decided, seq: u64, prev: Hash32, ts: &str) -> Result<Sealed, SealError> {
-        let draft = V1Draft {
-            chain_id: self.chain_id.clone(),
-            seq,
-            actor: d.actor.clone(),
-            action: d.action.clone(),
-            resource: d.resource.clone(),
-            decision: if d.allow { "allow" } else { "deny" }.into(),
-            reason: d.reason.clone(),
-            timestamp: ts.to_owned(),
-            previous_hash: prev,
-            context: Some(d.context.clone()),
-        };
-        let sealed = draft
-            .seal_with(crypto::ALGORITHM, self.signer.key_id(), |digest| {
-                self.signer.sign(digest)
+    /// Seals the group: drafts are chained first (hashing is cheap and sequential), then
+    /// signed and self-checked in parallel (the expensive part). If any signature fails, the
+    /// group is sealed again one by one, so the failed decision leaves no hole in the chain.
+    fn seal_group(&self, jobs: &[Job], ts: &str) -> Vec<Result<(Sealed, Envelope), SealError>> {
+        let (alg, key_id) = (crypto::ALGORITHM, self.signer.key_id());
+        let mut drafts = Vec::with_capacity(jobs.len());
+        let (mut seq, mut prev) = (self.next_seq, self.prev);
+        for job in jobs {
+            let d = draft(&self.chain_id, &job.decided, seq, prev, ts);
+            prev = d.current_hash(alg, key_id);
+            seq += 1;
+            drafts.push(d);
+        }
+        let signer = self.signer.as_ref();
+        let sealed: Vec<_> = drafts.par_iter().map(|d| seal(signer, d)).collect();
+        if sealed.iter().all(Result::is_ok) {
+            return sealed;
+        }
+        let (mut seq, mut prev) = (self.next_seq, self.prev);
+        jobs.iter()
+            .map(|job| {
+                let r = seal(signer, &draft(&self.chain_id, &job.decided, seq, prev, ts));
+                if let Ok((s, _)) = &r {
+                    prev = s.current_hash;
+                    seq += 1;
+                }
+                r
             })
-            .map_err(SealError::Sign)?;
-        // A faulty signer (or a fault attack) must not put an unverifiable allow on record.
-        let envelope = Envelope::from_json(sealed.json.as_bytes())
-            .map_err(|e| SealError::Sign(format!("sealed envelope does not parse: {e}")))?;
-        let der = crypto::decode_signature(&envelope.signature.signature).map_err(|_| {
-            SealError::SelfCheck {
-                key_id: self.signer.key_id().to_owned(),
-            }
-        })?;
-        self.signer
-            .public_key()
-            .verify_digest(&sealed.current_hash, &der)
-            .map_err(|_| SealError::SelfCheck {
-                key_id: self.signer.key_id().to_owned(),
-            })?;
-        Ok(sealed)
+            .collect()
     }
 
     fn commit_group(&mut self, jobs: Vec<Job>) {
         let ts = self.timestamp();
-        let (mut seq, mut prev) = (self.next_seq, self.prev);
+        let sealed = self.seal_group(&jobs, &ts);
+        let mut seq = self.next_seq;
+        let mut prev = self.prev;
         let mut ready: Vec<(Job, Sealed, Envelope, u64)> = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            match self.seal(&job.decided, seq, prev, &ts).and_then(|s| {
-                let e = Envelope::from_json(s.json.as_bytes())
-                    .map_err(|e| SealError::Sign(e.to_string()))?;
-                Ok((s, e))
-            }) {
+        for (job, result) in jobs.into_iter().zip(sealed) {
+            match result {
                 Ok((sealed, env)) => {
                     prev = sealed.current_hash;
                     ready.push((job, sealed, env, seq));
@@ -282,6 +277,41 @@ impl Writer {
             }
         }
     }
+}
+
+fn draft(chain_id: &str, d: &Decided, seq: u64, prev: Hash32, ts: &str) -> V1Draft {
+    V1Draft {
+        chain_id: chain_id.to_owned(),
+        seq,
+        actor: d.actor.clone(),
+        action: d.action.clone(),
+        resource: d.resource.clone(),
+        decision: if d.allow { "allow" } else { "deny" }.into(),
+        reason: d.reason.clone(),
+        timestamp: ts.to_owned(),
+        previous_hash: prev,
+        context: Some(d.context.clone()),
+    }
+}
+
+/// Seals one draft: hash, sign, check the signature under the signer's own public key.
+fn seal(signer: &dyn Signer, draft: &V1Draft) -> Result<(Sealed, Envelope), SealError> {
+    let key_id = signer.key_id();
+    let sealed = draft.seal_with(crypto::ALGORITHM, key_id, |digest| {
+        let der = signer.sign(digest).map_err(SealError::Sign)?;
+        // A faulty signer (or a fault attack) must not put an unverifiable decision on
+        // record, least of all an allow.
+        signer
+            .public_key()
+            .verify_digest(digest, &der)
+            .map_err(|_| SealError::SelfCheck {
+                key_id: key_id.to_owned(),
+            })?;
+        Ok::<_, SealError>(der)
+    })?;
+    let envelope = Envelope::from_json(sealed.json.as_bytes())
+        .map_err(|e| SealError::Sign(format!("sealed envelope does not parse: {e}")))?;
+    Ok((sealed, envelope))
 }
 
 /// How long a store write may wait for a lock before the group fails (503).

@@ -608,6 +608,14 @@ impl V1Draft {
         })
     }
 
+    /// The `current_hash` this draft will have when sealed by `key_id` with `algorithm`:
+    /// lets a producer chain drafts first and sign them afterwards, in parallel.
+    pub fn current_hash(&self, algorithm: &str, key_id: &str) -> Hash32 {
+        let mut hashed = Vec::with_capacity(512);
+        json::write_canonical_object(&self.hashed_members(algorithm, key_id), &mut hashed);
+        Hash32::digest(&hashed)
+    }
+
     /// The hash input: every member but `current_hash` and `kms_signature`.
     pub fn hashed_members(&self, algorithm: &str, key_id: &str) -> Map {
         let s = |x: &str| Value::String(x.to_owned());
@@ -813,6 +821,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(again.json, sealed.json);
+        assert_eq!(
+            d.current_hash(crypto::ALGORITHM, "kid"),
+            sealed.current_hash
+        );
         assert!(d
             .seal_with(crypto::ALGORITHM, "kid", |_| Err("hsm down"))
             .is_err());

@@ -264,6 +264,49 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Indented JSON for people (two spaces), members in their input order. Never hashed: for
+/// display only (the demo, the browser's detail view).
+pub fn to_pretty(value: &Value) -> String {
+    fn go(v: &Value, depth: usize, out: &mut Vec<u8>) {
+        let pad = |out: &mut Vec<u8>, d: usize| {
+            out.push(b'\n');
+            out.extend(std::iter::repeat_n(b' ', d * 2));
+        };
+        match v {
+            Value::Array(items) if !items.is_empty() => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    pad(out, depth + 1);
+                    go(item, depth + 1, out);
+                }
+                pad(out, depth);
+                out.push(b']');
+            }
+            Value::Object(m) if !m.is_empty() => {
+                out.push(b'{');
+                for (i, (k, item)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    pad(out, depth + 1);
+                    write_string(k, out);
+                    out.extend_from_slice(b": ");
+                    go(item, depth + 1, out);
+                }
+                pad(out, depth);
+                out.push(b'}');
+            }
+            other => write_canonical(other, out),
+        }
+    }
+    let mut out = Vec::new();
+    go(value, 0, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Appends the RFC 8785 canonical form of an object (members sorted by UTF-16 code units).
 pub fn write_canonical_object(map: &Map, out: &mut Vec<u8>) {
     let mut members: Vec<(&str, &Value)> = map.iter().collect();
@@ -352,6 +395,19 @@ pub fn write_number(n: f64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pretty_keeps_member_order_and_parses_back() {
+        let src = br#"{"z":1,"a":[true,null,{"k":"v\u2028"}],"e":{},"f":[]}"#;
+        let v = parse(src).unwrap();
+        let p = to_pretty(&v);
+        assert!(
+            p.starts_with("{\n  \"z\": 1,\n  \"a\": [\n    true,"),
+            "{p}"
+        );
+        assert!(p.contains("\"e\": {}") && p.contains("\"f\": []"), "{p}");
+        assert_eq!(parse(p.as_bytes()).unwrap(), v);
+    }
     use std::path::PathBuf;
 
     fn fixtures() -> PathBuf {

@@ -25,6 +25,9 @@ pub enum Bench {
     Verify(VerifyArgs),
     /// Ingest throughput of `zt-audit serve` under a replayed OTLP load.
     Ingest(crate::cmd::bench_ingest::IngestArgs),
+    /// Control-plane decisions per second and latency, from concurrent guarded clients.
+    #[command(name = "control-plane")]
+    ControlPlane(crate::cmd::bench_cp::CpArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +53,7 @@ pub fn run(b: Bench) -> Result<ExitCode> {
     match b {
         Bench::Verify(a) => verify(a),
         Bench::Ingest(a) => crate::cmd::bench_ingest::run(a),
+        Bench::ControlPlane(a) => crate::cmd::bench_cp::run(a),
     }
 }
 

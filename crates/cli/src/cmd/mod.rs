@@ -1,7 +1,10 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 pub mod bench;
+pub mod bench_cp;
 pub mod bench_ingest;
+pub mod control_plane;
+pub mod demo;
 pub mod import;
 pub mod keygen;
 pub mod serve;

@@ -1,0 +1,128 @@
+//! `zt-audit control-plane`: the reference decision service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use zt_control_plane::{ControlPlane, Options};
+use zt_export::ExportConfig;
+
+use crate::cmd::serve::shutdown_signal;
+
+/// Run the reference control plane: agents ask `POST /actions`, Cedar decides (deny by
+/// default), and every decision is a signed v1 envelope committed to DIR/decisions.db before
+/// the answer. SIGINT/SIGTERM: stop accepting, answer what is in flight, exit 0.
+///
+/// Admin routes (`/agents`, `/policies`) need the admin token: `--admin-token-file`, env
+/// `ZT_CP_ADMIN_TOKEN`, or one generated into DIR/admin-token. Agents authenticate with the
+/// token `POST /agents` returned; a token speaks for its actor only.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data directory: signing key, keyring, decisions.db, state.db (created if missing).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// No tokens anywhere (loopback only): for the quickstart and local experiments.
+    #[arg(long)]
+    open: bool,
+    /// Admin token file (one line).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// The chain id (default: the one this directory already has, or `cp-` and the key's
+    /// fingerprint).
+    #[arg(long, value_name = "ID")]
+    chain_id: Option<String>,
+    /// Export decisions to this OTLP/HTTP logs endpoint (e.g. `zt-audit serve`), retried
+    /// until acknowledged; never affects a decision.
+    #[arg(long, value_name = "URL")]
+    ingest: Option<String>,
+    /// Bearer token for the ingest endpoint.
+    #[arg(long, value_name = "FILE", requires = "ingest")]
+    ingest_token_file: Option<PathBuf>,
+    /// Decisions waiting to be sealed before 503 + Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    queue: usize,
+}
+
+fn read_token(path: &PathBuf, what: &str) -> Result<String> {
+    let t = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let t = t.trim();
+    if t.is_empty() {
+        bail!("{what} {} is empty", path.display());
+    }
+    Ok(t.to_owned())
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.open && !args.listen.ip().is_loopback() {
+        bail!(
+            "--open (no tokens) listens on loopback only, not {}",
+            args.listen
+        );
+    }
+    let mut admin_tokens = Vec::new();
+    if let Some(f) = &args.admin_token_file {
+        admin_tokens.push(read_token(f, "admin token file")?);
+    }
+    if let Ok(t) = std::env::var("ZT_CP_ADMIN_TOKEN") {
+        if !t.trim().is_empty() {
+            admin_tokens.push(t.trim().to_owned());
+        }
+    }
+    let export = match &args.ingest {
+        Some(url) => {
+            let mut cfg = ExportConfig::new(url.clone());
+            cfg.service_name = "zt-control-plane".into();
+            if let Some(f) = &args.ingest_token_file {
+                cfg.token = Some(read_token(f, "ingest token file")?);
+            }
+            Some(cfg)
+        }
+        None => None,
+    };
+    let opts = Options {
+        chain_id: args.chain_id.clone(),
+        open: args.open,
+        admin_tokens,
+        export,
+        queue: args.queue.max(1),
+        ..Options::default()
+    };
+    let cp = ControlPlane::open(&args.dir, opts)
+        .with_context(|| format!("cannot open control plane data in {}", args.dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let summary = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        // First line of stdout: scripts and tests read the bound address from it.
+        println!("zt-audit control-plane: listening on http://{addr}");
+        eprintln!(
+            "chain {}, key {}, decisions in {}",
+            cp.chain_id(),
+            cp.key_id(),
+            cp.decisions_db().display()
+        );
+        match cp.admin_token_file() {
+            Some(p) => eprintln!("admin token in {}", p.display()),
+            None if args.open => eprintln!("open mode: no tokens (loopback only)"),
+            None => {}
+        }
+        cp.serve(listener, shutdown_signal())
+            .await
+            .context("serving")
+    })?;
+    eprintln!(
+        "zt-audit control-plane: drained and stopped ({} decisions this run)",
+        summary.decisions
+    );
+    Ok(ExitCode::SUCCESS)
+}

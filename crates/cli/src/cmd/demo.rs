@@ -1,0 +1,347 @@
+//! `zt-audit demo`: the five-minute quickstart, on loopback only.
+//!
+//! Starts an ingest (`zt-audit serve`'s receiver) and a control plane exporting to it, then
+//! walks an agent through the control point with the guarded client: a dangerous action is
+//! denied and does not run; a narrow policy is applied; the harmless action is allowed and
+//! runs; its envelope is printed; the ingest store is verified. The stores stay in DIR.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
+use zt_control_plane::{ControlPlane, Options};
+use zt_core::keyring::Keyring;
+use zt_export::ExportConfig;
+
+use crate::style::Style;
+
+/// The five-minute quickstart: a control plane and an ingest on loopback, an agent denied,
+/// a narrow policy, an allowed action, its signed envelope, a verified store.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the stores go (default: a new directory, printed).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+const AGENT: &str = "agent-hello";
+const DANGEROUS: &str = "aws.ec2.terminate_instances";
+const HELLO: &str = "hello-world.say_hello";
+const GREETING: &str = "demo/greeting";
+
+struct Out {
+    style: Style,
+    step: u32,
+}
+
+impl Out {
+    fn step(&mut self, text: &str) {
+        self.step += 1;
+        println!(
+            "\n{} {text}",
+            self.style.bold(&format!("[{}/7]", self.step))
+        );
+    }
+
+    fn line(&self, text: &str) {
+        println!("      {text}");
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let dir = match args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
+            d
+        }
+        None => tempfile::Builder::new()
+            .prefix("zt-audit-demo-")
+            .tempdir()
+            .context("creating the demo directory")?
+            .keep(),
+    };
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(demo(&dir))
+}
+
+async fn demo(dir: &Path) -> Result<ExitCode> {
+    let started = Instant::now();
+    let style = Style::stdout();
+    let mut out = Out { style, step: 0 };
+    println!(
+        "{}",
+        out.style
+            .bold("zt-audit demo: the control point in five minutes, on loopback only")
+    );
+    println!("data directory: {}", dir.display());
+
+    // 1. Ingest and control plane.
+    let cp_dir = dir.join("control-plane");
+    let ingest_db = dir.join("ingest.db");
+    let ingest_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the ingest")?;
+    let ingest_url = format!("http://{}/v1/logs", ingest_listener.local_addr()?);
+    let mut export = ExportConfig::new(ingest_url.clone());
+    export.service_name = "zt-control-plane".into();
+    let cp = ControlPlane::open(
+        &cp_dir,
+        Options {
+            open: true,
+            export: Some(export.clone()),
+            ..Options::default()
+        },
+    )
+    .with_context(|| format!("opening the control plane in {}", cp_dir.display()))?;
+    let keyring_path = cp_dir.join("keyring.json");
+    let keyring_bytes = std::fs::read(&keyring_path)?;
+    let ring = Keyring::from_json(&keyring_bytes).context("the control plane's keyring")?;
+    let store = zt_store::Store::open(&ingest_db)
+        .with_context(|| format!("opening {}", ingest_db.display()))?;
+    let (stop_ingest, ingest_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ingest = tokio::spawn(zt_ingest::server::serve(
+        ingest_listener,
+        store,
+        ring.clone(),
+        zt_ingest::server::Config::default(),
+        async {
+            let _ = ingest_stopped.await;
+        },
+    ));
+    let cp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the control plane")?;
+    let cp_url = format!("http://{}", cp_listener.local_addr()?);
+    let (chain_id, key_id) = (cp.chain_id().to_owned(), cp.key_id().to_owned());
+    let (stop_cp, cp_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
+    let control_plane = tokio::spawn(cp.serve_with(
+        cp_listener,
+        async {
+            let _ = cp_stopped.await;
+        },
+        move |w| {
+            let _ = watch_tx.send(w);
+        },
+    ));
+    let watch = watch_rx.await.ok().flatten();
+    out.step("start a control plane and an ingest");
+    out.line(&format!(
+        "control plane  {cp_url}  (Cedar, deny by default; open mode: loopback, no tokens)"
+    ));
+    out.line(&format!("signing key    {key_id}  chain {chain_id}"));
+    out.line(&format!(
+        "ingest         {ingest_url}  -> {}",
+        ingest_db.display()
+    ));
+
+    // 2. Register the agent.
+    out.step(&format!("register {AGENT}"));
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{cp_url}/agents"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"actor":"{AGENT}"}}"#))
+        .send()
+        .await
+        .context("POST /agents")?;
+    match resp.status().as_u16() {
+        201 => out.line("POST /agents -> 201 Created"),
+        409 => {
+            out.line("POST /agents -> 409: already registered by an earlier run in this directory")
+        }
+        s => bail!(
+            "POST /agents answered {s}: {}",
+            resp.text().await.unwrap_or_default()
+        ),
+    }
+
+    let mut cfg = ClientConfig::new(
+        cp_url.clone(),
+        PinnedKey::from_keyring_json(&keyring_bytes).context("pinning the control plane's key")?,
+    );
+    cfg.export = Some(export);
+    let client = GuardedClient::new(cfg)?;
+
+    // 3. The dangerous action.
+    out.step(&format!("{AGENT} asks to run {DANGEROUS} on i-0demo"));
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = Arc::clone(&ran);
+    let req = ActionRequest::new(AGENT, DANGEROUS).resource("i-0demo");
+    let outcome = client
+        .guarded_call(&req, move |_| async move {
+            r.store(true, Ordering::SeqCst);
+            println!("      !! terminating i-0demo");
+        })
+        .await;
+    let denied_ok = match &outcome {
+        Err(Refusal::Denied { reason, status, .. }) => {
+            out.line(&format!(
+                "{} (HTTP {status}): {reason}",
+                out.style.bad("DENIED")
+            ));
+            true
+        }
+        Err(other) => {
+            out.line(&format!("refused: {other}"));
+            false
+        }
+        Ok(_) => false,
+    };
+    if ran.load(Ordering::SeqCst) || !denied_ok {
+        bail!("the dangerous action was not denied as expected: {outcome:?}");
+    }
+    out.line("the action did not run");
+
+    // 4. A narrow policy.
+    out.step(&format!(
+        "apply a narrow policy: allow {HELLO} on {GREETING}"
+    ));
+    let resp = http
+        .post(format!("{cp_url}/policies"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"id":"demo-allow-hello","action":"{HELLO}","resource":"{GREETING}","reason":"saying hello is harmless"}}"#
+        ))
+        .send()
+        .await
+        .context("POST /policies")?;
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null);
+    match status {
+        201 => out.line(&format!(
+            "POST /policies -> 201; policy set {}",
+            body["version"].as_str().unwrap_or("?")
+        )),
+        409 => out.line("POST /policies -> 409: already applied by an earlier run"),
+        s => bail!("POST /policies answered {s}: {body}"),
+    }
+
+    // 5. The allowed action.
+    out.step(&format!("{AGENT} asks to run {HELLO} on {GREETING}"));
+    let req = ActionRequest::new(AGENT, HELLO).resource(GREETING);
+    let done = client
+        .guarded_call(&req, |_| async {
+            println!("      >> hello, world (the action ran: the allow verified)");
+        })
+        .await
+        .map_err(|r| anyhow::anyhow!("the hello action was refused: {r}"))?;
+    out.line(&format!(
+        "{}: {}",
+        out.style.ok("ALLOWED"),
+        done.decision.reason
+    ));
+
+    // 6. The envelope.
+    out.step(&format!(
+        "the signed envelope of that decision (chain {}, seq {})",
+        done.decision.chain_id, done.decision.seq
+    ));
+    let parsed =
+        zt_core::json::parse(done.decision.envelope.as_bytes()).context("the verified envelope")?;
+    for l in zt_core::json::to_pretty(&parsed).lines() {
+        out.line(l);
+    }
+
+    // 7. Everything reached ingest, and it verifies.
+    out.step("verify the ingest store");
+    let caught_up = match &watch {
+        Some(w) => {
+            let w = Arc::clone(w);
+            tokio::task::spawn_blocking(move || w.wait_caught_up(Duration::from_secs(30)))
+                .await
+                .unwrap_or(false)
+        }
+        None => false,
+    };
+    let client_flushed = client.flush_export(Duration::from_secs(10));
+    let _ = stop_cp.send(());
+    control_plane
+        .await
+        .context("control plane task")?
+        .context("control plane")?;
+    let _ = stop_ingest.send(());
+    ingest.await.context("ingest task")?.context("ingest")?;
+    drop(client);
+    if !caught_up {
+        bail!(
+            "the control plane's export did not reach {ingest_url} within 30 s: {}",
+            watch
+                .and_then(|w| w.last_error())
+                .unwrap_or_else(|| "no error reported".into())
+        );
+    }
+    let report = verify_db(&ingest_db, &ring)?;
+    let cp_report = verify_db(&cp_dir.join("decisions.db"), &ring)?;
+    let ok = report.ok && cp_report.ok && cp_report.records == report.records;
+    if ok {
+        out.line(&format!(
+            "{}: {} ({} records, {} chain, every hash, link and signature verified; same as the control plane's own store)",
+            out.style.ok("OK"),
+            ingest_db.display(),
+            report.records,
+            report.chains.len(),
+        ));
+    } else {
+        out.line(&format!(
+            "{}: ingest {} records ({} findings), control plane {} records ({} findings)",
+            out.style.bad("FAILED"),
+            report.records,
+            report.findings.len(),
+            cp_report.records,
+            cp_report.findings.len()
+        ));
+        for e in report.errors.iter().chain(&cp_report.errors).take(10) {
+            out.line(e);
+        }
+    }
+    if !client_flushed {
+        out.line("(the guarded client's own re-export had not finished; the control plane's did)");
+    }
+
+    let rel = |p: &Path| p.display().to_string();
+    println!(
+        "\n{} in {:.1} s. Next:",
+        out.style.bold("done"),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  zt-audit verify --db {} --keyring {}",
+        rel(&ingest_db),
+        rel(&keyring_path)
+    );
+    println!(
+        "  zt-audit verify --db {} --keyring {}   # the control plane's own copy",
+        rel(&cp_dir.join("decisions.db")),
+        rel(&keyring_path)
+    );
+    println!(
+        "  zt-audit control-plane --dir {} --open      # the same control plane, to try your own agents",
+        rel(&cp_dir)
+    );
+    std::io::stdout().flush()?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_db(db: &Path, ring: &Keyring) -> Result<zt_verifier::Report> {
+    let store = zt_store::Store::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let mut v = zt_verifier::Verifier::new(ring, zt_verifier::Options::default());
+    zt_verifier::verify_store(&mut v, &store)
+        .with_context(|| format!("verifying {}", db.display()))?;
+    Ok(v.finish())
+}
