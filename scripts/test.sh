@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what CI runs (.ci/run) and what the README's test command runs.
 # Needs the Rust toolchain (with rustfmt and clippy), Node.js (the reference verifier of the
-# benchmark) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/).
+# benchmark) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/;
+# the lineage-style client test uses the standard library only).
 # Installs nothing globally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,11 @@ cargo test -p zt-core -p zt-verifier --no-default-features --locked
 step "benchmark smoke runs (small; figures come from full runs, see README)"
 cargo run --release --locked -q -p zt-audit -- bench verify --records 2000 --runs 1
 cargo run --release --locked -q -p zt-audit -- bench ingest --records 2000 --connections 4
+# The issue's bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
+# one unforked chain that verifies (the bench fails otherwise).
+cargo run --release --locked -q -p zt-audit -- bench control-plane --decisions 1000 --clients 16 --runs 1
+
+step "the quickstart, as the README runs it"
+bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
 
 step "all passed"

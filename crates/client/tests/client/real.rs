@@ -213,3 +213,68 @@ async fn a_control_plane_that_is_down_runs_nothing() {
     let client = GuardedClient::new(cfg).unwrap();
     assert_refused(&client, &ActionRequest::new("a", "b"), "connect").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verified_envelopes_are_re_exported_to_a_real_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = Cp::start(
+        &tmp.path().join("cp"),
+        Options {
+            open: true,
+            ..Options::default()
+        },
+    );
+    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
+        .await;
+    cp.admin_post("/policies", serde_json::json!({"action": "hello"}))
+        .await;
+    // A real zt-ingest receiver; the control plane itself does not export here, so whatever
+    // lands came from the client.
+    let db = tmp.path().join("ingest.db");
+    let store = zt_store::Store::open(&db).unwrap();
+    let ring = zt_core::keyring::Keyring::from_json(&cp.keyring).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/logs", l.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let ingest = tokio::spawn(zt_ingest::server::serve(
+        l,
+        store,
+        ring,
+        zt_ingest::server::Config::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut cfg = ClientConfig::new(
+        cp.base.clone(),
+        PinnedKey::from_keyring_json(&cp.keyring).unwrap(),
+    );
+    cfg.export = Some(zt_export::ExportConfig::new(endpoint));
+    let client = GuardedClient::new(cfg).unwrap();
+    let effect = SideEffect::default();
+    call(
+        &client,
+        &ActionRequest::new("agent-hello", "hello"),
+        &effect,
+    )
+    .await
+    .unwrap();
+    assert_refused(
+        &client,
+        &ActionRequest::new("agent-hello", "nope"),
+        "denied",
+    )
+    .await;
+    let c = std::sync::Arc::new(client);
+    let c2 = std::sync::Arc::clone(&c);
+    assert!(
+        tokio::task::spawn_blocking(move || c2.flush_export(Duration::from_secs(20)))
+            .await
+            .unwrap()
+    );
+    let _ = stop.send(());
+    ingest.await.unwrap().unwrap();
+    let store = zt_store::Store::open(&db).unwrap();
+    assert_eq!(store.count_records().unwrap(), 2);
+    assert_eq!(store.count_quarantined().unwrap(), 0);
+}

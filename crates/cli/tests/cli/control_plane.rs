@@ -1,0 +1,235 @@
+//! `zt-audit control-plane` and `zt-audit demo` as processes, with the lineage's client shape.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{repo, verify_json, zt};
+
+/// A running `zt-audit control-plane`; killed on drop.
+struct ControlPlane {
+    child: Child,
+    base: String,
+}
+
+impl ControlPlane {
+    fn start(dir: &Path, extra: &[&str]) -> ControlPlane {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+            .args(["control-plane", "--dir"])
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "first line: {line:?}"
+        );
+        ControlPlane { child, base }
+    }
+
+    /// SIGTERM, then the exit code and stderr.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (st.code(), err);
+            }
+            assert!(Instant::now() < deadline, "control plane did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn post(base: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.text().unwrap()).unwrap())
+}
+
+/// The lineage-style Python client (standard library only): (status, allowed, answer).
+fn lineage_client(base: &str, actor: &str, token: &str) -> (u64, bool, Value) {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/python/lineage_client.py"))
+        .args(["--base", base, "--actor", actor])
+        .args([
+            "--action",
+            "hello-world.say_hello",
+            "--resource",
+            "demo/greeting",
+        ])
+        .args(["--token", token])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "lineage client: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["status"].as_u64().unwrap(),
+        v["allowed"].as_bool().unwrap(),
+        v["answer"].clone(),
+    )
+}
+
+#[test]
+fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cp");
+    let cp = ControlPlane::start(&dir, &[]);
+    let admin = std::fs::read_to_string(dir.join("admin-token")).unwrap();
+    let admin = admin.trim();
+    let (s, agent) = post(&cp.base, "/agents", admin, &json!({"actor": "agent-py"}));
+    assert_eq!(s, 201, "{agent}");
+    let token = agent["token"].as_str().unwrap();
+    let (s, _) = post(
+        &cp.base,
+        "/policies",
+        admin,
+        &json!({"action": "hello-world.say_hello", "resource": "demo/greeting"}),
+    );
+    assert_eq!(s, 201);
+
+    let (status, allowed, first) = lineage_client(&cp.base, "agent-py", token);
+    assert_eq!((status, allowed), (200, true), "{first}");
+    // the same token claiming another actor: denied, and still a signed answer
+    let (status, allowed, second) = lineage_client(&cp.base, "agent-other", token);
+    assert_eq!((status, allowed), (403, false), "{second}");
+    assert!(second["reason"]
+        .as_str()
+        .unwrap()
+        .contains("actor mismatch"));
+
+    // saved answers are evidence: `zt-audit verify` reads them as they are
+    let saved = tmp.path().join("answers.json");
+    std::fs::write(&saved, json!([first, second]).to_string()).unwrap();
+    let ring = dir.join("keyring.json");
+    let (code, report) =
+        verify_json(&["--keyring", ring.to_str().unwrap(), saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 2);
+
+    let (code, stderr) = cp.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("drained and stopped (2 decisions"),
+        "{stderr}"
+    );
+    let (code, report) = verify_json(&[
+        "--db",
+        dir.join("decisions.db").to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records"], 2);
+}
+
+#[test]
+fn open_mode_is_loopback_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = zt(&[
+        "control-plane",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+        "--open",
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback only"), "{err}");
+}
+
+#[test]
+fn demo_denies_then_allows_and_leaves_stores_that_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let start = Instant::now();
+    let out = zt(&["demo", "--dir", dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(start.elapsed() < Duration::from_secs(60));
+    for needle in [
+        "DENIED (HTTP 403)",
+        "the action did not run",
+        "hello, world",
+        "\"decision\": \"allow\"",
+        "OK: ",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("terminating i-0demo"), "{stdout}");
+    let ring = dir.join("control-plane/keyring.json");
+    for db in [
+        dir.join("ingest.db"),
+        dir.join("control-plane/decisions.db"),
+    ] {
+        let (code, report) = verify_json(&[
+            "--db",
+            db.to_str().unwrap(),
+            "--keyring",
+            ring.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{}: {report:#}", db.display());
+        assert_eq!(report["records"], 2);
+    }
+    // a second run in the same directory continues the same chain
+    let out = zt(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let (code, report) = verify_json(&[
+        "--db",
+        dir.join("ingest.db").to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (code, report["records"].as_u64()),
+        (0, Some(4)),
+        "{report:#}"
+    );
+    assert_eq!(report["chains"].as_array().unwrap().len(), 1);
+}
