@@ -6,6 +6,7 @@
 //!
 //! The reference, in the same run: the same control plane committing each decision on its
 //! own (group size 1: one fsync per decision, the "lock, append, commit, answer" design).
+//! Runs alternate between the two after one unmeasured warm-up run.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -172,6 +173,9 @@ pub fn run(a: CpArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // Warm-up, not measured: the first run pays for thread pools, connections and a cold
+    // page cache, and showed a p99 four times the others.
+    rt.block_on(one_run(a.decisions.min(200), a.clients, 256))?;
     let mut grouped = Vec::new();
     let mut single = Vec::new();
     for r in 0..a.runs.max(1) {
