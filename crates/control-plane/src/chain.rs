@@ -12,7 +12,6 @@
 //! a successful commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
@@ -313,6 +312,3 @@ fn seal(signer: &dyn Signer, draft: &V1Draft) -> Result<(Sealed, Envelope), Seal
         .map_err(|e| SealError::Sign(format!("sealed envelope does not parse: {e}")))?;
     Ok((sealed, envelope))
 }
-
-/// How long a store write may wait for a lock before the group fails (503).
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -202,7 +202,7 @@ impl ControlPlane {
     }
 
     /// Starts the writer (and exporter) and serves until `shutdown`, then drains: every
-    /// decision in flight is committed and answered. `on_ready` hears the export watch.
+    /// decision in flight is committed and answered.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
