@@ -30,6 +30,9 @@ enum Command {
     ControlPlane(cmd::control_plane::Args),
     /// The five-minute quickstart: control plane, ingest, an agent denied then allowed.
     Demo(cmd::demo::Args),
+    /// Anchor chain heads on an EVM contract (Base Sepolia by default).
+    #[command(subcommand)]
+    Anchor(cmd::anchor::Anchor),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
     /// Benchmarks (generated data, figures for the README).
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(a),
         Command::ControlPlane(a) => cmd::control_plane::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Anchor(a) => cmd::anchor::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => cmd::bench::run(b),
     };

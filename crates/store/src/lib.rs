@@ -27,8 +27,11 @@
 //! # Ok(()) }
 //! ```
 
+mod anchor;
+
 use std::path::Path;
 
+pub use anchor::{EpochRow, EpochState, FoundRecord, LeafRow, LineRecord};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use zt_core::{Envelope, Hash32, Profile};
 
@@ -49,7 +52,8 @@ pub enum StoreError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE records (
     id              INTEGER PRIMARY KEY,
     current_hash    BLOB NOT NULL UNIQUE,
@@ -87,7 +91,9 @@ CREATE TABLE quarantine (
     received_at_ms  INTEGER NOT NULL,
     source          TEXT NOT NULL
 );
-"#];
+"#,
+    anchor::MIGRATION,
+];
 
 /// An accepted envelope, ready to store.
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +169,7 @@ pub struct RawRow {
 /// The store.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 /// Current time in ms since the Unix epoch.

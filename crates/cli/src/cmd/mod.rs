@@ -1,5 +1,6 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
+pub mod anchor;
 pub mod bench;
 pub mod bench_cp;
 pub mod bench_ingest;

@@ -1,0 +1,421 @@
+//! The anchor job: each run settles the epoch in flight, then, if any chain's head moved
+//! since the last epoch on chain, builds the next epoch and anchors it.
+//!
+//! The epoch (number, root, leaves) is committed to the store **before** any transaction is
+//! signed, and its root never changes. Every transaction sent for it carries that same
+//! (epoch, root), which the contract accepts once and ignores after: a crash or an RPC outage
+//! at any point, followed by a run, can only resend the same anchor. A new epoch is built only
+//! once the previous one is on chain, from the heads past what is on chain, so no head is
+//! skipped.
+//!
+//! States: `pending` (stored, nothing sent) -> `submitted` (signed bytes and hash stored, then
+//! broadcast) -> `included` -> `safe` -> `finalized`; `dropped` (the node forgot it and its
+//! nonce went to something else) and `reorged` (its block left the canonical chain) go back to
+//! sending; `failed` (it reverted) stops the job for an operator.
+
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, B256};
+use alloy::signers::local::PrivateKeySigner;
+use zt_store::{EpochRow, EpochState, Store};
+
+use crate::error::AnchorError;
+use crate::evm::{Evm, Fees, SendOutcome};
+use crate::tree::{log_id, Tree};
+
+/// What the job needs besides the store and the node.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// The log's name (its id on chain is `keccak256(name)`).
+    pub log: String,
+    /// The `ZtAnchor` contract.
+    pub contract: Address,
+    /// Fees and gas cap.
+    pub fees: Fees,
+    /// How long one run waits for its transaction to be mined before leaving it `submitted`
+    /// for the next run.
+    pub receipt_timeout: Duration,
+    /// Poll interval while waiting.
+    pub poll: Duration,
+    /// How long an unmined transaction the node no longer knows is given before it is
+    /// rebroadcast, then replaced.
+    pub dropped_after: Duration,
+}
+
+impl JobConfig {
+    /// Defaults: 120 s receipt timeout, 500 ms poll, 60 s before a vanished tx is replaced.
+    pub fn new(log: impl Into<String>, contract: Address) -> Self {
+        Self {
+            log: log.into(),
+            contract,
+            fees: Fees::default(),
+            receipt_timeout: Duration::from_secs(120),
+            poll: Duration::from_millis(500),
+            dropped_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// No head moved since the last epoch on chain.
+    NothingToAnchor {
+        /// The latest epoch (0: none).
+        latest_epoch: u64,
+    },
+    /// An epoch is on chain (the one in flight, or a new one).
+    Anchored(EpochRow),
+    /// Sent but not mined within the run's timeout: the next run carries on.
+    Waiting(EpochRow),
+}
+
+fn now_ms() -> i64 {
+    zt_store::now_ms()
+}
+
+fn hex32(h: B256) -> String {
+    format!("{h:#x}")
+}
+
+fn parse_b256(s: &str) -> Option<B256> {
+    s.parse().ok()
+}
+
+/// The job for one log on one contract.
+#[derive(Debug)]
+pub struct Anchorer<'a> {
+    store: &'a mut Store,
+    evm: &'a Evm,
+    signer: &'a PrivateKeySigner,
+    cfg: JobConfig,
+}
+
+impl<'a> Anchorer<'a> {
+    /// A job over `store`, sending with `signer` through `evm`.
+    pub fn new(
+        store: &'a mut Store,
+        evm: &'a Evm,
+        signer: &'a PrivateKeySigner,
+        cfg: JobConfig,
+    ) -> Self {
+        Self {
+            store,
+            evm,
+            signer,
+            cfg,
+        }
+    }
+
+    /// One run: settle the epoch in flight; then anchor the heads that moved, if any.
+    pub async fn run_once(&mut self) -> Result<RunOutcome, AnchorError> {
+        if let Some(last) = self.store.latest_epoch(&self.cfg.log)? {
+            if !last.state.on_chain() {
+                let settled = self.settle(last).await?;
+                if !settled.state.on_chain() {
+                    return Ok(RunOutcome::Waiting(settled));
+                }
+            } else {
+                // Still where we left it? A reorg may have taken it out.
+                let checked = self.refresh(last).await?;
+                if !checked.state.on_chain() {
+                    let settled = self.settle(checked).await?;
+                    if !settled.state.on_chain() {
+                        return Ok(RunOutcome::Waiting(settled));
+                    }
+                }
+            }
+        }
+        let Some(next) = self.build_epoch()? else {
+            let latest_epoch = self
+                .store
+                .latest_epoch(&self.cfg.log)?
+                .map_or(0, |e| e.epoch);
+            return Ok(RunOutcome::NothingToAnchor { latest_epoch });
+        };
+        let settled = self.settle(next).await?;
+        Ok(if settled.state.on_chain() {
+            RunOutcome::Anchored(settled)
+        } else {
+            RunOutcome::Waiting(settled)
+        })
+    }
+
+    /// The next epoch over the heads past what is on chain, stored as `pending`; `None` when
+    /// nothing moved.
+    fn build_epoch(&mut self) -> Result<Option<EpochRow>, AnchorError> {
+        let anchored = self.store.anchored_positions(&self.cfg.log)?;
+        let moved: Vec<_> = self
+            .store
+            .main_heads()?
+            .into_iter()
+            .filter(|h| anchored.get(&h.chain).is_none_or(|p| h.position > *p))
+            .collect();
+        if moved.is_empty() {
+            return Ok(None);
+        }
+        let epoch = self
+            .store
+            .latest_epoch(&self.cfg.log)?
+            .map_or(1, |e| e.epoch + 1);
+        let tree = Tree::new(moved);
+        let now = now_ms();
+        let row = EpochRow {
+            log: self.cfg.log.clone(),
+            epoch,
+            root: tree.root(),
+            leaf_count: tree.leaves().len() as u64,
+            state: EpochState::Pending,
+            network_chain_id: Some(self.evm.chain_id()),
+            contract: Some(format!("{:#x}", self.cfg.contract)),
+            tx_hash: None,
+            raw_tx: None,
+            nonce: None,
+            block_number: None,
+            block_hash: None,
+            attempts: 0,
+            note: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.store.insert_epoch(&row, tree.leaves())?;
+        Ok(Some(row))
+    }
+
+    /// Drives an epoch towards `included` until the receipt timeout.
+    async fn settle(&mut self, mut row: EpochRow) -> Result<EpochRow, AnchorError> {
+        let deadline = tokio::time::Instant::now() + self.cfg.receipt_timeout;
+        let mut unseen_since: Option<tokio::time::Instant> = None;
+        loop {
+            row = match row.state {
+                EpochState::Pending | EpochState::Dropped | EpochState::Reorged => {
+                    unseen_since = None;
+                    self.submit(row).await?
+                }
+                EpochState::Submitted => {
+                    let (next, unseen) = self.check_submitted(row).await?;
+                    if unseen {
+                        let since = *unseen_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() >= self.cfg.dropped_after {
+                            let mut d = next;
+                            d.state = EpochState::Dropped;
+                            d.note = Some("the node no longer knows the transaction".into());
+                            self.store.update_epoch(&d)?;
+                            d
+                        } else {
+                            next
+                        }
+                    } else {
+                        next
+                    }
+                }
+                EpochState::Failed => {
+                    return Err(AnchorError::Stuck {
+                        log: row.log.clone(),
+                        epoch: row.epoch,
+                        reason: format!(
+                            "the anchor transaction failed ({}); see `zt-audit reconcile`",
+                            row.note.clone().unwrap_or_default()
+                        ),
+                    })
+                }
+                _ => return self.refresh(row).await,
+            };
+            if row.state.on_chain() {
+                return self.refresh(row).await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(row);
+            }
+            tokio::time::sleep(self.cfg.poll).await;
+        }
+    }
+
+    /// Signs a new transaction for the epoch's (epoch, root), stores it, then broadcasts.
+    async fn submit(&mut self, mut row: EpochRow) -> Result<EpochRow, AnchorError> {
+        let log_id = log_id(&self.cfg.log);
+        let root = B256::from(row.root.0);
+        // Already recorded on chain (an earlier transaction landed after all): nothing to send.
+        let on_chain = self
+            .evm
+            .root_of(self.cfg.contract, log_id, row.epoch)
+            .await?;
+        if on_chain == root {
+            if let Some(found) = self.find_anchored_tx(&row).await? {
+                return Ok(found);
+            }
+        } else if on_chain != B256::ZERO {
+            row.state = EpochState::Failed;
+            row.note = Some(format!(
+                "the contract holds root {on_chain:#x} for epoch {}, not ours {root:#x}",
+                row.epoch
+            ));
+            self.store.update_epoch(&row)?;
+            return Ok(row);
+        }
+        let nonce = self.evm.pending_nonce(self.signer.address()).await?;
+        let input = Evm::anchor_calldata(log_id, row.epoch, root, row.leaf_count);
+        let (hash, raw) = match self
+            .evm
+            .sign(
+                self.signer,
+                Some(self.cfg.contract),
+                input,
+                nonce,
+                &self.cfg.fees,
+            )
+            .await
+        {
+            Ok(x) => x,
+            Err(AnchorError::Revert(reason)) => {
+                row.state = EpochState::Failed;
+                row.note = Some(reason);
+                self.store.update_epoch(&row)?;
+                return Ok(row);
+            }
+            Err(e) => return Err(e),
+        };
+        // Stored before it is sent: after a crash the next run finds it and rebroadcasts the
+        // same bytes instead of signing a second transaction.
+        row.state = EpochState::Submitted;
+        row.tx_hash = Some(hex32(hash));
+        row.raw_tx = Some(raw.clone());
+        row.nonce = Some(nonce);
+        row.block_number = None;
+        row.block_hash = None;
+        row.attempts += 1;
+        row.note = None;
+        self.store.update_epoch(&row)?;
+        if let Err(e) = self.evm.send_raw(&raw).await {
+            row.note = Some(e.to_string());
+            self.store.update_epoch(&row)?;
+            return Err(e);
+        }
+        Ok(row)
+    }
+
+    /// After a dropped/replaced transaction: the `Anchored` event of this (epoch, root), if any
+    /// transaction of ours put it there.
+    async fn find_anchored_tx(&mut self, row: &EpochRow) -> Result<Option<EpochRow>, AnchorError> {
+        let latest = self
+            .evm
+            .tag_number(BlockNumberOrTag::Latest)
+            .await?
+            .unwrap_or(0);
+        let events = self
+            .evm
+            .anchored_events(self.cfg.contract, log_id(&self.cfg.log), 0, latest, 50_000)
+            .await?;
+        let root = B256::from(row.root.0);
+        let Some(ev) = events
+            .into_iter()
+            .find(|e| e.epoch == row.epoch && e.root == root)
+        else {
+            return Ok(None);
+        };
+        let mut found = row.clone();
+        if let (Some(tx), Some(bn)) = (ev.tx_hash, ev.block_number) {
+            found.tx_hash = Some(hex32(tx));
+            found.block_number = Some(bn);
+            found.block_hash = self.evm.block_hash(bn).await?.map(hex32);
+        }
+        found.state = EpochState::Included;
+        found.note = Some("recorded on chain by an earlier transaction".into());
+        self.store.update_epoch(&found)?;
+        Ok(Some(found))
+    }
+
+    /// Looks at a submitted transaction: mined, failed, pending, or unknown to the node (then
+    /// rebroadcast). Returns the row and whether the node did not know the transaction.
+    async fn check_submitted(
+        &mut self,
+        mut row: EpochRow,
+    ) -> Result<(EpochRow, bool), AnchorError> {
+        let Some(hash) = row.tx_hash.as_deref().and_then(parse_b256) else {
+            row.state = EpochState::Pending;
+            self.store.update_epoch(&row)?;
+            return Ok((row, false));
+        };
+        if let Some(r) = self.evm.receipt(hash).await? {
+            if r.success {
+                row.state = EpochState::Included;
+                row.block_number = Some(r.block_number);
+                row.block_hash = Some(hex32(r.block_hash));
+                row.note = None;
+            } else {
+                row.state = EpochState::Failed;
+                row.block_number = Some(r.block_number);
+                row.block_hash = Some(hex32(r.block_hash));
+                row.note = Some("the anchor transaction reverted".into());
+            }
+            self.store.update_epoch(&row)?;
+            return Ok((row, false));
+        }
+        if self.evm.tx_known(hash).await? {
+            return Ok((row, false));
+        }
+        // Unknown to the node: it never arrived (RPC died mid-send) or was evicted. Send the
+        // very same bytes again.
+        if let Some(raw) = row.raw_tx.clone() {
+            match self.evm.send_raw(&raw).await? {
+                SendOutcome::Accepted => return Ok((row, false)),
+                SendOutcome::NonceTooLow => {
+                    // Its nonce went to another transaction: this one can never be mined.
+                    // Was the anchor recorded some other way?
+                    if let Some(found) = self.find_anchored_tx(&row).await? {
+                        return Ok((found, false));
+                    }
+                    row.state = EpochState::Dropped;
+                    row.note = Some("its nonce was used by another transaction".into());
+                    self.store.update_epoch(&row)?;
+                    return Ok((row, false));
+                }
+            }
+        }
+        Ok((row, true))
+    }
+
+    /// For an epoch on chain: still in the canonical chain, and how final.
+    async fn refresh(&mut self, mut row: EpochRow) -> Result<EpochRow, AnchorError> {
+        let (Some(bn), Some(bh)) = (row.block_number, row.block_hash.clone()) else {
+            return Ok(row);
+        };
+        let canonical = self.evm.block_hash(bn).await?.map(hex32);
+        if canonical.as_deref() != Some(bh.as_str()) {
+            // Its block is gone. The transaction may be in another block now.
+            if let Some(hash) = row.tx_hash.as_deref().and_then(parse_b256) {
+                if let Some(r) = self.evm.receipt(hash).await? {
+                    if r.success {
+                        row.block_number = Some(r.block_number);
+                        row.block_hash = Some(hex32(r.block_hash));
+                        row.state = EpochState::Included;
+                        row.note = Some("moved to another block by a reorg".into());
+                        self.store.update_epoch(&row)?;
+                        return Ok(row);
+                    }
+                }
+            }
+            row.state = EpochState::Reorged;
+            row.note = Some(format!("block {bn} {bh} left the canonical chain"));
+            row.block_number = None;
+            row.block_hash = None;
+            self.store.update_epoch(&row)?;
+            return Ok(row);
+        }
+        let finalized = self.evm.tag_number(BlockNumberOrTag::Finalized).await?;
+        let safe = self.evm.tag_number(BlockNumberOrTag::Safe).await?;
+        let state = if finalized.is_some_and(|f| bn <= f) {
+            EpochState::Finalized
+        } else if safe.is_some_and(|s| bn <= s) {
+            EpochState::Safe
+        } else {
+            EpochState::Included
+        };
+        if state != row.state {
+            row.state = state;
+            self.store.update_epoch(&row)?;
+        }
+        Ok(row)
+    }
+}

@@ -1,0 +1,294 @@
+//! `zt-audit anchor deploy` and `zt-audit anchor run`: the contract and the scheduled job.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{anyhow, bail, Context, Result};
+use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
+use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
+use zt_store::Store;
+
+use crate::cmd::serve::shutdown_signal;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Anchor {
+    /// Deploy the ZtAnchor contract and print its address.
+    Deploy(DeployArgs),
+    /// Anchor the heads of the store's chains: once, or on a schedule.
+    Run(RunArgs),
+}
+
+/// Where the chain is. The RPC URL may come from env `ZT_ANCHOR_RPC`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChainArgs {
+    /// JSON-RPC URL of a node (e.g. https://sepolia.base.org, or a local anvil).
+    #[arg(long, value_name = "URL", env = "ZT_ANCHOR_RPC")]
+    pub rpc: String,
+    /// The network; the node's chain id must match (base-sepolia 84532, base 8453, local any).
+    #[arg(long, value_name = "NAME", default_value = "base-sepolia", value_parser = ["base-sepolia", "base", "local"])]
+    pub network: String,
+}
+
+impl ChainArgs {
+    pub fn network(&self) -> Network {
+        Network::from_name(&self.network).unwrap_or(Network::BaseSepolia)
+    }
+
+    pub async fn connect(&self) -> Result<Evm> {
+        Evm::connect(&self.rpc, self.network())
+            .await
+            .with_context(|| format!("connecting to {}", self.rpc))
+    }
+}
+
+/// Who pays: env `ZT_ANCHOR_KEY` (hex private key) or an encrypted keystore file whose
+/// password is in env `ZT_ANCHOR_KEYSTORE_PASSWORD`. The key is never printed or logged.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// An Ethereum JSON keystore (password in env ZT_ANCHOR_KEYSTORE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub keystore: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    pub fn signer(&self) -> Result<PrivateKeySigner> {
+        if let Some(path) = &self.keystore {
+            let password = std::env::var("ZT_ANCHOR_KEYSTORE_PASSWORD").map_err(|_| {
+                anyhow!("--keystore needs its password in env ZT_ANCHOR_KEYSTORE_PASSWORD")
+            })?;
+            return PrivateKeySigner::decrypt_keystore(path, password)
+                .map_err(|e| anyhow!("cannot open keystore {}: {e}", path.display()));
+        }
+        let hex_key = std::env::var("ZT_ANCHOR_KEY").map_err(|_| {
+            anyhow!("no anchoring key: set env ZT_ANCHOR_KEY (hex) or give --keystore FILE")
+        })?;
+        // The parse error could echo the input: say only what is wrong with it.
+        PrivateKeySigner::from_str(hex_key.trim())
+            .map_err(|_| anyhow!("env ZT_ANCHOR_KEY is not a 32-byte hex private key"))
+    }
+}
+
+/// Fee settings (default: the node's EIP-1559 estimate).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FeeArgs {
+    /// maxFeePerGas, in gwei.
+    #[arg(long, value_name = "GWEI")]
+    pub max_fee_gwei: Option<f64>,
+    /// maxPriorityFeePerGas, in gwei.
+    #[arg(long, value_name = "GWEI")]
+    pub priority_fee_gwei: Option<f64>,
+    /// Refuse anchor transactions that need more gas than this.
+    #[arg(long, value_name = "GAS", default_value_t = 200_000)]
+    pub gas_limit: u64,
+}
+
+impl FeeArgs {
+    pub fn fees(&self) -> Result<Fees> {
+        let wei = |g: Option<f64>, name: &str| -> Result<Option<u128>> {
+            match g {
+                None => Ok(None),
+                Some(g) if g.is_finite() && g >= 0.0 =>
+                {
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "checked finite and non-negative; gwei to wei"
+                    )]
+                    Ok(Some((g * 1e9).round() as u128))
+                }
+                Some(_) => bail!("--{name} must be a non-negative number"),
+            }
+        };
+        Ok(Fees {
+            max_fee: wei(self.max_fee_gwei, "max-fee-gwei")?,
+            priority_fee: wei(self.priority_fee_gwei, "priority-fee-gwei")?,
+            gas_cap: self.gas_limit,
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    fees: FeeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["once", "every"])))]
+pub struct RunArgs {
+    /// The evidence store.
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// The ZtAnchor contract.
+    #[arg(long, value_name = "ADDR")]
+    contract: String,
+    /// The log's name: its id on chain is keccak256(NAME).
+    #[arg(long, value_name = "NAME")]
+    log: String,
+    /// One run: settle the epoch in flight, anchor what moved, exit.
+    #[arg(long)]
+    once: bool,
+    /// Run every DURATION (`30s`, `10m`, `1h`) until SIGINT/SIGTERM; RPC outages are ridden
+    /// out with backoff.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    every: Option<Duration>,
+    /// How long a run waits for its transaction to be mined.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    receipt_timeout: Duration,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    fees: FeeArgs,
+}
+
+/// `90s`, `15m`, `2h`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn parse_address(s: &str) -> Result<Address> {
+    Address::from_str(s.trim()).map_err(|_| anyhow!("{s:?} is not a 0x contract address"))
+}
+
+pub fn run(cmd: Anchor) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match cmd {
+        Anchor::Deploy(a) => rt.block_on(deploy(a)),
+        Anchor::Run(a) => rt.block_on(run_job(a)),
+    }
+}
+
+async fn deploy(a: DeployArgs) -> Result<ExitCode> {
+    let signer = a.key.signer()?;
+    let evm = a.chain.connect().await?;
+    let (addr, receipt) = evm
+        .deploy(&signer, ZT_ANCHOR_ARTIFACT, &a.fees.fees()?)
+        .await
+        .context("deploying ZtAnchor")?;
+    // First line of stdout: the address, for scripts.
+    println!("{addr:#x}");
+    eprintln!(
+        "ZtAnchor deployed on chain {} at {addr:#x} (block {}, {} gas) by {:#x}",
+        evm.chain_id(),
+        receipt.block_number,
+        receipt.gas_used,
+        signer.address()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(outcome: &RunOutcome) -> String {
+    match outcome {
+        RunOutcome::NothingToAnchor { latest_epoch } => {
+            format!("nothing moved since epoch {latest_epoch}: no anchor needed")
+        }
+        RunOutcome::Anchored(e) | RunOutcome::Waiting(e) => format!(
+            "epoch {}: {} chain head(s), root {}, tx {}, {}{}",
+            e.epoch,
+            e.leaf_count,
+            e.root,
+            e.tx_hash.as_deref().unwrap_or("-"),
+            e.state,
+            e.block_number
+                .map(|b| format!(" in block {b}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+async fn run_job(a: RunArgs) -> Result<ExitCode> {
+    let signer = a.key.signer()?;
+    let contract = parse_address(&a.contract)?;
+    let mut cfg = JobConfig::new(a.log.clone(), contract);
+    cfg.fees = a.fees.fees()?;
+    cfg.receipt_timeout = a.receipt_timeout;
+    if !a.db.is_file() {
+        bail!("no store at {}", a.db.display());
+    }
+    let mut store =
+        Store::open(&a.db).with_context(|| format!("cannot open store {}", a.db.display()))?;
+    let Some(every) = a.every else {
+        let evm = a.chain.connect().await?;
+        if !evm.has_code(contract).await? {
+            bail!("no contract at {contract:#x} on chain {}", evm.chain_id());
+        }
+        let outcome = Anchorer::new(&mut store, &evm, &signer, cfg)
+            .run_once()
+            .await
+            .context("anchoring")?;
+        println!("{}", describe(&outcome));
+        return Ok(ExitCode::SUCCESS);
+    };
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut failures = 0u32;
+    eprintln!(
+        "zt-audit anchor run: log {} every {every:?}, contract {contract:#x}",
+        a.log
+    );
+    loop {
+        let wait = match run_step(&a, &mut store, &signer, &cfg).await {
+            Ok(outcome) => {
+                failures = 0;
+                println!("{}", describe(&outcome));
+                every
+            }
+            Err(e) => {
+                failures += 1;
+                // Ride out an outage: 2 s, 4 s, ... never longer than the schedule.
+                let backoff = Duration::from_secs(1u64 << failures.min(10)).min(every);
+                eprintln!("zt-audit anchor run: {e:#}; next try in {backoff:?}");
+                backoff
+            }
+        };
+        tokio::select! {
+            () = &mut stop => {
+                eprintln!("zt-audit anchor run: stopped; the next start resumes from the store");
+                return Ok(ExitCode::SUCCESS);
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn run_step(
+    a: &RunArgs,
+    store: &mut Store,
+    signer: &PrivateKeySigner,
+    cfg: &JobConfig,
+) -> Result<RunOutcome> {
+    let evm = a.chain.connect().await?;
+    Ok(Anchorer::new(store, &evm, signer, cfg.clone())
+        .run_once()
+        .await?)
+}

@@ -1,0 +1,489 @@
+//! Anchoring state, beside the evidence: for each log (an anchoring target) its epochs (root,
+//! leaf count, transaction and its state) and each epoch's leaves `(chain, position, head)`.
+//! An epoch is written, with its leaves, before its transaction is sent, and never changes
+//! its root: a retry resends the same (epoch, root).
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, Row};
+use zt_core::Hash32;
+
+use crate::{now_ms, Store, StoreError};
+
+pub(crate) const MIGRATION: &str = r#"
+CREATE TABLE anchor_epochs (
+    log             TEXT NOT NULL,
+    epoch           INTEGER NOT NULL,
+    root            BLOB NOT NULL,
+    leaf_count      INTEGER NOT NULL,
+    state           TEXT NOT NULL,    -- pending, submitted, included, safe, finalized, failed, dropped, reorged
+    network_chain_id INTEGER,         -- EVM chain id (84532 Base Sepolia)
+    contract        TEXT,             -- 0x address
+    tx_hash         TEXT,             -- 0x hash of the latest transaction sent for this epoch
+    raw_tx          BLOB,             -- that transaction, signed: a retry rebroadcasts it
+    nonce           INTEGER,
+    block_number    INTEGER,
+    block_hash      TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    note            TEXT,             -- last error or revert reason
+    created_at_ms   INTEGER NOT NULL,
+    updated_at_ms   INTEGER NOT NULL,
+    PRIMARY KEY (log, epoch)
+);
+CREATE TABLE anchor_leaves (
+    log             TEXT NOT NULL,
+    epoch           INTEGER NOT NULL,
+    idx             INTEGER NOT NULL,
+    chain           TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    head            BLOB NOT NULL,
+    PRIMARY KEY (log, epoch, idx)
+);
+CREATE INDEX anchor_leaves_chain ON anchor_leaves(chain, position);
+"#;
+
+/// Where an epoch's transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EpochState {
+    /// Built and stored; no transaction sent yet.
+    Pending,
+    /// A transaction was sent; no receipt yet.
+    Submitted,
+    /// In a block (`latest`).
+    Included,
+    /// In a block at or below the node's `safe` block.
+    Safe,
+    /// In a block at or below the node's `finalized` block.
+    Finalized,
+    /// The transaction reverted or the root on chain differs: needs an operator.
+    Failed,
+    /// The node no longer knows the transaction: it is sent again.
+    Dropped,
+    /// Its block left the canonical chain: it is sent again.
+    Reorged,
+}
+
+impl EpochState {
+    /// All states.
+    pub const ALL: [EpochState; 8] = [
+        EpochState::Pending,
+        EpochState::Submitted,
+        EpochState::Included,
+        EpochState::Safe,
+        EpochState::Finalized,
+        EpochState::Failed,
+        EpochState::Dropped,
+        EpochState::Reorged,
+    ];
+
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EpochState::Pending => "pending",
+            EpochState::Submitted => "submitted",
+            EpochState::Included => "included",
+            EpochState::Safe => "safe",
+            EpochState::Finalized => "finalized",
+            EpochState::Failed => "failed",
+            EpochState::Dropped => "dropped",
+            EpochState::Reorged => "reorged",
+        }
+    }
+
+    /// From the stored name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// On chain in some block (not necessarily final).
+    pub fn on_chain(self) -> bool {
+        matches!(
+            self,
+            EpochState::Included | EpochState::Safe | EpochState::Finalized
+        )
+    }
+}
+
+impl std::fmt::Display for EpochState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One epoch of one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRow {
+    /// The log's name.
+    pub log: String,
+    /// Its number (from 1).
+    pub epoch: u64,
+    /// The Merkle root.
+    pub root: Hash32,
+    /// Leaves in the tree.
+    pub leaf_count: u64,
+    /// Where its transaction stands.
+    pub state: EpochState,
+    /// EVM chain id of the network.
+    pub network_chain_id: Option<u64>,
+    /// Contract address (0x...).
+    pub contract: Option<String>,
+    /// Latest transaction sent (0x...).
+    pub tx_hash: Option<String>,
+    /// That transaction, signed.
+    pub raw_tx: Option<Vec<u8>>,
+    /// Its nonce.
+    pub nonce: Option<u64>,
+    /// Block it is in.
+    pub block_number: Option<u64>,
+    /// That block's hash (0x...).
+    pub block_hash: Option<String>,
+    /// Transactions sent for this epoch.
+    pub attempts: u64,
+    /// Last error or revert reason.
+    pub note: Option<String>,
+    /// When the epoch was built, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+}
+
+/// A record found by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRecord {
+    /// Its chain (`None` while waiting).
+    pub chain: Option<String>,
+    /// Its position (`None` while waiting).
+    pub position: Option<u64>,
+    /// Its branch (0: the main line).
+    pub branch: Option<i64>,
+    /// The bytes as received.
+    pub raw: Vec<u8>,
+}
+
+/// A main-line record with its links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRecord {
+    /// Position.
+    pub position: u64,
+    /// `current_hash` (as stored).
+    pub current_hash: Hash32,
+    /// `previous_hash` (as stored).
+    pub previous_hash: Hash32,
+    /// The bytes as received.
+    pub raw: Vec<u8>,
+}
+
+/// One leaf: a chain's head at anchoring time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeafRow {
+    /// Chain name (as in the store).
+    pub chain: String,
+    /// Position of the head.
+    pub position: u64,
+    /// The head's `current_hash`.
+    pub head: Hash32,
+}
+
+fn hash_of(v: &[u8]) -> Hash32 {
+    let mut b = [0u8; 32];
+    if v.len() == 32 {
+        b.copy_from_slice(v);
+    }
+    Hash32(b)
+}
+
+fn u64_of(v: Option<i64>) -> Option<u64> {
+    v.and_then(|x| u64::try_from(x).ok())
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const EPOCH_COLUMNS: &str =
+    "log, epoch, root, leaf_count, state, network_chain_id, contract, tx_hash, \
+     raw_tx, nonce, block_number, block_hash, attempts, note, created_at_ms, updated_at_ms";
+
+fn epoch_row(r: &Row<'_>) -> rusqlite::Result<EpochRow> {
+    let state: String = r.get(4)?;
+    Ok(EpochRow {
+        log: r.get(0)?,
+        epoch: u64_of(r.get(1)?).unwrap_or(0),
+        root: hash_of(&r.get::<_, Vec<u8>>(2)?),
+        leaf_count: u64_of(r.get(3)?).unwrap_or(0),
+        state: EpochState::from_name(&state).unwrap_or(EpochState::Failed),
+        network_chain_id: u64_of(r.get(5)?),
+        contract: r.get(6)?,
+        tx_hash: r.get(7)?,
+        raw_tx: r.get(8)?,
+        nonce: u64_of(r.get(9)?),
+        block_number: u64_of(r.get(10)?),
+        block_hash: r.get(11)?,
+        attempts: u64_of(r.get(12)?).unwrap_or(0),
+        note: r.get(13)?,
+        created_at_ms: r.get(14)?,
+        updated_at_ms: r.get(15)?,
+    })
+}
+
+impl Store {
+    /// The head of every chain's main line: `(chain, position, current_hash)`, by chain.
+    pub fn main_heads(&self) -> Result<Vec<LeafRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT r.chain, r.position, r.current_hash FROM records r \
+             JOIN (SELECT chain, MAX(position) AS p FROM records WHERE branch = 0 GROUP BY chain) m \
+               ON r.chain = m.chain AND r.position = m.p \
+             WHERE r.branch = 0 ORDER BY r.chain, r.id",
+        )?;
+        let mut out: Vec<LeafRow> = Vec::new();
+        let rows = st.query_map([], |r| {
+            Ok(LeafRow {
+                chain: r.get(0)?,
+                position: u64_of(r.get(1)?).unwrap_or(0),
+                head: hash_of(&r.get::<_, Vec<u8>>(2)?),
+            })
+        })?;
+        for row in rows {
+            let row = row?;
+            // Two records at one v1 position on the main line are a fork: the first stays.
+            if out.last().is_some_and(|l| l.chain == row.chain) {
+                continue;
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// The highest position of each chain in an epoch of `log` that is on chain.
+    pub fn anchored_positions(&self, log: &str) -> Result<HashMap<String, u64>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT l.chain, MAX(l.position) FROM anchor_leaves l \
+             JOIN anchor_epochs e ON e.log = l.log AND e.epoch = l.epoch \
+             WHERE l.log = ?1 AND e.state IN ('included', 'safe', 'finalized') GROUP BY l.chain",
+        )?;
+        let rows = st.query_map([log], |r| {
+            Ok((r.get::<_, String>(0)?, u64_of(r.get(1)?).unwrap_or(0)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The highest epoch of `log`.
+    pub fn latest_epoch(&self, log: &str) -> Result<Option<EpochRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE log = ?1 ORDER BY epoch DESC LIMIT 1"
+            ))?
+            .query_row([log], epoch_row)
+            .optional()?)
+    }
+
+    /// One epoch.
+    pub fn epoch(&self, log: &str, epoch: u64) -> Result<Option<EpochRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE log = ?1 AND epoch = ?2"
+            ))?
+            .query_row(params![log, i64_of(epoch)], epoch_row)
+            .optional()?)
+    }
+
+    /// Every epoch of `log` (all logs when `None`), in order.
+    pub fn epochs(&self, log: Option<&str>) -> Result<Vec<EpochRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE ?1 IS NULL OR log = ?1 ORDER BY log, epoch"
+        ))?;
+        let rows = st.query_map([log], epoch_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a new epoch and its leaves in one transaction.
+    pub fn insert_epoch(&mut self, row: &EpochRow, leaves: &[LeafRow]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            &format!(
+                "INSERT INTO anchor_epochs ({EPOCH_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ),
+            params![
+                row.log,
+                i64_of(row.epoch),
+                row.root.as_bytes().as_slice(),
+                i64_of(row.leaf_count),
+                row.state.name(),
+                row.network_chain_id.map(i64_of),
+                row.contract,
+                row.tx_hash,
+                row.raw_tx,
+                row.nonce.map(i64_of),
+                row.block_number.map(i64_of),
+                row.block_hash,
+                i64_of(row.attempts),
+                row.note,
+                row.created_at_ms,
+                row.updated_at_ms,
+            ],
+        )?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO anchor_leaves (log, epoch, idx, chain, position, head) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (i, l) in leaves.iter().enumerate() {
+                st.execute(params![
+                    row.log,
+                    i64_of(row.epoch),
+                    i64::try_from(i).unwrap_or(i64::MAX),
+                    l.chain,
+                    i64_of(l.position),
+                    l.head.as_bytes().as_slice()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes an epoch's transaction fields and state (the root and leaves never change).
+    pub fn update_epoch(&self, row: &EpochRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE anchor_epochs SET state = ?3, network_chain_id = ?4, contract = ?5, tx_hash = ?6, \
+             raw_tx = ?7, nonce = ?8, block_number = ?9, block_hash = ?10, attempts = ?11, note = ?12, \
+             updated_at_ms = ?13 WHERE log = ?1 AND epoch = ?2",
+            params![
+                row.log,
+                i64_of(row.epoch),
+                row.state.name(),
+                row.network_chain_id.map(i64_of),
+                row.contract,
+                row.tx_hash,
+                row.raw_tx,
+                row.nonce.map(i64_of),
+                row.block_number.map(i64_of),
+                row.block_hash,
+                i64_of(row.attempts),
+                row.note,
+                now_ms(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The leaves of one epoch, in tree order.
+    pub fn leaves(&self, log: &str, epoch: u64) -> Result<Vec<LeafRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT chain, position, head FROM anchor_leaves WHERE log = ?1 AND epoch = ?2 ORDER BY idx",
+        )?;
+        let rows = st.query_map(params![log, i64_of(epoch)], |r| {
+            Ok(LeafRow {
+                chain: r.get(0)?,
+                position: u64_of(r.get(1)?).unwrap_or(0),
+                head: hash_of(&r.get::<_, Vec<u8>>(2)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The first epoch of `log` on chain whose leaf for `chain` is at or after `position`:
+    /// `(epoch, leaf index, leaf)`.
+    pub fn covering_epoch(
+        &self,
+        log: &str,
+        chain: &str,
+        position: u64,
+    ) -> Result<Option<(u64, u64, LeafRow)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT l.epoch, l.idx, l.chain, l.position, l.head FROM anchor_leaves l \
+                 JOIN anchor_epochs e ON e.log = l.log AND e.epoch = l.epoch \
+                 WHERE l.log = ?1 AND l.chain = ?2 AND l.position >= ?3 \
+                   AND e.state IN ('included', 'safe', 'finalized') \
+                 ORDER BY l.epoch LIMIT 1",
+            )?
+            .query_row(params![log, chain, i64_of(position)], |r| {
+                Ok((
+                    u64_of(r.get(0)?).unwrap_or(0),
+                    u64_of(r.get(1)?).unwrap_or(0),
+                    LeafRow {
+                        chain: r.get(2)?,
+                        position: u64_of(r.get(3)?).unwrap_or(0),
+                        head: hash_of(&r.get::<_, Vec<u8>>(4)?),
+                    },
+                ))
+            })
+            .optional()?)
+    }
+
+    /// Logs that have epochs.
+    pub fn anchor_logs(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT log FROM anchor_epochs ORDER BY log")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A record by its hash.
+    pub fn find_record(&self, hash: &Hash32) -> Result<Option<FoundRecord>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT chain, position, branch, raw FROM records WHERE current_hash = ?1",
+            )?
+            .query_row([hash.as_bytes().as_slice()], |r| {
+                Ok(FoundRecord {
+                    chain: r.get(0)?,
+                    position: u64_of(r.get(1)?),
+                    branch: r.get(2)?,
+                    raw: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The main-line records of `chain` from `from` to `to` (positions, inclusive), in order.
+    pub fn main_line(
+        &self,
+        chain: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<LineRecord>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT position, current_hash, previous_hash, raw FROM records \
+             WHERE chain = ?1 AND branch = 0 AND position BETWEEN ?2 AND ?3 ORDER BY position, id",
+        )?;
+        let rows = st.query_map(params![chain, i64_of(from), i64_of(to)], |r| {
+            Ok(LineRecord {
+                position: u64_of(r.get(0)?).unwrap_or(0),
+                current_hash: hash_of(&r.get::<_, Vec<u8>>(1)?),
+                previous_hash: hash_of(&r.get::<_, Vec<u8>>(2)?),
+                raw: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// `(position, current_hash, previous_hash)` of the main line of `chain` up to `to`, in
+    /// order, without the bytes: what reconciliation walks.
+    pub fn main_line_links(
+        &self,
+        chain: &str,
+        to: u64,
+        mut each: impl FnMut(u64, Hash32, Hash32),
+    ) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT position, current_hash, previous_hash FROM records \
+             WHERE chain = ?1 AND branch = 0 AND position <= ?2 ORDER BY position, id",
+        )?;
+        let mut rows = st.query(params![chain, i64_of(to)])?;
+        while let Some(r) = rows.next()? {
+            each(
+                u64_of(r.get(0)?).unwrap_or(0),
+                hash_of(&r.get::<_, Vec<u8>>(1)?),
+                hash_of(&r.get::<_, Vec<u8>>(2)?),
+            );
+        }
+        Ok(())
+    }
+}
