@@ -130,8 +130,8 @@ pub struct Receipt {
     pub gas_used: u64,
     /// Contract created, for a deployment.
     pub contract_address: Option<Address>,
-    /// `Anchored` events in it: `(log id, epoch, root, leaf count)`.
-    pub anchored: Vec<(B256, u64, B256, u64)>,
+    /// `Anchored` events in it: `(emitting contract, log id, epoch, root, leaf count)`.
+    pub anchored: Vec<(Address, B256, u64, B256, u64)>,
 }
 
 /// An `Anchored` event found on chain.
@@ -326,7 +326,7 @@ impl Evm {
             .logs()
             .iter()
             .filter_map(|l| ZtAnchor::Anchored::decode_log(&l.inner).ok())
-            .map(|ev| (ev.logId, ev.epoch, ev.root, ev.leafCount))
+            .map(|ev| (ev.address, ev.logId, ev.epoch, ev.root, ev.leafCount))
             .collect();
         Ok(Some(Receipt {
             success: r.status(),

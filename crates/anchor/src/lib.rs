@@ -24,6 +24,8 @@
 pub mod error;
 pub mod evm;
 pub mod job;
+pub mod proof;
+pub mod reconcile;
 pub mod tree;
 
 pub use error::AnchorError;

@@ -33,6 +33,12 @@ enum Command {
     /// Anchor chain heads on an EVM contract (Base Sepolia by default).
     #[command(subcommand)]
     Anchor(cmd::anchor::Anchor),
+    /// Check the store's anchors against the chain: missing, different, truncated, rewritten.
+    Reconcile(cmd::reconcile::Args),
+    /// Write a self-contained proof that a record is part of an anchored chain.
+    Prove(cmd::prove::ProveArgs),
+    /// Check a proof bundle offline, and against the chain with --rpc.
+    VerifyProof(cmd::prove::VerifyProofArgs),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
     /// Benchmarks (generated data, figures for the README).
@@ -52,6 +58,9 @@ fn main() -> ExitCode {
         Command::ControlPlane(a) => cmd::control_plane::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Anchor(a) => cmd::anchor::run(a),
+        Command::Reconcile(a) => cmd::reconcile::run(a),
+        Command::Prove(a) => cmd::prove::prove(a),
+        Command::VerifyProof(a) => cmd::prove::verify_proof(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => cmd::bench::run(b),
     };

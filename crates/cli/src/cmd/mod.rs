@@ -8,5 +8,7 @@ pub mod control_plane;
 pub mod demo;
 pub mod import;
 pub mod keygen;
+pub mod prove;
+pub mod reconcile;
 pub mod serve;
 pub mod verify;
