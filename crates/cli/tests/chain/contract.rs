@@ -1,0 +1,160 @@
+//! ZtAnchor's rules on a real node, through zt-anchor's own transaction path.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use alloy::primitives::{Address, Bytes, B256};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use zt_anchor::evm::{Evm, Fees, Network, ZtAnchor, ZT_ANCHOR_ARTIFACT};
+use zt_anchor::AnchorError;
+
+use crate::Anvil;
+
+fn anchor_call(log: B256, epoch: u64, root: B256) -> Bytes {
+    Evm::anchor_calldata(log, epoch, root, 3)
+}
+
+async fn send(
+    evm: &Evm,
+    who: &PrivateKeySigner,
+    to: Address,
+    input: Bytes,
+) -> Result<zt_anchor::evm::Receipt, AnchorError> {
+    evm.send_and_wait(
+        who,
+        Some(to),
+        input,
+        &Fees::default(),
+        Duration::from_secs(20),
+    )
+    .await
+}
+
+fn revert_name(r: Result<zt_anchor::evm::Receipt, AnchorError>) -> String {
+    match r {
+        Err(AnchorError::Revert(reason)) => reason,
+        other => panic!("expected a revert, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_contracts_rules_hold_on_a_real_node() {
+    let anvil = Anvil::start();
+    let owner = PrivateKeySigner::from_str(&anvil.funded_key()).unwrap();
+    let other = PrivateKeySigner::from_str(&anvil.funded_key()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let evm = Evm::connect(&anvil.url, Network::BaseSepolia)
+            .await
+            .unwrap();
+        assert_eq!(evm.chain_id(), 84532);
+        let (c, deployed) = evm
+            .deploy(&owner, ZT_ANCHOR_ARTIFACT, &Fees::default())
+            .await
+            .unwrap();
+        assert!(deployed.success);
+        let log = zt_anchor::tree::log_id("rules");
+        let (r1, r2) = (B256::repeat_byte(1), B256::repeat_byte(2));
+
+        // The first anchor binds the log to its sender; ~50k gas.
+        let first = send(&evm, &owner, c, anchor_call(log, 1, r1))
+            .await
+            .unwrap();
+        assert!(first.success);
+        assert_eq!(first.anchored.len(), 1);
+        assert_eq!(first.anchored[0].2, 1);
+        let second = send(&evm, &owner, c, anchor_call(log, 2, r2))
+            .await
+            .unwrap();
+        assert!(
+            second.gas_used < 60_000,
+            "an anchor costs {} gas",
+            second.gas_used
+        );
+        eprintln!(
+            "gas: first anchor of a log {}, later anchors {}",
+            first.gas_used, second.gas_used
+        );
+
+        // The same (epoch, root) again: a harmless no-op, no event.
+        let again = send(&evm, &owner, c, anchor_call(log, 2, r2))
+            .await
+            .unwrap();
+        assert!(again.success && again.anchored.is_empty());
+        // Another root for a recorded epoch, an old epoch, a zero root or epoch: reverts.
+        assert!(
+            revert_name(send(&evm, &owner, c, anchor_call(log, 2, r1)).await)
+                .contains("RootConflict")
+        );
+        assert!(
+            revert_name(send(&evm, &owner, c, anchor_call(log, 1, r2)).await)
+                .contains("RootConflict")
+        );
+        let r3 = B256::repeat_byte(3);
+        let old = anchor_call(log, 2, r3);
+        assert!(revert_name(send(&evm, &owner, c, old).await).contains("RootConflict"));
+        let mut skipped = send(&evm, &owner, c, anchor_call(log, 5, r3))
+            .await
+            .unwrap();
+        assert!(
+            skipped.success,
+            "epochs may skip numbers, only never go back"
+        );
+        assert!(
+            revert_name(send(&evm, &owner, c, anchor_call(log, 4, r3)).await)
+                .contains("EpochNotRising")
+        );
+        assert!(
+            revert_name(send(&evm, &owner, c, anchor_call(log, 6, B256::ZERO)).await)
+                .contains("ZeroRoot")
+        );
+        assert!(
+            revert_name(send(&evm, &owner, c, anchor_call(log, 0, r1)).await).contains("ZeroEpoch")
+        );
+
+        // Someone else may not write this log, until the owner says so.
+        assert!(
+            revert_name(send(&evm, &other, c, anchor_call(log, 6, r1)).await).contains("NotWriter")
+        );
+        let deny_grant = ZtAnchor::setWriterCall {
+            logId: log,
+            writer: owner.address(),
+            allowed: true,
+        };
+        assert!(
+            revert_name(send(&evm, &other, c, Bytes::from(deny_grant.abi_encode())).await)
+                .contains("NotOwner")
+        );
+        let grant = ZtAnchor::setWriterCall {
+            logId: log,
+            writer: other.address(),
+            allowed: true,
+        };
+        assert!(
+            send(&evm, &owner, c, Bytes::from(grant.abi_encode()))
+                .await
+                .unwrap()
+                .success
+        );
+        skipped = send(&evm, &other, c, anchor_call(log, 6, r1))
+            .await
+            .unwrap();
+        assert!(skipped.success);
+        // ... and another log is another owner's.
+        let other_log = zt_anchor::tree::log_id("someone-else");
+        assert!(
+            send(&evm, &other, c, anchor_call(other_log, 1, r1))
+                .await
+                .unwrap()
+                .success
+        );
+        assert!(
+            revert_name(send(&evm, &owner, c, anchor_call(other_log, 2, r1)).await)
+                .contains("NotWriter")
+        );
+
+        assert_eq!(evm.root_of(c, log, 2).await.unwrap(), r2);
+        assert_eq!(evm.root_of(c, log, 3).await.unwrap(), B256::ZERO);
+    });
+}

@@ -1,0 +1,251 @@
+//! The full cycle on a local chain with chain id 84532: deploy, anchor, a clean reconcile, proofs;
+//! then the attacks anchoring exists for.
+
+use std::path::{Path, PathBuf};
+
+use zt_core::Hash32;
+
+use crate::{
+    anchor_once, anchored_events, both, deploy, import, reconcile, sql, stdout, v1_chain,
+    verify_db, zt, Anvil,
+};
+
+const LOG: &str = "zt-test";
+
+/// A store with two v1 chains (6 and 3 records), anchored in epoch 1.
+struct Anchored {
+    anvil: Anvil,
+    key: String,
+    contract: String,
+    _tmp: tempfile::TempDir,
+    db: PathBuf,
+    chain_a: Vec<(String, Hash32)>,
+}
+
+fn allow(_: u64) -> &'static str {
+    "allow"
+}
+
+fn anchored() -> Anchored {
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("evidence.db");
+    let chain_a = v1_chain("cp-a", 0, 6, Hash32::ZERO, |s| {
+        if s == 1 {
+            "deny"
+        } else {
+            "allow"
+        }
+    });
+    import(&db, &chain_a);
+    import(&db, &v1_chain("cp-b", 0, 3, Hash32::ZERO, allow));
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("epoch 1: 2 chain head(s)"),
+        "{}",
+        both(&out)
+    );
+    assert!(stdout(&out).contains("included"), "{}", both(&out));
+    Anchored {
+        anvil,
+        key,
+        contract,
+        _tmp: tmp,
+        db,
+        chain_a,
+    }
+}
+
+fn copy(db: &Path, name: &str) -> PathBuf {
+    let to = db.with_file_name(name);
+    std::fs::copy(db, &to).unwrap();
+    to
+}
+
+fn kinds(report: &serde_json::Value) -> Vec<(String, Option<u64>)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["position"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn deploy_anchor_reconcile_prove_and_anchor_again() {
+    let a = anchored();
+    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, LOG);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["confirmed_epochs"], 1);
+    assert_eq!(report["records_checked"], 9);
+
+    // Nothing moved: no second anchor.
+    let out = anchor_once(&a.anvil.url, &a.key, &a.db, &a.contract, LOG);
+    assert!(stdout(&out).contains("nothing moved"), "{}", both(&out));
+    assert_eq!(anchored_events(&a.anvil, &a.contract).len(), 1);
+
+    // A proof for record 2 of cp-a: record, links 3..5, inclusion, root, tx.
+    let bundle = a.db.with_file_name("proof.json");
+    let rec = a.chain_a[2].1.to_hex();
+    let out = zt(
+        None,
+        &[
+            "prove",
+            "--db",
+            a.db.to_str().unwrap(),
+            "--record",
+            &rec,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(b["links"].as_array().unwrap().len(), 3);
+    assert_eq!(b["chain_id"], 84532);
+    let ring = crate::repo().join("fixtures/v1/keyring.json");
+    let out = zt(
+        None,
+        &[
+            "verify-proof",
+            bundle.to_str().unwrap(),
+            "--rpc",
+            &a.anvil.url,
+            "--keyring",
+            ring.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("4 signature(s) verified"),
+        "{}",
+        both(&out)
+    );
+    assert!(stdout(&out).contains("VALID"));
+
+    // An edited bundle does not verify, offline already.
+    let edited = std::fs::read_to_string(&bundle)
+        .unwrap()
+        .replace("demo/3", "demo/9");
+    let bad = a.db.with_file_name("proof-edited.json");
+    std::fs::write(&bad, edited).unwrap();
+    let out = zt(None, &["verify-proof", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(stdout(&out).contains("INVALID"));
+    // A bundle pointing at another epoch's root fails on chain.
+    let mut other: serde_json::Value = b.clone();
+    other["epoch"] = 7.into();
+    let wrong = a.db.with_file_name("proof-epoch.json");
+    std::fs::write(&wrong, other.to_string()).unwrap();
+    let out = zt(
+        None,
+        &[
+            "verify-proof",
+            wrong.to_str().unwrap(),
+            "--rpc",
+            &a.anvil.url,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+
+    // Chain a grows: epoch 2 anchors only the chain that moved.
+    let last = a.chain_a.last().unwrap().1;
+    import(&a.db, &v1_chain("cp-a", 6, 2, last, allow));
+    let out = anchor_once(&a.anvil.url, &a.key, &a.db, &a.contract, LOG);
+    assert!(
+        stdout(&out).contains("epoch 2: 1 chain head(s)"),
+        "{}",
+        both(&out)
+    );
+    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, LOG);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["confirmed_epochs"], 2);
+    assert_eq!(anchored_events(&a.anvil, &a.contract).len(), 2);
+}
+
+#[test]
+fn a_truncated_copy_verifies_on_its_own_but_fails_reconciliation() {
+    let a = anchored();
+    let cut = copy(&a.db, "truncated.db");
+    sql(
+        &cut,
+        "DELETE FROM records WHERE chain = 'cp-a' AND position >= 4",
+    );
+    let (code, report) = verify_db(&cut);
+    assert_eq!(
+        code, 0,
+        "the truncated chain is a valid chain on its own: {report:#}"
+    );
+    let (code, report) = reconcile(&a.anvil, &cut, &a.contract, LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("truncated".to_owned(), Some(5))]);
+}
+
+#[test]
+fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation() {
+    let a = anchored();
+    // The key holder changes record 1's deny into an allow and re-signs everything after it
+    // with the real key, then swaps the store's records for the rewritten ones.
+    let rewritten = v1_chain("cp-a", 1, 5, a.chain_a[0].1, allow);
+    assert_ne!(rewritten[0].1, a.chain_a[1].1);
+    let forged = copy(&a.db, "rewritten.db");
+    sql(
+        &forged,
+        "DELETE FROM records WHERE chain = 'cp-a' AND position >= 1",
+    );
+    import(&forged, &rewritten);
+    let (code, report) = verify_db(&forged);
+    assert_eq!(
+        code, 0,
+        "every hash, link and signature of the rewrite is valid: {report:#}"
+    );
+    let (code, report) = reconcile(&a.anvil, &forged, &a.contract, LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(5))]);
+    let f = &report["findings"][0];
+    assert_eq!(f["expected"], a.chain_a[5].1.to_hex());
+    assert_eq!(f["found"], rewritten[4].1.to_hex());
+}
+
+#[test]
+fn tampered_records_and_tampered_anchors_fail_reconciliation() {
+    let a = anchored();
+    // A record's bytes edited in place, its hash column left alone.
+    let t = copy(&a.db, "tampered.db");
+    sql(
+        &t,
+        "UPDATE records SET raw = CAST(replace(CAST(raw AS TEXT), '\"deny\"', '\"allow\"') AS BLOB) \
+         WHERE chain = 'cp-a' AND position = 1",
+    );
+    let (code, _) = verify_db(&t);
+    assert_eq!(code, 1);
+    let (code, report) = reconcile(&a.anvil, &t, &a.contract, LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(1))]);
+
+    // The stored leaves edited to match a rewrite: they no longer hash to the anchored root.
+    let l = copy(&a.db, "leaves.db");
+    sql(
+        &l,
+        "UPDATE anchor_leaves SET head = zeroblob(32) WHERE chain = 'cp-a'",
+    );
+    let (code, report) = reconcile(&a.anvil, &l, &a.contract, LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report)[0].0, "root_differs");
+
+    // The anchors deleted from the store: the chain still knows them.
+    let d = copy(&a.db, "no-anchors.db");
+    sql(&d, "DELETE FROM anchor_leaves; DELETE FROM anchor_epochs;");
+    let (code, report) = reconcile(&a.anvil, &d, &a.contract, LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("unknown_on_chain".to_owned(), None)]);
+}
