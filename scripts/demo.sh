@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# The five-minute quickstart: builds zt-audit, then runs `zt-audit demo` (a control plane and
-# an ingest on loopback; an agent denied, a narrow policy, an allowed action, its signed
-# envelope, a verified store). Arguments go to the demo, e.g. `scripts/demo.sh --dir /tmp/zt`.
-# Needs only the Rust toolchain; nothing is installed globally and nothing leaves loopback.
+# The five-minute quickstart: builds zt-audit, installs the pinned local chain node (anvil, from
+# the npm registry, into node_modules/) when it is missing, then runs `zt-audit demo`: a control
+# plane and an ingest on loopback; an agent denied, a narrow policy, an allowed action, its
+# signed envelope, a verified store; the store's chain head anchored on the local node,
+# reconciled, and the allowed decision proven. Arguments go to the demo (`--dir /tmp/zt`).
+# Needs the Rust toolchain, and Node.js/npm for the anchoring steps (skipped, and said so,
+# without them). Nothing is installed globally and nothing leaves loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ ! -x node_modules/.bin/anvil ]; then
+    if command -v npm >/dev/null 2>&1; then
+        npm ci --no-audit --no-fund --loglevel=error >&2 \
+            || echo "demo.sh: npm ci failed; the demo skips its anchoring steps" >&2
+    else
+        echo "demo.sh: no npm: the demo skips its anchoring steps" >&2
+    fi
+fi
 cargo build --release --locked -q -p zt-audit
-exec target/release/zt-audit demo "$@"
+exec target/release/zt-audit demo --anvil node_modules/.bin/anvil "$@"

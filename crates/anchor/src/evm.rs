@@ -510,6 +510,8 @@ impl Evm {
         timeout: Duration,
     ) -> Result<Option<Receipt>, AnchorError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // A local node mines at once, a public one every couple of seconds: start fast.
+        let mut wait = Duration::from_millis(5);
         loop {
             if let Some(r) = self.receipt(hash).await? {
                 return Ok(Some(r));
@@ -517,7 +519,8 @@ impl Evm {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
         }
     }
 

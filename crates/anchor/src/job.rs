@@ -187,6 +187,8 @@ impl<'a> Anchorer<'a> {
     async fn settle(&mut self, mut row: EpochRow) -> Result<EpochRow, AnchorError> {
         let deadline = tokio::time::Instant::now() + self.cfg.receipt_timeout;
         let mut unseen_since: Option<tokio::time::Instant> = None;
+        // Poll fast at first (a local node mines at once), then at the configured pace.
+        let mut wait = Duration::from_millis(10).min(self.cfg.poll);
         loop {
             row = match row.state {
                 EpochState::Pending | EpochState::Dropped | EpochState::Reorged => {
@@ -228,7 +230,8 @@ impl<'a> Anchorer<'a> {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(row);
             }
-            tokio::time::sleep(self.cfg.poll).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.cfg.poll);
         }
     }
 

@@ -25,6 +25,8 @@ pub enum Bench {
     Verify(VerifyArgs),
     /// Ingest throughput of `zt-audit serve` under a replayed OTLP load.
     Ingest(crate::cmd::bench_ingest::IngestArgs),
+    /// Anchoring: gas per anchor and per record, reconcile time (a local anvil).
+    Anchor(crate::cmd::bench_anchor::AnchorArgs),
     /// Control-plane decisions per second and latency, from concurrent guarded clients.
     #[command(name = "control-plane")]
     ControlPlane(crate::cmd::bench_cp::CpArgs),
@@ -54,6 +56,7 @@ pub fn run(b: Bench) -> Result<ExitCode> {
         Bench::Verify(a) => verify(a),
         Bench::Ingest(a) => crate::cmd::bench_ingest::run(a),
         Bench::ControlPlane(a) => crate::cmd::bench_cp::run(a),
+        Bench::Anchor(a) => crate::cmd::bench_anchor::run(a),
     }
 }
 

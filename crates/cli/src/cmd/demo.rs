@@ -3,7 +3,9 @@
 //! Starts an ingest (`zt-audit serve`'s receiver) and a control plane exporting to it, then
 //! walks an agent through the control point with the guarded client: a dangerous action is
 //! denied and does not run; a narrow policy is applied; the harmless action is allowed and
-//! runs; its envelope is printed; the ingest store is verified. The stores stay in DIR.
+//! runs; its envelope is printed; the ingest store is verified; its chain head is anchored on a
+//! local anvil (chain id 84532), reconciled, and the allowed decision proven. The stores stay
+//! in DIR.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,13 @@ pub struct Args {
     /// Where the stores go (default: a new directory, printed).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// The local chain node for the anchoring steps (default: env ZT_ANVIL, else
+    /// node_modules/.bin/anvil, which `npm ci` installs). Without it those steps are skipped.
+    #[arg(long, value_name = "PATH", default_value_os_t = crate::cmd::anvil::default_path())]
+    anvil: PathBuf,
 }
+
+const STEPS: u32 = 9;
 
 const AGENT: &str = "agent-hello";
 const DANGEROUS: &str = "aws.ec2.terminate_instances";
@@ -44,7 +52,7 @@ impl Out {
         self.step += 1;
         println!(
             "\n{} {text}",
-            self.style.bold(&format!("[{}/7]", self.step))
+            self.style.bold(&format!("[{}/{STEPS}]", self.step))
         );
     }
 
@@ -71,10 +79,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(demo(&dir))
+    rt.block_on(demo(&dir, &args.anvil))
 }
 
-async fn demo(dir: &Path) -> Result<ExitCode> {
+async fn demo(dir: &Path, anvil: &Path) -> Result<ExitCode> {
     let started = Instant::now();
     let style = Style::stdout();
     let mut out = Out { style, step: 0 };
@@ -310,6 +318,20 @@ async fn demo(dir: &Path) -> Result<ExitCode> {
         out.line("(the guarded client's own re-export had not finished; the control plane's did)");
     }
 
+    // 8 and 9. Anchor, reconcile, prove.
+    let anchored = if ok {
+        anchor_steps(
+            &mut out,
+            anvil,
+            &ingest_db,
+            &keyring_path,
+            &done.decision.current_hash,
+        )
+        .await?
+    } else {
+        false
+    };
+
     let rel = |p: &Path| p.display().to_string();
     println!(
         "\n{} in {:.1} s. Next:",
@@ -327,15 +349,124 @@ async fn demo(dir: &Path) -> Result<ExitCode> {
         rel(&keyring_path)
     );
     println!(
+        "  zt-audit verify-proof {}",
+        rel(&ingest_db.with_file_name("allowed-decision.proof.json"))
+    );
+    println!(
         "  zt-audit control-plane --dir {} --open      # the same control plane, to try your own agents",
         rel(&cp_dir)
     );
     std::io::stdout().flush()?;
-    Ok(if ok {
+    Ok(if ok && anchored {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Steps 8 and 9 on a local anvil; `Ok(true)` when skipped for want of anvil (said so).
+async fn anchor_steps(
+    out: &mut Out,
+    anvil_bin: &Path,
+    db: &Path,
+    keyring: &Path,
+    record: &zt_core::Hash32,
+) -> Result<bool> {
+    use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
+    use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
+
+    out.step("anchor the ingest store's chain head on a local chain (anvil, chain id 84532)");
+    let anvil = match crate::cmd::anvil::Anvil::start(anvil_bin) {
+        Ok(a) => a,
+        Err(e) => {
+            out.line(&format!(
+                "skipped: {e:#}. scripts/demo.sh installs it (npm ci); the README shows Base Sepolia"
+            ));
+            out.step("reconcile and prove: skipped (no local chain node)");
+            return Ok(true);
+        }
+    };
+    let evm = Evm::connect(&anvil.url, Network::BaseSepolia).await?;
+    let signer = crate::cmd::anvil::funded_key(&evm).await?;
+    let (contract, deployed) = evm
+        .deploy(&signer, ZT_ANCHOR_ARTIFACT, &Fees::default())
+        .await
+        .context("deploying ZtAnchor")?;
+    out.line(&format!(
+        "ZtAnchor deployed at {contract:#x} ({} gas) on {}",
+        deployed.gas_used, anvil.url
+    ));
+    // One log per deployment: the node is new on every run.
+    let log = format!("demo-{}", &format!("{contract:x}")[..8]);
+    let mut store = zt_store::Store::open(db)?;
+    let outcome = Anchorer::new(
+        &mut store,
+        &evm,
+        &signer,
+        JobConfig::new(log.clone(), contract),
+    )
+    .run_once()
+    .await
+    .context("anchoring")?;
+    let RunOutcome::Anchored(epoch) = outcome else {
+        bail!("the anchor did not land: {outcome:?}");
+    };
+    out.line(&format!(
+        "epoch {} of log {log}: root {} over {} chain head(s)",
+        epoch.epoch, epoch.root, epoch.leaf_count
+    ));
+    out.line(&format!(
+        "tx {} in block {} ({})",
+        epoch.tx_hash.as_deref().unwrap_or("-"),
+        epoch.block_number.unwrap_or(0),
+        epoch.state
+    ));
+
+    out.step("reconcile the store with the chain, and prove the allowed decision");
+    let report = zt_anchor::reconcile::reconcile(
+        &store,
+        &evm,
+        contract,
+        &log,
+        &zt_anchor::reconcile::Options::default(),
+    )
+    .await?;
+    if !report.ok {
+        out.line(&format!(
+            "{}: {} finding(s)",
+            out.style.bad("FAILED"),
+            report.findings.len()
+        ));
+        return Ok(false);
+    }
+    out.line(&format!(
+        "{}: {} epoch(s) confirmed on chain, {} record(s) checked against the anchored head",
+        out.style.ok("reconcile OK"),
+        report.confirmed_epochs,
+        report.records_checked
+    ));
+    let bundle = zt_anchor::proof::make_proof(&store, Some(&log), record)?;
+    let ring = Keyring::from_json(&std::fs::read(keyring)?)?;
+    let checked = zt_anchor::proof::verify_offline(&bundle, Some(&ring))?;
+    let on = zt_anchor::proof::verify_on_chain(&bundle, &evm).await?;
+    let proof_path = db.with_file_name("allowed-decision.proof.json");
+    std::fs::write(
+        &proof_path,
+        format!("{}\n", serde_json::to_string_pretty(&bundle)?),
+    )?;
+    out.line(&format!(
+        "{}: record {} -> {} link(s) -> head -> inclusion proof -> root -> tx in block {} ({} signature(s) verified)",
+        out.style.ok("proof VALID"),
+        checked.record.short(),
+        bundle.links.len(),
+        on.block_number,
+        checked.signatures
+    ));
+    out.line(&format!(
+        "written to {} (`zt-audit verify-proof` checks it offline; this node stops with the demo)",
+        proof_path.display()
+    ));
+    Ok(true)
 }
 
 fn verify_db(db: &Path, ring: &Keyring) -> Result<zt_verifier::Report> {

@@ -1,7 +1,9 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 pub mod anchor;
+pub mod anvil;
 pub mod bench;
+pub mod bench_anchor;
 pub mod bench_cp;
 pub mod bench_ingest;
 pub mod control_plane;

@@ -184,7 +184,15 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let start = Instant::now();
-    let out = zt(&["demo", "--dir", dir.to_str().unwrap()]);
+    let anvil = repo().join("node_modules/.bin/anvil");
+    assert!(anvil.exists(), "run `npm ci` first (scripts/test.sh does)");
+    let out = zt(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--anvil",
+        anvil.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -199,6 +207,8 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         "hello, world",
         "\"decision\": \"allow\"",
         "OK: ",
+        "reconcile OK: 1 epoch(s) confirmed",
+        "proof VALID",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
@@ -217,8 +227,27 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         assert_eq!(code, 0, "{}: {report:#}", db.display());
         assert_eq!(report["records"], 2);
     }
+    let proof = dir.join("allowed-decision.proof.json");
+    let out = zt(&[
+        "verify-proof",
+        proof.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // a second run in the same directory continues the same chain
-    let out = zt(&["demo", "--dir", dir.to_str().unwrap()]);
+    let out = zt(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--anvil",
+        anvil.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let (code, report) = verify_json(&[
         "--db",
