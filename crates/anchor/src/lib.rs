@@ -8,6 +8,8 @@
 //! - [`reconcile`]: local evidence against the chain: missing, failed or different anchors,
 //!   anchors not final, anchors the store does not know, and above all chains that no longer
 //!   contain an anchored head (truncated, or rewritten even with valid signatures).
+//! - [`lineage`]: a lineage JSONL file against a `DAALog` deployment (`logAction` events per
+//!   record, `logBatch` roots).
 //! - [`proof`]: self-contained proof bundles (record -> links -> head -> inclusion proof ->
 //!   root -> transaction -> block) and their check, offline or against a node.
 //!
@@ -24,6 +26,7 @@
 pub mod error;
 pub mod evm;
 pub mod job;
+pub mod lineage;
 pub mod proof;
 pub mod reconcile;
 pub mod tree;

@@ -49,6 +49,10 @@ pub enum FindingKind {
     Truncated,
     /// A chain no longer contains an anchored head as anchored.
     Rewritten,
+    /// A record logged on chain (lineage `DAALog.logAction`) is not in the file.
+    MissingRecord,
+    /// A batch root on chain (lineage `DAALog.logBatch`) matches no run of the file's records.
+    BatchUnmatched,
 }
 
 impl FindingKind {
@@ -62,6 +66,8 @@ impl FindingKind {
             FindingKind::NotFinal => "not_final",
             FindingKind::Truncated => "truncated",
             FindingKind::Rewritten => "rewritten",
+            FindingKind::MissingRecord => "missing_record",
+            FindingKind::BatchUnmatched => "batch_unmatched",
         }
     }
 }

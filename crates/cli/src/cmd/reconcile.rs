@@ -17,20 +17,26 @@ use crate::style::Style;
 /// unknown to the store or not final; and chains that no longer contain an anchored head
 /// (truncated, or rewritten even with valid signatures).
 ///
+/// With --lineage FILE and a lineage DAALog --contract: the file's records against the
+/// ActionLogged events and batch roots of that deployment.
+///
 /// Exit status: 0 consistent; 1 findings; 2 usage or runtime error.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The evidence store.
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "lineage")]
+    db: Option<PathBuf>,
+    /// A lineage JSONL file to reconcile with a DAALog deployment (instead of --db/--log).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "log"])]
+    lineage: Option<PathBuf>,
     #[command(flatten)]
     chain: ChainArgs,
     /// The ZtAnchor contract.
     #[arg(long, value_name = "ADDR")]
     contract: String,
     /// The log's name.
-    #[arg(long, value_name = "NAME")]
-    log: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "lineage")]
+    log: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -47,15 +53,20 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let contract = parse_address(&a.contract)?;
-    if !a.db.is_file() {
-        bail!("no store at {}", a.db.display());
-    }
-    let store =
-        Store::open(&a.db).with_context(|| format!("cannot open store {}", a.db.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    if let Some(file) = &a.lineage {
+        return lineage(&a, file, contract, &rt);
+    }
+    let (Some(db), Some(log)) = (&a.db, &a.log) else {
+        bail!("give --db and --log (or --lineage FILE)");
+    };
+    if !db.is_file() {
+        bail!("no store at {}", db.display());
+    }
+    let store = Store::open(db).with_context(|| format!("cannot open store {}", db.display()))?;
     let report = rt.block_on(async {
         let evm = a.chain.connect().await?;
         let opts = Options {
@@ -63,7 +74,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             span: a.log_span,
             final_within: a.final_within,
         };
-        reconcile(&store, &evm, contract, &a.log, &opts)
+        reconcile(&store, &evm, contract, log, &opts)
             .await
             .context("reconciling")
     })?;
@@ -79,18 +90,63 @@ pub fn run(a: Args) -> Result<ExitCode> {
     Ok(ExitCode::from(u8::from(!report.ok)))
 }
 
-fn print_text(out: &mut impl Write, r: &Report, s: Style) -> Result<()> {
-    writeln!(
-        out,
-        "log {} ({}) on contract {} (chain {})",
-        r.log, r.log_id, r.contract, r.chain_id
-    )?;
-    writeln!(
-        out,
-        "epochs: {} in the store, {} on chain, {} confirmed, {} in flight; {} chain(s), {} records checked against their anchored heads",
-        r.local_epochs, r.chain_epochs, r.confirmed_epochs, r.in_flight, r.chains_checked, r.records_checked
-    )?;
-    for f in &r.findings {
+fn lineage(
+    a: &Args,
+    file: &std::path::Path,
+    contract: alloy::primitives::Address,
+    rt: &tokio::runtime::Runtime,
+) -> Result<ExitCode> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let records = zt_anchor::lineage::read_file(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let report = rt.block_on(async {
+        let evm = a.chain.connect().await?;
+        zt_anchor::lineage::reconcile_lineage(&records, &evm, contract, a.from_block, a.log_span)
+            .await
+            .context("reconciling with the DAALog deployment")
+    })?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            let s = Style::stdout();
+            writeln!(
+                out,
+                "{}: {} records; DAALog {} (chain {}): {} logged one by one, {} in batches, {} logged nowhere",
+                file.display(),
+                report.records,
+                report.contract,
+                report.chain_id,
+                report.logged,
+                report.batched,
+                report.unanchored
+            )?;
+            print_findings(&mut out, &report.findings, s)?;
+            if report.ok {
+                writeln!(out, "\n{}: the file and the chain agree", s.ok("OK"))?;
+            } else {
+                writeln!(
+                    out,
+                    "\n{}: {} finding(s)",
+                    s.bad("FAILED"),
+                    report.findings.len()
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::from(u8::from(!report.ok)))
+}
+
+fn print_findings(
+    out: &mut impl Write,
+    findings: &[zt_anchor::reconcile::Finding],
+    s: Style,
+) -> Result<()> {
+    for f in findings {
         let mut at = Vec::new();
         if let Some(e) = f.epoch {
             at.push(format!("epoch {e}"));
@@ -106,6 +162,21 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> Result<()> {
         writeln!(out, "    expected {}", f.expected)?;
         writeln!(out, "    found    {}", f.found)?;
     }
+    Ok(())
+}
+
+fn print_text(out: &mut impl Write, r: &Report, s: Style) -> Result<()> {
+    writeln!(
+        out,
+        "log {} ({}) on contract {} (chain {})",
+        r.log, r.log_id, r.contract, r.chain_id
+    )?;
+    writeln!(
+        out,
+        "epochs: {} in the store, {} on chain, {} confirmed, {} in flight; {} chain(s), {} records checked against their anchored heads",
+        r.local_epochs, r.chain_epochs, r.confirmed_epochs, r.in_flight, r.chains_checked, r.records_checked
+    )?;
+    print_findings(out, &r.findings, s)?;
     if r.ok {
         writeln!(out, "\n{}: the store and the chain agree", s.ok("OK"))?;
     } else {

@@ -11,6 +11,7 @@
 mod contract;
 mod cycle;
 mod failures;
+mod lineage;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
