@@ -35,6 +35,8 @@ cargo run --release --locked -q -p zt-audit -- bench ingest --records 2000 --con
 # The bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
 # one unforked chain that verifies (the bench fails otherwise).
 cargo run --release --locked -q -p zt-audit -- bench control-plane --decisions 1000 --clients 16 --runs 1
+# Anchoring on anvil, small: gas per anchor and per record, a reconcile that must confirm every epoch.
+cargo run --release --locked -q -p zt-audit -- bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
 
 step "the quickstart, as the README runs it"
 bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null

@@ -231,7 +231,8 @@ impl SigningKey {
             .unwrap_or_else(|_| unreachable!("P-256 public key of a valid private key"))
     }
 
-    /// Signs a 32-byte digest (RFC 6979 deterministic nonce); DER bytes.
+    /// Signs a 32-byte digest; DER bytes. AWS-LC (random nonce) when the feature is on, else
+    /// RFC 6979 (deterministic nonce).
     pub fn sign_digest(&self, digest: &Hash32) -> Vec<u8> {
         #[cfg(feature = "aws-lc")]
         if let Some(fast) = &self.fast {

@@ -1,7 +1,7 @@
 //! This project's own v1 vectors (`fixtures/v1/`), made with the test-only keys in
 //! `fixtures/keys/`. `cargo test -p zt-audit --test cli -- --ignored regenerate_v1_fixtures`
-//! rewrites them (signatures are deterministic, RFC 6979, so the files only change when the
-//! format does).
+//! rewrites them. With the default AWS-LC backend the signature bytes change on every
+//! regeneration (random nonces); the records, hashes and EXPECT.json do not.
 
 use std::path::PathBuf;
 
