@@ -342,8 +342,11 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
     // Reference, same store, same run: a full `verify --db` pass (hashes, links and
     // signatures of every record), which reconcile does not repeat.
     let mut ring = zt_core::keyring::Keyring::new();
-    ring.insert(zt_core::keyring::KeyEntry::new("bench-key", key.public_key()))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ring.insert(zt_core::keyring::KeyEntry::new(
+        "bench-key",
+        key.public_key(),
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut vtimes = Vec::new();
     for _ in 0..a.runs.max(1) {
         let t = Instant::now();

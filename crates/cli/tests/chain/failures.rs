@@ -209,3 +209,124 @@ fn a_reorg_that_drops_the_anchor_is_noticed_and_the_same_root_is_sent_again() {
     assert_eq!(code, 0, "{report:#}");
     let _ = rpc;
 }
+
+fn epochs_on_chain(db: &Path) -> Vec<(u64, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT epoch, state FROM anchor_epochs ORDER BY epoch")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn spawn_every(url: &str, key: &str, db: &Path, contract: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args(["anchor", "run", "--db", db.to_str().unwrap(), "--rpc", url])
+        .args([
+            "--contract",
+            contract,
+            "--log",
+            LOG,
+            "--every",
+            "500ms",
+            "--receipt-timeout",
+            "5s",
+        ])
+        .env("ZT_ANCHOR_KEY", key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(child: std::process::Child) -> (Option<i32>, String) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_scheduled_job_rides_out_an_outage_and_resumes_after_a_restart() {
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = store_with_a_chain(tmp.path());
+    let included = |n: usize| {
+        let db = db.clone();
+        move || {
+            let e = epochs_on_chain(&db);
+            e.len() >= n && e[..n].iter().all(|(_, s)| s == "included")
+        }
+    };
+    let proxy = Proxy::start(&anvil.url);
+    let job = spawn_every(&proxy.url, &key, &db, &contract);
+    wait_for("epoch 1", included(1));
+
+    // The RPC goes away; evidence keeps arriving; the RPC comes back.
+    proxy.set(DOWN);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let head: Vec<u8> = c
+        .query_row(
+            "SELECT current_hash FROM records WHERE position = 3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut prev = [0u8; 32];
+    prev.copy_from_slice(&head);
+    import(&db, &v1_chain("cp-x", 4, 2, Hash32(prev), |_| "allow"));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        epochs_on_chain(&db).len(),
+        1,
+        "nothing can be sent while the RPC is down"
+    );
+    proxy.set(UP);
+    wait_for("epoch 2 after the outage", included(2));
+    let (code, stderr) = terminate(job);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("next try in"),
+        "the outage was seen and backed off: {stderr}"
+    );
+
+    // A restart resumes from the store.
+    let job = spawn_every(&anvil.url, &key, &db, &contract);
+    let head: Vec<u8> = c
+        .query_row(
+            "SELECT current_hash FROM records WHERE position = 5",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    prev.copy_from_slice(&head);
+    import(&db, &v1_chain("cp-x", 6, 1, Hash32(prev), |_| "allow"));
+    wait_for("epoch 3 after a restart", included(3));
+    let (code, stderr) = terminate(job);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(anchored_events(&anvil, &contract).len(), 3);
+    let (code, report) = reconcile(&anvil, &db, &contract, LOG);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["records_checked"], 7);
+}
