@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The five-minute quickstart: builds zt-audit, installs the pinned local chain node (anvil, from
-# the npm registry, into node_modules/) when it is missing, then runs `zt-audit demo`: a control
+# the npm registry, into node_modules/ by scripts/npm-tools.sh) when it is missing, then runs `zt-audit demo`: a control
 # plane and an ingest on loopback; an agent denied, a narrow policy, an allowed action, its
 # signed envelope, a verified store; the store's chain head anchored on the local node,
 # reconciled, and the allowed decision proven. Arguments go to the demo (`--dir /tmp/zt`).
@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/anvil ]; then
     if command -v npm >/dev/null 2>&1; then
-        npm ci --no-audit --no-fund --loglevel=error >&2 \
-            || echo "demo.sh: npm ci failed; the demo skips its anchoring steps" >&2
+        bash scripts/npm-tools.sh >&2 \
+            || echo "demo.sh: installing anvil failed; the demo skips its anchoring steps" >&2
     else
         echo "demo.sh: no npm: the demo skips its anchoring steps" >&2
     fi

@@ -2,7 +2,7 @@
 # The whole test suite: what CI runs (.ci/run) and what the README's test command runs.
 # Needs the Rust toolchain (with rustfmt and clippy), Node.js with npm (the reference verifier of
 # the benchmark; anvil and solc from the npm registry, pinned in package-lock.json, installed
-# into node_modules/ by `npm ci`) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/;
+# into node_modules/ by scripts/npm-tools.sh) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/;
 # the lineage-style client test uses the standard library only).
 # Installs nothing globally.
 set -euo pipefail
@@ -17,7 +17,7 @@ step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "npm tools (pinned in package-lock.json): anvil for the chain tests, solc for the contract"
-npm ci --no-audit --no-fund --loglevel=error
+bash scripts/npm-tools.sh
 node contracts/build.mjs --check
 
 step "Python OpenTelemetry SDK venv (PyPI, pinned) for the ingest tests"

@@ -9,7 +9,7 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use zt_anchor::evm::Evm;
 
-/// Where anvil is looked for: env `ZT_ANVIL`, else `node_modules/.bin/anvil` (where `npm ci`
+/// Where anvil is looked for: env `ZT_ANVIL`, else `node_modules/.bin/anvil` (where scripts/npm-tools.sh
 /// puts it).
 pub fn default_path() -> PathBuf {
     std::env::var_os("ZT_ANVIL")
@@ -36,10 +36,7 @@ impl Anvil {
     /// stay small).
     pub fn start(bin: &Path) -> Result<Anvil> {
         if !bin.exists() {
-            bail!(
-                "no anvil at {} (run `npm ci` in the repository)",
-                bin.display()
-            );
+            bail!("no anvil at {} (run scripts/npm-tools.sh)", bin.display());
         }
         let mut child = Command::new(bin)
             .args(["--chain-id", "84532", "--host", "127.0.0.1", "--port", "0"])

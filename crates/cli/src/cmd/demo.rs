@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The local chain node for the anchoring steps (default: env ZT_ANVIL, else
-    /// node_modules/.bin/anvil, which `npm ci` installs). Without it those steps are skipped.
+    /// node_modules/.bin/anvil, which scripts/npm-tools.sh installs). Without it those steps are skipped.
     #[arg(long, value_name = "PATH", default_value_os_t = crate::cmd::anvil::default_path())]
     anvil: PathBuf,
 }
@@ -380,7 +380,7 @@ async fn anchor_steps(
         Ok(a) => a,
         Err(e) => {
             out.line(&format!(
-                "skipped: {e:#}. scripts/demo.sh installs it (npm ci); the README shows Base Sepolia"
+                "skipped: {e:#}. scripts/demo.sh installs it; the README shows Base Sepolia"
             ));
             out.step("reconcile and prove: skipped (no local chain node)");
             return Ok(true);

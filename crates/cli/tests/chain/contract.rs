@@ -158,3 +158,62 @@ fn the_contracts_rules_hold_on_a_real_node() {
         assert_eq!(evm.root_of(c, log, 3).await.unwrap(), B256::ZERO);
     });
 }
+
+#[test]
+fn the_key_comes_from_a_keystore_or_the_environment_and_is_never_echoed() {
+    let anvil = Anvil::start();
+    let hex_key = anvil.funded_key();
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = alloy::hex::decode(hex_key.trim_start_matches("0x")).unwrap();
+    PrivateKeySigner::encrypt_keystore(
+        tmp.path(),
+        &mut rand_core::OsRng,
+        &raw,
+        "test-only-password",
+        Some("anchor-key.json"),
+    )
+    .unwrap();
+    let ks = tmp.path().join("anchor-key.json");
+    let run = |envs: &[(&str, &str)], extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"));
+        cmd.args(["anchor", "deploy", "--rpc", &anvil.url])
+            .args(extra)
+            .env_remove("ZT_ANCHOR_KEY")
+            .env_remove("ZT_ANCHOR_KEYSTORE_PASSWORD");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let ks_arg = ["--keystore", ks.to_str().unwrap()];
+    let out = run(
+        &[("ZT_ANCHOR_KEYSTORE_PASSWORD", "test-only-password")],
+        &ks_arg,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", crate::both(&out));
+    assert!(crate::stdout(&out).starts_with("0x"));
+
+    let out = run(&[("ZT_ANCHOR_KEYSTORE_PASSWORD", "wrong")], &ks_arg);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::both(&out).contains("cannot open keystore"),
+        "{}",
+        crate::both(&out)
+    );
+    let out = run(&[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::both(&out).contains("ZT_ANCHOR_KEY"),
+        "{}",
+        crate::both(&out)
+    );
+    // A malformed key is refused without being repeated back.
+    let bad = format!("{}zz", &hex_key[..40]);
+    let out = run(&[("ZT_ANCHOR_KEY", &bad)], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !crate::both(&out).contains(&hex_key[2..40]),
+        "the key leaked: {}",
+        crate::both(&out)
+    );
+}

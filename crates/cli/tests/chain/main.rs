@@ -1,5 +1,5 @@
 //! Anchoring against a real local chain node: `anvil` from the npm registry (pinned in
-//! package.json; `npm ci` installs it), started with `--chain-id 84532` on 127.0.0.1, and the
+//! package.json; scripts/npm-tools.sh installs it), started with `--chain-id 84532` on 127.0.0.1, and the
 //! real `zt-audit` binary. A separate test binary: the everyday `cargo test` of the other
 //! crates does not need a node.
 #![allow(
@@ -41,7 +41,7 @@ impl Anvil {
             .map_or_else(|| repo().join("node_modules/.bin/anvil"), PathBuf::from);
         assert!(
             bin.exists(),
-            "anvil not found at {}: run `npm ci` in the repository (scripts/test.sh does)",
+            "anvil not found at {}: run scripts/npm-tools.sh (scripts/test.sh does)",
             bin.display()
         );
         let mut child = Command::new(&bin)

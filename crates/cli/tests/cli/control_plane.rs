@@ -185,7 +185,10 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
     let dir = tmp.path().join("demo");
     let start = Instant::now();
     let anvil = repo().join("node_modules/.bin/anvil");
-    assert!(anvil.exists(), "run `npm ci` first (scripts/test.sh does)");
+    assert!(
+        anvil.exists(),
+        "run scripts/npm-tools.sh first (scripts/test.sh does)"
+    );
     let out = zt(&[
         "demo",
         "--dir",
