@@ -16,6 +16,17 @@ cargo fmt --all --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "tmux for the terminal browser's test (Debian package, when missing)"
+if ! command -v tmux >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+    else
+        echo "tmux is missing: install it (apt-get install tmux) and run again" >&2
+        exit 1
+    fi
+fi
+
 step "npm tools (pinned in package-lock.json): anvil for the chain tests, solc for the contract"
 bash scripts/npm-tools.sh
 node contracts/build.mjs --check

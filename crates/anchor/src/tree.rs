@@ -11,13 +11,7 @@ use zt_store::LeafRow;
 
 /// The bytes of one leaf.
 pub fn leaf_bytes(leaf: &LeafRow) -> Vec<u8> {
-    let name = leaf.chain.as_bytes();
-    let mut out = Vec::with_capacity(4 + name.len() + 8 + 32);
-    out.extend_from_slice(&u32::try_from(name.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(name);
-    out.extend_from_slice(&leaf.position.to_be_bytes());
-    out.extend_from_slice(leaf.head.as_bytes());
-    out
+    merkle::head_leaf_bytes(&leaf.chain, leaf.position, &leaf.head)
 }
 
 /// `SHA-256(0x00 || leaf bytes)`.

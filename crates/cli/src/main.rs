@@ -39,6 +39,8 @@ enum Command {
     Prove(cmd::prove::ProveArgs),
     /// Check a proof bundle offline, and against the chain with --rpc.
     VerifyProof(cmd::prove::VerifyProofArgs),
+    /// Browse a store in the terminal: decisions, verification, chains, anchors.
+    Tui(cmd::tui::Args),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
     /// Benchmarks (generated data, figures for the README).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Reconcile(a) => cmd::reconcile::run(a),
         Command::Prove(a) => cmd::prove::prove(a),
         Command::VerifyProof(a) => cmd::prove::verify_proof(a),
+        Command::Tui(a) => cmd::tui::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => cmd::bench::run(b),
     };

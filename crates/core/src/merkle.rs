@@ -15,6 +15,18 @@ pub fn leaf_hash(data: &[u8]) -> Hash32 {
     Hash32(h.finalize().into())
 }
 
+/// The bytes of an anchored leaf, a chain's head: `u32 BE length || chain name (UTF-8) || u64 BE
+/// position || 32-byte head hash`. Lengths first, so no two (name, position) pairs share bytes.
+pub fn head_leaf_bytes(chain: &str, position: u64, head: &Hash32) -> Vec<u8> {
+    let name = chain.as_bytes();
+    let mut out = Vec::with_capacity(4 + name.len() + 8 + 32);
+    out.extend_from_slice(&u32::try_from(name.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(&position.to_be_bytes());
+    out.extend_from_slice(head.as_bytes());
+    out
+}
+
 /// `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
     let mut h = Sha256::new();

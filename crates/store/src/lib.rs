@@ -28,10 +28,12 @@
 //! ```
 
 mod anchor;
+mod browse;
 
 use std::path::Path;
 
 pub use anchor::{EpochRow, EpochState, FoundRecord, LeafRow, LineRecord};
+pub use browse::{DecisionRow, Filter, Page, RecordDetail};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use zt_core::{Envelope, Hash32, Profile};
 

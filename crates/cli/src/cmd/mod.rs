@@ -13,4 +13,5 @@ pub mod keygen;
 pub mod prove;
 pub mod reconcile;
 pub mod serve;
+pub mod tui;
 pub mod verify;

@@ -14,6 +14,7 @@ mod otel_rust;
 mod serve;
 mod store;
 mod surface;
+mod tui;
 mod v1;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,279 @@
+//! The browser on fixture stores, drawn on ratatui's TestBackend and pinned by snapshots
+//! (insta); and its paging and live updates on a generated store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test crate: a failed unwrap is a failed test"
+)]
+
+use std::path::{Path, PathBuf};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use zt_core::keyring::Keyring;
+use zt_core::Hash32;
+use zt_store::{EpochRow, EpochState, LeafRow, Store};
+use zt_tui::app::{App, Key, View};
+use zt_tui::ui::{self, Theme};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn lines(rel: &str) -> Vec<Vec<u8>> {
+    std::fs::read(fixtures().join(rel))
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn ring(rel: &str) -> Keyring {
+    Keyring::from_json(&std::fs::read(fixtures().join(rel)).unwrap()).unwrap()
+}
+
+/// The interop chain (12 records), the v1 vectors (valid and a fork), and one anchored epoch.
+fn fixture_store(dir: &Path) -> PathBuf {
+    let db = dir.join("fixture.db");
+    let mut store = Store::open(&db).unwrap();
+    let interop = ring("interop/zt-infra-full/keyring.json");
+    zt_ingest::Pipeline::new(&interop)
+        .ingest(
+            &mut store,
+            &lines("interop/zt-infra-full/valid.jsonl"),
+            "import:valid.jsonl",
+        )
+        .unwrap();
+    let v1 = ring("v1/keyring.json");
+    for f in ["v1/valid.jsonl", "v1/fork.jsonl"] {
+        zt_ingest::Pipeline::new(&v1)
+            .ingest(&mut store, &lines(f), &format!("import:{f}"))
+            .unwrap();
+    }
+    let heads = store.main_heads().unwrap();
+    let leaves: Vec<LeafRow> = heads.into_iter().filter(|h| h.chain == "cp-east").collect();
+    store
+        .insert_epoch(
+            &EpochRow {
+                log: "fixture-log".into(),
+                epoch: 1,
+                root: Hash32::digest(b"fixture root"),
+                leaf_count: leaves.len() as u64,
+                state: EpochState::Finalized,
+                network_chain_id: Some(84532),
+                contract: Some("0x5fbdb2315678afecb367f032d93f642f64180aa3".into()),
+                tx_hash: Some(
+                    "0xd3360434838f607f417735ebd3fcf775d48407861989aa552825f3431cf434a5".into(),
+                ),
+                raw_tx: None,
+                nonce: Some(0),
+                block_number: Some(2),
+                block_hash: Some("0x01".into()),
+                attempts: 1,
+                note: None,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            &leaves,
+        )
+        .unwrap();
+    db
+}
+
+fn screen(app: &mut App, w: u16, h: u16, color: bool) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app, "fixture.db", Theme { color }))
+        .unwrap();
+    format!("{}", t.backend())
+}
+
+fn keys(app: &mut App, ks: &[Key]) {
+    for k in ks {
+        app.key(*k).unwrap();
+    }
+}
+
+fn typed(s: &str) -> Vec<Key> {
+    s.chars().map(Key::Char).collect()
+}
+
+#[test]
+fn decisions_filter_detail_chains_anchors_and_help_render() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = fixture_store(tmp.path());
+    let mut app = App::new(Store::open(&db).unwrap()).unwrap();
+    insta::assert_snapshot!("decisions_80x24", screen(&mut app, 80, 24, false));
+    insta::assert_snapshot!("decisions_120x40", screen(&mut app, 120, 40, false));
+
+    keys(&mut app, &[Key::Char('/')]);
+    keys(&mut app, &typed("terminate_instances"));
+    insta::assert_snapshot!("filter_typing_120x40", screen(&mut app, 120, 40, false));
+    keys(&mut app, &[Key::Enter]);
+    assert!(!app.rows.is_empty());
+    assert!(app
+        .rows
+        .iter()
+        .all(|r| r.action.contains("terminate_instances")));
+    insta::assert_snapshot!("filtered_120x40", screen(&mut app, 120, 40, false));
+    keys(&mut app, &[Key::Esc]);
+    let all = app.rows.len();
+
+    keys(&mut app, &[Key::Char('d')]);
+    assert!(app.rows.iter().all(|r| r.decision == "deny"));
+    assert!(app.rows.len() < all);
+    keys(&mut app, &[Key::Char('d')]);
+    assert_eq!(app.rows.len(), all);
+
+    // The newest cp-east record is anchored in the fixture epoch.
+    let i = app
+        .rows
+        .iter()
+        .position(|r| r.chain.as_deref() == Some("cp-east"))
+        .unwrap();
+    app.cursor = i;
+    keys(&mut app, &[Key::Enter]);
+    assert_eq!(app.view, View::Detail);
+    let detail = screen(&mut app, 120, 40, false);
+    assert!(detail.contains("✓ hash"), "{detail}");
+    assert!(detail.contains("epoch 1 (finalized)"), "{detail}");
+    insta::assert_snapshot!("detail_120x40", detail);
+    keys(&mut app, &[Key::Esc, Key::Char('c')]);
+    insta::assert_snapshot!("chains_80x24", screen(&mut app, 80, 24, false));
+    keys(&mut app, &[Key::Char('a')]);
+    insta::assert_snapshot!("anchors_80x24", screen(&mut app, 80, 24, false));
+    keys(&mut app, &[Key::Char('v'), Key::Char('?')]);
+    insta::assert_snapshot!("help_80x24", screen(&mut app, 80, 24, false));
+    keys(&mut app, &[Key::Char('x')]);
+    assert!(!app.help);
+    keys(&mut app, &[Key::Char('q')]);
+    assert!(app.quit);
+}
+
+#[test]
+fn colour_is_only_a_decoration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = fixture_store(tmp.path());
+    let mut app = App::new(Store::open(&db).unwrap()).unwrap();
+    // Same characters with and without colour: nothing is said by colour alone.
+    assert_eq!(
+        screen(&mut app, 80, 24, true),
+        screen(&mut app, 80, 24, false)
+    );
+}
+
+fn generated(dir: &Path, n: u64) -> (PathBuf, Vec<Hash32>) {
+    let db = dir.join("gen.db");
+    let mut store = Store::open(&db).unwrap();
+    store.set_synchronous(false).unwrap();
+    let (recs, hashes) = chain("gen", 0, n, Hash32::ZERO);
+    let ring = Keyring::new();
+    zt_ingest::Pipeline::new(&ring)
+        .ingest(&mut store, &recs, "test")
+        .unwrap();
+    (db, hashes)
+}
+
+fn chain(name: &str, start: u64, n: u64, mut prev: Hash32) -> (Vec<Vec<u8>>, Vec<Hash32>) {
+    let mut out = Vec::new();
+    let mut hashes = Vec::new();
+    for seq in start..start + n {
+        let s = zt_core::envelope::V1Draft {
+            chain_id: name.into(),
+            seq,
+            actor: format!("agent-{}", seq % 7),
+            action: if seq % 10 == 3 {
+                "aws.ec2.terminate_instances"
+            } else {
+                "hello-world.say_hello"
+            }
+            .into(),
+            resource: format!("r/{seq}"),
+            decision: if seq % 10 == 3 { "deny" } else { "allow" }.into(),
+            reason: "generated".into(),
+            // one second apart, so newest-first is seq descending
+            timestamp: zt_core::time::Timestamp::from_unix_nanos(
+                1_790_000_000_000_000_000 + i128::from(seq) * 1_000_000_000,
+            )
+            .to_rfc3339_millis(),
+            previous_hash: prev,
+            context: None,
+        }
+        .seal(None);
+        prev = s.current_hash;
+        hashes.push(s.current_hash);
+        out.push(s.json.into_bytes());
+    }
+    (out, hashes)
+}
+
+#[test]
+fn scrolling_pages_through_thousands_of_rows_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, _) = generated(tmp.path(), 2500);
+    let mut app = App::new(Store::open(&db).unwrap()).unwrap();
+    app.page_rows = 30;
+    let seq_of = |app: &App| app.selected().unwrap().position.unwrap();
+    assert_eq!(seq_of(&app), 2499);
+    for _ in 0..450 {
+        app.key(Key::Down).unwrap();
+    }
+    assert_eq!(seq_of(&app), 2049);
+    for _ in 0..60 {
+        app.key(Key::PageDown).unwrap();
+    }
+    assert_eq!(seq_of(&app), 249);
+    assert!(
+        app.rows.len() <= 1200,
+        "the window stays bounded: {}",
+        app.rows.len()
+    );
+    for _ in 0..20 {
+        app.key(Key::PageUp).unwrap();
+    }
+    assert_eq!(seq_of(&app), 849);
+    app.key(Key::End).unwrap();
+    assert_eq!(seq_of(&app), 0);
+    app.key(Key::Down).unwrap();
+    assert_eq!(seq_of(&app), 0, "nothing below the oldest");
+    app.key(Key::Up).unwrap();
+    assert_eq!(seq_of(&app), 1);
+    app.key(Key::Home).unwrap();
+    assert_eq!(seq_of(&app), 2499);
+    // window rows are strictly newest first, no duplicate, no gap
+    for _ in 0..40 {
+        app.key(Key::PageDown).unwrap();
+    }
+    let seqs: Vec<i64> = app.rows.iter().map(|r| r.position.unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "{seqs:?}");
+}
+
+#[test]
+fn records_written_by_a_running_ingest_appear_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, hashes) = generated(tmp.path(), 10);
+    let mut app = App::new(Store::open(&db).unwrap()).unwrap();
+    assert_eq!(app.rows.len(), 10);
+    // Another connection (an ingest) appends while the browser is open.
+    let mut writer = Store::open(&db).unwrap();
+    let (more, _) = chain("gen", 10, 5, *hashes.last().unwrap());
+    zt_ingest::Pipeline::new(&Keyring::new())
+        .ingest(&mut writer, &more, "otlp")
+        .unwrap();
+    app.tick().unwrap();
+    assert_eq!(app.rows.len(), 15);
+    assert_eq!(app.rows[0].position, Some(14));
+    // Scrolled away from the top: a note instead of a jump.
+    app.key(Key::Down).unwrap();
+    let (later, _) = chain("gen", 15, 1, Hash32::ZERO);
+    let _ = later;
+    let (more, _) = chain("other", 0, 1, Hash32::ZERO);
+    zt_ingest::Pipeline::new(&Keyring::new())
+        .ingest(&mut writer, &more, "otlp")
+        .unwrap();
+    app.tick().unwrap();
+    assert!(app.new_rows);
+    assert_eq!(app.cursor, 1);
+    app.key(Key::Char('r')).unwrap();
+    assert_eq!(app.rows.len(), 16);
+}
