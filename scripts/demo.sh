@@ -16,5 +16,9 @@ if [ ! -x node_modules/.bin/anvil ]; then
         echo "demo.sh: no npm: the demo skips its anchoring steps" >&2
     fi
 fi
-cargo build --release --locked -q -p zt-audit
-exec target/release/zt-audit demo --anvil node_modules/.bin/anvil "$@"
+# ZT_BUILD_PROFILE=dev reuses a debug build (the test suite does, to skip a release build).
+case "${ZT_BUILD_PROFILE:-release}" in
+    dev) cargo build --locked -q -p zt-audit; bin=target/debug/zt-audit ;;
+    *) cargo build --release --locked -q -p zt-audit; bin=target/release/zt-audit ;;
+esac
+exec "$bin" demo --anvil node_modules/.bin/anvil "$@"

@@ -40,16 +40,18 @@ cargo test --workspace --locked
 step "tests (pure-Rust p256 backend)"
 cargo test -p zt-core -p zt-verifier --no-default-features --locked
 
-step "benchmark smoke runs (small; figures come from full runs, see README)"
-cargo run --release --locked -q -p zt-audit -- bench verify --records 2000 --runs 1
-cargo run --release --locked -q -p zt-audit -- bench ingest --records 2000 --connections 4
+step "benchmark smoke runs (small, debug build: they check behaviour; figures come from release runs, see README)"
+Z=target/debug/zt-audit
+$Z bench verify --records 2000 --runs 1
+$Z bench ingest --records 2000 --connections 4
 # The bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
 # one unforked chain that verifies (the bench fails otherwise).
-cargo run --release --locked -q -p zt-audit -- bench control-plane --decisions 1000 --clients 16 --runs 1
+$Z bench control-plane --decisions 1000 --clients 16 --runs 1
 # Anchoring on anvil, small: gas per anchor and per record, a reconcile that must confirm every epoch.
-cargo run --release --locked -q -p zt-audit -- bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
+$Z bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
+$Z bench tui --records 20000 --runs 1
 
-step "the quickstart, as the README runs it"
-bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
+step "the quickstart, as the README runs it (on the debug build already made)"
+ZT_BUILD_PROFILE=dev bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
 
 step "all passed"

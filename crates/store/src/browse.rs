@@ -140,6 +140,30 @@ pub enum Page {
     Oldest,
 }
 
+/// One chain at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainOverview {
+    /// Name.
+    pub chain: String,
+    /// Main-line head position.
+    pub head_position: i64,
+    /// Main-line head hash.
+    pub head: Vec<u8>,
+    /// Records on fork branches (later claimants of a taken position).
+    pub fork_records: u64,
+}
+
+/// What a bounded scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanStep {
+    /// Matching rows, newest first.
+    pub rows: Vec<DecisionRow>,
+    /// Where to continue (`None`: the oldest row was reached).
+    pub resume: Option<(i64, i64)>,
+    /// Rows looked at.
+    pub scanned: u64,
+}
+
 /// A stored record for the detail view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordDetail {
@@ -210,18 +234,98 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records flagged as forks, per chain.
-    pub fn forks_by_chain(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT chain, COUNT(*) FROM records WHERE fork = 1 AND chain IS NOT NULL GROUP BY chain",
+    /// Every chain, found by index seeks (one per chain, never a scan of the records): its
+    /// main-line head and how many records sit on fork branches.
+    pub fn chain_overview(&self) -> Result<Vec<ChainOverview>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let mut out = Vec::new();
+        let mut next = self
+            .conn
+            .prepare_cached("SELECT chain FROM records WHERE chain > ?1 ORDER BY chain LIMIT 1")?;
+        let mut head = self.conn.prepare_cached(
+            "SELECT position, current_hash FROM records WHERE chain = ?1 AND branch = 0 \
+             ORDER BY position DESC LIMIT 1",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut forks = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM records WHERE chain = ?1 AND branch > 0")?;
+        let mut after = String::new();
+        while let Some(chain) = next
+            .query_row([&after], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            let (head_position, head) = head
+                .query_row([&chain], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or((-1, Vec::new()));
+            let fork_records: i64 = forks.query_row([&chain], |r| r.get(0))?;
+            out.push(ChainOverview {
+                chain: chain.clone(),
+                head_position,
+                head,
+                fork_records: u64::try_from(fork_records).unwrap_or(0),
+            });
+            after = chain;
+        }
+        Ok(out)
+    }
+
+    /// Looks at no more than `max_scan` rows older than `after` (newest first) and returns
+    /// those matching `filter`, with where to continue: a filter that matches little never
+    /// holds the caller for a scan of the whole store.
+    pub fn scan_decisions(
+        &self,
+        filter: &Filter,
+        after: Option<(i64, i64)>,
+        max_scan: usize,
+    ) -> Result<ScanStep, StoreError> {
+        use rusqlite::OptionalExtension;
+        let (ts, id) = after.unwrap_or((i64::MAX, i64::MAX));
+        let max = i64::try_from(max_scan.max(1)).unwrap_or(i64::MAX);
+        // The key of the last row in this step's window (an index-only walk).
+        let bound: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT ts_ms, id FROM records WHERE (ts_ms, id) < (?1, ?2) \
+                 ORDER BY ts_ms DESC, id DESC LIMIT 1 OFFSET ?3",
+            )?
+            .query_row(rusqlite::params![ts, id, max - 1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let mut params = vec![SqlValue::Integer(ts), SqlValue::Integer(id)];
+        let mut w = vec!["(ts_ms, id) < (?1, ?2)".to_owned()];
+        if let Some((bt, bi)) = bound {
+            params.push(SqlValue::Integer(bt));
+            params.push(SqlValue::Integer(bi));
+            w.push("(ts_ms, id) >= (?3, ?4)".into());
+        }
+        let f = filter.sql(&mut params);
+        if !f.is_empty() {
+            w.push(f);
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM records WHERE {} ORDER BY ts_ms DESC, id DESC",
+            w.join(" AND ")
+        );
+        let rows = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(params), decision_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let scanned = match bound {
+            Some(_) => max_scan as u64,
+            None => self
+                .conn
+                .prepare_cached("SELECT COUNT(*) FROM records WHERE (ts_ms, id) < (?1, ?2)")?
+                .query_row([ts, id], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(0))?,
+        };
+        Ok(ScanStep {
+            rows,
+            resume: bound,
+            scanned,
+        })
     }
 
     /// The highest row id (0: empty): a cheap "anything new?" for live views.
@@ -285,5 +389,72 @@ mod tests {
         assert_eq!(p[2], SqlValue::Text("%terminate\\_instances%".into()));
         assert!(Filter::parse("  ").is_empty());
         assert_eq!(Filter::parse("weird:thing").text, ["weird:thing"]);
+    }
+
+    #[test]
+    fn bounded_scans_cover_every_row_once_and_the_overview_finds_every_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut recs = Vec::new();
+        for c in 0..3 {
+            let mut prev = zt_core::Hash32::ZERO;
+            for seq in 0..40u64 {
+                let s = zt_core::envelope::V1Draft {
+                    chain_id: format!("c{c}"),
+                    seq,
+                    actor: format!("a{}", seq % 4),
+                    action: if seq % 5 == 0 { "x.rare" } else { "x.common" }.into(),
+                    resource: String::new(),
+                    decision: "allow".into(),
+                    reason: "r".into(),
+                    timestamp: format!("2026-10-01T00:{:02}:{:02}.000Z", seq, c),
+                    previous_hash: prev,
+                    context: None,
+                }
+                .seal(None);
+                prev = s.current_hash;
+                recs.push(s.json);
+            }
+        }
+        let envs: Vec<zt_core::Envelope> = recs
+            .iter()
+            .map(|r| zt_core::Envelope::from_json(r.as_bytes()).unwrap())
+            .collect();
+        let rows: Vec<crate::NewRecord<'_>> = recs
+            .iter()
+            .zip(&envs)
+            .map(|(r, e)| crate::NewRecord {
+                raw: r.as_bytes(),
+                envelope: e,
+                profile: zt_core::Profile::V1,
+                status: "unsigned",
+                source: "t",
+                received_at_ms: 0,
+            })
+            .collect();
+        store.insert_batch(&rows, &[]).unwrap();
+        let f = Filter::parse("rare");
+        let (mut found, mut after, mut scanned) = (Vec::new(), None, 0);
+        loop {
+            let step = store.scan_decisions(&f, after, 7).unwrap();
+            scanned += step.scanned;
+            found.extend(step.rows);
+            match step.resume {
+                Some(r) => after = Some(r),
+                None => break,
+            }
+        }
+        assert_eq!(scanned, 120);
+        assert_eq!(found.len(), 24);
+        let direct = store.decisions(&f, Page::Newest, 1000).unwrap();
+        assert_eq!(found, direct);
+        let o = store.chain_overview().unwrap();
+        assert_eq!(
+            o.iter().map(|c| c.chain.as_str()).collect::<Vec<_>>(),
+            ["c0", "c1", "c2"]
+        );
+        assert!(o
+            .iter()
+            .all(|c| c.head_position == 39 && c.fork_records == 0));
     }
 }

@@ -33,7 +33,7 @@ mod browse;
 use std::path::Path;
 
 pub use anchor::{EpochRow, EpochState, FoundRecord, LeafRow, LineRecord};
-pub use browse::{DecisionRow, Filter, Page, RecordDetail};
+pub use browse::{ChainOverview, DecisionRow, Filter, Page, RecordDetail, ScanStep};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use zt_core::{Envelope, Hash32, Profile};
 

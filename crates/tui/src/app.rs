@@ -6,6 +6,7 @@
 //! scroll without ever being loaded.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use zt_core::{Envelope, Hash32};
 use zt_store::{DecisionRow, EpochRow, Filter, Page, RecordDetail, Store, StoreError};
@@ -14,6 +15,21 @@ use zt_store::{DecisionRow, EpochRow, Filter, Page, RecordDetail, Store, StoreEr
 pub const PAGE: usize = 200;
 /// Most rows kept in the window.
 const WINDOW: usize = 1000;
+/// Rows a text filter looks at per step.
+const SCAN_CHUNK: usize = 4000;
+/// Time a text filter may take per keystroke or idle step, so the screen stays responsive.
+const SCAN_BUDGET: Duration = Duration::from_millis(25);
+
+/// A text filter's scan through the store, newest to oldest, a bounded step at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scan {
+    /// Where the next step starts (`None`: from the newest row).
+    pub resume: Option<(i64, i64)>,
+    /// Rows looked at so far.
+    pub scanned: u64,
+    /// Keep scanning to the oldest row (`G` was pressed).
+    pub to_end: bool,
+}
 
 /// Which screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +82,7 @@ pub struct ChainInfo {
     pub head: Option<(u64, Hash32)>,
     /// Highest anchored position (any log).
     pub anchored: Option<u64>,
-    /// Records flagged as forks.
+    /// Records on fork branches.
     pub forks: u64,
 }
 
@@ -125,6 +141,10 @@ pub struct App {
     pub page_rows: usize,
     /// A message for the status line (errors, notes).
     pub message: Option<String>,
+    /// The text filter's scan, while it has not reached the oldest row.
+    pub scan: Option<Scan>,
+    /// Rows the last text filter looked at (for the status line).
+    pub scanned: u64,
     /// `q` was pressed.
     pub quit: bool,
 }
@@ -152,6 +172,8 @@ impl App {
             new_rows: false,
             page_rows: 20,
             message: None,
+            scan: None,
+            scanned: 0,
             quit: false,
         };
         app.last_id = app.store.max_record_id()?;
@@ -169,14 +191,69 @@ impl App {
 
     /// Reloads the newest page under the current filter.
     pub fn reload(&mut self) -> Result<(), StoreError> {
+        self.cursor = 0;
+        self.at_top = true;
+        self.new_rows = false;
+        if self.text_mode() {
+            self.rows.clear();
+            self.at_bottom = false;
+            self.scanned = 0;
+            self.scan = Some(Scan::default());
+            return self.scan_step(self.cursor + PAGE);
+        }
+        self.scan = None;
         self.rows = self
             .store
             .decisions(&self.effective_filter(), Page::Newest, PAGE)?;
-        self.cursor = 0;
-        self.at_top = true;
         self.at_bottom = self.rows.len() < PAGE;
-        self.new_rows = false;
         Ok(())
+    }
+
+    /// Whether free-text terms are filtering: they cannot use an index, so the store is
+    /// scanned a bounded step at a time.
+    pub fn text_mode(&self) -> bool {
+        !self.filter.text.is_empty()
+    }
+
+    /// Scans on, within the time budget, until more than `want` rows are found (or, after
+    /// `G`, to the end) or the store ends.
+    fn scan_step(&mut self, want: usize) -> Result<(), StoreError> {
+        let start = Instant::now();
+        let filter = self.effective_filter();
+        while let Some(mut scan) = self.scan {
+            if (self.rows.len() > want && !scan.to_end) || start.elapsed() >= SCAN_BUDGET {
+                break;
+            }
+            let step = self
+                .store
+                .scan_decisions(&filter, scan.resume, SCAN_CHUNK)?;
+            self.rows.extend(step.rows);
+            scan.scanned += step.scanned;
+            self.scanned = scan.scanned;
+            scan.resume = step.resume;
+            if scan.resume.is_none() {
+                self.scan = None;
+                self.at_bottom = true;
+                if scan.to_end {
+                    self.cursor = self.rows.len().saturating_sub(1);
+                }
+            } else {
+                self.scan = Some(scan);
+            }
+        }
+        Ok(())
+    }
+
+    /// Idle work: a text filter's scan goes on while the user reads. True while there is
+    /// more to do right now.
+    pub fn pump(&mut self) -> Result<bool, StoreError> {
+        let want = self.cursor + self.page_rows.max(1) * 2;
+        if self.scan.is_some() {
+            self.scan_step(want)?;
+        }
+        Ok(self
+            .scan
+            .is_some_and(|s| s.to_end || self.rows.len() <= want))
     }
 
     /// The selected row.
@@ -185,6 +262,10 @@ impl App {
     }
 
     fn load_older(&mut self) -> Result<(), StoreError> {
+        if self.text_mode() {
+            let want = self.rows.len() + PAGE;
+            return self.scan_step(want);
+        }
         let Some(last) = self.rows.last() else {
             return Ok(());
         };
@@ -195,7 +276,7 @@ impl App {
         )?;
         self.at_bottom = more.len() < PAGE;
         self.rows.extend(more);
-        if self.rows.len() > WINDOW {
+        if self.rows.len() > WINDOW && !self.text_mode() {
             let cut = self.rows.len() - WINDOW;
             self.rows.drain(..cut);
             self.cursor = self.cursor.saturating_sub(cut);
@@ -234,6 +315,10 @@ impl App {
             while self.cursor + step >= self.rows.len() && !self.at_bottom {
                 let before = (self.rows.len(), self.cursor);
                 self.load_older()?;
+                if self.scan.is_some() {
+                    // One bounded step per key; the scan goes on while the user reads.
+                    break;
+                }
                 if (self.rows.len(), self.cursor) == before {
                     self.at_bottom = true;
                 }
@@ -251,6 +336,15 @@ impl App {
 
     /// To the oldest rows.
     pub fn to_end(&mut self) -> Result<(), StoreError> {
+        if let Some(scan) = &mut self.scan {
+            // Scan on to the end, a step per idle moment; the cursor follows when it is done.
+            scan.to_end = true;
+            return Ok(());
+        }
+        if self.text_mode() {
+            self.cursor = self.rows.len().saturating_sub(1);
+            return Ok(());
+        }
         self.rows = self
             .store
             .decisions(&self.effective_filter(), Page::Oldest, PAGE)?;
@@ -391,12 +485,6 @@ impl App {
     }
 
     fn open_chains(&mut self) -> Result<(), StoreError> {
-        let heads: HashMap<String, (u64, Hash32)> = self
-            .store
-            .main_heads()?
-            .into_iter()
-            .map(|h| (h.chain, (h.position, h.head)))
-            .collect();
         let mut anchored: HashMap<String, u64> = HashMap::new();
         for log in self.store.anchor_logs()? {
             for (c, p) in self.store.anchored_positions(&log)? {
@@ -404,17 +492,25 @@ impl App {
                 *e = (*e).max(p);
             }
         }
-        let forks = self.store.forks_by_chain()?;
         self.chains = self
             .store
-            .chains()?
+            .chain_overview()?
             .into_iter()
-            .map(|c| ChainInfo {
-                head: heads.get(&c.chain).copied(),
-                anchored: anchored.get(&c.chain).copied(),
-                forks: forks.get(&c.chain).copied().unwrap_or(0),
-                records: c.records,
-                chain: c.chain,
+            .map(|c| {
+                let head = u64::try_from(c.head_position).ok().map(|p| {
+                    let mut h = [0u8; 32];
+                    if c.head.len() == 32 {
+                        h.copy_from_slice(&c.head);
+                    }
+                    (p, Hash32(h))
+                });
+                ChainInfo {
+                    records: head.map_or(0, |(p, _)| p + 1) + c.fork_records,
+                    head,
+                    anchored: anchored.get(&c.chain).copied(),
+                    forks: c.fork_records,
+                    chain: c.chain,
+                }
             })
             .collect();
         self.list_cursor = 0;

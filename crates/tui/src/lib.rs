@@ -76,7 +76,20 @@ pub fn run(db: &Path) -> io::Result<()> {
             if app.quit {
                 return Ok(());
             }
-            if event::poll(Duration::from_millis(250))? {
+            // A text filter still scanning gets the idle time, a step at a time.
+            let busy = match app.pump() {
+                Ok(b) => b,
+                Err(e) => {
+                    app.message = Some(format!("store: {e}"));
+                    false
+                }
+            };
+            let wait = if busy {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_millis(250)
+            };
+            if event::poll(wait)? {
                 if let Event::Key(k) = event::read()? {
                     if k.kind == KeyEventKind::Press {
                         if let Some(key) = map_key(k.code, k.modifiers) {

@@ -269,12 +269,12 @@ fn draw_chains(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         .collect();
     let widths = [
         Constraint::Fill(3),
+        Constraint::Length(8),
+        Constraint::Length(7),
         Constraint::Length(9),
         Constraint::Length(8),
-        Constraint::Length(17),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Fill(1),
+        Constraint::Length(8),
+        Constraint::Fill(2),
     ];
     let t = list_table(
         rows,
@@ -359,7 +359,21 @@ fn draw_filter(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     } else if let Some(m) = &app.message {
         Line::from(m.clone())
     } else if !app.filter.is_empty() {
-        Line::from(format!("filter: {}   (Esc clears)", app.filter_text))
+        let progress = if app.scan.is_some() {
+            format!(
+                "   searching: {} records looked at, {} found",
+                app.scanned,
+                app.rows.len()
+            )
+        } else if app.text_mode() {
+            format!("   {} match(es) in {} records", app.rows.len(), app.scanned)
+        } else {
+            String::new()
+        };
+        Line::from(format!(
+            "filter: {}   (Esc clears){progress}",
+            app.filter_text
+        ))
     } else {
         Line::from("")
     };

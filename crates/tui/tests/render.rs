@@ -277,3 +277,49 @@ fn records_written_by_a_running_ingest_appear_without_a_restart() {
     app.key(Key::Char('r')).unwrap();
     assert_eq!(app.rows.len(), 16);
 }
+
+#[test]
+fn a_text_filter_scans_in_bounded_steps_and_finds_every_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, _) = generated(tmp.path(), 3000);
+    let mut app = App::new(Store::open(&db).unwrap()).unwrap();
+    app.page_rows = 30;
+    keys(&mut app, &[Key::Char('/')]);
+    keys(&mut app, &typed("terminate"));
+    keys(&mut app, &[Key::Enter]);
+    // G: scan on to the end, idle step by idle step; the cursor lands on the oldest match.
+    keys(&mut app, &[Key::End]);
+    let mut steps = 0;
+    while app.pump().unwrap() {
+        steps += 1;
+        assert!(steps < 10_000);
+    }
+    assert!(app.scan.is_none(), "the scan reached the oldest row");
+    assert_eq!(app.scanned, 3000);
+    assert_eq!(
+        app.rows.len(),
+        300,
+        "every 10th generated record is a terminate"
+    );
+    assert_eq!(app.selected().unwrap().position, Some(3));
+    let direct = Store::open(&db)
+        .unwrap()
+        .decisions(
+            &zt_store::Filter::parse("terminate"),
+            zt_store::Page::Newest,
+            10_000,
+        )
+        .unwrap();
+    assert_eq!(app.rows, direct);
+    // A filter that matches nothing says so once the scan is done.
+    keys(&mut app, &[Key::Esc, Key::Char('/')]);
+    keys(&mut app, &typed("no-such-thing"));
+    keys(&mut app, &[Key::Enter]);
+    while app.pump().unwrap() {}
+    while app.scan.is_some() {
+        app.key(Key::Down).unwrap();
+    }
+    assert!(app.rows.is_empty());
+    let s = screen(&mut app, 80, 24, false);
+    assert!(s.contains("none match"), "{s}");
+}

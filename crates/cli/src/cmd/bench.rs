@@ -25,6 +25,8 @@ pub enum Bench {
     Verify(VerifyArgs),
     /// Ingest throughput of `zt-audit serve` under a replayed OTLP load.
     Ingest(crate::cmd::bench_ingest::IngestArgs),
+    /// The terminal browser: first screen and keystroke times on a big store.
+    Tui(crate::cmd::bench_tui::TuiArgs),
     /// Anchoring: gas per anchor and per record, reconcile time (a local anvil).
     Anchor(crate::cmd::bench_anchor::AnchorArgs),
     /// Control-plane decisions per second and latency, from concurrent guarded clients.
@@ -57,6 +59,7 @@ pub fn run(b: Bench) -> Result<ExitCode> {
         Bench::Ingest(a) => crate::cmd::bench_ingest::run(a),
         Bench::ControlPlane(a) => crate::cmd::bench_cp::run(a),
         Bench::Anchor(a) => crate::cmd::bench_anchor::run(a),
+        Bench::Tui(a) => crate::cmd::bench_tui::run(a),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_anchor;
 pub mod bench_cp;
 pub mod bench_ingest;
+pub mod bench_tui;
 pub mod control_plane;
 pub mod demo;
 pub mod import;
