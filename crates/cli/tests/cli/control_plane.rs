@@ -230,6 +230,21 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         assert_eq!(code, 0, "{}: {report:#}", db.display());
         assert_eq!(report["records"], 2);
     }
+    // The browser opens both stores the demo leaves (the ingest one is anchored).
+    for db in [dir.join("ingest.db"), dir.join("control-plane/decisions.db")] {
+        let mut app = zt_tui::app::App::new(zt_store::Store::open(&db).unwrap()).unwrap();
+        assert_eq!(app.rows.len(), 2);
+        app.key(zt_tui::app::Key::Enter).unwrap();
+        let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        t.draw(|f| zt_tui::ui::draw(f, &mut app, "demo", zt_tui::ui::Theme { color: false }))
+            .unwrap();
+        let screen = format!("{}", t.backend());
+        assert!(screen.contains("hello-world.say_hello"), "{screen}");
+        assert!(screen.contains("✓ signature verified"), "{screen}");
+        if db.ends_with("ingest.db") {
+            assert!(screen.contains("epoch 1 (included)"), "{screen}");
+        }
+    }
     let proof = dir.join("allowed-decision.proof.json");
     let out = zt(&[
         "verify-proof",
