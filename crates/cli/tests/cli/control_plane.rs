@@ -231,7 +231,10 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         assert_eq!(report["records"], 2);
     }
     // The browser opens both stores the demo leaves (the ingest one is anchored).
-    for db in [dir.join("ingest.db"), dir.join("control-plane/decisions.db")] {
+    for db in [
+        dir.join("ingest.db"),
+        dir.join("control-plane/decisions.db"),
+    ] {
         let mut app = zt_tui::app::App::new(zt_store::Store::open(&db).unwrap()).unwrap();
         assert_eq!(app.rows.len(), 2);
         app.key(zt_tui::app::Key::Enter).unwrap();
