@@ -1,6 +1,6 @@
 //! `zt-audit control-plane` and `zt-audit demo` as processes, with the lineage's client shape.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,26 +40,7 @@ impl ControlPlane {
 
     /// SIGTERM, then the exit code and stderr.
     fn terminate(mut self) -> (Option<i32>, String) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return (st.code(), err);
-            }
-            assert!(Instant::now() < deadline, "control plane did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::signal_and_wait(&mut self.child, "-TERM")
     }
 }
 

@@ -61,6 +61,32 @@ pub fn assert_store_verifies(db: &Path, records: u64) {
     assert_eq!(report["records"], records);
 }
 
+/// Sends `sig` (`-TERM`, `-INT`, ...) to `child` and waits up to 20 s for it to exit:
+/// (exit code, stderr).
+pub fn signal_and_wait(child: &mut std::process::Child, sig: &str) -> (Option<i32>, String) {
+    use std::io::Read;
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err).unwrap();
+            }
+            return (st.code(), err);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process did not stop after {sig}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `zt-audit` with `args`; asserts it did not panic.
 pub fn zt(args: &[&str]) -> Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
