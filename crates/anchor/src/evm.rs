@@ -7,7 +7,7 @@ use std::time::Duration;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::eips::BlockNumberOrTag;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
@@ -163,7 +163,6 @@ pub enum SendOutcome {
 pub struct Evm {
     provider: RootProvider,
     chain_id: u64,
-    url: String,
 }
 
 fn rpc_err(what: &str) -> impl FnOnce(alloy::transports::TransportError) -> AnchorError + '_ {
@@ -199,21 +198,12 @@ impl Evm {
                 )));
             }
         }
-        Ok(Self {
-            provider,
-            chain_id,
-            url: rpc.to_owned(),
-        })
+        Ok(Self { provider, chain_id })
     }
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
-    }
-
-    /// The RPC URL.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// Signs `to`/`input` (or a deployment when `to` is `None`) with `nonce`, fees and a gas
@@ -568,17 +558,6 @@ impl Evm {
             .await
             .map_err(|e| AnchorError::Rpc(format!("{method}: {e}")))
     }
-}
-
-/// Balance helper for messages: wei as ETH with 6 decimals.
-pub fn eth(wei: U256) -> String {
-    let gwei = wei / U256::from(1_000_000_000u64);
-    let g: u128 = gwei.try_into().unwrap_or(u128::MAX);
-    format!(
-        "{}.{:06} ETH",
-        g / 1_000_000_000,
-        (g % 1_000_000_000) / 1_000
-    )
 }
 
 #[cfg(test)]

@@ -192,6 +192,15 @@ fn hash_of(v: &[u8]) -> Hash32 {
     Hash32(b)
 }
 
+/// A `LeafRow` from columns `(chain, position, head)` starting at `at`.
+fn leaf_row(r: &Row<'_>, at: usize) -> rusqlite::Result<LeafRow> {
+    Ok(LeafRow {
+        chain: r.get(at)?,
+        position: u64_of(r.get(at + 1)?).unwrap_or(0),
+        head: hash_of(&r.get::<_, Vec<u8>>(at + 2)?),
+    })
+}
+
 fn u64_of(v: Option<i64>) -> Option<u64> {
     v.and_then(|x| u64::try_from(x).ok())
 }
@@ -236,13 +245,7 @@ impl Store {
              WHERE r.branch = 0 ORDER BY r.chain, r.id",
         )?;
         let mut out: Vec<LeafRow> = Vec::new();
-        let rows = st.query_map([], |r| {
-            Ok(LeafRow {
-                chain: r.get(0)?,
-                position: u64_of(r.get(1)?).unwrap_or(0),
-                head: hash_of(&r.get::<_, Vec<u8>>(2)?),
-            })
-        })?;
+        let rows = st.query_map([], |r| leaf_row(r, 0))?;
         for row in rows {
             let row = row?;
             // Two records at one v1 position on the main line are a fork: the first stays.
@@ -374,13 +377,7 @@ impl Store {
         let mut st = self.conn.prepare_cached(
             "SELECT chain, position, head FROM anchor_leaves WHERE log = ?1 AND epoch = ?2 ORDER BY idx",
         )?;
-        let rows = st.query_map(params![log, i64_of(epoch)], |r| {
-            Ok(LeafRow {
-                chain: r.get(0)?,
-                position: u64_of(r.get(1)?).unwrap_or(0),
-                head: hash_of(&r.get::<_, Vec<u8>>(2)?),
-            })
-        })?;
+        let rows = st.query_map(params![log, i64_of(epoch)], |r| leaf_row(r, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -405,11 +402,7 @@ impl Store {
                 Ok((
                     u64_of(r.get(0)?).unwrap_or(0),
                     u64_of(r.get(1)?).unwrap_or(0),
-                    LeafRow {
-                        chain: r.get(2)?,
-                        position: u64_of(r.get(3)?).unwrap_or(0),
-                        head: hash_of(&r.get::<_, Vec<u8>>(4)?),
-                    },
+                    leaf_row(r, 2)?,
                 ))
             })
             .optional()?)
@@ -462,28 +455,5 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// `(position, current_hash, previous_hash)` of the main line of `chain` up to `to`, in
-    /// order, without the bytes: what reconciliation walks.
-    pub fn main_line_links(
-        &self,
-        chain: &str,
-        to: u64,
-        mut each: impl FnMut(u64, Hash32, Hash32),
-    ) -> Result<(), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT position, current_hash, previous_hash FROM records \
-             WHERE chain = ?1 AND branch = 0 AND position <= ?2 ORDER BY position, id",
-        )?;
-        let mut rows = st.query(params![chain, i64_of(to)])?;
-        while let Some(r) = rows.next()? {
-            each(
-                u64_of(r.get(0)?).unwrap_or(0),
-                hash_of(&r.get::<_, Vec<u8>>(1)?),
-                hash_of(&r.get::<_, Vec<u8>>(2)?),
-            );
-        }
-        Ok(())
     }
 }

@@ -178,10 +178,7 @@ pub fn parse_address(s: &str) -> Result<Address> {
 }
 
 pub fn run(cmd: Anchor) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     match cmd {
         Anchor::Deploy(a) => rt.block_on(deploy(a)),
         Anchor::Run(a) => rt.block_on(run_job(a)),

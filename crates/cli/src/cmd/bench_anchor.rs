@@ -190,10 +190,7 @@ async fn daalog_gas(evm: &Evm, signer: &PrivateKeySigner, n: usize) -> Result<(u
 }
 
 pub fn run(a: AnchorArgs) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     rt.block_on(bench(a))
 }
 

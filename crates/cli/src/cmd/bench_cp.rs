@@ -169,10 +169,7 @@ fn median_by(v: &[RunResult], f: impl Fn(&RunResult) -> f64) -> f64 {
 }
 
 pub fn run(a: CpArgs) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     // Warm-up, not measured: the first run pays for thread pools, connections and a cold
     // page cache, and showed a p99 four times the others.
     rt.block_on(one_run(a.decisions.min(200), a.clients, 256))?;

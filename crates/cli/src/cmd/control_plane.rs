@@ -94,10 +94,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let cp = ControlPlane::open(&args.dir, opts)
         .with_context(|| format!("cannot open control plane data in {}", args.dir.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     let summary = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -75,10 +75,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .keep(),
     };
     let dir = dir.canonicalize().unwrap_or(dir);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     rt.block_on(demo(&dir, &args.anvil))
 }
 

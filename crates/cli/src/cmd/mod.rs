@@ -16,3 +16,12 @@ pub mod reconcile;
 pub mod serve;
 pub mod tui;
 pub mod verify;
+
+/// The async runtime the network subcommands run on (multi-threaded, I/O and timers).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}

@@ -111,10 +111,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
             rpc: rpc.clone(),
             network: a.network.clone(),
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the runtime")?;
+        let rt = crate::cmd::runtime()?;
         let result = rt.block_on(async {
             let evm = chain.connect().await?;
             Ok::<_, anyhow::Error>(verify_on_chain(&bundle, &evm).await)

@@ -53,10 +53,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let contract = parse_address(&a.contract)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     if let Some(file) = &a.lineage {
         return lineage(&a, file, contract, &rt);
     }

@@ -92,10 +92,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         queue: args.queue.max(1),
         ..Config::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = crate::cmd::runtime()?;
     let summary = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 use zt_core::Hash32;
 
-use crate::{anchor_once, anchored_events, both, deploy, import, reconcile, rpc, v1_chain, Anvil};
+use crate::{anchor_once, anchored_events, both, deploy, import, reconcile, v1_chain, Anvil};
 
 const LOG: &str = "zt-failures";
 
@@ -207,7 +207,6 @@ fn a_reorg_that_drops_the_anchor_is_noticed_and_the_same_root_is_sent_again() {
         .contains(&root.to_lowercase()));
     let (code, report) = reconcile(&anvil, &db, &contract, LOG);
     assert_eq!(code, 0, "{report:#}");
-    let _ = rpc;
 }
 
 fn epochs_on_chain(db: &Path) -> Vec<(u64, String)> {

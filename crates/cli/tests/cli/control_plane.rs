@@ -1,8 +1,7 @@
 //! `zt-audit control-plane` and `zt-audit demo` as processes, with the lineage's client shape.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -17,24 +16,13 @@ struct ControlPlane {
 
 impl ControlPlane {
     fn start(dir: &Path, extra: &[&str]) -> ControlPlane {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-            .args(["control-plane", "--dir"])
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(
-            base.starts_with("http://127.0.0.1:"),
-            "first line: {line:?}"
-        );
+        let mut args: Vec<&std::ffi::OsStr> = ["control-plane", "--dir"]
+            .map(std::ffi::OsStr::new)
+            .to_vec();
+        args.push(dir.as_os_str());
+        args.extend(["--listen", "127.0.0.1:0"].map(std::ffi::OsStr::new));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (child, base) = crate::spawn_server(&args);
         ControlPlane { child, base }
     }
 

@@ -61,6 +61,24 @@ pub fn assert_store_verifies(db: &Path, records: u64) {
     assert_eq!(report["records"], records);
 }
 
+/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with.
+pub fn spawn_server(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+    (child, url)
+}
+
 /// Sends `sig` (`-TERM`, `-INT`, ...) to `child` and waits up to 20 s for it to exit:
 /// (exit code, stderr).
 pub fn signal_and_wait(child: &mut std::process::Child, sig: &str) -> (Option<i32>, String) {

@@ -1,9 +1,9 @@
 //! `zt-audit serve` as a process: protocol, hostile input, auth, drain, crash safety.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
@@ -23,27 +23,12 @@ pub struct Server {
 impl Server {
     pub fn start(db: &Path, extra: &[&str]) -> Server {
         let ring = fixtures().join("interop/zt-infra-full/keyring.json");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-            .args([
-                "serve",
-                "--db",
-                db.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-                "--keyring",
-            ])
-            .arg(&ring)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+        let mut args: Vec<&std::ffi::OsStr> = ["serve", "--db"].map(AsRef::as_ref).to_vec();
+        args.push(db.as_os_str());
+        args.extend(["--listen", "127.0.0.1:0", "--keyring"].map(std::ffi::OsStr::new));
+        args.push(ring.as_os_str());
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (child, url) = crate::spawn_server(&args);
         let addr = url
             .trim_start_matches("http://")
             .trim_end_matches("/v1/logs")
