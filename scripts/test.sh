@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Every process the suite starts carries this marker in its environment, so the last step can
+# tell whether anything outlived it (a chain node orphaned by its launcher, say).
+RUN="suite-$$-$(date +%s%N)"
+export ZT_TEST_MARKER="$RUN"
+
 step "format"
 cargo fmt --all --check
 
@@ -30,6 +35,21 @@ fi
 step "npm tools (pinned in package-lock.json): anvil for the chain tests, solc for the contract"
 bash scripts/npm-tools.sh
 node contracts/build.mjs --check
+
+step "npm tools on a clean clone of HEAD (the next registry drift fails here, not on a new machine)"
+clone=$(mktemp -d)
+trap 'rm -rf "$clone"' EXIT
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    git clone -q --no-local "$PWD" "$clone/zt"
+else
+    # Not a git checkout (an unpacked archive): the files the step reads, into an empty folder.
+    mkdir -p "$clone/zt/scripts"
+    cp package.json package-lock.json "$clone/zt/"
+    cp scripts/npm-tools.sh "$clone/zt/scripts/"
+fi
+bash "$clone/zt/scripts/npm-tools.sh"
+"$clone/zt/node_modules/.bin/anvil" --version | head -n1
+rm -rf "$clone"
 
 step "Python OpenTelemetry SDK venv (PyPI, pinned) for the ingest tests"
 bash scripts/python-venv.sh >/dev/null
@@ -53,5 +73,19 @@ $Z bench tui --records 20000 --runs 1
 
 step "the quickstart, as the README runs it (on the debug build already made)"
 ZT_BUILD_PROFILE=dev bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
+
+step "no process outlives the suite"
+unset ZT_TEST_MARKER
+left=""
+for d in /proc/[0-9]*; do
+    if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qxF "ZT_TEST_MARKER=$RUN"; then
+        left+="  ${d#/proc/}: $(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)"$'\n'
+    fi
+done
+if [ -n "$left" ]; then
+    printf 'still running after the suite (now killed):\n%s' "$left" >&2
+    for p in $(printf '%s' "$left" | sed -n 's/^  \([0-9]*\):.*/\1/p'); do kill "$p" 2>/dev/null || true; done
+    exit 1
+fi
 
 step "all passed"

@@ -12,6 +12,8 @@
 //!   record, `logBatch` roots).
 //! - [`proof`]: self-contained proof bundles (record -> links -> head -> inclusion proof ->
 //!   root -> transaction -> block) and their check, offline or against a node.
+//! - [`anvil`]: a local node (Foundry's anvil) for the demo, benchmarks and tests: found where
+//!   a user keeps it, and ended with its children.
 //!
 //! ```no_run
 //! use zt_anchor::{evm::{Evm, Network}, job::{Anchorer, JobConfig}};
@@ -23,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anvil;
 pub mod error;
 pub mod evm;
 pub mod job;

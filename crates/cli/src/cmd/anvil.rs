@@ -1,65 +1,30 @@
-//! A local chain node for the demo and the anchoring bench: `anvil` from the npm registry
-//! (`@foundry-rs/anvil`, pinned in package.json), on 127.0.0.1 with Base Sepolia's chain id.
+//! The local chain node for the demo and the anchoring bench: found and run by
+//! [`zt_anchor::anvil`]; here only where this binary looks and the funding of a key.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use zt_anchor::anvil::{AnvilError, Found};
 use zt_anchor::evm::Evm;
 
-/// Where anvil is looked for: env `ZT_ANVIL`, else `node_modules/.bin/anvil` (where scripts/npm-tools.sh
-/// puts it).
-pub fn default_path() -> PathBuf {
-    std::env::var_os("ZT_ANVIL")
-        .map_or_else(|| PathBuf::from("node_modules/.bin/anvil"), PathBuf::from)
-}
-
-/// A running anvil, killed on drop.
-#[derive(Debug)]
-pub struct Anvil {
-    child: Child,
-    /// Its JSON-RPC URL.
-    pub url: String,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Finds anvil: `explicit` (`--anvil`), `ZT_ANVIL`, `PATH`, then `node_modules/.bin/anvil` in
+/// the current folder and in the source tree this binary was built from (where
+/// `scripts/npm-tools.sh` puts the pinned copy), so `cargo install --path crates/cli` finds it
+/// from anywhere.
+pub fn locate(explicit: Option<&Path>) -> Result<Found, AnvilError> {
+    let mut roots = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
     }
+    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    roots.push(source_tree.canonicalize().unwrap_or(source_tree));
+    zt_anchor::anvil::find(explicit, &roots)
 }
 
-impl Anvil {
-    /// Starts `bin` with chain id 84532 on a free loopback port (history pruned, so long runs
-    /// stay small).
-    pub fn start(bin: &Path) -> Result<Anvil> {
-        if !bin.exists() {
-            bail!("no anvil at {} (run scripts/npm-tools.sh)", bin.display());
-        }
-        let mut child = Command::new(bin)
-            .args(["--chain-id", "84532", "--host", "127.0.0.1", "--port", "0"])
-            .args(["--prune-history", "--gas-limit", "1000000000"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let out = child.stdout.take().context("anvil's stdout")?;
-        let mut lines = std::io::BufReader::new(out).lines();
-        let url = loop {
-            let Some(line) = lines.next() else {
-                bail!("anvil exited before listening")
-            };
-            if let Some(addr) = line?.strip_prefix("Listening on ") {
-                break format!("http://{}", addr.trim());
-            }
-        };
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Anvil { child, url })
-    }
-}
+/// The `--anvil` flag's help, shared by the commands that take it.
+pub const FLAG_HELP: &str = "The anvil executable (default: env ZT_ANVIL, else anvil on PATH, \
+else node_modules/.bin/anvil here or in the source tree, which scripts/npm-tools.sh installs)";
 
 /// A fresh random key, funded on a local node (`anvil_setBalance`); never written anywhere.
 pub async fn funded_key(evm: &Evm) -> Result<PrivateKeySigner> {

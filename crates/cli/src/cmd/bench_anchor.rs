@@ -26,7 +26,8 @@ use zt_core::envelope::V1Draft;
 use zt_core::{Envelope, Hash32, Profile};
 use zt_store::{EpochRow, EpochState, LeafRow, NewRecord, Store};
 
-use crate::cmd::anvil::{funded_key, Anvil};
+use crate::cmd::anvil::funded_key;
+use zt_anchor::anvil::Anvil;
 
 #[derive(Debug, clap::Args)]
 pub struct AnchorArgs {
@@ -45,9 +46,8 @@ pub struct AnchorArgs {
     /// Timed reconcile runs (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// The anvil executable (default: env ZT_ANVIL, else node_modules/.bin/anvil).
-    #[arg(long, default_value_os_t = crate::cmd::anvil::default_path())]
-    anvil: PathBuf,
+    #[arg(long, value_name = "PATH", help = crate::cmd::anvil::FLAG_HELP)]
+    anvil: Option<PathBuf>,
 }
 
 /// `n` records of chain `name` from `start`, sealed with `key`; their JSON and hashes.
@@ -195,7 +195,12 @@ pub fn run(a: AnchorArgs) -> Result<ExitCode> {
 }
 
 async fn bench(a: AnchorArgs) -> Result<ExitCode> {
-    let anvil = Anvil::start(&a.anvil)?;
+    let found = crate::cmd::anvil::locate(a.anvil.as_deref())?;
+    // History pruned so long runs stay small.
+    let anvil = Anvil::start_with(
+        &found.path,
+        &["--prune-history", "--gas-limit", "1000000000"],
+    )?;
     let evm = Evm::connect(&anvil.url, Network::BaseSepolia).await?;
     let signer = funded_key(&evm).await?;
     let key = SigningKey::generate();

@@ -29,10 +29,11 @@ pub struct Args {
     /// Where the stores go (default: a new directory, printed).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The local chain node for the anchoring steps (default: env ZT_ANVIL, else
-    /// node_modules/.bin/anvil, which scripts/npm-tools.sh installs). Without it those steps are skipped.
-    #[arg(long, value_name = "PATH", default_value_os_t = crate::cmd::anvil::default_path())]
-    anvil: PathBuf,
+    /// The local chain node for the anchoring steps (default: env ZT_ANVIL, else anvil on
+    /// PATH, else node_modules/.bin/anvil here or in the source tree, which
+    /// scripts/npm-tools.sh installs). Without one those steps are skipped, and said so.
+    #[arg(long, value_name = "PATH")]
+    anvil: Option<PathBuf>,
 }
 
 const STEPS: u32 = 9;
@@ -76,10 +77,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let dir = dir.canonicalize().unwrap_or(dir);
     let rt = crate::cmd::runtime()?;
-    rt.block_on(demo(&dir, &args.anvil))
+    rt.block_on(demo(&dir, args.anvil.as_deref()))
 }
 
-async fn demo(dir: &Path, anvil: &Path) -> Result<ExitCode> {
+async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     let started = Instant::now();
     let style = Style::stdout();
     let mut out = Out { style, step: 0 };
@@ -316,7 +317,7 @@ async fn demo(dir: &Path, anvil: &Path) -> Result<ExitCode> {
     }
 
     // 8 and 9. Anchor, reconcile, prove.
-    let anchored = if ok {
+    let anchoring = if ok {
         anchor_steps(
             &mut out,
             anvil,
@@ -326,7 +327,7 @@ async fn demo(dir: &Path, anvil: &Path) -> Result<ExitCode> {
         )
         .await?
     } else {
-        false
+        Anchoring::Failed
     };
 
     let rel = |p: &Path| p.display().to_string();
@@ -345,42 +346,66 @@ async fn demo(dir: &Path, anvil: &Path) -> Result<ExitCode> {
         rel(&cp_dir.join("decisions.db")),
         rel(&keyring_path)
     );
-    println!(
-        "  zt-audit verify-proof {}",
-        rel(&ingest_db.with_file_name("allowed-decision.proof.json"))
-    );
+    // Only commands whose inputs exist: the proof only when it was written.
+    if let Anchoring::Proven(proof) = &anchoring {
+        println!(
+            "  zt-audit verify-proof {} --keyring {}",
+            rel(proof),
+            rel(&keyring_path)
+        );
+    }
     println!(
         "  zt-audit control-plane --dir {} --open      # the same control plane, to try your own agents",
         rel(&cp_dir)
     );
     std::io::stdout().flush()?;
-    Ok(if ok && anchored {
+    Ok(if ok && anchoring != Anchoring::Failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// Steps 8 and 9 on a local anvil; `Ok(true)` when skipped for want of anvil (said so).
+/// How the anchoring steps ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Anchoring {
+    /// Anchored, reconciled, and the proof written here.
+    Proven(PathBuf),
+    /// No local node: skipped, and said how to get one.
+    Skipped,
+    /// Something did not check out (said so).
+    Failed,
+}
+
+/// Steps 8 and 9 on a local anvil.
 async fn anchor_steps(
     out: &mut Out,
-    anvil_bin: &Path,
+    anvil_flag: Option<&Path>,
     db: &Path,
     keyring: &Path,
     record: &zt_core::Hash32,
-) -> Result<bool> {
+) -> Result<Anchoring> {
     use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
     use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
 
     out.step("anchor the ingest store's chain head on a local chain (anvil, chain id 84532)");
-    let anvil = match crate::cmd::anvil::Anvil::start(anvil_bin) {
-        Ok(a) => a,
-        Err(e) => {
+    let started = crate::cmd::anvil::locate(anvil_flag)
+        .and_then(|found| zt_anchor::anvil::Anvil::start(&found.path).map(|a| (found, a)));
+    let anvil = match started {
+        Ok((found, a)) => {
             out.line(&format!(
-                "skipped: {e:#}. scripts/demo.sh installs it; the README shows Base Sepolia"
+                "anvil {} (from {}), pid {}",
+                a.binary.display(),
+                found.source,
+                a.pid()
             ));
+            a
+        }
+        Err(e) => {
+            out.line(&format!("skipped: {e}"));
+            out.line("(Base Sepolia itself: see the README's anchoring guide)");
             out.step("reconcile and prove: skipped (no local chain node)");
-            return Ok(true);
+            return Ok(Anchoring::Skipped);
         }
     };
     let evm = Evm::connect(&anvil.url, Network::BaseSepolia).await?;
@@ -434,7 +459,7 @@ async fn anchor_steps(
             out.style.bad("FAILED"),
             report.findings.len()
         ));
-        return Ok(false);
+        return Ok(Anchoring::Failed);
     }
     out.line(&format!(
         "{}: {} epoch(s) confirmed on chain, {} record(s) checked against the anchored head",
@@ -463,7 +488,7 @@ async fn anchor_steps(
         "written to {} (`zt-audit verify-proof` checks it offline; this node stops with the demo)",
         proof_path.display()
     ));
-    Ok(true)
+    Ok(Anchoring::Proven(proof_path))
 }
 
 fn verify_db(db: &Path, ring: &Keyring) -> Result<zt_verifier::Report> {

@@ -13,9 +13,8 @@ mod cycle;
 mod failures;
 mod lineage;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::{json, Value};
@@ -28,38 +27,25 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A running anvil; killed on drop.
+/// A running anvil (the native binary, so dropping it ends the node); killed on drop.
 #[derive(Debug)]
 pub struct Anvil {
-    child: Child,
+    node: zt_anchor::anvil::Anvil,
     pub url: String,
 }
 
 impl Anvil {
     pub fn start() -> Anvil {
-        let bin = std::env::var_os("ZT_ANVIL")
-            .map_or_else(|| repo().join("node_modules/.bin/anvil"), PathBuf::from);
-        assert!(
-            bin.exists(),
-            "anvil not found at {}: run scripts/npm-tools.sh (scripts/test.sh does)",
-            bin.display()
-        );
-        let mut child = Command::new(&bin)
-            .args(["--chain-id", "84532", "--host", "127.0.0.1", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start anvil");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("anvil exited").unwrap();
-            if let Some(addr) = line.strip_prefix("Listening on ") {
-                break format!("http://{}", addr.trim());
-            }
-        };
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Anvil { child, url }
+        let found = zt_anchor::anvil::find(None, &[repo()])
+            .unwrap_or_else(|e| panic!("{e} (scripts/test.sh runs scripts/npm-tools.sh)"));
+        let node = zt_anchor::anvil::Anvil::start(&found.path).expect("start anvil");
+        let url = node.url.clone();
+        Anvil { node, url }
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.node.pid()
     }
 
     pub fn rpc(&self, method: &str, params: Value) -> Value {
@@ -79,13 +65,6 @@ impl Anvil {
     pub fn block_number(&self) -> u64 {
         let v = self.rpc("eth_blockNumber", json!([]));
         u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

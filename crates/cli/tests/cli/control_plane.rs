@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::{repo, verify_json, zt};
+use crate::{marked_processes, repo, verify_json, zt};
 
 /// A running `zt-audit control-plane`; killed on drop.
 struct ControlPlane {
@@ -158,13 +158,27 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         anvil.exists(),
         "run scripts/npm-tools.sh first (scripts/test.sh does)"
     );
-    let out = zt(&[
-        "demo",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--anvil",
-        anvil.to_str().unwrap(),
-    ]);
+    // As a user would run the installed binary: from another folder, with the npm package's
+    // `anvil` (the Node launcher) on PATH.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(&anvil, bin.join("anvil")).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let marker = format!("demo-{}-{}", std::process::id(), line!());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args(["demo", "--dir", dir.to_str().unwrap()])
+        .current_dir(tmp.path())
+        .env("PATH", path)
+        .env_remove("ZT_ANVIL")
+        .env("ZT_TEST_MARKER", &marker)
+        .output()
+        .unwrap();
+    // Whatever the demo started (the node, and anything the node started) ended with it.
+    let left = marked_processes(&marker);
+    assert!(left.is_empty(), "outlived the demo: {left:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -181,9 +195,15 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         "OK: ",
         "reconcile OK: 1 epoch(s) confirmed",
         "proof VALID",
+        "(from PATH)",
+        "zt-audit verify-proof ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
+    assert!(
+        !stdout.contains("bin.mjs"),
+        "the launcher ran instead of the native node:\n{stdout}"
+    );
     assert!(!stdout.contains("terminating i-0demo"), "{stdout}");
     let ring = dir.join("control-plane/keyring.json");
     for db in [
@@ -251,4 +271,47 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         "{report:#}"
     );
     assert_eq!(report["chains"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn demo_without_a_node_says_how_to_get_one_and_suggests_only_what_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let missing = tmp.path().join("no-such/anvil");
+    let out = zt(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--anvil",
+        missing.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for needle in [
+        "skipped: --anvil: no executable at",
+        "reconcile and prove: skipped",
+        "zt-audit verify --db ",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("verify-proof"), "{stdout}");
+    assert!(!dir.join("allowed-decision.proof.json").exists());
+    // Every suggested command runs as printed (its inputs exist).
+    let next = stdout.split("Next:").nth(1).unwrap();
+    for line in next.lines().filter(|l| l.contains("zt-audit verify ")) {
+        let args: Vec<&str> = line
+            .split('#')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .collect();
+        let out = zt(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }

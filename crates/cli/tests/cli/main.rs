@@ -105,6 +105,27 @@ pub fn signal_and_wait(child: &mut std::process::Child, sig: &str) -> (Option<i3
     }
 }
 
+/// The processes alive now whose environment holds `ZT_TEST_MARKER=marker` (a process started
+/// with that marker, and everything it started): `(pid, command line)`.
+pub fn marked_processes(marker: &str) -> Vec<(u32, String)> {
+    let want = format!("ZT_TEST_MARKER={marker}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // Gone, or not ours to read: not one of ours either way.
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
+            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+        }
+    }
+    found
+}
+
 /// Runs `zt-audit` with `args`; asserts it did not panic.
 pub fn zt(args: &[&str]) -> Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
