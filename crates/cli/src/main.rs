@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod style;
@@ -46,6 +46,11 @@ enum Command {
     /// Benchmarks (generated data, figures for the README).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
+    /// Print a shell completion script: `zt-audit completions bash > ~/.local/share/bash-completion/completions/zt-audit`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Exit code 2: usage or runtime error.
@@ -66,6 +71,15 @@ fn main() -> ExitCode {
         Command::Tui(a) => cmd::tui::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => cmd::bench::run(b),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "zt-audit",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
