@@ -73,7 +73,10 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    // Status 0: no answer (nothing listening, or the server died mid-request).
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return (0, Vec::new(), String::new());
+    };
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -464,19 +467,27 @@ fn kill_9_loses_nothing_that_was_acknowledged() {
         })
         .collect();
     let addr = srv.addr.clone();
+    // The kill lands mid-load by construction, not by timing: the sender says when 25
+    // requests were acknowledged, and keeps going until the server is gone.
+    let (acked_25, mid_load) = std::sync::mpsc::channel();
     let sender = std::thread::spawn(move || {
         let mut acked = Vec::new();
-        for batch in chain.chunks(20) {
+        for (i, batch) in chain.chunks(20).enumerate() {
             let body = request(batch.iter().map(|(j, _)| envelope_record(j)).collect());
             let (s, _) = post_pb(&addr, &body);
             if s != 200 {
                 break;
             }
             acked.extend(batch.iter().map(|(_, h)| *h));
+            if i == 24 {
+                let _ = acked_25.send(());
+            }
         }
         acked
     });
-    std::thread::sleep(Duration::from_millis(700));
+    mid_load
+        .recv_timeout(Duration::from_secs(60))
+        .expect("25 requests acknowledged");
     let (code, _) = srv.signal("-KILL");
     assert_eq!(code, None, "killed by a signal");
     let acked = sender.join().unwrap();
