@@ -165,10 +165,27 @@ pub struct Envelope {
     pub shape: Shape,
     /// v1: the hashed members (all but `current_hash`, `kms_signature`, `daal`).
     hashed: Option<Map>,
+    /// Lineage profiles: members outside the lineage's record (which no lineage hash covers).
+    extra: Vec<String>,
 }
 
+/// The members of a lineage record; its profiles hash a subset of these (see the module
+/// docs), the rest (`current_hash`, `kms_signature`, `daal`) are never hashed by design.
+const LINEAGE_MEMBERS: [&str; 10] = [
+    "actor",
+    "action",
+    "resource",
+    "decision",
+    "reason",
+    "timestamp",
+    "previous_hash",
+    "current_hash",
+    "kms_signature",
+    "daal",
+];
+
 /// The largest `seq` (ECMAScript's `Number.MAX_SAFE_INTEGER`): every number is a double.
-pub const MAX_SEQ: u64 = (1 << 53) - 1;
+pub const MAX_SEQ: u64 = json::MAX_EXACT_INTEGER;
 
 impl Envelope {
     /// Parses and checks one record from its JSON text.
@@ -179,6 +196,14 @@ impl Envelope {
 
     /// Checks a parsed record.
     pub fn from_value(v: Value) -> Result<Self, EnvelopeError> {
+        if let Some((path, n)) = json::first_inexact_number(&v) {
+            let mut text = Vec::new();
+            json::write_number(n, &mut text);
+            return Err(EnvelopeError::InexactNumber {
+                path: shorten(&path),
+                found: String::from_utf8_lossy(&text).into_owned(),
+            });
+        }
         let (members, shape) = flatten(v)?;
         let get_str = |field: &'static str| -> Result<Option<&str>, EnvelopeError> {
             match members.get(field) {
@@ -322,6 +347,16 @@ impl Envelope {
         } else {
             None
         };
+        let extra = if v1.is_some() {
+            Vec::new()
+        } else {
+            members
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| !LINEAGE_MEMBERS.contains(k))
+                .map(str::to_owned)
+                .collect()
+        };
         // The v1 hash covers every member but these three; the rest of the map is kept as is.
         let hashed = v1.as_ref().map(|_| {
             let mut hashed = members;
@@ -345,7 +380,23 @@ impl Envelope {
             v1,
             shape,
             hashed,
+            extra,
         })
+    }
+
+    /// Members present in the record that `profile`'s hash does not cover, besides the ones no
+    /// profile hashes by design (`current_hash`, `kms_signature`, `daal`): nothing signed them,
+    /// so anyone could have added or changed them. Empty for v1, whose hash covers every
+    /// other member.
+    pub fn uncovered_members(&self, profile: Profile) -> Vec<String> {
+        let mut out = match profile {
+            Profile::V1 => return Vec::new(),
+            _ => self.extra.clone(),
+        };
+        if profile == Profile::Legacy && self.resource.is_some() {
+            out.push("resource".to_owned());
+        }
+        out
     }
 
     /// Profiles that may apply, most likely first: v1 records are v1; lineage records try
@@ -444,6 +495,17 @@ pub enum RecordError {
     /// JSON, but not an envelope.
     #[error("not an audit envelope: {0}")]
     Envelope(#[from] EnvelopeError),
+}
+
+impl RecordError {
+    /// One line about one record (a record is one line of its input, so only the column is
+    /// named): what reports and the quarantine say.
+    pub fn summary(&self) -> String {
+        match self {
+            RecordError::Json(j) => format!("not JSON: {} at column {}", j.message, j.column),
+            RecordError::Envelope(e) => format!("not an audit envelope: {e}"),
+        }
+    }
 }
 
 fn flatten(v: Value) -> Result<(Map, Shape), EnvelopeError> {

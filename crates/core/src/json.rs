@@ -137,6 +137,39 @@ impl<'de> Deserialize<'de> for Value {
 
 struct ValueVisitor;
 
+/// The largest integer below which every integer has an exact double (2^53 - 1, ECMAScript's
+/// `Number.MAX_SAFE_INTEGER`).
+pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
+
+/// The first number in `v` (depth first, members in order) outside -(2^53-1)..=2^53-1, with
+/// its path (`context.n`, `a[2]`). Past 2^53 most integers have no double of their own, so two
+/// texts (`9007199254740992`, `9007199254740993`) parse to one value: a record holding such a
+/// number could say one thing while its hash and signature cover another. I-JSON (RFC 7493
+/// §2.2) tells senders not to expect them to be exact; evidence refuses them. (The parser
+/// itself accepts them: RFC 8785's own vectors use them.)
+pub fn first_inexact_number(v: &Value) -> Option<(String, f64)> {
+    #[allow(clippy::cast_precision_loss, reason = "2^53-1 is exact as a double")]
+    let max = MAX_EXACT_INTEGER as f64;
+    match v {
+        Value::Number(n) if n.abs() > max => Some((String::new(), *n)),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
+            first_inexact_number(x).map(|(p, n)| (format!("[{i}]{}", dotted(&p)), n))
+        }),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            first_inexact_number(x).map(|(p, n)| (format!("{k}{}", dotted(&p)), n))
+        }),
+        _ => None,
+    }
+}
+
+fn dotted(rest: &str) -> String {
+    if rest.is_empty() || rest.starts_with('[') {
+        rest.to_owned()
+    } else {
+        format!(".{rest}")
+    }
+}
+
 /// Above this many members a hash set guards against duplicates, so a hostile object with
 /// many members costs linear time, not quadratic.
 const LINEAR_DUP_CHECK_MAX: usize = 16;
@@ -153,7 +186,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     // Integers become doubles, as in ECMAScript: `as` rounds to nearest-even, which is what a
-    // correctly rounded decimal parse of the same integer gives.
+    // correctly rounded decimal parse of the same integer gives. (Records refuse numbers past
+    // 2^53-1 altogether: [`first_inexact_number`].)
     #[allow(
         clippy::cast_precision_loss,
         reason = "JSON numbers are IEEE doubles (RFC 8785)"
@@ -395,6 +429,37 @@ pub fn write_number(n: f64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_without_an_exact_double_are_found_with_their_path() {
+        // Two texts, one double: a record would say one number and be signed for another.
+        for (text, path) in [
+            (r#"{"seq":9007199254740992}"#, "seq"),
+            (r#"{"seq":9007199254740993}"#, "seq"),
+            (r#"{"a":{"b":[1,-9007199254740993]}}"#, "a.b[1]"),
+            (r#"{"x":9007199254740993.0}"#, "x"),
+            (r#"{"x":1e16}"#, "x"),
+            (r#"{"x":18446744073709551616}"#, "x"),
+        ] {
+            let v = parse(text.as_bytes()).unwrap();
+            assert_eq!(
+                first_inexact_number(&v).map(|f| f.0),
+                Some(path.to_owned()),
+                "{text}"
+            );
+        }
+        for text in [
+            r#"{"n":9007199254740991}"#,
+            r#"{"n":-9007199254740991}"#,
+            r#"[0.1,1e15,-0]"#,
+        ] {
+            assert_eq!(
+                first_inexact_number(&parse(text.as_bytes()).unwrap()),
+                None,
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn pretty_keeps_member_order_and_parses_back() {

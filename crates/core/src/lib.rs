@@ -1,5 +1,7 @@
 //! The zt-audit contract core: what an audit envelope is and how it is proven.
 //!
+//! - [`chain`]: the chain model, the one home of chain rules: signature status, trust, genesis,
+//!   links, forks, sequence numbers, one profile per chain, chain naming.
 //! - [`envelope`]: the envelope, its four profiles (zt-infra-full, legacy, hello-world, v1) and
 //!   their hash inputs; v1 producers.
 //! - [`json`]: I-JSON parsing (duplicate members refused) and RFC 8785 canonical JSON.
@@ -24,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod chain;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
