@@ -232,7 +232,7 @@ impl Writer {
                 raw: s.json.as_bytes(),
                 envelope: e,
                 profile: Profile::V1,
-                status: "verified",
+                status: zt_core::chain::SigStatus::Verified,
                 source: "control-plane",
                 received_at_ms: received,
             })

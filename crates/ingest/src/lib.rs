@@ -1,13 +1,19 @@
 //! Ingest: received bytes in, stored evidence out.
 //!
-//! [`Pipeline`] is the one validation path of `zt-audit import` and (next) the OTLP/HTTP
-//! receiver: the verifier's own per-record check ([`zt_verifier::inspect`]), then
+//! [`Pipeline`] is the one validation path of `zt-audit import` ([`import`]) and the OTLP/HTTP
+//! receiver ([`server`]): the chain model's per-record check ([`zt_core::chain::inspect`]),
+//! then
 //! - unreadable, or `current_hash` does not recompute: **rejected**, kept in quarantine with
 //!   the reason;
 //! - otherwise **accepted** whatever the signature says: an unknown key, a bad or missing
-//!   signature is stored and flagged in `status`, never dropped. It is evidence.
+//!   signature is stored and flagged in `status`, never dropped. It is evidence, and the
+//!   store's chain model keeps it off every main line.
 //!
 //! Checks run in parallel; each batch is one store transaction.
+//!
+//! The way back out is here too: [`verify_store`] streams a store's chains, waiting records
+//! and quarantine into the verifier (an adapter above both, so the verifier builds no
+//! SQLite).
 //!
 //! ```no_run
 //! use zt_core::keyring::Keyring;
@@ -21,10 +27,16 @@
 //! # Ok(()) }
 //! ```
 
+pub mod import;
 pub mod otlp;
 pub mod server;
+mod verify;
+
+pub use import::import_file;
+pub use verify::verify_store;
 
 use rayon::prelude::*;
+use zt_core::chain::SigCheck;
 use zt_core::keyring::Keyring;
 use zt_core::{Envelope, Profile};
 use zt_store::{BatchOutcome, NewRecord, Rejected, Store, StoreError};
@@ -38,8 +50,8 @@ pub enum Verdict {
         envelope: Box<Envelope>,
         /// Profile its hash recomputes under.
         profile: Profile,
-        /// Signature status name.
-        status: &'static str,
+        /// The signature check under the receiver's keyring.
+        signature: SigCheck,
     },
     /// To be quarantined.
     Reject {
@@ -62,8 +74,10 @@ impl<'k> Pipeline<'k> {
 
     /// Checks one envelope.
     pub fn check(&self, raw: &[u8]) -> Verdict {
-        match zt_verifier::inspect(raw, self.keyring, None) {
-            Err(reason) => Verdict::Reject { reason },
+        match zt_core::chain::inspect(raw, self.keyring, None) {
+            Err(e) => Verdict::Reject {
+                reason: e.summary(),
+            },
             Ok(ins) => match ins.matched {
                 None => Verdict::Reject {
                     reason: format!(
@@ -72,7 +86,7 @@ impl<'k> Pipeline<'k> {
                     ),
                 },
                 Some(profile) => Verdict::Accept {
-                    status: ins.signature.name(),
+                    signature: ins.signature,
                     envelope: Box::new(ins.envelope),
                     profile,
                 },
@@ -138,12 +152,12 @@ impl<'a> Rows<'a> {
                 Verdict::Accept {
                     envelope,
                     profile,
-                    status,
+                    signature,
                 } => self.accepted.push(NewRecord {
                     raw,
                     envelope,
                     profile: *profile,
-                    status,
+                    status: signature.status(),
                     source,
                     received_at_ms: now,
                 }),
@@ -187,7 +201,7 @@ mod tests {
         assert!(matches!(
             p.check(&line("valid.jsonl", 0)),
             Verdict::Accept {
-                status: "verified",
+                signature: SigCheck::Verified,
                 ..
             }
         ));
@@ -195,14 +209,14 @@ mod tests {
         assert!(matches!(
             p.check(&line("unknown-key.jsonl", 11)),
             Verdict::Accept {
-                status: "unknown_key",
+                signature: SigCheck::UnknownKey,
                 ..
             }
         ));
         assert!(matches!(
             p.check(&line("forged-signature.jsonl", 9)),
             Verdict::Accept {
-                status: "bad_signature",
+                signature: SigCheck::Bad(_),
                 ..
             }
         ));

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, Row};
 use zt_core::Hash32;
 
-use crate::{now_ms, Store, StoreError};
+use crate::{hash_of, now_ms, Store, StoreError};
 
 pub(crate) const MIGRATION: &str = r#"
 CREATE TABLE anchor_epochs (
@@ -182,14 +182,6 @@ pub struct LeafRow {
     pub position: u64,
     /// The head's `current_hash`.
     pub head: Hash32,
-}
-
-fn hash_of(v: &[u8]) -> Hash32 {
-    let mut b = [0u8; 32];
-    if v.len() == 32 {
-        b.copy_from_slice(v);
-    }
-    Hash32(b)
 }
 
 /// A `LeafRow` from columns `(chain, position, head)` starting at `at`.

@@ -98,7 +98,7 @@ pub struct DecisionRow {
     /// Reason.
     pub reason: String,
     /// Signature status at ingest.
-    pub status: String,
+    pub status: zt_core::chain::SigStatus,
     /// Flagged as a fork.
     pub fork: bool,
     /// Chain (`None` while waiting).
@@ -120,7 +120,7 @@ fn decision_row(r: &Row<'_>) -> rusqlite::Result<DecisionRow> {
         resource: r.get(5)?,
         decision: r.get(6)?,
         reason: r.get(7)?,
-        status: r.get(8)?,
+        status: crate::sig_status(r.get(8)?, 8)?,
         fork: r.get(9)?,
         chain: r.get(10)?,
         position: r.get(11)?,
@@ -427,11 +427,13 @@ mod tests {
                 raw: r.as_bytes(),
                 envelope: e,
                 profile: zt_core::Profile::V1,
-                status: "unsigned",
+                status: zt_core::chain::SigStatus::Unsigned,
                 source: "t",
                 received_at_ms: 0,
             })
             .collect();
+        // These chains accept unsigned records, so their heads are on the main line.
+        store.set_trust(zt_core::chain::TrustPolicy::allow_all_unsigned());
         store.insert_batch(&rows, &[]).unwrap();
         let f = Filter::parse("rare");
         let (mut found, mut after, mut scanned) = (Vec::new(), None, 0);

@@ -14,6 +14,14 @@
 //! chain is named after its genesis record (`lineage-` and 16 hex digits of that record's
 //! hash), position = predecessor's position + 1.
 //!
+//! Trust: where a record goes (main line, branch, waiting) is the chain model's decision
+//! ([`zt_core::chain`]), made in `link.rs`. Only records that count under the store's
+//! [`TrustPolicy`] (signature verified, or unsigned in a chain configured to accept them) can
+//! be on a main line; the rest are kept as evidence, off it. Copies of one record (same
+//! `current_hash`, other bytes: the signature and a few members are outside the hash) are all
+//! kept; a verified copy supersedes an unverified one as the record, the other bytes stay in
+//! `record_copies`.
+//!
 //! Durability: `synchronous=FULL` by default, so a batch that [`Store::insert_batch`] returned
 //! from survives a power cut; one transaction per batch (group commit).
 //!
@@ -29,12 +37,14 @@
 
 mod anchor;
 mod browse;
+mod link;
 
 use std::path::Path;
 
 pub use anchor::{EpochRow, EpochState, FoundRecord, LeafRow, LineRecord};
 pub use browse::{ChainOverview, DecisionRow, Filter, Page, RecordDetail, ScanStep};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use zt_core::chain::{SigStatus, TrustPolicy};
 use zt_core::{Envelope, Hash32, Profile};
 
 /// Store errors: the database said no, or the file is not a store this version can use.
@@ -95,7 +105,29 @@ CREATE TABLE quarantine (
 );
 "#,
     anchor::MIGRATION,
+    // 3: the chain model decides placement (relinked in Rust after this runs), and every copy
+    // of a record is kept.
+    r#"
+ALTER TABLE records ADD COLUMN uncovered TEXT;   -- members the hash does not cover, newline-separated
+CREATE INDEX records_detached ON records(id) WHERE branch IS NULL;
+CREATE TABLE record_copies (
+    id              INTEGER PRIMARY KEY,
+    current_hash    BLOB NOT NULL,
+    content_sha256  BLOB NOT NULL UNIQUE,   -- SHA-256 of the RFC 8785 form: the same content again is one row
+    raw             BLOB NOT NULL,
+    status          TEXT NOT NULL,
+    key_id          TEXT NOT NULL,
+    superseded      INTEGER NOT NULL,       -- 1: was the record until a better copy came
+    received_at_ms  INTEGER NOT NULL,
+    source          TEXT NOT NULL
+);
+CREATE INDEX record_copies_hash ON record_copies(current_hash);
+"#,
 ];
+
+/// The migration after which placement is the chain model's: stores older than this are
+/// relinked when it runs.
+const RELINK_AT: usize = 3;
 
 /// An accepted envelope, ready to store.
 #[derive(Debug, Clone, Copy)]
@@ -106,8 +138,8 @@ pub struct NewRecord<'a> {
     pub envelope: &'a Envelope,
     /// The profile its hash recomputes under.
     pub profile: Profile,
-    /// Signature status name (see `zt_verifier::SigOutcome::name`).
-    pub status: &'a str,
+    /// Its signature status under the receiver's keyring.
+    pub status: SigStatus,
     /// Where it came from (`import:FILE`, `otlp:ADDR`, ...).
     pub source: &'a str,
     /// When it arrived, ms since the Unix epoch.
@@ -142,6 +174,23 @@ pub struct BatchOutcome {
     pub linked: u64,
     /// Rejected envelopes quarantined.
     pub quarantined: u64,
+    /// Copies of stored records with other bytes (kept in `record_copies`).
+    pub copies: u64,
+    /// Records whose stored copy was superseded by a verified one.
+    pub superseded: u64,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: BatchOutcome) {
+        self.inserted += o.inserted;
+        self.duplicates += o.duplicates;
+        self.forks += o.forks;
+        self.waiting += o.waiting;
+        self.linked += o.linked;
+        self.quarantined += o.quarantined;
+        self.copies += o.copies;
+        self.superseded += o.superseded;
+    }
 }
 
 /// One chain in the store.
@@ -172,6 +221,23 @@ pub struct RawRow {
 #[derive(Debug)]
 pub struct Store {
     pub(crate) conn: Connection,
+    trust: TrustPolicy,
+}
+
+/// A 32-byte hash column (anything else reads as zeros, which no record has).
+pub(crate) fn hash_of(v: &[u8]) -> Hash32 {
+    let mut b = [0u8; 32];
+    if v.len() == 32 {
+        b.copy_from_slice(v);
+    }
+    Hash32(b)
+}
+
+/// A `status` column: the SQL edge of [`SigStatus`].
+pub(crate) fn sig_status(s: String, column: usize) -> rusqlite::Result<SigStatus> {
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Current time in ms since the Unix epoch.
@@ -196,9 +262,18 @@ impl Store {
         // Checkpoint every 8,192 pages (32 MiB of WAL) instead of 1,000: fewer, larger copies
         // back into the database while ingest is running.
         conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
-        let mut store = Self { conn };
+        let mut store = Self {
+            conn,
+            trust: TrustPolicy::default(),
+        };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Which records count, for the records placed from now on (default: only verified ones;
+    /// see [`TrustPolicy`]). Records already placed keep their place.
+    pub fn set_trust(&mut self, trust: TrustPolicy) {
+        self.trust = trust;
     }
 
     /// How long a write waits for another connection's lock before failing (10 s by default).
@@ -233,6 +308,10 @@ impl Store {
         {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            if i + 1 == RELINK_AT && version > 0 {
+                fill_uncovered(&tx)?;
+                link::relink_all(&tx, &self.trust)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
@@ -249,12 +328,9 @@ impl Store {
         let mut out = BatchOutcome::default();
         let mut new_ids = Vec::with_capacity(records.len());
         for r in records {
-            match insert_one(&tx, r, &mut out)? {
-                Some(id) => {
-                    out.inserted += 1;
-                    new_ids.push(id);
-                }
-                None => out.duplicates += 1,
+            if let Some(id) = insert_one(&tx, r, &self.trust, &mut out)? {
+                out.inserted += 1;
+                new_ids.push(id);
             }
         }
         {
@@ -288,7 +364,7 @@ impl Store {
         // same batch arrives.
         {
             let mut st =
-                tx.prepare_cached("SELECT chain IS NULL, fork FROM records WHERE id = ?1")?;
+                tx.prepare_cached("SELECT branch IS NULL, fork FROM records WHERE id = ?1")?;
             for id in &new_ids {
                 let (waiting, fork): (bool, bool) =
                     st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -303,7 +379,7 @@ impl Store {
     /// Chains, by name.
     pub fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT chain, COUNT(*), MAX(position) FROM records WHERE chain IS NOT NULL GROUP BY chain ORDER BY chain",
+            "SELECT chain, COUNT(*), MAX(position) FROM records WHERE branch IS NOT NULL GROUP BY chain ORDER BY chain",
         )?;
         let rows = st
             .query_map([], |r| {
@@ -329,7 +405,7 @@ impl Store {
         let (branch, pos, id) = after.unwrap_or((-1, -1, -1));
         let mut st = self.conn.prepare_cached(
             "SELECT branch, position, id, raw FROM records \
-             WHERE chain = ?1 AND (branch, position, id) > (?2, ?3, ?4) \
+             WHERE chain = ?1 AND branch IS NOT NULL AND (branch, position, id) > (?2, ?3, ?4) \
              ORDER BY branch, position, id LIMIT ?5",
         )?;
         let rows = st
@@ -356,20 +432,14 @@ impl Store {
             )?
             .query_row([chain], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        Ok(row.map(|(pos, h)| {
-            let mut b = [0u8; 32];
-            if h.len() == 32 {
-                b.copy_from_slice(&h);
-            }
-            (pos, Hash32(b))
-        }))
+        Ok(row.map(|(pos, h)| (pos, hash_of(&h))))
     }
 
     /// Up to `limit` waiting records (predecessor never arrived) with id above `after_id`, in
     /// arrival order.
     pub fn page_waiting(&self, after_id: i64, limit: usize) -> Result<Vec<RawRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT position, id, raw FROM records WHERE chain IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT position, id, raw FROM records WHERE branch IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let rows = st
             .query_map(params![after_id, limit as i64], |r| {
@@ -426,7 +496,7 @@ impl Store {
 
     /// Records waiting for a predecessor.
     pub fn count_waiting(&self) -> Result<u64, StoreError> {
-        self.count("SELECT COUNT(*) FROM records WHERE chain IS NULL")
+        self.count("SELECT COUNT(*) FROM records WHERE branch IS NULL")
     }
 
     fn count(&self, sql: &str) -> Result<u64, StoreError> {
@@ -435,141 +505,171 @@ impl Store {
     }
 }
 
-/// Inserts one record; `None` when it was already stored.
+/// How good a copy of a record is: a verified signature first, then no uncovered members.
+fn copy_rank(status: SigStatus, uncovered: bool) -> (bool, bool) {
+    (status.is_verified(), !uncovered)
+}
+
+/// Inserts one record and places it with the chain model; `None` when a record with its
+/// `current_hash` was already stored (a retry, or a copy with other bytes: kept in
+/// `record_copies`, and made the record when it is better).
 fn insert_one(
     tx: &Transaction<'_>,
     r: &NewRecord<'_>,
+    trust: &TrustPolicy,
     out: &mut BatchOutcome,
 ) -> Result<Option<i64>, StoreError> {
     let env = r.envelope;
     let hash = env.current_hash.as_bytes().as_slice();
-    let prev = env.previous_hash.as_bytes().as_slice();
-    // The predecessor, when stored and linked: (chain, position, branch).
-    let pred: Option<(String, i64, i64)> = if env.previous_hash == Hash32::ZERO {
-        None
-    } else {
-        tx.prepare_cached(
-            "SELECT chain, position, branch FROM records WHERE current_hash = ?1 AND chain IS NOT NULL",
-        )?
-        .query_row([prev], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?
-    };
-    let (chain, position, branch): (Option<String>, Option<i64>, Option<i64>) = match &env.v1 {
-        Some(v1) => (
-            Some(v1.chain_id.clone()),
-            i64::try_from(v1.seq).ok(),
-            Some(pred.as_ref().map_or(0, |p| p.2)),
-        ),
-        None if env.previous_hash == Hash32::ZERO => (
-            Some(format!("lineage-{}", &env.current_hash.to_hex()[..16])),
-            Some(0),
-            Some(0),
-        ),
-        None => match pred {
-            Some((c, p, b)) => (Some(c), Some(p + 1), Some(b)),
-            None => (None, None, None),
-        },
-    };
-    let n = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO records (current_hash, previous_hash, chain, position, branch, profile, \
-             actor, action, resource, decision, reason, timestamp, ts_ms, key_id, status, raw, \
-             received_at_ms, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        )?
-        .execute(params![
-            hash,
-            prev,
-            chain,
-            position,
-            branch,
-            r.profile.name(),
-            env.actor,
-            env.action,
-            env.resource,
-            env.decision,
-            env.reason,
-            env.timestamp,
-            i64::try_from(env.signed_at.unix_nanos() / 1_000_000).unwrap_or(i64::MAX),
-            env.signature.key_id,
-            r.status,
-            r.raw,
-            r.received_at_ms,
-            r.source,
-        ])?;
-    if n == 0 {
+    let uncovered = env.uncovered_members(r.profile);
+    let existing: Option<(i64, Vec<u8>, String, Option<String>)> = tx
+        .prepare_cached("SELECT id, raw, status, uncovered FROM records WHERE current_hash = ?1")?
+        .query_row([hash], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    if let Some((id, raw, status, old_uncovered)) = existing {
+        // The same content again (a retry, or the same record serialized another way, as an
+        // OTLP kvlist body is): a duplicate. Only other content is another copy.
+        if raw == r.raw || content_key(&raw) == content_key(r.raw) {
+            out.duplicates += 1;
+            return Ok(None);
+        }
+        let old_status = sig_status(status, 2)?;
+        let better = copy_rank(r.status, !uncovered.is_empty())
+            > copy_rank(old_status, old_uncovered.is_some());
+        if better {
+            // The stored copy steps aside (its bytes stay); this one becomes the record.
+            keep_copy(tx, r.envelope, &raw, old_status, id, true, r.received_at_ms)?;
+            tx.prepare_cached(
+                "UPDATE records SET raw = ?1, status = ?2, key_id = ?3, uncovered = ?4, \
+                 source = ?5, received_at_ms = ?6 WHERE id = ?7",
+            )?
+            .execute(params![
+                r.raw,
+                r.status.as_str(),
+                env.signature.key_id,
+                link::encode_uncovered(&uncovered),
+                r.source,
+                r.received_at_ms,
+                id
+            ])?;
+            out.superseded += 1;
+            link::replace(tx, id, trust, out)?;
+        } else {
+            let kept = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
+                     superseded, received_at_ms, source) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
+                )?
+                .execute(params![
+                    hash,
+                    content_key(r.raw).as_bytes().as_slice(),
+                    r.raw,
+                    r.status.as_str(),
+                    env.signature.key_id,
+                    r.received_at_ms,
+                    r.source
+                ])?;
+            if kept == 0 {
+                out.duplicates += 1;
+            } else {
+                out.copies += 1;
+            }
+        }
         return Ok(None);
     }
-    let id = tx.last_insert_rowid();
-
-    // Forks: another record claiming the same predecessor (a shared zero hash only within one
-    // v1 chain: every chain starts there), or the same v1 position.
-    // Two indexed lookups, not one OR: an OR across columns makes SQLite scan the chain.
-    let siblings: Vec<i64> = match (&env.v1, &chain) {
-        (Some(_), Some(c)) => {
-            let mut ids: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM records WHERE previous_hash = ?1 AND chain = ?2 AND id != ?3",
-                )?
-                .query_map(params![prev, c, id], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            let same_pos: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM records WHERE chain = ?1 AND position = ?2 AND id != ?3",
-                )?
-                .query_map(params![c, position, id], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            for x in same_pos {
-                if !ids.contains(&x) {
-                    ids.push(x);
-                }
-            }
-            ids
-        }
-        _ if env.previous_hash != Hash32::ZERO => tx
-            .prepare_cached("SELECT id FROM records WHERE previous_hash = ?1 AND id != ?2")?
-            .query_map(params![prev, id], |row| row.get(0))?
-            .collect::<Result<_, _>>()?,
-        _ => Vec::new(),
+    // Inserted detached; the chain model places it. A v1 record names its chain and position.
+    let (chain, position) = match &env.v1 {
+        Some(v1) => (Some(v1.chain_id.clone()), i64::try_from(v1.seq).ok()),
+        None => (None, None),
     };
-    let forked = !siblings.is_empty();
-    if forked {
-        // The later claimant starts a branch of its own, so each branch reads as a line.
-        tx.prepare_cached("UPDATE records SET fork = 1, branch = ?1 WHERE id = ?1")?
-            .execute([id])?;
-        let mut st = tx.prepare_cached("UPDATE records SET fork = 1 WHERE id = ?1")?;
-        for s in siblings {
-            st.execute([s])?;
-        }
-    }
-
-    // A lineage record with a chain may complete waiting successors, transitively.
-    if env.v1.is_none() {
-        if let (Some(c), Some(p)) = (chain, position) {
-            // As inserted, unless it forked and started a branch of its own.
-            let own_branch = if forked { id } else { branch.unwrap_or(0) };
-            let mut queue = vec![(env.current_hash.as_bytes().to_vec(), p, own_branch)];
-            let mut find = tx.prepare_cached(
-                "SELECT id, current_hash FROM records WHERE previous_hash = ?1 AND chain IS NULL ORDER BY id",
-            )?;
-            let mut set = tx.prepare_cached(
-                "UPDATE records SET chain = ?1, position = ?2, branch = ?3 WHERE id = ?4",
-            )?;
-            while let Some((h, pos, br)) = queue.pop() {
-                let next: Vec<(i64, Vec<u8>)> = find
-                    .query_map([&h], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                for (k, (nid, nh)) in next.into_iter().enumerate() {
-                    // The first successor continues the branch; others (forks) start their own.
-                    let b = if k == 0 { br } else { nid };
-                    set.execute(params![c, pos + 1, b, nid])?;
-                    out.linked += 1;
-                    queue.push((nh, pos + 1, b));
-                }
-            }
-        }
-    }
+    tx.prepare_cached(
+        "INSERT INTO records (current_hash, previous_hash, chain, position, branch, profile, \
+         actor, action, resource, decision, reason, timestamp, ts_ms, key_id, status, raw, \
+         received_at_ms, source, uncovered) \
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        hash,
+        env.previous_hash.as_bytes().as_slice(),
+        chain,
+        position,
+        r.profile.name(),
+        env.actor,
+        env.action,
+        env.resource,
+        env.decision,
+        env.reason,
+        env.timestamp,
+        i64::try_from(env.signed_at.unix_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        env.signature.key_id,
+        r.status.as_str(),
+        r.raw,
+        r.received_at_ms,
+        r.source,
+        link::encode_uncovered(&uncovered),
+    ])?;
+    let id = tx.last_insert_rowid();
+    link::place(tx, id, trust, out)?;
     Ok(Some(id))
+}
+
+/// What makes two copies of a record the same: the SHA-256 of their RFC 8785 form (member
+/// order and whitespace are not evidence), or of the bytes when they do not parse.
+fn content_key(raw: &[u8]) -> Hash32 {
+    match zt_core::json::parse(raw) {
+        Ok(v) => Hash32::digest(&zt_core::json::canonicalize(&v)),
+        Err(_) => Hash32::digest(raw),
+    }
+}
+
+/// Keeps other bytes of record `id` in `record_copies`.
+fn keep_copy(
+    tx: &Transaction<'_>,
+    env: &Envelope,
+    raw: &[u8],
+    status: SigStatus,
+    id: i64,
+    superseded: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (key_id, source): (String, String) = tx
+        .prepare_cached("SELECT key_id, source FROM records WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
+         superseded, received_at_ms, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        env.current_hash.as_bytes().as_slice(),
+        content_key(raw).as_bytes().as_slice(),
+        raw,
+        status.as_str(),
+        key_id,
+        superseded,
+        now,
+        source
+    ])?;
+    Ok(())
+}
+
+/// Migration 3: the members each stored lineage record has outside its profile's hash.
+fn fill_uncovered(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let rows: Vec<(i64, Vec<u8>, String)> = tx
+        .prepare("SELECT id, raw, profile FROM records WHERE profile != 'v1'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut set = tx.prepare("UPDATE records SET uncovered = ?1 WHERE id = ?2")?;
+    for (id, raw, profile) in rows {
+        let (Ok(env), Some(p)) = (Envelope::from_json(&raw), Profile::from_name(&profile)) else {
+            continue;
+        };
+        if let Some(u) = link::encode_uncovered(&env.uncovered_members(p)) {
+            set.execute(params![u, id])?;
+        }
+    }
+    Ok(())
 }
 
 /// Which records a [`JsonlReader`] yields.
@@ -678,7 +778,7 @@ mod tests {
                 raw,
                 envelope: e,
                 profile: e.detect_profile().unwrap(),
-                status: "verified",
+                status: SigStatus::Verified,
                 source: "test",
                 received_at_ms: 0,
             })

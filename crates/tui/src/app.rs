@@ -571,9 +571,27 @@ impl App {
         }
         checks.push((
             "signature".into(),
-            record.row.status == "verified",
+            record.row.status.is_verified(),
             format!("{} (checked at ingest)", record.row.status),
         ));
+        // Where the chain model put it: only the main line is the chain's truth.
+        checks.push(match record.branch {
+            Some(0) => (
+                "counts".into(),
+                true,
+                "on the chain's main line (verified, linked, unbroken)".into(),
+            ),
+            Some(_) => (
+                "counts".into(),
+                false,
+                "no: kept as evidence off the main line (an unverified record, a fork, a break, or after one)".into(),
+            ),
+            None => (
+                "counts".into(),
+                false,
+                "no: waiting for its predecessor".into(),
+            ),
+        });
         checks.push((
             "key".into(),
             !record.key_id.is_empty(),

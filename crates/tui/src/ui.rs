@@ -7,6 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
+use zt_core::chain::SigStatus;
 
 use crate::app::{App, View};
 
@@ -28,15 +29,15 @@ impl Theme {
 }
 
 /// The signature status as one character.
-pub fn mark(status: &str, fork: bool) -> &'static str {
+pub fn mark(status: SigStatus, fork: bool) -> &'static str {
     if fork {
         return "!";
     }
     match status {
-        "verified" => "✓",
-        "bad_signature" => "✗",
-        "unknown_key" | "key_not_valid" => "?",
-        _ => "~",
+        SigStatus::Verified => "✓",
+        SigStatus::BadSignature => "✗",
+        SigStatus::UnknownKey | SigStatus::KeyNotValid => "?",
+        SigStatus::Unsigned | SigStatus::Mock => "~",
     }
 }
 
@@ -124,7 +125,7 @@ fn draw_decisions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) {
             } else {
                 Span::styled(r.decision.clone(), theme.fg(Color::Green))
             };
-            let m = mark(&r.status, r.fork);
+            let m = mark(r.status, r.fork);
             let mark_style = if m == "✓" {
                 theme.fg(Color::Green)
             } else {

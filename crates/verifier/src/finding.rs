@@ -33,6 +33,8 @@ pub enum FindingKind {
     MockSignature,
     /// The chain stops before the expected head.
     Truncated,
+    /// A lineage record holds members its profile's hash does not cover.
+    UncoveredMember,
 }
 
 impl FindingKind {
@@ -51,6 +53,7 @@ impl FindingKind {
             Self::Unsigned => "unsigned",
             Self::MockSignature => "mock_signature",
             Self::Truncated => "truncated",
+            Self::UncoveredMember => "uncovered_member",
         }
     }
 }
@@ -103,8 +106,11 @@ pub struct ChainSummary {
     pub profile: Option<String>,
     /// Records in the chain.
     pub records: u64,
-    /// The last record's hash.
+    /// The chain's head: its last main-line record (trusted and unbroken from the genesis).
+    /// An unverified record is never a head.
     pub head: Option<String>,
+    /// The last record read, whatever it is.
+    pub last: Option<String>,
     /// No finding in this chain.
     pub ok: bool,
     /// Findings in this chain.

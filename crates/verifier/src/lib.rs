@@ -28,9 +28,6 @@
 
 pub mod finding;
 pub mod source;
-mod store;
-
-pub use store::verify_store;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -38,8 +35,12 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use rayon::prelude::*;
-use zt_core::envelope::{shorten, Envelope, RecordError, SignatureKind};
-use zt_core::keyring::{Keyring, WindowViolation};
+use zt_core::chain::{
+    self, judge, Break, Inspection, Line, Node, Position, Pred, SigCheck, Successor, Tip,
+    TrustPolicy,
+};
+use zt_core::envelope::shorten;
+use zt_core::keyring::Keyring;
 use zt_core::{crypto, Hash32, Profile};
 
 use finding::{hash_or_empty, profile_name};
@@ -70,71 +71,15 @@ impl Default for Options {
     }
 }
 
-/// Outcome of the signature check of one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SigOutcome {
-    /// Verified under a keyring key valid at the record's time.
-    Verified,
-    /// Algorithm `none` or no signature.
-    Unsigned,
-    /// `MOCK_ECDSA_SHA_256`.
-    Mock,
-    /// The key id is not in the keyring.
-    UnknownKey,
-    /// Verified, but the key was not valid at the record's time.
-    KeyNotValid(WindowViolation),
-    /// Does not verify (or cannot: not base64, not DER, unsupported algorithm, signer mismatch).
-    Bad(String),
-}
-
-impl SigOutcome {
-    /// Short status name, as stored (`verified`, `unsigned`, `mock`, `unknown_key`,
-    /// `key_not_valid`, `bad_signature`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Verified => "verified",
-            Self::Unsigned => "unsigned",
-            Self::Mock => "mock",
-            Self::UnknownKey => "unknown_key",
-            Self::KeyNotValid(_) => "key_not_valid",
-            Self::Bad(_) => "bad_signature",
+impl Options {
+    /// The trust policy these options give.
+    fn trust(&self) -> TrustPolicy {
+        if self.allow_unsigned {
+            TrustPolicy::allow_all_unsigned()
+        } else {
+            TrustPolicy::default()
         }
     }
-}
-
-/// Everything the per-record check learns: the shared validation path of `verify`, `import`
-/// and the ingest server.
-#[derive(Debug)]
-pub struct Inspection {
-    /// The envelope.
-    pub envelope: Envelope,
-    /// The first candidate profile whose hash recomputes (`None`: the hash does not).
-    pub matched: Option<Profile>,
-    /// The signature check.
-    pub signature: SigOutcome,
-}
-
-/// Parses and checks one record on its own (hash under each candidate profile, signature,
-/// key window). `Err` names what makes it unreadable.
-pub fn inspect(
-    bytes: &[u8],
-    keyring: &Keyring,
-    forced: Option<Profile>,
-) -> Result<Inspection, String> {
-    let env = Envelope::from_json(bytes).map_err(|e| match e {
-        RecordError::Json(j) => format!("not JSON: {} at column {}", j.message, j.column),
-        RecordError::Envelope(e) => format!("not an audit envelope: {e}"),
-    })?;
-    let matched = match forced {
-        Some(p) => (env.compute_hash(p) == Ok(env.current_hash)).then_some(p),
-        None => env.detect_profile(),
-    };
-    let signature = check_signature(&env, keyring);
-    Ok(Inspection {
-        envelope: env,
-        matched,
-        signature,
-    })
 }
 
 /// What stage 1 learns about a readable record.
@@ -148,7 +93,9 @@ struct Facts {
     matched: Option<Profile>,
     /// Hash under each candidate tried (or why the profile cannot apply).
     recomputed: Vec<(Profile, Result<Hash32, &'static str>)>,
-    sig: SigOutcome,
+    /// Members the matched profile's hash does not cover.
+    uncovered: Vec<String>,
+    sig: SigCheck,
     key_id: String,
     sig_algorithm: String,
 }
@@ -173,6 +120,43 @@ struct Seen {
     index: u64,
     /// (file, index) of the first record that named this one as its predecessor.
     successor: Option<(u32, u64)>,
+    /// On the chain's main line (the chain model's [`Line::Main`]).
+    main: bool,
+    /// A main-line record already continues from it.
+    main_successor: bool,
+}
+
+impl Seen {
+    fn tip(&self, current: Hash32) -> Tip {
+        Tip {
+            current,
+            position: self.index,
+            seq: None,
+            main: self.main,
+            successor: match (self.main_successor, self.successor) {
+                (true, _) => Successor::Main,
+                (false, Some(_)) => Successor::OffMain,
+                (false, None) => Successor::None,
+            },
+            successor_at: self
+                .successor
+                .map(|(input, index)| Position { input, index }),
+            at: Some(Position {
+                input: self.file_ord,
+                index: self.index,
+            }),
+        }
+    }
+}
+
+/// The record read last in a chain: what the next record is expected to link to.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    hash: Hash32,
+    seq: Option<u64>,
+    main: bool,
+    file_ord: u32,
+    index: u64,
 }
 
 #[derive(Debug)]
@@ -182,8 +166,11 @@ struct Chain {
     sequenced: bool,
     profile: Option<Profile>,
     records: u64,
-    last: Option<Hash32>,
-    last_seq: Option<u64>,
+    last: Option<Last>,
+    /// The last record on the main line (the chain model's truth: trusted and unbroken).
+    main_head: Option<Hash32>,
+    /// The first record, for a second genesis.
+    first: Option<(Hash32, u32, u64)>,
     seen: HashMap<Hash32, Seen>,
     findings: u64,
     verified: u64,
@@ -202,7 +189,8 @@ impl Chain {
             profile: None,
             records: 0,
             last: None,
-            last_seq: None,
+            main_head: None,
+            first: None,
             seen: HashMap::new(),
             findings: 0,
             verified: 0,
@@ -230,6 +218,7 @@ struct FileState {
 pub struct Verifier<'k> {
     keyring: &'k Keyring,
     opts: Options,
+    trust: TrustPolicy,
     chains: Vec<Chain>,
     by_id: HashMap<String, usize>,
     findings: Vec<Finding>,
@@ -244,6 +233,7 @@ impl<'k> Verifier<'k> {
     pub fn new(keyring: &'k Keyring, opts: Options) -> Self {
         Self {
             keyring,
+            trust: opts.trust(),
             opts,
             chains: Vec::new(),
             by_id: HashMap::new(),
@@ -465,7 +455,9 @@ impl<'k> Verifier<'k> {
             }
         };
 
-        // Which chain?
+        // Which chain? v1 records name theirs; a lineage file is one chain, continuing a chain
+        // of an earlier file whose head it links to (rotated logs), and a zero previous_hash in
+        // the middle of a file starts a new one (the lineage's auditor restarting).
         let ci = match &facts.chain_id {
             Some(id) => match self.by_id.get(id) {
                 Some(&ci) => ci,
@@ -488,13 +480,12 @@ impl<'k> Verifier<'k> {
                     ci
                 }
                 None => {
-                    // A rotated log continues the chain whose head it links to.
                     let cont = if facts.previous_hash == Hash32::ZERO {
                         None
                     } else {
-                        self.chains
-                            .iter()
-                            .position(|ch| !ch.sequenced && ch.last == Some(facts.previous_hash))
+                        self.chains.iter().position(|ch| {
+                            !ch.sequenced && ch.last.map(|l| l.hash) == Some(facts.previous_hash)
+                        })
                     };
                     let ci = match cont {
                         Some(ci) => ci,
@@ -508,187 +499,123 @@ impl<'k> Verifier<'k> {
         let fname = file.name.clone();
         let file_ord = u32::try_from(file.ord).unwrap_or(u32::MAX);
         let chain_name = self.chains[ci].name.clone();
-        let mut out: Vec<(FindingKind, String, String, String)> = Vec::new();
-
-        // 1. Hash under the chain's profile.
+        let status = facts.sig.status();
+        let trusted = self.trust.trusts(Some(&chain_name), status);
         let chain = &mut self.chains[ci];
-        if chain.profile.is_none() {
-            chain.profile = facts
-                .matched
-                .or_else(|| facts.recomputed.first().map(|(p, _)| *p));
-        }
-        let profile = chain.profile;
-        if facts.matched != profile || facts.matched.is_none() {
-            let under = facts.recomputed.iter().find(|(p, _)| Some(*p) == profile);
-            let (expected, why) = match under {
-                Some((_, Ok(h))) => (h.to_hex(), String::new()),
-                Some((_, Err(why))) => (String::new(), format!(" ({why})")),
-                None => (String::new(), String::new()),
-            };
-            let pname = profile.map(Profile::name).unwrap_or("?");
-            let message = match facts.matched {
-                Some(other) => format!(
-                    "current_hash matches profile {other}, but this chain is {pname}: profiles do not mix within a chain"
-                ),
-                None => format!("current_hash does not match the record's content under profile {pname}{why}"),
-            };
-            out.push((
-                FindingKind::HashMismatch,
-                expected,
-                facts.current_hash.to_hex(),
-                message,
-            ));
-        }
 
-        // 2. Genesis, link, fork, sequence.
-        let mut forked = false;
-        match chain.last {
-            None => {
-                if facts.previous_hash != Hash32::ZERO {
-                    out.push((
-                        FindingKind::BadGenesis,
-                        Hash32::ZERO.to_hex(),
-                        facts.previous_hash.to_hex(),
-                        "first record of the chain does not start at the zero hash (records missing before it?)".into(),
-                    ));
-                } else if let Some(seq) = facts.seq {
-                    if seq != 0 {
-                        out.push((
-                            FindingKind::SeqGap,
-                            "0".into(),
-                            seq.to_string(),
-                            "first record of the chain must have seq 0".into(),
-                        ));
+        // What the chain model needs: the record, and what is known of its predecessor in
+        // the order read.
+        let node = Node {
+            current: facts.current_hash,
+            previous: facts.previous_hash,
+            seq: facts.seq,
+            profile: facts.matched,
+            trusted,
+            uncovered: facts.uncovered,
+            recomputed: facts.recomputed,
+        };
+        let expected = chain.last.map(|l| Tip {
+            current: l.hash,
+            position: l.index,
+            seq: l.seq,
+            main: l.main,
+            successor: Successor::None,
+            successor_at: None,
+            at: Some(Position {
+                input: l.file_ord,
+                index: l.index,
+            }),
+        });
+        let named = chain
+            .seen
+            .get(&facts.previous_hash)
+            .map(|s| s.tip(facts.previous_hash));
+        let first = chain.first.map(|(h, input, index)| Tip {
+            current: h,
+            position: 0,
+            seq: Some(0),
+            main: false,
+            successor: Successor::None,
+            successor_at: None,
+            at: Some(Position { input, index }),
+        });
+        let pred = match (&expected, &named) {
+            (None, _) if facts.previous_hash == Hash32::ZERO => Pred::Genesis,
+            (None, _) => Pred::Unrooted,
+            (Some(_), _) if facts.previous_hash == Hash32::ZERO => match &first {
+                Some(f) => Pred::Restart { first: f },
+                None => Pred::Genesis,
+            },
+            (Some(e), _) if e.current == facts.previous_hash => Pred::Linked(e),
+            (Some(e), Some(n)) => Pred::Elsewhere {
+                named: n,
+                expected: e,
+            },
+            (e, _) => Pred::Missing {
+                expected: e.as_ref(),
+            },
+        };
+        let judged = judge(&node, pred, chain.profile);
+        chain.profile = judged.chain_profile;
+        let main = judged.line == Line::Main;
+
+        let mut out: Vec<(FindingKind, String, String, String)> = judged
+            .breaks
+            .iter()
+            .map(|b| {
+                let mut message = b.to_string();
+                if let (Break::BrokenLink { names: None, .. }, Some(i)) = (b, file.last_malformed) {
+                    if i + 1 == c.index {
+                        message.push_str(&format!("; record {i} before it is unreadable"));
                     }
                 }
-            }
-            // Linked: nothing to report here; the sequence is checked below.
-            Some(last) if last == facts.previous_hash => {}
-            Some(last) => {
-                let known = chain.seen.get(&facts.previous_hash).copied();
-                match known {
-                    Some(s @ Seen {
-                        successor: Some((succ_file, succ_index)),
-                        ..
-                    }) => {
-                        forked = true;
-                        let dup = chain.seen.contains_key(&facts.current_hash);
-                        out.push((
-                            FindingKind::Fork,
-                            last.to_hex(),
-                            facts.previous_hash.to_hex(),
-                            if dup {
-                                "record appears twice in the chain (replayed)".into()
-                            } else {
-                                format!(
-                                    "record {} already has a successor (record {}); this is a second one",
-                                    pos_name(s.file_ord, s.index, file_ord),
-                                    pos_name(succ_file, succ_index, file_ord)
-                                )
-                            },
-                        ));
-                    }
-                    Some(s) => out.push((
-                        FindingKind::BrokenLink,
-                        last.to_hex(),
-                        facts.previous_hash.to_hex(),
-                        format!(
-                            "previous_hash names record {}, not the record before this one (reordered?)",
-                            pos_name(s.file_ord, s.index, file_ord)
-                        ),
-                    )),
-                    None => {
-                        let why = match file.last_malformed {
-                            Some(i) if i + 1 == c.index => format!("; record {i} before it is unreadable"),
-                            _ => String::new(),
-                        };
-                        out.push((
-                            FindingKind::BrokenLink,
-                            last.to_hex(),
-                            facts.previous_hash.to_hex(),
-                            format!("previous_hash is not the preceding record's current_hash (records deleted or reordered?){why}"),
-                        ));
-                    }
-                }
-            }
-        }
-        // v1 sequence after the first record; a fork's own seq is explained by the fork.
-        if chain.last.is_some() && !forked {
-            if let (Some(prev), Some(seq)) = (chain.last_seq, facts.seq) {
-                if seq != prev.saturating_add(1) {
-                    out.push((
-                        FindingKind::SeqGap,
-                        (prev.saturating_add(1)).to_string(),
-                        seq.to_string(),
-                        format!("seq jumps from {prev} to {seq}"),
-                    ));
-                }
-            }
-        }
+                (break_kind(b), b.expected(), b.found(), message)
+            })
+            .collect();
+
         if let Some(s) = chain.seen.get_mut(&facts.previous_hash) {
             s.successor.get_or_insert((file_ord, c.index));
+            s.main_successor |= main;
         }
         chain.seen.entry(facts.current_hash).or_insert(Seen {
             file_ord,
             index: c.index,
             successor: None,
+            main,
+            main_successor: false,
         });
-        chain.last = Some(facts.current_hash);
-        chain.last_seq = facts.seq;
+        chain
+            .first
+            .get_or_insert((facts.current_hash, file_ord, c.index));
+        chain.last = Some(Last {
+            hash: facts.current_hash,
+            seq: facts.seq,
+            main,
+            file_ord,
+            index: c.index,
+        });
+        if main {
+            chain.main_head = Some(facts.current_hash);
+        }
         chain.records += 1;
         chain.last_pos = (file.ord, c.index, c.line);
         if chain.files.last() != Some(&fname) {
             chain.files.push(fname.clone());
         }
 
-        // 3. Signature.
-        let allow = self.opts.allow_unsigned;
+        // The signature: verified, counted apart when unsigned records are allowed, or a
+        // finding naming why it does not count.
         match &facts.sig {
-            SigOutcome::Verified => {
+            SigCheck::Verified => {
                 chain.verified += 1;
                 chain.keys.insert(facts.key_id.clone());
             }
-            SigOutcome::Unsigned if allow => chain.unsigned_allowed += 1,
-            SigOutcome::Mock if allow => chain.unsigned_allowed += 1,
-            SigOutcome::Unsigned => out.push((
-                FindingKind::Unsigned,
-                crypto::ALGORITHM.into(),
-                if facts.sig_algorithm.is_empty() {
-                    "no signature".into()
-                } else {
-                    facts.sig_algorithm.clone()
-                },
-                "record is not signed (pass --allow-unsigned to accept, never as verified)".into(),
-            )),
-            SigOutcome::Mock => out.push((
-                FindingKind::MockSignature,
-                crypto::ALGORITHM.into(),
-                facts.sig_algorithm.clone(),
-                "MOCK_ECDSA_SHA_256 is a demo label, not a signature".into(),
-            )),
-            SigOutcome::UnknownKey => out.push((
-                FindingKind::UnknownKey,
-                "a key_id in the keyring".into(),
-                facts.key_id.clone(),
-                format!(
-                    "signing key {:?} is not in the keyring",
-                    shorten(&facts.key_id)
-                ),
-            )),
-            SigOutcome::KeyNotValid(v) => out.push((
-                FindingKind::KeyNotValid,
-                v.to_string(),
-                facts.current_hash.to_hex(),
-                format!(
-                    "signed by {:?} outside its validity window: {v}",
-                    shorten(&facts.key_id)
-                ),
-            )),
-            SigOutcome::Bad(why) => out.push((
-                FindingKind::BadSignature,
-                format!("a valid signature by {}", shorten(&facts.key_id)),
-                why.clone(),
-                format!("signature does not verify: {why}"),
+            SigCheck::Unsigned | SigCheck::Mock if trusted => chain.unsigned_allowed += 1,
+            sig => out.extend(signature_finding(
+                sig,
+                &facts.key_id,
+                &facts.sig_algorithm,
+                &facts.current_hash,
             )),
         }
 
@@ -723,7 +650,7 @@ impl<'k> Verifier<'k> {
                         kind: FindingKind::Truncated,
                         chain: c.name.clone(),
                         expected: head.to_hex(),
-                        found: hash_or_empty(c.last),
+                        found: hash_or_empty(c.last.map(|l| l.hash)),
                         message: format!(
                             "chain stops at record {index} ({} records) before the expected head {}",
                             c.records,
@@ -745,7 +672,8 @@ impl<'k> Verifier<'k> {
                 chain: c.name.clone(),
                 profile: profile_name(c.profile),
                 records: c.records,
-                head: c.last.map(|h| h.to_hex()),
+                head: c.main_head.map(|h| h.to_hex()),
+                last: c.last.map(|l| l.hash.to_hex()),
                 ok: c.findings == 0,
                 findings: c.findings,
                 verified_signatures: c.verified,
@@ -767,21 +695,76 @@ impl<'k> Verifier<'k> {
     }
 }
 
-fn pos_name(of_file: u32, index: u64, current_file: u32) -> String {
-    if of_file == current_file {
-        format!("{index}")
-    } else {
-        format!("{index} of an earlier input")
+/// The report's kind for a break of the chain model.
+fn break_kind(b: &Break) -> FindingKind {
+    match b {
+        Break::HashMismatch { .. } => FindingKind::HashMismatch,
+        Break::BadGenesis { .. } => FindingKind::BadGenesis,
+        Break::GenesisSeq { .. } | Break::SeqGap { .. } => FindingKind::SeqGap,
+        Break::BrokenLink { .. } => FindingKind::BrokenLink,
+        Break::Fork { .. } => FindingKind::Fork,
+        Break::Uncovered { .. } => FindingKind::UncoveredMember,
     }
+}
+
+/// The finding for a signature that does not count (`None` for a verified one).
+fn signature_finding(
+    sig: &SigCheck,
+    key_id: &str,
+    algorithm: &str,
+    current_hash: &Hash32,
+) -> Option<(FindingKind, String, String, String)> {
+    Some(match sig {
+        SigCheck::Verified => return None,
+        SigCheck::Unsigned => (
+            FindingKind::Unsigned,
+            crypto::ALGORITHM.into(),
+            if algorithm.is_empty() {
+                "no signature".into()
+            } else {
+                algorithm.to_owned()
+            },
+            "record is not signed (pass --allow-unsigned to accept, never as verified)".into(),
+        ),
+        SigCheck::Mock => (
+            FindingKind::MockSignature,
+            crypto::ALGORITHM.into(),
+            algorithm.to_owned(),
+            "MOCK_ECDSA_SHA_256 is a demo label, not a signature".into(),
+        ),
+        SigCheck::UnknownKey => (
+            FindingKind::UnknownKey,
+            "a key_id in the keyring".into(),
+            key_id.to_owned(),
+            format!("signing key {:?} is not in the keyring", shorten(key_id)),
+        ),
+        SigCheck::KeyNotValid(v) => (
+            FindingKind::KeyNotValid,
+            v.to_string(),
+            current_hash.to_hex(),
+            format!(
+                "signed by {:?} outside its validity window: {v}",
+                shorten(key_id)
+            ),
+        ),
+        SigCheck::Bad(why) => (
+            FindingKind::BadSignature,
+            format!("a valid signature by {}", shorten(key_id)),
+            why.to_string(),
+            format!("signature does not verify: {why}"),
+        ),
+    })
 }
 
 /// Stage 1: everything about one record that does not depend on its neighbours.
 fn check_record(bytes: &[u8], keyring: &Keyring, forced: Option<Profile>) -> Result<Facts, String> {
+    let ins = chain::inspect(bytes, keyring, forced).map_err(|e| e.summary())?;
+    let uncovered = ins.uncovered();
     let Inspection {
         envelope: env,
         matched,
         signature,
-    } = inspect(bytes, keyring, forced)?;
+    } = ins;
     // The hashes under the other candidates are only needed to explain a mismatch.
     let recomputed = match matched {
         Some(p) => vec![(p, Ok(env.current_hash))],
@@ -801,51 +784,11 @@ fn check_record(bytes: &[u8], keyring: &Keyring, forced: Option<Profile>) -> Res
         current_hash: env.current_hash,
         matched,
         recomputed,
+        uncovered,
         sig: signature,
         key_id: env.signature.key_id,
         sig_algorithm: env.signature.algorithm,
     })
-}
-
-fn check_signature(env: &Envelope, keyring: &Keyring) -> SigOutcome {
-    let s = &env.signature;
-    if let Some(v1) = &env.v1 {
-        // The hashed signer must be the one that signed.
-        if v1.signer_algorithm != s.algorithm || v1.signer_key_id != s.key_id {
-            return SigOutcome::Bad(format!(
-                "kms_signature ({} by {:?}) differs from the hashed signer ({} by {:?})",
-                shorten(&s.algorithm),
-                shorten(&s.key_id),
-                shorten(&v1.signer_algorithm),
-                shorten(&v1.signer_key_id)
-            ));
-        }
-    }
-    match s.kind() {
-        SignatureKind::Unsigned => return SigOutcome::Unsigned,
-        SignatureKind::Mock => return SigOutcome::Mock,
-        SignatureKind::Unsupported => {
-            return SigOutcome::Bad(format!(
-                "unsupported signature algorithm {:?}",
-                shorten(&s.algorithm)
-            ))
-        }
-        SignatureKind::Ecdsa => {}
-    }
-    let Some(key) = keyring.get(&s.key_id) else {
-        return SigOutcome::UnknownKey;
-    };
-    let der = match crypto::decode_signature(&s.signature) {
-        Ok(d) => d,
-        Err(e) => return SigOutcome::Bad(e.to_string()),
-    };
-    if let Err(e) = key.public_key.verify_digest(&env.current_hash, &der) {
-        return SigOutcome::Bad(e.to_string());
-    }
-    match key.check_window(env.signed_at) {
-        Ok(()) => SigOutcome::Verified,
-        Err(v) => SigOutcome::KeyNotValid(v),
-    }
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ fn insert(store: &mut Store, recs: &[(String, Hash32)]) -> Result<()> {
                 raw: j.as_bytes(),
                 envelope: e,
                 profile: Profile::V1,
-                status: "verified",
+                status: zt_core::chain::SigStatus::Verified,
                 source: "bench",
                 received_at_ms: 0,
             })
@@ -353,7 +353,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
     for _ in 0..a.runs.max(1) {
         let t = Instant::now();
         let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-        zt_verifier::verify_store(&mut v, &store)?;
+        zt_ingest::verify_store(&mut v, &store)?;
         let r = v.finish();
         vtimes.push(t.elapsed().as_secs_f64());
         if !r.ok {

@@ -138,7 +138,7 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
     let store = zt_store::Store::open(&db)?;
     let ring = zt_core::keyring::Keyring::from_json(&keyring)?;
     let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-    zt_verifier::verify_store(&mut v, &store)?;
+    zt_ingest::verify_store(&mut v, &store)?;
     let report = v.finish();
     if !report.ok
         || report.records != decisions as u64

@@ -1,13 +1,11 @@
 //! `zt-audit import`: load evidence files into a store through the ingest validation path.
 
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use zt_ingest::Pipeline;
-use zt_store::{BatchOutcome, Rejected, Store};
-use zt_verifier::source::{Batch, RecordReader, MAX_RECORD_BYTES as MAX_RECORD};
+use zt_ingest::{import_file, Pipeline};
+use zt_store::Store;
 
 use crate::cmd::verify::load_keyring;
 
@@ -31,12 +29,15 @@ pub struct Args {
     /// Evidence files.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
+    #[command(flatten)]
+    trust: crate::cmd::TrustArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let ring = load_keyring(args.keyring.as_ref(), &args.keys)?;
     let mut store = Store::open(&args.db)
         .with_context(|| format!("cannot open store {}", args.db.display()))?;
+    store.set_trust(args.trust.policy());
     let pipeline = Pipeline::new(&ring);
     let mut failed = false;
     for path in &args.files {
@@ -63,61 +64,4 @@ pub fn run(args: Args) -> Result<ExitCode> {
         store.count_quarantined()?
     );
     Ok(ExitCode::from(if failed { crate::EXIT_ERROR } else { 0 }))
-}
-
-fn import_file(
-    pipeline: &Pipeline<'_>,
-    store: &mut Store,
-    path: &std::path::Path,
-) -> Result<BatchOutcome> {
-    if path.is_dir() {
-        anyhow::bail!("is a directory, not an evidence file");
-    }
-    let f = std::fs::File::open(path).context("cannot open")?;
-    let source = format!("import:{}", path.display());
-    let mut rr = RecordReader::new(BufReader::with_capacity(1 << 20, f), MAX_RECORD);
-    let mut batch = Batch::default();
-    let mut total = BatchOutcome::default();
-    while rr.next_batch(&mut batch).context("read failed")? {
-        let mut raws = Vec::with_capacity(batch.records.len());
-        let mut notes = Vec::new();
-        for m in &batch.records {
-            match m.oversized {
-                None => raws.push(batch.bytes(m).to_vec()),
-                // Not buffered, so not storable: the quarantine says where it was.
-                Some(len) => notes.push(format!(
-                    "record {} (line {}) of {} is {len} bytes, over the {MAX_RECORD}-byte limit; not stored",
-                    m.index,
-                    m.line,
-                    path.display()
-                )),
-            }
-        }
-        for (index, line, msg) in &batch.layout_errors {
-            notes.push(format!(
-                "{} record {index} (line {line}): {msg}",
-                path.display()
-            ));
-        }
-        let mut out = pipeline.ingest(store, &raws, &source)?;
-        if !notes.is_empty() {
-            let now = zt_store::now_ms();
-            let rejected: Vec<Rejected<'_>> = notes
-                .iter()
-                .map(|n| Rejected {
-                    raw: b"",
-                    reason: n,
-                    source: &source,
-                    received_at_ms: now,
-                })
-                .collect();
-            out.quarantined += store.insert_batch(&[], &rejected)?.quarantined;
-        }
-        total.inserted += out.inserted;
-        total.duplicates += out.duplicates;
-        total.forks += out.forks;
-        total.linked += out.linked;
-        total.quarantined += out.quarantined;
-    }
-    Ok(total)
 }

@@ -44,6 +44,8 @@ pub struct Args {
     /// loss (not on a process crash).
     #[arg(long)]
     relaxed_durability: bool,
+    #[command(flatten)]
+    trust: crate::cmd::TrustArgs,
 }
 
 fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
@@ -81,8 +83,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.listen
         );
     }
-    let store = Store::open(&args.db)
+    let mut store = Store::open(&args.db)
         .with_context(|| format!("cannot open store {}", args.db.display()))?;
+    store.set_trust(args.trust.policy());
     if args.relaxed_durability {
         store.set_synchronous(false)?;
     }

@@ -168,14 +168,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }))
 }
 
-/// Verifies the store at `db` (see [`zt_verifier::verify_store`]).
+/// Verifies the store at `db` (see [`zt_ingest::verify_store`]).
 fn verify_store(v: &mut Verifier<'_>, db: &std::path::Path) -> Result<()> {
     if !db.is_file() {
         bail!("no store at {}", db.display());
     }
     let store =
         zt_store::Store::open(db).with_context(|| format!("cannot open store {}", db.display()))?;
-    zt_verifier::verify_store(v, &store).with_context(|| format!("reading store {}", db.display()))
+    zt_ingest::verify_store(v, &store).with_context(|| format!("reading store {}", db.display()))
 }
 
 /// A bar on stderr for inputs that take more than a second; nothing when stderr is not a

@@ -185,7 +185,7 @@ pub fn verify_store(db: &Path, keyring: &[u8]) -> zt_verifier::Report {
     let ring = zt_core::keyring::Keyring::from_json(keyring).unwrap();
     let store = zt_store::Store::open(db).unwrap();
     let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-    zt_verifier::verify_store(&mut v, &store).unwrap();
+    zt_ingest::verify_store(&mut v, &store).unwrap();
     v.finish()
 }
 

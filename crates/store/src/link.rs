@@ -1,0 +1,607 @@
+//! Placing records in their chains: the SQL edge of the chain model ([`zt_core::chain`]).
+//!
+//! The store never decides a chain rule itself. For each record it looks up what the model
+//! needs (the predecessor by hash, what already continues from it, the chain's first record)
+//! and writes down the model's [`Judgement`]: the chain, the position, and the line:
+//!
+//! - `branch = 0`: the main line, the trusted, unbroken prefix of the chain. Only these
+//!   records are heads, anchored, or links in a proof.
+//! - `branch = <id>`: linked but off the main line: a fork's later claimant, an unverified
+//!   record, a record with a break, and what follows any of those. The first successor of such
+//!   a record continues its branch, so each branch reads as a line.
+//! - `branch IS NULL`: detached (waiting): its predecessor has not arrived. A v1 record keeps
+//!   its `chain_id` and `seq` meanwhile; a lineage record has neither until it links.
+//!
+//! Records arrive in any order and copies of one record may differ outside the hash, so
+//! placement is re-run where it can change: when a predecessor arrives (its waiting successors
+//! link), and when a record becomes trusted (a verified copy supersedes an unverified one):
+//! then its successors may join the main line too. A record on the main line never leaves it.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use zt_core::chain::{
+    judge, lineage_chain_name, Line, Node, Pred, SigStatus, Successor, Tip, TrustPolicy,
+};
+use zt_core::{Hash32, Profile};
+
+use crate::{hash_of, sig_status, BatchOutcome, StoreError};
+
+/// What placement reads of a stored record.
+#[derive(Debug, Clone)]
+struct Row {
+    id: i64,
+    current: Hash32,
+    previous: Hash32,
+    chain: Option<String>,
+    position: Option<i64>,
+    branch: Option<i64>,
+    profile: Profile,
+    status: SigStatus,
+    uncovered: Vec<String>,
+}
+
+impl Row {
+    fn v1(&self) -> bool {
+        self.profile == Profile::V1
+    }
+
+    /// v1 records keep their seq in `position` even while detached.
+    fn seq(&self) -> Option<u64> {
+        if self.v1() {
+            self.position.and_then(|p| u64::try_from(p).ok())
+        } else {
+            None
+        }
+    }
+}
+
+const ROW_COLUMNS: &str =
+    "id, current_hash, previous_hash, chain, position, branch, profile, status, uncovered";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let profile: String = r.get(6)?;
+    let uncovered: Option<String> = r.get(8)?;
+    Ok(Row {
+        id: r.get(0)?,
+        current: hash_of(&r.get::<_, Vec<u8>>(1)?),
+        previous: hash_of(&r.get::<_, Vec<u8>>(2)?),
+        chain: r.get(3)?,
+        position: r.get(4)?,
+        branch: r.get(5)?,
+        // Only profiles this build wrote are in the store; an unknown one cannot be judged,
+        // so it is read as a record whose hash does not recompute (never on a main line).
+        profile: Profile::from_name(&profile).unwrap_or(Profile::V1),
+        status: sig_status(r.get::<_, String>(7)?, 7)?,
+        uncovered: decode_uncovered(uncovered.as_deref()),
+    })
+}
+
+/// `uncovered` is stored as the member names joined by newlines (member names of evidence
+/// can hold commas; a raw newline in a member name is escaped by JSON, so it cannot occur).
+pub(crate) fn encode_uncovered(members: &[String]) -> Option<String> {
+    (!members.is_empty()).then(|| members.join("\n"))
+}
+
+fn decode_uncovered(s: Option<&str>) -> Vec<String> {
+    s.map(|s| s.split('\n').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn load(tx: &Transaction<'_>, id: i64) -> Result<Row, StoreError> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM records WHERE id = ?1"))?
+        .query_row([id], row)?)
+}
+
+fn node(r: &Row, chain: Option<&str>, trust: &TrustPolicy) -> Node {
+    Node {
+        current: r.current,
+        previous: r.previous,
+        seq: r.seq(),
+        // Stored records recomputed under their profile at ingest (quarantine holds the rest).
+        profile: Some(r.profile),
+        trusted: trust.trusts(chain, r.status),
+        uncovered: r.uncovered.clone(),
+        recomputed: Vec::new(),
+    }
+}
+
+/// What continues from `hash` within `chain` (placed records only), except `except`.
+fn successor_state(
+    tx: &Transaction<'_>,
+    hash: &Hash32,
+    chain: &str,
+    except: i64,
+) -> Result<Successor, StoreError> {
+    let mut st = tx.prepare_cached(
+        "SELECT MIN(branch) FROM records WHERE previous_hash = ?1 AND chain = ?2 \
+         AND branch IS NOT NULL AND id != ?3",
+    )?;
+    let min: Option<i64> = st
+        .query_row(params![hash.as_bytes().as_slice(), chain, except], |r| {
+            r.get(0)
+        })?;
+    Ok(match min {
+        None => Successor::None,
+        Some(0) => Successor::Main,
+        Some(_) => Successor::OffMain,
+    })
+}
+
+fn tip(r: &Row, successor: Successor) -> Tip {
+    Tip {
+        current: r.current,
+        position: r.position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0),
+        seq: r.seq(),
+        main: r.branch == Some(0),
+        successor,
+        successor_at: None,
+        at: None,
+    }
+}
+
+/// The branch an off-main record takes: its predecessor's, when it is the first to continue
+/// that (non-main) branch; otherwise a branch of its own.
+fn off_main_branch(tx: &Transaction<'_>, id: i64, pred: Option<&Row>) -> Result<i64, StoreError> {
+    let Some(p) = pred else { return Ok(id) };
+    match p.branch {
+        Some(b) if b != 0 => {
+            let taken: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM records WHERE previous_hash = ?1 AND branch = ?2 AND id != ?3 LIMIT 1",
+                )?
+                .query_row(params![p.current.as_bytes().as_slice(), b, id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(if taken.is_some() { id } else { b })
+        }
+        _ => Ok(id),
+    }
+}
+
+/// Places record `id` (inserted detached) and then whatever can follow it.
+pub(crate) fn place(
+    tx: &Transaction<'_>,
+    id: i64,
+    trust: &TrustPolicy,
+    out: &mut BatchOutcome,
+) -> Result<(), StoreError> {
+    let r = load(tx, id)?;
+    if judge_and_write(tx, &r, trust)? {
+        flag_forks(tx, id)?;
+        settle(tx, id, trust, out)?;
+    }
+    Ok(())
+}
+
+/// Judges `r` against its predecessor as stored now and writes the outcome; `false` when it
+/// stays detached.
+fn judge_and_write(tx: &Transaction<'_>, r: &Row, trust: &TrustPolicy) -> Result<bool, StoreError> {
+    let (chain, position, pred_row, judged) = if r.previous == Hash32::ZERO {
+        let chain = match (&r.chain, r.v1()) {
+            (Some(c), true) => c.clone(),
+            _ => lineage_chain_name(&r.current),
+        };
+        // A second genesis in a v1 chain is a fork at the start.
+        let first: Option<Row> = if r.v1() {
+            tx.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM records WHERE chain = ?1 AND previous_hash = ?2 \
+                 AND branch IS NOT NULL AND id != ?3 ORDER BY id LIMIT 1"
+            ))?
+            .query_row(
+                params![chain, Hash32::ZERO.as_bytes().as_slice(), r.id],
+                row,
+            )
+            .optional()?
+        } else {
+            None
+        };
+        let n = node(r, Some(&chain), trust);
+        let judged = match &first {
+            Some(f) => {
+                let t = tip(f, Successor::None);
+                judge(&n, Pred::Restart { first: &t }, Some(f.profile))
+            }
+            None => judge(&n, Pred::Genesis, None),
+        };
+        let position = if r.v1() { r.position } else { Some(0) };
+        (chain, position, None, judged)
+    } else {
+        let p: Option<Row> = tx
+            .prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM records WHERE current_hash = ?1 AND branch IS NOT NULL"
+            ))?
+            .query_row([r.previous.as_bytes().as_slice()], row)
+            .optional()?;
+        // A v1 record links only within its own chain.
+        let Some(p) = p.filter(|p| !r.v1() || (p.chain == r.chain && p.v1())) else {
+            return Ok(false);
+        };
+        let Some(chain) = p.chain.clone() else {
+            return Ok(false);
+        };
+        let succ = successor_state(tx, &p.current, &chain, r.id)?;
+        let t = tip(&p, succ);
+        let judged = judge(
+            &node(r, Some(&chain), trust),
+            Pred::Linked(&t),
+            Some(p.profile),
+        );
+        let position = if r.v1() {
+            r.position
+        } else {
+            p.position.map(|x| x + 1)
+        };
+        (chain, position, Some(p), judged)
+    };
+    let branch = match judged.line {
+        Line::Main => 0,
+        Line::Branch => off_main_branch(tx, r.id, pred_row.as_ref())?,
+        Line::Detached => return Ok(false),
+    };
+    tx.prepare_cached("UPDATE records SET chain = ?1, position = ?2, branch = ?3 WHERE id = ?4")?
+        .execute(params![chain, position, branch, r.id])?;
+    Ok(true)
+}
+
+/// Flags `id` and every other record claiming its predecessor (within its chain; the zero
+/// hash only within one v1 chain) or, for v1, its position.
+fn flag_forks(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    let r = load(tx, id)?;
+    let Some(chain) = &r.chain else { return Ok(()) };
+    let prev = r.previous.as_bytes().as_slice();
+    // Two indexed lookups, not one OR: an OR across columns makes SQLite scan the chain.
+    let mut siblings: Vec<i64> = if r.previous != Hash32::ZERO || r.v1() {
+        tx.prepare_cached(
+            "SELECT id FROM records WHERE previous_hash = ?1 AND chain = ?2 AND id != ?3",
+        )?
+        .query_map(params![prev, chain, id], |x| x.get(0))?
+        .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    if r.v1() {
+        let same_pos: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM records WHERE chain = ?1 AND position = ?2 AND id != ?3",
+            )?
+            .query_map(params![chain, r.position, id], |x| x.get(0))?
+            .collect::<Result<_, _>>()?;
+        for x in same_pos {
+            if !siblings.contains(&x) {
+                siblings.push(x);
+            }
+        }
+    }
+    if !siblings.is_empty() {
+        let mut st = tx.prepare_cached("UPDATE records SET fork = 1 WHERE id = ?1")?;
+        st.execute([id])?;
+        for s in siblings {
+            st.execute([s])?;
+        }
+    }
+    Ok(())
+}
+
+/// Re-judges what follows `start`, transitively: waiting successors link, and when a record is
+/// on the main line its off-main successors may join it (in arrival order, so the first
+/// trusted, unbroken successor continues the main line).
+fn settle(
+    tx: &Transaction<'_>,
+    start: i64,
+    trust: &TrustPolicy,
+    out: &mut BatchOutcome,
+) -> Result<(), StoreError> {
+    let mut queue = vec![start];
+    while let Some(x) = queue.pop() {
+        let xr = load(tx, x)?;
+        let main = xr.branch == Some(0);
+        let candidates: Vec<Row> = tx
+            .prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM records WHERE previous_hash = ?1 \
+                 AND (branch IS NULL OR (?2 AND branch != 0)) ORDER BY id"
+            ))?
+            .query_map(params![xr.current.as_bytes().as_slice(), main], row)?
+            .collect::<Result<_, _>>()?;
+        for c in candidates {
+            let before = (c.chain.clone(), c.position, c.branch);
+            if !judge_and_write(tx, &c, trust)? {
+                continue;
+            }
+            let after = load(tx, c.id)?;
+            if (after.chain.clone(), after.position, after.branch) != before {
+                if before.2.is_none() {
+                    out.linked += 1;
+                    flag_forks(tx, c.id)?;
+                }
+                queue.push(c.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a record's row changed for the better (a verified copy superseded an unverified one):
+/// judge it again where it stands, and what follows it.
+pub(crate) fn replace(
+    tx: &Transaction<'_>,
+    id: i64,
+    trust: &TrustPolicy,
+    out: &mut BatchOutcome,
+) -> Result<(), StoreError> {
+    let r = load(tx, id)?;
+    if r.branch == Some(0) {
+        return Ok(());
+    }
+    if r.previous == Hash32::ZERO || r.branch.is_none() {
+        return place(tx, id, trust, out);
+    }
+    // Its predecessor decides whether it may now continue the main line.
+    let pred: Option<i64> = tx
+        .prepare_cached("SELECT id FROM records WHERE current_hash = ?1 AND branch IS NOT NULL")?
+        .query_row([r.previous.as_bytes().as_slice()], |x| x.get(0))
+        .optional()?;
+    match pred {
+        Some(p) => settle(tx, p, trust, out),
+        None => place(tx, id, trust, out),
+    }
+}
+
+/// Throws every placement away and places every record again, in arrival order: for stores
+/// written before the chain model decided placement.
+pub(crate) fn relink_all(tx: &Transaction<'_>, trust: &TrustPolicy) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "UPDATE records SET branch = NULL, fork = 0, \
+             chain = CASE WHEN profile = 'v1' THEN chain END, \
+             position = CASE WHEN profile = 'v1' THEN position END",
+    )?;
+    let ids: Vec<i64> = tx
+        .prepare("SELECT id FROM records ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = BatchOutcome::default();
+    for id in ids {
+        let placed: Option<i64> = tx
+            .prepare_cached("SELECT branch FROM records WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?;
+        // Linked already as a successor of an earlier record.
+        if placed.is_none() {
+            place(tx, id, trust, &mut out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use proptest::prelude::*;
+    use zt_core::chain::SigStatus;
+    use zt_core::crypto::SigningKey;
+    use zt_core::envelope::{V1Draft, MAX_SEQ};
+    use zt_core::{Envelope, Hash32, Profile};
+
+    use crate::{NewRecord, Store};
+
+    fn draft(chain: &str, seq: u64, prev: Hash32) -> V1Draft {
+        V1Draft {
+            chain_id: chain.into(),
+            seq,
+            actor: "agent".into(),
+            action: "x.y".into(),
+            resource: "r".into(),
+            decision: "allow".into(),
+            reason: "ok".into(),
+            timestamp: "2026-10-01T00:00:00Z".into(),
+            previous_hash: prev,
+            context: None,
+        }
+    }
+
+    /// A genuine signed chain of `n` records: (json, hash).
+    fn genuine(n: u64) -> Vec<(String, Hash32)> {
+        let key = SigningKey::generate();
+        let mut prev = Hash32::ZERO;
+        (0..n)
+            .map(|seq| {
+                let s = draft("cp", seq, prev).seal(Some((&key, "k")));
+                prev = s.current_hash;
+                (s.json, s.current_hash)
+            })
+            .collect()
+    }
+
+    fn put(store: &mut Store, items: &[(String, SigStatus)]) -> crate::BatchOutcome {
+        let envs: Vec<Envelope> = items
+            .iter()
+            .map(|(j, _)| Envelope::from_json(j.as_bytes()).unwrap())
+            .collect();
+        let recs: Vec<NewRecord<'_>> = items
+            .iter()
+            .zip(&envs)
+            .map(|((j, status), e)| NewRecord {
+                raw: j.as_bytes(),
+                envelope: e,
+                profile: Profile::V1,
+                status: *status,
+                source: "test",
+                received_at_ms: 0,
+            })
+            .collect();
+        store.insert_batch(&recs, &[]).unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("s.db")).unwrap();
+        (d, s)
+    }
+
+    fn main_line(store: &Store) -> Vec<Hash32> {
+        store
+            .main_line("cp", 0, u64::MAX >> 1)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.current_hash)
+            .collect()
+    }
+
+    /// Attack 1 of issue 11: an unsigned record naming a real chain with the largest seq took
+    /// the main line's head (and was anchored).
+    #[test]
+    fn an_unsigned_record_with_a_huge_seq_never_becomes_the_head() {
+        let (_d, mut s) = open();
+        let g = genuine(4);
+        let forged = draft("cp", MAX_SEQ, Hash32::digest(b"nothing")).seal(None);
+        let successor = draft("cp", 4, g[3].1).seal(None);
+        let mut items: Vec<(String, SigStatus)> = g
+            .iter()
+            .map(|(j, _)| (j.clone(), SigStatus::Verified))
+            .collect();
+        items.push((forged.json, SigStatus::Unsigned));
+        items.push((successor.json, SigStatus::Unsigned));
+        put(&mut s, &items);
+        let heads = s.main_heads().unwrap();
+        assert_eq!(heads.len(), 1);
+        assert_eq!((heads[0].position, heads[0].head), (3, g[3].1));
+        assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
+        // Both forgeries are kept as evidence.
+        assert_eq!(s.count_records().unwrap(), 6);
+    }
+
+    /// Attack 3 of issue 11: a copy with a broken signature arriving first made the genuine
+    /// copy a no-op, and the decision read `bad_signature` forever.
+    #[test]
+    fn a_verified_copy_supersedes_an_unverified_one_and_both_bytes_stay() {
+        let (_d, mut s) = open();
+        let g = genuine(3);
+        let broken = g[1].0.replace("\"signature\":\"", "\"signature\":\"AAAA");
+        assert_ne!(broken, g[1].0);
+        let o = put(
+            &mut s,
+            &[
+                (g[0].0.clone(), SigStatus::Verified),
+                (broken.clone(), SigStatus::BadSignature),
+                (g[2].0.clone(), SigStatus::Verified),
+            ],
+        );
+        assert_eq!(o.inserted, 3);
+        assert_eq!(
+            main_line(&s),
+            [g[0].1],
+            "nothing counts past the broken copy"
+        );
+        let o = put(&mut s, &[(g[1].0.clone(), SigStatus::Verified)]);
+        assert_eq!((o.superseded, o.inserted), (1, 0));
+        assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
+        let found = s.find_record(&g[1].1).unwrap().unwrap();
+        assert_eq!(found.raw, g[1].0.as_bytes());
+        let copies: Vec<Vec<u8>> = s
+            .conn
+            .prepare("SELECT raw FROM record_copies")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(copies, [broken.as_bytes().to_vec()]);
+        // A broken copy arriving after the genuine one is kept, and changes nothing.
+        let later = g[2].0.replace("\"signature\":\"", "\"signature\":\"BBBB");
+        let o = put(&mut s, &[(later, SigStatus::BadSignature)]);
+        assert_eq!((o.copies, o.superseded), (1, 0));
+        assert_eq!(main_line(&s).len(), 3);
+    }
+
+    #[test]
+    fn waiting_v1_records_link_when_their_predecessor_arrives() {
+        let (_d, mut s) = open();
+        let g = genuine(5);
+        for (j, _) in g.iter().rev() {
+            put(&mut s, &[(j.clone(), SigStatus::Verified)]);
+        }
+        assert_eq!(s.count_waiting().unwrap(), 0);
+        assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
+    }
+
+    /// What a forger without the key can send.
+    #[derive(Debug, Clone)]
+    enum Forgery {
+        /// Unsigned, naming the chain, at any seq, after any genuine record or none.
+        Unsigned { seq: u64, after: Option<usize> },
+        /// A genuine record's text with its signature changed.
+        BrokenCopy { of: usize },
+        /// Signed by a key the keyring does not hold, as a successor.
+        UnknownKey { after: usize },
+    }
+
+    fn forgery() -> impl Strategy<Value = Forgery> {
+        prop_oneof![
+            (0..MAX_SEQ, proptest::option::of(0usize..12))
+                .prop_map(|(seq, after)| Forgery::Unsigned { seq, after }),
+            (0usize..12).prop_map(|of| Forgery::BrokenCopy { of }),
+            (0usize..12).prop_map(|after| Forgery::UnknownKey { after }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Any interleaving of a genuine signed chain with forged records, in any batches,
+        /// leaves the genuine chain as the main line and its head as the only anchorable head.
+        #[test]
+        fn only_genuine_heads_are_anchorable(
+            n in 1u64..12,
+            forged in proptest::collection::vec(forgery(), 0..12),
+            order in any::<proptest::sample::Index>(),
+            cuts in proptest::collection::vec(any::<bool>(), 0..40),
+        ) {
+            let g = genuine(n);
+            let other = SigningKey::generate();
+            let mut items: Vec<(String, SigStatus)> =
+                g.iter().map(|(j, _)| (j.clone(), SigStatus::Verified)).collect();
+            for f in &forged {
+                let n = g.len();
+                items.push(match *f {
+                    Forgery::Unsigned { seq, after } => {
+                        let prev = after.map_or(Hash32::digest(b"x"), |a| g[a % n].1);
+                        (draft("cp", seq, prev).seal(None).json, SigStatus::Unsigned)
+                    }
+                    Forgery::BrokenCopy { of } => (
+                        g[of % n].0.replace("\"signature\":\"", "\"signature\":\"AAAA"),
+                        SigStatus::BadSignature,
+                    ),
+                    Forgery::UnknownKey { after } => {
+                        let a = after % n;
+                        (
+                            draft("cp", a as u64 + 1, g[a].1).seal(Some((&other, "k"))).json,
+                            SigStatus::UnknownKey,
+                        )
+                    }
+                });
+            }
+            // A deterministic shuffle from the index.
+            let mut seed = order.index(usize::MAX / 2) as u64 | 1;
+            for i in (1..items.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                items.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+            let (_d, mut s) = open();
+            let mut start = 0;
+            for (i, cut) in cuts.iter().enumerate() {
+                if *cut && i + 1 > start && i < items.len() {
+                    put(&mut s, &items[start..i + 1]);
+                    start = i + 1;
+                }
+            }
+            put(&mut s, &items[start..]);
+            let want: Vec<Hash32> = g.iter().map(|x| x.1).collect();
+            prop_assert_eq!(main_line(&s), want);
+            let heads = s.main_heads().unwrap();
+            prop_assert_eq!(heads.len(), 1);
+            prop_assert_eq!(heads[0].head, g[g.len() - 1].1);
+            prop_assert_eq!(heads[0].position, n - 1);
+        }
+    }
+}
