@@ -1,6 +1,8 @@
 //! Why an action did not run. Every variant means the same thing for the caller's action:
 //! it was not executed.
 
+use zt_core::keyring::WindowViolation;
+use zt_core::time::Timestamp;
 use zt_core::Hash32;
 
 /// The typed reason an action was refused.
@@ -65,6 +67,18 @@ pub enum Refusal {
         /// The pinned key id.
         key_id: String,
     },
+    /// Signed by the pinned key, but at a time outside the key's validity window
+    /// (`not_before`, `not_after`, `revoked_at` of its keyring entry), or the key has
+    /// expired or been revoked since.
+    #[error("the pinned key {key_id} is not valid at {at}: {violation}")]
+    KeyNotValid {
+        /// The pinned key id.
+        key_id: String,
+        /// The instant checked: the envelope's timestamp, or now for the window's end.
+        at: Timestamp,
+        /// Which edge of the window it is on the wrong side of.
+        violation: WindowViolation,
+    },
     /// The decision is about another request.
     #[error("the decision is for {field} {answered:?}, but the request was for {asked:?}")]
     Mismatch {
@@ -74,6 +88,19 @@ pub enum Refusal {
         asked: String,
         /// What the envelope says.
         answered: String,
+    },
+    /// The decision was made on other policy facts than the request sent: the envelope's
+    /// `context.request` is not the request's `context` (compared in RFC 8785 form).
+    #[error(
+        "the decision was made on the context {}, but the request sent {}",
+        or_none(.answered),
+        or_none(.asked)
+    )]
+    ContextMismatch {
+        /// The request's context, canonical and shortened; `None` when it sent none.
+        asked: Option<String>,
+        /// The envelope's `context.request`, canonical and shortened; `None` when absent.
+        answered: Option<String>,
     },
     /// The envelope's timestamp is too far from now.
     #[error(
@@ -105,9 +132,15 @@ impl Refusal {
             Refusal::HashMismatch { .. } => "hash_mismatch",
             Refusal::WrongKey { .. } => "wrong_key",
             Refusal::BadSignature { .. } => "bad_signature",
+            Refusal::KeyNotValid { .. } => "key_not_valid",
             Refusal::Mismatch { .. } => "mismatch",
+            Refusal::ContextMismatch { .. } => "context_mismatch",
             Refusal::Stale { .. } => "stale",
             Refusal::Replay(_) => "replay",
         }
     }
+}
+
+fn or_none(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("(none)")
 }

@@ -2,11 +2,13 @@
 //! action runs only after an `allow` whose envelope verifies.
 //!
 //! "Verifies" means all of: the answer is a v1 envelope; its hash recomputes; it is signed
-//! with ECDSA P-256 by the **pinned** control-plane key; its actor, action, resource and request
-//! id are the ones asked about; its timestamp is within the allowed skew of the local clock;
-//! and this client has not seen it before. Anything else — a deny, an HTTP error, a timeout, a
-//! refused connection, malformed JSON, a missing `audit`, a bad signature, a replay — is a
-//! typed [`Refusal`] and the action does not run.
+//! with ECDSA P-256 by the **pinned** control-plane key, at a time inside that key's validity
+//! window; its actor, action, resource, request id and policy facts (the request's `context`,
+//! sealed as the envelope's `context.request`) are the ones asked about; its timestamp is
+//! within the allowed skew of the local clock; and this client has not seen it before.
+//! Anything else — a deny, an HTTP error, a timeout, a refused connection, malformed JSON, a
+//! missing `audit`, a bad signature, a key outside its window, a decision on other facts, a
+//! replay — is a typed [`Refusal`] and the action does not run.
 //!
 //! Fail closed is a type-level property: the action can only be given to
 //! [`Allowed::run`], and an [`Allowed`] can only come out of the verification in this crate.
@@ -36,7 +38,7 @@ pub use error::Refusal;
 use zt_core::crypto::{self, PublicKey};
 use zt_core::envelope::SignatureKind;
 use zt_core::json::{self, Map, Value};
-use zt_core::keyring::Keyring;
+use zt_core::keyring::{KeyEntry, Keyring, WindowViolation};
 use zt_core::time::Timestamp;
 use zt_core::{Envelope, Hash32, Profile};
 use zt_export::{ExportConfig, ExportQueue};
@@ -55,28 +57,31 @@ pub enum ClientError {
     Http(String),
 }
 
-/// The control plane's public key, pinned out of band.
+/// The control plane's public key, pinned out of band, with its validity window.
 #[derive(Debug, Clone)]
 pub struct PinnedKey {
-    key_id: String,
-    public: PublicKey,
+    entry: KeyEntry,
 }
 
 impl PinnedKey {
-    /// A key and its id.
+    /// A key and its id, without a validity window.
     pub fn new(key_id: impl Into<String>, public: PublicKey) -> Self {
-        Self {
-            key_id: key_id.into(),
-            public,
-        }
+        Self::from_entry(KeyEntry::new(key_id, public))
     }
 
-    /// The one key of a zt-audit keyring (`keyring.json` in the control plane's directory).
+    /// A keyring entry: the key, its id and its window (`not_before`, `not_after`,
+    /// `revoked_at`), which every decision's timestamp must fall inside.
+    pub fn from_entry(entry: KeyEntry) -> Self {
+        Self { entry }
+    }
+
+    /// The one key of a zt-audit keyring (`keyring.json` in the control plane's directory),
+    /// window included.
     pub fn from_keyring_json(bytes: &[u8]) -> Result<Self, ClientError> {
         let ring = Keyring::from_json(bytes).map_err(|e| ClientError::Key(e.to_string()))?;
         let entries = ring.entries();
         match entries.as_slice() {
-            [one] => Ok(Self::new(one.key_id.clone(), one.public_key.clone())),
+            [one] => Ok(Self::from_entry((*one).clone())),
             other => Err(ClientError::Key(format!(
                 "expected exactly one key in the keyring, found {}",
                 other.len()
@@ -86,7 +91,35 @@ impl PinnedKey {
 
     /// The key id.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.entry.key_id
+    }
+
+    /// The keyring entry: key, id, window.
+    pub fn entry(&self) -> &KeyEntry {
+        &self.entry
+    }
+
+    /// Whether a decision signed at `signed_at` and received at `now` may rest on this key.
+    /// The whole window is checked at the signing time. Its end (`not_after`, `revoked_at`)
+    /// is checked at `now` too: whoever holds a withdrawn key picks the timestamp it signs
+    /// (up to the allowed skew), and a live decision must not rest on a key withdrawn since.
+    /// Its start is not checked at `now`, so a key rotated in a moment ago is not refused
+    /// over a clock difference the skew already tolerates.
+    fn check_window(&self, signed_at: Timestamp, now: Timestamp) -> Result<(), Refusal> {
+        let refusal = |at, violation| Refusal::KeyNotValid {
+            key_id: self.entry.key_id.clone(),
+            at,
+            violation,
+        };
+        self.entry
+            .check_window(signed_at)
+            .map_err(|v| refusal(signed_at, v))?;
+        match self.entry.check_window(now) {
+            Err(v @ (WindowViolation::Expired(_) | WindowViolation::Revoked(_))) => {
+                Err(refusal(now, v))
+            }
+            Ok(()) | Err(WindowViolation::NotYetValid(_)) => Ok(()),
+        }
     }
 }
 
@@ -461,7 +494,7 @@ pub fn verify_answer(
             value.type_name()
         )));
     };
-    let Some(audit) = top.get("audit") else {
+    if !top.contains_key("audit") {
         if status == 200 {
             return Err(Refusal::MissingAudit);
         }
@@ -470,14 +503,7 @@ pub fn verify_answer(
             .and_then(Value::as_str)
             .map_or_else(|| short(body), zt_core::envelope::shorten);
         return Err(Refusal::Http { status, message });
-    };
-    let answered_request_id = audit
-        .as_object()
-        .and_then(|a| a.get("context"))
-        .and_then(Value::as_object)
-        .and_then(|c| c.get("request_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    }
     let record = flatten(top);
     let env = Envelope::from_value(value.clone())
         .map_err(|e| Refusal::Malformed(format!("not an audit envelope: {e}")))?;
@@ -495,24 +521,29 @@ pub fn verify_answer(
             computed,
         });
     }
+    let pinned_id = pinned.key_id();
     if env.signature.kind() != SignatureKind::Ecdsa
-        || env.signature.key_id != pinned.key_id
-        || v1.signer_key_id != pinned.key_id
+        || env.signature.key_id != pinned_id
+        || v1.signer_key_id != pinned_id
     {
         return Err(Refusal::WrongKey {
-            pinned: pinned.key_id.clone(),
+            pinned: pinned_id.to_owned(),
             found: env.signature.key_id.clone(),
             algorithm: env.signature.algorithm.clone(),
         });
     }
     let bad_sig = || Refusal::BadSignature {
-        key_id: pinned.key_id.clone(),
+        key_id: pinned_id.to_owned(),
     };
     let der = crypto::decode_signature(&env.signature.signature).map_err(|_| bad_sig())?;
     pinned
-        .public
+        .entry
+        .public_key
         .verify_digest(&env.current_hash, &der)
         .map_err(|_| bad_sig())?;
+    // The pinned key made this signature; a key that was not valid then (or has been
+    // withdrawn since) vouches for nothing.
+    pinned.check_window(env.signed_at, now)?;
     // Signed by the control plane: now, is it about this request?
     for (field, asked, answered) in [
         ("actor", &request.actor, &env.actor),
@@ -531,12 +562,31 @@ pub fn verify_answer(
             });
         }
     }
-    if answered_request_id.as_deref() != Some(request_id) {
+    // The rest of the request is in the signed context: read it from the hashed members,
+    // so what is compared is what the signature covers.
+    let sealed = match env.context() {
+        None => None,
+        Some(Value::Object(c)) => Some(c),
+        Some(other) => {
+            return Err(Refusal::Malformed(format!(
+                "the envelope's `context` is a JSON {}, not an object",
+                other.type_name()
+            )))
+        }
+    };
+    let answered_request_id = sealed
+        .and_then(|c| c.get("request_id"))
+        .and_then(Value::as_str);
+    if answered_request_id != Some(request_id) {
         return Err(Refusal::Replay(format!(
             "the envelope answers request {}, not {request_id}",
-            answered_request_id.as_deref().unwrap_or("(none)")
+            answered_request_id.unwrap_or("(none)")
         )));
     }
+    check_policy_facts(
+        request.context.as_ref(),
+        sealed.and_then(|c| c.get("request")),
+    )?;
     let skew_ns = (now.unix_nanos() - env.signed_at.unix_nanos()).abs();
     if skew_ns > max_skew.as_nanos() as i128 {
         return Err(Refusal::Stale {
@@ -560,6 +610,26 @@ pub fn verify_answer(
         ))),
         (_, status) => Ok((Allow::No { status }, decision)),
     }
+}
+
+/// The policy facts a decision was made on (`context.request`, sealed by the control plane)
+/// must be the ones this request sent: the same action on the same resource can be allowed
+/// on some facts and denied on others. Compared in RFC 8785 form, so member order and number
+/// spelling do not matter; absent and `{}` differ, as the control plane seals what it got.
+fn check_policy_facts(asked: Option<&Map>, answered: Option<&Value>) -> Result<(), Refusal> {
+    let asked = asked.map(|m| {
+        let mut out = Vec::new();
+        json::write_canonical_object(m, &mut out);
+        out
+    });
+    let answered = answered.map(json::canonicalize);
+    if asked == answered {
+        return Ok(());
+    }
+    Err(Refusal::ContextMismatch {
+        asked: asked.as_deref().map(short),
+        answered: answered.as_deref().map(short),
+    })
 }
 
 /// The record inside an HTTP answer: every member but `ok` and `audit`, then `audit`'s.

@@ -411,6 +411,13 @@ impl Envelope {
         }
     }
 
+    /// v1: the hashed `context` member as it is (its type is the reader's to check); `None`
+    /// when absent or not a v1 record. A reader that checks the context reads it here, so
+    /// what it checks is what the hash and the signature cover, whatever the input's shape.
+    pub fn context(&self) -> Option<&Value> {
+        self.hashed.as_ref()?.get("context")
+    }
+
     /// The bytes hashed under `profile`, or why the profile cannot apply to this record.
     pub fn hash_input(&self, profile: Profile, out: &mut Vec<u8>) -> Result<(), &'static str> {
         match profile {
@@ -867,6 +874,11 @@ mod tests {
         let e = Envelope::from_json(sealed.json.as_bytes()).unwrap();
         assert_eq!(e.detect_profile(), Some(Profile::V1));
         assert_eq!(e.current_hash, sealed.current_hash);
+        let request_id = e
+            .context()
+            .and_then(Value::as_object)
+            .and_then(|c| c.get("request_id"));
+        assert_eq!(request_id.and_then(Value::as_str), Some("r-1"));
         let sig = crypto::decode_signature(&e.signature.signature).unwrap();
         key.public_key()
             .verify_digest(&e.current_hash, &sig)

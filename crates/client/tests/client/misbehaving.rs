@@ -1,5 +1,8 @@
 //! A deliberately misbehaving control plane: it holds the pinned key (so it can sign), and
 //! answers each request in one wrong way. None of them may run the action.
+//!
+//! Like the real control plane, the honest fake seals the request's `context` object under the
+//! envelope's `context.request`, so a decision names the policy facts it was made on.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,8 @@ use axum::Router;
 use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
 use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
+use zt_core::json::{Map, Value};
+use zt_core::keyring::{KeyEntry, Keyring, WindowViolation};
 use zt_core::time::Timestamp;
 use zt_core::Hash32;
 
@@ -38,6 +43,13 @@ enum Mode {
     AllowWith403,
     Huge,
     Redirect,
+    /// Genuine and signed, but sealed over other policy facts than the request's (an
+    /// `approved: true` slipped in, or a context where the request had none).
+    OtherContext,
+    /// Genuine and signed, but the request's context left out of the envelope.
+    DroppedContext,
+    /// Dated 10 s ago (within the skew), to land before a revocation that has since happened.
+    BackDated,
 }
 
 #[derive(Debug)]
@@ -72,18 +84,34 @@ fn http_shape(record: &str) -> String {
 }
 
 async fn answer(State(f): State<Arc<Fake>>, body: Bytes) -> Response {
-    let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let s = |k: &str| req[k].as_str().unwrap_or_default().to_owned();
+    let Ok(Value::Object(req)) = zt_core::json::parse(&body) else {
+        return (StatusCode::BAD_REQUEST, "not a JSON object").into_response();
+    };
+    let s = |k: &str| {
+        req.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let seq = {
         let mut g = f.seq.lock().unwrap();
         *g += 1;
         *g - 1
     };
-    let mut ctx = zt_core::json::Map::new();
-    ctx.push(
-        "request_id".into(),
-        zt_core::json::Value::String(s("request_id")),
-    );
+    let mut ctx = Map::new();
+    ctx.push("request_id".into(), Value::String(s("request_id")));
+    let asked_context = req.get("context").and_then(Value::as_object).cloned();
+    match (f.mode, asked_context) {
+        (Mode::DroppedContext, _) => {}
+        (Mode::OtherContext, asked) => {
+            let mut other = asked.unwrap_or_default();
+            other.remove("approved");
+            other.push("approved".into(), Value::Bool(true));
+            ctx.push("request".into(), Value::Object(other));
+        }
+        (_, Some(asked)) => ctx.push("request".into(), Value::Object(asked)),
+        (_, None) => {}
+    }
     let mut draft = V1Draft {
         chain_id: "fake".into(),
         seq,
@@ -98,7 +126,14 @@ async fn answer(State(f): State<Arc<Fake>>, body: Bytes) -> Response {
     };
     let ok = |body: String| (StatusCode::OK, body).into_response();
     match f.mode {
-        Mode::Honest => ok(http_answer(&draft, &f.key, &f.key_id)),
+        Mode::Honest | Mode::OtherContext | Mode::DroppedContext => {
+            ok(http_answer(&draft, &f.key, &f.key_id))
+        }
+        Mode::BackDated => {
+            let ten_s_ago = Timestamp::now().unix_nanos() - 10_000_000_000;
+            draft.timestamp = Timestamp::from_unix_nanos(ten_s_ago).to_rfc3339_millis();
+            ok(http_answer(&draft, &f.key, &f.key_id))
+        }
         Mode::Slow => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             ok(http_answer(&draft, &f.key, &f.key_id))
@@ -213,10 +248,22 @@ impl Server {
     }
 
     fn client(&self) -> GuardedClient {
-        let mut cfg = ClientConfig::new(
-            format!("http://{}", self.addr),
-            PinnedKey::new(self.key_id.clone(), self.key.public_key()),
-        );
+        self.client_pinning(PinnedKey::new(self.key_id.clone(), self.key.public_key()))
+    }
+
+    /// A client that pins the fake's key from a keyring file whose entry `window` edits, the
+    /// way an operator hands out `keyring.json` with `not_before`, `not_after`, `revoked_at`.
+    fn client_with_window(&self, window: impl FnOnce(&mut KeyEntry)) -> GuardedClient {
+        let mut entry = KeyEntry::new(self.key_id.clone(), self.key.public_key());
+        window(&mut entry);
+        let mut ring = Keyring::new();
+        ring.insert(entry).unwrap();
+        let file = ring.to_json().to_string();
+        self.client_pinning(PinnedKey::from_keyring_json(file.as_bytes()).unwrap())
+    }
+
+    fn client_pinning(&self, pinned: PinnedKey) -> GuardedClient {
+        let mut cfg = ClientConfig::new(format!("http://{}", self.addr), pinned);
         cfg.timeout = Duration::from_millis(800);
         GuardedClient::new(cfg).unwrap()
     }
@@ -232,6 +279,18 @@ impl Drop for Server {
 
 fn req() -> ActionRequest {
     ActionRequest::new("agent-hello", "hello-world.say_hello").resource("demo/greeting")
+}
+
+/// A request with policy facts: the change ticket is not approved.
+fn req_with_context() -> ActionRequest {
+    req()
+        .context_json(r#"{"ticket":"CHG-7","approved":false,"hour":10}"#)
+        .unwrap()
+}
+
+/// `now` moved by `secs` (negative: in the past).
+fn from_now(secs: i64) -> Timestamp {
+    Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() + i128::from(secs) * 1_000_000_000)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -308,4 +367,90 @@ async fn headers_then_a_stalled_body_is_a_timeout() {
     cfg.timeout = Duration::from_millis(500);
     let client = GuardedClient::new(cfg).unwrap();
     assert_refused(&client, &req(), "timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_signed_outside_the_pinned_keys_window_is_refused() {
+    let srv = Server::start(Mode::Honest).await;
+    type Window = fn(&mut KeyEntry);
+    let windows: [(&str, Window); 3] = [
+        ("expired an hour ago", |e| {
+            e.not_after = Some(from_now(-3600))
+        }),
+        ("revoked a minute ago", |e| {
+            e.revoked_at = Some(from_now(-60))
+        }),
+        ("valid only from tomorrow", |e| {
+            e.not_before = Some(from_now(86_400))
+        }),
+    ];
+    for (what, window) in windows {
+        let r = assert_refused(&srv.client_with_window(window), &req(), "key_not_valid").await;
+        assert!(
+            matches!(r, Refusal::KeyNotValid { ref key_id, .. } if key_id == "pinned-key"),
+            "{what}: {r}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_back_dated_to_before_a_revocation_is_refused() {
+    // Signed (it says) 10 s ago, inside the skew; the key was revoked 5 s ago. At its own
+    // timestamp the key was still valid, but whoever holds a revoked key picks the timestamp:
+    // a live decision needs the key not revoked now either.
+    let srv = Server::start(Mode::BackDated).await;
+    let client = srv.client_with_window(|e| e.revoked_at = Some(from_now(-5)));
+    let r = assert_refused(&client, &req(), "key_not_valid").await;
+    assert!(
+        matches!(
+            r,
+            Refusal::KeyNotValid {
+                violation: WindowViolation::Revoked(_),
+                ..
+            }
+        ),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_for_other_policy_facts_is_refused() {
+    for (mode, request) in [
+        // the facts the request sent, with `approved` flipped to true
+        (Mode::OtherContext, req_with_context()),
+        // facts where the request sent none
+        (Mode::OtherContext, req()),
+        // the request's facts left out: decided on what?
+        (Mode::DroppedContext, req_with_context()),
+    ] {
+        let srv = Server::start(mode).await;
+        let r = assert_refused(&srv.client(), &request, "context_mismatch").await;
+        let Refusal::ContextMismatch { asked, answered } = &r else {
+            panic!("{mode:?}: {r}");
+        };
+        assert_ne!(asked, answered, "{r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_key_window_and_context_both_match_the_action_runs() {
+    let srv = Server::start(Mode::Honest).await;
+    let client = srv.client_with_window(|e| {
+        e.not_before = Some(from_now(-3600));
+        e.not_after = Some(from_now(3600));
+        e.revoked_at = Some(from_now(7200));
+    });
+    let effect = SideEffect::default();
+    let done = call(&client, &req_with_context(), &effect).await.unwrap();
+    assert_eq!(effect.count(), 1);
+    assert!(
+        done.decision
+            .envelope
+            .contains(r#""request":{"approved":false"#),
+        "{}",
+        done.decision.envelope
+    );
+    // and without a context, nothing sealed, nothing to compare: runs too
+    call(&client, &req(), &effect).await.unwrap();
+    assert_eq!(effect.count(), 2);
 }

@@ -278,3 +278,57 @@ async fn verified_envelopes_are_re_exported_to_a_real_ingest() {
     assert_eq!(store.count_records().unwrap(), 2);
     assert_eq!(store.count_quarantined().unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_on_the_policy_facts_sent_runs_against_the_real_control_plane() {
+    // The real control plane seals the request's context as `context.request`; the client
+    // compares it in RFC 8785 form, so an honest answer passes whatever order or nesting the
+    // agent wrote its facts in.
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = Cp::start(
+        tmp.path(),
+        Options {
+            open: true,
+            ..Options::default()
+        },
+    );
+    cp.admin_post("/agents", serde_json::json!({"actor": "agent-ops"}))
+        .await;
+    cp.admin_post(
+        "/policies",
+        serde_json::json!({"cedar": r#"@id("approved-changes")
+            permit (principal, action == Action::"deploy.run", resource)
+            when { context.change.approved && context.hour >= 9 };"#}),
+    )
+    .await;
+    let client = cp.client(None);
+    let deploy = |facts: &str| {
+        ActionRequest::new("agent-ops", "deploy.run")
+            .resource("svc/api")
+            .context_json(facts)
+            .unwrap()
+    };
+    let effect = SideEffect::default();
+    let done = call(
+        &client,
+        &deploy(r#"{"hour":10,"change":{"ticket":"CHG-7","approved":true}}"#),
+        &effect,
+    )
+    .await
+    .unwrap();
+    assert_eq!(effect.count(), 1);
+    assert!(
+        done.decision
+            .envelope
+            .contains(r#""request":{"change":{"approved":true,"ticket":"CHG-7"},"hour":10}"#),
+        "{}",
+        done.decision.envelope
+    );
+    // other facts, other decision: the deny is verified (facts included) and nothing runs
+    assert_refused(
+        &client,
+        &deploy(r#"{"hour":10,"change":{"ticket":"CHG-7","approved":false}}"#),
+        "denied",
+    )
+    .await;
+}
