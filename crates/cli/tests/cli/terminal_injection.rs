@@ -160,3 +160,47 @@ fn errors_name_hostile_paths_escaped() {
     assert_inert("the error line", &err);
     assert!(err.contains(r"keyring\u{1b}[2K\u{d}\u{202e}.json"), "{err}");
 }
+
+/// A proof bundle is whoever wrote the file's text: its one record holds, but the leaf names
+/// another chain, and the INVALID line quotes that name.
+#[test]
+fn verify_proof_shows_a_hostile_bundle_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let record = hostile_records().swap_remove(0);
+    let head = zt_core::Envelope::from_json(record.as_bytes())
+        .unwrap()
+        .current_hash;
+    let bundle = serde_json::json!({
+        "format": "zt-audit-proof/1",
+        "record": record,
+        "chain": hostile_chain(),
+        "position": 0,
+        "links": [],
+        "leaf": {"chain": format!("other{HOSTILE}\nVALID"), "position": 0, "head": head.to_hex()},
+        "leaf_index": 0,
+        "tree_size": 1,
+        "inclusion_proof": [],
+        "root": head.to_hex(),
+        "log": format!("log{HOSTILE}"),
+        "log_id": "0x00",
+        "epoch": 1,
+        "contract": format!("0x{HOSTILE}"),
+        "chain_id": 84532,
+        "transaction": format!("0x{HOSTILE}"),
+        "block_number": 2,
+        "block_hash": "0x01",
+        "state": "finalized",
+    });
+    let path = tmp.path().join("bundle.json");
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    let out = zt(&["verify-proof", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_inert("verify-proof's verdict", &text);
+    assert!(text.starts_with("INVALID: leaf: "), "{text}");
+    assert!(
+        text.contains(r"the leaf is (other\u{1b}[2K\u{d}\u{202e}\u{a}VALID, 0)"),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l != "VALID"), "{text}");
+}
