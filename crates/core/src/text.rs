@@ -10,16 +10,16 @@
 //!
 //! # Which characters
 //!
-//! [`needs_escape`] is the one rule, by Unicode general category (Unicode 16.0):
+//! [`needs_escape`] is the one rule, by Unicode general category (Unicode 15.1):
 //!
 //! - **Cc, control characters**: C0 (U+0000..U+001F), DEL (U+007F) and C1 (U+0080..U+009F,
 //!   U+009B being a one-character `ESC [` to some terminals). Tab and line feed included: a value
 //!   stays on its own line of a report, so it cannot start a line that looks like a verdict.
 //! - **Cf, format characters**: the bidi marks, embeddings, overrides and isolates (U+061C,
 //!   U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), the zero-width characters (U+200B..U+200D,
-//!   U+2060, U+FEFF), and the rest of the category (soft hyphen, invisible operators, tag
-//!   characters U+E0000..U+E007F that can smuggle a whole hidden text, ...). They are invisible
-//!   or rearrange what surrounds them; none belongs in an id.
+//!   U+2060, U+FEFF), and the rest of the category (soft hyphen, invisible operators, the tag
+//!   characters U+E0001 and U+E0020..U+E007F that can smuggle a whole hidden text, ...). They
+//!   are invisible or rearrange what surrounds them; none belongs in an id.
 //! - **Zl, Zp**: U+2028 and U+2029, line breaks to some terminals and viewers.
 //!
 //! Everything else is shown as it is, wide and combining characters included: this module
@@ -60,7 +60,8 @@ pub fn needs_escape(c: char) -> bool {
     c.is_control() || is_format_or_separator(c)
 }
 
-/// General categories Cf, Zl and Zp, as of Unicode 16.0.
+/// General categories Cf, Zl and Zp, as of Unicode 15.1 (a format character a later version
+/// adds is shown as it is until this table learns it; `char::is_control` covers Cc for good).
 fn is_format_or_separator(c: char) -> bool {
     matches!(
         c,
