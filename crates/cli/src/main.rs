@@ -84,8 +84,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            // The whole chain: "cannot read keyring x: ...: No such file or directory".
-            eprintln!("zt-audit: error: {err:#}");
+            // The whole chain: "cannot read keyring x: ...: No such file or directory". Errors
+            // name files and echo evidence (a log, a key id), so they are escaped like reports.
+            eprintln!(
+                "zt-audit: error: {}",
+                zt_core::text::escape(&format!("{err:#}"))
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }

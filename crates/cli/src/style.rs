@@ -1,6 +1,14 @@
-//! Terminal styling: colour only on a terminal, and never with `NO_COLOR` set.
+//! Terminal styling: colour only on a terminal, and never with `NO_COLOR` set. Text from
+//! evidence is escaped with `zt_core::text::escape` before it is styled.
 
 use std::io::IsTerminal;
+use std::path::Path;
+
+/// A path as people see it: file names are chosen by whoever wrote the files, so they are
+/// escaped like evidence.
+pub fn path(p: &Path) -> String {
+    zt_core::text::escape(&p.display().to_string()).into_owned()
+}
 
 /// ANSI styling that turns itself off when output is not a terminal.
 #[derive(Debug, Clone, Copy)]

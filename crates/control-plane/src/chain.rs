@@ -262,7 +262,11 @@ impl Writer {
                 }
             }
             Some(err) => {
-                eprintln!("zt-control-plane: {err}; {n} decision(s) answered 503");
+                // The error may quote the chain id or the store: escaped for the terminal.
+                eprintln!(
+                    "zt-control-plane: {}; {n} decision(s) answered 503",
+                    zt_core::text::escape(&err.to_string())
+                );
                 // Something else wrote this chain, or the commit failed: resume from what
                 // the store holds, never from what we hoped it holds.
                 if let Ok(Some((pos, hash))) = self.store.head(&self.chain_id) {

@@ -156,12 +156,14 @@ fn run(
                 }
                 Err(e) => {
                     watch.lock().last_error = Some(e.clone());
+                    // The receiver's answer is quoted in `e`: escaped for the terminal.
+                    let shown = zt_core::text::escape(&e);
                     if stopping {
-                        eprintln!("zt-control-plane: export stopped with decisions after position {exported} not exported ({e}); they are sent on the next start");
+                        eprintln!("zt-control-plane: export stopped with decisions after position {exported} not exported ({shown}); they are sent on the next start");
                         return;
                     }
                     let delay = backoff.next_delay();
-                    eprintln!("zt-control-plane: export failed, retrying in {delay:?}: {e}");
+                    eprintln!("zt-control-plane: export failed, retrying in {delay:?}: {shown}");
                     let p = watch.lock();
                     let _ = watch.changed.wait_timeout_while(p, delay, |p| !p.stopping);
                     continue;

@@ -9,6 +9,8 @@
 //! - [`crypto`]: ECDSA P-256 over a 32-byte digest, base64 DER, high-S accepted.
 //! - [`keyring`]: keys and their validity windows.
 //! - [`merkle`]: RFC 6962 Merkle trees and inclusion proofs.
+//! - [`text`]: text from evidence made safe to show on a terminal (controls, bidi and
+//!   invisible characters written as `\u{…}` escapes).
 //!
 //! The crate is pure: no file, network, database or chain access. Everything that touches
 //! those sits above it (see `ARCHITECTURE.md`).
@@ -34,6 +36,7 @@ pub mod hash;
 pub mod json;
 pub mod keyring;
 pub mod merkle;
+pub mod text;
 pub mod time;
 
 pub use envelope::{Envelope, Profile};

@@ -579,7 +579,7 @@ impl App {
             Some(0) => (
                 "counts".into(),
                 true,
-                "on the chain's main line (verified, linked, unbroken)".into(),
+                "yes: on the chain's main line (trusted, linked, unbroken)".into(),
             ),
             Some(_) => (
                 "counts".into(),
@@ -605,7 +605,13 @@ impl App {
             ));
         }
         let mut anchoring = Vec::new();
-        if let (Some(chain), Some(pos)) = (&record.row.chain, record.row.position) {
+        if record.branch.is_some_and(|b| b != 0) {
+            // An anchor covers a main line; a record beside it is covered by nothing, even at
+            // an anchored position.
+            anchoring.push("off the main line: no anchor covers it".into());
+        } else if let (Some(chain), Some(pos), Some(_)) =
+            (&record.row.chain, record.row.position, record.branch)
+        {
             let pos = u64::try_from(pos).unwrap_or(0);
             for log in self.store.anchor_logs()? {
                 if let Some((epoch, idx, leaf)) = self.store.covering_epoch(&log, chain, pos)? {

@@ -1,6 +1,12 @@
 //! Drawing: one function per view, a header, a filter line and a footer of key hints. Colour
 //! only when allowed (`NO_COLOR` unset and a terminal); every state also reads without colour
 //! (marks, `>` for the cursor, upper-case DENY).
+//!
+//! Every string that comes from the store (actors, reasons, chain and log names, the envelope,
+//! messages that quote them) is drawn through [`shown`]: controls, bidi and invisible
+//! characters appear as `zt_core::text` escapes (`\u{202e}`), in their own colour when colour is
+//! on. ratatui would drop control characters silently and pass zero-width ones (U+202E
+//! included) to the terminal attached to the previous cell; neither may happen to evidence.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -8,6 +14,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 use zt_core::chain::SigStatus;
+
+use zt_core::text::{pieces, Piece};
 
 use crate::app::{App, View};
 
@@ -25,6 +33,55 @@ impl Theme {
         } else {
             Style::default()
         }
+    }
+}
+
+/// Text from the store as spans in `style`: what a terminal shows as it is stays plain, and
+/// each character it would act on or hide is its `\u{…}` escape (see `zt_core::text`), in
+/// magenta when colour is on.
+pub fn shown(text: &str, style: Style, theme: Theme) -> Vec<Span<'static>> {
+    let escape_style = style.patch(theme.fg(Color::Magenta));
+    pieces(text)
+        .map(|p| match p {
+            Piece::Plain(s) => Span::styled(s.to_owned(), style),
+            Piece::Escaped(_) => Span::styled(p.to_string(), escape_style),
+        })
+        .collect()
+}
+
+/// [`shown`] as a table cell.
+fn cell(text: &str, style: Style, theme: Theme) -> Cell<'static> {
+    Cell::from(Line::from(shown(text, style, theme)))
+}
+
+/// A line built from fixed words, drawn as they are, and store text, drawn through [`shown`].
+struct Parts {
+    spans: Vec<Span<'static>>,
+    theme: Theme,
+}
+
+impl Parts {
+    fn new(theme: Theme) -> Self {
+        Self {
+            spans: Vec::new(),
+            theme,
+        }
+    }
+
+    /// Words of this program's own.
+    fn word(mut self, text: impl Into<String>, style: Style) -> Self {
+        self.spans.push(Span::styled(text.into(), style));
+        self
+    }
+
+    /// Text from the store.
+    fn stored(mut self, text: &str, style: Style) -> Self {
+        self.spans.extend(shown(text, style, self.theme));
+        self
+    }
+
+    fn line(self) -> Line<'static> {
+        Line::from(self.spans)
     }
 }
 
@@ -51,10 +108,10 @@ fn short_time(ts: &str, wide: bool) -> String {
         .trim_end_matches('Z')
         .to_owned();
     if wide || t.len() < 19 {
-        t
-    } else {
-        t[5..].to_owned()
+        return t;
     }
+    // `get`: a stored timestamp is whatever the record said, and byte 5 may not start a char.
+    t.get(5..).map_or_else(|| t.clone(), str::to_owned)
 }
 
 /// Draws the whole screen.
@@ -99,8 +156,9 @@ fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, db: &str, theme: Theme)
         tab("decisions", View::Decisions),
         tab("chains", View::Chains),
         tab("anchors", View::Anchors),
-        Span::raw(format!("  {db}")),
+        Span::raw("  "),
     ];
+    spans.extend(shown(db, Style::default(), theme));
     if app.new_rows {
         spans.push(Span::styled("  new records (r)", theme.fg(Color::Yellow)));
     }
@@ -121,10 +179,14 @@ fn draw_decisions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) {
         .map(|(i, r)| {
             let deny = r.decision == "deny";
             let decision = if deny {
-                Span::styled("DENY", theme.fg(Color::Red).add_modifier(Modifier::BOLD))
+                Cell::from(Span::styled(
+                    "DENY",
+                    theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+                ))
             } else {
-                Span::styled(r.decision.clone(), theme.fg(Color::Green))
+                cell(&r.decision, theme.fg(Color::Green), theme)
             };
+            let plain = Style::default();
             let m = mark(r.status, r.fork);
             let mark_style = if m == "✓" {
                 theme.fg(Color::Green)
@@ -133,12 +195,12 @@ fn draw_decisions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) {
             };
             Row::new(vec![
                 Cell::from(if i == app.cursor { ">" } else { " " }),
-                Cell::from(short_time(&r.timestamp, wide)),
-                Cell::from(r.actor.clone()),
-                Cell::from(r.action.clone()),
-                Cell::from(r.resource.clone()),
-                Cell::from(decision),
-                Cell::from(r.reason.clone()),
+                cell(&short_time(&r.timestamp, wide), plain, theme),
+                cell(&r.actor, plain, theme),
+                cell(&r.action, plain, theme),
+                cell(&r.resource, plain, theme),
+                decision,
+                cell(&r.reason, plain, theme),
                 Cell::from(Span::styled(m, mark_style)),
             ])
         })
@@ -175,21 +237,34 @@ fn draw_decisions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) {
 fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let Some(d) = &app.detail else { return };
     let r = &d.record.row;
-    let mut lines = vec![Line::from(vec![
-        Span::styled(
-            format!("{} {} ", r.decision.to_uppercase(), r.action),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(format!("by {} on {}", r.actor, r.resource)),
-    ])];
-    lines.push(Line::from(format!(
-        "chain {}  position {}  branch {}  profile {}  from {}",
-        r.chain.as_deref().unwrap_or("(waiting)"),
-        r.position.map_or("-".into(), |p| p.to_string()),
-        d.record.branch.map_or("-".into(), |b| b.to_string()),
-        d.record.profile,
-        d.record.source
-    )));
+    let plain = Style::default();
+    let bold = plain.add_modifier(Modifier::BOLD);
+    let mut lines = vec![
+        Parts::new(theme)
+            .stored(&r.decision.to_uppercase(), bold)
+            .word(" ", bold)
+            .stored(&r.action, bold)
+            .word(" by ", plain)
+            .stored(&r.actor, plain)
+            .word(" on ", plain)
+            .stored(&r.resource, plain)
+            .line(),
+        Parts::new(theme)
+            .word("chain ", plain)
+            .stored(r.chain.as_deref().unwrap_or("(waiting)"), plain)
+            .word(
+                format!(
+                    "  position {}  branch {}  profile ",
+                    r.position.map_or("-".into(), |p| p.to_string()),
+                    d.record.branch.map_or("-".into(), |b| b.to_string()),
+                ),
+                plain,
+            )
+            .stored(&d.record.profile, plain)
+            .word("  from ", plain)
+            .stored(&d.record.source, plain)
+            .line(),
+    ];
     lines.push(Line::from(""));
     lines.push(Line::styled(
         "verification",
@@ -201,10 +276,12 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         } else {
             ("✗", theme.fg(Color::Red))
         };
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {m} {what:<10}"), style),
-            Span::raw(text.clone()),
-        ]));
+        lines.push(
+            Parts::new(theme)
+                .word(format!("  {m} {what:<10}"), style)
+                .stored(text, plain)
+                .line(),
+        );
     }
     lines.push(Line::from(""));
     lines.push(Line::styled(
@@ -212,15 +289,17 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         Style::default().add_modifier(Modifier::BOLD),
     ));
     for a in &d.anchoring {
-        lines.push(Line::from(format!("  {a}")));
+        lines.push(Parts::new(theme).word("  ", plain).stored(a, plain).line());
     }
     lines.push(Line::from(""));
     lines.push(Line::styled(
         "envelope",
         Style::default().add_modifier(Modifier::BOLD),
     ));
+    // JSON escapes C0 controls only; DEL, C1, bidi and zero-width characters stay raw in it,
+    // and a record that did not parse is shown as its bytes.
     for l in d.pretty.lines() {
-        lines.push(Line::from(format!("  {l}")));
+        lines.push(Parts::new(theme).word("  ", plain).stored(l, plain).line());
     }
     let p = Paragraph::new(lines)
         .block(Block::default().borders(Borders::TOP).title(" decision "))
@@ -258,7 +337,7 @@ fn draw_chains(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
                 Span::raw("-")
             };
             Row::new(vec![
-                Cell::from(c.chain.clone()),
+                cell(&c.chain, Style::default(), theme),
                 Cell::from(c.records.to_string()),
                 Cell::from(c.head.map_or("-".into(), |(p, _)| p.to_string())),
                 Cell::from(c.head.map_or("-".into(), |(_, h)| h.short())),
@@ -309,15 +388,17 @@ fn draw_anchors(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
                 theme.fg(Color::Yellow)
             };
             Row::new(vec![
-                Cell::from(e.log.clone()),
+                cell(&e.log, Style::default(), theme),
                 Cell::from(e.epoch.to_string()),
                 Cell::from(Span::styled(e.state.name(), state_style)),
                 Cell::from(e.leaf_count.to_string()),
                 Cell::from(e.root.short()),
-                Cell::from(
-                    e.tx_hash
+                cell(
+                    &e.tx_hash
                         .as_deref()
                         .map_or("-".into(), |t| t.chars().take(12).collect::<String>()),
+                    Style::default(),
+                    theme,
                 ),
                 Cell::from(e.block_number.map_or("-".into(), |b| b.to_string())),
             ])
@@ -348,17 +429,21 @@ fn draw_anchors(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
 }
 
 fn draw_filter(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    // The filter may hold a chain name picked in the chains view, and messages quote the store:
+    // both through `shown`.
+    let plain = Style::default();
     let line = if app.editing {
-        Line::from(vec![
-            Span::styled("/", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)),
-            Span::raw(app.filter_text.clone()),
-            Span::styled("_", Style::default().add_modifier(Modifier::SLOW_BLINK)),
-            Span::raw(
+        Parts::new(theme)
+            .word("/", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD))
+            .stored(&app.filter_text, plain)
+            .word("_", plain.add_modifier(Modifier::SLOW_BLINK))
+            .word(
                 "   Enter apply, Esc clear; terms: decision:deny actor:NAME action: chain: status:",
-            ),
-        ])
+                plain,
+            )
+            .line()
     } else if let Some(m) = &app.message {
-        Line::from(m.clone())
+        Parts::new(theme).stored(m, plain).line()
     } else if !app.filter.is_empty() {
         let progress = if app.scan.is_some() {
             format!(
@@ -371,10 +456,11 @@ fn draw_filter(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         } else {
             String::new()
         };
-        Line::from(format!(
-            "filter: {}   (Esc clears){progress}",
-            app.filter_text
-        ))
+        Parts::new(theme)
+            .word("filter: ", plain)
+            .stored(&app.filter_text, plain)
+            .word(format!("   (Esc clears){progress}"), plain)
+            .line()
     } else {
         Line::from("")
     };
@@ -424,4 +510,38 @@ fn draw_help(f: &mut Frame<'_>, area: Rect) {
         Paragraph::new(text).block(Block::default().borders(Borders::ALL).title(" help ")),
         r,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_time_takes_any_text() {
+        assert_eq!(
+            short_time("2026-10-01T08:00:36.490Z", false),
+            "10-01 08:00:36"
+        );
+        assert_eq!(
+            short_time("2026-10-01T08:00:36.490Z", true),
+            "2026-10-01 08:00:36"
+        );
+        // A hand-edited store: byte 5 inside a character must not panic.
+        assert_eq!(
+            short_time("2026éé-01T08:00:36Z", false),
+            "2026éé-01 08:00:36"
+        );
+        assert_eq!(short_time("", false), "");
+    }
+
+    #[test]
+    fn shown_styles_escapes_apart_and_keeps_plain_text_whole() {
+        let theme = Theme { color: true };
+        let spans = shown("a\u{202e}b", Style::default(), theme);
+        let texts: Vec<&str> = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(texts, ["a", r"\u{202e}", "b"]);
+        assert_eq!(spans[1].style.fg, Some(Color::Magenta));
+        assert_eq!(spans[0].style.fg, None);
+        assert_eq!(shown("plain", Style::default(), theme).len(), 1);
+    }
 }

@@ -321,3 +321,144 @@ fn a_text_filter_scans_in_bounded_steps_and_finds_every_match() {
     let s = screen(&mut app, 80, 24, false);
     assert!(s.contains("none match"), "{s}");
 }
+
+/// ESC [2K (erase the line), CR (back to its start), RLO (reverse what follows).
+const HOSTILE: &str = "\u{1b}[2K\r\u{202e}";
+
+/// What a terminal acts on or hides, listed here rather than taken from `zt_core::text` so the
+/// test does not trust the code it tests.
+fn acts_or_hides(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// A store of one record whose every text member carries the sequences, anchored under a log
+/// whose name carries them too.
+fn hostile_store(dir: &Path) -> PathBuf {
+    let db = dir.join("hostile.db");
+    let mut store = Store::open(&db).unwrap();
+    // Unsigned, and counted: this store's chains accept unsigned records, so the record is a
+    // head and can be anchored (what is tested here is how its text is drawn).
+    store.set_trust(zt_core::chain::TrustPolicy::allow_all_unsigned());
+    let record = zt_core::envelope::V1Draft {
+        chain_id: format!("cp{HOSTILE}"),
+        seq: 0,
+        actor: format!("agent{HOSTILE}"),
+        action: format!("hello{HOSTILE}"),
+        resource: "r\u{200b}\t/0".into(),
+        decision: "allow".into(),
+        reason: format!("fine\u{2066}{HOSTILE}\u{feff}\nOK: verified"),
+        timestamp: "2026-10-01T08:00:00.000Z".into(),
+        previous_hash: Hash32::ZERO,
+        context: None,
+    }
+    .seal(None);
+    zt_ingest::Pipeline::new(&Keyring::new())
+        .ingest(
+            &mut store,
+            &[record.json.into_bytes()],
+            &format!("import:evidence{HOSTILE}.jsonl"),
+        )
+        .unwrap();
+    let leaves = store.main_heads().unwrap();
+    store
+        .insert_epoch(
+            &EpochRow {
+                log: format!("log{HOSTILE}"),
+                epoch: 1,
+                root: Hash32::digest(b"hostile root"),
+                leaf_count: leaves.len() as u64,
+                state: EpochState::Finalized,
+                network_chain_id: Some(84532),
+                contract: None,
+                tx_hash: Some(format!("0x{HOSTILE}")),
+                raw_tx: None,
+                nonce: Some(0),
+                block_number: Some(2),
+                block_hash: None,
+                attempts: 1,
+                note: None,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            &leaves,
+        )
+        .unwrap();
+    db
+}
+
+/// Draws `app` and returns the screen as text, after checking that no cell holds a character
+/// the terminal would act on or hide, and whether any cell is drawn in the escapes' colour.
+fn inert_screen(app: &mut App, color: bool) -> (String, bool) {
+    let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    t.draw(|f| ui::draw(f, app, &format!("hostile{HOSTILE}.db"), Theme { color }))
+        .unwrap();
+    let buffer = t.backend().buffer();
+    for cell in buffer.content() {
+        let raw: Vec<String> = cell
+            .symbol()
+            .chars()
+            .filter(|&c| acts_or_hides(c))
+            .map(|c| format!("U+{:04X}", u32::from(c)))
+            .collect();
+        assert!(raw.is_empty(), "{raw:?} drawn raw in {:?}", app.view);
+    }
+    let magenta = buffer
+        .content()
+        .iter()
+        .any(|c| c.fg == ratatui::style::Color::Magenta);
+    (format!("{}", t.backend()), magenta)
+}
+
+#[test]
+fn hostile_text_is_drawn_as_escapes_and_never_raw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = hostile_store(tmp.path());
+    let mut app = App::new(Store::open(&db).unwrap()).unwrap();
+    let shown = r"\u{1b}[2K\u{d}\u{202e}";
+
+    let (s, _) = inert_screen(&mut app, false);
+    assert!(s.contains(&format!("hostile{shown}.db")), "{s}");
+    assert!(s.contains(r"r\u{200b}\u{9}/0"), "{s}");
+
+    keys(&mut app, &[Key::Enter]);
+    assert_eq!(app.view, View::Detail);
+    let (detail, magenta) = inert_screen(&mut app, false);
+    assert!(!magenta, "no colour without colour");
+    for whole in [
+        format!("by agent{shown} on r"),
+        format!("chain cp{shown}"),
+        format!("from import:evidence{shown}.jsonl"),
+        format!("log log{shown}, epoch 1"),
+        // The envelope's JSON escapes C0 itself; RLO, bidi isolates and BOM it leaves raw.
+        r#""reason": "fine\u{2066}\u001b[2K\r\u{202e}\u{feff}\nOK: verified""#.to_owned(),
+    ] {
+        assert!(detail.contains(&whole), "{whole} not in\n{detail}");
+    }
+    insta::assert_snapshot!("hostile_detail_120x40", detail);
+    let (_, magenta) = inert_screen(&mut app, true);
+    assert!(magenta, "escapes stand out in colour");
+
+    keys(&mut app, &[Key::Esc, Key::Char('c')]);
+    let (chains, _) = inert_screen(&mut app, false);
+    assert!(chains.contains(&format!("cp{shown}")), "{chains}");
+    // Enter lists the chain's decisions: the filter line echoes the chain name.
+    keys(&mut app, &[Key::Enter]);
+    let (filtered, _) = inert_screen(&mut app, false);
+    assert!(
+        filtered.contains(&format!("filter: chain:cp{shown}")),
+        "{filtered}"
+    );
+
+    keys(&mut app, &[Key::Char('a')]);
+    let (anchors, _) = inert_screen(&mut app, false);
+    assert!(anchors.contains(&format!("log{shown}")), "{anchors}");
+}

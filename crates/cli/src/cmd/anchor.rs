@@ -10,6 +10,7 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
 use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
+use zt_core::text::escape;
 use zt_store::Store;
 
 use crate::cmd::serve::shutdown_signal;
@@ -214,7 +215,8 @@ fn describe(outcome: &RunOutcome) -> String {
             e.epoch,
             e.leaf_count,
             e.root,
-            e.tx_hash.as_deref().unwrap_or("-"),
+            // Read back from the store: shown escaped like the rest of its text.
+            escape(e.tx_hash.as_deref().unwrap_or("-")),
             e.state,
             e.block_number
                 .map(|b| format!(" in block {b}"))
@@ -251,7 +253,7 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
     let mut failures = 0u32;
     eprintln!(
         "zt-audit anchor run: log {} every {every:?}, contract {contract:#x}",
-        a.log
+        escape(&a.log)
     );
     loop {
         let wait = match run_step(&a, &mut store, &signer, &cfg).await {
@@ -264,7 +266,10 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
                 failures += 1;
                 // Ride out an outage: 2 s, 4 s, ... never longer than the schedule.
                 let backoff = Duration::from_secs(1u64 << failures.min(10)).min(every);
-                eprintln!("zt-audit anchor run: {e:#}; next try in {backoff:?}");
+                eprintln!(
+                    "zt-audit anchor run: {}; next try in {backoff:?}",
+                    escape(&format!("{e:#}"))
+                );
                 backoff
             }
         };

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use zt_control_plane::{ControlPlane, Options};
+use zt_core::text::escape;
 use zt_export::ExportConfig;
 
 use crate::cmd::serve::shutdown_signal;
@@ -102,14 +103,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let addr = listener.local_addr()?;
         // First line of stdout: scripts and tests read the bound address from it.
         println!("zt-audit control-plane: listening on http://{addr}");
+        // The chain id may come from --chain-id or from the directory's earlier runs: escaped.
         eprintln!(
             "chain {}, key {}, decisions in {}",
-            cp.chain_id(),
-            cp.key_id(),
-            cp.decisions_db().display()
+            escape(cp.chain_id()),
+            escape(cp.key_id()),
+            crate::style::path(&cp.decisions_db())
         );
         match cp.admin_token_file() {
-            Some(p) => eprintln!("admin token in {}", p.display()),
+            Some(p) => eprintln!("admin token in {}", crate::style::path(p)),
             None if args.open => eprintln!("open mode: no tokens (loopback only)"),
             None => {}
         }

@@ -6,6 +6,10 @@
 //! runs; its envelope is printed; the ingest store is verified; its chain head is anchored on a
 //! local anvil (chain id 84532), reconciled, and the allowed decision proven. The stores stay
 //! in DIR.
+//!
+//! Everything shown that the control plane, the stores or the file system hand back (ids,
+//! reasons, the envelope, paths) goes through `zt_core::text::escape`, as in every report:
+//! a directory reused from an earlier run is evidence like any other.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
 use zt_control_plane::{ControlPlane, Options};
 use zt_core::keyring::Keyring;
+use zt_core::text::escape;
 use zt_export::ExportConfig;
 
 use crate::style::Style;
@@ -89,7 +94,7 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
         out.style
             .bold("zt-audit demo: the control point in five minutes, on loopback only")
     );
-    println!("data directory: {}", dir.display());
+    println!("data directory: {}", crate::style::path(dir));
 
     // 1. Ingest and control plane.
     let cp_dir = dir.join("control-plane");
@@ -145,10 +150,14 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     out.line(&format!(
         "control plane  {cp_url}  (Cedar, deny by default; open mode: loopback, no tokens)"
     ));
-    out.line(&format!("signing key    {key_id}  chain {chain_id}"));
+    out.line(&format!(
+        "signing key    {}  chain {}",
+        escape(&key_id),
+        escape(&chain_id)
+    ));
     out.line(&format!(
         "ingest         {ingest_url}  -> {}",
-        ingest_db.display()
+        crate::style::path(&ingest_db)
     ));
 
     // 2. Register the agent.
@@ -193,13 +202,14 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     let denied_ok = match &outcome {
         Err(Refusal::Denied { reason, status, .. }) => {
             out.line(&format!(
-                "{} (HTTP {status}): {reason}",
-                out.style.bad("DENIED")
+                "{} (HTTP {status}): {}",
+                out.style.bad("DENIED"),
+                escape(reason)
             ));
             true
         }
         Err(other) => {
-            out.line(&format!("refused: {other}"));
+            out.line(&format!("refused: {}", escape(&other.to_string())));
             false
         }
         Ok(_) => false,
@@ -228,7 +238,7 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     match status {
         201 => out.line(&format!(
             "POST /policies -> 201; policy set {}",
-            body["version"].as_str().unwrap_or("?")
+            escape(body["version"].as_str().unwrap_or("?"))
         )),
         409 => out.line("POST /policies -> 409: already applied by an earlier run"),
         s => bail!("POST /policies answered {s}: {body}"),
@@ -246,18 +256,21 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     out.line(&format!(
         "{}: {}",
         out.style.ok("ALLOWED"),
-        done.decision.reason
+        escape(&done.decision.reason)
     ));
 
     // 6. The envelope.
     out.step(&format!(
         "the signed envelope of that decision (chain {}, seq {})",
-        done.decision.chain_id, done.decision.seq
+        escape(&done.decision.chain_id),
+        done.decision.seq
     ));
     let parsed =
         zt_core::json::parse(done.decision.envelope.as_bytes()).context("the verified envelope")?;
+    // JSON escapes C0 controls but not DEL, C1, bidi or zero-width characters: this is text
+    // for people, so it is escaped like any other.
     for l in zt_core::json::to_pretty(&parsed).lines() {
-        out.line(l);
+        out.line(&escape(l));
     }
 
     // 7. Everything reached ingest, and it verifies.
@@ -295,7 +308,7 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
         out.line(&format!(
             "{}: {} ({} records, {} chain, every hash, link and signature verified; same as the control plane's own store)",
             out.style.ok("OK"),
-            ingest_db.display(),
+            crate::style::path(&ingest_db),
             report.records,
             report.chains.len(),
         ));
@@ -309,7 +322,7 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
             cp_report.findings.len()
         ));
         for e in report.errors.iter().chain(&cp_report.errors).take(10) {
-            out.line(e);
+            out.line(&escape(e));
         }
     }
     if !client_flushed {
@@ -330,7 +343,7 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
         Anchoring::Failed
     };
 
-    let rel = |p: &Path| p.display().to_string();
+    let rel = |p: &Path| crate::style::path(p);
     println!(
         "\n{} in {:.1} s. Next:",
         out.style.bold("done"),
@@ -395,14 +408,14 @@ async fn anchor_steps(
         Ok((found, a)) => {
             out.line(&format!(
                 "anvil {} (from {}), pid {}",
-                a.binary.display(),
+                crate::style::path(&a.binary),
                 found.source,
                 a.pid()
             ));
             a
         }
         Err(e) => {
-            out.line(&format!("skipped: {e}"));
+            out.line(&format!("skipped: {}", escape(&e.to_string())));
             out.line("(Base Sepolia itself: see the README's anchoring guide)");
             out.step("reconcile and prove: skipped (no local chain node)");
             return Ok(Anchoring::Skipped);
@@ -439,7 +452,7 @@ async fn anchor_steps(
     ));
     out.line(&format!(
         "tx {} in block {} ({})",
-        epoch.tx_hash.as_deref().unwrap_or("-"),
+        escape(epoch.tx_hash.as_deref().unwrap_or("-")),
         epoch.block_number.unwrap_or(0),
         epoch.state
     ));
@@ -486,7 +499,7 @@ async fn anchor_steps(
     ));
     out.line(&format!(
         "written to {} (`zt-audit verify-proof` checks it offline; this node stops with the demo)",
-        proof_path.display()
+        crate::style::path(&proof_path)
     ));
     Ok(Anchoring::Proven(proof_path))
 }

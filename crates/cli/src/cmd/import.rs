@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use zt_core::text::escape;
 use zt_ingest::{import_file, Pipeline};
 use zt_store::Store;
 
@@ -41,7 +42,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let pipeline = Pipeline::new(&ring);
     let mut failed = false;
     for path in &args.files {
-        let name = path.display().to_string();
+        let name = crate::style::path(path);
         match import_file(&pipeline, &mut store, path) {
             Ok(t) => println!(
                 "{name}: {} new, {} duplicates, {} forks, {} quarantined",
@@ -49,14 +50,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ),
             Err(e) => {
                 failed = true;
-                eprintln!("zt-audit: error: {name}: {e:#}");
+                eprintln!("zt-audit: error: {name}: {}", escape(&format!("{e:#}")));
             }
         }
     }
     let chains = store.chains()?.len();
     println!(
         "store {}: {} records in {chains} chain{}, {} waiting, {} forks, {} quarantined",
-        args.db.display(),
+        crate::style::path(&args.db),
         store.count_records()?,
         if chains == 1 { "" } else { "s" },
         store.count_waiting()?,

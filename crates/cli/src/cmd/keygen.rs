@@ -59,13 +59,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let doc = serde_json::to_string_pretty(&ring.to_json()).context("keyring")?;
     std::fs::write(&ring_path, doc + "\n")
         .with_context(|| format!("writing {}", ring_path.display()))?;
-    println!("key_id   {key_id}");
+    // A key id with a control character in it goes into every record it signs: show it
+    // escaped now, as every report will.
+    println!("key_id   {}", zt_core::text::escape(&key_id));
     println!(
         "private  {}  (mode 0600: keep it secret)",
-        private.display()
+        crate::style::path(&private)
     );
-    println!("public   {}", public.display());
-    println!("keyring  {}", ring_path.display());
+    println!("public   {}", crate::style::path(&public));
+    println!("keyring  {}", crate::style::path(&ring_path));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use zt_anchor::proof::{make_proof, verify_offline, verify_on_chain, ProofBundle};
+use zt_core::text::escape;
 use zt_core::Hash32;
 use zt_store::Store;
 
@@ -61,17 +62,18 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     let json = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(&a.out, format!("{json}\n"))
         .with_context(|| format!("cannot write {}", a.out.display()))?;
+    // Chain, log and transaction come from the store: shown escaped.
     eprintln!(
         "wrote {}: record at {} position {}, {} link(s) to the head anchored in epoch {} of {} (tx {}, block {}, {})",
-        a.out.display(),
-        bundle.chain,
+        crate::style::path(&a.out),
+        escape(&bundle.chain),
         bundle.position,
         bundle.links.len(),
         bundle.epoch,
-        bundle.log,
-        bundle.transaction,
+        escape(&bundle.log),
+        escape(&bundle.transaction),
         bundle.block_number,
-        bundle.state
+        escape(&bundle.state)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -86,10 +88,12 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         None => None,
     };
     let s = Style::stdout();
+    // Everything in the bundle, and the errors that quote it, is whoever wrote the file's
+    // text: shown escaped.
     let checked = match verify_offline(&bundle, ring.as_ref()) {
         Ok(c) => c,
         Err(e) => {
-            println!("{}: {e}", s.bad("INVALID"));
+            println!("{}: {}", s.bad("INVALID"), escape(&e.to_string()));
             return Ok(ExitCode::from(1));
         }
     };
@@ -99,7 +103,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         bundle.links.len(),
         bundle.leaf_index,
         bundle.tree_size,
-        bundle.root,
+        escape(&bundle.root),
         if ring.is_some() {
             format!("; {} signature(s) verified", checked.signatures)
         } else {
@@ -119,18 +123,18 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         match result {
             Ok(on) => println!(
                 "on chain: contract {} holds root {} for epoch {} of {}; tx {} in block {} ({} blocks deep){}",
-                bundle.contract,
-                bundle.root,
+                escape(&bundle.contract),
+                escape(&bundle.root),
                 bundle.epoch,
-                bundle.log,
-                bundle.transaction,
+                escape(&bundle.log),
+                escape(&bundle.transaction),
                 on.block_number,
                 on.latest.saturating_sub(on.block_number),
                 if on.same_block { "" } else { " (moved by a reorg since the proof was made)" }
             ),
             Err(zt_anchor::proof::ProofError::Rpc(e)) => bail!("asking the node: {e}"),
             Err(e) => {
-                println!("{}: {e}", s.bad("INVALID"));
+                println!("{}: {}", s.bad("INVALID"), escape(&e.to_string()));
                 return Ok(ExitCode::from(1));
             }
         }

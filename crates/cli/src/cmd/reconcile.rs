@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use zt_anchor::reconcile::{reconcile, Options, Report};
+use zt_core::text::escape;
 use zt_store::Store;
 
 use crate::cmd::anchor::{parse_address, parse_duration, ChainArgs};
@@ -113,9 +114,9 @@ fn lineage(
             writeln!(
                 out,
                 "{}: {} records; DAALog {} (chain {}): {} logged one by one, {} in batches, {} logged nowhere",
-                file.display(),
+                crate::style::path(file),
                 report.records,
-                report.contract,
+                escape(&report.contract),
                 report.chain_id,
                 report.logged,
                 report.batched,
@@ -138,6 +139,8 @@ fn lineage(
     Ok(ExitCode::from(u8::from(!report.ok)))
 }
 
+/// Chains, messages, expected and found values come from the store, the chain or the file,
+/// so each is shown through [`escape`] (`--format json` keeps them exact).
 fn print_findings(
     out: &mut impl Write,
     findings: &[zt_anchor::reconcile::Finding],
@@ -149,15 +152,15 @@ fn print_findings(
             at.push(format!("epoch {e}"));
         }
         if let Some(c) = &f.chain {
-            at.push(format!("chain {c}"));
+            at.push(format!("chain {}", escape(c)));
         }
         if let Some(p) = f.position {
             at.push(format!("position {p}"));
         }
         writeln!(out, "\n{}  {}", at.join("  "), s.bad(f.kind.name()))?;
-        writeln!(out, "    {}", f.message)?;
-        writeln!(out, "    expected {}", f.expected)?;
-        writeln!(out, "    found    {}", f.found)?;
+        writeln!(out, "    {}", escape(&f.message))?;
+        writeln!(out, "    expected {}", escape(&f.expected))?;
+        writeln!(out, "    found    {}", escape(&f.found))?;
     }
     Ok(())
 }
@@ -166,7 +169,10 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> Result<()> {
     writeln!(
         out,
         "log {} ({}) on contract {} (chain {})",
-        r.log, r.log_id, r.contract, r.chain_id
+        escape(&r.log),
+        escape(&r.log_id),
+        escape(&r.contract),
+        r.chain_id
     )?;
     writeln!(
         out,

@@ -105,7 +105,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("zt-audit serve: listening on http://{addr}/v1/logs");
         eprintln!(
             "store {}, {} token(s)",
-            args.db.display(),
+            crate::style::path(&args.db),
             config.tokens.len()
         );
         server::serve(listener, store, ring, config, shutdown_signal())

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zt_core::keyring::{KeyEntry, Keyring};
+use zt_core::text::escape;
 use zt_core::{crypto::PublicKey, Hash32, Profile};
 use zt_verifier::{Options, Report, Verifier};
 
@@ -216,13 +217,17 @@ impl Progress {
     }
 }
 
+/// The report for people. Chain names, files, messages, expected and found values come from
+/// the evidence, so each is shown through [`escape`]: a record cannot erase or reorder these
+/// lines (`--format json` keeps the exact values).
 fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
     for c in &r.chains {
         let verdict = if c.ok { s.ok("ok  ") } else { s.bad("FAIL") };
         let head = c
             .head
             .as_deref()
-            .map(|h| &h[..h.len().min(16)])
+            // Hex from the verifier; `get` so no other text could make this slice panic.
+            .map(|h| h.get(..16).unwrap_or(h))
             .unwrap_or("-");
         let mut extra = Vec::new();
         if c.verified_signatures > 0 {
@@ -249,10 +254,10 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
         writeln!(
             out,
             "{verdict}  {}  {} records  {}  head {}  {}",
-            s.bold(&c.chain),
+            s.bold(&escape(&c.chain)),
             c.records,
-            c.profile.as_deref().unwrap_or("?"),
-            head,
+            escape(c.profile.as_deref().unwrap_or("?")),
+            escape(head),
             extra.join(", ")
         )?;
     }
@@ -263,19 +268,19 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
         writeln!(
             out,
             "{}  record {} (line {})  {}",
-            s.bold(&f.file),
+            s.bold(&escape(&f.file)),
             f.index,
             f.line,
             s.bad(f.kind.name())
         )?;
-        writeln!(out, "    {}", f.message)?;
+        writeln!(out, "    {}", escape(&f.message))?;
         if !f.expected.is_empty() || !f.found.is_empty() {
-            writeln!(out, "    {} {}", s.dim("expected"), f.expected)?;
-            writeln!(out, "    {}    {}", s.dim("found"), f.found)?;
+            writeln!(out, "    {} {}", s.dim("expected"), escape(&f.expected))?;
+            writeln!(out, "    {}    {}", s.dim("found"), escape(&f.found))?;
         }
     }
     for e in &r.io_errors {
-        writeln!(out, "{} {e}", s.bad("error:"))?;
+        writeln!(out, "{} {}", s.bad("error:"), escape(e))?;
     }
     writeln!(out)?;
     let nchains = r.chains.len();

@@ -14,6 +14,7 @@ mod otel_rust;
 mod serve;
 mod store;
 mod surface;
+mod terminal_injection;
 mod tui;
 mod v1;
 
