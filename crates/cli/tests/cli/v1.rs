@@ -139,6 +139,22 @@ fn regenerate_v1_fixtures() {
     let lines: Vec<String> = c1[2..].iter().map(|x| x.0.clone()).collect();
     write("missing-start.jsonl", &lines);
 
+    // A number past 2^53-1 in the hashed context: hashed and signed as 9007199254740992, the
+    // text then says ...993, which parses to the same double (one hash, two texts).
+    let mut d = draft("cp-east", 1, c1[0].1, "payments.transfer");
+    let mut ctx = d.context.take().unwrap_or_default();
+    ctx.push("amount".into(), Value::Number(9_007_199_254_740_992.0));
+    d.context = Some(ctx);
+    let signed = d.seal(ka).json;
+    assert!(signed.contains("9007199254740992"));
+    write(
+        "number-past-2-53.jsonl",
+        &[
+            c1[0].0.clone(),
+            signed.replace("9007199254740992", "9007199254740993"),
+        ],
+    );
+
     write_profile_vectors(&a);
 
     let ring = serde_json::json!({"keys": [
@@ -196,11 +212,21 @@ fn write_profile_vectors(a: &SigningKey) {
     let (r0, h0) = lineage(0, Hash32::ZERO, false);
     let (r1, h1) = lineage(1, h0, false);
     let (r2, _) = lineage(2, h1, true);
-    let mixed: Vec<String> = [r0, r1, r2]
+    let mixed: Vec<String> = [r0, r1.clone(), r2]
         .iter()
         .map(|r| serde_json::to_string(r).unwrap())
         .collect();
     std::fs::write(out.join("mixed-profiles.jsonl"), mixed.join("\n") + "\n").unwrap();
+    // A zt-infra-full chain where someone added a member no hash covers: the signature still
+    // verifies, so only the profile's member list shows it.
+    let (r2, _) = lineage(2, h1, false);
+    let mut approved = r1.clone();
+    approved["approved_by"] = serde_json::Value::String("CISO".into());
+    let added: Vec<String> = [lineage(0, Hash32::ZERO, false).0, approved, r2]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    std::fs::write(out.join("approved-by-added.jsonl"), added.join("\n") + "\n").unwrap();
     // a hello-world chain as a JSON array of HTTP responses, signed for real
     let mut prev = Hash32::ZERO;
     let mut docs = Vec::new();
