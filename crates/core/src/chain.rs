@@ -407,7 +407,8 @@ pub enum Pred<'a> {
     /// records before it are missing (a file that starts mid-chain).
     Unrooted,
     /// `previous_hash` is zero but the chain already has records: within one v1 chain a
-    /// second genesis is a fork at the start; `first` is the chain's first record.
+    /// second genesis is a fork at the start when `first` (the chain's main-line first
+    /// record, or its first record when none is on the main line) is on the main line.
     Restart {
         /// The chain's first record.
         first: &'a Tip,
@@ -650,7 +651,9 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
             }
             (true, Line::Main)
         }
-        Pred::Restart { first } => {
+        // Like a second successor of the chain's start: only a main-line first record holds
+        // the place. An unverified genesis that came first is evidence, not the start.
+        Pred::Restart { first } if first.main => {
             breaks.push(Break::Fork {
                 expected: first.current,
                 found: Hash32::ZERO,
@@ -660,6 +663,12 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
                 replay: rec.current == first.current,
             });
             (false, Line::Branch)
+        }
+        Pred::Restart { .. } => {
+            if let Some(seq) = rec.seq.filter(|s| *s != 0) {
+                breaks.push(Break::GenesisSeq { found: seq });
+            }
+            (true, Line::Main)
         }
         Pred::Linked(tip) => {
             // An untrusted or broken successor does not hold the place: a later trusted one

@@ -167,26 +167,31 @@ pub(crate) fn place(
     out: &mut BatchOutcome,
 ) -> Result<(), StoreError> {
     let r = load(tx, id)?;
-    if judge_and_write(tx, &r, trust)? {
-        flag_forks(tx, id)?;
-        settle(tx, id, trust, out)?;
+    if let Some(placed) = judge_and_write(tx, &r, trust)? {
+        flag_forks(tx, &placed)?;
+        settle(tx, placed, trust, out)?;
     }
     Ok(())
 }
 
-/// Judges `r` against its predecessor as stored now and writes the outcome; `false` when it
-/// stays detached.
-fn judge_and_write(tx: &Transaction<'_>, r: &Row, trust: &TrustPolicy) -> Result<bool, StoreError> {
+/// Judges `r` against its predecessor as stored now and writes the outcome: the row as
+/// placed, or `None` when it stays detached.
+fn judge_and_write(
+    tx: &Transaction<'_>,
+    r: &Row,
+    trust: &TrustPolicy,
+) -> Result<Option<Row>, StoreError> {
     let (chain, position, pred_row, judged) = if r.previous == Hash32::ZERO {
         let chain = match (&r.chain, r.v1()) {
             (Some(c), true) => c.clone(),
             _ => lineage_chain_name(&r.current),
         };
-        // A second genesis in a v1 chain is a fork at the start.
+        // A second genesis in a v1 chain is a fork at the start, when the first one is on the
+        // main line (an unverified genesis that came first holds nothing).
         let first: Option<Row> = if r.v1() {
             tx.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM records WHERE chain = ?1 AND previous_hash = ?2 \
-                 AND branch IS NOT NULL AND id != ?3 ORDER BY id LIMIT 1"
+                 AND branch = 0 AND id != ?3 ORDER BY id LIMIT 1"
             ))?
             .query_row(
                 params![chain, Hash32::ZERO.as_bytes().as_slice(), r.id],
@@ -215,10 +220,10 @@ fn judge_and_write(tx: &Transaction<'_>, r: &Row, trust: &TrustPolicy) -> Result
             .optional()?;
         // A v1 record links only within its own chain.
         let Some(p) = p.filter(|p| !r.v1() || (p.chain == r.chain && p.v1())) else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(chain) = p.chain.clone() else {
-            return Ok(false);
+            return Ok(None);
         };
         let succ = successor_state(tx, &p.current, &chain, r.id)?;
         let t = tip(&p, succ);
@@ -237,17 +242,22 @@ fn judge_and_write(tx: &Transaction<'_>, r: &Row, trust: &TrustPolicy) -> Result
     let branch = match judged.line {
         Line::Main => 0,
         Line::Branch => off_main_branch(tx, r.id, pred_row.as_ref())?,
-        Line::Detached => return Ok(false),
+        Line::Detached => return Ok(None),
     };
     tx.prepare_cached("UPDATE records SET chain = ?1, position = ?2, branch = ?3 WHERE id = ?4")?
         .execute(params![chain, position, branch, r.id])?;
-    Ok(true)
+    Ok(Some(Row {
+        chain: Some(chain),
+        position,
+        branch: Some(branch),
+        ..r.clone()
+    }))
 }
 
 /// Flags `id` and every other record claiming its predecessor (within its chain; the zero
 /// hash only within one v1 chain) or, for v1, its position.
-fn flag_forks(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
-    let r = load(tx, id)?;
+fn flag_forks(tx: &Transaction<'_>, r: &Row) -> Result<(), StoreError> {
+    let id = r.id;
     let Some(chain) = &r.chain else { return Ok(()) };
     let prev = r.previous.as_bytes().as_slice();
     // Two indexed lookups, not one OR: an OR across columns makes SQLite scan the chain.
@@ -288,13 +298,12 @@ fn flag_forks(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
 /// trusted, unbroken successor continues the main line).
 fn settle(
     tx: &Transaction<'_>,
-    start: i64,
+    start: Row,
     trust: &TrustPolicy,
     out: &mut BatchOutcome,
 ) -> Result<(), StoreError> {
     let mut queue = vec![start];
-    while let Some(x) = queue.pop() {
-        let xr = load(tx, x)?;
+    while let Some(xr) = queue.pop() {
         let main = xr.branch == Some(0);
         let candidates: Vec<Row> = tx
             .prepare_cached(&format!(
@@ -304,17 +313,15 @@ fn settle(
             .query_map(params![xr.current.as_bytes().as_slice(), main], row)?
             .collect::<Result<_, _>>()?;
         for c in candidates {
-            let before = (c.chain.clone(), c.position, c.branch);
-            if !judge_and_write(tx, &c, trust)? {
+            let Some(after) = judge_and_write(tx, &c, trust)? else {
                 continue;
-            }
-            let after = load(tx, c.id)?;
-            if (after.chain.clone(), after.position, after.branch) != before {
-                if before.2.is_none() {
+            };
+            if (&after.chain, after.position, after.branch) != (&c.chain, c.position, c.branch) {
+                if c.branch.is_none() {
                     out.linked += 1;
-                    flag_forks(tx, c.id)?;
+                    flag_forks(tx, &after)?;
                 }
-                queue.push(c.id);
+                queue.push(after);
             }
         }
     }
@@ -342,7 +349,7 @@ pub(crate) fn replace(
         .query_row([r.previous.as_bytes().as_slice()], |x| x.get(0))
         .optional()?;
     match pred {
-        Some(p) => settle(tx, p, trust, out),
+        Some(p) => settle(tx, load(tx, p)?, trust, out),
         None => place(tx, id, trust, out),
     }
 }
@@ -527,7 +534,7 @@ mod tests {
     /// What a forger without the key can send.
     #[derive(Debug, Clone)]
     enum Forgery {
-        /// Unsigned, naming the chain, at any seq, after any genuine record or none.
+        /// Unsigned, naming the chain, at any seq, after any genuine record or as a genesis.
         Unsigned { seq: u64, after: Option<usize> },
         /// A genuine record's text with its signature changed.
         BrokenCopy { of: usize },
@@ -539,6 +546,12 @@ mod tests {
         prop_oneof![
             (0..MAX_SEQ, proptest::option::of(0usize..12))
                 .prop_map(|(seq, after)| Forgery::Unsigned { seq, after }),
+            (0..MAX_SEQ, proptest::option::of(0usize..12)).prop_map(|(seq, after)| {
+                Forgery::Unsigned {
+                    seq: seq % 3,
+                    after,
+                }
+            }),
             (0usize..12).prop_map(|of| Forgery::BrokenCopy { of }),
             (0usize..12).prop_map(|after| Forgery::UnknownKey { after }),
         ]
@@ -563,7 +576,8 @@ mod tests {
                 let n = g.len();
                 items.push(match *f {
                     Forgery::Unsigned { seq, after } => {
-                        let prev = after.map_or(Hash32::digest(b"x"), |a| g[a % n].1);
+                        // None: a genesis of its own, before or after the genuine one.
+                        let prev = after.map_or(Hash32::ZERO, |a| g[a % n].1);
                         (draft("cp", seq, prev).seal(None).json, SigStatus::Unsigned)
                     }
                     Forgery::BrokenCopy { of } => (

@@ -169,7 +169,7 @@ struct Chain {
     last: Option<Last>,
     /// The last record on the main line (the chain model's truth: trusted and unbroken).
     main_head: Option<Hash32>,
-    /// The first record, for a second genesis.
+    /// The chain's start (its main-line genesis, else its first record), for a second genesis.
     first: Option<(Hash32, u32, u64)>,
     seen: HashMap<Hash32, Seen>,
     findings: u64,
@@ -534,7 +534,7 @@ impl<'k> Verifier<'k> {
             current: h,
             position: 0,
             seq: Some(0),
-            main: false,
+            main: chain.seen.get(&h).is_some_and(|s| s.main),
             successor: Successor::None,
             successor_at: None,
             at: Some(Position { input, index }),
@@ -584,9 +584,14 @@ impl<'k> Verifier<'k> {
             main,
             main_successor: false,
         });
-        chain
-            .first
-            .get_or_insert((facts.current_hash, file_ord, c.index));
+        // The chain's start: its main-line genesis once there is one, else its first record.
+        if main && facts.previous_hash == Hash32::ZERO {
+            chain.first = Some((facts.current_hash, file_ord, c.index));
+        } else {
+            chain
+                .first
+                .get_or_insert((facts.current_hash, file_ord, c.index));
+        }
         chain.last = Some(Last {
             hash: facts.current_hash,
             seq: facts.seq,
@@ -795,6 +800,7 @@ fn check_record(bytes: &[u8], keyring: &Keyring, forced: Option<Profile>) -> Res
 mod tests {
     use super::*;
     use zt_core::envelope::V1Draft;
+    use zt_core::Envelope;
 
     fn chain(n: u64) -> Vec<String> {
         let mut prev = Hash32::ZERO;
@@ -830,6 +836,91 @@ mod tests {
         v.verify_reader("mem", std::io::Cursor::new(text.into_bytes()), &mut |_| {})
             .unwrap();
         v.finish()
+    }
+
+    fn signed_chain(key: &zt_core::crypto::SigningKey, n: u64) -> Vec<String> {
+        let mut prev = Hash32::ZERO;
+        (0..n)
+            .map(|seq| {
+                let s = V1Draft {
+                    chain_id: "c".into(),
+                    seq,
+                    actor: "a".into(),
+                    action: "x".into(),
+                    resource: "r".into(),
+                    decision: "allow".into(),
+                    reason: "genuine".into(),
+                    timestamp: "2026-10-01T00:00:00Z".into(),
+                    previous_hash: prev,
+                    context: None,
+                }
+                .seal(Some((key, "k")));
+                prev = s.current_hash;
+                s.json
+            })
+            .collect()
+    }
+
+    /// An unsigned genesis sent first takes nothing: the genuine chain's head is the head, and
+    /// the forgery is the one finding. A second genuine genesis after it is a fork.
+    #[test]
+    fn a_forged_genesis_first_does_not_hold_the_chain() {
+        let key = zt_core::crypto::SigningKey::generate();
+        let mut ring = Keyring::new();
+        ring.insert(zt_core::keyring::KeyEntry::new("k", key.public_key()))
+            .unwrap();
+        let genuine = signed_chain(&key, 3);
+        let mut lines = vec![chain(1).remove(0)];
+        lines.extend(genuine.iter().cloned());
+        let mut v = Verifier::new(&ring, Options::default());
+        v.verify_reader(
+            "mem",
+            std::io::Cursor::new(lines.join("\n").into_bytes()),
+            &mut |_| {},
+        )
+        .unwrap();
+        let r = v.finish();
+        let kinds: Vec<(u64, &str)> = r
+            .findings
+            .iter()
+            .map(|f| (f.index, f.kind.name()))
+            .collect();
+        assert_eq!(kinds, [(0, "unsigned")]);
+        let head = Envelope::from_json(genuine[2].as_bytes())
+            .unwrap()
+            .current_hash;
+        assert_eq!(r.chains[0].head, Some(head.to_hex()));
+
+        let mut lines = genuine.clone();
+        let resealed = V1Draft {
+            chain_id: "c".into(),
+            seq: 0,
+            actor: "a".into(),
+            action: "x".into(),
+            resource: "r".into(),
+            decision: "allow".into(),
+            reason: "a second start".into(),
+            timestamp: "2026-10-01T00:00:00Z".into(),
+            previous_hash: Hash32::ZERO,
+            context: None,
+        }
+        .seal(Some((&key, "k")));
+        lines.push(resealed.json);
+        let mut v = Verifier::new(&ring, Options::default());
+        v.verify_reader(
+            "mem",
+            std::io::Cursor::new(lines.join("\n").into_bytes()),
+            &mut |_| {},
+        )
+        .unwrap();
+        let r = v.finish();
+        let kinds: Vec<(u64, &str)> = r
+            .findings
+            .iter()
+            .map(|f| (f.index, f.kind.name()))
+            .collect();
+        assert_eq!(kinds, [(3, "fork")]);
+        assert_eq!(r.chains[0].head, Some(head.to_hex()));
     }
 
     /// Several batches: order, counts and positions survive the pipeline.

@@ -157,7 +157,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &report).context("writing the report")?;
             writeln!(out)?;
         }
-        Format::Text => print_text(&mut out, &report, Style::stdout())?,
+        Format::Text => {
+            let style = Style::stdout();
+            print_text(&mut out, &report, style)?;
+            writeln!(
+                out,
+                "{}",
+                style.dim(&trust_root(&args, &ring, args.allow_unsigned))
+            )?;
+        }
     }
     out.flush()?;
     Ok(ExitCode::from(if !report.io_errors.is_empty() {
@@ -167,6 +175,40 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         1
     }))
+}
+
+/// The trust root this run was given, in words: a verdict means nothing without it.
+pub fn trust_root(args: &Args, ring: &Keyring, allow_unsigned: bool) -> String {
+    let mut from = Vec::new();
+    if let Some(k) = &args.keyring {
+        from.push(crate::style::path(k));
+    }
+    if !args.keys.is_empty() {
+        from.push(format!("{} --key", args.keys.len()));
+    }
+    let ids: Vec<String> = ring
+        .entries()
+        .iter()
+        .map(|e| escape(&e.key_id).into_owned())
+        .collect();
+    let keys = if ids.is_empty() {
+        "trusted keys: none given, so no signature can verify".to_owned()
+    } else {
+        format!(
+            "trusted keys: {} from {} ({})",
+            ids.len(),
+            from.join(" and "),
+            ids.join(", ")
+        )
+    };
+    format!(
+        "{keys}; unsigned records {}",
+        if allow_unsigned {
+            "accepted (--allow-unsigned), never counted as verified"
+        } else {
+            "not accepted"
+        }
+    )
 }
 
 /// Verifies the store at `db` (see [`zt_ingest::verify_store`]).
