@@ -137,3 +137,64 @@ fn a_lineage_file_is_reconciled_with_its_daalog_deployment() {
         "{kinds:?}"
     );
 }
+
+/// Anyone can call `logAction`: a hostile sender logs an action hash the file never had, so
+/// that the file looks truncated (`missing_record`).
+#[test]
+fn a_hostile_senders_log_action_is_not_a_finding() {
+    let anvil = Anvil::start();
+    let logger = PrivateKeySigner::from_str(&anvil.funded_key()).unwrap();
+    let hostile = PrivateKeySigner::from_str(&anvil.funded_key()).unwrap();
+    let valid = hashes("valid.jsonl");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let contract = rt.block_on(async {
+        let evm = Evm::connect(&anvil.url, Network::BaseSepolia)
+            .await
+            .unwrap();
+        let (addr, _) = evm
+            .deploy(&logger, DAALOG_ARTIFACT, &Fees::default())
+            .await
+            .unwrap();
+        let send = |who: PrivateKeySigner, input: Vec<u8>| {
+            let evm = evm.clone();
+            async move {
+                let r = evm
+                    .send_and_wait(
+                        &who,
+                        Some(addr),
+                        Bytes::from(input),
+                        &Fees {
+                            gas_cap: 1_000_000,
+                            ..Fees::default()
+                        },
+                        Duration::from_secs(20),
+                    )
+                    .await
+                    .unwrap();
+                assert!(r.success);
+            }
+        };
+        let root = lineage_batch_root(&valid).unwrap();
+        send(
+            logger.clone(),
+            DAALog::logBatchCall {
+                batchRoot: B256::from(root.0),
+                count: U256::from(valid.len()),
+            }
+            .abi_encode(),
+        )
+        .await;
+        send(
+            hostile.clone(),
+            DAALog::logActionCall {
+                actionHash: B256::repeat_byte(0x66),
+                metadata: "{}".into(),
+            }
+            .abi_encode(),
+        )
+        .await;
+        format!("{addr:#x}")
+    });
+    let (code, report) = reconcile_lineage(&anvil, &contract, "valid.jsonl");
+    assert_eq!(code, 0, "{report:#}");
+}

@@ -8,6 +8,7 @@
     reason = "test crate: a failed unwrap is a failed test"
 )]
 
+mod attacks;
 mod contract;
 mod cycle;
 mod failures;
