@@ -249,3 +249,44 @@ fn tampered_records_and_tampered_anchors_fail_reconciliation() {
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("unknown_on_chain".to_owned(), None)]);
 }
+
+/// A main line edited into the store before it was anchored: record 3 is a genuine, signed
+/// record whose seq is 5 (the store kept it off the main line; a hand edit put it on). Every
+/// link and signature holds and the anchored head is the record itself; the chain model's seq
+/// rule is what catches it.
+#[test]
+fn a_main_line_that_breaks_a_chain_rule_fails_reconciliation_even_as_anchored() {
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("evidence.db");
+    let chain = v1_chain("cp-a", 0, 3, Hash32::ZERO, allow);
+    import(&db, &chain);
+    let jump = v1_chain("cp-a", 5, 1, chain[2].1, allow);
+    import(&db, &jump);
+    sql(
+        &db,
+        &format!(
+            "UPDATE records SET branch = 0, position = 3 WHERE current_hash = X'{}'",
+            jump[0].1.to_hex()
+        ),
+    );
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let (code, report) = reconcile(&anvil, &db, &contract, LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(3))]);
+    let f = &report["findings"][0];
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("seq jumps from 2 to 5"),
+        "{report:#}"
+    );
+    assert_eq!(
+        (f["expected"].as_str(), f["found"].as_str()),
+        (Some("3"), Some("5"))
+    );
+}
