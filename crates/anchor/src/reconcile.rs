@@ -31,7 +31,7 @@ use zt_store::{EpochState, LineRecord, Store};
 
 use crate::error::AnchorError;
 use crate::evm::{AnchoredEvent, Evm};
-use crate::tree::{log_id, Tree};
+use crate::tree::{LogRef, Tree};
 
 /// What kind of inconsistency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,6 +103,8 @@ pub struct Report {
     pub ok: bool,
     /// The log.
     pub log: String,
+    /// Its owner (given by the person reconciling).
+    pub owner: String,
     /// Its id on chain.
     pub log_id: String,
     /// The contract.
@@ -166,15 +168,18 @@ fn finding(
     }
 }
 
-/// Compares the store's anchors of `log` with the `contract` through `evm`.
+/// Compares the store's anchors of `log` with the `contract` through `evm`. The contract and
+/// the log's owner are the caller's: only that owner's log is read (its id binds the owner), so
+/// whatever others anchored under the same name is not seen.
 pub async fn reconcile(
     store: &Store,
     evm: &Evm,
     contract: Address,
-    log: &str,
+    log_ref: &LogRef,
     opts: &Options,
 ) -> Result<Report, AnchorError> {
-    let id = log_id(log);
+    let log = log_ref.name.as_str();
+    let id = log_ref.id();
     let latest = evm.tag_number(BlockNumberOrTag::Latest).await?.unwrap_or(0);
     let finalized = evm.tag_number(BlockNumberOrTag::Finalized).await?;
     let events = evm
@@ -301,6 +306,7 @@ pub async fn reconcile(
     Ok(Report {
         ok: findings.is_empty(),
         log: log.to_owned(),
+        owner: format!("{:#x}", log_ref.owner),
         log_id: format!("{id:#x}"),
         contract: format!("{contract:#x}"),
         chain_id: evm.chain_id(),

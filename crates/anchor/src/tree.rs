@@ -2,10 +2,13 @@
 //! via `zt_core::merkle`) over the heads of the chains that moved in an epoch.
 //!
 //! A leaf's bytes are `u32 BE length || chain name (UTF-8) || u64 BE position || 32-byte head
-//! hash`; leaves are sorted by chain name, so the same heads always give the same root. The
-//! log id the contract indexes by is `keccak256(log name)`.
+//! hash`; leaves are sorted by chain name, so the same heads always give the same root.
+//!
+//! A log on the contract is an owner's: its id is `keccak256(abi.encode(owner, keccak256(name)))`
+//! ([`LogRef::id`]), the same the contract computes (`ZtAnchor.logIdOf`), so nobody else can
+//! write it or take its name first.
 
-use alloy::primitives::{keccak256, B256};
+use alloy::primitives::{keccak256, Address, B256};
 use zt_core::{merkle, Hash32};
 use zt_store::LeafRow;
 
@@ -55,9 +58,47 @@ impl Tree {
     }
 }
 
-/// The contract's key for a log: `keccak256(name)`.
-pub fn log_id(name: &str) -> B256 {
+/// A log on the contract: whose, and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogRef {
+    /// The owner: the address that anchors it (or authorizes writers for it).
+    pub owner: Address,
+    /// The log's name (`--log`).
+    pub name: String,
+}
+
+impl LogRef {
+    /// `owner`'s log `name`.
+    pub fn new(owner: Address, name: impl Into<String>) -> Self {
+        Self {
+            owner,
+            name: name.into(),
+        }
+    }
+
+    /// The 32-byte name the contract takes: `keccak256(UTF-8 name)`.
+    pub fn name_hash(&self) -> B256 {
+        log_name_hash(&self.name)
+    }
+
+    /// The id the contract indexes by.
+    pub fn id(&self) -> B256 {
+        log_id(self.owner, &self.name)
+    }
+}
+
+/// The 32-byte name of a log: `keccak256(UTF-8 name)`.
+pub fn log_name_hash(name: &str) -> B256 {
     keccak256(name.as_bytes())
+}
+
+/// The contract's key for `owner`'s log `name`: `keccak256(abi.encode(owner, keccak256(name)))`
+/// (an address is ABI-encoded left-padded to 32 bytes).
+pub fn log_id(owner: Address, name: &str) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[12..32].copy_from_slice(owner.as_slice());
+    buf[32..].copy_from_slice(log_name_hash(name).as_slice());
+    keccak256(buf)
 }
 
 /// The lineage's batch root (`DAALog.logBatch`): SHA-256 over pairs of hashes, no prefixes,
@@ -132,6 +173,18 @@ mod tests {
         };
         assert_ne!(leaf_bytes(&x), leaf_bytes(&y));
         assert_eq!(leaf_bytes(&x).len(), 4 + 2 + 8 + 32);
+    }
+
+    #[test]
+    fn a_log_id_is_bound_to_its_owner() {
+        use alloy::sol_types::SolValue;
+        let (a, b) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
+        assert_ne!(log_id(a, "prod-audit"), log_id(b, "prod-audit"));
+        assert_ne!(log_id(a, "prod-audit"), log_id(a, "prod-audit2"));
+        // The contract's abi.encode(owner, name).
+        let encoded = (a, log_name_hash("prod-audit")).abi_encode();
+        assert_eq!(log_id(a, "prod-audit"), keccak256(encoded));
+        assert_eq!(LogRef::new(a, "prod-audit").id(), log_id(a, "prod-audit"));
     }
 
     #[test]

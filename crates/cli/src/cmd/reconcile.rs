@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use zt_anchor::reconcile::{reconcile, Options, Report};
+use zt_anchor::tree::LogRef;
 use zt_core::text::escape;
 use zt_store::Store;
 
@@ -38,6 +39,15 @@ pub struct Args {
     /// The log's name.
     #[arg(long, value_name = "NAME", required_unless_present = "lineage")]
     log: Option<String>,
+    /// The log's owner (the anchoring address, or the owner a writer anchors for): only that
+    /// owner's log is read, whatever others anchored under the same name.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        required_unless_present = "lineage",
+        conflicts_with = "lineage"
+    )]
+    owner: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -58,9 +68,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some(file) = &a.lineage {
         return lineage(&a, file, contract, &rt);
     }
-    let (Some(db), Some(log)) = (&a.db, &a.log) else {
-        bail!("give --db and --log (or --lineage FILE)");
+    let (Some(db), Some(log), Some(owner)) = (&a.db, &a.log, &a.owner) else {
+        bail!("give --db, --log and --owner (or --lineage FILE)");
     };
+    let log = LogRef::new(parse_address(owner)?, log.clone());
     if !db.is_file() {
         bail!("no store at {}", db.display());
     }
@@ -72,7 +83,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             span: a.log_span,
             final_within: a.final_within,
         };
-        reconcile(&store, &evm, contract, log, &opts)
+        reconcile(&store, &evm, contract, &log, &opts)
             .await
             .context("reconciling")
     })?;
@@ -168,8 +179,9 @@ fn print_findings(
 fn print_text(out: &mut impl Write, r: &Report, s: Style) -> Result<()> {
     writeln!(
         out,
-        "log {} ({}) on contract {} (chain {})",
+        "log {} of owner {} ({}) on contract {} (chain {})",
         escape(&r.log),
+        escape(&r.owner),
         escape(&r.log_id),
         escape(&r.contract),
         r.chain_id

@@ -5,12 +5,31 @@ use std::path::Path;
 
 use zt_core::Hash32;
 
-use crate::{anchor_once, both, deploy, import, reconcile, sql, stdout, v1_chain, zt, Anvil};
+use crate::{
+    address, anchor_once, anchored_events, both, deploy, import, reconcile, sql, stdout, v1_chain,
+    zt, Anvil,
+};
 
 const LOG: &str = "prod-audit";
 
 fn allow(_: u64) -> &'static str {
     "allow"
+}
+
+fn keyring() -> String {
+    crate::repo()
+        .join("fixtures/v1/keyring.json")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `verify-proof FILE --keyring <v1 keyring> ARGS...`.
+fn verify_proof(file: &Path, args: &[&str]) -> std::process::Output {
+    let ring = keyring();
+    let mut all = vec!["verify-proof", file.to_str().unwrap(), "--keyring", &ring];
+    all.extend_from_slice(args);
+    zt(None, &all)
 }
 
 fn prove(db: &Path, record: &Hash32, out: &Path) -> std::process::Output {
@@ -45,15 +64,164 @@ fn an_attacker_cannot_take_the_operators_log_first() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 
     let ours = tmp.path().join("operator.db");
-    import(&ours, &v1_chain("cp-a", 0, 3, Hash32::ZERO, allow));
+    let chain = v1_chain("cp-a", 0, 3, Hash32::ZERO, allow);
+    import(&ours, &chain);
     let out = anchor_once(&anvil.url, &operator, &ours, &contract, LOG);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(stdout(&out).contains("epoch 1:"), "{}", both(&out));
-    let (code, report) = reconcile(&anvil, &ours, &contract, LOG);
+    assert_eq!(anchored_events(&anvil, &contract).len(), 2, "one per owner");
+
+    // Reconcile reads only the operator's log: the attacker's epoch under the same name is
+    // neither confirmed nor unknown_on_chain.
+    let (code, report) = reconcile(&anvil, &ours, &contract, &address(&operator), LOG);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(
-        report["chain_epochs"], 1,
-        "only the operator's log: {report:#}"
+    assert_eq!(report["chain_epochs"], 1, "{report:#}");
+    assert_eq!(report["owner"], address(&operator));
+    // Asked about the attacker's log instead, the operator's store matches nothing on it.
+    let (code, report) = reconcile(&anvil, &ours, &contract, &address(&attacker), LOG);
+    assert_eq!(code, 1, "{report:#}");
+
+    // A proof of the operator's record holds with the operator pinned, not with the attacker.
+    let bundle = tmp.path().join("proof.json");
+    let out = prove(&ours, &chain[0].1, &bundle);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let pinned = |writer: &str| {
+        verify_proof(
+            &bundle,
+            &[
+                "--rpc",
+                &anvil.url,
+                "--contract",
+                &contract,
+                "--writer",
+                writer,
+            ],
+        )
+    };
+    let out = pinned(&address(&operator));
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = pinned(&address(&attacker));
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(stdout(&out).contains("INVALID: owner:"), "{}", both(&out));
+    // Pinning the attacker as the owner too: the transaction is still the operator's.
+    let out = verify_proof(
+        &bundle,
+        &[
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--writer",
+            &address(&attacker),
+            "--owner",
+            &address(&operator),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(stdout(&out).contains("INVALID: writer:"), "{}", both(&out));
+}
+
+/// A writer the owner authorized anchors the owner's log with `--owner`; proofs name the owner,
+/// and the writer is pinned as the sender.
+#[test]
+fn an_authorized_writer_anchors_for_its_owner() {
+    let anvil = Anvil::start();
+    let owner = anvil.funded_key();
+    let writer = anvil.funded_key();
+    let contract = deploy(&anvil, &owner);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("evidence.db");
+    let chain = v1_chain("cp-a", 0, 2, Hash32::ZERO, allow);
+    import(&db, &chain);
+    let run = |key: &str| {
+        zt(
+            Some(key),
+            &[
+                "anchor",
+                "run",
+                "--db",
+                db.to_str().unwrap(),
+                "--rpc",
+                &anvil.url,
+                "--contract",
+                &contract,
+                "--log",
+                LOG,
+                "--owner",
+                &address(&owner),
+                "--once",
+            ],
+        )
+    };
+    // Not authorized yet: refused before anything is stored or sent.
+    let out = run(&writer);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(both(&out).contains("anchor set-writer"), "{}", both(&out));
+    assert!(anchored_events(&anvil, &contract).is_empty());
+    let out = zt(
+        Some(&owner),
+        &[
+            "anchor",
+            "set-writer",
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--log",
+            LOG,
+            "--writer",
+            &address(&writer),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = run(&writer);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(stdout(&out).contains("epoch 1:"), "{}", both(&out));
+    let (code, report) = reconcile(&anvil, &db, &contract, &address(&owner), LOG);
+    assert_eq!(code, 0, "{report:#}");
+
+    let bundle = tmp.path().join("proof.json");
+    let out = prove(&db, &chain[0].1, &bundle);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(b["owner"], address(&owner));
+    let base = ["--rpc", &anvil.url, "--contract", &contract];
+    let with = |extra: &[&str]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        verify_proof(&bundle, &v)
+    };
+    let out = with(&["--writer", &address(&writer), "--owner", &address(&owner)]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // The writer alone is not the owner; the owner alone did not send it.
+    let out = with(&["--writer", &address(&writer)]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let out = with(&["--writer", &address(&owner)]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+
+    // The same store under another owner is refused: its epochs are the first owner's.
+    let out = zt(
+        Some(&writer),
+        &[
+            "anchor",
+            "run",
+            "--db",
+            db.to_str().unwrap(),
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--log",
+            LOG,
+            "--once",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("was anchored as owner"),
+        "{}",
+        both(&out)
     );
 }
 
@@ -130,18 +298,67 @@ fn a_bundle_anchored_on_the_attackers_own_contract_is_invalid() {
     let out = prove(&forged_db, &rewrite[0].1, &bundle);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 
-    let ring = crate::repo().join("fixtures/v1/keyring.json");
-    let out = zt(
-        None,
+    // Checked against the bundle's own claims, everything holds: the verifier must pin.
+    let out = verify_proof(&bundle, &["--rpc", &anvil.url]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(!stdout(&out).contains("VALID"), "{}", both(&out));
+    let op = address(&operator);
+    let out = verify_proof(
+        &bundle,
         &[
-            "verify-proof",
-            bundle.to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
             "--rpc",
             &anvil.url,
+            "--contract",
+            &contract,
+            "--writer",
+            &op,
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    assert!(stdout(&out).contains("INVALID"), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("INVALID: contract:"),
+        "{}",
+        both(&out)
+    );
+    // The bundle edited to name the operator's contract and owner: the transaction is the
+    // attacker's, on another contract.
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    edited["contract"] = contract.clone().into();
+    edited["owner"] = op.clone().into();
+    edited["log_id"] = format!("{:#x}", zt_anchor::tree::log_id(op.parse().unwrap(), LOG)).into();
+    std::fs::write(&bundle, edited.to_string()).unwrap();
+    let out = verify_proof(
+        &bundle,
+        &[
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--writer",
+            &op,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(stdout(&out).contains("INVALID: writer:"), "{}", both(&out));
+    // The attacker's transaction, pinned as the attacker: still not on the pinned contract.
+    let out = verify_proof(
+        &bundle,
+        &[
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--writer",
+            &address(&attacker),
+            "--owner",
+            &op,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("INVALID: transaction:"),
+        "{}",
+        both(&out)
+    );
 }

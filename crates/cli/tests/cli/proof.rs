@@ -7,6 +7,8 @@ use zt_core::{merkle, Hash32};
 
 use crate::{fixtures, zt};
 
+const OWNER: alloy::primitives::Address = alloy::primitives::Address::repeat_byte(0x0a);
+
 fn key(name: &str) -> SigningKey {
     let pem = std::fs::read_to_string(fixtures().join(format!("keys/{name}.key.pem"))).unwrap();
     SigningKey::from_pkcs8_pem(&pem).unwrap()
@@ -46,7 +48,8 @@ fn forged_bundle(record: &(String, Hash32)) -> serde_json::Value {
         "inclusion_proof": [],
         "root": root.to_hex(),
         "log": "prod-audit",
-        "log_id": format!("{:#x}", zt_anchor::tree::log_id("prod-audit")),
+        "owner": format!("{OWNER:#x}"),
+        "log_id": format!("{:#x}", zt_anchor::tree::log_id(OWNER, "prod-audit")),
         "epoch": 1,
         "contract": "0x000000000000000000000000000000000000dead",
         "chain_id": 84532,
@@ -123,4 +126,142 @@ fn an_offline_check_says_the_anchor_was_not_checked() {
     assert!(stdout.contains("not checked on chain"), "{stdout}");
     assert!(stdout.contains("test-only-a"), "{stdout}");
     assert!(stdout.contains("keyring.json"), "{stdout}");
+}
+
+/// Forged bundles, each named after what it lies about: none verifies offline.
+#[test]
+fn forged_bundles_are_invalid_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = key("test-only-a");
+    let signed = record(Some((&a, "test-only-a")));
+    let draft = |seq: u64, chain: &str, previous_hash: Hash32| V1Draft {
+        chain_id: chain.into(),
+        seq,
+        actor: "agent-forger".into(),
+        action: "hello-world.say_hello".into(),
+        resource: format!("demo/{seq}"),
+        decision: "allow".into(),
+        reason: "forged".into(),
+        timestamp: "2026-10-01T09:00:00.000Z".into(),
+        previous_hash,
+        context: None,
+    };
+    let mock =
+        draft(0, "prod", Hash32::ZERO).seal_with("MOCK_ECDSA_SHA_256", "test-only-a", |_| {
+            Ok::<_, std::convert::Infallible>(vec![0x30, 0x00])
+        });
+    let mock = mock.unwrap();
+    let unlinked =
+        draft(1, "prod", Hash32::digest(b"not record 0")).seal(Some((&a, "test-only-a")));
+    let other_chain = draft(0, "staging", Hash32::ZERO).seal(Some((&a, "test-only-a")));
+    type Forge = Box<dyn Fn(&mut serde_json::Value)>;
+    let with_link = |link: String, head: Hash32| -> Forge {
+        Box::new(move |b: &mut serde_json::Value| {
+            b["links"] = serde_json::json!([link.clone()]);
+            b["leaf"]["position"] = 1.into();
+            b["leaf"]["head"] = head.to_hex().into();
+            let root = merkle::leaf_hash(&merkle::head_leaf_bytes("prod", 1, &head));
+            b["root"] = root.to_hex().into();
+        })
+    };
+    let cases: Vec<(&str, Forge, &str)> = vec![
+        (
+            "mock-signature",
+            Box::new(move |b| b["record"] = mock.json.clone().into()),
+            "(mock: a proof's records must be signed",
+        ),
+        (
+            "unlinked-link",
+            with_link(unlinked.json.clone(), unlinked.current_hash),
+            "INVALID: links: record 1",
+        ),
+        (
+            "record-of-another-chain",
+            Box::new(move |b| b["record"] = other_chain.json.clone().into()),
+            "is of chain \"staging\", the bundle says \"prod\"",
+        ),
+        (
+            "position-not-its-seq",
+            Box::new(|b| {
+                b["position"] = 4.into();
+                b["leaf"]["position"] = 4.into();
+            }),
+            "seq jumps from 3 to 0",
+        ),
+        (
+            "old-format",
+            Box::new(|b| b["format"] = "zt-audit-proof/1".into()),
+            "INVALID: format:",
+        ),
+        (
+            "log-id-of-another-owner",
+            Box::new(|b| {
+                b["owner"] = format!("{:#x}", alloy::primitives::Address::repeat_byte(0x0b)).into()
+            }),
+            "INVALID: log_id:",
+        ),
+        (
+            "owner-not-an-address",
+            Box::new(|b| b["owner"] = "prod-audit-owner".into()),
+            "INVALID: owner:",
+        ),
+    ];
+    for (name, forge, want) in cases {
+        let mut b = forged_bundle(&signed);
+        forge(&mut b);
+        let path = write(tmp.path(), &format!("{name}.json"), &b);
+        let out = zt(&["verify-proof", &path, "--keyring", &keyring()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        assert!(stdout.starts_with("INVALID"), "{name}: {stdout}");
+        assert!(stdout.contains(want), "{name}: want {want:?} in {stdout}");
+    }
+}
+
+/// Pins come with --rpc or not at all, and must be addresses: a usage error (2), before the
+/// bundle is read.
+#[test]
+fn on_chain_pins_are_required_together_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signed = record(Some((&key("test-only-a"), "test-only-a")));
+    let path = write(tmp.path(), "bundle.json", &forged_bundle(&signed));
+    let ring = keyring();
+    let addr = "0x000000000000000000000000000000000000dead";
+    let cases: &[&[&str]] = &[
+        &["--rpc", "http://127.0.0.1:1"],
+        &["--rpc", "http://127.0.0.1:1", "--contract", addr],
+        &["--rpc", "http://127.0.0.1:1", "--writer", addr],
+        &["--contract", addr, "--writer", addr],
+        &[
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--contract",
+            "nope",
+            "--writer",
+            addr,
+        ],
+        &[
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--contract",
+            addr,
+            "--writer",
+            addr,
+            "--owner",
+            "x",
+        ],
+    ];
+    for extra in cases {
+        let mut args = vec!["verify-proof", &path, "--keyring", &ring];
+        args.extend_from_slice(extra);
+        let out = zt(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stdout}");
+        assert!(!stdout.contains("VALID"), "{extra:?}: {stdout}");
+    }
+    // Without --keyring, the unsigned forgery of the issue is not VALID either.
+    let unsigned = write(tmp.path(), "unsigned.json", &forged_bundle(&record(None)));
+    let out = zt(&["verify-proof", &unsigned]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("VALID"));
 }
