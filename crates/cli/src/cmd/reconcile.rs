@@ -19,8 +19,9 @@ use crate::style::Style;
 /// unknown to the store or not final; and chains that no longer contain an anchored head
 /// (truncated, or rewritten even with valid signatures).
 ///
-/// With --lineage FILE and a lineage DAALog --contract: the file's records against the
-/// ActionLogged events and batch roots of that deployment.
+/// With --lineage FILE, a lineage DAALog --contract and the --logger addresses whose events
+/// count: the file's records against the ActionLogged events and batch roots of that
+/// deployment (anyone else's events are counted as ignored).
 ///
 /// Exit status: 0 consistent; 1 findings; 2 usage or runtime error.
 #[derive(Debug, clap::Args)]
@@ -29,8 +30,13 @@ pub struct Args {
     #[arg(long, value_name = "PATH", required_unless_present = "lineage")]
     db: Option<PathBuf>,
     /// A lineage JSONL file to reconcile with a DAALog deployment (instead of --db/--log).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "log"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "log"], requires = "logger")]
     lineage: Option<PathBuf>,
+    /// With --lineage: an address whose logAction/logBatch events count (repeatable; the
+    /// event's logger and its transaction's sender must be one of them). Anyone can call the
+    /// DAALog contract: other senders' events are ignored and counted.
+    #[arg(long, value_name = "ADDR", requires = "lineage")]
+    logger: Vec<String>,
     #[command(flatten)]
     chain: ChainArgs,
     /// The ZtAnchor contract.
@@ -108,9 +114,18 @@ fn lineage(
     let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let records = zt_anchor::lineage::read_file(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let opts = zt_anchor::lineage::Options {
+        loggers: a
+            .logger
+            .iter()
+            .map(|l| parse_address(l))
+            .collect::<Result<_>>()?,
+        from_block: a.from_block,
+        span: a.log_span,
+    };
     let report = rt.block_on(async {
         let evm = a.chain.connect().await?;
-        zt_anchor::lineage::reconcile_lineage(&records, &evm, contract, a.from_block, a.log_span)
+        zt_anchor::lineage::reconcile_lineage(&records, &evm, contract, &opts)
             .await
             .context("reconciling with the DAALog deployment")
     })?;
@@ -132,6 +147,16 @@ fn lineage(
                 report.logged,
                 report.batched,
                 report.unanchored
+            )?;
+            writeln!(
+                out,
+                "counted: events of {} ({} ActionLogged, {} BatchLogged); ignored: {} ActionLogged and {} BatchLogged event(s) from {} other sender(s)",
+                report.loggers.join(", "),
+                report.action_events,
+                report.batch_events,
+                report.ignored_action_events,
+                report.ignored_batch_events,
+                report.ignored_senders
             )?;
             print_findings(&mut out, &report.findings, s)?;
             if report.ok {
