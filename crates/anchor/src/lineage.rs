@@ -668,6 +668,20 @@ mod tests {
                 .count()
                 > 1900
         );
+        // Batches of no records, or of more than the file has, cost nothing and never match.
+        let odd: Vec<Logged> = [0, u64::from(n) + 1, u64::MAX]
+            .into_iter()
+            .map(|count| {
+                Logged::Batch(LoggedBatch {
+                    root: B256::repeat_byte(0x66),
+                    count,
+                    logger: me,
+                })
+            })
+            .collect();
+        let m = match_batches(&h, &odd);
+        assert_eq!(m.work, 0);
+        assert!(m.unmatched.iter().all(|(_, w)| *w == Unmatched::Size));
         // Another logger's batches have their own budget.
         let other = Address::repeat_byte(2);
         let mut with_honest = events.clone();

@@ -268,6 +268,54 @@ fn prove_refuses_a_path_through_a_record_that_does_not_count() {
     // The record itself, too.
     let out = prove(&db, &chain[2].1, &bundle);
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    // Record 0's path, with record 2 deleted instead: a hole, not a proof.
+    let holed = tmp.path().join("holed.db");
+    std::fs::copy(&db, &holed).unwrap();
+    sql(
+        &holed,
+        "DELETE FROM records WHERE chain = 'cp-a' AND position = 2",
+    );
+    let out = prove(&holed, &chain[0].1, &bundle);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("no single main-line record at position 2"),
+        "{}",
+        both(&out)
+    );
+    assert!(!bundle.exists());
+}
+
+/// An epoch whose owner the store does not know (anchored before logs had owners, or the
+/// column cleared): no proof can name the log it is in.
+#[test]
+fn prove_refuses_an_epoch_without_an_owner() {
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("evidence.db");
+    let chain = v1_chain("cp-a", 0, 2, Hash32::ZERO, allow);
+    import(&db, &chain);
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    sql(&db, "UPDATE anchor_epochs SET owner = NULL");
+    let bundle = tmp.path().join("proof.json");
+    let out = prove(&db, &chain[0].1, &bundle);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("anchored before logs had owners"),
+        "{}",
+        both(&out)
+    );
+    // And the job will not continue that log under an owner it cannot tell.
+    import(&db, &v1_chain("cp-a", 2, 1, chain[1].1, allow));
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("before logs had owners"),
+        "{}",
+        both(&out)
+    );
 }
 
 /// A key holder rewrites a record, anchors the rewrite on a contract of their own, and hands
@@ -361,4 +409,29 @@ fn a_bundle_anchored_on_the_attackers_own_contract_is_invalid() {
         "{}",
         both(&out)
     );
+
+    // A bundle for another network, or a transaction the chain never saw.
+    let pins = [
+        "--rpc",
+        &anvil.url,
+        "--contract",
+        &contract,
+        "--writer",
+        &op,
+    ];
+    for (field, value, want) in [
+        ("chain_id", serde_json::json!(8453), "INVALID: chain_id:"),
+        (
+            "transaction",
+            serde_json::json!(format!("0x{}", "ee".repeat(32))),
+            "is not in the chain",
+        ),
+    ] {
+        let mut b = edited.clone();
+        b[field] = value;
+        std::fs::write(&bundle, b.to_string()).unwrap();
+        let out = verify_proof(&bundle, &pins);
+        assert_eq!(out.status.code(), Some(1), "{field}: {}", both(&out));
+        assert!(stdout(&out).contains(want), "{field}: {}", both(&out));
+    }
 }
