@@ -15,24 +15,24 @@ use alloy::sol;
 use alloy::sol_types::{SolCall, SolEvent};
 
 use crate::error::AnchorError;
+use crate::tree::LogRef;
 
 sol! {
     /// `contracts/ZtAnchor.sol` (a test checks this interface against the compiled artifact).
     #[derive(Debug)]
     contract ZtAnchor {
-        event Anchored(bytes32 indexed logId, uint64 indexed epoch, bytes32 root, uint64 leafCount);
-        event WriterSet(bytes32 indexed logId, address indexed writer, bool allowed);
+        event Anchored(bytes32 indexed logId, uint64 indexed epoch, address indexed owner, bytes32 root, uint64 leafCount);
+        event WriterSet(bytes32 indexed logId, address indexed owner, address indexed writer, bool allowed);
         error ZeroRoot();
         error ZeroEpoch();
-        error NotWriter(bytes32 logId, address sender);
-        error NotOwner(bytes32 logId, address sender);
+        error NotWriter(bytes32 logId, address owner, address sender);
         error EpochNotRising(bytes32 logId, uint64 epoch, uint64 latestEpoch);
         error RootConflict(bytes32 logId, uint64 epoch, bytes32 recorded, bytes32 given);
-        function anchor(bytes32 logId, uint64 epoch, bytes32 root, uint64 leafCount) external;
-        function setWriter(bytes32 logId, address writer, bool allowed) external;
+        function logIdOf(address owner, bytes32 name) external pure returns (bytes32);
+        function anchor(address owner, bytes32 name, uint64 epoch, bytes32 root, uint64 leafCount) external;
+        function setWriter(bytes32 name, address writer, bool allowed) external;
         function rootOf(bytes32 logId, uint64 epoch) external view returns (bytes32);
         function latest(bytes32 logId) external view returns (uint64 epoch, bytes32 root);
-        function ownerOf(bytes32 logId) external view returns (address);
         function isWriter(bytes32 logId, address writer) external view returns (bool);
     }
 
@@ -122,6 +122,8 @@ impl Default for Fees {
 pub struct Receipt {
     /// Executed without reverting.
     pub success: bool,
+    /// Who sent the transaction.
+    pub from: Address,
     /// Its block.
     pub block_number: u64,
     /// That block's hash.
@@ -130,8 +132,25 @@ pub struct Receipt {
     pub gas_used: u64,
     /// Contract created, for a deployment.
     pub contract_address: Option<Address>,
-    /// `Anchored` events in it: `(emitting contract, log id, epoch, root, leaf count)`.
-    pub anchored: Vec<(Address, B256, u64, B256, u64)>,
+    /// `Anchored` events in it.
+    pub anchored: Vec<AnchoredLog>,
+}
+
+/// An `Anchored` event in a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchoredLog {
+    /// The contract that emitted it.
+    pub contract: Address,
+    /// Log id.
+    pub log_id: B256,
+    /// The log's owner.
+    pub owner: Address,
+    /// Epoch.
+    pub epoch: u64,
+    /// Root.
+    pub root: B256,
+    /// Leaves.
+    pub leaf_count: u64,
 }
 
 /// An `Anchored` event found on chain.
@@ -316,10 +335,18 @@ impl Evm {
             .logs()
             .iter()
             .filter_map(|l| ZtAnchor::Anchored::decode_log(&l.inner).ok())
-            .map(|ev| (ev.address, ev.logId, ev.epoch, ev.root, ev.leafCount))
+            .map(|ev| AnchoredLog {
+                contract: ev.address,
+                log_id: ev.logId,
+                owner: ev.owner,
+                epoch: ev.epoch,
+                root: ev.root,
+                leaf_count: ev.leafCount,
+            })
             .collect();
         Ok(Some(Receipt {
             success: r.status(),
+            from: r.from,
             block_number,
             block_hash,
             gas_used: r.gas_used,
@@ -534,17 +561,57 @@ impl Evm {
         Ok((addr, r))
     }
 
-    /// The calldata of `anchor(logId, epoch, root, leafCount)`.
-    pub fn anchor_calldata(log_id: B256, epoch: u64, root: B256, leaf_count: u64) -> Bytes {
+    /// The calldata of `anchor(owner, name, epoch, root, leafCount)` for `log`.
+    pub fn anchor_calldata(log: &LogRef, epoch: u64, root: B256, leaf_count: u64) -> Bytes {
         Bytes::from(
             ZtAnchor::anchorCall {
-                logId: log_id,
+                owner: log.owner,
+                name: log.name_hash(),
                 epoch,
                 root,
                 leafCount: leaf_count,
             }
             .abi_encode(),
         )
+    }
+
+    /// The calldata of `setWriter(name, writer, allowed)`: sent by the owner of `log_name`.
+    pub fn set_writer_calldata(log_name: &str, writer: Address, allowed: bool) -> Bytes {
+        Bytes::from(
+            ZtAnchor::setWriterCall {
+                name: crate::tree::log_name_hash(log_name),
+                writer,
+                allowed,
+            }
+            .abi_encode(),
+        )
+    }
+
+    /// `isWriter(logId, writer)` at the latest block.
+    pub async fn is_writer(
+        &self,
+        contract: Address,
+        log_id: B256,
+        writer: Address,
+    ) -> Result<bool, AnchorError> {
+        let call = ZtAnchor::isWriterCall {
+            logId: log_id,
+            writer,
+        };
+        let out = self.call(contract, call.abi_encode()).await?;
+        ZtAnchor::isWriterCall::abi_decode_returns(&out)
+            .map_err(|e| AnchorError::Rpc(format!("isWriter: undecodable answer: {e}")))
+    }
+
+    /// `logIdOf(owner, name)` as the contract computes it.
+    pub async fn log_id_of(&self, contract: Address, log: &LogRef) -> Result<B256, AnchorError> {
+        let call = ZtAnchor::logIdOfCall {
+            owner: log.owner,
+            name: log.name_hash(),
+        };
+        let out = self.call(contract, call.abi_encode()).await?;
+        ZtAnchor::logIdOfCall::abi_decode_returns(&out)
+            .map_err(|e| AnchorError::Rpc(format!("logIdOf: undecodable answer: {e}")))
     }
 
     /// A JSON-RPC call by name (anvil's test methods, say).
@@ -564,6 +631,7 @@ impl Evm {
 mod tests {
     use super::*;
     use alloy::json_abi::JsonAbi;
+    use alloy::sol_types::SolError;
 
     #[test]
     fn the_inline_interface_matches_the_compiled_artifact() {
@@ -574,20 +642,33 @@ mod tests {
         assert_eq!(sel("rootOf"), ZtAnchor::rootOfCall::SELECTOR);
         assert_eq!(sel("latest"), ZtAnchor::latestCall::SELECTOR);
         assert_eq!(sel("setWriter"), ZtAnchor::setWriterCall::SELECTOR);
-        assert_eq!(sel("ownerOf"), ZtAnchor::ownerOfCall::SELECTOR);
+        assert_eq!(sel("logIdOf"), ZtAnchor::logIdOfCall::SELECTOR);
         assert_eq!(sel("isWriter"), ZtAnchor::isWriterCall::SELECTOR);
         let ev = abi.event("Anchored").unwrap()[0].selector();
         assert_eq!(ev, ZtAnchor::Anchored::SIGNATURE_HASH);
-        for e in [
-            "ZeroRoot",
-            "ZeroEpoch",
-            "NotWriter",
-            "NotOwner",
-            "EpochNotRising",
-            "RootConflict",
+        assert_eq!(
+            abi.event("WriterSet").unwrap()[0].selector(),
+            ZtAnchor::WriterSet::SIGNATURE_HASH
+        );
+        for (e, sel) in [
+            ("ZeroRoot", ZtAnchor::ZeroRoot::SELECTOR),
+            ("ZeroEpoch", ZtAnchor::ZeroEpoch::SELECTOR),
+            ("NotWriter", ZtAnchor::NotWriter::SELECTOR),
+            ("EpochNotRising", ZtAnchor::EpochNotRising::SELECTOR),
+            ("RootConflict", ZtAnchor::RootConflict::SELECTOR),
         ] {
-            assert!(abi.error(e).is_some(), "{e}");
+            assert_eq!(abi.error(e).unwrap()[0].selector(), sel, "{e}");
         }
+        assert_eq!(
+            abi.errors().count(),
+            5,
+            "an error the Rust interface does not know"
+        );
+        assert_eq!(
+            abi.functions().count(),
+            6,
+            "a function the Rust interface does not know"
+        );
         let d: serde_json::Value = serde_json::from_str(DAALOG_ARTIFACT).unwrap();
         let dabi: JsonAbi = serde_json::from_value(d["abi"].clone()).unwrap();
         assert_eq!(

@@ -20,15 +20,19 @@ use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use zt_store::{EpochRow, EpochState, Store};
 
-use crate::error::AnchorError;
+use crate::error::{AnchorError, LogElsewhere};
 use crate::evm::{Evm, Fees, SendOutcome};
-use crate::tree::{log_id, Tree};
+use crate::tree::{LogRef, Tree};
 
 /// What the job needs besides the store and the node.
 #[derive(Debug, Clone)]
 pub struct JobConfig {
-    /// The log's name (its id on chain is `keccak256(name)`).
+    /// The log's name.
     pub log: String,
+    /// Whose log it is (its id on chain binds this address: [`LogRef::id`]). `None`: the
+    /// anchoring key's address. Another address when the key is a writer the owner authorized
+    /// (`setWriter`).
+    pub owner: Option<Address>,
     /// The `ZtAnchor` contract.
     pub contract: Address,
     /// Fees and gas cap.
@@ -48,6 +52,7 @@ impl JobConfig {
     pub fn new(log: impl Into<String>, contract: Address) -> Self {
         Self {
             log: log.into(),
+            owner: None,
             contract,
             fees: Fees::default(),
             receipt_timeout: Duration::from_secs(120),
@@ -108,9 +113,52 @@ impl<'a> Anchorer<'a> {
         }
     }
 
+    /// The log this job writes: the configured owner's (or the key's own) log.
+    pub fn log(&self) -> LogRef {
+        LogRef::new(
+            self.cfg.owner.unwrap_or_else(|| self.signer.address()),
+            self.cfg.log.clone(),
+        )
+    }
+
+    /// Before anything is built or sent: the store's epochs of this log must be this owner's on
+    /// this contract (another owner's or contract's epochs would be continued under ids they
+    /// never had), and a key that is not the owner must be an authorized writer (otherwise the
+    /// epoch would be stored, then revert, and stop the job).
+    async fn preflight(&self, last: Option<&EpochRow>) -> Result<(), AnchorError> {
+        let log = self.log();
+        let owner = format!("{:#x}", log.owner);
+        let contract = format!("{:#x}", self.cfg.contract);
+        if let Some(e) = last {
+            if e.owner.as_deref() != Some(owner.as_str())
+                || e.contract.as_deref() != Some(contract.as_str())
+            {
+                return Err(AnchorError::LogElsewhere(Box::new(LogElsewhere {
+                    log: self.cfg.log.clone(),
+                    epoch: e.epoch,
+                    stored_owner: e.owner.clone(),
+                    stored_contract: e.contract.clone(),
+                    owner,
+                    contract,
+                })));
+            }
+        }
+        let me = self.signer.address();
+        if me != log.owner && !self.evm.is_writer(self.cfg.contract, log.id(), me).await? {
+            return Err(AnchorError::NotWriter {
+                log: self.cfg.log.clone(),
+                owner,
+                writer: format!("{me:#x}"),
+            });
+        }
+        Ok(())
+    }
+
     /// One run: settle the epoch in flight; then anchor the heads that moved, if any.
     pub async fn run_once(&mut self) -> Result<RunOutcome, AnchorError> {
-        if let Some(last) = self.store.latest_epoch(&self.cfg.log)? {
+        let last = self.store.latest_epoch(&self.cfg.log)?;
+        self.preflight(last.as_ref()).await?;
+        if let Some(last) = last {
             if !last.state.on_chain() {
                 let settled = self.settle(last).await?;
                 if !settled.state.on_chain() {
@@ -169,6 +217,7 @@ impl<'a> Anchorer<'a> {
             state: EpochState::Pending,
             network_chain_id: Some(self.evm.chain_id()),
             contract: Some(format!("{:#x}", self.cfg.contract)),
+            owner: Some(format!("{:#x}", self.log().owner)),
             tx_hash: None,
             raw_tx: None,
             nonce: None,
@@ -237,12 +286,12 @@ impl<'a> Anchorer<'a> {
 
     /// Signs a new transaction for the epoch's (epoch, root), stores it, then broadcasts.
     async fn submit(&mut self, mut row: EpochRow) -> Result<EpochRow, AnchorError> {
-        let log_id = log_id(&self.cfg.log);
+        let log = self.log();
         let root = B256::from(row.root.0);
         // Already recorded on chain (an earlier transaction landed after all): nothing to send.
         let on_chain = self
             .evm
-            .root_of(self.cfg.contract, log_id, row.epoch)
+            .root_of(self.cfg.contract, log.id(), row.epoch)
             .await?;
         if on_chain == root {
             if let Some(found) = self.find_anchored_tx(&row).await? {
@@ -258,7 +307,7 @@ impl<'a> Anchorer<'a> {
             return Ok(row);
         }
         let nonce = self.evm.pending_nonce(self.signer.address()).await?;
-        let input = Evm::anchor_calldata(log_id, row.epoch, root, row.leaf_count);
+        let input = Evm::anchor_calldata(&log, row.epoch, root, row.leaf_count);
         let (hash, raw) = match self
             .evm
             .sign(
@@ -308,7 +357,7 @@ impl<'a> Anchorer<'a> {
             .unwrap_or(0);
         let events = self
             .evm
-            .anchored_events(self.cfg.contract, log_id(&self.cfg.log), 0, latest, 50_000)
+            .anchored_events(self.cfg.contract, self.log().id(), 0, latest, 50_000)
             .await?;
         let root = B256::from(row.root.0);
         let Some(ev) = events

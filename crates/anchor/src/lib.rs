@@ -1,6 +1,7 @@
 //! Anchoring chain heads on an EVM contract (`ZtAnchor`, Base Sepolia by default), with alloy.
 //!
-//! - [`tree`]: each epoch's RFC 6962 tree over `(chain, position, head)` leaves.
+//! - [`tree`]: each epoch's RFC 6962 tree over `(chain, position, head)` leaves; a log on the
+//!   contract ([`tree::LogRef`]) is its owner's.
 //! - [`evm`]: the node: signing with explicit nonces and fees, broadcasting, receipts,
 //!   finality, events; the contract's ABI.
 //! - [`job`]: the scheduled job: an epoch is stored before it is sent and never changes its
@@ -9,9 +10,10 @@
 //!   anchors not final, anchors the store does not know, and above all chains that no longer
 //!   contain an anchored head (truncated, or rewritten even with valid signatures).
 //! - [`lineage`]: a lineage JSONL file against a `DAALog` deployment (`logAction` events per
-//!   record, `logBatch` roots).
+//!   record, `logBatch` roots), counting only the loggers named, at a bounded cost.
 //! - [`proof`]: self-contained proof bundles (record -> links -> head -> inclusion proof ->
-//!   root -> transaction -> block) and their check, offline or against a node.
+//!   root -> transaction -> block) and their check under a trust root the verifier gives: a
+//!   keyring offline, and the contract, writer and owner against a node.
 //! - [`anvil`]: a local node (Foundry's anvil) for the demo, benchmarks and tests: found where
 //!   a user keeps it, and ended with its children.
 //!

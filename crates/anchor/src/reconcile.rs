@@ -9,10 +9,11 @@
 //! - `unknown_on_chain`: an `Anchored` event for this log that the store does not know;
 //! - `not_final`: on chain, but still not finalized past the window;
 //! - `truncated`: a chain ends before a position whose head was anchored;
-//! - `rewritten`: at or before an anchored position, a record is missing, a link is broken, a
-//!   record's content does not produce its hash, or the record at the anchored position is not
-//!   the anchored head. A key holder who rewrites and re-signs a chain passes signature checks;
-//!   the anchored head, taken before, is what catches it.
+//! - `rewritten`: at or before an anchored position, a record is missing, or the main line breaks
+//!   a chain rule (a link, the genesis, a v1 seq, the chain's one profile, a record's content
+//!   not producing its hash: [`zt_core::chain`] decides, as everywhere), or the record at the
+//!   anchored position is not the anchored head. A key holder who rewrites and re-signs a chain
+//!   passes signature checks; the anchored head, taken before, is what catches it.
 //!
 //! Only anchors the chain confirms (an `Anchored` event with the stored root) are used to check
 //! heads: a store cannot vouch for itself. Signatures are `zt-audit verify`'s job.
@@ -24,12 +25,13 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, B256};
 use rayon::prelude::*;
 use serde::Serialize;
-use zt_core::{Envelope, Hash32};
-use zt_store::{EpochState, Store};
+use zt_core::chain::{check_line, Break, LineError, Node, Successor, Tip};
+use zt_core::{Envelope, Hash32, Profile};
+use zt_store::{EpochState, LineRecord, Store};
 
 use crate::error::AnchorError;
 use crate::evm::{AnchoredEvent, Evm};
-use crate::tree::{log_id, Tree};
+use crate::tree::{LogRef, Tree};
 
 /// What kind of inconsistency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +103,8 @@ pub struct Report {
     pub ok: bool,
     /// The log.
     pub log: String,
+    /// Its owner (given by the person reconciling).
+    pub owner: String,
     /// Its id on chain.
     pub log_id: String,
     /// The contract.
@@ -164,15 +168,18 @@ fn finding(
     }
 }
 
-/// Compares the store's anchors of `log` with the `contract` through `evm`.
+/// Compares the store's anchors of `log` with the `contract` through `evm`. The contract and
+/// the log's owner are the caller's: only that owner's log is read (its id binds the owner), so
+/// whatever others anchored under the same name is not seen.
 pub async fn reconcile(
     store: &Store,
     evm: &Evm,
     contract: Address,
-    log: &str,
+    log_ref: &LogRef,
     opts: &Options,
 ) -> Result<Report, AnchorError> {
-    let id = log_id(log);
+    let log = log_ref.name.as_str();
+    let id = log_ref.id();
     let latest = evm.tag_number(BlockNumberOrTag::Latest).await?.unwrap_or(0);
     let finalized = evm.tag_number(BlockNumberOrTag::Finalized).await?;
     let events = evm
@@ -299,6 +306,7 @@ pub async fn reconcile(
     Ok(Report {
         ok: findings.is_empty(),
         log: log.to_owned(),
+        owner: format!("{:#x}", log_ref.owner),
         log_id: format!("{id:#x}"),
         contract: format!("{contract:#x}"),
         chain_id: evm.chain_id(),
@@ -315,8 +323,106 @@ pub async fn reconcile(
 /// Records read per page while walking a chain.
 const PAGE: u64 = 8192;
 
-/// Walks `chain`'s main line up to its last anchored position: positions contiguous from 0,
-/// links, content, and the anchored heads. The first break is the finding.
+/// A stored main-line record as the chain model sees it ([`Node`]): the hashes the store files
+/// it under, and what its bytes say. Bytes that do not parse, that name other hashes than the
+/// store's columns, or that recompute under no profile have no profile: the model calls that a
+/// hash mismatch. `trusted` is the caller's to decide (see [`check_chain`] and the proofs).
+pub(crate) fn stored_node(current: Hash32, previous: Hash32, raw: &[u8], trusted: bool) -> Node {
+    let env = Envelope::from_json(raw)
+        .ok()
+        .filter(|e| e.current_hash == current && e.previous_hash == previous);
+    let profile = env.as_ref().and_then(Envelope::detect_profile);
+    Node {
+        current,
+        previous,
+        seq: env.as_ref().and_then(|e| e.v1.as_ref().map(|v| v.seq)),
+        profile,
+        trusted,
+        uncovered: match (&env, profile) {
+            (Some(e), Some(p)) => e.uncovered_members(p),
+            _ => Vec::new(),
+        },
+        // Only explains a mismatch; the finding says what the bytes produce instead.
+        recomputed: Vec::new(),
+    }
+}
+
+/// What the bytes of an edited record produce, for the finding.
+fn body_hash(raw: &[u8], profile: Option<Profile>) -> String {
+    let Ok(env) = Envelope::from_json(raw) else {
+        return "an unreadable record".into();
+    };
+    let p = profile
+        .or_else(|| env.detect_profile())
+        .or_else(|| env.candidates().first().copied());
+    match p.map(|p| env.compute_hash(p)) {
+        Some(Ok(h)) if h != env.current_hash => h.to_hex(),
+        // It recomputes, but to another hash than the one the store files it under.
+        _ => env.current_hash.to_hex(),
+    }
+}
+
+/// The finding for the first record of an anchored stretch that the chain model does not let
+/// continue the line. The messages are the ones people already read in reports.
+fn break_finding(chain: &str, r: &LineRecord, profile: Option<Profile>, why: LineError) -> Finding {
+    let c = Some(chain);
+    let at = Some(r.position);
+    let b = match why {
+        LineError::Break(b) => *b,
+        // With every record trusted (see `check_chain`) the first break is always named;
+        // these are here so that a change in the model cannot pass silently.
+        other => {
+            return finding(
+                FindingKind::Rewritten,
+                None,
+                c,
+                at,
+                "a record continuing the chain",
+                r.current_hash.to_hex(),
+                format!("{other} (before an anchored head)"),
+            )
+        }
+    };
+    match &b {
+        Break::HashMismatch { matched, .. } if matched.is_none() || *matched == profile => finding(
+            FindingKind::Rewritten,
+            None,
+            c,
+            at,
+            r.current_hash.to_hex(),
+            body_hash(&r.raw, profile),
+            "the record's content does not produce its hash (edited in the store)",
+        ),
+        Break::BadGenesis { .. } | Break::BrokenLink { .. } | Break::Fork { .. } => finding(
+            FindingKind::Rewritten,
+            None,
+            c,
+            at,
+            b.expected(),
+            b.found(),
+            "the link to the previous record is broken before an anchored head",
+        ),
+        _ => finding(
+            FindingKind::Rewritten,
+            None,
+            c,
+            at,
+            b.expected(),
+            b.found(),
+            format!("{b} (before an anchored head)"),
+        ),
+    }
+}
+
+/// Walks `chain`'s main line up to its last anchored position with the chain model
+/// ([`zt_core::chain::check_line`]: genesis, links, seq, one profile fixed by the first record,
+/// content), and checks what only anchors can: positions contiguous from 0 (a record deleted
+/// from the store leaves a hole the chain model cannot see in a query by position) and the
+/// anchored heads. The first problem is the finding.
+///
+/// Every record is passed as trusted: which signatures count is the store's placement and
+/// `zt-audit verify`'s report; what reconcile adds is whether the chain still holds what was
+/// anchored.
 fn check_chain(
     store: &Store,
     chain: &str,
@@ -327,7 +433,8 @@ fn check_chain(
     };
     let c = Some(chain);
     let mut expect_pos = 0u64;
-    let mut prev = Hash32::ZERO;
+    let mut tip: Option<Tip> = None;
+    let mut profile: Option<Profile> = None;
     let mut read = 0u64;
     while expect_pos <= last {
         let page = store.main_line(chain, expect_pos, (expect_pos + PAGE - 1).min(last))?;
@@ -335,62 +442,20 @@ fn check_chain(
             break;
         }
         // Content first, in parallel: does each record's body produce its stored hash?
-        let content: Vec<Option<Hash32>> = page
+        let nodes: Vec<Node> = page
             .par_iter()
-            .map(|r| {
-                Envelope::from_json(&r.raw)
-                    .ok()
-                    .and_then(|e| e.detect_profile().map(|_| e.current_hash))
-            })
+            .map(|r| stored_node(r.current_hash, r.previous_hash, &r.raw, true))
             .collect();
-        for (r, body_hash) in page.iter().zip(content) {
-            read += 1;
-            if r.position != expect_pos {
-                let head = anchored.range(expect_pos..).next();
-                return Ok((
-                    Some(finding(
-                        FindingKind::Rewritten,
-                        None,
-                        c,
-                        Some(expect_pos),
-                        format!("a record at position {expect_pos}"),
-                        format!("the next record is at position {}", r.position),
-                        format!(
-                            "records are missing before the anchored head at position {}",
-                            head.map_or(last, |h| *h.0)
-                        ),
-                    )),
-                    read,
-                ));
-            }
-            if r.previous_hash != prev {
-                return Ok((
-                    Some(finding(
-                        FindingKind::Rewritten,
-                        None,
-                        c,
-                        Some(r.position),
-                        prev.to_hex(),
-                        r.previous_hash.to_hex(),
-                        "the link to the previous record is broken before an anchored head",
-                    )),
-                    read,
-                ));
-            }
-            if body_hash != Some(r.current_hash) {
-                return Ok((
-                    Some(finding(
-                        FindingKind::Rewritten,
-                        None,
-                        c,
-                        Some(r.position),
-                        r.current_hash.to_hex(),
-                        body_hash.map_or("an unreadable record".into(), |h| h.to_hex()),
-                        "the record's content does not produce its hash (edited in the store)",
-                    )),
-                    read,
-                ));
-            }
+        let gap = page
+            .iter()
+            .zip(expect_pos..)
+            .position(|(r, want)| r.position != want);
+        let upto = gap.unwrap_or(page.len());
+        let first_profile = nodes.first().and_then(|n| n.profile);
+        let seqs: Vec<Option<u64>> = nodes.iter().map(|n| n.seq).collect();
+        let broke = check_line(tip, profile, nodes.into_iter().take(upto)).err();
+        let sound = broke.as_ref().map_or(upto, |(i, _)| *i);
+        for (i, r) in page.iter().enumerate().take(sound) {
             if let Some(head) = anchored.get(&r.position) {
                 if *head != r.current_hash {
                     return Ok((
@@ -403,12 +468,47 @@ fn check_chain(
                             r.current_hash.to_hex(),
                             "the record at this anchored position is not the anchored head: the chain was rewritten (signatures may still verify)",
                         )),
-                        read,
+                        read + i as u64 + 1,
                     ));
                 }
             }
-            prev = r.current_hash;
-            expect_pos += 1;
+        }
+        if let Some((i, why)) = broke {
+            let f = break_finding(chain, &page[i], profile.or(first_profile), why);
+            return Ok((Some(f), read + i as u64 + 1));
+        }
+        if let Some(g) = gap {
+            let head = anchored.range(expect_pos + g as u64..).next();
+            let want = expect_pos + g as u64;
+            return Ok((
+                Some(finding(
+                    FindingKind::Rewritten,
+                    None,
+                    c,
+                    Some(want),
+                    format!("a record at position {want}"),
+                    format!("the next record is at position {}", page[g].position),
+                    format!(
+                        "records are missing before the anchored head at position {}",
+                        head.map_or(last, |h| *h.0)
+                    ),
+                )),
+                read + g as u64 + 1,
+            ));
+        }
+        read += page.len() as u64;
+        profile = profile.or(first_profile);
+        if let (Some(r), Some(seq)) = (page.last(), seqs.last()) {
+            tip = Some(Tip {
+                current: r.current_hash,
+                position: r.position,
+                seq: *seq,
+                main: true,
+                successor: Successor::None,
+                successor_at: None,
+                at: None,
+            });
+            expect_pos = r.position + 1;
         }
     }
     if expect_pos <= last {

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, Row};
+use zt_core::chain::SigStatus;
 use zt_core::Hash32;
 
-use crate::{hash_of, now_ms, Store, StoreError};
+use crate::{hash_of, now_ms, sig_status, Store, StoreError};
 
 pub(crate) const MIGRATION: &str = r#"
 CREATE TABLE anchor_epochs (
@@ -40,6 +41,10 @@ CREATE TABLE anchor_leaves (
     PRIMARY KEY (log, epoch, idx)
 );
 CREATE INDEX anchor_leaves_chain ON anchor_leaves(chain, position);
+"#;
+
+pub(crate) const MIGRATION_OWNER: &str = r#"
+ALTER TABLE anchor_epochs ADD COLUMN owner TEXT;  -- 0x address whose log this is (NULL: anchored before logs had owners)
 "#;
 
 /// Where an epoch's transaction stands.
@@ -127,6 +132,9 @@ pub struct EpochRow {
     pub network_chain_id: Option<u64>,
     /// Contract address (0x...).
     pub contract: Option<String>,
+    /// The log's owner on the contract (0x...): its id there is bound to this address. `None`
+    /// for epochs anchored before logs had owners.
+    pub owner: Option<String>,
     /// Latest transaction sent (0x...).
     pub tx_hash: Option<String>,
     /// That transaction, signed.
@@ -156,6 +164,10 @@ pub struct FoundRecord {
     pub position: Option<u64>,
     /// Its branch (0: the main line).
     pub branch: Option<i64>,
+    /// `previous_hash` (as stored).
+    pub previous_hash: Hash32,
+    /// Its signature status, as checked when it was stored.
+    pub status: SigStatus,
     /// The bytes as received.
     pub raw: Vec<u8>,
 }
@@ -169,6 +181,8 @@ pub struct LineRecord {
     pub current_hash: Hash32,
     /// `previous_hash` (as stored).
     pub previous_hash: Hash32,
+    /// Its signature status, as checked when it was stored.
+    pub status: SigStatus,
     /// The bytes as received.
     pub raw: Vec<u8>,
 }
@@ -203,7 +217,7 @@ fn i64_of(v: u64) -> i64 {
 
 const EPOCH_COLUMNS: &str =
     "log, epoch, root, leaf_count, state, network_chain_id, contract, tx_hash, \
-     raw_tx, nonce, block_number, block_hash, attempts, note, created_at_ms, updated_at_ms";
+     raw_tx, nonce, block_number, block_hash, attempts, note, created_at_ms, updated_at_ms, owner";
 
 fn epoch_row(r: &Row<'_>) -> rusqlite::Result<EpochRow> {
     let state: String = r.get(4)?;
@@ -224,6 +238,7 @@ fn epoch_row(r: &Row<'_>) -> rusqlite::Result<EpochRow> {
         note: r.get(13)?,
         created_at_ms: r.get(14)?,
         updated_at_ms: r.get(15)?,
+        owner: r.get(16)?,
     })
 }
 
@@ -299,7 +314,7 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT INTO anchor_epochs ({EPOCH_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
             ),
             params![
                 row.log,
@@ -318,6 +333,7 @@ impl Store {
                 row.note,
                 row.created_at_ms,
                 row.updated_at_ms,
+                row.owner,
             ],
         )?;
         {
@@ -414,7 +430,8 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT chain, position, branch, raw FROM records WHERE current_hash = ?1",
+                "SELECT chain, position, branch, raw, status, previous_hash FROM records \
+                 WHERE current_hash = ?1",
             )?
             .query_row([hash.as_bytes().as_slice()], |r| {
                 Ok(FoundRecord {
@@ -422,6 +439,8 @@ impl Store {
                     position: u64_of(r.get(1)?),
                     branch: r.get(2)?,
                     raw: r.get(3)?,
+                    status: sig_status(r.get(4)?, 4)?,
+                    previous_hash: hash_of(&r.get::<_, Vec<u8>>(5)?),
                 })
             })
             .optional()?)
@@ -435,7 +454,7 @@ impl Store {
         to: u64,
     ) -> Result<Vec<LineRecord>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT position, current_hash, previous_hash, raw FROM records \
+            "SELECT position, current_hash, previous_hash, raw, status FROM records \
              WHERE chain = ?1 AND branch = 0 AND position BETWEEN ?2 AND ?3 ORDER BY position, id",
         )?;
         let rows = st.query_map(params![chain, i64_of(from), i64_of(to)], |r| {
@@ -444,6 +463,7 @@ impl Store {
                 current_hash: hash_of(&r.get::<_, Vec<u8>>(1)?),
                 previous_hash: hash_of(&r.get::<_, Vec<u8>>(2)?),
                 raw: r.get(3)?,
+                status: sig_status(r.get(4)?, 4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

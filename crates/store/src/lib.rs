@@ -123,6 +123,8 @@ CREATE TABLE record_copies (
 );
 CREATE INDEX record_copies_hash ON record_copies(current_hash);
 "#,
+    // 4: a log on the contract is its owner's (the log id binds the owner's address).
+    anchor::MIGRATION_OWNER,
 ];
 
 /// The migration after which placement is the chain model's: stores older than this are

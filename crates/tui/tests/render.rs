@@ -63,6 +63,7 @@ fn fixture_store(dir: &Path) -> PathBuf {
                 state: EpochState::Finalized,
                 network_chain_id: Some(84532),
                 contract: Some("0x5fbdb2315678afecb367f032d93f642f64180aa3".into()),
+                owner: Some("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266".into()),
                 tx_hash: Some(
                     "0xd3360434838f607f417735ebd3fcf775d48407861989aa552825f3431cf434a5".into(),
                 ),
@@ -379,6 +380,7 @@ fn hostile_store(dir: &Path) -> PathBuf {
                 state: EpochState::Finalized,
                 network_chain_id: Some(84532),
                 contract: None,
+                owner: None,
                 tx_hash: Some(format!("0x{HOSTILE}")),
                 raw_tx: None,
                 nonce: Some(0),

@@ -21,6 +21,8 @@ pub enum Anchor {
     Deploy(DeployArgs),
     /// Anchor the heads of the store's chains: once, or on a schedule.
     Run(RunArgs),
+    /// Let another address anchor your log (or stop it): the key is the log's owner.
+    SetWriter(SetWriterArgs),
 }
 
 /// Where the chain is. The RPC URL may come from env `ZT_ANCHOR_RPC`.
@@ -133,9 +135,15 @@ pub struct RunArgs {
     /// The ZtAnchor contract.
     #[arg(long, value_name = "ADDR")]
     contract: String,
-    /// The log's name: its id on chain is keccak256(NAME).
+    /// The log's name. On chain the log is its owner's: its id is
+    /// keccak256(abi.encode(owner, keccak256(NAME))), so nobody else can write it or take the
+    /// name first.
     #[arg(long, value_name = "NAME")]
     log: String,
+    /// Whose log to anchor, when the key is a writer the owner authorized (`anchor
+    /// set-writer`); default: the key's own address.
+    #[arg(long, value_name = "ADDR")]
+    owner: Option<String>,
     /// One run: settle the epoch in flight, anchor what moved, exit.
     #[arg(long)]
     once: bool,
@@ -146,6 +154,28 @@ pub struct RunArgs {
     /// How long a run waits for its transaction to be mined.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     receipt_timeout: Duration,
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    fees: FeeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SetWriterArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// The ZtAnchor contract.
+    #[arg(long, value_name = "ADDR")]
+    contract: String,
+    /// Your log's name.
+    #[arg(long, value_name = "NAME")]
+    log: String,
+    /// The address that may anchor it (it then runs `anchor run --owner <your address>`).
+    #[arg(long, value_name = "ADDR")]
+    writer: String,
+    /// Take the permission back instead.
+    #[arg(long)]
+    revoke: bool,
     #[command(flatten)]
     key: KeyArgs,
     #[command(flatten)]
@@ -175,7 +205,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn parse_address(s: &str) -> Result<Address> {
-    Address::from_str(s.trim()).map_err(|_| anyhow!("{s:?} is not a 0x contract address"))
+    Address::from_str(s.trim()).map_err(|_| anyhow!("{s:?} is not a 0x address"))
 }
 
 pub fn run(cmd: Anchor) -> Result<ExitCode> {
@@ -183,7 +213,36 @@ pub fn run(cmd: Anchor) -> Result<ExitCode> {
     match cmd {
         Anchor::Deploy(a) => rt.block_on(deploy(a)),
         Anchor::Run(a) => rt.block_on(run_job(a)),
+        Anchor::SetWriter(a) => rt.block_on(set_writer(a)),
     }
+}
+
+async fn set_writer(a: SetWriterArgs) -> Result<ExitCode> {
+    let signer = a.key.signer()?;
+    let contract = parse_address(&a.contract)?;
+    let writer = parse_address(&a.writer)?;
+    let evm = a.chain.connect().await?;
+    let receipt = evm
+        .send_and_wait(
+            &signer,
+            Some(contract),
+            Evm::set_writer_calldata(&a.log, writer, !a.revoke),
+            &a.fees.fees()?,
+            Duration::from_secs(120),
+        )
+        .await
+        .context("setWriter")?;
+    if !receipt.success {
+        bail!("setWriter reverted (block {})", receipt.block_number);
+    }
+    println!(
+        "{writer:#x} {} anchor log {} of {:#x} on {contract:#x} (block {})",
+        if a.revoke { "may no longer" } else { "may" },
+        escape(&a.log),
+        signer.address(),
+        receipt.block_number
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn deploy(a: DeployArgs) -> Result<ExitCode> {
@@ -229,6 +288,7 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
     let signer = a.key.signer()?;
     let contract = parse_address(&a.contract)?;
     let mut cfg = JobConfig::new(a.log.clone(), contract);
+    cfg.owner = a.owner.as_deref().map(parse_address).transpose()?;
     cfg.fees = a.fees.fees()?;
     cfg.receipt_timeout = a.receipt_timeout;
     if !a.db.is_file() {
@@ -252,8 +312,9 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
     tokio::pin!(stop);
     let mut failures = 0u32;
     eprintln!(
-        "zt-audit anchor run: log {} every {every:?}, contract {contract:#x}",
-        escape(&a.log)
+        "zt-audit anchor run: log {} of {:#x} every {every:?}, contract {contract:#x}",
+        escape(&a.log),
+        cfg.owner.unwrap_or_else(|| signer.address())
     );
     loop {
         let wait = match run_step(&a, &mut store, &signer, &cfg).await {

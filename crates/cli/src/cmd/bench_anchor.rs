@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use zt_anchor::evm::{Evm, Fees, Network, DAALOG_ARTIFACT, ZT_ANCHOR_ARTIFACT};
 use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
-use zt_anchor::tree::{log_id, Tree};
+use zt_anchor::tree::{LogRef, Tree};
 use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::{Envelope, Hash32, Profile};
@@ -261,7 +261,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
     );
     let t = Instant::now();
     let log = "bench-reconcile";
-    let lid = log_id(log);
+    let log_ref = LogRef::new(signer.address(), log);
     let mut nonce = evm.pending_nonce(signer.address()).await?;
     let fees = Fees {
         max_fee: Some(2_000_000_000),
@@ -278,7 +278,8 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
             })
             .collect();
         let tree = Tree::new(leaves);
-        let input = Evm::anchor_calldata(lid, e as u64, B256::from(tree.root().0), chains as u64);
+        let input =
+            Evm::anchor_calldata(&log_ref, e as u64, B256::from(tree.root().0), chains as u64);
         let (hash, raw) = evm
             .sign(&signer, Some(contract), input, nonce, &fees)
             .await?;
@@ -298,6 +299,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
                 state: EpochState::Included,
                 network_chain_id: Some(evm.chain_id()),
                 contract: Some(format!("{contract:#x}")),
+                owner: Some(format!("{:#x}", signer.address())),
                 tx_hash: Some(format!("{hash:#x}")),
                 raw_tx: None,
                 nonce: None,
@@ -324,7 +326,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
             &store,
             &evm,
             contract,
-            log,
+            &log_ref,
             &zt_anchor::reconcile::Options::default(),
         )
         .await?;

@@ -361,8 +361,9 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     );
     // Only commands whose inputs exist: the proof only when it was written.
     if let Anchoring::Proven(proof) = &anchoring {
+        // Offline: the demo's node stops with it, so no --rpc (and no --contract/--writer).
         println!(
-            "  zt-audit verify-proof {} --keyring {}",
+            "  zt-audit verify-proof {} --keyring {}   # offline: the demo's node is gone",
             rel(proof),
             rel(&keyring_path)
         );
@@ -458,11 +459,13 @@ async fn anchor_steps(
     ));
 
     out.step("reconcile the store with the chain, and prove the allowed decision");
+    // The demo is its own verifier: it pins what it deployed and the address it anchored with.
+    let log_ref = zt_anchor::tree::LogRef::new(signer.address(), log.clone());
     let report = zt_anchor::reconcile::reconcile(
         &store,
         &evm,
         contract,
-        &log,
+        &log_ref,
         &zt_anchor::reconcile::Options::default(),
     )
     .await?;
@@ -482,15 +485,20 @@ async fn anchor_steps(
     ));
     let bundle = zt_anchor::proof::make_proof(&store, Some(&log), record)?;
     let ring = Keyring::from_json(&std::fs::read(keyring)?)?;
-    let checked = zt_anchor::proof::verify_offline(&bundle, Some(&ring))?;
-    let on = zt_anchor::proof::verify_on_chain(&bundle, &evm).await?;
+    let checked = zt_anchor::proof::verify_offline(&bundle, &ring)?;
+    let pins = zt_anchor::proof::Pins {
+        contract,
+        writer: signer.address(),
+        owner: signer.address(),
+    };
+    let on = zt_anchor::proof::verify_on_chain(&bundle, &evm, &pins).await?;
     let proof_path = db.with_file_name("allowed-decision.proof.json");
     std::fs::write(
         &proof_path,
         format!("{}\n", serde_json::to_string_pretty(&bundle)?),
     )?;
     out.line(&format!(
-        "{}: record {} -> {} link(s) -> head -> inclusion proof -> root -> tx in block {} ({} signature(s) verified)",
+        "{}: record {} -> {} link(s) -> head -> inclusion proof -> root -> tx in block {} ({} signature(s) verified under the keyring; contract and writer pinned)",
         out.style.ok("proof VALID"),
         checked.record.short(),
         bundle.links.len(),

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use zt_anchor::proof::{make_proof, verify_offline, verify_on_chain, ProofBundle};
+use zt_anchor::proof::{
+    make_proof, verify_offline, verify_on_chain, Pins, ProofBundle, ProofError,
+};
 use zt_core::text::escape;
 use zt_core::Hash32;
 use zt_store::Store;
 
-use crate::cmd::anchor::ChainArgs;
+use crate::cmd::anchor::{parse_address, ChainArgs};
 use crate::cmd::verify::load_keyring;
 use crate::style::Style;
 
@@ -32,22 +34,38 @@ pub struct ProveArgs {
     log: Option<String>,
 }
 
-/// Check a proof bundle: offline (every hash, link and the inclusion proof), and against the
-/// chain with --rpc. Exit status: 0 valid; 1 invalid; 2 usage or runtime error.
+/// Check a proof bundle against a trust root you give: a keyring (required), and for the
+/// on-chain check the contract and the anchoring address. Nothing in the bundle vouches for
+/// itself. Exit status: 0 valid; 1 invalid; 2 usage or runtime error.
 #[derive(Debug, clap::Args)]
 pub struct VerifyProofArgs {
     /// The bundle.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// Also check the transaction and the contract's root through this node.
-    #[arg(long, value_name = "URL")]
+    /// The keys the records must be signed with (required, or --key): a proof is only as good
+    /// as the keys it is checked with.
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// A trusted key given directly, as KEY_ID=PUBLIC_KEY.pem (repeatable).
+    #[arg(long = "key", value_name = "ID=PEM")]
+    keys: Vec<String>,
+    /// Also check the anchor through this node: the contract must hold the root, and the
+    /// transaction must be the writer's (needs --contract and --writer).
+    #[arg(long, value_name = "URL", requires_all = ["contract", "writer"])]
     rpc: Option<String>,
     /// The network the node must be (with --rpc).
     #[arg(long, value_name = "NAME", default_value = "base-sepolia", value_parser = ["base-sepolia", "base", "local"])]
     network: String,
-    /// Verify the records' signatures with this keyring.
-    #[arg(long, value_name = "FILE")]
-    keyring: Option<PathBuf>,
+    /// The ZtAnchor deployment the root must be in (with --rpc; the bundle's own is only
+    /// compared with it).
+    #[arg(long, value_name = "ADDR", requires = "rpc")]
+    contract: Option<String>,
+    /// The anchoring address: the transaction must be sent by it (with --rpc).
+    #[arg(long, value_name = "ADDR", requires = "rpc")]
+    writer: Option<String>,
+    /// Whose log it is, when the writer anchors for another owner (default: the writer).
+    #[arg(long, value_name = "ADDR", requires = "writer")]
+    owner: Option<String>,
 }
 
 pub fn prove(a: ProveArgs) -> Result<ExitCode> {
@@ -58,19 +76,20 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     }
     let store =
         Store::open(&a.db).with_context(|| format!("cannot open store {}", a.db.display()))?;
-    let bundle = make_proof(&store, a.log.as_deref(), &hash)?;
+    let bundle = make_proof(&store, a.log.as_deref(), &hash).context("no proof written")?;
     let json = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(&a.out, format!("{json}\n"))
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     // Chain, log and transaction come from the store: shown escaped.
     eprintln!(
-        "wrote {}: record at {} position {}, {} link(s) to the head anchored in epoch {} of {} (tx {}, block {}, {})",
+        "wrote {}: record at {} position {}, {} link(s) to the head anchored in epoch {} of {} of owner {} (tx {}, block {}, {})",
         crate::style::path(&a.out),
         escape(&bundle.chain),
         bundle.position,
         bundle.links.len(),
         bundle.epoch,
         escape(&bundle.log),
+        escape(&bundle.owner),
         escape(&bundle.transaction),
         bundle.block_number,
         escape(&bundle.state)
@@ -79,64 +98,106 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
 }
 
 pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
+    if a.keyring.is_none() && a.keys.is_empty() {
+        bail!(
+            "verify-proof needs --keyring FILE (or --key ID=PEM): a proof is only as good as the \
+             keys it is checked with, and a bundle cannot supply its own"
+        );
+    }
+    // The pins are parsed before anything is read: a usage error is exit 2 whatever the file.
+    let pins = match (&a.rpc, &a.contract, &a.writer) {
+        (Some(_), Some(c), Some(w)) => {
+            let writer = parse_address(w)?;
+            Some(Pins {
+                contract: parse_address(c)?,
+                writer,
+                owner: a.owner.as_deref().map(parse_address).transpose()?.unwrap_or(writer),
+            })
+        }
+        (Some(_), _, _) => bail!("--rpc needs --contract ADDR and --writer ADDR: the anchor is checked against what you pin, never against the bundle's own claims"),
+        _ => None,
+    };
+    let ring = load_keyring(a.keyring.as_ref(), &a.keys)?;
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
     let bundle: ProofBundle = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a proof bundle", a.file.display()))?;
-    let ring = match &a.keyring {
-        Some(_) => Some(load_keyring(a.keyring.as_ref(), &[])?),
-        None => None,
-    };
     let s = Style::stdout();
     // Everything in the bundle, and the errors that quote it, is whoever wrote the file's
     // text: shown escaped.
-    let checked = match verify_offline(&bundle, ring.as_ref()) {
+    let checked = match verify_offline(&bundle, &ring) {
         Ok(c) => c,
         Err(e) => {
             println!("{}: {}", s.bad("INVALID"), escape(&e.to_string()));
             return Ok(ExitCode::from(1));
         }
     };
+    let mut root = Vec::new();
+    if let Some(p) = &a.keyring {
+        root.push(format!("keyring {}", crate::style::path(p)));
+    }
+    if !a.keys.is_empty() {
+        root.push(format!("{} key(s) given with --key", a.keys.len()));
+    }
     println!(
-        "offline: record {} and {} link(s) recompute and chain to the head; leaf {} of {} is under root {}{}",
+        "trust root: {}; the {} record(s) are signed by {}",
+        root.join(" and "),
+        checked.records,
+        checked
+            .keys
+            .iter()
+            .map(|k| escape(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "offline: record {} and {} link(s) recompute, verify under the keyring and chain to the head; leaf {} of {} is under root {}",
         checked.record,
         bundle.links.len(),
         bundle.leaf_index,
         bundle.tree_size,
         escape(&bundle.root),
-        if ring.is_some() {
-            format!("; {} signature(s) verified", checked.signatures)
-        } else {
-            String::new()
-        }
     );
-    if let Some(rpc) = &a.rpc {
-        let chain = ChainArgs {
-            rpc: rpc.clone(),
-            network: a.network.clone(),
-        };
-        let rt = crate::cmd::runtime()?;
-        let result = rt.block_on(async {
-            let evm = chain.connect().await?;
-            Ok::<_, anyhow::Error>(verify_on_chain(&bundle, &evm).await)
-        })?;
-        match result {
-            Ok(on) => println!(
-                "on chain: contract {} holds root {} for epoch {} of {}; tx {} in block {} ({} blocks deep){}",
-                escape(&bundle.contract),
-                escape(&bundle.root),
-                bundle.epoch,
-                escape(&bundle.log),
-                escape(&bundle.transaction),
-                on.block_number,
-                on.latest.saturating_sub(on.block_number),
-                if on.same_block { "" } else { " (moved by a reorg since the proof was made)" }
-            ),
-            Err(zt_anchor::proof::ProofError::Rpc(e)) => bail!("asking the node: {e}"),
-            Err(e) => {
-                println!("{}: {}", s.bad("INVALID"), escape(&e.to_string()));
-                return Ok(ExitCode::from(1));
-            }
+    let (Some(rpc), Some(pins)) = (&a.rpc, pins) else {
+        println!(
+            "on chain: not checked (offline only): nothing here shows the root was anchored; \
+             check it with --rpc URL --contract ADDR --writer ADDR"
+        );
+        println!(
+            "{} (offline only: the anchor was not checked on chain)",
+            s.ok("VALID")
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let chain = ChainArgs {
+        rpc: rpc.clone(),
+        network: a.network.clone(),
+    };
+    let rt = crate::cmd::runtime()?;
+    let result = rt.block_on(async {
+        let evm = chain.connect().await?;
+        Ok::<_, anyhow::Error>(verify_on_chain(&bundle, &evm, &pins).await)
+    })?;
+    match result {
+        Ok(on) => println!(
+            "on chain: network chain id {} ({}); contract {:#x} (pinned) holds root {} for epoch {} of log {} of owner {:#x} (pinned); tx {} sent by writer {:#x} (pinned) in block {} ({} blocks deep){}",
+            on.chain_id,
+            a.network,
+            pins.contract,
+            escape(&bundle.root),
+            bundle.epoch,
+            escape(&bundle.log),
+            pins.owner,
+            escape(&bundle.transaction),
+            pins.writer,
+            on.block_number,
+            on.latest.saturating_sub(on.block_number),
+            if on.same_block { "" } else { " (moved by a reorg since the proof was made)" }
+        ),
+        Err(ProofError::Rpc(e)) => bail!("asking the node: {e}"),
+        Err(e) => {
+            println!("{}: {}", s.bad("INVALID"), escape(&e.to_string()));
+            return Ok(ExitCode::from(1));
         }
     }
     println!("{}", s.ok("VALID"));

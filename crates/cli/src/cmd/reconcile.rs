@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use zt_anchor::reconcile::{reconcile, Options, Report};
+use zt_anchor::tree::LogRef;
 use zt_core::text::escape;
 use zt_store::Store;
 
@@ -18,8 +19,9 @@ use crate::style::Style;
 /// unknown to the store or not final; and chains that no longer contain an anchored head
 /// (truncated, or rewritten even with valid signatures).
 ///
-/// With --lineage FILE and a lineage DAALog --contract: the file's records against the
-/// ActionLogged events and batch roots of that deployment.
+/// With --lineage FILE, a lineage DAALog --contract and the --logger addresses whose events
+/// count: the file's records against the ActionLogged events and batch roots of that
+/// deployment (anyone else's events are counted as ignored).
 ///
 /// Exit status: 0 consistent; 1 findings; 2 usage or runtime error.
 #[derive(Debug, clap::Args)]
@@ -28,8 +30,13 @@ pub struct Args {
     #[arg(long, value_name = "PATH", required_unless_present = "lineage")]
     db: Option<PathBuf>,
     /// A lineage JSONL file to reconcile with a DAALog deployment (instead of --db/--log).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "log"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "log"], requires = "logger")]
     lineage: Option<PathBuf>,
+    /// With --lineage: an address whose logAction/logBatch events count (repeatable; the
+    /// event's logger and its transaction's sender must be one of them). Anyone can call the
+    /// DAALog contract: other senders' events are ignored and counted.
+    #[arg(long, value_name = "ADDR", requires = "lineage")]
+    logger: Vec<String>,
     #[command(flatten)]
     chain: ChainArgs,
     /// The ZtAnchor contract.
@@ -38,6 +45,15 @@ pub struct Args {
     /// The log's name.
     #[arg(long, value_name = "NAME", required_unless_present = "lineage")]
     log: Option<String>,
+    /// The log's owner (the anchoring address, or the owner a writer anchors for): only that
+    /// owner's log is read, whatever others anchored under the same name.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        required_unless_present = "lineage",
+        conflicts_with = "lineage"
+    )]
+    owner: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -58,9 +74,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if let Some(file) = &a.lineage {
         return lineage(&a, file, contract, &rt);
     }
-    let (Some(db), Some(log)) = (&a.db, &a.log) else {
-        bail!("give --db and --log (or --lineage FILE)");
+    let (Some(db), Some(log), Some(owner)) = (&a.db, &a.log, &a.owner) else {
+        bail!("give --db, --log and --owner (or --lineage FILE)");
     };
+    let log = LogRef::new(parse_address(owner)?, log.clone());
     if !db.is_file() {
         bail!("no store at {}", db.display());
     }
@@ -72,7 +89,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             span: a.log_span,
             final_within: a.final_within,
         };
-        reconcile(&store, &evm, contract, log, &opts)
+        reconcile(&store, &evm, contract, &log, &opts)
             .await
             .context("reconciling")
     })?;
@@ -97,9 +114,18 @@ fn lineage(
     let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let records = zt_anchor::lineage::read_file(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let opts = zt_anchor::lineage::Options {
+        loggers: a
+            .logger
+            .iter()
+            .map(|l| parse_address(l))
+            .collect::<Result<_>>()?,
+        from_block: a.from_block,
+        span: a.log_span,
+    };
     let report = rt.block_on(async {
         let evm = a.chain.connect().await?;
-        zt_anchor::lineage::reconcile_lineage(&records, &evm, contract, a.from_block, a.log_span)
+        zt_anchor::lineage::reconcile_lineage(&records, &evm, contract, &opts)
             .await
             .context("reconciling with the DAALog deployment")
     })?;
@@ -121,6 +147,16 @@ fn lineage(
                 report.logged,
                 report.batched,
                 report.unanchored
+            )?;
+            writeln!(
+                out,
+                "counted: events of {} ({} ActionLogged, {} BatchLogged); ignored: {} ActionLogged and {} BatchLogged event(s) from {} other sender(s)",
+                report.loggers.join(", "),
+                report.action_events,
+                report.batch_events,
+                report.ignored_action_events,
+                report.ignored_batch_events,
+                report.ignored_senders
             )?;
             print_findings(&mut out, &report.findings, s)?;
             if report.ok {
@@ -168,8 +204,9 @@ fn print_findings(
 fn print_text(out: &mut impl Write, r: &Report, s: Style) -> Result<()> {
     writeln!(
         out,
-        "log {} ({}) on contract {} (chain {})",
+        "log {} of owner {} ({}) on contract {} (chain {})",
         escape(&r.log),
+        escape(&r.owner),
         escape(&r.log_id),
         escape(&r.contract),
         r.chain_id

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
-use zt_anchor::evm::{Evm, Fees, Network, ZtAnchor, ZT_ANCHOR_ARTIFACT};
+use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
+use zt_anchor::tree::LogRef;
 use zt_anchor::AnchorError;
 
 use crate::Anvil;
 
-fn anchor_call(log: B256, epoch: u64, root: B256) -> Bytes {
+fn anchor_call(log: &LogRef, epoch: u64, root: B256) -> Bytes {
     Evm::anchor_calldata(log, epoch, root, 3)
 }
 
@@ -54,17 +54,22 @@ fn the_contracts_rules_hold_on_a_real_node() {
             .await
             .unwrap();
         assert!(deployed.success);
-        let log = zt_anchor::tree::log_id("rules");
+        let log = LogRef::new(owner.address(), "rules");
+        // The id the contract computes is the one zt-anchor computes.
+        assert_eq!(evm.log_id_of(c, &log).await.unwrap(), log.id());
         let (r1, r2) = (B256::repeat_byte(1), B256::repeat_byte(2));
 
-        // The first anchor binds the log to its sender; ~50k gas.
-        let first = send(&evm, &owner, c, anchor_call(log, 1, r1))
+        let first = send(&evm, &owner, c, anchor_call(&log, 1, r1))
             .await
             .unwrap();
         assert!(first.success);
         assert_eq!(first.anchored.len(), 1);
-        assert_eq!(first.anchored[0].2, 1);
-        let second = send(&evm, &owner, c, anchor_call(log, 2, r2))
+        let ev = &first.anchored[0];
+        assert_eq!(
+            (ev.log_id, ev.owner, ev.epoch, ev.root),
+            (log.id(), owner.address(), 1, r1)
+        );
+        let second = send(&evm, &owner, c, anchor_call(&log, 2, r2))
             .await
             .unwrap();
         assert!(
@@ -78,23 +83,23 @@ fn the_contracts_rules_hold_on_a_real_node() {
         );
 
         // The same (epoch, root) again: a harmless no-op, no event.
-        let again = send(&evm, &owner, c, anchor_call(log, 2, r2))
+        let again = send(&evm, &owner, c, anchor_call(&log, 2, r2))
             .await
             .unwrap();
         assert!(again.success && again.anchored.is_empty());
         // Another root for a recorded epoch, an old epoch, a zero root or epoch: reverts.
         assert!(
-            revert_name(send(&evm, &owner, c, anchor_call(log, 2, r1)).await)
+            revert_name(send(&evm, &owner, c, anchor_call(&log, 2, r1)).await)
                 .contains("RootConflict")
         );
         assert!(
-            revert_name(send(&evm, &owner, c, anchor_call(log, 1, r2)).await)
+            revert_name(send(&evm, &owner, c, anchor_call(&log, 1, r2)).await)
                 .contains("RootConflict")
         );
         let r3 = B256::repeat_byte(3);
-        let old = anchor_call(log, 2, r3);
+        let old = anchor_call(&log, 2, r3);
         assert!(revert_name(send(&evm, &owner, c, old).await).contains("RootConflict"));
-        let mut skipped = send(&evm, &owner, c, anchor_call(log, 5, r3))
+        let skipped = send(&evm, &owner, c, anchor_call(&log, 5, r3))
             .await
             .unwrap();
         assert!(
@@ -102,60 +107,63 @@ fn the_contracts_rules_hold_on_a_real_node() {
             "epochs may skip numbers, only never go back"
         );
         assert!(
-            revert_name(send(&evm, &owner, c, anchor_call(log, 4, r3)).await)
+            revert_name(send(&evm, &owner, c, anchor_call(&log, 4, r3)).await)
                 .contains("EpochNotRising")
         );
         assert!(
-            revert_name(send(&evm, &owner, c, anchor_call(log, 6, B256::ZERO)).await)
+            revert_name(send(&evm, &owner, c, anchor_call(&log, 6, B256::ZERO)).await)
                 .contains("ZeroRoot")
         );
         assert!(
-            revert_name(send(&evm, &owner, c, anchor_call(log, 0, r1)).await).contains("ZeroEpoch")
+            revert_name(send(&evm, &owner, c, anchor_call(&log, 0, r1)).await)
+                .contains("ZeroEpoch")
         );
 
-        // Someone else may not write this log, until the owner says so.
+        // Someone else may not write the owner's log ...
         assert!(
-            revert_name(send(&evm, &other, c, anchor_call(log, 6, r1)).await).contains("NotWriter")
+            revert_name(send(&evm, &other, c, anchor_call(&log, 6, r1)).await)
+                .contains("NotWriter")
         );
-        let deny_grant = ZtAnchor::setWriterCall {
-            logId: log,
-            writer: owner.address(),
-            allowed: true,
-        };
+        // ... nor authorize themselves: setWriter only ever speaks for the sender's own logs.
+        let self_grant = Evm::set_writer_calldata("rules", other.address(), true);
+        assert!(send(&evm, &other, c, self_grant).await.unwrap().success);
+        assert!(!evm.is_writer(c, log.id(), other.address()).await.unwrap());
         assert!(
-            revert_name(send(&evm, &other, c, Bytes::from(deny_grant.abi_encode())).await)
-                .contains("NotOwner")
+            revert_name(send(&evm, &other, c, anchor_call(&log, 6, r1)).await)
+                .contains("NotWriter")
         );
-        let grant = ZtAnchor::setWriterCall {
-            logId: log,
-            writer: other.address(),
-            allowed: true,
-        };
+        // The same name is another log when it is someone else's: it does not touch the owner's.
+        let theirs = LogRef::new(other.address(), "rules");
+        assert_ne!(theirs.id(), log.id());
+        let r9 = B256::repeat_byte(9);
         assert!(
-            send(&evm, &owner, c, Bytes::from(grant.abi_encode()))
+            send(&evm, &other, c, anchor_call(&theirs, 6, r9))
                 .await
                 .unwrap()
                 .success
         );
-        skipped = send(&evm, &other, c, anchor_call(log, 6, r1))
+        assert_eq!(evm.root_of(c, log.id(), 6).await.unwrap(), B256::ZERO);
+
+        // The owner authorizes a writer; the writer anchors the owner's log; the owner revokes.
+        let grant = Evm::set_writer_calldata("rules", other.address(), true);
+        assert!(send(&evm, &owner, c, grant).await.unwrap().success);
+        assert!(evm.is_writer(c, log.id(), other.address()).await.unwrap());
+        let by_writer = send(&evm, &other, c, anchor_call(&log, 6, r1))
             .await
             .unwrap();
-        assert!(skipped.success);
-        // ... and another log is another owner's.
-        let other_log = zt_anchor::tree::log_id("someone-else");
+        assert!(by_writer.success);
+        assert_eq!(by_writer.from, other.address());
+        assert_eq!(by_writer.anchored[0].owner, owner.address());
+        let revoke = Evm::set_writer_calldata("rules", other.address(), false);
+        assert!(send(&evm, &owner, c, revoke).await.unwrap().success);
         assert!(
-            send(&evm, &other, c, anchor_call(other_log, 1, r1))
-                .await
-                .unwrap()
-                .success
-        );
-        assert!(
-            revert_name(send(&evm, &owner, c, anchor_call(other_log, 2, r1)).await)
+            revert_name(send(&evm, &other, c, anchor_call(&log, 7, r1)).await)
                 .contains("NotWriter")
         );
 
-        assert_eq!(evm.root_of(c, log, 2).await.unwrap(), r2);
-        assert_eq!(evm.root_of(c, log, 3).await.unwrap(), B256::ZERO);
+        assert_eq!(evm.root_of(c, log.id(), 2).await.unwrap(), r2);
+        assert_eq!(evm.root_of(c, log.id(), 3).await.unwrap(), B256::ZERO);
+        assert_eq!(evm.root_of(c, theirs.id(), 6).await.unwrap(), r9);
     });
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use zt_core::Hash32;
 
 use crate::{
-    anchor_once, anchored_events, both, deploy, import, reconcile, sql, stdout, v1_chain,
+    address, anchor_once, anchored_events, both, deploy, import, reconcile, sql, stdout, v1_chain,
     verify_db, zt, Anvil,
 };
 
@@ -82,7 +82,7 @@ fn kinds(report: &serde_json::Value) -> Vec<(String, Option<u64>)> {
 #[test]
 fn deploy_anchor_reconcile_prove_and_anchor_again() {
     let a = anchored();
-    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["confirmed_epochs"], 1);
     assert_eq!(report["records_checked"], 9);
@@ -113,24 +113,57 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
     assert_eq!(b["links"].as_array().unwrap().len(), 3);
     assert_eq!(b["chain_id"], 84532);
     let ring = crate::repo().join("fixtures/v1/keyring.json");
+    let writer = address(&a.key);
+    let pinned = |file: &Path| {
+        zt(
+            None,
+            &[
+                "verify-proof",
+                file.to_str().unwrap(),
+                "--keyring",
+                ring.to_str().unwrap(),
+                "--rpc",
+                &a.anvil.url,
+                "--contract",
+                &a.contract,
+                "--writer",
+                &writer,
+            ],
+        )
+    };
+    let out = pinned(&bundle);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the 4 record(s) are signed by test-only-a"),
+        "{text}"
+    );
+    assert!(text.contains("keyring.json"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "tx {} sent by writer {writer} (pinned)",
+            b["transaction"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("network chain id 84532"), "{text}");
+    assert!(text.lines().last() == Some("VALID"), "{text}");
+    // Offline only, it says so.
     let out = zt(
         None,
         &[
             "verify-proof",
             bundle.to_str().unwrap(),
-            "--rpc",
-            &a.anvil.url,
             "--keyring",
             ring.to_str().unwrap(),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(
-        stdout(&out).contains("4 signature(s) verified"),
+        stdout(&out).contains("VALID (offline only"),
         "{}",
         both(&out)
     );
-    assert!(stdout(&out).contains("VALID"));
 
     // An edited bundle does not verify, offline already.
     let edited = std::fs::read_to_string(&bundle)
@@ -138,7 +171,15 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
         .replace("demo/3", "demo/9");
     let bad = a.db.with_file_name("proof-edited.json");
     std::fs::write(&bad, edited).unwrap();
-    let out = zt(None, &["verify-proof", bad.to_str().unwrap()]);
+    let out = zt(
+        None,
+        &[
+            "verify-proof",
+            bad.to_str().unwrap(),
+            "--keyring",
+            ring.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(stdout(&out).contains("INVALID"));
     // A bundle pointing at another epoch's root fails on chain.
@@ -146,15 +187,7 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
     other["epoch"] = 7.into();
     let wrong = a.db.with_file_name("proof-epoch.json");
     std::fs::write(&wrong, other.to_string()).unwrap();
-    let out = zt(
-        None,
-        &[
-            "verify-proof",
-            wrong.to_str().unwrap(),
-            "--rpc",
-            &a.anvil.url,
-        ],
-    );
+    let out = pinned(&wrong);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
 
     // Chain a grows: epoch 2 anchors only the chain that moved.
@@ -166,7 +199,7 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
         "{}",
         both(&out)
     );
-    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["confirmed_epochs"], 2);
     assert_eq!(anchored_events(&a.anvil, &a.contract).len(), 2);
@@ -185,7 +218,7 @@ fn a_truncated_copy_verifies_on_its_own_but_fails_reconciliation() {
         code, 0,
         "the truncated chain is a valid chain on its own: {report:#}"
     );
-    let (code, report) = reconcile(&a.anvil, &cut, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &cut, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("truncated".to_owned(), Some(5))]);
 }
@@ -208,7 +241,7 @@ fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation()
         code, 0,
         "every hash, link and signature of the rewrite is valid: {report:#}"
     );
-    let (code, report) = reconcile(&a.anvil, &forged, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &forged, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(5))]);
     let f = &report["findings"][0];
@@ -228,7 +261,7 @@ fn tampered_records_and_tampered_anchors_fail_reconciliation() {
     );
     let (code, _) = verify_db(&t);
     assert_eq!(code, 1);
-    let (code, report) = reconcile(&a.anvil, &t, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &t, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(1))]);
 
@@ -238,14 +271,55 @@ fn tampered_records_and_tampered_anchors_fail_reconciliation() {
         &l,
         "UPDATE anchor_leaves SET head = zeroblob(32) WHERE chain = 'cp-a'",
     );
-    let (code, report) = reconcile(&a.anvil, &l, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &l, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report)[0].0, "root_differs");
 
     // The anchors deleted from the store: the chain still knows them.
     let d = copy(&a.db, "no-anchors.db");
     sql(&d, "DELETE FROM anchor_leaves; DELETE FROM anchor_epochs;");
-    let (code, report) = reconcile(&a.anvil, &d, &a.contract, LOG);
+    let (code, report) = reconcile(&a.anvil, &d, &a.contract, &address(&a.key), LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("unknown_on_chain".to_owned(), None)]);
+}
+
+/// A main line edited into the store before it was anchored: record 3 is a genuine, signed
+/// record whose seq is 5 (the store kept it off the main line; a hand edit put it on). Every
+/// link and signature holds and the anchored head is the record itself; the chain model's seq
+/// rule is what catches it.
+#[test]
+fn a_main_line_that_breaks_a_chain_rule_fails_reconciliation_even_as_anchored() {
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("evidence.db");
+    let chain = v1_chain("cp-a", 0, 3, Hash32::ZERO, allow);
+    import(&db, &chain);
+    let jump = v1_chain("cp-a", 5, 1, chain[2].1, allow);
+    import(&db, &jump);
+    sql(
+        &db,
+        &format!(
+            "UPDATE records SET branch = 0, position = 3 WHERE current_hash = X'{}'",
+            jump[0].1.to_hex()
+        ),
+    );
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(3))]);
+    let f = &report["findings"][0];
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("seq jumps from 2 to 5"),
+        "{report:#}"
+    );
+    assert_eq!(
+        (f["expected"].as_str(), f["found"].as_str()),
+        (Some("3"), Some("5"))
+    );
 }

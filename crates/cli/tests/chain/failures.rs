@@ -10,7 +10,9 @@ use std::sync::Arc;
 use serde_json::json;
 use zt_core::Hash32;
 
-use crate::{anchor_once, anchored_events, both, deploy, import, reconcile, v1_chain, Anvil};
+use crate::{
+    address, anchor_once, anchored_events, both, deploy, import, reconcile, v1_chain, Anvil,
+};
 
 const LOG: &str = "zt-failures";
 
@@ -163,7 +165,7 @@ fn the_rpc_dying_mid_submission_then_a_rerun_gives_one_root() {
             1,
             "mode {mode}: one root for epoch 1"
         );
-        let (code, report) = reconcile(&anvil, &db, &contract, LOG);
+        let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
         assert_eq!(code, 0, "mode {mode}: {report:#}");
     }
 }
@@ -190,7 +192,7 @@ fn a_reorg_that_drops_the_anchor_is_noticed_and_the_same_root_is_sent_again() {
     anvil.rpc("evm_revert", json!([snapshot]));
     anvil.rpc("anvil_mine", json!([3]));
     assert!(anchored_events(&anvil, &contract).is_empty());
-    let (code, report) = reconcile(&anvil, &db, &contract, LOG);
+    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["findings"][0]["kind"], "anchor_missing");
 
@@ -205,7 +207,7 @@ fn a_reorg_that_drops_the_anchor_is_noticed_and_the_same_root_is_sent_again() {
         .unwrap()
         .to_lowercase()
         .contains(&root.to_lowercase()));
-    let (code, report) = reconcile(&anvil, &db, &contract, LOG);
+    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
     assert_eq!(code, 0, "{report:#}");
 }
 
@@ -325,7 +327,7 @@ fn the_scheduled_job_rides_out_an_outage_and_resumes_after_a_restart() {
     let (code, stderr) = terminate(job);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(anchored_events(&anvil, &contract).len(), 3);
-    let (code, report) = reconcile(&anvil, &db, &contract, LOG);
+    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records_checked"], 7);
 }

@@ -8,6 +8,7 @@
     reason = "test crate: a failed unwrap is a failed test"
 )]
 
+mod attacks;
 mod contract;
 mod cycle;
 mod failures;
@@ -137,8 +138,14 @@ pub fn anchor_once(anvil_url: &str, key: &str, db: &Path, contract: &str, log: &
     )
 }
 
-/// `zt-audit reconcile --format json`: (exit code, report).
-pub fn reconcile(anvil: &Anvil, db: &Path, contract: &str, log: &str) -> (i32, Value) {
+/// The address of a hex private key (`ZT_ANCHOR_KEY`), as 0x hex.
+pub fn address(key: &str) -> String {
+    use std::str::FromStr;
+    format!("{:#x}", PrivateKeySigner::from_str(key).unwrap().address())
+}
+
+/// `zt-audit reconcile --format json` of `owner`'s log: (exit code, report).
+pub fn reconcile(anvil: &Anvil, db: &Path, contract: &str, owner: &str, log: &str) -> (i32, Value) {
     let out = zt(
         None,
         &[
@@ -149,6 +156,8 @@ pub fn reconcile(anvil: &Anvil, db: &Path, contract: &str, log: &str) -> (i32, V
             &anvil.url,
             "--contract",
             contract,
+            "--owner",
+            owner,
             "--log",
             log,
             "--format",
@@ -255,7 +264,7 @@ pub fn sql(db: &Path, statement: &str) {
 pub fn anchored_events(anvil: &Anvil, contract: &str) -> Vec<Value> {
     let topic = format!(
         "{:#x}",
-        alloy::primitives::keccak256("Anchored(bytes32,uint64,bytes32,uint64)")
+        alloy::primitives::keccak256("Anchored(bytes32,uint64,address,bytes32,uint64)")
     );
     anvil
         .rpc(

@@ -264,3 +264,34 @@ fn unusable_keys_are_usage_errors_naming_the_key() {
     let out = zt(&["verify", "--profile", "nonsense", valid.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Reconcile reads an owner's log and a lineage's named loggers: without them it is a usage
+/// error (2) before any node is asked.
+#[test]
+fn reconcile_without_its_trust_root_is_a_usage_error() {
+    let addr = "0x000000000000000000000000000000000000dead";
+    let lineage = fixtures().join("interop/zt-infra-full/valid.jsonl");
+    let cases: &[&[&str]] = &[
+        &["--db", "x.db", "--log", "prod-audit"],
+        &["--db", "x.db", "--log", "prod-audit", "--owner", "nope"],
+        &["--lineage", lineage.to_str().unwrap()],
+        &["--lineage", lineage.to_str().unwrap(), "--logger", "nope"],
+    ];
+    for extra in cases {
+        let mut args = vec![
+            "reconcile",
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--contract",
+            addr,
+        ];
+        args.extend_from_slice(extra);
+        let out = zt(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("--owner") || stderr.contains("--logger") || stderr.contains("nope"),
+            "{extra:?}: {stderr}"
+        );
+    }
+}

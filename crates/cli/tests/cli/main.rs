@@ -11,6 +11,7 @@ mod interop;
 mod keygen;
 mod otel_python;
 mod otel_rust;
+mod proof;
 mod serve;
 mod store;
 mod surface;

@@ -161,8 +161,9 @@ fn errors_name_hostile_paths_escaped() {
     assert!(err.contains(r"keyring\u{1b}[2K\u{d}\u{202e}.json"), "{err}");
 }
 
-/// A proof bundle is whoever wrote the file's text: its one record holds, but the leaf names
-/// another chain, and the INVALID line quotes that name.
+/// A proof bundle is whoever wrote the file's text: its one record holds (under a key given
+/// by the hostile key id it names), but the leaf names another chain, and the INVALID line
+/// quotes that name. Under a keyring without that key id, the INVALID line quotes the id.
 #[test]
 fn verify_proof_shows_a_hostile_bundle_escaped() {
     let tmp = tempfile::tempdir().unwrap();
@@ -171,7 +172,7 @@ fn verify_proof_shows_a_hostile_bundle_escaped() {
         .unwrap()
         .current_hash;
     let bundle = serde_json::json!({
-        "format": "zt-audit-proof/1",
+        "format": zt_anchor::proof::FORMAT,
         "record": record,
         "chain": hostile_chain(),
         "position": 0,
@@ -182,6 +183,7 @@ fn verify_proof_shows_a_hostile_bundle_escaped() {
         "inclusion_proof": [],
         "root": head.to_hex(),
         "log": format!("log{HOSTILE}"),
+        "owner": format!("0x{HOSTILE}"),
         "log_id": "0x00",
         "epoch": 1,
         "contract": format!("0x{HOSTILE}"),
@@ -193,7 +195,29 @@ fn verify_proof_shows_a_hostile_bundle_escaped() {
     });
     let path = tmp.path().join("bundle.json");
     std::fs::write(&path, bundle.to_string()).unwrap();
-    let out = zt(&["verify-proof", path.to_str().unwrap()]);
+    let ring = fixtures().join("v1/keyring.json");
+    let out = zt(&[
+        "verify-proof",
+        path.to_str().unwrap(),
+        "--keyring",
+        ring.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_inert("verify-proof's verdict", &text);
+    assert!(text.starts_with("INVALID: record: record 0 "), "{text}");
+    assert!(
+        text.contains(
+            r#"unknown_key: key "test-only-a\u{1b}[2K\u{d}\u{202e}" is not in the keyring"#
+        ),
+        "{text}"
+    );
+
+    let key = format!(
+        "test-only-a{HOSTILE}={}",
+        fixtures().join("keys/test-only-a.pub.pem").display()
+    );
+    let out = zt(&["verify-proof", path.to_str().unwrap(), "--key", &key]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_inert("verify-proof's verdict", &text);
