@@ -435,3 +435,186 @@ fn a_bundle_anchored_on_the_attackers_own_contract_is_invalid() {
         assert!(stdout(&out).contains(want), "{field}: {}", both(&out));
     }
 }
+
+/// A `zt-audit serve` process on a free loopback port; stopped (and reaped) on drop.
+struct Serve {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Serve {
+    fn start(db: &Path) -> Serve {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+            .args([
+                "serve",
+                "--db",
+                db.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--keyring", &keyring()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+        Serve {
+            child,
+            endpoint: format!("{}/v1/logs", url.trim_end_matches("/v1/logs")),
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The venv's python with the real OpenTelemetry SDK (scripts/python-venv.sh builds it).
+fn python() -> String {
+    let out = std::process::Command::new("bash")
+        .arg(crate::repo().join("scripts/python-venv.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
+/// Sends the lines with the OpenTelemetry Python SDK's OTLP/HTTP exporter.
+fn send(py: &str, endpoint: &str, file: &Path) {
+    let out = std::process::Command::new(py)
+        .arg(crate::repo().join("tests/python/send_envelopes.py"))
+        .args(["--endpoint", endpoint, "--file", file.to_str().unwrap()])
+        .args(["--timeout", "10"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The leaves `(chain, position, head)` of one epoch of the store's log.
+fn leaves(db: &Path, epoch: u64) -> Vec<(String, u64, Vec<u8>)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT chain, position, head FROM anchor_leaves WHERE epoch = ?1 ORDER BY idx")
+        .unwrap();
+    st.query_map([epoch as i64], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Attack 1 of issue 11, end to end: nobody's key, only the receiver's address. An unsigned
+/// record naming the real chain at seq 2^53-1 (and an unsigned successor of its head) sent
+/// through the real Python OTel exporter into `zt-audit serve` became the main line's head;
+/// `anchor run` anchored it, and no genuine record after it could ever be anchored again.
+#[test]
+fn an_unsigned_record_sent_to_serve_is_never_anchored() {
+    use zt_core::envelope::{V1Draft, MAX_SEQ};
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("serve.db");
+    let py = python();
+    let srv = Serve::start(&db);
+
+    let genuine = v1_chain("cp-prod", 0, 4, Hash32::ZERO, allow);
+    let forged = |seq: u64, prev: Hash32| {
+        V1Draft {
+            chain_id: "cp-prod".into(),
+            seq,
+            actor: "agent-hello".into(),
+            action: "aws.ec2.terminate_instances".into(),
+            resource: "i-0prod".into(),
+            decision: "allow".into(),
+            reason: "forged".into(),
+            timestamp: "2026-10-01T09:59:00.000Z".into(),
+            previous_hash: prev,
+            context: None,
+        }
+        .seal(None)
+    };
+    let hijack = forged(MAX_SEQ, Hash32::digest(b"no such record"));
+    let squat = forged(4, genuine[3].1);
+    let mut lines: Vec<String> = genuine.iter().map(|g| g.0.clone()).collect();
+    lines.push(hijack.json.clone());
+    lines.push(squat.json.clone());
+    let file = tmp.path().join("round1.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    send(&py, &srv.endpoint, &file);
+
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        leaves(&db, 1),
+        [("cp-prod".to_owned(), 3, genuine[3].1.as_bytes().to_vec())],
+        "only the genuine head is anchored"
+    );
+    // The forgeries are kept as evidence, and proofs refuse them.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let kept: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM records WHERE status = 'unsigned'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 2);
+    let out = prove(&db, &hijack.current_hash, &tmp.path().join("h.json"));
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    let out = prove(&db, &squat.current_hash, &tmp.path().join("s.json"));
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+
+    // Genuine records after the forged successor still anchor.
+    let more = v1_chain("cp-prod", 4, 2, genuine[3].1, allow);
+    let file = tmp.path().join("round2.jsonl");
+    let text: Vec<&str> = more.iter().map(|m| m.0.as_str()).collect();
+    std::fs::write(&file, text.join("\n") + "\n").unwrap();
+    send(&py, &srv.endpoint, &file);
+    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        leaves(&db, 2),
+        [("cp-prod".to_owned(), 5, more[1].1.as_bytes().to_vec())]
+    );
+    let out = prove(&db, &more[1].1, &tmp.path().join("p.json"));
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    assert_eq!(code, 0, "{report:#}");
+    drop(srv);
+    // The store still shows the attempt: verify --db fails on the two unsigned records.
+    let (code, report) = crate::verify_db(&db);
+    assert_eq!(code, 1, "{report:#}");
+    let kinds: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"unsigned"), "{kinds:?}");
+}
