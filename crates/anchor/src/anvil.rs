@@ -106,6 +106,36 @@ pub struct Found {
     pub source: AnvilSource,
 }
 
+/// Finds anvil as this build's commands do: [`find`] with the current folder and the source
+/// tree this crate was built from as the project roots (where `scripts/npm-tools.sh` puts the
+/// pinned copy), so an installed `zt-audit` finds it from anywhere.
+pub fn locate(explicit: Option<&Path>) -> Result<Found, AnvilError> {
+    let mut roots = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
+    }
+    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    roots.push(source_tree.canonicalize().unwrap_or(source_tree));
+    find(explicit, &roots)
+}
+
+/// The `--anvil` flag's help, for the commands that take it.
+pub const FLAG_HELP: &str = "The anvil executable (default: env ZT_ANVIL, else anvil on PATH, \
+else node_modules/.bin/anvil here or in the source tree, which scripts/npm-tools.sh installs)";
+
+/// A fresh random key, funded on a local node (`anvil_setBalance`); never written anywhere.
+pub async fn funded_key(
+    evm: &crate::evm::Evm,
+) -> Result<alloy::signers::local::PrivateKeySigner, crate::AnchorError> {
+    let signer = alloy::signers::local::PrivateKeySigner::random();
+    evm.raw_request(
+        "anvil_setBalance",
+        serde_json::json!([format!("{:#x}", signer.address()), "0xD3C21BCECCEDA1000000"]),
+    )
+    .await?;
+    Ok(signer)
+}
+
 /// Finds anvil: `explicit` (a flag), else `ZT_ANVIL`, else `PATH`, else
 /// `<root>/node_modules/.bin/anvil` for each of `project_roots` in order.
 ///

@@ -45,7 +45,7 @@ enum Command {
     Keygen(cmd::keygen::Args),
     /// Benchmarks (generated data, figures for the README).
     #[command(subcommand)]
-    Bench(cmd::bench::Bench),
+    Bench(zt_bench::Bench),
     /// Print a shell completion script: `zt-audit completions bash > ~/.local/share/bash-completion/completions/zt-audit`.
     Completions {
         /// The shell.
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::VerifyProof(a) => cmd::prove::verify_proof(a),
         Command::Tui(a) => cmd::tui::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
-        Command::Bench(b) => cmd::bench::run(b),
+        Command::Bench(b) => zt_bench::run(b),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -403,7 +403,7 @@ async fn anchor_steps(
     use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
 
     out.step("anchor the ingest store's chain head on a local chain (anvil, chain id 84532)");
-    let started = crate::cmd::anvil::locate(anvil_flag)
+    let started = zt_anchor::anvil::locate(anvil_flag)
         .and_then(|found| zt_anchor::anvil::Anvil::start(&found.path).map(|a| (found, a)));
     let anvil = match started {
         Ok((found, a)) => {
@@ -423,7 +423,7 @@ async fn anchor_steps(
         }
     };
     let evm = Evm::connect(&anvil.url, Network::BaseSepolia).await?;
-    let signer = crate::cmd::anvil::funded_key(&evm).await?;
+    let signer = zt_anchor::anvil::funded_key(&evm).await?;
     let (contract, deployed) = evm
         .deploy(&signer, ZT_ANCHOR_ARTIFACT, &Fees::default())
         .await

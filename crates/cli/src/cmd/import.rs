@@ -8,7 +8,7 @@ use zt_core::text::escape;
 use zt_ingest::{import_file, Pipeline};
 use zt_store::Store;
 
-use crate::cmd::verify::load_keyring;
+use crate::cmd::load_keyring;
 
 /// Load JSONL logs (or JSON arrays, saved HTTP responses) into a store, validated exactly as
 /// `serve` validates: unreadable records and hashes that do not recompute go to quarantine;

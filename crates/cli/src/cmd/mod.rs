@@ -1,12 +1,7 @@
-//! One module per subcommand, each with its `Args` and `run`.
+//! One module per subcommand, each with its `Args` and `run`; what several of them share
+//! (the runtime, the keyring flags, the trust flags) is here, once.
 
 pub mod anchor;
-pub mod anvil;
-pub mod bench;
-pub mod bench_anchor;
-pub mod bench_cp;
-pub mod bench_ingest;
-pub mod bench_tui;
 pub mod control_plane;
 pub mod demo;
 pub mod import;
@@ -49,4 +44,37 @@ impl TrustArgs {
             },
         }
     }
+}
+
+/// The trusted keys from `--keyring FILE` and `--key ID=PEM` flags (both optional; an empty
+/// keyring verifies nothing).
+pub fn load_keyring(
+    path: Option<&std::path::PathBuf>,
+    keys: &[String],
+) -> anyhow::Result<zt_core::keyring::Keyring> {
+    use anyhow::{bail, Context};
+    use zt_core::crypto::PublicKey;
+    use zt_core::keyring::{KeyEntry, Keyring};
+    let mut ring = match path {
+        Some(p) => {
+            let bytes =
+                std::fs::read(p).with_context(|| format!("cannot read keyring {}", p.display()))?;
+            Keyring::from_json(&bytes).with_context(|| format!("keyring {}", p.display()))?
+        }
+        None => Keyring::new(),
+    };
+    for spec in keys {
+        let Some((id, file)) = spec.split_once('=') else {
+            bail!("--key {spec:?}: expected KEY_ID=PUBLIC_KEY.pem");
+        };
+        if id.is_empty() {
+            bail!("--key {spec:?}: the key id is empty");
+        }
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("--key {id}: cannot read {file}"))?;
+        let pk = PublicKey::from_pem(&pem).with_context(|| format!("--key {id}: {file}"))?;
+        ring.insert(KeyEntry::new(id, pk))
+            .with_context(|| format!("--key {id}"))?;
+    }
+    Ok(ring)
 }

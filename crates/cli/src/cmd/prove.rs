@@ -13,7 +13,7 @@ use zt_core::Hash32;
 use zt_store::Store;
 
 use crate::cmd::anchor::{parse_address, ChainArgs};
-use crate::cmd::verify::load_keyring;
+use crate::cmd::load_keyring;
 use crate::style::Style;
 
 /// Write a proof bundle for one record: the record, the links up to its anchored head, the

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use zt_ingest::server::{self, Config};
 use zt_store::Store;
 
-use crate::cmd::verify::load_keyring;
+use crate::cmd::load_keyring;
 
 /// Receive audit envelopes over OTLP/HTTP (`POST /v1/logs`, protobuf or JSON, gzip) into a
 /// store. Answers 200 only after the envelopes are committed. SIGINT/SIGTERM: stop accepting,

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use zt_core::keyring::{KeyEntry, Keyring};
+use zt_core::keyring::Keyring;
 use zt_core::text::escape;
-use zt_core::{crypto::PublicKey, Hash32, Profile};
+use zt_core::{Hash32, Profile};
 use zt_verifier::{Options, Report, Verifier};
 
 use crate::style::Style;
@@ -64,33 +64,8 @@ pub struct Args {
     format: Format,
 }
 
-pub fn load_keyring(path: Option<&PathBuf>, keys: &[String]) -> Result<Keyring> {
-    let mut ring = match path {
-        Some(p) => {
-            let bytes =
-                std::fs::read(p).with_context(|| format!("cannot read keyring {}", p.display()))?;
-            Keyring::from_json(&bytes).with_context(|| format!("keyring {}", p.display()))?
-        }
-        None => Keyring::new(),
-    };
-    for spec in keys {
-        let Some((id, file)) = spec.split_once('=') else {
-            bail!("--key {spec:?}: expected KEY_ID=PUBLIC_KEY.pem");
-        };
-        if id.is_empty() {
-            bail!("--key {spec:?}: the key id is empty");
-        }
-        let pem = std::fs::read_to_string(file)
-            .with_context(|| format!("--key {id}: cannot read {file}"))?;
-        let pk = PublicKey::from_pem(&pem).with_context(|| format!("--key {id}: {file}"))?;
-        ring.insert(KeyEntry::new(id, pk))
-            .with_context(|| format!("--key {id}"))?;
-    }
-    Ok(ring)
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
-    let ring = load_keyring(args.keyring.as_ref(), &args.keys)?;
+    let ring = crate::cmd::load_keyring(args.keyring.as_ref(), &args.keys)?;
     let expect_head = match &args.expect_head {
         Some(h) => Some(
             Hash32::from_hex(&h.to_ascii_lowercase())

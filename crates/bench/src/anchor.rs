@@ -26,8 +26,7 @@ use zt_core::envelope::V1Draft;
 use zt_core::{Envelope, Hash32, Profile};
 use zt_store::{EpochRow, EpochState, LeafRow, NewRecord, Store};
 
-use crate::cmd::anvil::funded_key;
-use zt_anchor::anvil::Anvil;
+use zt_anchor::anvil::{funded_key, Anvil};
 
 #[derive(Debug, clap::Args)]
 pub struct AnchorArgs {
@@ -46,7 +45,7 @@ pub struct AnchorArgs {
     /// Timed reconcile runs (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    #[arg(long, value_name = "PATH", help = crate::cmd::anvil::FLAG_HELP)]
+    #[arg(long, value_name = "PATH", help = zt_anchor::anvil::FLAG_HELP)]
     anvil: Option<PathBuf>,
 }
 
@@ -190,12 +189,12 @@ async fn daalog_gas(evm: &Evm, signer: &PrivateKeySigner, n: usize) -> Result<(u
 }
 
 pub fn run(a: AnchorArgs) -> Result<ExitCode> {
-    let rt = crate::cmd::runtime()?;
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(bench(a))
 }
 
 async fn bench(a: AnchorArgs) -> Result<ExitCode> {
-    let found = crate::cmd::anvil::locate(a.anvil.as_deref())?;
+    let found = zt_anchor::anvil::locate(a.anvil.as_deref())?;
     // History pruned so long runs stay small.
     let anvil = Anvil::start_with(
         &found.path,

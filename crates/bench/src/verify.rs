@@ -1,6 +1,4 @@
-//! `zt-audit bench`: reproducible figures for the README.
-//!
-//! `bench verify` generates a signed zt-infra-full chain, then measures in one run:
+//! `zt-audit bench verify`: generates a signed zt-infra-full chain, then measures in one run:
 //! the backend's raw P-256 verify rate (one core, and the pure-Rust backend for reference),
 //! `zt-audit verify` on the chain (this very binary, as a user runs it), and the Node/OpenSSL
 //! reference verifier (`bench/node/verify.mjs`, embedded) on the same file. Medians of
@@ -17,22 +15,7 @@ use zt_core::envelope::{seal_zt_infra_full, zt_infra_full_hash, LineageFields};
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::Hash32;
 
-const NODE_VERIFIER: &str = include_str!("../../../../bench/node/verify.mjs");
-
-#[derive(Debug, clap::Subcommand)]
-pub enum Bench {
-    /// Verify throughput against the Node/OpenSSL reference verifier.
-    Verify(VerifyArgs),
-    /// Ingest throughput of `zt-audit serve` under a replayed OTLP load.
-    Ingest(crate::cmd::bench_ingest::IngestArgs),
-    /// The terminal browser: first screen and keystroke times on a big store.
-    Tui(crate::cmd::bench_tui::TuiArgs),
-    /// Anchoring: gas per anchor and per record, reconcile time (a local anvil).
-    Anchor(crate::cmd::bench_anchor::AnchorArgs),
-    /// Control-plane decisions per second and latency, from concurrent guarded clients.
-    #[command(name = "control-plane")]
-    ControlPlane(crate::cmd::bench_cp::CpArgs),
-}
+const NODE_VERIFIER: &str = include_str!("../../../bench/node/verify.mjs");
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -51,16 +34,6 @@ pub struct VerifyArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-pub fn run(b: Bench) -> Result<ExitCode> {
-    match b {
-        Bench::Verify(a) => verify(a),
-        Bench::Ingest(a) => crate::cmd::bench_ingest::run(a),
-        Bench::ControlPlane(a) => crate::cmd::bench_cp::run(a),
-        Bench::Anchor(a) => crate::cmd::bench_anchor::run(a),
-        Bench::Tui(a) => crate::cmd::bench_tui::run(a),
-    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -172,7 +145,8 @@ fn raw_rate(n: usize, pure: bool) -> f64 {
     n as f64 / secs
 }
 
-fn verify(a: VerifyArgs) -> Result<ExitCode> {
+/// Runs the benchmark.
+pub fn run(a: VerifyArgs) -> Result<ExitCode> {
     if a.records == 0 || a.runs == 0 {
         bail!("--records and --runs must be at least 1");
     }
