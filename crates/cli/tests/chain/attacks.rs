@@ -444,26 +444,16 @@ struct Serve {
 
 impl Serve {
     fn start(db: &Path) -> Serve {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-            .args([
-                "serve",
-                "--db",
-                db.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--keyring", &keyring()])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+        let ring = keyring();
+        let (child, url) = crate::spawn_server(&[
+            "serve".as_ref(),
+            "--db".as_ref(),
+            db.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--keyring".as_ref(),
+            ring.as_ref(),
+        ]);
         Serve {
             child,
             endpoint: format!("{}/v1/logs", url.trim_end_matches("/v1/logs")),
@@ -476,26 +466,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The venv's python with the real OpenTelemetry SDK (scripts/python-venv.sh builds it).
-fn python() -> String {
-    let out = std::process::Command::new("bash")
-        .arg(crate::repo().join("scripts/python-venv.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned()
 }
 
 /// Sends the lines with the OpenTelemetry Python SDK's OTLP/HTTP exporter.
@@ -540,7 +510,7 @@ fn an_unsigned_record_sent_to_serve_is_never_anchored() {
     let contract = deploy(&anvil, &key);
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("serve.db");
-    let py = python();
+    let py = crate::python();
     let srv = Serve::start(&db);
 
     let genuine = v1_chain("cp-prod", 0, 4, Hash32::ZERO, allow);

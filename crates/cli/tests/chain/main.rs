@@ -14,7 +14,7 @@ mod cycle;
 mod failures;
 mod lineage;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use alloy::signers::local::PrivateKeySigner;
@@ -24,9 +24,9 @@ use zt_core::envelope::V1Draft;
 use zt_core::json::{Map, Value as JValue};
 use zt_core::Hash32;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "../support/mod.rs"]
+mod support;
+pub use support::{python, repo, spawn_server};
 
 /// A running anvil (the native binary, so dropping it ends the node); killed on drop.
 #[derive(Debug)]

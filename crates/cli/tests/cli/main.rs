@@ -22,9 +22,9 @@ mod v1;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "../support/mod.rs"]
+mod support;
+pub use support::{python, repo, spawn_server};
 
 pub fn fixtures() -> PathBuf {
     repo().join("fixtures")
@@ -61,24 +61,6 @@ pub fn assert_store_verifies(db: &Path, records: u64) {
     let (code, report) = verify_db(db);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records"], records);
-}
-
-/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with.
-pub fn spawn_server(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
-    (child, url)
 }
 
 /// Sends `sig` (`-TERM`, `-INT`, ...) to `child` and waits up to 20 s for it to exit:

@@ -5,26 +5,7 @@ use std::process::Command;
 
 use crate::assert_store_verifies;
 use crate::serve::{assert_counts, Server};
-use crate::{fixtures, repo};
-
-fn python() -> String {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/python-venv.sh"))
-        .output()
-        .expect("run scripts/python-venv.sh");
-    assert!(
-        out.status.success(),
-        "python venv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
-}
+use crate::{fixtures, python, repo};
 
 fn send(py: &str, endpoint: &str, extra: &[&str]) -> serde_json::Value {
     let file = fixtures().join("interop/zt-infra-full/valid.jsonl");

@@ -1,0 +1,47 @@
+//! Helpers both test binaries of the CLI (`cli`, `chain`) use, included by `#[path]` so each
+//! binary links only what it needs and nothing is written twice.
+#![allow(dead_code, reason = "each test binary uses a part")]
+
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv's python with the real OpenTelemetry SDK (`scripts/python-venv.sh` builds it once).
+pub fn python() -> String {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/python-venv.sh"))
+        .output()
+        .expect("run scripts/python-venv.sh");
+    assert!(
+        out.status.success(),
+        "python venv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with.
+pub fn spawn_server(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+    (child, url)
+}
