@@ -646,9 +646,7 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
     // Rules 1, 2, 4.
     let (line_ok, line) = match pred {
         Pred::Genesis => {
-            if let Some(seq) = rec.seq.filter(|s| *s != 0) {
-                breaks.push(Break::GenesisSeq { found: seq });
-            }
+            genesis_seq_rule(rec, &mut breaks);
             (true, Line::Main)
         }
         // Like a second successor of the chain's start: only a main-line first record holds
@@ -665,9 +663,7 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
             (false, Line::Branch)
         }
         Pred::Restart { .. } => {
-            if let Some(seq) = rec.seq.filter(|s| *s != 0) {
-                breaks.push(Break::GenesisSeq { found: seq });
-            }
+            genesis_seq_rule(rec, &mut breaks);
             (true, Line::Main)
         }
         Pred::Linked(tip) => {
@@ -752,6 +748,13 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
         breaks,
         line,
         chain_profile: profile,
+    }
+}
+
+/// Rule 1 for v1: a chain's first record has seq 0.
+fn genesis_seq_rule(rec: &Node, breaks: &mut Vec<Break>) {
+    if let Some(seq) = rec.seq.filter(|s| *s != 0) {
+        breaks.push(Break::GenesisSeq { found: seq });
     }
 }
 

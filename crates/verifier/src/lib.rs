@@ -826,16 +826,26 @@ mod tests {
     }
 
     fn run(lines: &[String]) -> Report {
-        let ring = Keyring::new();
         let opts = Options {
             allow_unsigned: true,
             ..Options::default()
         };
-        let mut v = Verifier::new(&ring, opts);
+        run_with(&Keyring::new(), opts, lines)
+    }
+
+    fn run_with(ring: &Keyring, opts: Options, lines: &[String]) -> Report {
+        let mut v = Verifier::new(ring, opts);
         let text = lines.join("\n");
         v.verify_reader("mem", std::io::Cursor::new(text.into_bytes()), &mut |_| {})
             .unwrap();
         v.finish()
+    }
+
+    fn kinds(r: &Report) -> Vec<(u64, &'static str)> {
+        r.findings
+            .iter()
+            .map(|f| (f.index, f.kind.name()))
+            .collect()
     }
 
     fn signed_chain(key: &zt_core::crypto::SigningKey, n: u64) -> Vec<String> {
@@ -872,20 +882,9 @@ mod tests {
         let genuine = signed_chain(&key, 3);
         let mut lines = vec![chain(1).remove(0)];
         lines.extend(genuine.iter().cloned());
-        let mut v = Verifier::new(&ring, Options::default());
-        v.verify_reader(
-            "mem",
-            std::io::Cursor::new(lines.join("\n").into_bytes()),
-            &mut |_| {},
-        )
-        .unwrap();
-        let r = v.finish();
-        let kinds: Vec<(u64, &str)> = r
-            .findings
-            .iter()
-            .map(|f| (f.index, f.kind.name()))
-            .collect();
-        assert_eq!(kinds, [(0, "unsigned")]);
+        let r = run_with(&ring, Options::default(), &lines);
+        let found = kinds(&r);
+        assert_eq!(found, [(0, "unsigned")]);
         let head = Envelope::from_json(genuine[2].as_bytes())
             .unwrap()
             .current_hash;
@@ -906,20 +905,9 @@ mod tests {
         }
         .seal(Some((&key, "k")));
         lines.push(resealed.json);
-        let mut v = Verifier::new(&ring, Options::default());
-        v.verify_reader(
-            "mem",
-            std::io::Cursor::new(lines.join("\n").into_bytes()),
-            &mut |_| {},
-        )
-        .unwrap();
-        let r = v.finish();
-        let kinds: Vec<(u64, &str)> = r
-            .findings
-            .iter()
-            .map(|f| (f.index, f.kind.name()))
-            .collect();
-        assert_eq!(kinds, [(3, "fork")]);
+        let r = run_with(&ring, Options::default(), &lines);
+        let found = kinds(&r);
+        assert_eq!(found, [(3, "fork")]);
         assert_eq!(r.chains[0].head, Some(head.to_hex()));
     }
 
