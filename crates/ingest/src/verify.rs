@@ -1,6 +1,7 @@
 //! Verifying a store (`zt-store`): each chain branch by branch (the main line first, then the
 //! records kept off it: forks, unverified records and what follows them), then the records
-//! still waiting for a predecessor, then the quarantine, through the same verifier as files.
+//! still waiting for a predecessor, then the other copies of stored records, then the
+//! quarantine, through the same verifier as files.
 
 use std::io::{self, BufReader};
 
@@ -14,8 +15,9 @@ fn store_err(what: &str, e: zt_store::StoreError) -> io::Error {
 }
 
 /// Streams every chain of `store` through `v` (inputs named `db:CHAIN`), then the waiting
-/// records (`db:waiting`), then reports each quarantined envelope as a finding
-/// (`db:quarantine`): a store that holds rejected evidence does not verify.
+/// records (`db:waiting`), then checks the other copies of stored records (`db:copies`), then
+/// reports each quarantined envelope as a finding (`db:quarantine`): a store that holds
+/// rejected evidence, or a copy that does not count, does not verify.
 pub fn verify_store(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
     for c in store.chains().map_err(|e| store_err("listing chains", e))? {
         let name = format!("db:{}", c.chain);
@@ -29,6 +31,24 @@ pub fn verify_store(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
     {
         let reader = BufReader::new(store.jsonl(Selection::Waiting));
         v.verify_reader("db:waiting", reader, &mut |_| {})?;
+    }
+    // Other copies of stored records: a copy that does not count is evidence of an attempt.
+    let mut after = 0;
+    let mut index = 0u64;
+    loop {
+        let page = store
+            .page_copies(after, 4096)
+            .map_err(|e| store_err("reading the copies", e))?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        let n = page.len() as u64;
+        v.add_copies(
+            "db:copies",
+            page.into_iter()
+                .enumerate()
+                .map(|(i, (_, raw))| (index + i as u64, raw)),
+        );
+        index += n;
     }
     let mut items = Vec::new();
     let mut after = 0;

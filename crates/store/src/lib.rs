@@ -481,6 +481,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// Up to `limit` other copies of stored records (`record_copies`), id above `after_id`:
+    /// `(id, bytes)`.
+    pub fn page_copies(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, raw FROM record_copies WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![after_id, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Records stored (quarantine not included).
     pub fn count_records(&self) -> Result<u64, StoreError> {
         self.count("SELECT COUNT(*) FROM records")

@@ -371,6 +371,64 @@ impl<'k> Verifier<'k> {
         }
     }
 
+    /// Checks other copies of stored records (same `current_hash`, other content, kept by a
+    /// store as evidence) under this run's keyring: a copy whose signature does not count, or
+    /// that carries members no hash covers, is a finding of input `source`; a second good
+    /// copy (re-signed by the same key, say) is not.
+    pub fn add_copies(&mut self, source: &str, copies: impl IntoIterator<Item = (u64, Vec<u8>)>) {
+        let file = FileState {
+            ord: self.files,
+            name: source.to_owned(),
+            lineage_chain: None,
+            last_malformed: None,
+            records: 0,
+        };
+        self.files += 1;
+        for (index, raw) in copies {
+            self.records += 1;
+            let mut out = Vec::new();
+            match chain::inspect(&raw, self.keyring, self.opts.profile) {
+                Err(e) => out.push((
+                    FindingKind::Malformed,
+                    "an audit envelope".into(),
+                    "unreadable record".into(),
+                    e.summary(),
+                )),
+                Ok(ins) => {
+                    let env = &ins.envelope;
+                    let chain = env.v1.as_ref().map(|v| v.chain_id.as_str());
+                    if !self.trust.trusts(chain, ins.signature.status()) {
+                        out.extend(signature_finding(
+                            &ins.signature,
+                            &env.signature.key_id,
+                            &env.signature.algorithm,
+                            &env.current_hash,
+                        ));
+                    }
+                    if let (Some(profile), members) = (ins.matched, ins.uncovered()) {
+                        if !members.is_empty() {
+                            let b = Break::Uncovered { profile, members };
+                            out.push((break_kind(&b), b.expected(), b.found(), b.to_string()));
+                        }
+                    }
+                }
+            }
+            for (kind, expected, found, message) in out {
+                let message = format!("a copy of a stored record: {message}");
+                self.push(
+                    &file,
+                    index,
+                    index + 1,
+                    kind,
+                    source.to_owned(),
+                    expected,
+                    found,
+                    message,
+                );
+            }
+        }
+    }
+
     fn chain_batch(&mut self, file: &mut FileState, done: Done) {
         for c in done.checked {
             self.records += 1;

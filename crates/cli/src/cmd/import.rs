@@ -44,10 +44,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for path in &args.files {
         let name = crate::style::path(path);
         match import_file(&pipeline, &mut store, path) {
-            Ok(t) => println!(
-                "{name}: {} new, {} duplicates, {} forks, {} quarantined",
-                t.inserted, t.duplicates, t.forks, t.quarantined
-            ),
+            Ok(t) => {
+                let mut line = format!(
+                    "{name}: {} new, {} duplicates, {} forks, {} quarantined",
+                    t.inserted, t.duplicates, t.forks, t.quarantined
+                );
+                // Other content with a known hash: kept; the better copy is the record.
+                if t.copies > 0 || t.superseded > 0 {
+                    line.push_str(&format!(
+                        ", {} other copies kept, {} superseded by a verified copy",
+                        t.copies, t.superseded
+                    ));
+                }
+                println!("{line}");
+            }
             Err(e) => {
                 failed = true;
                 eprintln!("zt-audit: error: {name}: {}", escape(&format!("{e:#}")));

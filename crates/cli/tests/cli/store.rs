@@ -142,3 +142,43 @@ fn unknown_keys_are_stored_and_flagged_not_dropped() {
     assert_eq!(report["records"], 12);
     assert_eq!(first_finding(&report), Some((11, "unknown_key".into())));
 }
+
+/// Attack 3 of issue 11 through the binary: a copy of record 9 with a broken signature is
+/// imported first, then the genuine log. The genuine copy supersedes it (the chain verifies
+/// to its head, all 12 signatures good), and the broken copy is kept and reported.
+#[test]
+fn a_broken_copy_sent_first_is_superseded_and_still_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("c.db");
+    let out = import(&db, &[&interop_dir().join("forged-signature.jsonl")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = import(&db, &[&interop_dir().join("valid.jsonl")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 new, 11 duplicates") && text.contains("1 superseded"),
+        "{text}"
+    );
+    let (code, report) = verify_db(&db);
+    assert_eq!(code, 1, "{report:#}");
+    let chain = &report["chains"].as_array().unwrap()[0];
+    assert_eq!(chain["verified_signatures"], 12, "{report:#}");
+    assert_eq!(chain["findings"], 0, "{report:#}");
+    let last = crate::valid_lines().last().cloned().unwrap();
+    let head: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(chain["head"], head["current_hash"]);
+    let f = &report["findings"].as_array().unwrap()[0];
+    assert_eq!(
+        (f["file"].as_str(), f["kind"].as_str()),
+        (Some("db:copies"), Some("bad_signature")),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["findings"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+}
