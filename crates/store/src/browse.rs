@@ -149,8 +149,9 @@ pub struct ChainOverview {
     pub head_position: i64,
     /// Main-line head hash.
     pub head: Vec<u8>,
-    /// Records on fork branches (later claimants of a taken position).
-    pub fork_records: u64,
+    /// Records off the main line: later claimants of a taken position, unverified records,
+    /// records with a break, and what follows any of those.
+    pub off_main_records: u64,
 }
 
 /// What a bounded scan found.
@@ -258,12 +259,12 @@ impl Store {
                 .query_row([&chain], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
                 .unwrap_or((-1, Vec::new()));
-            let fork_records: i64 = forks.query_row([&chain], |r| r.get(0))?;
+            let off_main_records: i64 = forks.query_row([&chain], |r| r.get(0))?;
             out.push(ChainOverview {
                 chain: chain.clone(),
                 head_position,
                 head,
-                fork_records: u64::try_from(fork_records).unwrap_or(0),
+                off_main_records: u64::try_from(off_main_records).unwrap_or(0),
             });
             after = chain;
         }
@@ -457,6 +458,6 @@ mod tests {
         );
         assert!(o
             .iter()
-            .all(|c| c.head_position == 39 && c.fork_records == 0));
+            .all(|c| c.head_position == 39 && c.off_main_records == 0));
     }
 }

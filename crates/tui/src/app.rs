@@ -82,8 +82,8 @@ pub struct ChainInfo {
     pub head: Option<(u64, Hash32)>,
     /// Highest anchored position (any log).
     pub anchored: Option<u64>,
-    /// Records on fork branches.
-    pub forks: u64,
+    /// Records off the main line (forks, unverified records, breaks, and what follows them).
+    pub off_main: u64,
 }
 
 /// What the detail view shows.
@@ -505,10 +505,10 @@ impl App {
                     (p, Hash32(h))
                 });
                 ChainInfo {
-                    records: head.map_or(0, |(p, _)| p + 1) + c.fork_records,
+                    records: head.map_or(0, |(p, _)| p + 1) + c.off_main_records,
                     head,
                     anchored: anchored.get(&c.chain).copied(),
-                    forks: c.fork_records,
+                    off_main: c.off_main_records,
                     chain: c.chain,
                 }
             })

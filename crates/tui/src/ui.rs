@@ -331,8 +331,8 @@ fn draw_chains(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
                 (Some((h, _)), None) => h + 1,
                 _ => 0,
             };
-            let findings = if c.forks > 0 {
-                Span::styled(format!("{} fork(s)", c.forks), theme.fg(Color::Red))
+            let findings = if c.off_main > 0 {
+                Span::styled(format!("{} off main", c.off_main), theme.fg(Color::Red))
             } else {
                 Span::raw("-")
             };
@@ -499,7 +499,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect) {
         Line::from("              decision:deny actor:NAME action:X chain:X status:X"),
         Line::from("              Enter applies, Esc clears"),
         Line::from("            d deny only, r reload (new records appear live at the top)"),
-        Line::from("chains      c (or Tab): length, head, last anchored position, forks"),
+        Line::from("chains      c (or Tab): length, head, last anchored position, off main line"),
         Line::from("anchors     a: epochs with root, transaction and state"),
         Line::from("marks       ✓ signature verified  ✗ bad  ? unknown key  ~ unsigned"),
         Line::from("            ! fork"),
