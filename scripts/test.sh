@@ -78,8 +78,9 @@ step "no process outlives the suite"
 unset ZT_TEST_MARKER
 left=""
 for d in /proc/[0-9]*; do
-    if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qxF "ZT_TEST_MARKER=$RUN"; then
-        left+="  ${d#/proc/}: $(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)"$'\n'
+    # Kernel threads and processes gone meanwhile have no readable environment: skip them.
+    if { tr '\0' '\n' < "$d/environ"; } 2>/dev/null | grep -qxF "ZT_TEST_MARKER=$RUN"; then
+        left+="  ${d#/proc/}: $({ tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null)"$'\n'
     fi
 done
 if [ -n "$left" ]; then
