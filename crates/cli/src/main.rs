@@ -1,6 +1,7 @@
 //! `zt-audit`: the one binary. See `zt-audit --help`.
 //!
-//! Exit codes: 0 ok; 1 verification failed (at least one finding); 2 usage or runtime error.
+//! Exit codes: 0 ok; 1 verification failed (at least one finding); 2 usage or runtime error;
+//! 141 standard output was closed before everything was written (`| head`).
 
 use std::process::ExitCode;
 
@@ -53,12 +54,41 @@ enum Command {
     },
 }
 
+/// Prints the completion script. Generated into memory first: clap_complete panics on a write
+/// error, and `zt-audit completions bash | head` must not.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "zt-audit", &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Exit code 2: usage or runtime error.
 pub const EXIT_ERROR: u8 = 2;
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+/// Exit code when the reader closed standard output before everything was written (`| head`):
+/// what a process killed by SIGPIPE reports (128 + 13). Never 0: a verdict nobody saw is not a
+/// pass.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// Whether a panic is std's "failed printing to stdout: Broken pipe" (`println!` on a closed
+/// pipe: Rust ignores SIGPIPE, so the write fails and `println!` panics).
+fn is_broken_pipe_panic(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.contains("failed printing to stdout") && m.contains("Broken pipe"))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Import(a) => cmd::import::run(a),
@@ -71,16 +101,35 @@ fn main() -> ExitCode {
         Command::Tui(a) => cmd::tui::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => zt_bench::run(b),
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "zt-audit",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
+        Command::Completions { shell } => completions(shell),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A closed pipe is not a crash: no panic message, exit 141 (see EXIT_BROKEN_PIPE).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe_panic(info.payload_as_str()) {
+            default_hook(info);
         }
+    }));
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command))) {
+        Ok(r) => r,
+        Err(p) if is_broken_pipe_panic(panic_message(&*p)) => {
+            return ExitCode::from(EXIT_BROKEN_PIPE)
+        }
+        Err(p) => std::panic::resume_unwind(p),
     };
+    if let Err(e) = &result {
+        let pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if pipe {
+            return ExitCode::from(EXIT_BROKEN_PIPE);
+        }
+    }
     match result {
         Ok(code) => code,
         Err(err) => {

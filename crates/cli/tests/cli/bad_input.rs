@@ -295,3 +295,31 @@ fn reconcile_without_its_trust_root_is_a_usage_error() {
         );
     }
 }
+
+/// A reader that stops early (`| head -1`) is not a crash: no panic message, exit 141 (as if
+/// killed by SIGPIPE, never 0), and the demo's chain node does not outlive it.
+#[test]
+fn a_closed_stdout_is_exit_141_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = format!("pipe-{}", std::process::id());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args(["demo", "--dir", tmp.path().join("d").to_str().unwrap()])
+        .env("ZT_TEST_MARKER", &marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("zt-audit demo"), "{first:?}");
+    // The reader is gone (dropped above); the next write fails.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    let left = crate::marked_processes(&marker);
+    assert!(left.is_empty(), "outlived the demo: {left:?}");
+}
