@@ -57,6 +57,8 @@ enum Command {
 pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    // reqwest is built with rustls but no provider of its own: AWS-LC, for every client.
+    zt_tls::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),

@@ -300,6 +300,9 @@ fn random_request_id() -> String {
 impl GuardedClient {
     /// A client for `config`.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        // For the embedding process's own plain reqwest clients: see
+        // zt_tls::install_default_provider (this one gets its rustls config below).
+        zt_tls::install_default_provider();
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config.tls.config()?)
             .timeout(config.timeout)
