@@ -138,6 +138,32 @@ fn python_sdk_delivers_over_tls_and_mtls_and_the_sender_is_recorded() {
         (Some(0), Some(true)),
         "{s} {err}"
     );
+    // a certificate that verified but is no SVID (two URI SANs): 401 with the reason
+    let (cert, key) = pki
+        .td_a
+        .svid(&[EXPORTER, A], Validity::Now)
+        .write(pki.dir.path(), "two");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["-H", "content-type: application/json", "-d", "{}"])
+        .arg(&endpoint)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n401"), "{text}");
+    assert!(text.contains("2 URI SANs"), "{text}");
     // an expired SVID: the handshake fails, nothing is delivered
     let (cert, key) = pki.svid("expired", EXPORTER, Validity::Expired);
     let (code, _, _) = send(
@@ -154,10 +180,10 @@ fn python_sdk_delivers_over_tls_and_mtls_and_the_sender_is_recorded() {
     );
     assert_eq!(code, Some(1));
     let m = crate::serve::metrics_over(&ca, &endpoint.replace("/v1/logs", "/metrics"));
-    // one 401 for the request without an SVID (not retried); the expired one never got a
-    // request through (the SDK retried the handshake)
+    // a 401 each for the request without an SVID (not retried) and the one with two URI
+    // SANs; the expired one never got a request through (the SDK retried the handshake)
     assert!(
-        m.contains("zt_ingest_requests_total{outcome=\"client_error\"} 1"),
+        m.contains("zt_ingest_requests_total{outcome=\"client_error\"} 2"),
         "{m}"
     );
     assert!(
