@@ -6,6 +6,7 @@ per envelope.
     python send_envelopes.py --endpoint http://127.0.0.1:PORT/v1/logs --file ENVELOPES.jsonl
         [--repeat N] [--token TOKEN] [--body string|kvlist] [--gzip]
         [--timeout SECONDS] [--processor batch|simple]
+        [--certificate CA.pem] [--client-certificate SVID.pem --client-key SVID.key]
 
 Each LogRecord: body = the line's text, exactly (--body string, the default) or the parsed JSON
 object, which the SDK encodes as an AnyValue kvlist (--body kvlist); attribute
@@ -21,6 +22,10 @@ summed from the receivers' ExportLogsServiceResponse.partial_success, which the 
 ignores (any 2xx is a success to it), so "ok" does not look at them; error: the SDK's last error.
 Exit 0 only if ok (every record in a successful export, flush completed); 1 if not (reason on
 stderr); 2 for bad arguments or an unreadable/invalid input file (nothing sent).
+
+For https:// endpoints, --certificate is the CA file to trust and --client-certificate /
+--client-key the client's certificate and key for mTLS (e.g. an X.509-SVID); they are passed to
+the SDK's OTLPLogExporter as certificate_file, client_certificate_file and client_key_file.
 
 OTEL_* environment variables are removed before the SDK loads, so ambient settings (endpoint,
 headers, compression, OTEL_SDK_DISABLED, resource attributes...) cannot change what is sent, and
@@ -72,7 +77,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="batch",
         help="BatchLogRecordProcessor (default) or SimpleLogRecordProcessor (one request per record)",
     )
+    p.add_argument("--certificate", help="CA certificate file (PEM) the server's certificate must chain to")
+    p.add_argument("--client-certificate", help="client certificate (PEM) for mTLS, e.g. an X.509-SVID")
+    p.add_argument("--client-key", help="private key (PEM) of --client-certificate")
     args = p.parse_args(argv)
+    if (args.client_certificate is None) != (args.client_key is None):
+        p.error("--client-certificate and --client-key go together")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.timeout <= 0:
@@ -205,6 +215,9 @@ def main(argv: list[str]) -> int:
     session.hooks["response"].append(read_partial_success)
     exporter = RecordingExporter(
         endpoint=args.endpoint,
+        certificate_file=args.certificate,
+        client_certificate_file=args.client_certificate,
+        client_key_file=args.client_key,
         headers={"authorization": f"Bearer {args.token}"} if args.token else None,
         timeout=args.timeout,
         compression=Compression.Gzip if args.gzip else Compression.NoCompression,

@@ -96,6 +96,7 @@ fn insert(store: &mut Store, recs: &[(String, Hash32)]) -> Result<()> {
                 profile: Profile::V1,
                 status: zt_core::chain::SigStatus::Verified,
                 source: "bench",
+                sender: None,
                 received_at_ms: 0,
             })
             .collect();

@@ -20,6 +20,10 @@ pub fn export_envelopes(
     gzip: bool,
     envelopes: &[String],
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // Only inside the zt-audit workspace: its reqwest has rustls without a crypto provider
+    // (zt-tls gives AWS-LC). An adapter crate of its own, with reqwest's default features,
+    // does not need this line.
+    zt_tls::install_default_provider();
     let mut builder = LogExporter::builder()
         .with_http()
         .with_endpoint(endpoint)

@@ -106,6 +106,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // reqwest is built with rustls but no provider of its own: AWS-LC, for every client.
+    zt_tls::install_default_provider();
     let cli = Cli::parse();
     // A closed pipe is not a crash: no panic message, exit 141 (see EXIT_BROKEN_PIPE).
     let default_hook = std::panic::take_hook();

@@ -55,6 +55,9 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// The CA file or the client certificate cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] zt_tls::TlsError),
 }
 
 /// The control plane's public key, pinned out of band, with its validity window.
@@ -138,10 +141,14 @@ pub struct ClientConfig {
     pub max_skew: Duration,
     /// Re-export verified envelopes to an OTLP/HTTP logs endpoint (ingest).
     pub export: Option<ExportConfig>,
+    /// For `https://`: the CAs to trust (`tls.ca`, default the system's) and this agent's
+    /// X.509-SVID for mTLS (`tls.identity`, reloaded when its files change). Over mTLS the
+    /// SVID, not the token, says who is asking.
+    pub tls: zt_tls::ClientTls,
 }
 
 impl ClientConfig {
-    /// 5 s timeout, 30 s skew, no token, no export.
+    /// 5 s timeout, 30 s skew, no token, no export, the system's CAs, no client certificate.
     pub fn new(base_url: impl Into<String>, pinned: PinnedKey) -> Self {
         Self {
             base_url: base_url.into(),
@@ -150,6 +157,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(5),
             max_skew: Duration::from_secs(30),
             export: None,
+            tls: zt_tls::ClientTls::default(),
         }
     }
 }
@@ -292,7 +300,11 @@ fn random_request_id() -> String {
 impl GuardedClient {
     /// A client for `config`.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        // For the embedding process's own plain reqwest clients: see
+        // zt_tls::install_default_provider (this one gets its rustls config below).
+        zt_tls::install_default_provider();
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(config.tls.config()?)
             .timeout(config.timeout)
             // A redirect could lead anywhere; the pinned key makes that harmless, but an
             // answer from elsewhere is still not an answer.

@@ -234,6 +234,7 @@ impl Writer {
                 profile: Profile::V1,
                 status: zt_core::chain::SigStatus::Verified,
                 source: "control-plane",
+                sender: None,
                 received_at_ms: received,
             })
             .collect();

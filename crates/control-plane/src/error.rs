@@ -107,6 +107,14 @@ pub enum ControlPlaneError {
     /// An agent is already registered.
     #[error("agent {0} is already registered")]
     AgentExists(String),
+    /// A SPIFFE ID already speaks for another agent.
+    #[error("SPIFFE ID {spiffe_id} is already bound to agent {actor}")]
+    SpiffeIdBound {
+        /// The SPIFFE ID.
+        spiffe_id: String,
+        /// The agent it is bound to.
+        actor: String,
+    },
     /// No such policy.
     #[error("no policy {0}")]
     NoSuchPolicy(String),

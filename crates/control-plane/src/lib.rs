@@ -5,8 +5,8 @@
 //!   `aws.ec2.terminate_instances`.
 //! - [`chain`]: one writer seals each decision as a v1 envelope (P-256, [`signer`]) and
 //!   commits groups of them to the evidence store (`zt-store`) before anyone is answered.
-//! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens binding an
-//!   agent to its actor.
+//! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens and SPIFFE
+//!   X.509-SVIDs (over mTLS, `zt-tls`) binding an agent to its actor.
 //! - [`export`]: committed decisions go out over OTLP/HTTP (`zt-export`) with retries; a
 //!   failing export never changes a decision.
 //! - [`state`]: agents, policies and their versions, the export cursor (`state.db`).
@@ -71,6 +71,9 @@ pub struct Options {
     pub request_timeout: Duration,
     /// How long a commit waits for a store lock before it fails (503).
     pub store_busy_timeout: Duration,
+    /// Serve over TLS (certificate reloaded when its files change); with a client CA
+    /// bundle, an X.509-SVID decides who is asking (see [`server`]). None: plain HTTP.
+    pub tls: Option<Arc<zt_tls::TlsServer>>,
 }
 
 impl Default for Options {
@@ -85,6 +88,7 @@ impl Default for Options {
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(10),
             store_busy_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -222,6 +226,9 @@ impl ControlPlane {
         let addr = listener
             .local_addr()
             .map_err(io("listener", Path::new("-")))?;
+        // Plain `reqwest::Client::new()`s in this process (tests, embedders) need a rustls
+        // provider: see zt_tls::install_default_provider.
+        zt_tls::install_default_provider();
         if self.options.open && !addr.ip().is_loopback() {
             return Err(ControlPlaneError::Invalid(format!(
                 "open mode (no tokens) listens on loopback only, not {addr}"
@@ -232,7 +239,11 @@ impl ControlPlane {
         state.record_version(engine.entries(), engine.version())?;
         let mut agents = HashMap::new();
         let mut tokens = HashMap::new();
+        let mut spiffe = HashMap::new();
         for a in state.agents()? {
+            if let Some(id) = a.spiffe_id {
+                spiffe.insert(id, a.actor.clone());
+            }
             tokens.insert(a.token_sha256, a.actor.clone());
             agents.insert(a.actor, a.token_sha256);
         }
@@ -278,6 +289,8 @@ impl ControlPlane {
             engine: RwLock::new(Arc::new(engine)),
             agents: RwLock::new(agents),
             tokens: RwLock::new(tokens),
+            spiffe: RwLock::new(spiffe),
+            tls: self.options.tls.clone(),
             state: Mutex::new(state),
             chain,
             open: self.options.open,
@@ -298,7 +311,7 @@ impl ControlPlane {
             self.options.body_limit,
             self.options.request_timeout,
         );
-        let served = server::run(listener, app, shutdown).await;
+        let served = server::run(listener, app, self.options.tls.clone(), shutdown).await;
         // The router (and every chain handle) is gone: the writer drains its queue and stops.
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         if let (Some(w), Some(j)) = (watch, exporter) {

@@ -3,7 +3,7 @@
 //! | route | who | what |
 //! |---|---|---|
 //! | `POST /actions` | agents | decide `{actor, action, resource?, context?, request_id?}`: 200 allow, 403 deny, 401 unauthenticated deny; the lineage's answer shape `{ok, actor, action, resource, decision, reason, audit: {...}}` |
-//! | `POST /agents` | admin | register `{actor}`: 201 `{actor, token}` (the token is shown once) |
+//! | `POST /agents` | admin | register `{actor, spiffe_id?}`: 201 `{actor, token}` (the token is shown once); `spiffe_id` binds the agent to an X.509-SVID's SPIFFE ID |
 //! | `GET /agents` | admin | registered actors |
 //! | `POST /policies` | admin | add Cedar text (`text/plain`, or `{"cedar": "..."}`) or a narrow allow rule `{action, resource?, actor?, reason?}`: 201 |
 //! | `GET /policies` | admin | the set and its version; `?version=sha256:...` gives an earlier set |
@@ -15,6 +15,16 @@
 //! quickstart) no token is needed anywhere, but an agent token that is presented still binds.
 //! Every `/actions` request with a readable body is decided and audited, the refused ones too:
 //! a token that speaks for another actor, no token, an unregistered actor.
+//!
+//! Who is asking, over mTLS (a client CA bundle, `zt-tls`): a connection that presented a
+//! verified X.509-SVID is its SPIFFE ID, whatever the body claims and whatever bearer token
+//! comes with it. The body's actor must be the agent bound to that ID (`POST /agents
+//! {actor, spiffe_id}`); otherwise a recorded deny, "actor mismatch" (403), and an ID bound to
+//! no agent is a recorded deny too. A client certificate that verified but is not an
+//! acceptable SVID (no or several URI SANs, not a SPIFFE ID, a trust domain its CA does not
+//! hold) is a recorded deny, 401, with the reason. The envelope's `context.identity` is the
+//! SPIFFE ID. Without a client certificate, tokens work as over plain HTTP. Admin routes need
+//! the admin token either way.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,13 +32,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use zt_core::json::{self, Map, Value};
 use zt_core::Hash32;
+use zt_tls::{PeerIdentity, SpiffeId, TlsServer};
 
 use crate::chain::{ChainHandle, Committed, Decided};
 use crate::error::{ControlPlaneError, SealError};
@@ -55,6 +66,10 @@ pub(crate) struct Shared {
     pub agents: RwLock<HashMap<String, Hash32>>,
     /// token hash -> actor
     pub tokens: RwLock<HashMap<Hash32, String>>,
+    /// SPIFFE ID -> actor
+    pub spiffe: RwLock<HashMap<String, String>>,
+    /// TLS, for its counters on `/metrics`.
+    pub tls: Option<Arc<TlsServer>>,
     pub state: Mutex<state::State>,
     pub chain: ChainHandle,
     pub open: bool,
@@ -97,15 +112,21 @@ pub(crate) fn router(
         .with_state(shared)
 }
 
-/// Runs `app` on `listener` until `shutdown`.
+/// Runs `app` on `listener` until `shutdown`, over TLS when `tls` is given.
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
     app: Router,
+    tls: Option<Arc<TlsServer>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(tls) => zt_tls::serve(listener, app, tls, shutdown).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -280,7 +301,44 @@ fn answer(committed: &Committed) -> Result<(bool, Vec<u8>), String> {
     Ok((allow, out))
 }
 
-async fn actions(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+/// Who is asking when the connection presented a client certificate: (identity, refusal,
+/// status), as for a token; `None` without one (tokens decide).
+fn svid_asker(
+    st: &Shared,
+    peer: Option<&PeerIdentity>,
+    actor: &str,
+) -> Option<(String, Option<String>, StatusCode)> {
+    match peer? {
+        PeerIdentity::Anonymous => None,
+        PeerIdentity::Spiffe(id) => Some(match read(&st.spiffe).get(id.as_str()) {
+            Some(a) if a == actor => (id.to_string(), None, StatusCode::FORBIDDEN),
+            Some(a) => (
+                id.to_string(),
+                Some(format!(
+                    "SVID {id} speaks for agent {a}, not {actor}: actor mismatch"
+                )),
+                StatusCode::FORBIDDEN,
+            ),
+            None => (
+                id.to_string(),
+                Some(format!("SVID {id} is bound to no agent")),
+                StatusCode::FORBIDDEN,
+            ),
+        }),
+        PeerIdentity::Refused(why) => Some((
+            "unauthenticated".to_owned(),
+            Some(format!("client certificate refused: {why}")),
+            StatusCode::UNAUTHORIZED,
+        )),
+    }
+}
+
+async fn actions(
+    State(st): St,
+    peer: Option<Extension<PeerIdentity>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let req = match parse_action(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -317,6 +375,10 @@ async fn actions(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
             StatusCode::UNAUTHORIZED,
         ),
     };
+    // An SVID outranks the token: the connection's identity decides.
+    let (identity, refusal, status) =
+        svid_asker(&st, peer.as_ref().map(|Extension(p)| p), &req.actor)
+            .unwrap_or((identity, refusal, status));
     let engine = Arc::clone(&read(&st.engine));
     let (allow, reason, policy_ids) = if let Some(r) = refusal {
         (false, r, Vec::new())
@@ -398,9 +460,12 @@ async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = admin(&st, &headers) {
         return r.into_response();
     }
-    let actor = match serde_json::from_slice::<serde_json::Value>(&body) {
+    let (actor, spiffe_id) = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) => match v.get("actor").and_then(serde_json::Value::as_str) {
-            Some(a) => a.to_owned(),
+            Some(a) => match spiffe_member(&v) {
+                Ok(id) => (a.to_owned(), id),
+                Err(r) => return r.into_response(),
+            },
             None => return error(StatusCode::BAD_REQUEST, "expected {\"actor\": \"NAME\"}"),
         },
         Err(e) => {
@@ -419,7 +484,7 @@ async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
         .state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .add_agent(&actor, &h);
+        .add_agent(&actor, &h, spiffe_id.as_ref().map(SpiffeId::as_str));
     match stored {
         Ok(()) => {}
         Err(ControlPlaneError::AgentExists(a)) => {
@@ -428,14 +493,37 @@ async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
                 format!("agent {a} is already registered"),
             )
         }
+        Err(e @ ControlPlaneError::SpiffeIdBound { .. }) => {
+            return error(StatusCode::CONFLICT, e.to_string())
+        }
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
     write(&st.agents).insert(actor.clone(), h);
     write(&st.tokens).insert(h, actor.clone());
+    if let Some(id) = spiffe_id {
+        write(&st.spiffe).insert(id.to_string(), actor.clone());
+    }
     json_response(
         StatusCode::CREATED,
         serde_json::json!({"ok": true, "actor": actor, "token": token}),
     )
+}
+
+/// The optional `spiffe_id` of a registration, checked as the SPIFFE ID specification says.
+fn spiffe_member(v: &serde_json::Value) -> Result<Option<SpiffeId>, Reject> {
+    match v.get("spiffe_id") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => SpiffeId::parse(s).map(Some).map_err(|e| {
+            Reject(
+                StatusCode::BAD_REQUEST,
+                format!("`spiffe_id` is not a workload's SPIFFE ID: {e}"),
+            )
+        }),
+        Some(_) => Err(Reject(
+            StatusCode::BAD_REQUEST,
+            "`spiffe_id` must be a string".into(),
+        )),
+    }
 }
 
 async fn list_agents(State(st): St, headers: HeaderMap) -> Response {
@@ -636,7 +724,7 @@ async fn keyring(State(st): St) -> Response {
 
 async fn metrics(State(st): St) -> Response {
     let m = &st.metrics;
-    let body = format!(
+    let mut body = format!(
         "# TYPE zt_cp_decisions_total counter\n\
          zt_cp_decisions_total{{decision=\"allow\"}} {}\n\
          zt_cp_decisions_total{{decision=\"deny\"}} {}\n\
@@ -647,6 +735,9 @@ async fn metrics(State(st): St) -> Response {
         m.unavailable.load(Ordering::Relaxed),
         m.bad_requests.load(Ordering::Relaxed),
     );
+    if let Some(tls) = &st.tls {
+        body.push_str(&tls.render_metrics());
+    }
     (
         StatusCode::OK,
         [(

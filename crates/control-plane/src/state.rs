@@ -1,5 +1,5 @@
 //! The control plane's own state in `state.db` (SQLite): registered agents (tokens kept as
-//! SHA-256 only), the applied policies, every policy-set version ever used (so an envelope's
+//! SHA-256 only, and the SPIFFE ID each may be bound to), the applied policies, every policy-set version ever used (so an envelope's
 //! `policy_version` can be resolved to its text), the chain id, and the export cursor.
 //! Decisions themselves live in the evidence store (`decisions.db`, `zt-store`).
 
@@ -35,6 +35,15 @@ CREATE TABLE IF NOT EXISTS export_cursor (
 );
 "#;
 
+/// Changes after [`SCHEMA`], applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: an agent may be bound to a SPIFFE ID (mTLS with X.509-SVIDs); one agent per ID.
+    r#"
+ALTER TABLE agents ADD COLUMN spiffe_id TEXT;
+CREATE UNIQUE INDEX agents_spiffe_id ON agents(spiffe_id) WHERE spiffe_id IS NOT NULL;
+"#,
+];
+
 /// A registered agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
@@ -42,6 +51,8 @@ pub struct Agent {
     pub actor: String,
     /// SHA-256 of its bearer token.
     pub token_sha256: Hash32,
+    /// The SPIFFE ID whose X.509-SVID speaks for it.
+    pub spiffe_id: Option<String>,
 }
 
 /// `state.db`.
@@ -62,6 +73,24 @@ impl State {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(ControlPlaneError::Invalid(format!(
+                "{} was written by a newer zt-audit (state schema {version}, this one knows {known})",
+                path.display()
+            )));
+        }
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
         let state = Self { conn };
         if state.meta("initialised")?.is_none() {
             let tx = state.conn.unchecked_transaction()?;
@@ -101,7 +130,7 @@ impl State {
     pub fn agents(&self) -> Result<Vec<Agent>, ControlPlaneError> {
         let mut st = self
             .conn
-            .prepare("SELECT actor, token_sha256 FROM agents ORDER BY actor")?;
+            .prepare("SELECT actor, token_sha256, spiffe_id FROM agents ORDER BY actor")?;
         let rows = st
             .query_map([], |r| {
                 let h: Vec<u8> = r.get(1)?;
@@ -112,17 +141,38 @@ impl State {
                 Ok(Agent {
                     actor: r.get(0)?,
                     token_sha256: Hash32(b),
+                    spiffe_id: r.get(2)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// Registers `actor` with the hash of its token.
-    pub fn add_agent(&self, actor: &str, token_sha256: &Hash32) -> Result<(), ControlPlaneError> {
+    /// Registers `actor` with the hash of its token, bound to `spiffe_id` when given.
+    pub fn add_agent(
+        &self,
+        actor: &str,
+        token_sha256: &Hash32,
+        spiffe_id: Option<&str>,
+    ) -> Result<(), ControlPlaneError> {
+        if let Some(id) = spiffe_id {
+            let bound: Option<String> = self
+                .conn
+                .query_row("SELECT actor FROM agents WHERE spiffe_id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(other) = bound {
+                return Err(ControlPlaneError::SpiffeIdBound {
+                    spiffe_id: id.to_owned(),
+                    actor: other,
+                });
+            }
+        }
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO agents (actor, token_sha256, registered_at) VALUES (?1, ?2, ?3)",
-            params![actor, token_sha256.as_bytes().as_slice(), now()],
+            "INSERT OR IGNORE INTO agents (actor, token_sha256, registered_at, spiffe_id) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![actor, token_sha256.as_bytes().as_slice(), now(), spiffe_id],
         )?;
         if n == 0 {
             return Err(ControlPlaneError::AgentExists(actor.to_owned()));

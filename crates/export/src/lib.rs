@@ -14,6 +14,12 @@
 //! `export` blocks (the exporter uses reqwest's blocking client): call it from a plain thread,
 //! never from an async runtime's worker.
 //!
+//! `https://` endpoints use rustls through `zt-tls` ([`ExportConfig::tls`]): the CAs to trust
+//! (the OTel `certificate` setting) and, for mTLS, a client certificate and key (OTel's
+//! `client_certificate` / `client_key`; an X.509-SVID, reloaded when its files change). The
+//! SDK's `OTEL_EXPORTER_OTLP_*CERTIFICATE*` variables are not read: what is trusted is given
+//! here. Verification cannot be turned off.
+//!
 //! ```no_run
 //! use zt_export::{EnvelopeExporter, ExportConfig};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,6 +83,8 @@ pub struct ExportConfig {
     pub timeout: Duration,
     /// `service.name` of the resource.
     pub service_name: String,
+    /// Trusted CAs (default: the system's) and the client identity for mTLS.
+    pub tls: zt_tls::ClientTls,
 }
 
 impl ExportConfig {
@@ -89,6 +97,7 @@ impl ExportConfig {
             token: None,
             timeout: Duration::from_secs(10),
             service_name: "zt-audit".into(),
+            tls: zt_tls::ClientTls::default(),
         }
     }
 }
@@ -135,8 +144,23 @@ impl EnvelopeExporter {
         if let Some(t) = &config.token {
             headers.insert("authorization".to_owned(), format!("Bearer {t}"));
         }
+        let tls = config.tls.config().map_err(|e| build_err(e.to_string()))?;
+        let timeout = config.timeout;
+        // reqwest's blocking client runs a runtime of its own: build it off any async one.
+        let http = std::thread::scope(|s| {
+            s.spawn(move || {
+                reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .use_preconfigured_tls(tls)
+                    .build()
+            })
+            .join()
+        })
+        .map_err(|_| build_err("building the HTTP client panicked".into()))?
+        .map_err(|e| build_err(e.to_string()))?;
         let mut builder = opentelemetry_otlp::LogExporter::builder()
             .with_http()
+            .with_http_client(http)
             .with_endpoint(config.endpoint.clone())
             .with_protocol(if config.json {
                 Protocol::HttpJson

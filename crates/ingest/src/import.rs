@@ -84,6 +84,7 @@ pub fn import_file(
                     raw: b"",
                     reason: n,
                     source: &source,
+                    sender: None,
                     received_at_ms: now,
                 })
                 .collect();

@@ -103,7 +103,7 @@ impl<'k> Pipeline<'k> {
     ) -> Result<BatchOutcome, StoreError> {
         let verdicts: Vec<Verdict> = batch.par_iter().map(|raw| self.check(raw)).collect();
         let mut rows = Rows::default();
-        rows.add(batch, &verdicts, &[], source, zt_store::now_ms());
+        rows.add(batch, &verdicts, &[], source, None, zt_store::now_ms());
         store.insert_batch(&rows.accepted, &rows.rejected)
     }
 }
@@ -132,6 +132,7 @@ impl<'a> Rows<'a> {
         verdicts: &'a [Verdict],
         unusable: &'a [(Vec<u8>, String)],
         source: &'a str,
+        sender: Option<&'a str>,
         now: i64,
     ) -> Rejections {
         let mut out = Rejections::default();
@@ -144,6 +145,7 @@ impl<'a> Rows<'a> {
                 raw,
                 reason,
                 source,
+                sender,
                 received_at_ms: now,
             });
         };
@@ -159,6 +161,7 @@ impl<'a> Rows<'a> {
                     profile: *profile,
                     status: signature.status(),
                     source,
+                    sender,
                     received_at_ms: now,
                 }),
                 Verdict::Reject { reason } => reject(raw, reason),

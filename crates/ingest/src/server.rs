@@ -9,6 +9,11 @@
 //! - **Backpressure**: the queue to the writer is bounded; when it is full the answer is 503
 //!   with `Retry-After`, which OTLP exporters honour. Memory stays bounded.
 //! - **Auth**: bearer tokens; the CLI refuses a non-loopback address without one.
+//! - **TLS** (`Config::tls`, `zt-tls`): the certificate is reloaded when its files change.
+//!   With a client CA bundle, every `POST /v1/logs` must come over a connection that
+//!   presented a valid X.509-SVID (401 otherwise, with the reason; tokens, when configured,
+//!   are checked as well), and each stored or quarantined envelope records the sender's
+//!   SPIFFE ID (`sender`, receipt metadata beside `source`, not part of the envelope).
 //! - `/healthz`, `/metrics` (Prometheus text format).
 //! - [`serve`] takes its listener and a shutdown future: stop accepting, finish in-flight
 //!   requests, commit, return.
@@ -20,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +34,7 @@ use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use zt_core::keyring::Keyring;
 use zt_store::Store;
+use zt_tls::{PeerIdentity, TlsServer};
 
 use crate::otlp;
 use crate::{Pipeline, Rejections, Rows, Verdict};
@@ -48,6 +54,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Most requests per commit (default 128).
     pub max_group: usize,
+    /// Serve over TLS; with a client CA bundle, require an X.509-SVID (module docs).
+    pub tls: Option<Arc<TlsServer>>,
 }
 
 impl Default for Config {
@@ -59,6 +67,7 @@ impl Default for Config {
             max_in_flight: 64,
             request_timeout: Duration::from_secs(30),
             max_group: 128,
+            tls: None,
         }
     }
 }
@@ -188,6 +197,7 @@ struct Job {
     envelopes: Vec<Vec<u8>>,
     unusable: Vec<(Vec<u8>, String)>,
     source: String,
+    sender: Option<String>,
     reply: oneshot::Sender<Result<Rejections, String>>,
 }
 
@@ -239,9 +249,17 @@ pub async fn serve(
             config.max_in_flight.max(1),
         ))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // Plain `reqwest::Client::new()`s in this process need a rustls provider (see
+    // zt_tls::install_default_provider).
+    zt_tls::install_default_provider();
+    match config.tls.clone() {
+        Some(tls) => zt_tls::serve(listener, app, tls, shutdown).await?,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     // The router (and with it the queue's sender) is gone: the writer drains and stops.
     tokio::task::spawn_blocking(move || writer.join())
         .await
@@ -258,10 +276,11 @@ async fn metrics_handler(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     st.metrics
         .queue_depth
         .store(depth as u64, Ordering::Relaxed);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
+    let mut body = st.metrics.render();
+    if let Some(tls) = &st.config.tls {
+        body.push_str(&tls.render_metrics());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 fn reply(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
@@ -305,9 +324,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn export_logs(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn export_logs(
+    State(st): State<Arc<AppState>>,
+    peer: Option<Extension<PeerIdentity>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
-    let resp = handle(&st, &headers, body).await;
+    let resp = handle(&st, peer.as_ref().map(|Extension(p)| p), &headers, body).await;
     let m = &st.metrics;
     match resp.status() {
         StatusCode::OK => m.requests_ok.fetch_add(1, Ordering::Relaxed),
@@ -318,7 +342,26 @@ async fn export_logs(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
     resp
 }
 
-async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
+/// With a client CA bundle, the sender's SPIFFE ID, or why the request is refused.
+fn sender(st: &AppState, peer: Option<&PeerIdentity>) -> Result<Option<String>, String> {
+    if st.config.tls.as_ref().and_then(|t| t.client_ca()).is_none() {
+        return Ok(None);
+    }
+    match peer {
+        Some(PeerIdentity::Spiffe(id)) => Ok(Some(id.to_string())),
+        Some(PeerIdentity::Refused(why)) => Err(format!("client certificate refused: {why}")),
+        Some(PeerIdentity::Anonymous) | None => {
+            Err("a client certificate (X.509-SVID) is required".to_owned())
+        }
+    }
+}
+
+async fn handle(
+    st: &AppState,
+    peer: Option<&PeerIdentity>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -355,6 +398,10 @@ async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     }
+    let sender = match sender(st, peer) {
+        Ok(s) => s,
+        Err(why) => return reply(StatusCode::UNAUTHORIZED, json, otlp::status(json, 16, &why)),
+    };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -429,6 +476,7 @@ async fn handle(st: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
         envelopes: extracted.envelopes,
         unusable: extracted.unusable,
         source: "otlp".into(),
+        sender,
         reply: tx,
     };
     if st.tx.try_send(job).is_err() {
@@ -543,7 +591,16 @@ fn commit(store: &mut Store, checked: Checked, metrics: &Metrics) {
     let per_job: Vec<Rejections> = jobs
         .iter()
         .zip(&verdicts)
-        .map(|(job, vs)| rows.add(&job.envelopes, vs, &job.unusable, &job.source, now))
+        .map(|(job, vs)| {
+            rows.add(
+                &job.envelopes,
+                vs,
+                &job.unusable,
+                &job.source,
+                job.sender.as_deref(),
+                now,
+            )
+        })
         .collect();
     let outcome = store.insert_batch(&rows.accepted, &rows.rejected);
     drop(rows);

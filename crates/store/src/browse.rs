@@ -430,6 +430,7 @@ mod tests {
                 profile: zt_core::Profile::V1,
                 status: zt_core::chain::SigStatus::Unsigned,
                 source: "t",
+                sender: None,
                 received_at_ms: 0,
             })
             .collect();

@@ -125,6 +125,13 @@ CREATE INDEX record_copies_hash ON record_copies(current_hash);
 "#,
     // 4: a log on the contract is its owner's (the log id binds the owner's address).
     anchor::MIGRATION_OWNER,
+    // 5: who sent each envelope: the SPIFFE ID of the X.509-SVID the receiver verified over
+    // mTLS (NULL when none). Receipt metadata, like `source`: not part of the envelope.
+    r#"
+ALTER TABLE records ADD COLUMN sender TEXT;
+ALTER TABLE quarantine ADD COLUMN sender TEXT;
+ALTER TABLE record_copies ADD COLUMN sender TEXT;
+"#,
 ];
 
 /// The migration after which placement is the chain model's: stores older than this are
@@ -144,6 +151,8 @@ pub struct NewRecord<'a> {
     pub status: SigStatus,
     /// Where it came from (`import:FILE`, `otlp:ADDR`, ...).
     pub source: &'a str,
+    /// Who sent it: the sender's authenticated identity (an SVID's SPIFFE ID), if any.
+    pub sender: Option<&'a str>,
     /// When it arrived, ms since the Unix epoch.
     pub received_at_ms: i64,
 }
@@ -157,6 +166,8 @@ pub struct Rejected<'a> {
     pub reason: &'a str,
     /// Where it came from.
     pub source: &'a str,
+    /// Who sent it: the sender's authenticated identity (an SVID's SPIFFE ID), if any.
+    pub sender: Option<&'a str>,
     /// When it arrived, ms since the Unix epoch.
     pub received_at_ms: i64,
 }
@@ -337,8 +348,8 @@ impl Store {
         }
         {
             let mut q = tx.prepare_cached(
-                "INSERT OR IGNORE INTO quarantine (raw_sha256, raw, reason, received_at_ms, source) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO quarantine (raw_sha256, raw, reason, received_at_ms, source, sender) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for r in rejected {
                 // Rejections without bytes (an oversized record) are keyed by their reason.
@@ -353,7 +364,8 @@ impl Store {
                     r.raw,
                     r.reason,
                     r.received_at_ms,
-                    r.source
+                    r.source,
+                    r.sender
                 ])? == 0
                 {
                     out.duplicates += 1;
@@ -499,6 +511,17 @@ impl Store {
         Ok(rows)
     }
 
+    /// Who sent the stored record `current_hash` (its sender's SPIFFE ID), when the receiver
+    /// knew; `None` also when no such record is stored.
+    pub fn sender(&self, current_hash: &Hash32) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT sender FROM records WHERE current_hash = ?1")?
+            .query_row([current_hash.as_bytes().as_slice()], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
     /// Records stored (quarantine not included).
     pub fn count_records(&self) -> Result<u64, StoreError> {
         self.count("SELECT COUNT(*) FROM records")
@@ -563,7 +586,7 @@ fn insert_one(
             keep_copy(tx, r.envelope, &raw, old_status, id, true, r.received_at_ms)?;
             tx.prepare_cached(
                 "UPDATE records SET raw = ?1, status = ?2, key_id = ?3, uncovered = ?4, \
-                 source = ?5, received_at_ms = ?6 WHERE id = ?7",
+                 source = ?5, received_at_ms = ?6, sender = ?7 WHERE id = ?8",
             )?
             .execute(params![
                 r.raw,
@@ -572,6 +595,7 @@ fn insert_one(
                 link::encode_uncovered(&uncovered),
                 r.source,
                 r.received_at_ms,
+                r.sender,
                 id
             ])?;
             out.superseded += 1;
@@ -580,7 +604,7 @@ fn insert_one(
             let kept = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
-                     superseded, received_at_ms, source) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
+                     superseded, received_at_ms, source, sender) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     hash,
@@ -589,7 +613,8 @@ fn insert_one(
                     r.status.as_str(),
                     env.signature.key_id,
                     r.received_at_ms,
-                    r.source
+                    r.source,
+                    r.sender
                 ])?;
             if kept == 0 {
                 out.duplicates += 1;
@@ -607,8 +632,8 @@ fn insert_one(
     tx.prepare_cached(
         "INSERT INTO records (current_hash, previous_hash, chain, position, branch, profile, \
          actor, action, resource, decision, reason, timestamp, ts_ms, key_id, status, raw, \
-         received_at_ms, source, uncovered) \
-         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         received_at_ms, source, uncovered, sender) \
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         hash,
@@ -629,6 +654,7 @@ fn insert_one(
         r.received_at_ms,
         r.source,
         link::encode_uncovered(&uncovered),
+        r.sender,
     ])?;
     let id = tx.last_insert_rowid();
     link::place(tx, id, trust, out)?;
@@ -654,12 +680,12 @@ fn keep_copy(
     superseded: bool,
     now: i64,
 ) -> Result<(), StoreError> {
-    let (key_id, source): (String, String) = tx
-        .prepare_cached("SELECT key_id, source FROM records WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (key_id, source, sender): (String, String, Option<String>) = tx
+        .prepare_cached("SELECT key_id, source, sender FROM records WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     tx.prepare_cached(
         "INSERT OR IGNORE INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
-         superseded, received_at_ms, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         superseded, received_at_ms, source, sender) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         env.current_hash.as_bytes().as_slice(),
@@ -669,7 +695,8 @@ fn keep_copy(
         key_id,
         superseded,
         now,
-        source
+        source,
+        sender
     ])?;
     Ok(())
 }
@@ -800,6 +827,7 @@ mod tests {
                 profile: e.detect_profile().unwrap(),
                 status: SigStatus::Verified,
                 source: "test",
+                sender: None,
                 received_at_ms: 0,
             })
             .collect();
@@ -902,6 +930,44 @@ mod tests {
     }
 
     #[test]
+    fn the_sender_is_kept_beside_the_record_and_in_quarantine() {
+        let (_d, mut s) = open();
+        let raws = lines("interop/zt-infra-full/valid.jsonl");
+        let env = Envelope::from_json(&raws[0]).unwrap();
+        let spiffe = "spiffe://td.test/exporter";
+        s.insert_batch(
+            &[NewRecord {
+                raw: &raws[0],
+                envelope: &env,
+                profile: env.detect_profile().unwrap(),
+                status: SigStatus::Verified,
+                source: "otlp",
+                sender: Some(spiffe),
+                received_at_ms: 0,
+            }],
+            &[Rejected {
+                raw: b"not json",
+                reason: "not JSON",
+                source: "otlp",
+                sender: Some(spiffe),
+                received_at_ms: 0,
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            s.sender(&env.current_hash).unwrap().as_deref(),
+            Some(spiffe)
+        );
+        let q: Option<String> = s
+            .conn
+            .query_row("SELECT sender FROM quarantine", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(q.as_deref(), Some(spiffe));
+        // not part of the record: the verifier reads the same bytes
+        assert_eq!(s.sender(&Hash32([7; 32])).unwrap(), None);
+    }
+
+    #[test]
     fn quarantine_keeps_bytes_and_reason() {
         let (_d, mut s) = open();
         let o = s
@@ -911,6 +977,7 @@ mod tests {
                     raw: b"not json",
                     reason: "not JSON",
                     source: "test",
+                    sender: None,
                     received_at_ms: 1,
                 }],
             )
@@ -923,6 +990,7 @@ mod tests {
                     raw: b"not json",
                     reason: "not JSON",
                     source: "retry",
+                    sender: None,
                     received_at_ms: 2,
                 }],
             )

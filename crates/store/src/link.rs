@@ -451,6 +451,7 @@ mod tests {
                 profile: Profile::V1,
                 status: *status,
                 source: "test",
+                sender: None,
                 received_at_ms: 0,
             })
             .collect();

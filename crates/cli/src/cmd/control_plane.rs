@@ -18,6 +18,9 @@ use crate::cmd::serve::shutdown_signal;
 /// Admin routes (`/agents`, `/policies`) need the admin token: `--admin-token-file`, env
 /// `ZT_CP_ADMIN_TOKEN`, or one generated into DIR/admin-token. Agents authenticate with the
 /// token `POST /agents` returned; a token speaks for its actor only.
+///
+/// TLS: `--tls-cert`/`--tls-key` (reloaded when the files change). With `--client-ca`, an
+/// agent's X.509-SVID decides who is asking: `POST /agents {"actor", "spiffe_id"}` binds them.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Data directory: signing key, keyring, decisions.db, state.db (created if missing).
@@ -43,6 +46,17 @@ pub struct Args {
     /// Bearer token for the ingest endpoint.
     #[arg(long, value_name = "FILE", requires = "ingest")]
     ingest_token_file: Option<PathBuf>,
+    /// CAs to trust for an `https://` ingest endpoint (default: the system's).
+    #[arg(long, value_name = "FILE", requires = "ingest")]
+    ingest_ca: Option<PathBuf>,
+    /// Client certificate (an X.509-SVID, PEM) for mTLS to ingest; reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires_all = ["ingest", "ingest_key"])]
+    ingest_cert: Option<PathBuf>,
+    /// The key of --ingest-cert.
+    #[arg(long, value_name = "FILE", requires = "ingest_cert")]
+    ingest_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: crate::cmd::TlsArgs,
     /// Decisions waiting to be sealed before 503 + Retry-After.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     queue: usize,
@@ -81,11 +95,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if let Some(f) = &args.ingest_token_file {
                 cfg.token = Some(read_token(f, "ingest token file")?);
             }
+            cfg.tls = zt_tls::ClientTls {
+                ca: args.ingest_ca.clone(),
+                identity: match (&args.ingest_cert, &args.ingest_key) {
+                    (Some(cert), Some(key)) => Some(zt_tls::ClientIdentity {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    }),
+                    _ => None,
+                },
+            };
+            // Fail at start-up, not at the first export, when the files are unusable.
+            cfg.tls.config().context("cannot set up TLS to ingest")?;
             Some(cfg)
         }
         None => None,
     };
+    let tls = args.tls.server().context("cannot set up TLS")?;
     let opts = Options {
+        tls: tls.clone(),
         chain_id: args.chain_id.clone(),
         open: args.open,
         admin_tokens,
@@ -102,7 +130,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         // First line of stdout: scripts and tests read the bound address from it.
-        println!("zt-audit control-plane: listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("zt-audit control-plane: listening on {scheme}://{addr}");
         // The chain id may come from --chain-id or from the directory's earlier runs: escaped.
         eprintln!(
             "chain {}, key {}, decisions in {}",
@@ -110,6 +139,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             escape(cp.key_id()),
             crate::style::path(&cp.decisions_db())
         );
+        if let Some(b) = tls.as_ref().and_then(|t| t.client_ca()) {
+            let tds: Vec<String> = b.trust_domains().iter().map(|t| t.to_string()).collect();
+            eprintln!(
+                "mTLS: X.509-SVIDs of {} decide who is asking",
+                escape(&tds.join(", "))
+            );
+        }
         match cp.admin_token_file() {
             Some(p) => eprintln!("admin token in {}", crate::style::path(p)),
             None if args.open => eprintln!("open mode: no tokens (loopback only)"),

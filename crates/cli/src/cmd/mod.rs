@@ -21,6 +21,36 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
+/// TLS for a server (`serve`, `control-plane`): certificate, key, and the CA bundle that
+/// asks clients for X.509-SVIDs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (leaf first). Read again when the file
+    /// changes (a rotated SVID or ACME certificate), checked at most once a second.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// mTLS: PEM bundle of the CAs client X.509-SVIDs must chain to. Each CA names its
+    /// SPIFFE trust domain with one URI SAN `spiffe://<trust-domain>`; an SVID must be in the
+    /// trust domain of the CA it chains to.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The loaded TLS server, or None for plain HTTP.
+    pub fn server(&self) -> anyhow::Result<Option<std::sync::Arc<zt_tls::TlsServer>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut files = zt_tls::ServerFiles::new(cert, key);
+        files.client_ca.clone_from(&self.client_ca);
+        Ok(Some(std::sync::Arc::new(zt_tls::TlsServer::load(&files)?)))
+    }
+}
+
 /// Which records count in a store (`serve`, `import`): the trust policy's flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustArgs {

@@ -15,8 +15,12 @@ use crate::cmd::load_keyring;
 /// drain, commit, exit 0.
 ///
 /// Tokens: `--token-file` (one per line) and/or env `ZT_AUDIT_TOKENS` (comma-separated);
-/// clients send `Authorization: Bearer TOKEN`. A non-loopback address needs a token unless
-/// `--insecure`. For TLS, put a reverse proxy or an OpenTelemetry Collector in front.
+/// clients send `Authorization: Bearer TOKEN`. A non-loopback address needs a token or
+/// `--client-ca` unless `--insecure`.
+///
+/// TLS: `--tls-cert`/`--tls-key` (reloaded when the files change). With `--client-ca`, every
+/// request must come with a valid X.509-SVID (401 otherwise) and each envelope is stored with
+/// its sender's SPIFFE ID.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The store (created if missing).
@@ -46,6 +50,8 @@ pub struct Args {
     relaxed_durability: bool,
     #[command(flatten)]
     trust: crate::cmd::TrustArgs,
+    #[command(flatten)]
+    tls: crate::cmd::TlsArgs,
 }
 
 fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
@@ -77,12 +83,17 @@ fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let ring = load_keyring(args.keyring.as_ref(), &[])?;
     let tokens = tokens(args.token_file.as_ref())?;
-    if tokens.is_empty() && !args.listen.ip().is_loopback() && !args.insecure {
+    if tokens.is_empty()
+        && args.tls.client_ca.is_none()
+        && !args.listen.ip().is_loopback()
+        && !args.insecure
+    {
         bail!(
-            "refusing to listen on {} without a token: give --token-file (or ZT_AUDIT_TOKENS), or --insecure behind a trusted proxy",
+            "refusing to listen on {} without a token: give --token-file (or ZT_AUDIT_TOKENS) or --client-ca, or --insecure behind a trusted proxy",
             args.listen
         );
     }
+    let tls = args.tls.server().context("cannot set up TLS")?;
     let mut store = Store::open(&args.db)
         .with_context(|| format!("cannot open store {}", args.db.display()))?;
     store.set_trust(args.trust.policy());
@@ -93,6 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         body_limit: args.body_limit,
         tokens,
         queue: args.queue.max(1),
+        tls: tls.clone(),
         ..Config::default()
     };
     let rt = crate::cmd::runtime()?;
@@ -102,12 +114,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         // First line of stdout: scripts and tests read the bound address from it.
-        println!("zt-audit serve: listening on http://{addr}/v1/logs");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("zt-audit serve: listening on {scheme}://{addr}/v1/logs");
         eprintln!(
             "store {}, {} token(s)",
             crate::style::path(&args.db),
             config.tokens.len()
         );
+        if let Some(b) = tls.as_ref().and_then(|t| t.client_ca()) {
+            let tds: Vec<String> = b.trust_domains().iter().map(|t| t.to_string()).collect();
+            eprintln!(
+                "X.509-SVIDs required, trust domains: {}",
+                zt_core::text::escape(&tds.join(", "))
+            );
+        }
         server::serve(listener, store, ring, config, shutdown_signal())
             .await
             .context("serving")

@@ -71,6 +71,8 @@ impl Anvil {
 
 pub fn rpc(url: &str, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    // reqwest has rustls without a provider in this workspace (see zt_tls).
+    zt_tls::install_default_provider();
     let v: Value = reqwest::blocking::Client::new()
         .post(url)
         .json(&body)

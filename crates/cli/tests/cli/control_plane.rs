@@ -40,6 +40,8 @@ impl Drop for ControlPlane {
 }
 
 fn post(base: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    // reqwest has rustls without a provider in this workspace (see zt_tls).
+    zt_tls::install_default_provider();
     let resp = reqwest::blocking::Client::new()
         .post(format!("{base}{path}"))
         .bearer_auth(token)

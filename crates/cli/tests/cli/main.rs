@@ -16,6 +16,7 @@ mod serve;
 mod store;
 mod surface;
 mod terminal_injection;
+mod tls;
 mod tui;
 mod v1;
 

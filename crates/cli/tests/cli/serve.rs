@@ -30,6 +30,7 @@ impl Server {
         args.extend(extra.iter().map(std::ffi::OsStr::new));
         let (child, url) = crate::spawn_server(&args);
         let addr = url
+            .trim_start_matches("https://")
             .trim_start_matches("http://")
             .trim_end_matches("/v1/logs")
             .to_owned();
@@ -127,6 +128,18 @@ pub fn metrics(addr: &str) -> String {
     let (status, body, _) = http(addr, "GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
     String::from_utf8(body).unwrap()
+}
+
+/// `/metrics` of a server over TLS, as text (curl, trusting `ca`).
+pub fn metrics_over(ca: &Path, url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Asserts the server stored `accepted` envelopes, saw `duplicates` again, rejected none.

@@ -8,6 +8,7 @@
 
 mod misbehaving;
 mod real;
+mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 mod api;
 mod chain;
 mod export;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub fn start(dir: &Path, opts: Options) -> Running {
 }
 
 pub fn start_with(dir: &Path, opts: Options, signer: Option<Arc<dyn Signer>>) -> Running {
+    let tls = opts.tls.is_some();
     let cp = match signer {
         Some(s) => ControlPlane::with_signer(dir, opts, s).unwrap(),
         None => ControlPlane::open(dir, opts).unwrap(),
@@ -64,7 +66,12 @@ pub fn start_with(dir: &Path, opts: Options, signer: Option<Arc<dyn Signer>>) ->
     });
     let (addr, watch) = ready_rx.recv().unwrap();
     Running {
-        base: format!("http://{addr}"),
+        // TLS: the server certificate names localhost.
+        base: if tls {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        },
         dir: dir.to_owned(),
         admin_token,
         watch,

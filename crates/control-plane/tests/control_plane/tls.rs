@@ -1,0 +1,259 @@
+//! The control plane over TLS and mTLS with SPIFFE X.509-SVIDs, driven by curl (a client
+//! nobody here wrote): the SVID decides who is asking, whatever the body claims; every
+//! refusal that reaches a handler is a recorded deny that verifies; a certificate refused in
+//! the handshake reaches nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use zt_control_plane::Options;
+use zt_tls::test_pki::{write_bundle, Ca, Validity};
+use zt_tls::{ServerFiles, TlsServer};
+
+use crate::{count, start, verify_store};
+
+const A: &str = "spiffe://td-a.test/agent/a";
+const B: &str = "spiffe://td-a.test/agent/b";
+
+/// The certificates of one test, in files.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub td_a: Ca,
+    server_ca: Ca,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        Pki {
+            dir: tempfile::tempdir().unwrap(),
+            td_a: Ca::spiffe("td-a.test"),
+            server_ca: Ca::spiffe("servers.test"),
+        }
+    }
+
+    /// A TLS server for localhost asking for td-a.test (and td-b.test) SVIDs.
+    pub fn server(&self) -> Arc<TlsServer> {
+        let (cert, key) = self.server_ca.server().write(self.dir.path(), "server");
+        let td_b = Ca::spiffe("td-b.test");
+        let bundle = write_bundle(&self.dir.path().join("bundle.pem"), &[&self.td_a, &td_b]);
+        Arc::new(TlsServer::load(&ServerFiles::new(cert, key).client_ca(bundle)).unwrap())
+    }
+
+    pub fn server_ca(&self) -> PathBuf {
+        write_bundle(&self.dir.path().join("server-ca.pem"), &[&self.server_ca])
+    }
+
+    pub fn svid(&self, name: &str, uris: &[&str], validity: Validity) -> (PathBuf, PathBuf) {
+        self.td_a.svid(uris, validity).write(self.dir.path(), name)
+    }
+}
+
+/// `curl -X POST` over TLS: (HTTP status, body), or Err(curl's stderr) when no HTTP answer.
+fn curl(
+    ca: &Path,
+    url: &str,
+    identity: Option<&(PathBuf, PathBuf)>,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<(u16, Value), String> {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "10", "-X", "POST", "--cacert"])
+        .arg(ca)
+        .args(["-H", "content-type: application/json", "-d"])
+        .arg(body.to_string())
+        .args(["-w", "\n%{http_code}"]);
+    if let Some((cert, key)) = identity {
+        c.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    if let Some(t) = token {
+        c.args(["-H", &format!("authorization: Bearer {t}")]);
+    }
+    let out = c.arg(url).output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    Ok((
+        status.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+    ))
+}
+
+fn ask(actor: &str) -> Value {
+    json!({"actor": actor, "action": "x.run", "resource": "r"})
+}
+
+#[test]
+fn the_svid_decides_who_is_asking_and_every_refusal_is_on_record() {
+    let pki = Pki::new();
+    let cp = start(
+        &pki.dir.path().join("cp"),
+        Options {
+            tls: Some(pki.server()),
+            ..Options::default()
+        },
+    );
+    assert!(cp.base.starts_with("https://localhost:"), "{}", cp.base);
+    let admin = cp.admin_token.clone().unwrap();
+    let ca = pki.server_ca();
+    let url = |p: &str| format!("{}{p}", cp.base);
+    let admin_post = |path: &str, body: Value| curl(&ca, &url(path), None, Some(&admin), &body);
+
+    // admin routes keep the admin token; an agent is bound to its SPIFFE ID
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-a", "spiffe_id": A})).unwrap();
+    assert_eq!(s, 201, "{v}");
+    let token_a = v["token"].as_str().unwrap().to_owned();
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-b", "spiffe_id": B})).unwrap();
+    assert_eq!(s, 201, "{v}");
+    // one SPIFFE ID, one agent; a SPIFFE ID that is not one
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-c", "spiffe_id": A})).unwrap();
+    assert_eq!(s, 409, "{v}");
+    for bad in [
+        "spiffe://td-a.test",
+        "spiffe://TD/a",
+        "https://td-a.test/a",
+        "",
+    ] {
+        let (s, v) = admin_post("/agents", json!({"actor": "agent-c", "spiffe_id": bad})).unwrap();
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, _) = admin_post("/policies", json!({"action": "x.run"})).unwrap();
+    assert_eq!(s, 201);
+
+    let svid_a = pki.svid("a", &[A], Validity::Now);
+    let svid_b = pki.svid("b", &[B], Validity::Now);
+    let actions = url("/actions");
+    let act = |id: Option<&(PathBuf, PathBuf)>, token: Option<&str>, actor: &str| {
+        curl(&ca, &actions, id, token, &ask(actor))
+    };
+
+    // A's SVID is decided as A, and the envelope names A's SPIFFE ID
+    let (s, v) = act(Some(&svid_a), None, "agent-a").unwrap();
+    assert_eq!((s, v["decision"].as_str()), (200, Some("allow")), "{v}");
+    assert_eq!(v["audit"]["context"]["identity"], A);
+    // B's SVID claiming to be A: a recorded deny
+    let (s, v) = act(Some(&svid_b), None, "agent-a").unwrap();
+    assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.contains("actor mismatch"), "{reason}");
+    assert!(reason.contains(B), "{reason}");
+    assert_eq!(v["audit"]["context"]["identity"], B);
+    // ... even with A's token beside it: the SVID decides
+    let (s, v) = act(Some(&svid_b), Some(&token_a), "agent-a").unwrap();
+    assert_eq!(s, 403, "{v}");
+    // an SVID bound to no agent
+    let svid_c = pki.svid("c", &["spiffe://td-a.test/agent/c"], Validity::Now);
+    let (s, v) = act(Some(&svid_c), None, "agent-a").unwrap();
+    assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("bound to no agent"),
+        "{v}"
+    );
+    // an SVID td-a's CA issued for td-b: refused, the reason on record
+    let foreign_td = pki.svid("ftd", &["spiffe://td-b.test/agent/b"], Validity::Now);
+    let (s, v) = act(Some(&foreign_td), None, "agent-b").unwrap();
+    assert_eq!((s, v["decision"].as_str()), (401, Some("deny")), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("client certificate refused")
+            && v["reason"].as_str().unwrap().contains("td-a.test"),
+        "{v}"
+    );
+    assert_eq!(v["audit"]["context"]["identity"], "unauthenticated");
+    // two URI SANs: refused, on record
+    let two = pki.svid("two", &[A, B], Validity::Now);
+    let (s, v) = act(Some(&two), None, "agent-a").unwrap();
+    assert_eq!(s, 401, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("2 URI SANs"), "{v}");
+    // no identity and no token: denied as over plain HTTP; a token alone still works
+    let (s, v) = act(None, None, "agent-a").unwrap();
+    assert_eq!((s, v["decision"].as_str()), (401, Some("deny")), "{v}");
+    let (s, v) = act(None, Some(&token_a), "agent-a").unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["audit"]["context"]["identity"], "agent-token:agent-a");
+
+    // refused in the handshake: curl fails, nothing reaches the chain
+    let before = 8;
+    for (name, validity) in [("exp", Validity::Expired), ("nyv", Validity::NotYetValid)] {
+        let svid = pki.svid(name, &[A], validity);
+        let err = act(Some(&svid), None, "agent-a").unwrap_err();
+        assert!(!err.is_empty());
+    }
+    let foreign_ca = Ca::spiffe("td-x.test")
+        .svid(&[A], Validity::Now)
+        .write(pki.dir.path(), "foreign");
+    assert!(act(Some(&foreign_ca), None, "agent-a").is_err());
+    // and the server says why on /metrics
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&ca)
+        .arg(url("/metrics"))
+        .output()
+        .unwrap();
+    let m = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "zt_tls_handshake_failures_total{reason=\"expired\"} 1",
+        "zt_tls_handshake_failures_total{reason=\"not_yet_valid\"} 1",
+        "zt_tls_handshake_failures_total{reason=\"unknown_issuer\"} 1",
+    ] {
+        assert!(m.contains(line), "no {line} in\n{m}");
+    }
+
+    let db = cp.dir.join("decisions.db");
+    let keyring = cp.keyring();
+    cp.stop();
+    assert_eq!(count(&db), before);
+    let report = verify_store(&db, &keyring);
+    assert!(report.ok, "{:?}", report.errors);
+}
+
+#[test]
+fn bindings_survive_a_restart() {
+    let pki = Pki::new();
+    let dir = pki.dir.path().join("cp");
+    let opts = || Options {
+        tls: Some(pki.server()),
+        ..Options::default()
+    };
+    let ca = pki.server_ca();
+    let cp = start(&dir, opts());
+    let admin = cp.admin_token.clone().unwrap();
+    let agents = format!("{}/agents", cp.base);
+    let (s, _) = curl(
+        &ca,
+        &agents,
+        None,
+        Some(&admin),
+        &json!({"actor": "agent-a", "spiffe_id": A}),
+    )
+    .unwrap();
+    assert_eq!(s, 201);
+    let policies = format!("{}/policies", cp.base);
+    let (s, _) = curl(
+        &ca,
+        &policies,
+        None,
+        Some(&admin),
+        &json!({"action": "x.run"}),
+    )
+    .unwrap();
+    assert_eq!(s, 201);
+    cp.stop();
+    let cp = start(&dir, opts());
+    let svid_a = pki.svid("a", &[A], Validity::Now);
+    let (s, v) = curl(
+        &ca,
+        &format!("{}/actions", cp.base),
+        Some(&svid_a),
+        None,
+        &ask("agent-a"),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["audit"]["context"]["identity"], A);
+}

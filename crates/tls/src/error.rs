@@ -1,0 +1,131 @@
+//! TLS errors: files that cannot be used (start-up and reload), and client certificates that
+//! verified at the TLS layer but are not an acceptable SPIFFE identity.
+
+use std::path::PathBuf;
+
+use crate::spiffe::SpiffeIdError;
+
+/// A certificate, key or CA bundle file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file could not be read.
+    #[error("{what} {}: {source}", .path.display())]
+    Read {
+        /// What the file is for.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not PEM, or holds none of what it should.
+    #[error("{what} {}: {reason}", .path.display())]
+    Pem {
+        /// What the file is for.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the certificate chain and key (they do not match, or the key type is
+    /// not supported).
+    #[error("certificate {} and key {}: {reason}", .cert.display(), .key.display())]
+    Key {
+        /// The certificate chain file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// rustls' reason.
+        reason: rustls::Error,
+    },
+    /// A CA certificate in a client CA bundle does not name its trust domain.
+    #[error("client CA bundle {}: certificate {index}: {problem}", .path.display())]
+    Bundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// The certificate's index in the file (0-based).
+        index: usize,
+        /// What is wrong with it.
+        problem: CaProblem,
+    },
+    /// rustls could not build a verifier or configuration from what was loaded.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// Why a CA certificate cannot be part of a client CA bundle. The rule: each CA carries
+/// exactly one URI SAN, its trust domain's SPIFFE ID `spiffe://<trust-domain>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaProblem {
+    /// The certificate does not parse.
+    #[error("not an X.509 certificate: {0}")]
+    Unparsable(String),
+    /// Not a CA (basic constraints).
+    #[error("not a CA certificate (basicConstraints cA is not true)")]
+    NotCa,
+    /// No URI SAN.
+    #[error("no URI SAN naming its trust domain (spiffe://<trust-domain>)")]
+    NoTrustDomain,
+    /// More than one URI SAN.
+    #[error("{0} URI SANs; a CA names exactly one trust domain")]
+    ManyUris(usize),
+    /// A URI SAN that is not a trust domain's SPIFFE ID.
+    #[error("URI SAN {uri:?} is not a trust domain's SPIFFE ID: {error}")]
+    BadTrustDomain {
+        /// The URI (shortened).
+        uri: String,
+        /// Why.
+        error: SpiffeIdError,
+    },
+    /// rustls' root store refused it.
+    #[error("not usable as a trust anchor: {0}")]
+    Anchor(String),
+}
+
+/// Why a client certificate that verified at the TLS layer is still not an identity. Each
+/// of these refuses the request, and says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityRefused {
+    /// The leaf does not parse (or its SAN extension does not).
+    #[error("the client certificate does not parse: {0}")]
+    Unparsable(String),
+    /// No URI SAN at all.
+    #[error("the client certificate has no URI SAN (an X.509-SVID has exactly one SPIFFE ID)")]
+    NoUri,
+    /// More than one URI SAN.
+    #[error("the client certificate has {0} URI SANs (an X.509-SVID has exactly one SPIFFE ID)")]
+    ManyUris(usize),
+    /// The URI SAN is not a workload's SPIFFE ID.
+    #[error("the client certificate's URI SAN {uri:?} is not a SPIFFE ID: {error}")]
+    BadSpiffeId {
+        /// The URI (shortened).
+        uri: String,
+        /// Why.
+        error: SpiffeIdError,
+    },
+    /// The SVID names a trust domain that none of the CAs it chains to holds.
+    #[error(
+        "the SVID {id} names trust domain {claimed}, but it was issued under trust domain {issued_by}'s CA"
+    )]
+    ForeignTrustDomain {
+        /// The SVID's SPIFFE ID.
+        id: String,
+        /// Its trust domain.
+        claimed: String,
+        /// The trust domain of the CA it chains to.
+        issued_by: String,
+    },
+    /// The chain did not verify again for the identity check (it did in the handshake: a
+    /// certificate that expired in between, say).
+    #[error("the client certificate chain does not verify: {0}")]
+    Chain(String),
+}
+
+/// Shortens an attacker-influenced string before it goes into an error.
+pub(crate) fn shorten(s: &str) -> String {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}

@@ -1,0 +1,64 @@
+//! zt-audit's TLS, in one place for both servers (`zt-audit serve`, `zt-audit control-plane`)
+//! and their clients: rustls with the AWS-LC provider, TLS 1.2 and 1.3, no other backend.
+//!
+//! - [`server`]: [`TlsServer`] (certificate and key from PEM files, **reloaded when the files
+//!   change**; optional client CA bundle) and [`serve`], which serves an axum router over it
+//!   with the house's graceful shutdown.
+//! - [`identity`]: SPIFFE X.509-SVIDs. A client CA bundle names one trust domain per CA (its
+//!   `spiffe://<td>` URI SAN); a verified client certificate becomes a [`PeerIdentity`] (an
+//!   SVID's [`SpiffeId`], anonymous, or refused with the reason), a request extension that no
+//!   header can forge.
+//! - [`spiffe`]: SPIFFE IDs, checked as the SPIFFE ID specification says.
+//! - [`reload`]: [`ReloadingKey`], the certificate resolver that follows its files (SPIRE
+//!   rotates SVIDs about hourly).
+//! - [`client`]: [`ClientTls`], a rustls client configuration (trusted CAs, an SVID for mTLS)
+//!   for reqwest's `use_preconfigured_tls`. Verification cannot be turned off.
+//! - `test_pki` (feature `test-pki`): certificates made on the fly for tests.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use zt_tls::{ServerFiles, TlsServer};
+//! # async fn run(app: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = TlsServer::load(&ServerFiles::new("svid.pem", "svid.key").client_ca("bundle.pem"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! zt_tls::serve(listener, app, Arc::new(tls), async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod error;
+pub mod identity;
+pub mod pem;
+pub mod reload;
+pub mod server;
+pub mod spiffe;
+#[cfg(any(test, feature = "test-pki"))]
+pub mod test_pki;
+
+use std::sync::{Arc, OnceLock};
+
+pub use client::{ClientIdentity, ClientTls};
+pub use error::{CaProblem, IdentityRefused, TlsError};
+pub use identity::{ClientCaBundle, PeerIdentity};
+pub use reload::ReloadingKey;
+pub use rustls;
+use rustls::crypto::CryptoProvider;
+pub use server::{serve, ServerFiles, TlsServer};
+pub use spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
+
+/// The one crypto provider: AWS-LC, already in the build for the signatures.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider())))
+}
+
+/// Makes AWS-LC the process's default rustls provider, unless one is set already.
+///
+/// reqwest 0.12 is built with rustls but without a provider of its own (its only built-in one
+/// would add ring): a client built without [`ClientTls::config`] (`reqwest::Client::new()`)
+/// asks for the process default and panics when there is none. The servers, the guarded
+/// client and the exporter call this, so such clients work in any process that uses them.
+pub fn install_default_provider() {
+    // Err: a provider is installed already (this one, or the application's own): keep it.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
