@@ -650,3 +650,17 @@ fn flatten(top: &Map) -> String {
     json::write_ordered_object(&members, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_agent_token() {
+        let key = zt_core::crypto::SigningKey::generate().public_key();
+        let mut c = ClientConfig::new("http://127.0.0.1:8080", PinnedKey::new("cp-1", key));
+        c.token = Some("ztcp_s3cret-agent-token".into());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("ztcp_s3cret-agent-token"), "{shown}");
+    }
+}

@@ -326,3 +326,23 @@ pub fn keyring_json(signer: &dyn Signer) -> String {
     let _ = ring.insert(KeyEntry::new(signer.key_id(), signer.public_key().clone()));
     format!("{:#}\n", ring.to_json())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let mut opts = Options {
+            admin_tokens: vec!["ztadm_s3cret-admin".into()],
+            ..Options::default()
+        };
+        let mut export = ExportConfig::new("http://127.0.0.1:4318/v1/logs");
+        export.token = Some("ingest-s3cret".into());
+        opts.export = Some(export);
+        let shown = format!("{opts:?} {opts:#?}");
+        for secret in ["ztadm_s3cret-admin", "ingest-s3cret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

@@ -415,6 +415,15 @@ fn queue_thread(config: &ExportConfig, rx: &Receiver<String>, shared: &Shared) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let mut c = ExportConfig::new("http://127.0.0.1:4318/v1/logs");
+        c.token = Some("s3cret-ingest-token".into());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("s3cret-ingest-token"), "{shown}");
+    }
+
     use super::*;
 
     #[test]

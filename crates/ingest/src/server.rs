@@ -568,3 +568,18 @@ fn commit(store: &mut Store, checked: Checked, metrics: &Metrics) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let c = Config {
+            tokens: vec!["s3cret-exporter-token".into()],
+            ..Config::default()
+        };
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("s3cret-exporter-token"), "{shown}");
+    }
+}

@@ -534,3 +534,122 @@ fn kill_9_loses_nothing_that_was_acknowledged() {
     ]);
     assert_eq!(code, 0, "{report:#}");
 }
+
+/// An `ExportLogsServiceRequest` of `n` empty LogRecords in one ScopeLogs, written on the
+/// wire directly (building it with prost would cost the test what it costs the server), then
+/// gzip-compressed: 2 bytes a record, ~16 KiB on the wire for 8.4 million.
+fn empty_records_bomb(n: usize) -> Vec<u8> {
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut scope = Vec::with_capacity(2 * n + 16);
+    scope.push(0x12); // ResourceLogs.scope_logs
+    varint(2 * n, &mut scope);
+    for _ in 0..n {
+        scope.extend_from_slice(&[0x12, 0x00]); // ScopeLogs.log_records: an empty LogRecord
+    }
+    let mut req = vec![0x0a]; // ExportLogsServiceRequest.resource_logs
+    varint(scope.len(), &mut req);
+    req.extend_from_slice(&scope);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&req).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Largest count that keeps the decompressed request under the 16 MiB body limit.
+const BOMB_RECORDS: usize = (16 << 20) / 2 - 16;
+
+/// Attack: 16 KiB of gzip that decodes into 8.4 million LogRecords. Without a count the
+/// decoder builds them all (1.5 GB) and answers 200; it must be refused by count first.
+#[test]
+fn an_empty_record_bomb_is_refused_by_count_before_it_is_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("b.db"), &[]);
+    let bomb = empty_records_bomb(BOMB_RECORDS);
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let (s, body, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &bomb,
+    );
+    assert_eq!(s, 413, "{}", String::from_utf8_lossy(&body));
+    let status = zt_ingest::otlp::Status::decode(body.as_slice()).unwrap();
+    assert!(
+        status.message.contains("LogRecords") && status.message.contains("16384"),
+        "the answer names the limit: {}",
+        status.message
+    );
+    let peak_mib = srv.rss_kib() / 1024;
+    assert!(peak_mib < 128, "peak RSS {peak_mib} MiB");
+    // still serving
+    let (s, _) = post_pb(
+        &srv.addr,
+        &request(vec![envelope_record(&valid_lines()[0])]),
+    );
+    assert_eq!(s, 200);
+}
+
+/// Attack: with tokens configured, senders without one announce large bodies and send them
+/// slowly (or never). Each must be refused on its headers, before its body is read, so they
+/// cannot hold every request slot while an exporter with a token waits.
+#[test]
+fn tokenless_senders_are_refused_before_their_bodies_and_hold_no_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "s3cret-token\n").unwrap();
+    let srv = Server::start(
+        &tmp.path().join("t.db"),
+        &["--token-file", tokens.to_str().unwrap()],
+    );
+    let head = format!(
+        "POST /v1/logs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        srv.addr,
+        8 << 20
+    );
+    // 64 tokenless senders, the receiver's whole concurrency, each sending headers only.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        idle.push(s);
+    }
+    let mut first = idle.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let n = first.read(&mut answer).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "a tokenless sender was not refused on its headers: {answer:?}"
+    );
+    // Meanwhile an exporter with the token gets through at once.
+    let started = std::time::Instant::now();
+    let (s, _, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", "Bearer s3cret-token"),
+        ],
+        &request(vec![envelope_record(&valid_lines()[0])]),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the exporter waited {:?} behind tokenless senders",
+        started.elapsed()
+    );
+    drop(idle);
+}
