@@ -130,8 +130,8 @@ pub struct ClientConfig {
     pub base_url: String,
     /// The key every decision must be signed with.
     pub pinned: PinnedKey,
-    /// This agent's bearer token (binds it to its actor).
-    pub token: Option<String>,
+    /// This agent's bearer token (binds it to its actor; never shown by `Debug`).
+    pub token: Option<zt_core::secret::Secret>,
     /// For the whole exchange.
     pub timeout: Duration,
     /// Largest distance between the decision's timestamp and the local clock.
@@ -395,7 +395,7 @@ impl GuardedClient {
                 .header("content-type", "application/json")
                 .body(body);
             if let Some(t) = &self.config.token {
-                req = req.bearer_auth(t);
+                req = req.bearer_auth(t.expose());
             }
             let mut resp = req.send().await.map_err(transport)?;
             let status = resp.status().as_u16();

@@ -41,6 +41,7 @@ use std::time::Duration;
 
 pub use error::{ControlPlaneError, PolicyError, SealError};
 use zt_core::keyring::{KeyEntry, Keyring};
+use zt_core::secret::Secret;
 use zt_core::Hash32;
 use zt_export::ExportConfig;
 use zt_store::Store;
@@ -58,7 +59,7 @@ pub struct Options {
     /// No tokens needed (loopback only): the quickstart.
     pub open: bool,
     /// Admin bearer tokens; when empty (and not open), one is created in `admin-token`.
-    pub admin_tokens: Vec<String>,
+    pub admin_tokens: Vec<Secret>,
     /// Export committed decisions here.
     pub export: Option<ExportConfig>,
     /// Decisions waiting to be sealed before 503.
@@ -159,7 +160,7 @@ impl ControlPlane {
                     .map_err(io("admin token", &p))?;
             }
             let t = std::fs::read_to_string(&p).map_err(io("admin token", &p))?;
-            options.admin_tokens.push(t.trim().to_owned());
+            options.admin_tokens.push(t.trim().into());
             admin_token_file = Some(p);
         }
         Ok(Self {
@@ -285,7 +286,7 @@ impl ControlPlane {
                 .options
                 .admin_tokens
                 .iter()
-                .map(|t| Hash32::digest(t.as_bytes()))
+                .map(|t| Hash32::digest(t.expose().as_bytes()))
                 .collect(),
             keyring_json: keyring_json(self.signer.as_ref()),
             metrics: server::Metrics::default(),

@@ -71,8 +71,8 @@ pub struct ExportConfig {
     pub json: bool,
     /// gzip request bodies.
     pub gzip: bool,
-    /// Sent as `Authorization: Bearer TOKEN`.
-    pub token: Option<String>,
+    /// Sent as `Authorization: Bearer TOKEN` (never shown by `Debug`).
+    pub token: Option<zt_core::secret::Secret>,
     /// Per request.
     pub timeout: Duration,
     /// `service.name` of the resource.
@@ -133,7 +133,7 @@ impl EnvelopeExporter {
         };
         let mut headers = HashMap::new();
         if let Some(t) = &config.token {
-            headers.insert("authorization".to_owned(), format!("Bearer {t}"));
+            headers.insert("authorization".to_owned(), format!("Bearer {}", t.expose()));
         }
         let mut builder = opentelemetry_otlp::LogExporter::builder()
             .with_http()

@@ -28,6 +28,7 @@ use axum::Router;
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use zt_core::keyring::Keyring;
+use zt_core::secret::Secret;
 use zt_store::Store;
 
 use crate::otlp;
@@ -39,7 +40,7 @@ pub struct Config {
     /// Largest request body, compressed or not (default 16 MiB).
     pub body_limit: usize,
     /// Accepted bearer tokens; empty: no authentication.
-    pub tokens: Vec<String>,
+    pub tokens: Vec<Secret>,
     /// Requests waiting for the writer before 503 (default 256).
     pub queue: usize,
     /// Requests in flight at once (default 64).
@@ -278,7 +279,7 @@ fn reply(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
+fn authorized(tokens: &[Secret], headers: &HeaderMap) -> bool {
     if tokens.is_empty() {
         return true;
     }
@@ -293,16 +294,9 @@ fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
         return false;
     };
     // Compare every token in full, whatever matches: no early exit on a prefix.
-    tokens.iter().fold(false, |ok, t| {
-        ok | constant_time_eq(t.as_bytes(), given.trim().as_bytes())
-    })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    tokens
+        .iter()
+        .fold(false, |ok, t| ok | t.matches(given.trim().as_bytes()))
 }
 
 async fn export_logs(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {

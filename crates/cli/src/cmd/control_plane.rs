@@ -67,11 +67,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut admin_tokens = Vec::new();
     if let Some(f) = &args.admin_token_file {
-        admin_tokens.push(read_token(f, "admin token file")?);
+        admin_tokens.push(read_token(f, "admin token file")?.into());
     }
     if let Ok(t) = std::env::var("ZT_CP_ADMIN_TOKEN") {
         if !t.trim().is_empty() {
-            admin_tokens.push(t.trim().to_owned());
+            admin_tokens.push(t.trim().into());
         }
     }
     let export = match &args.ingest {
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let mut cfg = ExportConfig::new(url.clone());
             cfg.service_name = "zt-control-plane".into();
             if let Some(f) = &args.ingest_token_file {
-                cfg.token = Some(read_token(f, "ingest token file")?);
+                cfg.token = Some(read_token(f, "ingest token file")?.into());
             }
             Some(cfg)
         }

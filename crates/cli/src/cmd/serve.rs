@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use zt_core::secret::Secret;
 use zt_ingest::server::{self, Config};
 use zt_store::Store;
 
@@ -48,7 +49,7 @@ pub struct Args {
     trust: crate::cmd::TrustArgs,
 }
 
-fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
+fn tokens(file: Option<&PathBuf>) -> Result<Vec<Secret>> {
     let mut out = Vec::new();
     if let Some(f) = file {
         let text = std::fs::read_to_string(f)
@@ -57,7 +58,7 @@ fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
+                .map(Secret::from),
         );
         if out.is_empty() {
             bail!("token file {} holds no token", f.display());
@@ -68,7 +69,7 @@ fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
             env.split(',')
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+                .map(Secret::from),
         );
     }
     Ok(out)

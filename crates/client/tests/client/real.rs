@@ -58,7 +58,7 @@ impl Cp {
             self.base.clone(),
             PinnedKey::from_keyring_json(&self.keyring).unwrap(),
         );
-        cfg.token = token;
+        cfg.token = token.map(Into::into);
         GuardedClient::new(cfg).unwrap()
     }
 
