@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use zt_core::secret::Secret;
+use zt_ingest::scan::Limits;
 use zt_ingest::server::{self, Config};
 use zt_store::Store;
 
@@ -41,6 +42,17 @@ pub struct Args {
     /// Requests waiting for the store writer before the answer is 503 + Retry-After.
     #[arg(long, value_name = "N", default_value_t = 256)]
     queue: usize,
+    /// Most LogRecords in one request; more is a 413, refused before decoding.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_log_records)]
+    max_log_records: u64,
+    /// Most memory one request may take once decoded (estimated before decoding); more is a
+    /// 413.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decoded_bytes)]
+    max_decoded_bytes: u64,
+    /// Requests decompressed and decoded at once (default: the number of CPUs); the others
+    /// wait, holding only their compressed bodies.
+    #[arg(long, value_name = "N")]
+    max_decoding: Option<usize>,
     /// `PRAGMA synchronous=NORMAL` instead of FULL: faster, loses the last commits on power
     /// loss (not on a process crash).
     #[arg(long)]
@@ -90,11 +102,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.relaxed_durability {
         store.set_synchronous(false)?;
     }
+    let defaults = Config::default();
     let config = Config {
         body_limit: args.body_limit,
         tokens,
         queue: args.queue.max(1),
-        ..Config::default()
+        limits: Limits {
+            max_log_records: args.max_log_records,
+            max_decoded_bytes: args.max_decoded_bytes,
+            ..Limits::default()
+        },
+        max_decoding: args.max_decoding.unwrap_or(defaults.max_decoding).max(1),
+        ..defaults
     };
     let rt = crate::cmd::runtime()?;
     let summary = rt.block_on(async move {

@@ -303,15 +303,24 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     };
     let (s, _) = post_pb(a, &request(vec![big]));
     assert_eq!(s, 200, "huge attribute");
-    // tens of thousands of tiny records
-    let tiny: Vec<LogRecord> = (0..50_000)
-        .map(|i| LogRecord {
-            body: string_body(&i.to_string()),
-            ..Default::default()
-        })
-        .collect();
-    let (s, _) = post_pb(a, &request(tiny));
-    assert_eq!(s, 200, "50,000 tiny records");
+    // tiny records: up to the limit (16,384 a request) they are fine, past it a 413
+    let tiny = |n: usize| -> Vec<LogRecord> {
+        (0..n)
+            .map(|i| LogRecord {
+                body: string_body(&i.to_string()),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let (s, _) = post_pb(a, &request(tiny(16_384)));
+    assert_eq!(s, 200, "16,384 tiny records");
+    let (s, body) = post_pb(a, &request(tiny(16_385)));
+    assert_eq!(s, 413, "16,385 tiny records");
+    let why = zt_ingest::otlp::Status::decode(body.as_slice())
+        .unwrap()
+        .message;
+    assert!(why.contains("more than 16384 LogRecords"), "{why}");
+
     // still serving, memory bounded
     let (s, body, _) = http(a, "GET", "/healthz", &[], b"");
     assert_eq!((s, body.as_slice()), (200, &b"ok\n"[..]));
@@ -319,6 +328,13 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     assert_eq!(s, 200);
     let peak_mib = srv.rss_kib() / 1024;
     assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");
+    // the limit is the operator's to set
+    drop(srv);
+    let srv = Server::start(&tmp.path().join("h2.db"), &["--max-log-records", "100"]);
+    let (s, _) = post_pb(&srv.addr, &request(tiny(101)));
+    assert_eq!(s, 413, "--max-log-records 100");
+    let (s, _) = post_pb(&srv.addr, &request(tiny(100)));
+    assert_eq!(s, 200);
 }
 
 /// A full queue answers 503 with Retry-After (exporters back off), and nothing answered 200 is
@@ -652,4 +668,72 @@ fn tokenless_senders_are_refused_before_their_bodies_and_hold_no_slot() {
         started.elapsed()
     );
     drop(idle);
+}
+
+/// 64 bombs at once (the receiver's whole concurrency) and an OTLP/JSON one: memory stays
+/// bounded by the decoding permits, every bomb gets a 413, and an exporter's envelopes still
+/// land meanwhile.
+#[test]
+fn sixty_four_bombs_at_once_leave_memory_bounded_and_envelopes_landing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("m.db");
+    let srv = Server::start(&db, &[]);
+    let bomb = empty_records_bomb(BOMB_RECORDS);
+    let lines = valid_lines();
+    let (bombs, landed) = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..64)
+            .map(|_| {
+                s.spawn(|| {
+                    http(
+                        &srv.addr,
+                        "POST",
+                        "/v1/logs",
+                        &[
+                            ("Content-Type", "application/x-protobuf"),
+                            ("Content-Encoding", "gzip"),
+                        ],
+                        &bomb,
+                    )
+                    .0
+                })
+            })
+            .collect();
+        // the legitimate exporter, one envelope a request, while the bombs go off
+        let mut landed = 0;
+        for l in &lines {
+            let (st, _) = post_pb(&srv.addr, &request(vec![envelope_record(l)]));
+            landed += usize::from(st == 200);
+        }
+        (
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>(),
+            landed,
+        )
+    });
+    assert!(bombs.iter().all(|&st| st == 413), "{bombs:?}");
+    assert_eq!(landed, lines.len());
+    // OTLP/JSON: 16 MiB of empty records is refused on its estimated decoded size
+    let json = format!(
+        "{{\"resourceLogs\":[{{\"scopeLogs\":[{{\"logRecords\":[{}]}}]}}]}}",
+        vec!["{}"; 5_000_000].join(",")
+    );
+    let (st, body, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        json.as_bytes(),
+    );
+    assert_eq!(st, 413, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("bytes once decoded"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let peak_mib = srv.rss_kib() / 1024;
+    assert!(peak_mib < 256, "peak RSS {peak_mib} MiB");
+    assert!(metrics(&srv.addr).contains("zt_ingest_requests_total{outcome=\"over_limit\"} 65"));
+    drop(srv);
+    assert_store_verifies(&db, lines.len() as u64);
 }
