@@ -107,6 +107,9 @@ pub enum ControlPlaneError {
     /// An agent is already registered.
     #[error("agent {0} is already registered")]
     AgentExists(String),
+    /// No active agent of that name (never registered, or revoked).
+    #[error("no agent {0} is registered (or it was revoked)")]
+    NoSuchAgent(String),
     /// No such policy.
     #[error("no policy {0}")]
     NoSuchPolicy(String),

@@ -6,7 +6,11 @@
 //! - [`chain`]: one writer seals each decision as a v1 envelope (P-256, [`signer`]) and
 //!   commits groups of them to the evidence store (`zt-store`) before anyone is answered.
 //! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens binding an
-//!   agent to its actor.
+//!   agent to its actor; agent registration, token rotation and expiry, revocation, each a
+//!   sealed record ([`agents`]: who a token speaks for).
+//! - [`limits`]: rate limits on decisions; what they refuse is counted in one sealed summary
+//!   per window instead of one sealed record each.
+//! - [`origin`]: open mode against the browser (DNS rebinding, cross-site forms).
 //! - [`export`]: committed decisions go out over OTLP/HTTP (`zt-export`) with retries; a
 //!   failing export never changes a decision.
 //! - [`state`]: agents, policies and their versions, the export cursor (`state.db`).
@@ -24,15 +28,17 @@
 //! # Ok(()) }
 //! ```
 
+mod agents;
 pub mod chain;
 pub mod error;
 pub mod export;
+pub mod limits;
+pub mod origin;
 pub mod policy;
 pub mod server;
 pub mod signer;
 pub mod state;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -40,6 +46,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use error::{ControlPlaneError, PolicyError, SealError};
+pub use limits::RateLimit;
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::secret::Secret;
 use zt_core::Hash32;
@@ -72,6 +79,13 @@ pub struct Options {
     pub request_timeout: Duration,
     /// How long a commit waits for a store lock before it fails (503).
     pub store_busy_timeout: Duration,
+    /// Requests that do not authenticate (no, unknown, expired or retired token), all
+    /// together; past it 429, counted in the window's summary record.
+    pub unauthenticated_rate: RateLimit,
+    /// Each agent's requests; past it 429, counted in the window's summary record.
+    pub actor_rate: RateLimit,
+    /// How often the counts of rate-limited requests are sealed as summary records.
+    pub summary_window: Duration,
 }
 
 impl Default for Options {
@@ -86,6 +100,9 @@ impl Default for Options {
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(10),
             store_busy_timeout: Duration::from_secs(5),
+            unauthenticated_rate: RateLimit::UNAUTHENTICATED,
+            actor_rate: RateLimit::PER_ACTOR,
+            summary_window: Duration::from_secs(10),
         }
     }
 }
@@ -103,7 +120,8 @@ pub struct ControlPlane {
 /// What a run did.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
-    /// Decisions committed over the run (allow + deny).
+    /// Records committed over the run: decisions (allow and deny), agent registrations,
+    /// rotations and revocations, rate-limit summaries.
     pub decisions: u64,
 }
 
@@ -231,12 +249,7 @@ impl ControlPlane {
         let state = state::State::open(&self.dir.join("state.db"))?;
         let engine = PolicyEngine::new(state.policies()?)?;
         state.record_version(engine.entries(), engine.version())?;
-        let mut agents = HashMap::new();
-        let mut tokens = HashMap::new();
-        for a in state.agents()? {
-            tokens.insert(a.token_sha256, a.actor.clone());
-            agents.insert(a.actor, a.token_sha256);
-        }
+        let registry = agents::Registry::load(state.agents()?, state.retired_tokens()?);
         let next_policy = engine.entries().len() as u64 + 1;
 
         let decisions = self.decisions_db();
@@ -277,11 +290,11 @@ impl ControlPlane {
         )?;
         let shared = Arc::new(server::Shared {
             engine: RwLock::new(Arc::new(engine)),
-            agents: RwLock::new(agents),
-            tokens: RwLock::new(tokens),
+            registry: tokio::sync::RwLock::new(registry),
             state: Mutex::new(state),
             chain,
             open: self.options.open,
+            port: addr.port(),
             admin_tokens: self
                 .options
                 .admin_tokens
@@ -292,14 +305,29 @@ impl ControlPlane {
             metrics: server::Metrics::default(),
             next_policy: AtomicU64::new(next_policy),
             broker: format!("zt-control-plane/{}", env!("CARGO_PKG_VERSION")),
+            limiter: limits::Limiter::new(
+                self.options.unauthenticated_rate,
+                self.options.actor_rate,
+            ),
+            body_limit: self.options.body_limit,
         });
         on_export(watch.clone());
+        let stop_summaries = Arc::new(tokio::sync::Notify::new());
+        let summaries = tokio::spawn(limits::summarise(
+            Arc::clone(&shared),
+            self.options.summary_window,
+            Arc::clone(&stop_summaries),
+        ));
         let app = server::router(
             shared,
             self.options.body_limit,
             self.options.request_timeout,
         );
         let served = server::run(listener, app, shutdown).await;
+        // No request is left: the last window's summary is sealed, then the summariser lets
+        // go of its chain handle.
+        stop_summaries.notify_one();
+        let _ = summaries.await;
         // The router (and every chain handle) is gone: the writer drains its queue and stops.
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         if let (Some(w), Some(j)) = (watch, exporter) {

@@ -139,3 +139,61 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         failed.first()
     );
 }
+
+/// One agent over its own limit is refused with 429 while another agent is not; the refusals
+/// are summarised per agent, and the summary is sealed when its window ends (not only at
+/// shutdown).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_over_its_limit_is_summarised_per_agent_each_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = zt_control_plane::Options {
+        actor_rate: zt_control_plane::RateLimit {
+            per_second: 1.0,
+            burst: 5,
+        },
+        summary_window: std::time::Duration::from_millis(300),
+        ..zt_control_plane::Options::default()
+    };
+    let cp = start(tmp.path(), opts);
+    let b = cp.base.clone();
+    let admin = cp.admin_token.clone().unwrap();
+    post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
+    let noisy = register(&b, Some(&admin), "agent-noisy").await;
+    let quiet = register(&b, Some(&admin), "agent-quiet").await;
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        statuses.push(
+            act(&b, Some(&noisy), "agent-noisy", "x.run", &i.to_string())
+                .await
+                .0,
+        );
+    }
+    let (s, _) = act(&b, Some(&quiet), "agent-quiet", "x.run", "").await;
+    assert_eq!(s, 200, "another agent is not limited");
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(limited >= 14, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count() + limited, 20);
+    // the window closes while the control plane runs
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let db = cp.dir.join("decisions.db");
+    let sums: Vec<Value> = summaries(&records(&db)).into_iter().cloned().collect();
+    // one summary per window that refused anything (a slow machine may spread the 20
+    // requests over two windows)
+    assert!(!sums.is_empty(), "no summary sealed while running");
+    assert!(sums
+        .iter()
+        .all(|s| s["resource"] == "agent/agent-noisy" && s["context"]["limit"] == "actor"));
+    let counted: u64 = sums
+        .iter()
+        .map(|s| s["context"]["refused"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, limited as u64, "{sums:?}");
+    let (_, m) = get(&b, "/metrics", None).await;
+    assert!(
+        m.as_str().unwrap().contains(&format!(
+            "zt_cp_rate_limited_total{{limit=\"actor\"}} {limited}"
+        )),
+        "{m}"
+    );
+    cp.stop();
+}

@@ -178,3 +178,146 @@ async fn an_expired_token_is_a_recorded_deny() {
         .count();
     assert_eq!(expired, 1);
 }
+
+/// Revocations, rotations and expiry survive a restart (state.db), and a revoked agent named
+/// in open mode without a token is refused naming the revocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_rotation_and_expiry_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = zt_control_plane::Options::default;
+    let cp = start(tmp.path(), opts());
+    let b = cp.base.clone();
+    let admin = cp.admin_token.clone().unwrap();
+    post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
+    let gone = register(&b, Some(&admin), "agent-gone").await;
+    let old = register(&b, Some(&admin), "agent-rot").await;
+    let (_, v) = post(&b, "/agents/agent-rot/token", Some(&admin), &json!({})).await;
+    let new = v["token"].as_str().unwrap().to_owned();
+    let (_, v) = post(
+        &b,
+        "/agents",
+        Some(&admin),
+        &json!({"actor": "agent-brief", "token_ttl_s": 1}),
+    )
+    .await;
+    let brief = v["token"].as_str().unwrap().to_owned();
+    let (s, _) = delete(&b, "/agents/agent-gone", Some(&admin)).await;
+    assert_eq!(s, 200);
+    cp.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let cp = start(tmp.path(), opts());
+    let b = cp.base.clone();
+    for (token, actor, status, needle) in [
+        (&gone, "agent-gone", 401, "revoked"),
+        (&old, "agent-rot", 401, "rotated"),
+        (&new, "agent-rot", 200, ""),
+        (&brief, "agent-brief", 401, "token expired"),
+    ] {
+        let (s, v) = act(&b, Some(token), actor, "x.run", "").await;
+        assert_eq!(s, status, "{actor}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap_or("").contains(needle),
+            "{actor}: {v}"
+        );
+    }
+    cp.stop();
+    // open mode: the name alone is refused, and says why
+    let cp = start(tmp.path(), crate::open_opts());
+    let (s, v) = act(&cp.base, None, "agent-gone", "x.run", "").await;
+    assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("was revoked at"),
+        "{v}"
+    );
+    // registering it again is a new registration, on record
+    let (s, v) = post(&cp.base, "/agents", None, &json!({"actor": "agent-gone"})).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["audit"]["action"], "zt.agent.register");
+    cp.stop();
+}
+
+/// A rotation or revocation whose record cannot be sealed changes nothing: the token keeps
+/// working, and the admin is told to retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unrecordable_revocation_or_rotation_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = zt_control_plane::Options {
+        store_busy_timeout: std::time::Duration::from_millis(200),
+        ..zt_control_plane::Options::default()
+    };
+    let cp = start(tmp.path(), opts);
+    let b = cp.base.clone();
+    let admin = cp.admin_token.clone().unwrap();
+    post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
+    let token = register(&b, Some(&admin), "agent-a").await;
+    let db = cp.dir.join("decisions.db");
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (s, v) = delete(&b, "/agents/agent-a", Some(&admin)).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("nothing changed"),
+        "{v}"
+    );
+    let (s, v) = post(&b, "/agents/agent-a/token", Some(&admin), &json!({})).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(v.get("token").is_none(), "no token without a record: {v}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+    let (s, v) = act(&b, Some(&token), "agent-a", "x.run", "").await;
+    assert_eq!(s, 200, "the token still works: {v}");
+    cp.stop();
+    assert!(with_action(&db, "zt.agent.revoke").is_empty());
+    assert!(with_action(&db, "zt.agent.token.rotate").is_empty());
+}
+
+/// `zt.` names are the control plane's own: no agent can be registered as `zt.admin`, and an
+/// agent asking for a `zt.` action is denied, on record.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_zt_namespace_is_the_control_planes_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), crate::open_opts());
+    let b = cp.base.clone();
+    let (s, v) = post(&b, "/agents", None, &json!({"actor": "zt.admin"})).await;
+    assert_eq!(s, 400, "{v}");
+    register(&b, None, "agent-a").await;
+    post(&b, "/policies", None, &json!({"action": "zt.agent.revoke"})).await;
+    let (s, v) = act(&b, None, "agent-a", "zt.agent.revoke", "agent/agent-b").await;
+    assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("`zt.`"), "{v}");
+    let (s, v) = post(
+        &b,
+        "/agents",
+        None,
+        &json!({"actor": "agent-b", "admin": true}),
+    )
+    .await;
+    assert_eq!(s, 400, "unknown members are refused: {v}");
+    cp.stop();
+}
+
+/// The content-type rule holds with an admin token too.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_bodies_are_json_in_token_mode_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), zt_control_plane::Options::default());
+    let admin = cp.admin_token.clone().unwrap();
+    let (s, v) = crate::post_raw(
+        &cp.base,
+        "/agents",
+        Some(&admin),
+        "text/plain",
+        br#"{"actor":"agent-a"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 415, "{v}");
+    let (s, v) = crate::post_cedar(
+        &cp.base,
+        Some(&admin),
+        r#"permit (principal, action == Action::"a", resource);"#,
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    cp.stop();
+}

@@ -147,6 +147,26 @@ pub async fn post_raw(
     )
 }
 
+/// `POST /policies` with Cedar text: `text/plain` and the header a cross-site form cannot
+/// send.
+pub async fn post_cedar(base: &str, token: Option<&str>, cedar: &str) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/policies"))
+        .header("content-type", "text/plain")
+        .header("x-zt-admin", "1")
+        .body(cedar.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().get(format!("{base}{path}"));
     if let Some(t) = token {
