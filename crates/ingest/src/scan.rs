@@ -241,16 +241,17 @@ impl Msg {
 /// prost's own recursion limit: deeper nesting does not decode anyway.
 const MAX_DEPTH: usize = 100;
 
-fn varint(b: &[u8], at: &mut usize) -> Result<u64, ScanError> {
+/// A varint at `at`; `None` when the bytes end first.
+fn varint(b: &[u8], at: &mut usize) -> Result<Option<u64>, ScanError> {
     let mut v = 0u64;
     for shift in 0..10 {
-        let byte = *b
-            .get(*at)
-            .ok_or(ScanError::Malformed("protobuf: a varint runs past the end"))?;
+        let Some(&byte) = b.get(*at) else {
+            return Ok(None);
+        };
         *at += 1;
         v |= u64::from(byte & 0x7f) << (7 * shift);
         if byte & 0x80 == 0 {
-            return Ok(v);
+            return Ok(Some(v));
         }
     }
     Err(ScanError::Malformed(
@@ -258,10 +259,28 @@ fn varint(b: &[u8], at: &mut usize) -> Result<u64, ScanError> {
     ))
 }
 
+/// Whether the bytes are the whole request, or a prefix of it (decompression still going).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    Whole,
+    /// What runs past the end is still to come: counted as far as it goes, never an error.
+    Prefix,
+}
+
+const PAST_END: ScanError = ScanError::Malformed("protobuf: a field runs past the end");
+
+fn cut(extent: Extent) -> Result<(), ScanError> {
+    match extent {
+        Extent::Whole => Err(PAST_END),
+        Extent::Prefix => Ok(()),
+    }
+}
+
 fn walk(
     b: &[u8],
     msg: Msg,
     depth: usize,
+    extent: Extent,
     limits: &Limits,
     counts: &mut Counts,
 ) -> Result<(), ScanError> {
@@ -272,24 +291,32 @@ fn walk(
     }
     let mut at = 0;
     while at < b.len() {
-        let key = varint(b, &mut at)?;
+        let Some(key) = varint(b, &mut at)? else {
+            return cut(extent);
+        };
         let number = key >> 3;
         if number == 0 {
             return Err(ScanError::Malformed("protobuf: field number 0"));
         }
         match key & 7 {
             0 => {
-                varint(b, &mut at)?;
+                if varint(b, &mut at)?.is_none() {
+                    return cut(extent);
+                }
             }
             1 => at += 8,
             5 => at += 4,
             2 => {
-                let len = usize::try_from(varint(b, &mut at)?)
-                    .map_err(|_| ScanError::Malformed("protobuf: a length past the end"))?;
-                let end = at
-                    .checked_add(len)
-                    .filter(|&e| e <= b.len())
-                    .ok_or(ScanError::Malformed("protobuf: a length past the end"))?;
+                let Some(len) = varint(b, &mut at)? else {
+                    return cut(extent);
+                };
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                // In a prefix, a field that runs past the end is counted as far as it goes.
+                let (end, inner) = match at.checked_add(len).filter(|&e| e <= b.len()) {
+                    Some(e) => (e, extent),
+                    None if extent == Extent::Prefix => (b.len(), Extent::Prefix),
+                    None => return Err(PAST_END),
+                };
                 match msg.field(number) {
                     Field::Message(child) => {
                         counts.count(child, limits)?;
@@ -299,9 +326,9 @@ fn walk(
                             child.size()
                         };
                         counts.add_bytes(size, limits)?;
-                        walk(&b[at..end], child, depth + 1, limits, counts)?;
+                        walk(&b[at..end], child, depth + 1, inner, limits, counts)?;
                     }
-                    Field::Bytes => counts.add_bytes(len, limits)?,
+                    Field::Bytes => counts.add_bytes(end - at, limits)?,
                     Field::Unknown => {}
                 }
                 at = end;
@@ -314,7 +341,7 @@ fn walk(
             }
         }
         if at > b.len() {
-            return Err(ScanError::Malformed("protobuf: a field runs past the end"));
+            return cut(extent);
         }
     }
     Ok(())
@@ -323,7 +350,17 @@ fn walk(
 /// Walks a protobuf `ExportLogsServiceRequest`, counting what decoding it would build.
 pub fn protobuf(body: &[u8], limits: &Limits) -> Result<Counts, ScanError> {
     let mut counts = Counts::default();
-    walk(body, Msg::Request, 0, limits, &mut counts)?;
+    walk(body, Msg::Request, 0, Extent::Whole, limits, &mut counts)?;
+    Ok(counts)
+}
+
+/// Walks the first bytes of a request whose rest is still being decompressed. Counts only
+/// grow as bytes are added, so a limit passed here is passed by the whole request: a gzip
+/// bomb is refused after a few KiB are inflated, not 16 MiB. Only a limit, or bytes that are
+/// malformed whatever follows them, is an error.
+pub fn protobuf_prefix(prefix: &[u8], limits: &Limits) -> Result<Counts, ScanError> {
+    let mut counts = Counts::default();
+    walk(prefix, Msg::Request, 0, Extent::Prefix, limits, &mut counts)?;
     Ok(counts)
 }
 
@@ -524,6 +561,38 @@ mod tests {
             protobuf(&body, &Limits::default()),
             Err(ScanError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_prefix_over_a_limit_is_refused_and_no_prefix_of_a_good_request_is() {
+        let limits = Limits {
+            max_log_records: 1_000,
+            ..Limits::default()
+        };
+        let bomb = empty_records(5_000);
+        // the first 4 KiB hold 2,000 records already
+        assert!(matches!(
+            protobuf_prefix(&bomb[..4096], &limits),
+            Err(ScanError::OverLimit {
+                what: Limit::LogRecords,
+                ..
+            })
+        ));
+        let good = otlp::request(
+            (0..500)
+                .map(|i| otlp::envelope_record(&format!("{{\"i\":{i}}}")))
+                .collect(),
+        );
+        for cut in (0..good.len()).step_by(97) {
+            assert!(
+                protobuf_prefix(&good[..cut], &limits).is_ok(),
+                "cut at {cut}"
+            );
+        }
+        assert!(
+            protobuf(&good[..good.len() - 1], &limits).is_err(),
+            "a cut request is malformed"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ use zt_core::secret::Secret;
 use zt_store::Store;
 
 use crate::otlp::{self, DecodeError};
-use crate::scan::Limits;
+use crate::scan::{self, Limits, ScanError};
 use crate::{Pipeline, Rejections, Rows, Verdict};
 
 /// Receiver settings.
@@ -399,16 +399,44 @@ fn decode(
     limit: usize,
     limits: &Limits,
 ) -> Result<otlp::Extracted, Refusal> {
+    let over = |e: ScanError| Refusal::too_large(e.to_string());
     let inflated;
     let raw: &[u8] = if gzip {
+        // Inflated in steps, the prefix counted at every doubling (at most twice the bytes
+        // scanned in all): a bomb is refused once its first KiB pass a limit, long before
+        // the rest is inflated.
         let mut out = Vec::new();
         let mut dec = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
-        dec.read_to_end(&mut out)
-            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, 3, format!("gzip body: {e}")))?;
-        if out.len() > limit {
-            return Err(Refusal::too_large(format!(
-                "decompressed body over the {limit}-byte limit"
-            )));
+        let mut checkpoint = 64 << 10;
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            let n = dec
+                .read(&mut chunk)
+                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, 3, format!("gzip body: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+            if out.len() > limit {
+                return Err(Refusal::too_large(format!(
+                    "decompressed body over the {limit}-byte limit"
+                )));
+            }
+            if out.len() >= checkpoint {
+                // The JSON estimate of a prefix is at most the whole text's too.
+                let counted = if json {
+                    scan::json(&out, limits)
+                } else {
+                    scan::protobuf_prefix(&out, limits)
+                };
+                match counted {
+                    Err(e @ ScanError::OverLimit { .. }) => return Err(over(e)),
+                    Err(ScanError::Malformed(m)) => {
+                        return Err(Refusal::new(StatusCode::BAD_REQUEST, 3, m))
+                    }
+                    Ok(_) => checkpoint = out.len().saturating_mul(2),
+                }
+            }
         }
         inflated = out;
         &inflated
