@@ -109,14 +109,21 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         let (b, stop) = (b.clone(), Arc::clone(&stop));
         flood.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
+            let (mut sealed, mut limited) = (0usize, 0usize);
             while !stop.load(Ordering::Relaxed) {
-                let _ = http
+                let r = http
                     .post(format!("{b}/actions"))
                     .header("content-type", "application/json")
                     .body(json!({"actor": format!("flood-{c}"), "action": "x.run"}).to_string())
                     .send()
                     .await;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(401) => sealed += 1,
+                    Ok(429) => limited += 1,
+                    other => panic!("a flood request got {other:?}"),
+                }
             }
+            (sealed, limited)
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -128,9 +135,13 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let (mut sealed, mut limited) = (0, 0);
     for f in flood {
-        f.await.unwrap();
+        let (s, l) = f.await.unwrap();
+        sealed += s;
+        limited += l;
     }
+    let db = cp.dir.join("decisions.db");
     cp.stop();
     assert!(
         failed.is_empty(),
@@ -138,6 +149,19 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         failed.len(),
         failed.first()
     );
+    // Every flood request is accounted for: its own record (401), or counted in a summary
+    // (429: past the rate, or the writer's queue more than half full).
+    let recs = records(&db);
+    let individual = recs
+        .iter()
+        .filter(|r| r["context"]["identity"] == "unauthenticated")
+        .count();
+    assert_eq!(individual, sealed);
+    let counted: u64 = summaries(&recs)
+        .iter()
+        .map(|s| s["context"]["refused"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, limited);
 }
 
 /// One agent over its own limit is refused with 429 while another agent is not; the refusals

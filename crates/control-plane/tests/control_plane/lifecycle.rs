@@ -115,6 +115,14 @@ async fn a_rotated_token_stops_working_and_the_rotation_is_on_record() {
     cp.stop();
     let rot = with_action(&db, "zt.agent.token.rotate");
     assert_eq!(rot.len(), 1);
+    let refused = records(&db)
+        .into_iter()
+        .filter(|r| {
+            r["context"]["identity"] == "retired-token:agent-r"
+                && r["reason"].as_str().unwrap().contains("rotated")
+        })
+        .count();
+    assert_eq!(refused, 1, "the old token's refusal is on record");
     let text = rot[0].to_string();
     assert!(!text.contains(&old) && !text.contains(&new), "{text}");
     assert!(rot[0]["context"]["token_id"].is_string(), "{text}");
