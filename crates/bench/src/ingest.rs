@@ -42,6 +42,9 @@ pub struct IngestArgs {
     /// With --hostile: concurrent bomb senders.
     #[arg(long, default_value_t = 64, requires = "hostile")]
     bombs: usize,
+    /// With --hostile: skip the one bomb with the limits lifted (it takes ~1.5 GB).
+    #[arg(long, requires = "hostile")]
+    no_reference: bool,
 }
 
 pub(crate) fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> Vec<Vec<String>> {
@@ -161,6 +164,7 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
             records: a.records,
             batch: a.batch,
             bombs: a.bombs,
+            reference: !a.no_reference,
             json: a.json,
         })?;
         return Ok(ExitCode::SUCCESS);
