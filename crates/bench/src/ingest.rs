@@ -42,6 +42,9 @@ pub struct IngestArgs {
     /// With --hostile: concurrent bomb senders.
     #[arg(long, default_value_t = 64, requires = "hostile")]
     bombs: usize,
+    /// With --hostile: runs of phases 1 and 2, alternating (medians; peak RSS: the highest).
+    #[arg(long, default_value_t = 3, requires = "hostile")]
+    runs: usize,
     /// With --hostile: skip the one bomb with the limits lifted (it takes ~1.5 GB).
     #[arg(long, requires = "hostile")]
     no_reference: bool,
@@ -165,6 +168,7 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
             batch: a.batch,
             bombs: a.bombs,
             reference: !a.no_reference,
+            runs: a.runs,
             json: a.json,
         })?;
         return Ok(ExitCode::SUCCESS);
