@@ -7,7 +7,7 @@
 //!   commits groups of them to the evidence store (`zt-store`) before anyone is answered.
 //! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens binding an
 //!   agent to its actor; agent registration, token rotation and expiry, revocation, each a
-//!   sealed record ([`agents`]: who a token speaks for).
+//!   sealed record (`agents`: who a token speaks for).
 //! - [`limits`]: rate limits on decisions; what they refuse is counted in one sealed summary
 //!   per window instead of one sealed record each.
 //! - [`origin`]: open mode against the browser (DNS rebinding, cross-site forms).

@@ -8,7 +8,7 @@
 //!
 //! Such a request is not sealed, signed and fsynced on its own: that is the work a flood
 //! wants the control plane to do. It is counted instead, by limit and by source address, and
-//! each window ([`summarise`]: every `summary_window`, and once more on shutdown) the counts
+//! each window (`summarise`: every `summary_window`, and once more on shutdown) the counts
 //! become one sealed record per limit that refused anything:
 //!
 //! ```text

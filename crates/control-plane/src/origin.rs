@@ -7,12 +7,12 @@
 //!   talks to the control plane as its own origin, reading answers. The browser still sends
 //!   `Host: evil.example:PORT`. So in open mode every request must name the server by a
 //!   loopback name with its port (`localhost`, `127.0.0.1`, `[::1]`, any loopback address
-//!   literal), and an `Origin`, when present, must be a loopback one ([`open_mode_guard`]).
+//!   literal), and an `Origin`, when present, must be a loopback one (`open_mode_guard`).
 //! - **Cross-site forms**: a form (or a `no-cors` fetch) can POST `text/plain`,
 //!   `application/x-www-form-urlencoded` or `multipart/form-data` anywhere without a CORS
 //!   preflight, and without reading the answer it can still change the policy set. So admin
 //!   bodies must be `application/json` (which needs a preflight this server never grants), or
-//!   `text/plain` with `X-ZT-Admin: 1` (a custom header needs one too) ([`admin_body`]). This
+//!   `text/plain` with `X-ZT-Admin: 1` (a custom header needs one too) (`admin_body`). This
 //!   holds in every mode: a token in a header is safe from forms, but the rule is cheap and
 //!   keeps the two modes alike.
 
