@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
         }
     };
     let mut config = ClientConfig::new(base.clone(), pinned);
-    config.token = std::env::var("ZT_AGENT_TOKEN").ok();
+    config.token = std::env::var("ZT_AGENT_TOKEN").ok().map(Into::into);
     let client = match GuardedClient::new(config) {
         Ok(c) => c,
         Err(e) => {

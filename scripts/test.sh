@@ -67,6 +67,10 @@ $Z bench ingest --records 2000 --connections 4
 # The bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
 # one unforked chain that verifies (the bench fails otherwise).
 $Z bench control-plane --decisions 1000 --clients 16 --runs 1
+# Under attack, small: a tokenless flood (every flood answer accounted for on the chain) and
+# 64 senders of 8.4-million-record gzip bombs beside an exporter whose envelopes must all land.
+$Z bench control-plane --flood --decisions 300 --clients 4 --runs 1
+$Z bench ingest --hostile --records 2000 --no-reference
 # Anchoring on anvil, small: gas per anchor and per record, a reconcile that must confirm every epoch.
 $Z bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
 $Z bench tui --records 20000 --runs 1

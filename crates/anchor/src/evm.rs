@@ -15,6 +15,7 @@ use alloy::sol;
 use alloy::sol_types::{SolCall, SolEvent};
 
 use crate::error::AnchorError;
+use crate::rpc::RpcUrl;
 use crate::tree::LogRef;
 
 sol! {
@@ -178,14 +179,22 @@ pub enum SendOutcome {
 }
 
 /// A connection to one EVM node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Evm {
     provider: RootProvider,
     chain_id: u64,
+    /// Every error that may quote the node's URL is scrubbed with it.
+    url: RpcUrl,
 }
 
-fn rpc_err(what: &str) -> impl FnOnce(alloy::transports::TransportError) -> AnchorError + '_ {
-    move |e| AnchorError::Rpc(format!("{what}: {e}"))
+/// The provider's `Debug` would show the URL, key and all.
+impl std::fmt::Debug for Evm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evm")
+            .field("url", &self.url)
+            .field("chain_id", &self.chain_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A revert reason from an RPC error, decoded against the contract's errors when possible.
@@ -200,24 +209,52 @@ pub fn revert_reason(e: &alloy::transports::TransportError) -> Option<String> {
 }
 
 impl Evm {
-    /// Connects and checks the chain id against `network`.
-    pub async fn connect(rpc: &str, network: Network) -> Result<Self, AnchorError> {
-        let url: alloy::transports::http::reqwest::Url = rpc
-            .parse()
-            .map_err(|e| AnchorError::Config(format!("RPC URL {rpc:?}: {e}")))?;
-        let provider = RootProvider::new_http(url);
-        let chain_id = provider
+    /// Connects and checks the chain id against `network`. The URL may carry a key: every
+    /// error this connection returns names it redacted ([`crate::rpc`]).
+    pub async fn connect(rpc: impl Into<RpcUrl>, network: Network) -> Result<Self, AnchorError> {
+        let url: RpcUrl = rpc.into();
+        let parsed: alloy::transports::http::reqwest::Url =
+            url.expose().trim().parse().map_err(|e| {
+                AnchorError::Config(format!("RPC URL {url}: {}", url.scrub(&format!("{e}"))))
+            })?;
+        let provider = RootProvider::new_http(parsed);
+        let mut evm = Self {
+            provider,
+            chain_id: 0,
+            url,
+        };
+        evm.chain_id = evm
+            .provider
             .get_chain_id()
             .await
-            .map_err(rpc_err("eth_chainId"))?;
+            .map_err(evm.rpc_err("eth_chainId"))?;
         if let Some(want) = network.chain_id() {
-            if want != chain_id {
+            if want != evm.chain_id {
                 return Err(AnchorError::Config(format!(
-                    "the RPC at {rpc} is chain {chain_id}, not {want} ({network:?})"
+                    "the RPC at {} is chain {}, not {want} ({network:?})",
+                    evm.url, evm.chain_id
                 )));
             }
         }
-        Ok(Self { provider, chain_id })
+        Ok(evm)
+    }
+
+    /// The node's URL, redacted.
+    pub fn url(&self) -> &RpcUrl {
+        &self.url
+    }
+
+    /// An RPC failure, its text scrubbed of the URL's secrets (transport errors quote the
+    /// URL).
+    fn rpc_error(&self, message: String) -> AnchorError {
+        AnchorError::Rpc(self.url.scrub(&message))
+    }
+
+    fn rpc_err<'a>(
+        &'a self,
+        what: &'a str,
+    ) -> impl FnOnce(alloy::transports::TransportError) -> AnchorError + 'a {
+        move |e| self.rpc_error(format!("{what}: {e}"))
     }
 
     /// The chain id.
@@ -250,7 +287,7 @@ impl Evm {
                 .await
                 .map_err(|e| match revert_reason(&e) {
                     Some(r) => AnchorError::Revert(r),
-                    None => AnchorError::Rpc(format!("eth_estimateGas: {e}")),
+                    None => self.rpc_error(format!("eth_estimateGas: {e}")),
                 })?;
         // 20% headroom over the estimate, never above the cap.
         let limit = gas.saturating_add(gas / 5);
@@ -271,7 +308,7 @@ impl Evm {
                     .provider
                     .estimate_eip1559_fees()
                     .await
-                    .map_err(rpc_err("fee estimate"))?;
+                    .map_err(self.rpc_err("fee estimate"))?;
                 (
                     m.unwrap_or(est.max_fee_per_gas),
                     p.unwrap_or(est.max_priority_fee_per_gas),
@@ -302,7 +339,7 @@ impl Evm {
                 } else if text.contains("nonce too low") || text.contains("nonce is too low") {
                     Ok(SendOutcome::NonceTooLow)
                 } else {
-                    Err(AnchorError::Rpc(format!("eth_sendRawTransaction: {e}")))
+                    Err(self.rpc_error(format!("eth_sendRawTransaction: {e}")))
                 }
             }
         }
@@ -314,7 +351,7 @@ impl Evm {
             .get_transaction_count(addr)
             .pending()
             .await
-            .map_err(rpc_err("eth_getTransactionCount"))
+            .map_err(self.rpc_err("eth_getTransactionCount"))
     }
 
     /// The receipt of `hash`, if mined.
@@ -323,7 +360,7 @@ impl Evm {
             .provider
             .get_transaction_receipt(hash)
             .await
-            .map_err(rpc_err("eth_getTransactionReceipt"))?
+            .map_err(self.rpc_err("eth_getTransactionReceipt"))?
         else {
             return Ok(None);
         };
@@ -361,7 +398,7 @@ impl Evm {
             .provider
             .get_transaction_by_hash(hash)
             .await
-            .map_err(rpc_err("eth_getTransactionByHash"))?
+            .map_err(self.rpc_err("eth_getTransactionByHash"))?
             .is_some())
     }
 
@@ -371,7 +408,7 @@ impl Evm {
             .provider
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await
-            .map_err(rpc_err("eth_getBlockByNumber"))?
+            .map_err(self.rpc_err("eth_getBlockByNumber"))?
             .map(|b| b.header.hash))
     }
 
@@ -384,7 +421,7 @@ impl Evm {
                 let _ = e;
                 Ok(None)
             }
-            Err(e) => Err(AnchorError::Rpc(format!("eth_getBlockByNumber: {e}"))),
+            Err(e) => Err(self.rpc_error(format!("eth_getBlockByNumber: {e}"))),
         }
     }
 
@@ -401,7 +438,7 @@ impl Evm {
         };
         let out = self.call(contract, call.abi_encode()).await?;
         ZtAnchor::rootOfCall::abi_decode_returns(&out)
-            .map_err(|e| AnchorError::Rpc(format!("rootOf: undecodable answer: {e}")))
+            .map_err(|e| self.rpc_error(format!("rootOf: undecodable answer: {e}")))
     }
 
     /// Whether there is code at `addr`.
@@ -410,7 +447,7 @@ impl Evm {
             .provider
             .get_code_at(addr)
             .await
-            .map_err(rpc_err("eth_getCode"))?
+            .map_err(self.rpc_err("eth_getCode"))?
             .is_empty())
     }
 
@@ -423,7 +460,7 @@ impl Evm {
             .await
             .map_err(|e| match revert_reason(&e) {
                 Some(r) => AnchorError::Revert(r),
-                None => AnchorError::Rpc(format!("eth_call: {e}")),
+                None => self.rpc_error(format!("eth_call: {e}")),
             })
     }
 
@@ -451,7 +488,7 @@ impl Evm {
                 .provider
                 .get_logs(&filter)
                 .await
-                .map_err(rpc_err("eth_getLogs"))?;
+                .map_err(self.rpc_err("eth_getLogs"))?;
             for l in logs {
                 if let Ok(ev) = ZtAnchor::Anchored::decode_log(&l.inner) {
                     out.push(AnchoredEvent {
@@ -491,7 +528,7 @@ impl Evm {
                 self.provider
                     .get_logs(&filter)
                     .await
-                    .map_err(rpc_err("eth_getLogs"))?,
+                    .map_err(self.rpc_err("eth_getLogs"))?,
             );
             start = end.saturating_add(1);
         }
@@ -510,14 +547,14 @@ impl Evm {
         let nonce = self.pending_nonce(signer.address()).await?;
         let (hash, raw) = self.sign(signer, to, input, nonce, fees).await?;
         if self.send_raw(&raw).await? == SendOutcome::NonceTooLow {
-            return Err(AnchorError::Rpc(format!(
+            return Err(self.rpc_error(format!(
                 "nonce {nonce} of {} is already used",
                 signer.address()
             )));
         }
         self.wait_receipt(hash, timeout)
             .await?
-            .ok_or_else(|| AnchorError::Rpc(format!("no receipt for {hash} within {timeout:?}")))
+            .ok_or_else(|| self.rpc_error(format!("no receipt for {hash} within {timeout:?}")))
     }
 
     /// Polls for a receipt until `timeout`.
@@ -557,7 +594,7 @@ impl Evm {
         }
         let addr = r
             .contract_address
-            .ok_or_else(|| AnchorError::Rpc("the deployment receipt names no contract".into()))?;
+            .ok_or_else(|| self.rpc_error("the deployment receipt names no contract".into()))?;
         Ok((addr, r))
     }
 
@@ -600,7 +637,7 @@ impl Evm {
         };
         let out = self.call(contract, call.abi_encode()).await?;
         ZtAnchor::isWriterCall::abi_decode_returns(&out)
-            .map_err(|e| AnchorError::Rpc(format!("isWriter: undecodable answer: {e}")))
+            .map_err(|e| self.rpc_error(format!("isWriter: undecodable answer: {e}")))
     }
 
     /// `logIdOf(owner, name)` as the contract computes it.
@@ -611,7 +648,7 @@ impl Evm {
         };
         let out = self.call(contract, call.abi_encode()).await?;
         ZtAnchor::logIdOfCall::abi_decode_returns(&out)
-            .map_err(|e| AnchorError::Rpc(format!("logIdOf: undecodable answer: {e}")))
+            .map_err(|e| self.rpc_error(format!("logIdOf: undecodable answer: {e}")))
     }
 
     /// A JSON-RPC call by name (anvil's test methods, say).
@@ -623,7 +660,7 @@ impl Evm {
         self.provider
             .raw_request(method.into(), params)
             .await
-            .map_err(|e| AnchorError::Rpc(format!("{method}: {e}")))
+            .map_err(|e| self.rpc_error(format!("{method}: {e}")))
     }
 }
 

@@ -4,6 +4,8 @@
 //!   contract ([`tree::LogRef`]) is its owner's.
 //! - [`evm`]: the node: signing with explicit nonces and fees, broadcasting, receipts,
 //!   finality, events; the contract's ABI.
+//! - [`rpc`]: RPC URLs carry provider keys; the one rule that redacts them in every error,
+//!   log and `Debug` print ([`rpc::RpcUrl`], [`rpc::redact`]).
 //! - [`job`]: the scheduled job: an epoch is stored before it is sent and never changes its
 //!   root, so any crash or outage can only lead to the same anchor being sent again.
 //! - [`reconcile`]: local evidence against the chain: missing, failed or different anchors,
@@ -34,6 +36,7 @@ pub mod job;
 pub mod lineage;
 pub mod proof;
 pub mod reconcile;
+pub mod rpc;
 pub mod tree;
 
 pub use error::AnchorError;

@@ -30,6 +30,22 @@ pub struct CpArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead: authenticated p99 with and without a concurrent tokenless flood (and with
+    /// the rate limits off), in the same run. --decisions is per phase (default 1000 here
+    /// too), --clients the paced agents (use 4).
+    #[arg(long)]
+    flood: bool,
+    /// With --flood: authenticated decisions per second, all clients together.
+    #[arg(
+        long,
+        value_name = "PER_S",
+        default_value_t = 200.0,
+        requires = "flood"
+    )]
+    rate: f64,
+    /// With --flood: flood threads, each sending tokenless requests as fast as it can.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "flood")]
+    flood_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +55,7 @@ struct RunResult {
     p99_ms: f64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -60,6 +76,8 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
         Options {
             open: true,
             max_group,
+            // Throughput is measured here; the limits have their own bench (--flood).
+            actor_rate: zt_control_plane::RateLimit::OFF,
             ..Options::default()
         },
     )?;
@@ -128,9 +146,11 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
     let wall = start.elapsed();
     let _ = stop.send(());
     let summary = server.await.context("server task")??;
-    if summary.decisions != decisions as u64 {
+    // The agent's registration is a record too.
+    let expected = decisions as u64 + 1;
+    if summary.decisions != expected {
         bail!(
-            "{} decisions committed, {decisions} asked",
+            "{} records committed, {decisions} decisions asked (and one registration)",
             summary.decisions
         );
     }
@@ -141,7 +161,7 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
     zt_ingest::verify_store(&mut v, &store)?;
     let report = v.finish();
     if !report.ok
-        || report.records != decisions as u64
+        || report.records != expected
         || report.chains.len() != 1
         || store.count_forks()? != 0
     {
@@ -169,6 +189,17 @@ fn median_by(v: &[RunResult], f: impl Fn(&RunResult) -> f64) -> f64 {
 }
 
 pub fn run(a: CpArgs) -> Result<ExitCode> {
+    if a.flood {
+        crate::flood::run(crate::flood::FloodArgs {
+            decisions: a.decisions,
+            clients: a.clients,
+            rate: a.rate,
+            connections: a.flood_connections,
+            runs: a.runs,
+            json: a.json,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     // Warm-up, not measured: the first run pays for thread pools, connections and a cold
     // page cache, and showed a p99 four times the others.

@@ -34,9 +34,23 @@ pub struct IngestArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead: a legitimate exporter alone, then beside --bombs concurrent senders of 16 KiB
+    /// gzip requests holding 8.4 million empty LogRecords each, then one such request with
+    /// the limits lifted (the reference: what one costs when it is decoded).
+    #[arg(long)]
+    hostile: bool,
+    /// With --hostile: concurrent bomb senders.
+    #[arg(long, default_value_t = 64, requires = "hostile")]
+    bombs: usize,
+    /// With --hostile: runs of phases 1 and 2, alternating (medians; peak RSS: the highest).
+    #[arg(long, default_value_t = 3, requires = "hostile")]
+    runs: usize,
+    /// With --hostile: skip the one bomb with the limits lifted (it takes ~1.5 GB).
+    #[arg(long, requires = "hostile")]
+    no_reference: bool,
 }
 
-fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> Vec<Vec<String>> {
+pub(crate) fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> Vec<Vec<String>> {
     (0..n_chains)
         .into_par_iter()
         .map(|c| {
@@ -69,12 +83,12 @@ fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> Vec<Vec<Str
         .collect()
 }
 
-fn encode(batch: &[String]) -> Vec<u8> {
+pub(crate) fn encode(batch: &[String]) -> Vec<u8> {
     otlp::request(batch.iter().map(|j| otlp::envelope_record(j)).collect())
 }
 
 /// One keep-alive connection: POST each body in turn, wait for each answer.
-fn replay(addr: &str, bodies: &[Vec<u8>]) -> Result<Vec<Duration>> {
+pub(crate) fn replay(addr: &str, bodies: &[Vec<u8>]) -> Result<Vec<Duration>> {
     let stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     stream.set_nodelay(true)?;
     let mut w = stream.try_clone()?;
@@ -111,7 +125,7 @@ fn replay(addr: &str, bodies: &[Vec<u8>]) -> Result<Vec<Duration>> {
     Ok(lat)
 }
 
-fn peak_rss_mib(pid: u32) -> Option<f64> {
+pub(crate) fn peak_rss_mib(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = s
         .lines()
@@ -148,6 +162,17 @@ fn offline_verify_rate(exe: &Path, dir: &Path, chains: &[Vec<String>], ring: &Pa
 }
 
 pub fn run(a: IngestArgs) -> Result<ExitCode> {
+    if a.hostile {
+        crate::hostile::run(&crate::hostile::HostileArgs {
+            records: a.records,
+            batch: a.batch,
+            bombs: a.bombs,
+            reference: !a.no_reference,
+            runs: a.runs,
+            json: a.json,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.records == 0 || a.connections == 0 || a.batch == 0 {
         bail!("--records, --connections and --batch must be at least 1");
     }

@@ -1,4 +1,5 @@
-//! zt-audit's benchmark harnesses: `zt-audit bench verify|ingest|control-plane|anchor|tui`.
+//! zt-audit's benchmark harnesses: `zt-audit bench verify|ingest|control-plane|anchor|tui`
+//! (`control-plane --flood`, `ingest --hostile`: the same services under attack).
 //!
 //! Each one generates its data, measures against a named reference in the same run (the
 //! Node/OpenSSL verifier, offline verify, one fsync per decision, `verify --db`, ...), checks
@@ -22,6 +23,8 @@
 
 pub mod anchor;
 pub mod control_plane;
+pub mod flood;
+pub mod hostile;
 pub mod ingest;
 pub mod tui;
 pub mod verify;
@@ -44,6 +47,9 @@ pub enum Bench {
     /// Control-plane decisions per second and latency, from concurrent guarded clients.
     #[command(name = "control-plane")]
     ControlPlane(control_plane::CpArgs),
+    /// The tokenless flood of `control-plane --flood`, as its own process.
+    #[command(name = "flood-sender", hide = true)]
+    FloodSender(flood::SenderArgs),
 }
 
 /// Runs one benchmark.
@@ -54,5 +60,6 @@ pub fn run(b: Bench) -> Result<ExitCode> {
         Bench::ControlPlane(a) => control_plane::run(a),
         Bench::Anchor(a) => anchor::run(a),
         Bench::Tui(a) => tui::run(a),
+        Bench::FloodSender(a) => flood::sender(a).map(|()| ExitCode::SUCCESS),
     }
 }

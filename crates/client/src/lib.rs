@@ -133,8 +133,8 @@ pub struct ClientConfig {
     pub base_url: String,
     /// The key every decision must be signed with.
     pub pinned: PinnedKey,
-    /// This agent's bearer token (binds it to its actor).
-    pub token: Option<String>,
+    /// This agent's bearer token (binds it to its actor; never shown by `Debug`).
+    pub token: Option<zt_core::secret::Secret>,
     /// For the whole exchange.
     pub timeout: Duration,
     /// Largest distance between the decision's timestamp and the local clock.
@@ -407,7 +407,7 @@ impl GuardedClient {
                 .header("content-type", "application/json")
                 .body(body);
             if let Some(t) = &self.config.token {
-                req = req.bearer_auth(t);
+                req = req.bearer_auth(t.expose());
             }
             let mut resp = req.send().await.map_err(transport)?;
             let status = resp.status().as_u16();
@@ -661,4 +661,18 @@ fn flatten(top: &Map) -> String {
     let mut out = Vec::with_capacity(1024);
     json::write_ordered_object(&members, &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_agent_token() {
+        let key = zt_core::crypto::SigningKey::generate().public_key();
+        let mut c = ClientConfig::new("http://127.0.0.1:8080", PinnedKey::new("cp-1", key));
+        c.token = Some("ztcp_s3cret-agent-token".into());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("ztcp_s3cret-agent-token"), "{shown}");
+    }
 }

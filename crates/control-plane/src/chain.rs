@@ -72,10 +72,36 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// A decision in the writer's queue: its place in the chain is fixed (the queue is FIFO),
+/// its commit is awaited with [`Pending::committed`].
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<Committed, SealError>>);
+
+impl Pending {
+    /// Waits until the decision is committed (or failed).
+    pub async fn committed(self) -> Result<Committed, SealError> {
+        self.0.await.map_err(|_| SealError::WriterGone)?
+    }
+}
+
 impl ChainHandle {
     /// Seals `decided` into the chain; returns once it is committed. `Busy` when the queue
     /// is full (the caller answers 503 with Retry-After).
     pub async fn append(&self, decided: Decided) -> Result<Committed, SealError> {
+        self.enqueue(decided)?.committed().await
+    }
+
+    /// Whether fewer than half the queue's places are taken: refusals of unauthenticated
+    /// requests are queued only then, so a flood within the unauthenticated rate limit
+    /// still cannot take the places of agents' decisions.
+    pub fn half_free(&self) -> bool {
+        self.tx.capacity() * 2 > self.tx.max_capacity()
+    }
+
+    /// Queues `decided` without waiting: what is queued before and after it is sealed
+    /// before and after it. A caller holding a lock across this call (not across the wait)
+    /// orders its decision against everything else that takes the lock.
+    pub fn enqueue(&self, decided: Decided) -> Result<Pending, SealError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(Job { decided, reply })
@@ -83,7 +109,7 @@ impl ChainHandle {
                 mpsc::error::TrySendError::Full(_) => SealError::Busy,
                 mpsc::error::TrySendError::Closed(_) => SealError::WriterGone,
             })?;
-        rx.await.map_err(|_| SealError::WriterGone)?
+        Ok(Pending(rx))
     }
 }
 

@@ -115,6 +115,9 @@ pub enum ControlPlaneError {
         /// The agent it is bound to.
         actor: String,
     },
+    /// No active agent of that name (never registered, or revoked).
+    #[error("no agent {0} is registered (or it was revoked)")]
+    NoSuchAgent(String),
     /// No such policy.
     #[error("no policy {0}")]
     NoSuchPolicy(String),

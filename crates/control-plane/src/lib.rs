@@ -6,7 +6,12 @@
 //! - [`chain`]: one writer seals each decision as a v1 envelope (P-256, [`signer`]) and
 //!   commits groups of them to the evidence store (`zt-store`) before anyone is answered.
 //! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens and SPIFFE
-//!   X.509-SVIDs (over mTLS, `zt-tls`) binding an agent to its actor.
+//!   X.509-SVIDs (over mTLS, `zt-tls`) binding an agent to its actor; agent registration,
+//!   token rotation and expiry, revocation, each a sealed record (`agents`: who a token or an
+//!   SVID speaks for).
+//! - [`limits`]: rate limits on decisions; what they refuse is counted in one sealed summary
+//!   per window instead of one sealed record each.
+//! - [`origin`]: open mode against the browser (DNS rebinding, cross-site forms).
 //! - [`export`]: committed decisions go out over OTLP/HTTP (`zt-export`) with retries; a
 //!   failing export never changes a decision.
 //! - [`state`]: agents, policies and their versions, the export cursor (`state.db`).
@@ -24,15 +29,17 @@
 //! # Ok(()) }
 //! ```
 
+mod agents;
 pub mod chain;
 pub mod error;
 pub mod export;
+pub mod limits;
+pub mod origin;
 pub mod policy;
 pub mod server;
 pub mod signer;
 pub mod state;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -40,7 +47,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use error::{ControlPlaneError, PolicyError, SealError};
+pub use limits::RateLimit;
 use zt_core::keyring::{KeyEntry, Keyring};
+use zt_core::secret::Secret;
 use zt_core::Hash32;
 use zt_export::ExportConfig;
 use zt_store::Store;
@@ -58,7 +67,7 @@ pub struct Options {
     /// No tokens needed (loopback only): the quickstart.
     pub open: bool,
     /// Admin bearer tokens; when empty (and not open), one is created in `admin-token`.
-    pub admin_tokens: Vec<String>,
+    pub admin_tokens: Vec<Secret>,
     /// Export committed decisions here.
     pub export: Option<ExportConfig>,
     /// Decisions waiting to be sealed before 503.
@@ -74,6 +83,13 @@ pub struct Options {
     /// Serve over TLS (certificate reloaded when its files change); with a client CA
     /// bundle, an X.509-SVID decides who is asking (see [`server`]). None: plain HTTP.
     pub tls: Option<Arc<zt_tls::TlsServer>>,
+    /// Requests that do not authenticate (no, unknown, expired or retired token), all
+    /// together; past it 429, counted in the window's summary record.
+    pub unauthenticated_rate: RateLimit,
+    /// Each agent's requests; past it 429, counted in the window's summary record.
+    pub actor_rate: RateLimit,
+    /// How often the counts of rate-limited requests are sealed as summary records.
+    pub summary_window: Duration,
 }
 
 impl Default for Options {
@@ -89,6 +105,9 @@ impl Default for Options {
             request_timeout: Duration::from_secs(10),
             store_busy_timeout: Duration::from_secs(5),
             tls: None,
+            unauthenticated_rate: RateLimit::UNAUTHENTICATED,
+            actor_rate: RateLimit::PER_ACTOR,
+            summary_window: Duration::from_secs(10),
         }
     }
 }
@@ -106,7 +125,8 @@ pub struct ControlPlane {
 /// What a run did.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
-    /// Decisions committed over the run (allow + deny).
+    /// Records committed over the run: decisions (allow and deny), agent registrations,
+    /// rotations and revocations, rate-limit summaries.
     pub decisions: u64,
 }
 
@@ -163,7 +183,7 @@ impl ControlPlane {
                     .map_err(io("admin token", &p))?;
             }
             let t = std::fs::read_to_string(&p).map_err(io("admin token", &p))?;
-            options.admin_tokens.push(t.trim().to_owned());
+            options.admin_tokens.push(t.trim().into());
             admin_token_file = Some(p);
         }
         Ok(Self {
@@ -237,16 +257,7 @@ impl ControlPlane {
         let state = state::State::open(&self.dir.join("state.db"))?;
         let engine = PolicyEngine::new(state.policies()?)?;
         state.record_version(engine.entries(), engine.version())?;
-        let mut agents = HashMap::new();
-        let mut tokens = HashMap::new();
-        let mut spiffe = HashMap::new();
-        for a in state.agents()? {
-            if let Some(id) = a.spiffe_id {
-                spiffe.insert(id, a.actor.clone());
-            }
-            tokens.insert(a.token_sha256, a.actor.clone());
-            agents.insert(a.actor, a.token_sha256);
-        }
+        let registry = agents::Registry::load(state.agents()?, state.retired_tokens()?);
         let next_policy = engine.entries().len() as u64 + 1;
 
         let decisions = self.decisions_db();
@@ -287,31 +298,45 @@ impl ControlPlane {
         )?;
         let shared = Arc::new(server::Shared {
             engine: RwLock::new(Arc::new(engine)),
-            agents: RwLock::new(agents),
-            tokens: RwLock::new(tokens),
-            spiffe: RwLock::new(spiffe),
+            registry: tokio::sync::RwLock::new(registry),
             tls: self.options.tls.clone(),
             state: Mutex::new(state),
             chain,
             open: self.options.open,
+            port: addr.port(),
             admin_tokens: self
                 .options
                 .admin_tokens
                 .iter()
-                .map(|t| Hash32::digest(t.as_bytes()))
+                .map(|t| Hash32::digest(t.expose().as_bytes()))
                 .collect(),
             keyring_json: keyring_json(self.signer.as_ref()),
             metrics: server::Metrics::default(),
             next_policy: AtomicU64::new(next_policy),
             broker: format!("zt-control-plane/{}", env!("CARGO_PKG_VERSION")),
+            limiter: limits::Limiter::new(
+                self.options.unauthenticated_rate,
+                self.options.actor_rate,
+            ),
+            body_limit: self.options.body_limit,
         });
         on_export(watch.clone());
+        let stop_summaries = Arc::new(tokio::sync::Notify::new());
+        let summaries = tokio::spawn(limits::summarise(
+            Arc::clone(&shared),
+            self.options.summary_window,
+            Arc::clone(&stop_summaries),
+        ));
         let app = server::router(
             shared,
             self.options.body_limit,
             self.options.request_timeout,
         );
         let served = server::run(listener, app, self.options.tls.clone(), shutdown).await;
+        // No request is left: the last window's summary is sealed, then the summariser lets
+        // go of its chain handle.
+        stop_summaries.notify_one();
+        let _ = summaries.await;
         // The router (and every chain handle) is gone: the writer drains its queue and stops.
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         if let (Some(w), Some(j)) = (watch, exporter) {
@@ -338,4 +363,24 @@ pub fn keyring_json(signer: &dyn Signer) -> String {
     // A fresh keyring cannot already hold this id.
     let _ = ring.insert(KeyEntry::new(signer.key_id(), signer.public_key().clone()));
     format!("{:#}\n", ring.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let mut opts = Options {
+            admin_tokens: vec!["ztadm_s3cret-admin".into()],
+            ..Options::default()
+        };
+        let mut export = ExportConfig::new("http://127.0.0.1:4318/v1/logs");
+        export.token = Some("ingest-s3cret".into());
+        opts.export = Some(export);
+        let shown = format!("{opts:?} {opts:#?}");
+        for secret in ["ztadm_s3cret-admin", "ingest-s3cret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 }

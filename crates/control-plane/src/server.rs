@@ -2,19 +2,26 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `POST /actions` | agents | decide `{actor, action, resource?, context?, request_id?}`: 200 allow, 403 deny, 401 unauthenticated deny; the lineage's answer shape `{ok, actor, action, resource, decision, reason, audit: {...}}` |
-//! | `POST /agents` | admin | register `{actor, spiffe_id?}`: 201 `{actor, token}` (the token is shown once); `spiffe_id` binds the agent to an X.509-SVID's SPIFFE ID |
-//! | `GET /agents` | admin | registered actors |
-//! | `POST /policies` | admin | add Cedar text (`text/plain`, or `{"cedar": "..."}`) or a narrow allow rule `{action, resource?, actor?, reason?}`: 201 |
+//! | `POST /actions` | agents | decide `{actor, action, resource?, context?, request_id?}`: 200 allow, 403 deny, 401 unauthenticated deny, 429 past a rate limit; the lineage's answer shape `{ok, actor, action, resource, decision, reason, audit: {...}}` |
+//! | `POST /agents` | admin | register `{actor, spiffe_id?, token_ttl_s?}`: 201 `{ok, actor, token, token_id, token_expires_at?, audit}` (the token is shown once; the registration is a sealed record); `spiffe_id` binds the agent to an X.509-SVID's SPIFFE ID |
+//! | `GET /agents` | admin | the active agents |
+//! | `POST /agents/{actor}/token` | admin | rotate `{token_ttl_s?}`: 200 with a new token; the old one stops authenticating; a sealed record |
+//! | `DELETE /agents/{actor}` | admin | revoke: its token stops authenticating; a sealed record |
+//! | `POST /policies` | admin | add Cedar text (`text/plain` with `X-ZT-Admin: 1`, or `{"cedar": "..."}`) or a narrow allow rule `{action, resource?, actor?, reason?}`: 201 |
 //! | `GET /policies` | admin | the set and its version; `?version=sha256:...` gives an earlier set |
 //! | `DELETE /policies/{id}` | admin | remove one policy |
 //! | `GET /keyring.json` | anyone | the control plane's public key as a zt-audit keyring |
 //! | `GET /healthz`, `GET /metrics` | anyone | liveness; Prometheus counters |
 //!
 //! "admin" means `Authorization: Bearer <admin token>`; in open mode (loopback only, for the
-//! quickstart) no token is needed anywhere, but an agent token that is presented still binds.
+//! quickstart) no token is needed anywhere, but an agent token that is presented still binds,
+//! and every request must name the server by a loopback name ([`crate::origin`]). Admin
+//! bodies are `application/json`, or `text/plain` with `X-ZT-Admin: 1`, in every mode.
+//!
 //! Every `/actions` request with a readable body is decided and audited, the refused ones too:
-//! a token that speaks for another actor, no token, an unregistered actor.
+//! a token that speaks for another actor, no token, an expired or retired token, an
+//! unregistered or revoked actor. A request past a rate limit is refused before its body is
+//! read and counted in the sealed summary of its window ([`crate::limits`]).
 //!
 //! Who is asking, over mTLS (a client CA bundle, `zt-tls`): a connection that presented a
 //! verified X.509-SVID is its SPIFFE ID, whatever the body claims and whatever bearer token
@@ -25,31 +32,50 @@
 //! hold) is a recorded deny, 401, with the reason. The envelope's `context.identity` is the
 //! SPIFFE ID. Without a client certificate, tokens work as over plain HTTP. Admin routes need
 //! the admin token either way.
+//!
+//! Agent lifecycle records (registration, rotation, revocation) are v1 envelopes on the same
+//! chain: actor `zt.admin`, action `zt.agent.register`, `zt.agent.token.rotate` or
+//! `zt.agent.revoke`, resource `agent/NAME`, decision `allow` (the administrator's request was
+//! carried out), context `{identity: "admin-token:<id>", agent, token_id, retired_token_id,
+//! token_expires_at, ...}`; token ids are the first 16 hex digits of a token's SHA-256. The
+//! record is sealed before the change takes effect, under the registry's write lock, so no
+//! decision made with a retired token follows its retirement on the chain, and nothing
+//! changes that is not on record. Actor names starting with `zt.` are the control plane's own,
+//! and so are actions starting with `zt.`: an agent asking for one is denied.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use zt_core::json::{self, Map, Value};
+use zt_core::time::Timestamp;
 use zt_core::Hash32;
-use zt_tls::{PeerIdentity, SpiffeId, TlsServer};
+use zt_tls::{PeerIdentity, TlsServer};
 
+use crate::agents::{self, token_id, Auth, Registry};
 use crate::chain::{ChainHandle, Committed, Decided};
-use crate::error::{ControlPlaneError, SealError};
+use crate::error::SealError;
+use crate::limits::{Key, Limiter};
+use crate::origin::{admin_body, AdminBody};
 use crate::policy::{self, NarrowRule, PolicyEngine, PolicyEntry};
-use crate::state;
+use crate::state::{self, Retired};
 
 /// Longest actor, action or request id accepted, in bytes.
 pub const MAX_NAME: usize = 256;
 /// Longest resource accepted, in bytes.
 pub const MAX_RESOURCE: usize = 2048;
+
+/// Longest token lifetime accepted (`token_ttl_s`): ten years.
+pub const MAX_TOKEN_TTL_S: u64 = 10 * 365 * 24 * 3600;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -58,31 +84,40 @@ pub struct Metrics {
     denied: AtomicU64,
     unavailable: AtomicU64,
     bad_requests: AtomicU64,
+    refused_origin: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn count_refused_origin(&self) {
+        self.refused_origin.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct Shared {
     pub engine: RwLock<Arc<PolicyEngine>>,
-    /// actor -> token hash
-    pub agents: RwLock<HashMap<String, Hash32>>,
-    /// token hash -> actor
-    pub tokens: RwLock<HashMap<Hash32, String>>,
-    /// SPIFFE ID -> actor
-    pub spiffe: RwLock<HashMap<String, String>>,
+    /// Who tokens speak for. Async: admin routes hold it for writing while their record is
+    /// sealed, decisions for reading from authentication to their place in the queue.
+    pub registry: tokio::sync::RwLock<Registry>,
     /// TLS, for its counters on `/metrics`.
     pub tls: Option<Arc<TlsServer>>,
     pub state: Mutex<state::State>,
     pub chain: ChainHandle,
     pub open: bool,
+    /// The listening port: in open mode, `Host` must name it.
+    pub port: u16,
     pub admin_tokens: Vec<Hash32>,
     pub keyring_json: String,
     pub metrics: Metrics,
     pub next_policy: AtomicU64,
     pub broker: String,
+    pub limiter: Limiter,
+    /// Largest `/actions` body.
+    pub body_limit: usize,
 }
 
-type St = State<Arc<Shared>>;
+pub(crate) type St = State<Arc<Shared>>;
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -95,15 +130,23 @@ pub(crate) fn router(
     body_limit: usize,
     timeout: std::time::Duration,
 ) -> Router {
-    Router::new()
+    let mut app = Router::new()
         .route("/actions", post(actions))
-        .route("/agents", post(register).get(list_agents))
+        .route("/agents", post(agents::register).get(agents::list))
+        .route("/agents/{actor}", delete(agents::revoke))
+        .route("/agents/{actor}/token", post(agents::rotate))
         .route("/policies", post(add_policies).get(get_policies))
         .route("/policies/{id}", delete(remove_policy))
         .route("/keyring.json", get(keyring))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .route("/metrics", get(metrics));
+    if shared.open {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            crate::origin::open_mode_guard,
+        ));
+    }
+    app.layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -120,16 +163,20 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     match tls {
+        // zt-tls sets ConnectInfo itself: the peer's address goes into rate-limit summaries.
         Some(tls) => zt_tls::serve(listener, app, tls, shutdown).await,
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
     }
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,
         [(
@@ -141,7 +188,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     json_response(
         status,
         serde_json::json!({"ok": false, "error": message.into()}),
@@ -150,7 +197,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// A refusal with its status, rendered as `{ok: false, error}`.
 #[derive(Debug)]
-pub(crate) struct Reject(StatusCode, String);
+pub(crate) struct Reject(pub StatusCode, pub String);
 
 impl IntoResponse for Reject {
     fn into_response(self) -> Response {
@@ -167,17 +214,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn token_hash(token: &str) -> Hash32 {
+pub(crate) fn token_hash(token: &str) -> Hash32 {
     Hash32::digest(token.as_bytes())
 }
 
-/// Admin routes: open mode, or an admin bearer token.
-fn admin(st: &Shared, headers: &HeaderMap) -> Result<(), Reject> {
+/// Admin routes: open mode, or an admin bearer token. Gives who is acting, for the records
+/// of admin changes (`admin-token:` and the token's id, never the token).
+pub(crate) fn admin(st: &Shared, headers: &HeaderMap) -> Result<String, Reject> {
     if st.open {
-        return Ok(());
+        return Ok("none (open mode, loopback)".into());
     }
     match bearer(headers) {
-        Some(t) if st.admin_tokens.contains(&token_hash(t)) => Ok(()),
+        Some(t) if st.admin_tokens.contains(&token_hash(t)) => {
+            Ok(format!("admin-token:{}", token_id(&token_hash(t))))
+        }
         Some(_) => Err(Reject(StatusCode::FORBIDDEN, "not an admin token".into())),
         None => Err(Reject(
             StatusCode::UNAUTHORIZED,
@@ -195,7 +245,7 @@ struct ActionRequest {
     request_id: Option<String>,
 }
 
-fn name_ok(field: &str, s: &str, max: usize) -> Result<(), String> {
+pub(crate) fn name_ok(field: &str, s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {
         return Err(format!("`{field}` must not be empty"));
     }
@@ -269,7 +319,7 @@ fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {
     Ok(req)
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use rand_core::RngCore;
     let mut b = vec![0u8; bytes];
     rand_core::OsRng.fill_bytes(&mut b);
@@ -302,15 +352,15 @@ fn answer(committed: &Committed) -> Result<(bool, Vec<u8>), String> {
 }
 
 /// Who is asking when the connection presented a client certificate: (identity, refusal,
-/// status), as for a token; `None` without one (tokens decide).
+/// status), as for a token; `None` without one (tokens decide). An SVID outranks any token.
 fn svid_asker(
-    st: &Shared,
+    registry: &Registry,
     peer: Option<&PeerIdentity>,
     actor: &str,
 ) -> Option<(String, Option<String>, StatusCode)> {
     match peer? {
         PeerIdentity::Anonymous => None,
-        PeerIdentity::Spiffe(id) => Some(match read(&st.spiffe).get(id.as_str()) {
+        PeerIdentity::Spiffe(id) => Some(match registry.spiffe_actor(id.as_str()) {
             Some(a) if a == actor => (id.to_string(), None, StatusCode::FORBIDDEN),
             Some(a) => (
                 id.to_string(),
@@ -333,86 +383,239 @@ fn svid_asker(
     }
 }
 
-async fn actions(
-    State(st): St,
-    peer: Option<Extension<PeerIdentity>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let req = match parse_action(&body) {
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(Timestamp::now().unix_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    Timestamp::from_unix_nanos(i128::from(ms) * 1_000_000).to_rfc3339_millis()
+}
+
+fn json_ok(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// 429: past `key`'s rate limit; counted, not sealed (the summary of the window records it).
+fn limited(key: &Key, wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let who = match key {
+        Key::Unauthenticated => "unauthenticated requests".to_owned(),
+        Key::Actor(a) => format!("agent {a}"),
+    };
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "rate limit of {who} reached: no decision; this refusal is counted in the next sealed rate-limit summary; retry after {secs} s"
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Reads an `/actions` body up to `limit` bytes (413 past it, 400 when it breaks off).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over the {limit}-byte limit"),
+            )
+        } else {
+            error(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+        }
+    })
+}
+
+/// Who is asking and whether that already refuses the request: (identity, refusal, status
+/// of a deny).
+fn authenticate(auth: &Auth, claimed: &str, open: bool) -> (String, Option<String>, StatusCode) {
+    let identity = auth.identity(open);
+    let (refusal, status) = match auth {
+        Auth::Agent(a) if a == claimed => (None, StatusCode::FORBIDDEN),
+        Auth::Agent(a) => (
+            Some(format!(
+                "token speaks for agent {a}, not {claimed}: actor mismatch"
+            )),
+            StatusCode::FORBIDDEN,
+        ),
+        Auth::Expired { actor, at_ms } => (
+            Some(format!(
+                "token expired at {}: it no longer authenticates agent {actor} (an admin rotates it: POST /agents/{actor}/token)",
+                rfc3339_ms(*at_ms)
+            )),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Auth::Retired {
+            actor,
+            why: Retired::Rotated,
+            at,
+        } => (
+            Some(format!(
+                "token was rotated at {at}: it no longer authenticates agent {actor}"
+            )),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Auth::Retired {
+            actor,
+            why: Retired::Revoked,
+            at,
+        } => (
+            Some(format!(
+                "agent {actor} was revoked at {at}: its token no longer authenticates"
+            )),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Auth::Unknown => (
+            Some("bearer token is not valid".to_owned()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Auth::Missing if open => (None, StatusCode::FORBIDDEN),
+        Auth::Missing => (
+            Some("no bearer token: an agent must authenticate as its actor".to_owned()),
+            StatusCode::UNAUTHORIZED,
+        ),
+    };
+    (identity, refusal, status)
+}
+
+async fn actions(State(st): St, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let source = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let token = bearer(&parts.headers).map(str::to_owned);
+    // The verified peer certificate's identity (zt-tls, this connection): never a header.
+    let peer = parts.extensions.get::<PeerIdentity>().cloned();
+    // The rate limit first, on what the connection and the headers say, before the body is
+    // read: a refused request costs a hash and a map lookup. An SVID's agent is limited as
+    // that agent. In open mode a request without a token is limited by the actor it names,
+    // so its body is read first.
+    let early = {
+        let registry = st.registry.read().await;
+        match peer.as_ref() {
+            Some(PeerIdentity::Spiffe(id)) => Some(
+                registry
+                    .spiffe_actor(id.as_str())
+                    .map_or(Key::Unauthenticated, |a| Key::Actor(a.to_owned())),
+            ),
+            Some(PeerIdentity::Refused(_)) => Some(Key::Unauthenticated),
+            Some(PeerIdentity::Anonymous) | None => {
+                match registry.classify(token.as_deref(), now_ms()) {
+                    Auth::Agent(a) => Some(Key::Actor(a)),
+                    Auth::Missing if st.open => None,
+                    _ => Some(Key::Unauthenticated),
+                }
+            }
+        }
+    };
+    if let Some(key) = &early {
+        if let Err(wait) = st.limiter.check(key, source) {
+            return limited(key, wait);
+        }
+    }
+    let bytes = match read_body(body, st.body_limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let req = match parse_action(&bytes) {
         Ok(r) => r,
         Err(e) => {
             st.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
             return error(StatusCode::BAD_REQUEST, e);
         }
     };
-    // Who is asking: the token's actor, whatever the body claims.
-    let (identity, refusal, status) = match bearer(&headers) {
-        Some(t) => match read(&st.tokens).get(&token_hash(t)).cloned() {
-            Some(a) if a == req.actor => (format!("agent-token:{a}"), None, StatusCode::FORBIDDEN),
-            Some(a) => (
-                format!("agent-token:{a}"),
-                Some(format!(
-                    "token speaks for agent {a}, not {}: actor mismatch",
-                    req.actor
-                )),
-                StatusCode::FORBIDDEN,
-            ),
-            None => (
-                "unauthenticated".to_owned(),
-                Some("bearer token is not valid".to_owned()),
-                StatusCode::UNAUTHORIZED,
-            ),
-        },
-        None if st.open => (
-            "none (open mode, loopback)".to_owned(),
-            None,
-            StatusCode::FORBIDDEN,
-        ),
-        None => (
-            "unauthenticated".to_owned(),
-            Some("no bearer token: an agent must authenticate as its actor".to_owned()),
-            StatusCode::UNAUTHORIZED,
-        ),
-    };
-    // An SVID outranks the token: the connection's identity decides.
-    let (identity, refusal, status) =
-        svid_asker(&st, peer.as_ref().map(|Extension(p)| p), &req.actor)
-            .unwrap_or((identity, refusal, status));
+    if early.is_none() {
+        let key = if st.registry.read().await.is_active(&req.actor) {
+            Key::Actor(req.actor.clone())
+        } else {
+            Key::Unauthenticated
+        };
+        if let Err(wait) = st.limiter.check(&key, source) {
+            return limited(&key, wait);
+        }
+    }
     let engine = Arc::clone(&read(&st.engine));
-    let (allow, reason, policy_ids) = if let Some(r) = refusal {
-        (false, r, Vec::new())
-    } else if !read(&st.agents).contains_key(&req.actor) {
-        (false, "agent is not registered".to_owned(), Vec::new())
-    } else {
-        let v = engine.decide(&req.actor, &req.action, &req.resource, req.context.as_ref());
-        (v.allow, v.reason, v.policy_ids)
+    let unauthenticated = early.as_ref().is_some_and(|k| *k == Key::Unauthenticated);
+    // Decided and queued under the registry's read lock: a rotation or revocation (which
+    // holds the write lock until its record is sealed) is before or after this decision on
+    // the chain, never beside it.
+    let (pending, status) = {
+        let registry = st.registry.read().await;
+        let auth = registry.classify(token.as_deref(), now_ms());
+        let (identity, refusal, status) = authenticate(&auth, &req.actor, st.open);
+        // An SVID outranks the token: the connection's identity decides.
+        let (identity, refusal, status) =
+            svid_asker(&registry, peer.as_ref(), &req.actor).unwrap_or((identity, refusal, status));
+        // An unauthenticated refusal within the rate limit still gives way to agents: it
+        // takes a place in the writer's queue only while half of it is free.
+        if unauthenticated && status == StatusCode::UNAUTHORIZED && !st.chain.half_free() {
+            drop(registry);
+            st.limiter.refuse(&Key::Unauthenticated, source);
+            return limited(&Key::Unauthenticated, Duration::from_secs(1));
+        }
+        let (allow, reason, policy_ids) = if let Some(r) = refusal {
+            (false, r, Vec::new())
+        } else if !registry.is_active(&req.actor) {
+            let why = match registry.revoked_at(&req.actor) {
+                Some(at) => format!("agent {} was revoked at {at}", req.actor),
+                None => "agent is not registered".to_owned(),
+            };
+            (false, why, Vec::new())
+        } else if req.action.starts_with("zt.") {
+            (
+                false,
+                "actions under `zt.` are the control plane's own records; no agent may ask for one"
+                    .to_owned(),
+                Vec::new(),
+            )
+        } else {
+            let v = engine.decide(&req.actor, &req.action, &req.resource, req.context.as_ref());
+            (v.allow, v.reason, v.policy_ids)
+        };
+        let mut ctx = Map::new();
+        let s = |x: &str| Value::String(x.to_owned());
+        let request_id = req
+            .request_id
+            .clone()
+            .unwrap_or_else(|| format!("req-{}", random_hex(12)));
+        ctx.push("request_id".into(), s(&request_id));
+        ctx.push("identity".into(), s(&identity));
+        if !policy_ids.is_empty() {
+            ctx.push("policy_id".into(), s(&policy_ids.join(",")));
+        }
+        ctx.push("policy_version".into(), s(engine.version()));
+        ctx.push("broker".into(), s(&st.broker));
+        if let Some(c) = req.context {
+            ctx.push("request".into(), Value::Object(c));
+        }
+        let decided = Decided {
+            actor: req.actor,
+            action: req.action,
+            resource: req.resource,
+            allow,
+            reason,
+            context: ctx,
+        };
+        (st.chain.enqueue(decided), status)
     };
-    let mut ctx = Map::new();
-    let s = |x: &str| Value::String(x.to_owned());
-    let request_id = req
-        .request_id
-        .clone()
-        .unwrap_or_else(|| format!("req-{}", random_hex(12)));
-    ctx.push("request_id".into(), s(&request_id));
-    ctx.push("identity".into(), s(&identity));
-    if !policy_ids.is_empty() {
-        ctx.push("policy_id".into(), s(&policy_ids.join(",")));
-    }
-    ctx.push("policy_version".into(), s(engine.version()));
-    ctx.push("broker".into(), s(&st.broker));
-    if let Some(c) = req.context {
-        ctx.push("request".into(), Value::Object(c));
-    }
-    let decided = Decided {
-        actor: req.actor,
-        action: req.action,
-        resource: req.resource,
-        allow,
-        reason,
-        context: ctx,
+    let committed = match pending {
+        Ok(p) => p.committed().await,
+        Err(e) => Err(e),
     };
-    let committed = match st.chain.append(decided).await {
+    let committed = match committed {
         Ok(c) => c,
         Err(e) => {
             st.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
@@ -430,109 +633,14 @@ async fn actions(
     match answer(&committed) {
         Ok((true, body)) => {
             st.metrics.allowed.fetch_add(1, Ordering::Relaxed);
-            (
-                StatusCode::OK,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body,
-            )
-                .into_response()
+            json_ok(StatusCode::OK, body)
         }
         Ok((false, body)) => {
             st.metrics.denied.fetch_add(1, Ordering::Relaxed);
-            (
-                status,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body,
-            )
-                .into_response()
+            json_ok(status, body)
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("no decision: {e}")),
     }
-}
-
-async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admin(&st, &headers) {
-        return r.into_response();
-    }
-    let (actor, spiffe_id) = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) => match v.get("actor").and_then(serde_json::Value::as_str) {
-            Some(a) => match spiffe_member(&v) {
-                Ok(id) => (a.to_owned(), id),
-                Err(r) => return r.into_response(),
-            },
-            None => return error(StatusCode::BAD_REQUEST, "expected {\"actor\": \"NAME\"}"),
-        },
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("request body is not JSON: {e}"),
-            )
-        }
-    };
-    if let Err(e) = name_ok("actor", &actor, MAX_NAME) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    let token = format!("ztcp_{}", random_hex(24));
-    let h = token_hash(&token);
-    let stored = st
-        .state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .add_agent(&actor, &h, spiffe_id.as_ref().map(SpiffeId::as_str));
-    match stored {
-        Ok(()) => {}
-        Err(ControlPlaneError::AgentExists(a)) => {
-            return error(
-                StatusCode::CONFLICT,
-                format!("agent {a} is already registered"),
-            )
-        }
-        Err(e @ ControlPlaneError::SpiffeIdBound { .. }) => {
-            return error(StatusCode::CONFLICT, e.to_string())
-        }
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
-    write(&st.agents).insert(actor.clone(), h);
-    write(&st.tokens).insert(h, actor.clone());
-    if let Some(id) = spiffe_id {
-        write(&st.spiffe).insert(id.to_string(), actor.clone());
-    }
-    json_response(
-        StatusCode::CREATED,
-        serde_json::json!({"ok": true, "actor": actor, "token": token}),
-    )
-}
-
-/// The optional `spiffe_id` of a registration, checked as the SPIFFE ID specification says.
-fn spiffe_member(v: &serde_json::Value) -> Result<Option<SpiffeId>, Reject> {
-    match v.get("spiffe_id") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => SpiffeId::parse(s).map(Some).map_err(|e| {
-            Reject(
-                StatusCode::BAD_REQUEST,
-                format!("`spiffe_id` is not a workload's SPIFFE ID: {e}"),
-            )
-        }),
-        Some(_) => Err(Reject(
-            StatusCode::BAD_REQUEST,
-            "`spiffe_id` must be a string".into(),
-        )),
-    }
-}
-
-async fn list_agents(State(st): St, headers: HeaderMap) -> Response {
-    if let Err(r) = admin(&st, &headers) {
-        return r.into_response();
-    }
-    let mut actors: Vec<String> = read(&st.agents).keys().cloned().collect();
-    actors.sort();
-    json_response(StatusCode::OK, serde_json::json!({"agents": actors}))
 }
 
 fn policies_json(engine: &PolicyEngine) -> serde_json::Value {
@@ -582,11 +690,12 @@ async fn add_policies(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
     if let Err(r) = admin(&st, &headers) {
         return r.into_response();
     }
+    // Cedar text needs the custom header, so a cross-site form cannot post a policy.
+    let is_json = match admin_body(&headers) {
+        Ok(b) => b == AdminBody::Json,
+        Err(r) => return r.into_response(),
+    };
     let fresh = || format!("policy-{}", st.next_policy.fetch_add(1, Ordering::Relaxed));
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "policy body is not UTF-8");
     };
@@ -729,11 +838,20 @@ async fn metrics(State(st): St) -> Response {
          zt_cp_decisions_total{{decision=\"allow\"}} {}\n\
          zt_cp_decisions_total{{decision=\"deny\"}} {}\n\
          # TYPE zt_cp_unavailable_total counter\nzt_cp_unavailable_total {}\n\
-         # TYPE zt_cp_bad_requests_total counter\nzt_cp_bad_requests_total {}\n",
+         # TYPE zt_cp_bad_requests_total counter\nzt_cp_bad_requests_total {}\n\
+         # TYPE zt_cp_rate_limited_total counter\n\
+         zt_cp_rate_limited_total{{limit=\"unauthenticated\"}} {}\n\
+         zt_cp_rate_limited_total{{limit=\"actor\"}} {}\n\
+         # TYPE zt_cp_rate_summaries_total counter\nzt_cp_rate_summaries_total {}\n\
+         # TYPE zt_cp_refused_origin_total counter\nzt_cp_refused_origin_total {}\n",
         m.allowed.load(Ordering::Relaxed),
         m.denied.load(Ordering::Relaxed),
         m.unavailable.load(Ordering::Relaxed),
         m.bad_requests.load(Ordering::Relaxed),
+        st.limiter.refused_unauthenticated.load(Ordering::Relaxed),
+        st.limiter.refused_actor.load(Ordering::Relaxed),
+        st.limiter.summaries.load(Ordering::Relaxed),
+        m.refused_origin.load(Ordering::Relaxed),
     );
     if let Some(tls) = &st.tls {
         body.push_str(&tls.render_metrics());

@@ -1,7 +1,13 @@
 //! The control plane's own state in `state.db` (SQLite): registered agents (tokens kept as
-//! SHA-256 only, and the SPIFFE ID each may be bound to), the applied policies, every policy-set version ever used (so an envelope's
-//! `policy_version` can be resolved to its text), the chain id, and the export cursor.
-//! Decisions themselves live in the evidence store (`decisions.db`, `zt-store`).
+//! SHA-256 only, with their expiry, and the SPIFFE ID each may be bound to; revoked agents
+//! stay, marked), every token retired by a rotation or a revocation (so a request with one is
+//! refused naming why), the applied policies, every policy-set version ever used (so an
+//! envelope's `policy_version` can be resolved to its text), the chain id, and the export
+//! cursor. Decisions themselves live in the evidence store (`decisions.db`, `zt-store`).
+//!
+//! Schema versions follow `PRAGMA user_version`; [`State::open`] migrates older files in one
+//! transaction each step. 0: the first release. 1: token expiry, revocation, retired tokens.
+//! 2: an agent's SPIFFE ID (mTLS with X.509-SVIDs), one agent per ID.
 
 use std::path::Path;
 
@@ -35,9 +41,21 @@ CREATE TABLE IF NOT EXISTS export_cursor (
 );
 "#;
 
-/// Changes after [`SCHEMA`], applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    // 1: an agent may be bound to a SPIFFE ID (mTLS with X.509-SVIDs); one agent per ID.
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Each step from version `i` to `i + 1`, in order.
+const MIGRATIONS: [&str; 2] = [
+    r#"
+ALTER TABLE agents ADD COLUMN token_expires_at_ms INTEGER;   -- NULL: never
+ALTER TABLE agents ADD COLUMN revoked_at TEXT;               -- NULL: active
+CREATE TABLE IF NOT EXISTS retired_tokens (
+    token_sha256   BLOB PRIMARY KEY,
+    actor          TEXT NOT NULL,
+    why            TEXT NOT NULL CHECK (why IN ('rotated', 'revoked')),
+    retired_at     TEXT NOT NULL
+);
+"#,
     r#"
 ALTER TABLE agents ADD COLUMN spiffe_id TEXT;
 CREATE UNIQUE INDEX agents_spiffe_id ON agents(spiffe_id) WHERE spiffe_id IS NOT NULL;
@@ -53,6 +71,58 @@ pub struct Agent {
     pub token_sha256: Hash32,
     /// The SPIFFE ID whose X.509-SVID speaks for it.
     pub spiffe_id: Option<String>,
+    /// When its token stops authenticating (Unix milliseconds); `None`: never.
+    pub token_expires_at_ms: Option<i64>,
+    /// When it was revoked (RFC 3339); `None`: active.
+    pub revoked_at: Option<String>,
+}
+
+/// Why a token no longer authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// A rotation replaced it.
+    Rotated,
+    /// Its agent was revoked.
+    Revoked,
+}
+
+impl Retired {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rotated => "rotated",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "rotated" => Some(Self::Rotated),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A token that no longer authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredToken {
+    /// SHA-256 of the token.
+    pub token_sha256: Hash32,
+    /// The agent it spoke for.
+    pub actor: String,
+    /// Why it was retired.
+    pub why: Retired,
+    /// When (RFC 3339).
+    pub retired_at: String,
+}
+
+fn hash_of(bytes: &[u8]) -> Hash32 {
+    let mut b = [0u8; 32];
+    if bytes.len() == 32 {
+        b.copy_from_slice(bytes);
+    }
+    Hash32(b)
 }
 
 /// `state.db`.
@@ -73,25 +143,8 @@ impl State {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(ControlPlaneError::Invalid(format!(
-                "{} was written by a newer zt-audit (state schema {version}, this one knows {known})",
-                path.display()
-            )));
-        }
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
         let state = Self { conn };
+        state.migrate()?;
         if state.meta("initialised")?.is_none() {
             let tx = state.conn.unchecked_transaction()?;
             for e in policy::baseline() {
@@ -107,6 +160,42 @@ impl State {
             tx.commit()?;
         }
         Ok(state)
+    }
+
+    fn migrate(&self) -> Result<(), ControlPlaneError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(ControlPlaneError::Invalid(format!(
+                "state.db has schema version {version}; this control plane knows up to {SCHEMA_VERSION}: use a newer zt-audit"
+            )));
+        }
+        for (from, step) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            // IMMEDIATE: two processes opening an old file at once migrate it once.
+            let tx = rusqlite::Transaction::new_unchecked(
+                &self.conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if usize::try_from(now).ok() == Some(from) {
+                tx.execute_batch(step)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {}", from + 1))?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64, ControlPlaneError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// A `meta` value.
@@ -126,41 +215,75 @@ impl State {
         Ok(())
     }
 
-    /// Every registered agent.
+    /// Every registered agent, revoked ones included.
     pub fn agents(&self) -> Result<Vec<Agent>, ControlPlaneError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT actor, token_sha256, spiffe_id FROM agents ORDER BY actor")?;
+        let mut st = self.conn.prepare(
+            "SELECT actor, token_sha256, token_expires_at_ms, revoked_at, spiffe_id FROM agents ORDER BY actor",
+        )?;
         let rows = st
             .query_map([], |r| {
                 let h: Vec<u8> = r.get(1)?;
-                let mut b = [0u8; 32];
-                if h.len() == 32 {
-                    b.copy_from_slice(&h);
-                }
                 Ok(Agent {
                     actor: r.get(0)?,
-                    token_sha256: Hash32(b),
-                    spiffe_id: r.get(2)?,
+                    token_sha256: hash_of(&h),
+                    token_expires_at_ms: r.get(2)?,
+                    revoked_at: r.get(3)?,
+                    spiffe_id: r.get(4)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// Registers `actor` with the hash of its token, bound to `spiffe_id` when given.
+    /// Every retired token.
+    pub fn retired_tokens(&self) -> Result<Vec<RetiredToken>, ControlPlaneError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT token_sha256, actor, why, retired_at FROM retired_tokens")?;
+        let rows = st
+            .query_map([], |r| {
+                let h: Vec<u8> = r.get(0)?;
+                let why: String = r.get(2)?;
+                Ok((
+                    hash_of(&h),
+                    r.get::<_, String>(1)?,
+                    why,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            // The CHECK constraint keeps other values out.
+            .filter_map(|(token_sha256, actor, why, retired_at)| {
+                Retired::from_name(&why).map(|why| RetiredToken {
+                    token_sha256,
+                    actor,
+                    why,
+                    retired_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Registers `actor` with the hash of its token, bound to `spiffe_id` when given, or
+    /// registers a revoked actor again. `AgentExists` when it is registered and not revoked;
+    /// `SpiffeIdBound` when another agent holds that SPIFFE ID.
     pub fn add_agent(
         &self,
         actor: &str,
         token_sha256: &Hash32,
+        expires_at_ms: Option<i64>,
         spiffe_id: Option<&str>,
     ) -> Result<(), ControlPlaneError> {
+        let tx = self.conn.unchecked_transaction()?;
         if let Some(id) = spiffe_id {
-            let bound: Option<String> = self
-                .conn
-                .query_row("SELECT actor FROM agents WHERE spiffe_id = ?1", [id], |r| {
-                    r.get(0)
-                })
+            let bound: Option<String> = tx
+                .query_row(
+                    "SELECT actor FROM agents WHERE spiffe_id = ?1 AND actor != ?2",
+                    params![id, actor],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if let Some(other) = bound {
                 return Err(ControlPlaneError::SpiffeIdBound {
@@ -169,15 +292,96 @@ impl State {
                 });
             }
         }
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO agents (actor, token_sha256, registered_at, spiffe_id) \
-             VALUES (?1, ?2, ?3, ?4)",
-            params![actor, token_sha256.as_bytes().as_slice(), now(), spiffe_id],
-        )?;
-        if n == 0 {
-            return Err(ControlPlaneError::AgentExists(actor.to_owned()));
+        let revoked: Option<Option<String>> = tx
+            .query_row(
+                "SELECT revoked_at FROM agents WHERE actor = ?1",
+                [actor],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match revoked {
+            Some(None) => return Err(ControlPlaneError::AgentExists(actor.to_owned())),
+            Some(Some(_)) => {
+                tx.execute(
+                    "UPDATE agents SET token_sha256 = ?2, registered_at = ?3, token_expires_at_ms = ?4, revoked_at = NULL, spiffe_id = ?5 WHERE actor = ?1",
+                    params![actor, token_sha256.as_bytes().as_slice(), now(), expires_at_ms, spiffe_id],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO agents (actor, token_sha256, registered_at, token_expires_at_ms, spiffe_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![actor, token_sha256.as_bytes().as_slice(), now(), expires_at_ms, spiffe_id],
+                )?;
+            }
         }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// The active agent `actor`'s token hash; `NoSuchAgent` when it is not registered or
+    /// revoked.
+    fn active_token(tx: &Connection, actor: &str) -> Result<Hash32, ControlPlaneError> {
+        let row: Option<(Vec<u8>, Option<String>)> = tx
+            .query_row(
+                "SELECT token_sha256, revoked_at FROM agents WHERE actor = ?1",
+                [actor],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            Some((h, None)) => Ok(hash_of(&h)),
+            _ => Err(ControlPlaneError::NoSuchAgent(actor.to_owned())),
+        }
+    }
+
+    fn retire(
+        tx: &Connection,
+        token: &Hash32,
+        actor: &str,
+        why: Retired,
+        at: &str,
+    ) -> Result<(), ControlPlaneError> {
+        tx.execute(
+            "INSERT OR REPLACE INTO retired_tokens (token_sha256, actor, why, retired_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token.as_bytes().as_slice(), actor, why.as_str(), at],
+        )?;
+        Ok(())
+    }
+
+    /// Gives `actor` a new token (one transaction): the old one is retired as rotated.
+    /// Returns the old token's hash.
+    pub fn rotate_token(
+        &self,
+        actor: &str,
+        token_sha256: &Hash32,
+        expires_at_ms: Option<i64>,
+        at: &str,
+    ) -> Result<Hash32, ControlPlaneError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let old = Self::active_token(&tx, actor)?;
+        Self::retire(&tx, &old, actor, Retired::Rotated, at)?;
+        tx.execute(
+            "UPDATE agents SET token_sha256 = ?2, token_expires_at_ms = ?3 WHERE actor = ?1",
+            params![actor, token_sha256.as_bytes().as_slice(), expires_at_ms],
+        )?;
+        tx.commit()?;
+        Ok(old)
+    }
+
+    /// Revokes `actor` (one transaction): its token is retired as revoked. Returns the
+    /// token's hash.
+    pub fn revoke_agent(&self, actor: &str, at: &str) -> Result<Hash32, ControlPlaneError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let old = Self::active_token(&tx, actor)?;
+        Self::retire(&tx, &old, actor, Retired::Revoked, at)?;
+        tx.execute(
+            // Its SPIFFE ID is freed with it: the SVID speaks for nobody now, and another
+            // agent may be bound to it.
+            "UPDATE agents SET revoked_at = ?2, spiffe_id = NULL WHERE actor = ?1",
+            params![actor, at],
+        )?;
+        tx.commit()?;
+        Ok(old)
     }
 
     /// The applied policies, in application order.
@@ -279,5 +483,111 @@ impl State {
             params![endpoint, position],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One agent per SPIFFE ID; revoking an agent frees its ID for another.
+    #[test]
+    fn a_spiffe_id_speaks_for_one_agent_and_is_freed_by_revocation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = State::open(&tmp.path().join("state.db")).unwrap();
+        let id = "spiffe://example.org/agent/a";
+        st.add_agent("a", &Hash32::digest(b"t1"), None, Some(id))
+            .unwrap();
+        assert!(matches!(
+            st.add_agent("b", &Hash32::digest(b"t2"), None, Some(id)),
+            Err(ControlPlaneError::SpiffeIdBound { ref actor, .. }) if actor == "a"
+        ));
+        st.revoke_agent("a", "t3").unwrap();
+        st.add_agent("b", &Hash32::digest(b"t2"), None, Some(id))
+            .unwrap();
+        let bound: Vec<(String, Option<String>)> = st
+            .agents()
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.actor, a.spiffe_id))
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                ("a".to_owned(), None),
+                ("b".to_owned(), Some(id.to_owned()))
+            ]
+        );
+    }
+
+    /// A `state.db` written by the first release (schema 0) opens, migrates, and keeps its
+    /// agents, their tokens never expiring and not revoked.
+    #[test]
+    fn a_version_0_state_is_migrated_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO agents (actor, token_sha256, registered_at) VALUES ('agent-old', ?1, '2026-10-01T00:00:00.000Z')",
+                [Hash32::digest(b"ztcp_old").as_bytes().as_slice()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('initialised', 'x')",
+                [],
+            )
+            .unwrap();
+        }
+        let st = State::open(&path).unwrap();
+        assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
+        let agents = st.agents().unwrap();
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].token_sha256, Hash32::digest(b"ztcp_old"));
+        assert_eq!(
+            (
+                agents[0].token_expires_at_ms,
+                agents[0].revoked_at.as_deref()
+            ),
+            (None, None)
+        );
+        // and the new operations work on it
+        let old = st
+            .rotate_token("agent-old", &Hash32::digest(b"ztcp_new"), Some(1), "t1")
+            .unwrap();
+        assert_eq!(old, Hash32::digest(b"ztcp_old"));
+        st.revoke_agent("agent-old", "t2").unwrap();
+        assert!(matches!(
+            st.revoke_agent("agent-old", "t3"),
+            Err(ControlPlaneError::NoSuchAgent(_))
+        ));
+        let retired = st.retired_tokens().unwrap();
+        assert_eq!(retired.len(), 2);
+        drop(st);
+        // opening again is a no-op
+        let st = State::open(&path).unwrap();
+        assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
+        assert!(st.agents().unwrap()[0].revoked_at.is_some());
+        // registering a revoked agent again gives it a new token
+        st.add_agent("agent-old", &Hash32::digest(b"ztcp_again"), None, None)
+            .unwrap();
+        assert!(matches!(
+            st.add_agent("agent-old", &Hash32::digest(b"ztcp_x"), None, None),
+            Err(ControlPlaneError::AgentExists(_))
+        ));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state.db");
+        drop(State::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let e = State::open(&path).unwrap_err();
+        assert!(e.to_string().contains("schema version 99"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 //! - [`crypto`]: ECDSA P-256 over a 32-byte digest, base64 DER, high-S accepted.
 //! - [`keyring`]: keys and their validity windows.
 //! - [`merkle`]: RFC 6962 Merkle trees and inclusion proofs.
+//! - [`secret`]: tokens held so that no `Debug` print or log can show them.
 //! - [`text`]: text from evidence made safe to show on a terminal (controls, bidi and
 //!   invisible characters written as `\u{…}` escapes).
 //!
@@ -36,6 +37,7 @@ pub mod hash;
 pub mod json;
 pub mod keyring;
 pub mod merkle;
+pub mod secret;
 pub mod text;
 pub mod time;
 

@@ -77,8 +77,8 @@ pub struct ExportConfig {
     pub json: bool,
     /// gzip request bodies.
     pub gzip: bool,
-    /// Sent as `Authorization: Bearer TOKEN`.
-    pub token: Option<String>,
+    /// Sent as `Authorization: Bearer TOKEN` (never shown by `Debug`).
+    pub token: Option<zt_core::secret::Secret>,
     /// Per request.
     pub timeout: Duration,
     /// `service.name` of the resource.
@@ -142,7 +142,7 @@ impl EnvelopeExporter {
         };
         let mut headers = HashMap::new();
         if let Some(t) = &config.token {
-            headers.insert("authorization".to_owned(), format!("Bearer {t}"));
+            headers.insert("authorization".to_owned(), format!("Bearer {}", t.expose()));
         }
         let tls = config.tls.config().map_err(|e| build_err(e.to_string()))?;
         let timeout = config.timeout;
@@ -439,6 +439,15 @@ fn queue_thread(config: &ExportConfig, rx: &Receiver<String>, shared: &Shared) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let mut c = ExportConfig::new("http://127.0.0.1:4318/v1/logs");
+        c.token = Some("s3cret-ingest-token".into());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("s3cret-ingest-token"), "{shown}");
+    }
+
     use super::*;
 
     #[test]

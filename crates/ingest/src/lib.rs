@@ -29,6 +29,7 @@
 
 pub mod import;
 pub mod otlp;
+pub mod scan;
 pub mod server;
 mod verify;
 

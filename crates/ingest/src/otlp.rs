@@ -20,6 +20,8 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use zt_core::json::{self, Map, Value};
 
+use crate::scan::{self, Limits, ScanError};
+
 /// The event name that marks an audit envelope.
 pub const EVENT_NAME: &str = "zt.audit.decision";
 
@@ -34,15 +36,36 @@ pub struct Extracted {
     pub ignored: u64,
 }
 
-/// A payload that could not be decoded at all (HTTP 400).
+/// A payload that is not decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DecodeError(pub String);
+pub enum DecodeError {
+    /// It cannot be decoded at all (HTTP 400).
+    #[error("{0}")]
+    Malformed(String),
+    /// Decoding it would pass a limit (HTTP 413); found before anything was allocated for it.
+    #[error(transparent)]
+    OverLimit(ScanError),
+}
 
-/// Decodes a binary protobuf `ExportLogsServiceRequest`.
-pub fn from_protobuf(body: &[u8]) -> Result<Extracted, DecodeError> {
+impl From<ScanError> for DecodeError {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::Malformed(m) => Self::Malformed(m.to_owned()),
+            e @ ScanError::OverLimit { .. } => Self::OverLimit(e),
+        }
+    }
+}
+
+fn malformed(message: String) -> DecodeError {
+    DecodeError::Malformed(message)
+}
+
+/// Decodes a binary protobuf `ExportLogsServiceRequest`, counting first ([`scan::protobuf`]):
+/// a request over `limits` is refused before prost allocates anything for it.
+pub fn from_protobuf(body: &[u8], limits: &Limits) -> Result<Extracted, DecodeError> {
+    scan::protobuf(body, limits)?;
     let req = ExportLogsServiceRequest::decode(body)
-        .map_err(|e| DecodeError(format!("not a protobuf ExportLogsServiceRequest: {e}")))?;
+        .map_err(|e| malformed(format!("not a protobuf ExportLogsServiceRequest: {e}")))?;
     let mut out = Extracted::default();
     for rl in req.resource_logs {
         for sl in rl.scope_logs {
@@ -146,19 +169,30 @@ fn list<'a>(
     match field(obj, camel, snake) {
         None | Some(serde_json::Value::Null) => Ok(&[]),
         Some(serde_json::Value::Array(a)) => Ok(a),
-        Some(_) => Err(DecodeError(format!("`{camel}` must be an array"))),
+        Some(_) => Err(malformed(format!("`{camel}` must be an array"))),
     }
 }
 
-/// Decodes an OTLP/JSON `ExportLogsServiceRequest`.
-pub fn from_json(body: &[u8]) -> Result<Extracted, DecodeError> {
+/// Decodes an OTLP/JSON `ExportLogsServiceRequest`, estimating first ([`scan::json`]): a
+/// request whose parsed tree would pass `limits` is refused before it is parsed.
+pub fn from_json(body: &[u8], limits: &Limits) -> Result<Extracted, DecodeError> {
+    scan::json(body, limits)?;
     let req: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| DecodeError(format!("not OTLP/JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| malformed(format!("not OTLP/JSON: {e}")))?;
     if !req.is_object() {
-        return Err(DecodeError(
+        return Err(malformed(
             "not OTLP/JSON: the request must be an object".into(),
         ));
     }
+    let (mut resources, mut scopes, mut records) = (0u64, 0u64, 0u64);
+    for rl in list(&req, "resourceLogs", "resource_logs")? {
+        resources += 1;
+        for sl in list(rl, "scopeLogs", "scope_logs")? {
+            scopes += 1;
+            records += list(sl, "logRecords", "log_records")?.len() as u64;
+        }
+    }
+    scan::check_json_counts(resources, scopes, records, limits)?;
     let mut out = Extracted::default();
     for rl in list(&req, "resourceLogs", "resource_logs")? {
         for sl in list(rl, "scopeLogs", "scope_logs")? {
@@ -235,14 +269,14 @@ fn json_any(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
         ("bytesValue" | "bytes_value", serde_json::Value::String(s)) => Value::String(s.clone()),
         ("arrayValue" | "array_value", a) => Value::Array(
             list(a, "values", "values")
-                .map_err(|e| e.0)?
+                .map_err(|e| e.to_string())?
                 .iter()
                 .map(|x| json_any(x, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         ("kvlistValue" | "kvlist_value", kv) => {
             let mut m = Map::new();
-            for e in list(kv, "values", "values").map_err(|e| e.0)? {
+            for e in list(kv, "values", "values").map_err(|e| e.to_string())? {
                 let key = e
                     .get("key")
                     .and_then(|k| k.as_str())
@@ -388,7 +422,7 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        let x = from_protobuf(&body).unwrap();
+        let x = from_protobuf(&body, &Limits::default()).unwrap();
         assert_eq!(
             x.envelopes,
             [
@@ -397,7 +431,7 @@ mod tests {
             ]
         );
         assert_eq!(x.ignored, 1);
-        assert!(from_protobuf(b"\xff\xff\xff garbage").is_err());
+        assert!(from_protobuf(b"\xff\xff\xff garbage", &Limits::default()).is_err());
     }
 
     #[test]
@@ -408,14 +442,15 @@ mod tests {
              "body":{"kvlistValue":{"values":[{"key":"n","value":{"intValue":"42"}},{"key":"b","value":{"boolValue":true}}]}}},
             {"body":{"stringValue":"not ours"}}
         ]}]}]}"#;
-        let x = from_json(body).unwrap();
+        let l = Limits::default();
+        let x = from_json(body, &l).unwrap();
         assert_eq!(
             x.envelopes,
             [b"{\"x\":2}".to_vec(), b"{\"b\":true,\"n\":42}".to_vec()]
         );
         assert_eq!(x.ignored, 1);
-        assert!(from_json(b"[1]").is_err());
-        assert!(from_json(b"{\"resourceLogs\": 5}").is_err());
+        assert!(from_json(b"[1]", &l).is_err());
+        assert!(from_json(b"{\"resourceLogs\": 5}", &l).is_err());
     }
 
     #[test]

@@ -8,12 +8,20 @@
 //!   transaction (group commit: one fsync for many requests).
 //! - **Backpressure**: the queue to the writer is bounded; when it is full the answer is 503
 //!   with `Retry-After`, which OTLP exporters honour. Memory stays bounded.
-//! - **Auth**: bearer tokens; the CLI refuses a non-loopback address without one.
+//! - **Auth first**: bearer tokens, checked on the headers before a byte of the body is read,
+//!   so senders without a token cannot hold request slots with slow or large bodies. The CLI
+//!   refuses a non-loopback address without a token.
 //! - **TLS** (`Config::tls`, `zt-tls`): the certificate is reloaded when its files change.
 //!   With a client CA bundle, every `POST /v1/logs` must come over a connection that
 //!   presented a valid X.509-SVID (401 otherwise, with the reason; tokens, when configured,
 //!   are checked as well), and each stored or quarantined envelope records the sender's
 //!   SPIFFE ID (`sender`, receipt metadata beside `source`, not part of the envelope).
+//! - **Hostile payloads**: a request is counted before it is decoded ([`crate::scan`]):
+//!   more LogRecords, ResourceLogs or ScopeLogs than [`Limits`] allows, or a decoded size
+//!   over it, is a 413 naming the limit, refused before anything is allocated for it.
+//!   Decompression and decoding run on blocking threads, at most [`Config::max_decoding`]
+//!   at once (a semaphore), so memory for decoding is bounded by that many requests
+//!   whatever the number of connections.
 //! - `/healthz`, `/metrics` (Prometheus text format).
 //! - [`serve`] takes its listener and a shutdown future: stop accepting, finish in-flight
 //!   requests, commit, return.
@@ -24,19 +32,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rayon::prelude::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use zt_core::keyring::Keyring;
+use zt_core::secret::Secret;
 use zt_store::Store;
 use zt_tls::{PeerIdentity, TlsServer};
 
-use crate::otlp;
+use crate::otlp::{self, DecodeError};
+use crate::scan::{self, Limits, ScanError};
 use crate::{Pipeline, Rejections, Rows, Verdict};
 
 /// Receiver settings.
@@ -45,7 +55,7 @@ pub struct Config {
     /// Largest request body, compressed or not (default 16 MiB).
     pub body_limit: usize,
     /// Accepted bearer tokens; empty: no authentication.
-    pub tokens: Vec<String>,
+    pub tokens: Vec<Secret>,
     /// Requests waiting for the writer before 503 (default 256).
     pub queue: usize,
     /// Requests in flight at once (default 64).
@@ -56,6 +66,10 @@ pub struct Config {
     pub max_group: usize,
     /// Serve over TLS; with a client CA bundle, require an X.509-SVID (module docs).
     pub tls: Option<Arc<TlsServer>>,
+    /// What one request may hold (LogRecords, ResourceLogs, ScopeLogs, decoded size).
+    pub limits: Limits,
+    /// Requests decompressed and decoded at once (default: the number of CPUs).
+    pub max_decoding: usize,
 }
 
 impl Default for Config {
@@ -68,6 +82,8 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             max_group: 128,
             tls: None,
+            limits: Limits::default(),
+            max_decoding: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }
@@ -82,6 +98,8 @@ pub struct Metrics {
     ignored: AtomicU64,
     requests_ok: AtomicU64,
     requests_client_error: AtomicU64,
+    requests_unauthenticated: AtomicU64,
+    requests_over_limit: AtomicU64,
     requests_busy: AtomicU64,
     commits: AtomicU64,
     queue_depth: AtomicU64,
@@ -160,6 +178,8 @@ impl Metrics {
         for (label, v) in [
             ("ok", &self.requests_ok),
             ("client_error", &self.requests_client_error),
+            ("unauthenticated", &self.requests_unauthenticated),
+            ("over_limit", &self.requests_over_limit),
             ("busy", &self.requests_busy),
         ] {
             let _ = writeln!(
@@ -205,6 +225,9 @@ struct AppState {
     tx: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
     config: Config,
+    /// Permits to decompress and decode: the memory a burst of hostile requests can take is
+    /// this many requests' worth, not one per connection.
+    decoding: Arc<Semaphore>,
 }
 
 /// What a server run did.
@@ -235,12 +258,14 @@ pub async fn serve(
         tx,
         metrics: Arc::clone(&metrics),
         config: config.clone(),
+        decoding: Arc::new(Semaphore::new(config.max_decoding.max(1))),
     });
     let app = Router::new()
         .route("/v1/logs", post(export_logs))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_handler))
-        .layer(DefaultBodyLimit::max(config.body_limit))
+        // No `DefaultBodyLimit`: the handler reads the body itself, after the token, with
+        // `config.body_limit`.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
@@ -297,7 +322,7 @@ fn reply(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
+fn authorized(tokens: &[Secret], headers: &HeaderMap) -> bool {
     if tokens.is_empty() {
         return true;
     }
@@ -312,30 +337,20 @@ fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
         return false;
     };
     // Compare every token in full, whatever matches: no early exit on a prefix.
-    tokens.iter().fold(false, |ok, t| {
-        ok | constant_time_eq(t.as_bytes(), given.trim().as_bytes())
-    })
+    tokens
+        .iter()
+        .fold(false, |ok, t| ok | t.matches(given.trim().as_bytes()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn export_logs(
-    State(st): State<Arc<AppState>>,
-    peer: Option<Extension<PeerIdentity>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn export_logs(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let started = Instant::now();
-    let resp = handle(&st, peer.as_ref().map(|Extension(p)| p), &headers, body).await;
+    let resp = handle(&st, req).await;
     let m = &st.metrics;
     match resp.status() {
         StatusCode::OK => m.requests_ok.fetch_add(1, Ordering::Relaxed),
         StatusCode::SERVICE_UNAVAILABLE => m.requests_busy.fetch_add(1, Ordering::Relaxed),
+        StatusCode::UNAUTHORIZED => m.requests_unauthenticated.fetch_add(1, Ordering::Relaxed),
+        StatusCode::PAYLOAD_TOO_LARGE => m.requests_over_limit.fetch_add(1, Ordering::Relaxed),
         _ => m.requests_client_error.fetch_add(1, Ordering::Relaxed),
     };
     m.observe(started.elapsed());
@@ -356,12 +371,128 @@ fn sender(st: &AppState, peer: Option<&PeerIdentity>) -> Result<Option<String>, 
     }
 }
 
-async fn handle(
-    st: &AppState,
-    peer: Option<&PeerIdentity>,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Response {
+/// A refusal in the request's encoding.
+struct Refusal {
+    status: StatusCode,
+    /// gRPC code of the `google.rpc.Status` body.
+    code: i32,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: i32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, 8, message)
+    }
+
+    fn render(self, json: bool) -> Response {
+        reply(
+            self.status,
+            json,
+            otlp::status(json, self.code, &self.message),
+        )
+    }
+}
+
+/// The body, read only now that the headers were accepted, up to `limit` bytes.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Refusal> {
+    let over = || Refusal::too_large(format!("body over the {limit}-byte limit"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // Refused on its word, before any of it is read.
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(over());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let hit_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if hit_limit {
+            over()
+        } else {
+            Refusal::new(StatusCode::BAD_REQUEST, 3, format!("reading the body: {e}"))
+        }
+    })
+}
+
+/// Decompresses (bounded) and decodes (counted first); runs on a blocking thread under a
+/// decoding permit.
+fn decode(
+    body: &Bytes,
+    gzip: bool,
+    json: bool,
+    limit: usize,
+    limits: &Limits,
+) -> Result<otlp::Extracted, Refusal> {
+    let over = |e: ScanError| Refusal::too_large(e.to_string());
+    let inflated;
+    let raw: &[u8] = if gzip {
+        // Inflated in steps, the prefix counted at every doubling (at most twice the bytes
+        // scanned in all): a bomb is refused once its first KiB pass a limit, long before
+        // the rest is inflated.
+        let mut out = Vec::new();
+        let mut dec = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
+        let mut checkpoint = 64 << 10;
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            let n = dec
+                .read(&mut chunk)
+                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, 3, format!("gzip body: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+            if out.len() > limit {
+                return Err(Refusal::too_large(format!(
+                    "decompressed body over the {limit}-byte limit"
+                )));
+            }
+            if out.len() >= checkpoint {
+                // The JSON estimate of a prefix is at most the whole text's too.
+                let counted = if json {
+                    scan::json(&out, limits)
+                } else {
+                    scan::protobuf_prefix(&out, limits)
+                };
+                match counted {
+                    Err(e @ ScanError::OverLimit { .. }) => return Err(over(e)),
+                    Err(ScanError::Malformed(m)) => {
+                        return Err(Refusal::new(StatusCode::BAD_REQUEST, 3, m))
+                    }
+                    Ok(_) => checkpoint = out.len().saturating_mul(2),
+                }
+            }
+        }
+        inflated = out;
+        &inflated
+    } else {
+        body
+    };
+    let decoded = if json {
+        otlp::from_json(raw, limits)
+    } else {
+        otlp::from_protobuf(raw, limits)
+    };
+    decoded.map_err(|e| match e {
+        DecodeError::Malformed(m) => Refusal::new(StatusCode::BAD_REQUEST, 3, m),
+        e @ DecodeError::OverLimit(_) => Refusal::too_large(e.to_string()),
+    })
+}
+
+async fn handle(st: &AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    // The verified peer certificate's identity, set by zt-tls for this connection: never a
+    // header anyone could send.
+    let peer = parts.extensions.get::<PeerIdentity>();
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -388,6 +519,8 @@ async fn handle(
             )
         }
     };
+    // The token before the body: a sender without one costs a header parse, and its body
+    // is never read (the connection is closed after the answer).
     if !authorized(&st.config.tokens, headers) {
         let mut r = reply(
             StatusCode::UNAUTHORIZED,
@@ -408,32 +541,9 @@ async fn handle(
         .unwrap_or("identity")
         .trim()
         .to_ascii_lowercase();
-    let limit = st.config.body_limit;
-    let raw: Bytes = match encoding.as_str() {
-        "identity" | "" => body,
-        "gzip" => {
-            let mut out = Vec::new();
-            let mut dec = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
-            if let Err(e) = dec.read_to_end(&mut out) {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    json,
-                    otlp::status(json, 3, &format!("gzip body: {e}")),
-                );
-            }
-            if out.len() > limit {
-                return reply(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    json,
-                    otlp::status(
-                        json,
-                        8,
-                        &format!("decompressed body over the {limit}-byte limit"),
-                    ),
-                );
-            }
-            Bytes::from(out)
-        }
+    let gzip = match encoding.as_str() {
+        "identity" | "" => false,
+        "gzip" => true,
         other => {
             return reply(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -446,17 +556,26 @@ async fn handle(
             )
         }
     };
+    let limit = st.config.body_limit;
+    let body = match read_body(body, headers, limit).await {
+        Ok(b) => b,
+        Err(r) => return r.render(json),
+    };
+    // Waiting here holds only the (compressed) body; what decoding allocates is bounded by
+    // the permits. A closed semaphore cannot happen (it is never closed): refuse anyway.
+    let Ok(permit) = Arc::clone(&st.decoding).acquire_owned().await else {
+        return Refusal::new(StatusCode::SERVICE_UNAVAILABLE, 14, "shutting down").render(json);
+    };
+    let limits = st.config.limits;
     let decoded = tokio::task::spawn_blocking(move || {
-        if json {
-            otlp::from_json(&raw)
-        } else {
-            otlp::from_protobuf(&raw)
-        }
+        let out = decode(&body, gzip, json, limit, &limits);
+        drop(permit);
+        out
     })
     .await;
     let extracted = match decoded {
         Ok(Ok(x)) => x,
-        Ok(Err(e)) => return reply(StatusCode::BAD_REQUEST, json, otlp::status(json, 3, &e.0)),
+        Ok(Err(r)) => return r.render(json),
         Err(_) => {
             return reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -623,5 +742,20 @@ fn commit(store: &mut Store, checked: Checked, metrics: &Metrics) {
                 let _ = job.reply.send(Err(msg.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let c = Config {
+            tokens: vec!["s3cret-exporter-token".into()],
+            ..Config::default()
+        };
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("s3cret-exporter-token"), "{shown}");
     }
 }

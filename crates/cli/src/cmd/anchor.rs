@@ -10,6 +10,7 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
 use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
+use zt_anchor::rpc::RpcUrl;
 use zt_core::text::escape;
 use zt_store::Store;
 
@@ -28,9 +29,15 @@ pub enum Anchor {
 /// Where the chain is. The RPC URL may come from env `ZT_ANCHOR_RPC`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChainArgs {
-    /// JSON-RPC URL of a node (e.g. https://sepolia.base.org, or a local anvil).
-    #[arg(long, value_name = "URL", env = "ZT_ANCHOR_RPC")]
-    pub rpc: String,
+    /// JSON-RPC URL of a node (e.g. https://sepolia.base.org, or a local anvil). It may carry
+    /// a provider key: it is only ever shown redacted.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ZT_ANCHOR_RPC",
+        hide_env_values = true
+    )]
+    pub rpc: RpcUrl,
     /// The network; the node's chain id must match (base-sepolia 84532, base 8453, local any).
     #[arg(long, value_name = "NAME", default_value = "base-sepolia", value_parser = ["base-sepolia", "base", "local"])]
     pub network: String,
@@ -42,7 +49,8 @@ impl ChainArgs {
     }
 
     pub async fn connect(&self) -> Result<Evm> {
-        Evm::connect(&self.rpc, self.network())
+        // `RpcUrl` shows itself redacted, and the errors of `Evm` are scrubbed of it.
+        Evm::connect(self.rpc.clone(), self.network())
             .await
             .with_context(|| format!("connecting to {}", self.rpc))
     }

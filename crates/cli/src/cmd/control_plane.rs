@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use zt_control_plane::{ControlPlane, Options};
+use zt_control_plane::{ControlPlane, Options, RateLimit};
 use zt_core::text::escape;
 use zt_export::ExportConfig;
 
+use crate::cmd::anchor::parse_duration;
 use crate::cmd::serve::shutdown_signal;
 
 /// Run the reference control plane: agents ask `POST /actions`, Cedar decides (deny by
@@ -60,6 +61,31 @@ pub struct Args {
     /// Decisions waiting to be sealed before 503 + Retry-After.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     queue: usize,
+    /// Requests per second that do not authenticate (no, unknown, expired or retired token),
+    /// all together; past it 429, counted in a sealed summary per window. 0: no limit.
+    #[arg(long, value_name = "PER_S", default_value_t = RateLimit::UNAUTHENTICATED.per_second)]
+    rate_unauthenticated: f64,
+    /// Burst of the unauthenticated limit.
+    #[arg(long, value_name = "N", default_value_t = RateLimit::UNAUTHENTICATED.burst)]
+    burst_unauthenticated: u32,
+    /// Requests per second of each agent; past it 429, counted in a sealed summary per
+    /// window. 0: no limit.
+    #[arg(long, value_name = "PER_S", default_value_t = RateLimit::PER_ACTOR.per_second)]
+    rate_per_actor: f64,
+    /// Burst of the per-agent limit.
+    #[arg(long, value_name = "N", default_value_t = RateLimit::PER_ACTOR.burst)]
+    burst_per_actor: u32,
+    /// How often rate-limited requests are sealed as one summary record per limit
+    /// (`10s`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    rate_summary_every: std::time::Duration,
+}
+
+fn rate(per_second: f64, burst: u32, flag: &str) -> Result<RateLimit> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        bail!("--{flag} must be a non-negative number of requests per second");
+    }
+    Ok(RateLimit { per_second, burst })
 }
 
 fn read_token(path: &PathBuf, what: &str) -> Result<String> {
@@ -81,11 +107,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut admin_tokens = Vec::new();
     if let Some(f) = &args.admin_token_file {
-        admin_tokens.push(read_token(f, "admin token file")?);
+        admin_tokens.push(read_token(f, "admin token file")?.into());
     }
     if let Ok(t) = std::env::var("ZT_CP_ADMIN_TOKEN") {
         if !t.trim().is_empty() {
-            admin_tokens.push(t.trim().to_owned());
+            admin_tokens.push(t.trim().into());
         }
     }
     let export = match &args.ingest {
@@ -93,7 +119,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let mut cfg = ExportConfig::new(url.clone());
             cfg.service_name = "zt-control-plane".into();
             if let Some(f) = &args.ingest_token_file {
-                cfg.token = Some(read_token(f, "ingest token file")?);
+                cfg.token = Some(read_token(f, "ingest token file")?.into());
             }
             cfg.tls = zt_tls::ClientTls {
                 ca: args.ingest_ca.clone(),
@@ -119,6 +145,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         admin_tokens,
         export,
         queue: args.queue.max(1),
+        unauthenticated_rate: rate(
+            args.rate_unauthenticated,
+            args.burst_unauthenticated,
+            "rate-unauthenticated",
+        )?,
+        actor_rate: rate(args.rate_per_actor, args.burst_per_actor, "rate-per-actor")?,
+        summary_window: args.rate_summary_every,
         ..Options::default()
     };
     let cp = ControlPlane::open(&args.dir, opts)
@@ -156,7 +189,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .context("serving")
     })?;
     eprintln!(
-        "zt-audit control-plane: drained and stopped ({} decisions this run)",
+        "zt-audit control-plane: drained and stopped ({} records this run)",
         summary.decisions
     );
     Ok(ExitCode::SUCCESS)

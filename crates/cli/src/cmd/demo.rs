@@ -171,7 +171,13 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
         .await
         .context("POST /agents")?;
     match resp.status().as_u16() {
-        201 => out.line("POST /agents -> 201 Created"),
+        201 => {
+            let v: serde_json::Value = resp.json().await.unwrap_or_default();
+            out.line(&format!(
+                "POST /agents -> 201 Created; the registration is a signed record too (seq {})",
+                v["audit"]["seq"]
+            ));
+        }
         409 => {
             out.line("POST /agents -> 409: already registered by an earlier run in this directory")
         }

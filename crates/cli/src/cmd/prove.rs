@@ -52,7 +52,7 @@ pub struct VerifyProofArgs {
     /// Also check the anchor through this node: the contract must hold the root, and the
     /// transaction must be the writer's (needs --contract and --writer).
     #[arg(long, value_name = "URL", requires_all = ["contract", "writer"])]
-    rpc: Option<String>,
+    rpc: Option<zt_anchor::rpc::RpcUrl>,
     /// The network the node must be (with --rpc).
     #[arg(long, value_name = "NAME", default_value = "base-sepolia", value_parser = ["base-sepolia", "base", "local"])]
     network: String,

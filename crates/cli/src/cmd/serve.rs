@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use zt_core::secret::Secret;
+use zt_ingest::scan::Limits;
 use zt_ingest::server::{self, Config};
 use zt_store::Store;
 
@@ -44,6 +46,17 @@ pub struct Args {
     /// Requests waiting for the store writer before the answer is 503 + Retry-After.
     #[arg(long, value_name = "N", default_value_t = 256)]
     queue: usize,
+    /// Most LogRecords in one request; more is a 413, refused before decoding.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_log_records)]
+    max_log_records: u64,
+    /// Most memory one request may take once decoded (estimated before decoding); more is a
+    /// 413.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decoded_bytes)]
+    max_decoded_bytes: u64,
+    /// Requests decompressed and decoded at once (default: the number of CPUs); the others
+    /// wait, holding only their compressed bodies.
+    #[arg(long, value_name = "N")]
+    max_decoding: Option<usize>,
     /// `PRAGMA synchronous=NORMAL` instead of FULL: faster, loses the last commits on power
     /// loss (not on a process crash).
     #[arg(long)]
@@ -54,7 +67,7 @@ pub struct Args {
     tls: crate::cmd::TlsArgs,
 }
 
-fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
+fn tokens(file: Option<&PathBuf>) -> Result<Vec<Secret>> {
     let mut out = Vec::new();
     if let Some(f) = file {
         let text = std::fs::read_to_string(f)
@@ -63,7 +76,7 @@ fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
+                .map(Secret::from),
         );
         if out.is_empty() {
             bail!("token file {} holds no token", f.display());
@@ -74,7 +87,7 @@ fn tokens(file: Option<&PathBuf>) -> Result<Vec<String>> {
             env.split(',')
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+                .map(Secret::from),
         );
     }
     Ok(out)
@@ -100,12 +113,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.relaxed_durability {
         store.set_synchronous(false)?;
     }
+    let defaults = Config::default();
     let config = Config {
         body_limit: args.body_limit,
         tokens,
         queue: args.queue.max(1),
         tls: tls.clone(),
-        ..Config::default()
+        limits: Limits {
+            max_log_records: args.max_log_records,
+            max_decoded_bytes: args.max_decoded_bytes,
+            ..Limits::default()
+        },
+        max_decoding: args.max_decoding.unwrap_or(defaults.max_decoding).max(1),
+        ..defaults
     };
     let rt = crate::cmd::runtime()?;
     let summary = rt.block_on(async move {

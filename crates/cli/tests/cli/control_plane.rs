@@ -109,19 +109,20 @@ fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
         .unwrap()
         .contains("actor mismatch"));
 
-    // saved answers are evidence: `zt-audit verify` reads them as they are
+    // saved answers are evidence: `zt-audit verify` reads them as they are, after the
+    // agent's registration record (the chain's genesis), which its answer carried
     let saved = tmp.path().join("answers.json");
-    std::fs::write(&saved, json!([first, second]).to_string()).unwrap();
+    std::fs::write(&saved, json!([agent["audit"], first, second]).to_string()).unwrap();
     let ring = dir.join("keyring.json");
     let (code, report) =
         verify_json(&["--keyring", ring.to_str().unwrap(), saved.to_str().unwrap()]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], 2);
+    assert_eq!(report["records"], 3);
 
     let (code, stderr) = cp.terminate();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("drained and stopped (2 decisions"),
+        stderr.contains("drained and stopped (3 records"),
         "{stderr}"
     );
     let (code, report) = verify_json(&[
@@ -131,7 +132,7 @@ fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
         ring.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], 2);
+    assert_eq!(report["records"], 3);
 }
 
 #[test]
@@ -219,7 +220,7 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
             ring.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{}: {report:#}", db.display());
-        assert_eq!(report["records"], 2);
+        assert_eq!(report["records"], 3, "registration, deny, allow");
     }
     // The browser opens both stores the demo leaves (the ingest one is anchored).
     for db in [
@@ -227,7 +228,7 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         dir.join("control-plane/decisions.db"),
     ] {
         let mut app = zt_tui::app::App::new(zt_store::Store::open(&db).unwrap()).unwrap();
-        assert_eq!(app.rows.len(), 2);
+        assert_eq!(app.rows.len(), 3);
         app.key(zt_tui::app::Key::Enter).unwrap();
         let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
         t.draw(|f| zt_tui::ui::draw(f, &mut app, "demo", zt_tui::ui::Theme { color: false }))
@@ -267,9 +268,10 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         "--keyring",
         ring.to_str().unwrap(),
     ]);
+    // the second run's agent is already registered (409, no record): two decisions more
     assert_eq!(
         (code, report["records"].as_u64()),
-        (0, Some(4)),
+        (0, Some(5)),
         "{report:#}"
     );
     assert_eq!(report["chains"].as_array().unwrap().len(), 1);

@@ -12,6 +12,7 @@ mod keygen;
 mod otel_python;
 mod otel_rust;
 mod proof;
+mod secrets;
 mod serve;
 mod store;
 mod surface;

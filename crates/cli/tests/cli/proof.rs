@@ -9,13 +9,13 @@ use crate::{fixtures, zt};
 
 const OWNER: alloy::primitives::Address = alloy::primitives::Address::repeat_byte(0x0a);
 
-fn key(name: &str) -> SigningKey {
+pub(crate) fn key(name: &str) -> SigningKey {
     let pem = std::fs::read_to_string(fixtures().join(format!("keys/{name}.key.pem"))).unwrap();
     SigningKey::from_pkcs8_pem(&pem).unwrap()
 }
 
 /// One v1 record of chain `prod`, signed by `signer` (`None`: unsigned).
-fn record(signer: Option<(&SigningKey, &str)>) -> (String, Hash32) {
+pub(crate) fn record(signer: Option<(&SigningKey, &str)>) -> (String, Hash32) {
     let s = V1Draft {
         chain_id: "prod".into(),
         seq: 0,
@@ -34,7 +34,7 @@ fn record(signer: Option<(&SigningKey, &str)>) -> (String, Hash32) {
 
 /// A bundle that proves `record` by itself: a one-leaf tree whose root is the record's own leaf,
 /// an invented contract and transaction. Every hash in it is consistent.
-fn forged_bundle(record: &(String, Hash32)) -> serde_json::Value {
+pub(crate) fn forged_bundle(record: &(String, Hash32)) -> serde_json::Value {
     let root = merkle::leaf_hash(&merkle::head_leaf_bytes("prod", 0, &record.1));
     serde_json::json!({
         "format": zt_anchor::proof::FORMAT,
@@ -60,13 +60,13 @@ fn forged_bundle(record: &(String, Hash32)) -> serde_json::Value {
     })
 }
 
-fn write(dir: &std::path::Path, name: &str, v: &serde_json::Value) -> String {
+pub(crate) fn write(dir: &std::path::Path, name: &str, v: &serde_json::Value) -> String {
     let p = dir.join(name);
     std::fs::write(&p, v.to_string()).unwrap();
     p.to_str().unwrap().to_owned()
 }
 
-fn keyring() -> String {
+pub(crate) fn keyring() -> String {
     fixtures()
         .join("v1/keyring.json")
         .to_str()

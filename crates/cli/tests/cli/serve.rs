@@ -237,21 +237,29 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     let srv = Server::start(&tmp.path().join("h.db"), &[]);
     let a = &srv.addr;
     let pb = &[("Content-Type", "application/x-protobuf")];
-    // a gzip bomb: 64 MiB of zeros, ~64 KiB on the wire
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(&vec![0u8; 64 << 20]).unwrap();
-    let bomb = gz.finish().unwrap();
-    let (s, _, _) = http(
-        a,
-        "POST",
-        "/v1/logs",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "gzip"),
-        ],
-        &bomb,
-    );
-    assert_eq!(s, 413, "gzip bomb");
+    // gzip bombs, ~64 KiB on the wire: 64 MiB of zeros is not protobuf (field 0), found in
+    // the first inflated KiB; 64 MiB inside one field the schema skips is a 413 at 16 MiB
+    let gzip = |bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    };
+    let zeros = vec![0u8; 64 << 20];
+    let mut skipped = vec![0x7a, 0x80, 0x80, 0x80, 0x20]; // field 15, 64 MiB long
+    skipped.extend_from_slice(&zeros);
+    for (bomb, want) in [(gzip(&zeros), 400), (gzip(&skipped), 413)] {
+        let (s, body, _) = http(
+            a,
+            "POST",
+            "/v1/logs",
+            &[
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "gzip"),
+            ],
+            &bomb,
+        );
+        assert_eq!(s, want, "gzip bomb: {}", String::from_utf8_lossy(&body));
+    }
     // 100 MB body
     let (s, _, _) = http(a, "POST", "/v1/logs", pb, &vec![b'x'; 100 << 20]);
     assert_eq!(s, 413, "100 MB body");
@@ -316,15 +324,24 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     };
     let (s, _) = post_pb(a, &request(vec![big]));
     assert_eq!(s, 200, "huge attribute");
-    // tens of thousands of tiny records
-    let tiny: Vec<LogRecord> = (0..50_000)
-        .map(|i| LogRecord {
-            body: string_body(&i.to_string()),
-            ..Default::default()
-        })
-        .collect();
-    let (s, _) = post_pb(a, &request(tiny));
-    assert_eq!(s, 200, "50,000 tiny records");
+    // tiny records: up to the limit (16,384 a request) they are fine, past it a 413
+    let tiny = |n: usize| -> Vec<LogRecord> {
+        (0..n)
+            .map(|i| LogRecord {
+                body: string_body(&i.to_string()),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let (s, _) = post_pb(a, &request(tiny(16_384)));
+    assert_eq!(s, 200, "16,384 tiny records");
+    let (s, body) = post_pb(a, &request(tiny(16_385)));
+    assert_eq!(s, 413, "16,385 tiny records");
+    let why = zt_ingest::otlp::Status::decode(body.as_slice())
+        .unwrap()
+        .message;
+    assert!(why.contains("more than 16384 LogRecords"), "{why}");
+
     // still serving, memory bounded
     let (s, body, _) = http(a, "GET", "/healthz", &[], b"");
     assert_eq!((s, body.as_slice()), (200, &b"ok\n"[..]));
@@ -332,6 +349,13 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     assert_eq!(s, 200);
     let peak_mib = srv.rss_kib() / 1024;
     assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");
+    // the limit is the operator's to set
+    drop(srv);
+    let srv = Server::start(&tmp.path().join("h2.db"), &["--max-log-records", "100"]);
+    let (s, _) = post_pb(&srv.addr, &request(tiny(101)));
+    assert_eq!(s, 413, "--max-log-records 100");
+    let (s, _) = post_pb(&srv.addr, &request(tiny(100)));
+    assert_eq!(s, 200);
 }
 
 /// A full queue answers 503 with Retry-After (exporters back off), and nothing answered 200 is
@@ -546,4 +570,191 @@ fn kill_9_loses_nothing_that_was_acknowledged() {
         ring.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{report:#}");
+}
+
+/// An `ExportLogsServiceRequest` of `n` empty LogRecords in one ScopeLogs, written on the
+/// wire directly (building it with prost would cost the test what it costs the server), then
+/// gzip-compressed: 2 bytes a record, ~16 KiB on the wire for 8.4 million.
+fn empty_records_bomb(n: usize) -> Vec<u8> {
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut scope = Vec::with_capacity(2 * n + 16);
+    scope.push(0x12); // ResourceLogs.scope_logs
+    varint(2 * n, &mut scope);
+    for _ in 0..n {
+        scope.extend_from_slice(&[0x12, 0x00]); // ScopeLogs.log_records: an empty LogRecord
+    }
+    let mut req = vec![0x0a]; // ExportLogsServiceRequest.resource_logs
+    varint(scope.len(), &mut req);
+    req.extend_from_slice(&scope);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&req).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Largest count that keeps the decompressed request under the 16 MiB body limit.
+const BOMB_RECORDS: usize = (16 << 20) / 2 - 16;
+
+/// Attack: 16 KiB of gzip that decodes into 8.4 million LogRecords. Without a count the
+/// decoder builds them all (1.5 GB) and answers 200; it must be refused by count first.
+#[test]
+fn an_empty_record_bomb_is_refused_by_count_before_it_is_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("b.db"), &[]);
+    let bomb = empty_records_bomb(BOMB_RECORDS);
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let (s, body, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &bomb,
+    );
+    assert_eq!(s, 413, "{}", String::from_utf8_lossy(&body));
+    let status = zt_ingest::otlp::Status::decode(body.as_slice()).unwrap();
+    assert!(
+        status.message.contains("LogRecords") && status.message.contains("16384"),
+        "the answer names the limit: {}",
+        status.message
+    );
+    let peak_mib = srv.rss_kib() / 1024;
+    assert!(peak_mib < 128, "peak RSS {peak_mib} MiB");
+    // still serving
+    let (s, _) = post_pb(
+        &srv.addr,
+        &request(vec![envelope_record(&valid_lines()[0])]),
+    );
+    assert_eq!(s, 200);
+}
+
+/// Attack: with tokens configured, senders without one announce large bodies and send them
+/// slowly (or never). Each must be refused on its headers, before its body is read, so they
+/// cannot hold every request slot while an exporter with a token waits.
+#[test]
+fn tokenless_senders_are_refused_before_their_bodies_and_hold_no_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "s3cret-token\n").unwrap();
+    let srv = Server::start(
+        &tmp.path().join("t.db"),
+        &["--token-file", tokens.to_str().unwrap()],
+    );
+    let head = format!(
+        "POST /v1/logs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        srv.addr,
+        8 << 20
+    );
+    // 64 tokenless senders, the receiver's whole concurrency, each sending headers only.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        idle.push(s);
+    }
+    let mut first = idle.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let n = first.read(&mut answer).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "a tokenless sender was not refused on its headers: {answer:?}"
+    );
+    // Meanwhile an exporter with the token gets through at once.
+    let started = std::time::Instant::now();
+    let (s, _, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Authorization", "Bearer s3cret-token"),
+        ],
+        &request(vec![envelope_record(&valid_lines()[0])]),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the exporter waited {:?} behind tokenless senders",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
+/// 64 bombs at once (the receiver's whole concurrency) and an OTLP/JSON one: memory stays
+/// bounded by the decoding permits, every bomb gets a 413, and an exporter's envelopes still
+/// land meanwhile.
+#[test]
+fn sixty_four_bombs_at_once_leave_memory_bounded_and_envelopes_landing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("m.db");
+    let srv = Server::start(&db, &[]);
+    let bomb = empty_records_bomb(BOMB_RECORDS);
+    let lines = valid_lines();
+    let (bombs, landed) = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..64)
+            .map(|_| {
+                s.spawn(|| {
+                    http(
+                        &srv.addr,
+                        "POST",
+                        "/v1/logs",
+                        &[
+                            ("Content-Type", "application/x-protobuf"),
+                            ("Content-Encoding", "gzip"),
+                        ],
+                        &bomb,
+                    )
+                    .0
+                })
+            })
+            .collect();
+        // the legitimate exporter, one envelope a request, while the bombs go off
+        let mut landed = 0;
+        for l in &lines {
+            let (st, _) = post_pb(&srv.addr, &request(vec![envelope_record(l)]));
+            landed += usize::from(st == 200);
+        }
+        (
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>(),
+            landed,
+        )
+    });
+    assert!(bombs.iter().all(|&st| st == 413), "{bombs:?}");
+    assert_eq!(landed, lines.len());
+    // OTLP/JSON: 16 MiB of empty records is refused on its estimated decoded size
+    let json = format!(
+        "{{\"resourceLogs\":[{{\"scopeLogs\":[{{\"logRecords\":[{}]}}]}}]}}",
+        vec!["{}"; 5_000_000].join(",")
+    );
+    let (st, body, _) = http(
+        &srv.addr,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        json.as_bytes(),
+    );
+    assert_eq!(st, 413, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("bytes once decoded"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let peak_mib = srv.rss_kib() / 1024;
+    assert!(peak_mib < 256, "peak RSS {peak_mib} MiB");
+    assert!(metrics(&srv.addr).contains("zt_ingest_requests_total{outcome=\"over_limit\"} 65"));
+    drop(srv);
+    assert_store_verifies(&db, lines.len() as u64);
 }

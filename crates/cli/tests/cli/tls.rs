@@ -180,10 +180,10 @@ fn python_sdk_delivers_over_tls_and_mtls_and_the_sender_is_recorded() {
     );
     assert_eq!(code, Some(1));
     let m = crate::serve::metrics_over(&ca, &endpoint.replace("/v1/logs", "/metrics"));
-    // a 401 each for the request without an SVID (not retried) and the one with two URI
+    // an unauthenticated 401 each for the request without an SVID (not retried) and the one with two URI
     // SANs; the expired one never got a request through (the SDK retried the handshake)
     assert!(
-        m.contains("zt_ingest_requests_total{outcome=\"client_error\"} 2"),
+        m.contains("zt_ingest_requests_total{outcome=\"unauthenticated\"} 2"),
         "{m}"
     );
     assert!(
@@ -327,13 +327,14 @@ fn control_plane_decides_by_svid_and_exports_to_serve_over_mtls() {
     let expired = pki.svid("expired", A, Validity::Expired);
     assert!(curl(&ca, &url("/actions"), Some(&expired), None, &ask).is_err());
 
-    // the three decisions reach the receiver, sent by the control plane's SVID
+    // the two registrations and three decisions reach the receiver, sent by the control
+    // plane's SVID
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ingest_db.exists() || senders(&ingest_db) != [Some(CP.to_owned())] || {
         let conn = rusqlite::Connection::open(&ingest_db).unwrap();
         conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get::<_, i64>(0))
             .unwrap()
-            < 3
+            < 5
     } {
         assert!(
             Instant::now() < deadline,
@@ -352,7 +353,8 @@ fn control_plane_decides_by_svid_and_exports_to_serve_over_mtls() {
     for db in [dir.join("decisions.db"), ingest_db] {
         let (code, report) = verify_json(&["--db", Pki::s(&db), "--keyring", Pki::s(&ring)]);
         assert_eq!(code, 0, "{report:#}");
-        assert_eq!(report["records"], 3);
+        // The two registrations are sealed records too, then the three decisions.
+        assert_eq!(report["records"], 5);
     }
 }
 

@@ -102,7 +102,7 @@ impl Cp {
             PinnedKey::from_keyring_json(&self.keyring).unwrap(),
         );
         cfg.tls = tls;
-        cfg.token = token;
+        cfg.token = token.map(Into::into);
         GuardedClient::new(cfg).unwrap()
     }
 
@@ -119,7 +119,9 @@ impl Cp {
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{path}: {status} {text}");
     }
 
     fn stop(mut self) {
@@ -304,13 +306,14 @@ async fn over_mtls_the_svid_is_who_asks_and_only_a_verified_allow_runs() {
             .unwrap()
     );
     let db = cp.db.clone();
-    // 4 decisions reached the chain; the control plane exports them before it stops
+    // 2 registrations and 4 decisions reached the chain; the control plane exports them
+    // before it stops
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while zt_store::Store::open(&ingest_db)
         .unwrap()
         .count_records()
         .unwrap()
-        < 4
+        < 6
     {
         assert!(
             std::time::Instant::now() < deadline,
@@ -327,7 +330,7 @@ async fn over_mtls_the_svid_is_who_asks_and_only_a_verified_allow_runs() {
     let ring = zt_core::keyring::Keyring::from_json(&keyring).unwrap();
     for store_path in [&db, &ingest_db] {
         let store = zt_store::Store::open(store_path).unwrap();
-        assert_eq!(store.count_records().unwrap(), 4);
+        assert_eq!(store.count_records().unwrap(), 6);
         let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
         zt_ingest::verify_store(&mut v, &store).unwrap();
         let report = v.finish();

@@ -3,7 +3,9 @@
 use serde_json::json;
 use zt_core::Envelope;
 
-use crate::{act, count, get, open_opts, post, post_raw, register, start, verify_store};
+use crate::{
+    act, count, get, open_opts, post, post_cedar, post_raw, register, start, verify_store,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
@@ -69,7 +71,8 @@ async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
     assert_eq!(v["decision"], "allow");
     assert_eq!(v["reason"], "hello is harmless");
     assert_eq!(v["audit"]["version"], 1);
-    assert_eq!(v["audit"]["seq"], 2);
+    // seq 0 is agent-hello's registration, 1 the deny before the policy
+    assert_eq!(v["audit"]["seq"], 3);
     assert_eq!(v["audit"]["context"]["policy_version"], version.as_str());
     assert_eq!(v["audit"]["kms_signature"]["algorithm"], "ECDSA_SHA_256");
     // the answer itself is a verifiable record (zt-audit verify reads saved answers)
@@ -92,7 +95,7 @@ async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
     cp.stop();
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
-    assert_eq!(report.records, 4);
+    assert_eq!(report.records, 5, "a registration and four decisions");
     assert_eq!(report.chains.len(), 1);
 }
 
@@ -142,8 +145,8 @@ async fn a_token_speaks_for_one_actor_and_every_refusal_is_audited() {
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
     assert_eq!(
-        report.records, 5,
-        "every request with a readable body is on record"
+        report.records, 7,
+        "two registrations, and every request with a readable body"
     );
 }
 
@@ -198,33 +201,12 @@ async fn cedar_policies_in_text_by_id_with_history() {
     let cedar = r#"@id("reports") @reason("reports are read-only")
         permit (principal == Agent::"agent-hello", action == Action::"report.read", resource)
         when { context.pages < 100 };"#;
-    let (s, v) = post_raw(
-        &b,
-        "/policies",
-        None,
-        "text/plain",
-        cedar.as_bytes().to_vec(),
-    )
-    .await;
+    let (s, v) = post_cedar(&b, None, cedar).await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["added"], json!(["reports"]));
-    let (s, v) = post_raw(
-        &b,
-        "/policies",
-        None,
-        "text/plain",
-        cedar.as_bytes().to_vec(),
-    )
-    .await;
+    let (s, v) = post_cedar(&b, None, cedar).await;
     assert_eq!(s, 409, "{v}");
-    let (s, v) = post_raw(
-        &b,
-        "/policies",
-        None,
-        "text/plain",
-        b"permit (principal".to_vec(),
-    )
-    .await;
+    let (s, v) = post_cedar(&b, None, "permit (principal").await;
     assert_eq!(s, 400, "{v}");
     assert!(
         v["error"].as_str().unwrap().contains("does not parse"),

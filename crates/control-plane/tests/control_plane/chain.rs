@@ -9,7 +9,7 @@ use zt_control_plane::Options;
 use zt_core::crypto::PublicKey;
 use zt_core::Hash32;
 
-use crate::{act, count, open_opts, post, register, start, start_with, verify_store};
+use crate::{act, count, get, open_opts, post, register, start, start_with, verify_store};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_decisions_from_16_clients_leave_one_unforked_chain() {
@@ -50,16 +50,16 @@ async fn a_thousand_decisions_from_16_clients_leave_one_unforked_chain() {
     all.sort_unstable();
     assert_eq!(
         all,
-        (0..1008).collect::<Vec<u64>>(),
-        "every seq once, none skipped"
+        (1..=1008).collect::<Vec<u64>>(),
+        "every seq once, none skipped (0 is the registration)"
     );
     let db = cp.dir.join("decisions.db");
     let keyring = cp.keyring();
     let summary = cp.stop();
-    assert_eq!(summary.decisions, 1008);
+    assert_eq!(summary.decisions, 1009);
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
-    assert_eq!(report.records, 1008);
+    assert_eq!(report.records, 1009);
     assert_eq!(report.chains.len(), 1);
     assert_eq!(
         zt_store::Store::open(&db).unwrap().count_forks().unwrap(),
@@ -108,12 +108,15 @@ async fn a_store_that_cannot_commit_answers_503_and_allows_nothing() {
     // The chain resumes where the store says it is: no gap, no fork.
     let (s, v) = act(&b, None, "agent-hello", "hello", "").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["audit"]["seq"], 1);
+    assert_eq!(
+        v["audit"]["seq"], 2,
+        "after the registration and one decision"
+    );
     let keyring = cp.keyring();
     cp.stop();
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
-    assert_eq!(report.records, 2);
+    assert_eq!(report.records, 3);
 }
 
 /// A signer whose HSM is down: a test double for an outage, not a mock of the control plane.
@@ -158,7 +161,22 @@ async fn a_failing_or_faulty_signer_answers_503_and_stores_nothing() {
             _ => Arc::new(Faulty(key)),
         };
         let cp = start_with(tmp.path(), open_opts(), Some(signer));
-        register(&cp.base, None, "agent-hello").await;
+        // A registration is a sealed record too: without a signature, nothing changes.
+        let (s, v) = post(
+            &cp.base,
+            "/agents",
+            None,
+            &serde_json::json!({"actor": "agent-hello"}),
+        )
+        .await;
+        assert_eq!(s, 503, "{which}: {v}");
+        assert!(v.get("token").is_none(), "{v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("nothing changed"),
+            "{v}"
+        );
+        let (_, listed) = get(&cp.base, "/agents", None).await;
+        assert_eq!(listed["agents"], serde_json::json!([]));
         post(
             &cp.base,
             "/policies",
@@ -196,12 +214,15 @@ async fn a_restart_continues_the_chain_with_its_agents_and_policies() {
     assert_eq!(cp.keyring(), keyring, "same key after a restart");
     let (s, v) = act(&cp.base, None, "agent-hello", "hello", "").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["audit"]["seq"], 3);
+    assert_eq!(
+        v["audit"]["seq"], 4,
+        "a registration and three decisions before the restart"
+    );
     let db = cp.dir.join("decisions.db");
     cp.stop();
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
-    assert_eq!(report.records, 4);
+    assert_eq!(report.records, 5);
     // a different chain id for the same directory is refused
     let err = zt_control_plane::ControlPlane::open(
         tmp.path(),

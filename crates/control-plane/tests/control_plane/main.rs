@@ -8,6 +8,9 @@
 mod api;
 mod chain;
 mod export;
+mod flood;
+mod lifecycle;
+mod open_mode;
 mod tls;
 
 use std::net::SocketAddr;
@@ -151,6 +154,26 @@ pub async fn post_raw(
     )
 }
 
+/// `POST /policies` with Cedar text: `text/plain` and the header a cross-site form cannot
+/// send.
+pub async fn post_cedar(base: &str, token: Option<&str>, cedar: &str) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/policies"))
+        .header("content-type", "text/plain")
+        .header("x-zt-admin", "1")
+        .body(cedar.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().get(format!("{base}{path}"));
     if let Some(t) = token {
@@ -199,4 +222,64 @@ pub fn verify_store(db: &Path, keyring: &[u8]) -> zt_verifier::Report {
 /// Records in the store at `db`.
 pub fn count(db: &Path) -> u64 {
     zt_store::Store::open(db).unwrap().count_records().unwrap()
+}
+
+/// Every record of the control plane's store, in chain order, as JSON.
+pub fn records(db: &Path) -> Vec<Value> {
+    let store = zt_store::Store::open(db).unwrap();
+    let mut out = Vec::new();
+    for c in store.chains().unwrap() {
+        let mut after = None;
+        loop {
+            let page = store.page_chain(&c.chain, after, 500).unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some((
+                last.branch.unwrap_or(-1),
+                last.position.unwrap_or(-1),
+                last.id,
+            ));
+            out.extend(page.iter().map(|r| serde_json::from_slice(&r.raw).unwrap()));
+        }
+    }
+    out
+}
+
+/// One HTTP/1.1 request written by hand, so a test controls every header (`Host` included):
+/// (status, head, body).
+pub fn raw_http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = s
+        .write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body));
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
 }

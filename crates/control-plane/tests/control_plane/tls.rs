@@ -178,7 +178,9 @@ fn the_svid_decides_who_is_asking_and_every_refusal_is_on_record() {
     assert_eq!(v["audit"]["context"]["identity"], "agent-token:agent-a");
 
     // refused in the handshake: curl fails, nothing reaches the chain
-    let before = 8;
+    // (two registrations and eight refusals and decisions so far)
+    let before = count(&cp.dir.join("decisions.db"));
+    assert_eq!(before, 10);
     for (name, validity) in [("exp", Validity::Expired), ("nyv", Validity::NotYetValid)] {
         let svid = pki.svid(name, &[A], validity);
         let err = act(Some(&svid), None, "agent-a").unwrap_err();
@@ -256,4 +258,60 @@ fn bindings_survive_a_restart() {
     .unwrap();
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["audit"]["context"]["identity"], A);
+}
+
+/// Revoking an agent revokes its SVID too: the SVID is then bound to no agent (a recorded
+/// deny), and its SPIFFE ID may be bound to another agent, whose requests it then decides.
+#[test]
+fn a_revoked_agents_svid_speaks_for_nobody_until_bound_again() {
+    let pki = Pki::new();
+    let cp = start(
+        &pki.dir.path().join("cp"),
+        Options {
+            tls: Some(pki.server()),
+            ..Options::default()
+        },
+    );
+    let admin = cp.admin_token.clone().unwrap();
+    let ca = pki.server_ca();
+    let url = |p: &str| format!("{}{p}", cp.base);
+    let admin_post = |path: &str, body: Value| curl(&ca, &url(path), None, Some(&admin), &body);
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-a", "spiffe_id": A})).unwrap();
+    assert_eq!(s, 201, "{v}");
+    let (s, _) = admin_post("/policies", json!({"action": "x.run"})).unwrap();
+    assert_eq!(s, 201);
+    let svid_a = pki.svid("a", &[A], Validity::Now);
+    let actions = url("/actions");
+    let (s, v) = curl(&ca, &actions, Some(&svid_a), None, &ask("agent-a")).unwrap();
+    assert_eq!(s, 200, "{v}");
+
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-X", "DELETE", "--cacert"])
+        .arg(&ca)
+        .args(["-H", &format!("authorization: Bearer {admin}")])
+        .args(["-w", "\n%{http_code}"])
+        .arg(url("/agents/agent-a"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n200"), "{text}");
+
+    let db = cp.dir.join("decisions.db");
+    let before = count(&db);
+    let (s, v) = curl(&ca, &actions, Some(&svid_a), None, &ask("agent-a")).unwrap();
+    assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("bound to no agent"),
+        "{v}"
+    );
+    assert_eq!(count(&db), before + 1, "the refusal is on record");
+
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-a2", "spiffe_id": A})).unwrap();
+    assert_eq!(s, 201, "the freed SPIFFE ID binds again: {v}");
+    let (s, v) = curl(&ca, &actions, Some(&svid_a), None, &ask("agent-a2")).unwrap();
+    assert_eq!(s, 200, "{v}");
+    let keyring = cp.keyring();
+    cp.stop();
+    let report = verify_store(&db, &keyring);
+    assert!(report.ok, "{:?}", report.errors);
 }
