@@ -460,16 +460,17 @@ fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
     let (mut lat, failed) = measured?;
     let dir = server.dir.clone();
     let committed = server.stop()?;
-    // The chain verifies as one, and every flood request is accounted for.
+    // The chains (decisions; the control plane's own: registrations, summaries) verify, and
+    // every flood request is accounted for.
     let db = dir.join("decisions.db");
     let store = zt_store::Store::open(&db)?;
     let ring = zt_core::keyring::Keyring::from_json(&keyring)?;
     let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
     zt_ingest::verify_store(&mut v, &store)?;
     let report = v.finish();
-    if !report.ok || report.chains.len() != 1 || report.records != committed {
+    if !report.ok || report.chains.len() > 2 || report.records != committed {
         bail!(
-            "the chain does not verify as one: {} records ({} committed), {} chains, {:?}",
+            "the chains do not verify: {} records ({} committed), {} chains, {:?}",
             report.records,
             committed,
             report.chains.len(),

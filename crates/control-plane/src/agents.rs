@@ -8,8 +8,9 @@
 //! The routes (`POST /agents`, `POST /agents/{actor}/token`, `DELETE /agents/{actor}`) seal
 //! their record first, holding the registry's write lock, and change `state.db` and the
 //! registry only once it is committed: nothing changes that is not on record, and no decision
-//! made with a retired token follows its retirement on the chain (decisions hold the read
-//! lock from authentication to their place in the writer's queue). Record shapes are in
+//! made with a retired token is stamped after its retirement (decisions hold the read lock
+//! from authentication to their place in the writer's queue, and one writer stamps both
+//! chains). The records are on the control plane's own chain ([`crate::chain::Lane::Admin`]). Record shapes are in
 //! [`crate::server`]'s module docs and `docs/control-plane.md`.
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use zt_core::json::{Map, Value};
 use zt_core::time::Timestamp;
 use zt_core::Hash32;
 
-use crate::chain::{Committed, Decided};
+use crate::chain::{Committed, Decided, Lane};
 use crate::error::{ControlPlaneError, SealError};
 use crate::origin::admin_body;
 use crate::server::{
@@ -293,6 +294,7 @@ impl Change<'_> {
             ctx.push("spiffe_id".into(), s(id));
         }
         Decided {
+            lane: Lane::Admin,
             actor: "zt.admin".into(),
             action: self.event.action().into(),
             resource: format!("agent/{}", self.agent),

@@ -1,4 +1,11 @@
-//! The decision writer: one thread owns the control plane's chain and its store.
+//! The decision writer: one thread owns the control plane's chains and their store.
+//!
+//! Two chains, one writer: agents' decisions on the control plane's chain (`chain_id`), so the
+//! answers an agent saves form a chain of their own from seq 0 and verify as a file; the
+//! control plane's own records (agent registration, rotation, revocation, rate-limit
+//! summaries) on `chain_id.admin`. One writer stamps and commits both in one order, so their
+//! signed timestamps order them: a revocation is later than every decision made with the
+//! token it retired.
 //!
 //! Requests hand their decision to a bounded queue. The writer takes everything queued (up to
 //! a group size), gives each decision the next `seq` and the previous `current_hash`, seals
@@ -25,9 +32,41 @@ use zt_store::{NewRecord, Store};
 use crate::error::{ControlPlaneError, SealError};
 use crate::signer::Signer;
 
+/// Which of the control plane's two chains a record goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Decisions on `/actions`: the chain agents' saved answers form, from seq 0.
+    Decisions,
+    /// The control plane's own records: agent registration, token rotation, revocation,
+    /// rate-limit summaries.
+    Admin,
+}
+
+impl Lane {
+    /// Both, in their index order.
+    pub const ALL: [Lane; 2] = [Lane::Decisions, Lane::Admin];
+
+    fn index(self) -> usize {
+        match self {
+            Lane::Decisions => 0,
+            Lane::Admin => 1,
+        }
+    }
+
+    /// The chain id of this lane for a control plane whose decision chain is `chain_id`.
+    pub fn chain_id(self, chain_id: &str) -> String {
+        match self {
+            Lane::Decisions => chain_id.to_owned(),
+            Lane::Admin => format!("{chain_id}.admin"),
+        }
+    }
+}
+
 /// A decision made, waiting for its place in the chain.
 #[derive(Debug, Clone)]
 pub struct Decided {
+    /// Which chain: an agent's decision, or the control plane's own record.
+    pub lane: Lane,
     /// Who asked.
     pub actor: String,
     /// What for.
@@ -51,6 +90,8 @@ pub struct Committed {
     pub current_hash: Hash32,
     /// Its position.
     pub seq: u64,
+    /// Its chain.
+    pub lane: Lane,
 }
 
 struct Job {
@@ -124,42 +165,55 @@ pub struct WriterConfig {
     pub max_group: usize,
 }
 
+/// Hears, after each commit, a lane's last committed position and how many records of it the
+/// group held (the exporter's wake-up).
+pub type OnCommit = Box<dyn Fn(Lane, u64, u64) + Send>;
+
+/// Where a chain goes next: (next seq, previous hash).
+type Head = (u64, Hash32);
+
 /// The writer thread's state.
 struct Writer {
     store: Store,
     signer: Arc<dyn Signer>,
-    chain_id: String,
-    next_seq: u64,
-    prev: Hash32,
+    /// The chain ids of the lanes, by [`Lane::index`].
+    chain_ids: [String; 2],
+    heads: [Head; 2],
     last_ts: i128,
-    on_commit: Box<dyn Fn(u64, u64) + Send>,
+    on_commit: OnCommit,
 }
 
-/// Reads the chain's head from `store` and starts the writer. `on_commit` hears the last
-/// committed position and the group's size after each commit (the exporter's wake-up).
+fn stored_head(store: &Store, chain: &str) -> Result<Head, ControlPlaneError> {
+    match store.head(chain)? {
+        None => Ok((0, Hash32::ZERO)),
+        Some((pos, hash)) => {
+            let pos = u64::try_from(pos).map_err(|_| ControlPlaneError::Chain {
+                chain: chain.to_owned(),
+                reason: format!("head position {pos} is negative"),
+            })?;
+            Ok((pos + 1, hash))
+        }
+    }
+}
+
+/// Reads the chains' heads from `store` and starts the writer.
 pub fn spawn(
     store: Store,
     signer: Arc<dyn Signer>,
     config: &WriterConfig,
-    on_commit: Box<dyn Fn(u64, u64) + Send>,
+    on_commit: OnCommit,
 ) -> Result<(ChainHandle, std::thread::JoinHandle<()>), ControlPlaneError> {
-    let (next_seq, prev) = match store.head(&config.chain_id)? {
-        None => (0, Hash32::ZERO),
-        Some((pos, hash)) => {
-            let pos = u64::try_from(pos).map_err(|_| ControlPlaneError::Chain {
-                chain: config.chain_id.clone(),
-                reason: format!("head position {pos} is negative"),
-            })?;
-            (pos + 1, hash)
-        }
-    };
+    let chain_ids = Lane::ALL.map(|l| l.chain_id(&config.chain_id));
+    let heads = [
+        stored_head(&store, &chain_ids[0])?,
+        stored_head(&store, &chain_ids[1])?,
+    ];
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let mut writer = Writer {
         store,
         signer,
-        chain_id: config.chain_id.clone(),
-        next_seq,
-        prev,
+        chain_ids,
+        heads,
         last_ts: 0,
         on_commit,
     };
@@ -200,15 +254,16 @@ impl Writer {
 
     /// Seals the group: drafts are chained first (hashing is cheap and sequential), then
     /// signed and self-checked in parallel (the expensive part). If any signature fails, the
-    /// group is sealed again one by one, so the failed decision leaves no hole in the chain.
+    /// group is sealed again one by one, so the failed decision leaves no hole in its chain.
     fn seal_group(&self, jobs: &[Job], ts: &str) -> Vec<Result<(Sealed, Envelope), SealError>> {
         let (alg, key_id) = (crypto::ALGORITHM, self.signer.key_id());
         let mut drafts = Vec::with_capacity(jobs.len());
-        let (mut seq, mut prev) = (self.next_seq, self.prev);
+        let mut heads = self.heads;
         for job in jobs {
-            let d = draft(&self.chain_id, &job.decided, seq, prev, ts);
-            prev = d.current_hash(alg, key_id);
-            seq += 1;
+            let i = job.decided.lane.index();
+            let (seq, prev) = heads[i];
+            let d = draft(&self.chain_ids[i], &job.decided, seq, prev, ts);
+            heads[i] = (seq + 1, d.current_hash(alg, key_id));
             drafts.push(d);
         }
         let signer = self.signer.as_ref();
@@ -216,13 +271,17 @@ impl Writer {
         if sealed.iter().all(Result::is_ok) {
             return sealed;
         }
-        let (mut seq, mut prev) = (self.next_seq, self.prev);
+        let mut heads = self.heads;
         jobs.iter()
             .map(|job| {
-                let r = seal(signer, &draft(&self.chain_id, &job.decided, seq, prev, ts));
+                let i = job.decided.lane.index();
+                let (seq, prev) = heads[i];
+                let r = seal(
+                    signer,
+                    &draft(&self.chain_ids[i], &job.decided, seq, prev, ts),
+                );
                 if let Ok((s, _)) = &r {
-                    prev = s.current_hash;
-                    seq += 1;
+                    heads[i] = (seq + 1, s.current_hash);
                 }
                 r
             })
@@ -232,17 +291,17 @@ impl Writer {
     fn commit_group(&mut self, jobs: Vec<Job>) {
         let ts = self.timestamp();
         let sealed = self.seal_group(&jobs, &ts);
-        let mut seq = self.next_seq;
-        let mut prev = self.prev;
+        let mut heads = self.heads;
         let mut ready: Vec<(Job, Sealed, Envelope, u64)> = Vec::with_capacity(jobs.len());
         for (job, result) in jobs.into_iter().zip(sealed) {
             match result {
                 Ok((sealed, env)) => {
-                    prev = sealed.current_hash;
+                    let i = job.decided.lane.index();
+                    let seq = heads[i].0;
+                    heads[i] = (seq + 1, sealed.current_hash);
                     ready.push((job, sealed, env, seq));
-                    seq += 1;
                 }
-                // This decision is not sealed; the chain does not move for it.
+                // This decision is not sealed; its chain does not move for it.
                 Err(e) => {
                     let _ = job.reply.send(Err(e));
                 }
@@ -270,19 +329,25 @@ impl Writer {
         let failure = match result {
             Ok(out) if out.inserted == n && out.forks == 0 && out.waiting == 0 => None,
             Ok(out) => Some(SealError::NotAppended {
-                chain: self.chain_id.clone(),
+                chain: self.chain_ids.join(", "),
                 outcome: format!("{out:?}"),
             }),
             Err(e) => Some(SealError::Store(e)),
         };
         match failure {
             None => {
-                self.next_seq = seq;
-                self.prev = prev;
-                (self.on_commit)(seq - 1, n);
+                for lane in Lane::ALL {
+                    let i = lane.index();
+                    let moved = heads[i].0 - self.heads[i].0;
+                    if moved > 0 {
+                        (self.on_commit)(lane, heads[i].0 - 1, moved);
+                    }
+                }
+                self.heads = heads;
                 for (job, sealed, _, seq) in ready {
                     let _ = job.reply.send(Ok(Committed {
                         seq,
+                        lane: job.decided.lane,
                         json: sealed.json,
                         current_hash: sealed.current_hash,
                     }));
@@ -294,11 +359,12 @@ impl Writer {
                     "zt-control-plane: {}; {n} decision(s) answered 503",
                     zt_core::text::escape(&err.to_string())
                 );
-                // Something else wrote this chain, or the commit failed: resume from what
+                // Something else wrote these chains, or the commit failed: resume from what
                 // the store holds, never from what we hoped it holds.
-                if let Ok(Some((pos, hash))) = self.store.head(&self.chain_id) {
-                    self.next_seq = u64::try_from(pos).map_or(self.next_seq, |p| p + 1);
-                    self.prev = hash;
+                for i in 0..2 {
+                    if let Ok(head) = stored_head(&self.store, &self.chain_ids[i]) {
+                        self.heads[i] = head;
+                    }
                 }
                 let msg = err.to_string();
                 for (job, ..) in ready {

@@ -1,8 +1,9 @@
-//! The exporter: sends the control plane's committed decisions to an OTLP/HTTP logs endpoint
+//! The exporter: sends the control plane's committed records (both chains: decisions and the
+//! control plane's own records, see [`crate::chain::Lane`]) to an OTLP/HTTP logs endpoint
 //! (`zt-audit serve`, or a Collector) with `zt-export`.
 //!
-//! The chain itself is the outbox: a cursor in `state.db` remembers the last position the
-//! endpoint acknowledged; the exporter reads what follows from the decision store in pages,
+//! The chains themselves are the outbox: a cursor per chain in `state.db` remembers the last
+//! position the endpoint acknowledged; the exporter reads what follows from the store in pages,
 //! sends each page as one request and moves the cursor on a 2xx. A failure waits (exponential
 //! backoff, up to 30 s) and sends the same page again; ingest is idempotent, so a page sent
 //! twice lands once. Nothing here can change a decision: decisions are answered before they
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use zt_export::{Backoff, EnvelopeExporter, ExportConfig};
 use zt_store::Store;
 
+use crate::chain::Lane;
 use crate::state::State;
 
 /// Most envelopes per OTLP request.
@@ -22,10 +24,10 @@ const PAGE: usize = 512;
 
 #[derive(Debug, Default)]
 struct Progress {
-    /// Last committed position (-1: none).
-    committed: i64,
-    /// Last exported position (-1: none).
-    exported: i64,
+    /// Last committed position of each lane (-1: none), by lane index.
+    committed: [i64; 2],
+    /// Last exported position of each lane (-1: none).
+    exported: [i64; 2],
     /// Last error, if the endpoint is failing.
     last_error: Option<String>,
     /// Stop after a last attempt.
@@ -40,8 +42,24 @@ pub struct ExportWatch {
     changed: Condvar,
 }
 
+fn idx(lane: Lane) -> usize {
+    match lane {
+        Lane::Decisions => 0,
+        Lane::Admin => 1,
+    }
+}
+
+impl Progress {
+    /// The first lane with something committed and not exported.
+    fn behind(&self) -> Option<Lane> {
+        Lane::ALL
+            .into_iter()
+            .find(|l| self.exported[idx(*l)] < self.committed[idx(*l)])
+    }
+}
+
 impl ExportWatch {
-    fn new(committed: i64, exported: i64) -> Self {
+    fn new(committed: [i64; 2], exported: [i64; 2]) -> Self {
         Self {
             progress: Mutex::new(Progress {
                 committed,
@@ -52,10 +70,10 @@ impl ExportWatch {
         }
     }
 
-    /// The writer committed up to `position`.
-    pub fn committed(&self, position: u64) {
+    /// The writer committed `lane` up to `position`.
+    pub fn committed(&self, lane: Lane, position: u64) {
         let mut p = self.lock();
-        p.committed = i64::try_from(position).unwrap_or(i64::MAX);
+        p.committed[idx(lane)] = i64::try_from(position).unwrap_or(i64::MAX);
         self.changed.notify_all();
     }
 
@@ -63,10 +81,10 @@ impl ExportWatch {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `(committed, exported)` positions (-1: none).
+    /// `(committed, exported)` positions of the decision chain (-1: none).
     pub fn positions(&self) -> (i64, i64) {
         let p = self.lock();
-        (p.committed, p.exported)
+        (p.committed[0], p.exported[0])
     }
 
     /// The endpoint's last error while it is failing.
@@ -79,7 +97,7 @@ impl ExportWatch {
         let deadline = Instant::now() + timeout;
         let mut p = self.lock();
         let target = p.committed;
-        while p.exported < target {
+        while (0..2).any(|i| p.exported[i] < target[i]) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -106,7 +124,17 @@ pub struct Exporter {
     pub(crate) config: ExportConfig,
     pub(crate) decisions: PathBuf,
     pub(crate) state: PathBuf,
+    /// The decision chain's id (the other lane's follows from it).
     pub(crate) chain: String,
+}
+
+/// The cursor's key in `state.db`: the endpoint for the decision chain (as before the admin
+/// chain existed), the endpoint and `#admin` for the other.
+fn cursor_key(endpoint: &str, lane: Lane) -> String {
+    match lane {
+        Lane::Decisions => endpoint.to_owned(),
+        Lane::Admin => format!("{endpoint}#admin"),
+    }
 }
 
 /// Starts the exporter thread; its watch starts from the stored cursor and head.
@@ -116,8 +144,14 @@ pub fn spawn(
     let exporter = EnvelopeExporter::new(&ex.config)?;
     let store = Store::open(&ex.decisions)?;
     let state = State::open(&ex.state)?;
-    let exported = state.export_cursor(&ex.config.endpoint)?;
-    let committed = store.head(&ex.chain)?.map_or(-1, |(p, _)| p);
+    let mut exported = [-1; 2];
+    let mut committed = [-1; 2];
+    for lane in Lane::ALL {
+        exported[idx(lane)] = state.export_cursor(&cursor_key(&ex.config.endpoint, lane))?;
+        committed[idx(lane)] = store
+            .head(&lane.chain_id(&ex.chain))?
+            .map_or(-1, |(p, _)| p);
+    }
     let watch = Arc::new(ExportWatch::new(committed, exported));
     let w = Arc::clone(&watch);
     let join = std::thread::Builder::new()
@@ -140,16 +174,16 @@ fn run(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
-        let (committed, exported, stopping) = {
+        let (behind, stopping) = {
             let p = watch.lock();
-            (p.committed, p.exported, p.stopping)
+            (p.behind().map(|l| (l, p.exported[idx(l)])), p.stopping)
         };
-        if exported < committed {
-            match export_page(exporter, store, state, chain, exported) {
+        if let Some((lane, exported)) = behind {
+            match export_page(exporter, store, state, chain, lane, exported) {
                 Ok(upto) => {
                     backoff.reset();
                     let mut p = watch.lock();
-                    p.exported = upto;
+                    p.exported[idx(lane)] = upto;
                     p.last_error = None;
                     watch.changed.notify_all();
                     continue;
@@ -178,21 +212,22 @@ fn run(
         let _ = watch
             .changed
             .wait_timeout_while(p, Duration::from_secs(5), |p| {
-                p.committed <= p.exported && !p.stopping
+                p.behind().is_none() && !p.stopping
             });
     }
 }
 
-/// Sends the page after `exported`; returns the last position sent.
+/// Sends the page of `lane` after `exported`; returns the last position sent.
 fn export_page(
     exporter: &EnvelopeExporter,
     store: &Store,
     state: &State,
     chain: &str,
+    lane: Lane,
     exported: i64,
 ) -> Result<i64, String> {
     let rows = store
-        .page_chain(chain, Some((0, exported, i64::MAX)), PAGE)
+        .page_chain(&lane.chain_id(chain), Some((0, exported, i64::MAX)), PAGE)
         .map_err(|e| e.to_string())?;
     let rows: Vec<_> = rows.into_iter().filter(|r| r.branch == Some(0)).collect();
     let Some(last) = rows.last().and_then(|r| r.position) else {
@@ -206,7 +241,7 @@ fn export_page(
         .collect();
     exporter.export(&texts).map_err(|e| e.to_string())?;
     state
-        .set_export_cursor(exporter.endpoint(), last)
+        .set_export_cursor(&cursor_key(exporter.endpoint(), lane), last)
         .map_err(|e| e.to_string())?;
     Ok(last)
 }

@@ -279,10 +279,10 @@ impl ControlPlane {
         let on_commit = {
             let watch = watch.clone();
             let committed = Arc::clone(&committed);
-            Box::new(move |pos: u64, n: u64| {
+            Box::new(move |lane: chain::Lane, pos: u64, n: u64| {
                 committed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 if let Some(w) = &watch {
-                    w.committed(pos);
+                    w.committed(lane, pos);
                 }
             })
         };

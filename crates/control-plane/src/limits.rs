@@ -9,7 +9,8 @@
 //! Such a request is not sealed, signed and fsynced on its own: that is the work a flood
 //! wants the control plane to do. It is counted instead, by limit and by source address, and
 //! each window (`summarise`: every `summary_window`, and once more on shutdown) the counts
-//! become one sealed record per limit that refused anything:
+//! become one sealed record per limit that refused anything, on the control plane's own chain
+//! ([`crate::chain::Lane::Admin`]):
 //!
 //! ```text
 //! actor "zt.control-plane", action "zt.ratelimit.summary", resource "unauthenticated" or
@@ -32,7 +33,7 @@ use tokio::sync::Notify;
 use zt_core::json::{Map, Value};
 use zt_core::time::Timestamp;
 
-use crate::chain::Decided;
+use crate::chain::{Decided, Lane};
 use crate::server::Shared;
 
 /// A token bucket's settings: `per_second` tokens added each second, at most `burst` held.
@@ -316,6 +317,7 @@ fn summary(
     );
     ctx.push("other_sources".into(), num(count.other_sources));
     Decided {
+        lane: Lane::Admin,
         actor: "zt.control-plane".into(),
         action: "zt.ratelimit.summary".into(),
         resource: key.resource(),

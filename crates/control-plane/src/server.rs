@@ -33,13 +33,13 @@
 //! SPIFFE ID. Without a client certificate, tokens work as over plain HTTP. Admin routes need
 //! the admin token either way.
 //!
-//! Agent lifecycle records (registration, rotation, revocation) are v1 envelopes on the same
-//! chain: actor `zt.admin`, action `zt.agent.register`, `zt.agent.token.rotate` or
+//! Agent lifecycle records (registration, rotation, revocation) are v1 envelopes on the control
+//! plane's own chain (`CHAIN.admin`, [`crate::chain::Lane::Admin`]): actor `zt.admin`, action `zt.agent.register`, `zt.agent.token.rotate` or
 //! `zt.agent.revoke`, resource `agent/NAME`, decision `allow` (the administrator's request was
 //! carried out), context `{identity: "admin-token:<id>", agent, token_id, retired_token_id,
 //! token_expires_at, ...}`; token ids are the first 16 hex digits of a token's SHA-256. The
 //! record is sealed before the change takes effect, under the registry's write lock, so no
-//! decision made with a retired token follows its retirement on the chain, and nothing
+//! decision made with a retired token is stamped after its retirement, and nothing
 //! changes that is not on record. Actor names starting with `zt.` are the control plane's own,
 //! and so are actions starting with `zt.`: an agent asking for one is denied.
 
@@ -62,7 +62,7 @@ use zt_core::Hash32;
 use zt_tls::{PeerIdentity, TlsServer};
 
 use crate::agents::{self, token_id, Auth, Registry};
-use crate::chain::{ChainHandle, Committed, Decided};
+use crate::chain::{ChainHandle, Committed, Decided, Lane};
 use crate::error::SealError;
 use crate::limits::{Key, Limiter};
 use crate::origin::{admin_body, AdminBody};
@@ -602,6 +602,7 @@ async fn actions(State(st): St, req: Request) -> Response {
             ctx.push("request".into(), Value::Object(c));
         }
         let decided = Decided {
+            lane: Lane::Decisions,
             actor: req.actor,
             action: req.action,
             resource: req.resource,

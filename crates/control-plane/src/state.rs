@@ -191,6 +191,17 @@ impl State {
         Ok(())
     }
 
+    /// A transaction that takes the write lock at once (IMMEDIATE). These read, then write: a
+    /// deferred one would fail with "database is locked" instead of waiting whenever the
+    /// exporter's connection wrote in between (a busy timeout cannot help a read lock that
+    /// must be upgraded).
+    fn write_tx(&self) -> Result<rusqlite::Transaction<'_>, ControlPlaneError> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
+    }
+
     /// The schema version of the open file.
     pub fn schema_version(&self) -> Result<i64, ControlPlaneError> {
         Ok(self
@@ -276,7 +287,7 @@ impl State {
         expires_at_ms: Option<i64>,
         spiffe_id: Option<&str>,
     ) -> Result<(), ControlPlaneError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         if let Some(id) = spiffe_id {
             let bound: Option<String> = tx
                 .query_row(
@@ -357,7 +368,7 @@ impl State {
         expires_at_ms: Option<i64>,
         at: &str,
     ) -> Result<Hash32, ControlPlaneError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let old = Self::active_token(&tx, actor)?;
         Self::retire(&tx, &old, actor, Retired::Rotated, at)?;
         tx.execute(
@@ -371,7 +382,7 @@ impl State {
     /// Revokes `actor` (one transaction): its token is retired as revoked. Returns the
     /// token's hash.
     pub fn revoke_agent(&self, actor: &str, at: &str) -> Result<Hash32, ControlPlaneError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let old = Self::active_token(&tx, actor)?;
         Self::retire(&tx, &old, actor, Retired::Revoked, at)?;
         tx.execute(
@@ -406,7 +417,7 @@ impl State {
         entries: &[PolicyEntry],
         version: &str,
     ) -> Result<(), ControlPlaneError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         tx.execute("DELETE FROM policies", [])?;
         for e in entries {
             tx.execute(

@@ -174,7 +174,8 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
         201 => {
             let v: serde_json::Value = resp.json().await.unwrap_or_default();
             out.line(&format!(
-                "POST /agents -> 201 Created; the registration is a signed record too (seq {})",
+                "POST /agents -> 201 Created; the registration is a signed record too, on the control plane's own chain {} (seq {})",
+                zt_core::text::escape(v["audit"]["chain_id"].as_str().unwrap_or("?")),
                 v["audit"]["seq"]
             ));
         }
@@ -312,11 +313,12 @@ async fn demo(dir: &Path, anvil: Option<&Path>) -> Result<ExitCode> {
     let ok = report.ok && cp_report.ok && cp_report.records == report.records;
     if ok {
         out.line(&format!(
-            "{}: {} ({} records, {} chain, every hash, link and signature verified; same as the control plane's own store)",
+            "{}: {} ({} records, {} chain{}, every hash, link and signature verified; same as the control plane's own store)",
             out.style.ok("OK"),
             crate::style::path(&ingest_db),
             report.records,
             report.chains.len(),
+            if report.chains.len() == 1 { "" } else { "s" },
         ));
     } else {
         out.line(&format!(

@@ -109,15 +109,28 @@ fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
         .unwrap()
         .contains("actor mismatch"));
 
-    // saved answers are evidence: `zt-audit verify` reads them as they are, after the
-    // agent's registration record (the chain's genesis), which its answer carried
+    // saved answers are evidence: `zt-audit verify` reads them as they are, on their own:
+    // the decisions are a chain from seq 0 (the registration is on the control plane's
+    // admin chain, whose record the registration's answer carried)
     let saved = tmp.path().join("answers.json");
-    std::fs::write(&saved, json!([agent["audit"], first, second]).to_string()).unwrap();
+    std::fs::write(&saved, json!([first, second]).to_string()).unwrap();
     let ring = dir.join("keyring.json");
     let (code, report) =
         verify_json(&["--keyring", ring.to_str().unwrap(), saved.to_str().unwrap()]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], 3);
+    assert_eq!(report["records"], 2);
+    let admin = tmp.path().join("registration.json");
+    std::fs::write(&admin, agent["audit"].to_string()).unwrap();
+    let (code, report) =
+        verify_json(&["--keyring", ring.to_str().unwrap(), admin.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["chains"][0]["chain"]
+            .as_str()
+            .unwrap()
+            .ends_with(".admin"),
+        "{report:#}"
+    );
 
     let (code, stderr) = cp.terminate();
     assert_eq!(code, Some(0), "{stderr}");
@@ -268,13 +281,14 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         "--keyring",
         ring.to_str().unwrap(),
     ]);
-    // the second run's agent is already registered (409, no record): two decisions more
+    // the second run's agent is already registered (409, no record): two decisions more;
+    // the decisions and the control plane's own records (the registration) are two chains
     assert_eq!(
         (code, report["records"].as_u64()),
         (0, Some(5)),
         "{report:#}"
     );
-    assert_eq!(report["chains"].as_array().unwrap().len(), 1);
+    assert_eq!(report["chains"].as_array().unwrap().len(), 2);
 }
 
 #[test]

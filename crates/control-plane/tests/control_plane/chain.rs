@@ -50,8 +50,8 @@ async fn a_thousand_decisions_from_16_clients_leave_one_unforked_chain() {
     all.sort_unstable();
     assert_eq!(
         all,
-        (1..=1008).collect::<Vec<u64>>(),
-        "every seq once, none skipped (0 is the registration)"
+        (0..1008).collect::<Vec<u64>>(),
+        "every seq once, none skipped (the registration is on the admin chain)"
     );
     let db = cp.dir.join("decisions.db");
     let keyring = cp.keyring();
@@ -60,7 +60,14 @@ async fn a_thousand_decisions_from_16_clients_leave_one_unforked_chain() {
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
     assert_eq!(report.records, 1009);
-    assert_eq!(report.chains.len(), 1);
+    // 1,008 decisions on one chain, the registration on the control plane's own
+    assert_eq!(report.chains.len(), 2);
+    let decisions = report
+        .chains
+        .iter()
+        .find(|c| !c.chain.ends_with(".admin"))
+        .unwrap();
+    assert_eq!(decisions.records, 1008);
     assert_eq!(
         zt_store::Store::open(&db).unwrap().count_forks().unwrap(),
         0
@@ -108,10 +115,7 @@ async fn a_store_that_cannot_commit_answers_503_and_allows_nothing() {
     // The chain resumes where the store says it is: no gap, no fork.
     let (s, v) = act(&b, None, "agent-hello", "hello", "").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(
-        v["audit"]["seq"], 2,
-        "after the registration and one decision"
-    );
+    assert_eq!(v["audit"]["seq"], 1, "after one decision");
     let keyring = cp.keyring();
     cp.stop();
     let report = verify_store(&db, &keyring);
@@ -214,10 +218,7 @@ async fn a_restart_continues_the_chain_with_its_agents_and_policies() {
     assert_eq!(cp.keyring(), keyring, "same key after a restart");
     let (s, v) = act(&cp.base, None, "agent-hello", "hello", "").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(
-        v["audit"]["seq"], 4,
-        "a registration and three decisions before the restart"
-    );
+    assert_eq!(v["audit"]["seq"], 3, "three decisions before the restart");
     let db = cp.dir.join("decisions.db");
     cp.stop();
     let report = verify_store(&db, &keyring);
