@@ -76,14 +76,16 @@ fn bomb() -> Result<Vec<u8>> {
     Ok(gz.finish()?)
 }
 
-/// A running `zt-audit serve`; killed on drop.
-struct Serve {
+/// A running `zt-audit serve` (this binary) on a free loopback port; killed on drop. Shared
+/// with the plain ingest bench.
+pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    /// `host:port`.
+    pub(crate) addr: String,
 }
 
 impl Serve {
-    fn start(db: &Path, ring: &Path, extra: &[&str]) -> Result<Self> {
+    pub(crate) fn start(db: &Path, ring: &Path, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["serve", "--db"])
             .arg(db)
@@ -107,7 +109,7 @@ impl Serve {
         Ok(Self { child, addr })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -121,7 +123,7 @@ impl Serve {
         Some(ticks / clock_ticks())
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();

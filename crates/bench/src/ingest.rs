@@ -199,26 +199,9 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
     let offline = offline_verify_rate(&exe, tmp.path(), &chains, &ring_path)?;
 
     let db = tmp.path().join("bench.db");
-    let mut child = Command::new(&exe)
-        .args(["serve", "--db"])
-        .arg(&db)
-        .args(["--listen", "127.0.0.1:0", "--keyring"])
-        .arg(&ring_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting zt-audit serve")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("serve stdout")?).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("http://")
-        .trim_end_matches("/v1/logs")
-        .to_owned();
-    let pid = child.id();
+    let server = crate::hostile::Serve::start(&db, &ring_path, &[])?;
+    let addr = server.addr.clone();
+    let pid = server.pid();
     eprintln!(
         "replaying {} requests over {} connections to {addr} ...",
         requests.iter().map(Vec::len).sum::<usize>(),
@@ -240,10 +223,7 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
     });
     let secs = t.elapsed().as_secs_f64();
     let rss = peak_rss_mib(pid);
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    server.stop();
     let mut lat: Vec<Duration> = Vec::new();
     for r in results {
         lat.extend(r?);
