@@ -98,6 +98,14 @@ impl PublicKey {
         })
     }
 
+    /// From an uncompressed or compressed SEC1 point. Rejects points not on P-256.
+    pub fn from_sec1(bytes: &[u8]) -> Result<Self, KeyError> {
+        let pk = p256::PublicKey::from_sec1_bytes(bytes).map_err(|e| KeyError::NotP256 {
+            reason: e.to_string(),
+        })?;
+        Self::from_p256(pk)
+    }
+
     /// SPKI PEM.
     pub fn to_pem(&self) -> String {
         self.inner
@@ -222,6 +230,20 @@ impl SigningKey {
                 expected: "PRIVATE KEY",
                 reason: e.to_string(),
             })
+    }
+
+    /// From the 32-byte private scalar (big-endian). Rejects zero and values past the order.
+    pub fn from_scalar_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        p256::ecdsa::SigningKey::from_slice(bytes)
+            .map(Self::from_inner)
+            .map_err(|e| KeyError::NotP256 {
+                reason: e.to_string(),
+            })
+    }
+
+    /// The 32-byte private scalar (big-endian). Secret: the caller decides where it goes.
+    pub fn to_scalar_bytes(&self) -> [u8; 32] {
+        self.inner.to_bytes().into()
     }
 
     /// The public half.

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod capability;
 pub mod chain;
 pub mod crypto;
 pub mod envelope;
