@@ -30,6 +30,7 @@
 //! ```
 
 mod agents;
+mod capabilities;
 pub mod chain;
 pub mod error;
 pub mod export;
@@ -258,6 +259,7 @@ impl ControlPlane {
         let engine = PolicyEngine::new(state.policies()?)?;
         state.record_version(engine.entries(), engine.version())?;
         let registry = agents::Registry::load(state.agents()?, state.retired_tokens()?);
+        let caps = capabilities::Capabilities::load(state.capabilities()?);
         let next_policy = engine.entries().len() as u64 + 1;
 
         let decisions = self.decisions_db();
@@ -319,6 +321,9 @@ impl ControlPlane {
                 self.options.actor_rate,
             ),
             body_limit: self.options.body_limit,
+            caps: tokio::sync::RwLock::new(caps),
+            keyring: own_keyring(self.signer.as_ref()),
+            signer: Arc::clone(&self.signer),
         });
         on_export(watch.clone());
         let stop_summaries = Arc::new(tokio::sync::Notify::new());
@@ -357,12 +362,16 @@ fn random_bytes() -> [u8; 24] {
     b
 }
 
-/// The signer's public key as a zt-audit keyring (JSON text).
-pub fn keyring_json(signer: &dyn Signer) -> String {
+fn own_keyring(signer: &dyn Signer) -> Keyring {
     let mut ring = Keyring::new();
     // A fresh keyring cannot already hold this id.
     let _ = ring.insert(KeyEntry::new(signer.key_id(), signer.public_key().clone()));
-    format!("{:#}\n", ring.to_json())
+    ring
+}
+
+/// The signer's public key as a zt-audit keyring (JSON text).
+pub fn keyring_json(signer: &dyn Signer) -> String {
+    format!("{:#}\n", own_keyring(signer).to_json())
 }
 
 #[cfg(test)]

@@ -62,11 +62,14 @@ use zt_core::Hash32;
 use zt_tls::{PeerIdentity, TlsServer};
 
 use crate::agents::{self, token_id, Auth, Registry};
+use crate::capabilities::{self, Capabilities};
 use crate::chain::{ChainHandle, Committed, Decided, Lane};
 use crate::error::SealError;
 use crate::limits::{Key, Limiter};
 use crate::origin::{admin_body, AdminBody};
 use crate::policy::{self, NarrowRule, PolicyEngine, PolicyEntry};
+use crate::signer::Signer;
+use crate::state::CapabilityUse;
 use crate::state::{self, Retired};
 
 /// Longest actor, action or request id accepted, in bytes.
@@ -113,6 +116,14 @@ pub(crate) struct Shared {
     pub limiter: Limiter,
     /// Largest `/actions` body.
     pub body_limit: usize,
+    /// Issued capabilities. Async, like the registry: a revocation holds it for writing
+    /// while its record is sealed, a use for reading until its decision is queued. Taken
+    /// after the registry when both are held.
+    pub caps: tokio::sync::RwLock<Capabilities>,
+    /// This control plane's own key, the trust root of the capabilities it issued.
+    pub keyring: zt_core::keyring::Keyring,
+    /// Signs capability issuances (the key decisions are signed with).
+    pub signer: Arc<dyn Signer>,
 }
 
 pub(crate) type St = State<Arc<Shared>>;
@@ -135,6 +146,12 @@ pub(crate) fn router(
         .route("/agents", post(agents::register).get(agents::list))
         .route("/agents/{actor}", delete(agents::revoke))
         .route("/agents/{actor}/token", post(agents::rotate))
+        .route("/capabilities", post(capabilities::issue))
+        .route(
+            "/capabilities/{id}",
+            get(capabilities::status).delete(capabilities::revoke),
+        )
+        .route("/executions", post(capabilities::execution))
         .route("/policies", post(add_policies).get(get_policies))
         .route("/policies/{id}", delete(remove_policy))
         .route("/keyring.json", get(keyring))
@@ -205,7 +222,7 @@ impl IntoResponse for Reject {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -243,6 +260,8 @@ struct ActionRequest {
     resource: String,
     context: Option<Map>,
     request_id: Option<String>,
+    /// A capability token presented for this action.
+    capability: Option<String>,
 }
 
 pub(crate) fn name_ok(field: &str, s: &str, max: usize) -> Result<(), String> {
@@ -272,6 +291,7 @@ fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {
         resource: String::new(),
         context: None,
         request_id: None,
+        capability: None,
     };
     for (k, v) in m.iter() {
         let s = || {
@@ -287,6 +307,10 @@ fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {
                 _ => req.resource = s()?,
             },
             "request_id" => req.request_id = Some(s()?),
+            "capability" => match v {
+                Value::Null => {}
+                _ => req.capability = Some(s()?),
+            },
             "context" => match v {
                 Value::Object(c) => req.context = Some(c.clone()),
                 Value::Null => {}
@@ -324,6 +348,11 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand_core::OsRng.fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// Whether a committed record is an allow.
+fn allow_of(committed: &Committed) -> bool {
+    matches!(answer(committed), Ok((true, _)))
 }
 
 /// The answer: the lineage's shape, the envelope's other members under `audit`.
@@ -552,7 +581,7 @@ async fn actions(State(st): St, req: Request) -> Response {
     // Decided and queued under the registry's read lock: a rotation or revocation (which
     // holds the write lock until its record is sealed) is before or after this decision on
     // the chain, never beside it.
-    let (pending, status) = {
+    let (pending, status, used) = {
         let registry = st.registry.read().await;
         let auth = registry.classify(token.as_deref(), now_ms());
         let (identity, refusal, status) = authenticate(&auth, &req.actor, st.open);
@@ -566,6 +595,8 @@ async fn actions(State(st): St, req: Request) -> Response {
             st.limiter.refuse(&Key::Unauthenticated, source);
             return limited(&Key::Unauthenticated, Duration::from_secs(1));
         }
+        let caps = st.caps.read().await;
+        let mut used = None;
         let (allow, reason, policy_ids) = if let Some(r) = refusal {
             (false, r, Vec::new())
         } else if !registry.is_active(&req.actor) {
@@ -581,6 +612,18 @@ async fn actions(State(st): St, req: Request) -> Response {
                     .to_owned(),
                 Vec::new(),
             )
+        } else if let Some(token) = &req.capability {
+            // The capability checks out, then Cedar decides again, at use.
+            match capabilities::check_use(&st, &caps, token, &req.actor, &req.action, &req.resource)
+                .and_then(|u| u.cedar_context(req.context.as_ref()).map(|c| (u, c)))
+            {
+                Ok((u, cedar)) => {
+                    let v = engine.decide(&req.actor, &req.action, &req.resource, Some(&cedar));
+                    used = Some(u);
+                    (v.allow, v.reason, v.policy_ids)
+                }
+                Err(why) => (false, why, Vec::new()),
+            }
         } else {
             let v = engine.decide(&req.actor, &req.action, &req.resource, req.context.as_ref());
             (v.allow, v.reason, v.policy_ids)
@@ -601,6 +644,23 @@ async fn actions(State(st): St, req: Request) -> Response {
         if let Some(c) = req.context {
             ctx.push("request".into(), Value::Object(c));
         }
+        match (&used, &req.capability) {
+            (Some(u), _) => ctx.push("capability".into(), u.record_value()),
+            (None, Some(t)) => {
+                // Refused: the id it claims, if it reads as a token at all.
+                let mut c = Map::new();
+                if let Some(id) = zt_core::capability::claimed_id(t) {
+                    c.push("claimed_id".into(), Value::String(id));
+                }
+                ctx.push("capability".into(), Value::Object(c));
+            }
+            (None, None) => {}
+        }
+        let used = used.map(|u| CapabilityUse {
+            capability: u.cap.id,
+            actor: req.actor.clone(),
+            resource: req.resource.clone(),
+        });
         let decided = Decided {
             lane: Lane::Decisions,
             actor: req.actor,
@@ -610,7 +670,9 @@ async fn actions(State(st): St, req: Request) -> Response {
             reason,
             context: ctx,
         };
-        (st.chain.enqueue(decided), status)
+        let pending = st.chain.enqueue(decided);
+        drop(caps);
+        (pending, status, used)
     };
     let committed = match pending {
         Ok(p) => p.committed().await,
@@ -631,6 +693,17 @@ async fn actions(State(st): St, req: Request) -> Response {
             return r;
         }
     };
+    if let (Some(u), true) = (&used, allow_of(&committed)) {
+        // What the broker's execution report will name; without it the report could not be
+        // linked, so the allow is not given out.
+        if let Err(e) = capabilities::remember_use(&st, &committed.current_hash, u) {
+            st.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no decision: the allow under capability {} is on record but state.db could not keep it ({e}); nothing is allowed, retry", u.capability),
+            );
+        }
+    }
     match answer(&committed) {
         Ok((true, body)) => {
             st.metrics.allowed.fetch_add(1, Ordering::Relaxed);

@@ -7,7 +7,8 @@
 //!
 //! Schema versions follow `PRAGMA user_version`; [`State::open`] migrates older files in one
 //! transaction each step. 0: the first release. 1: token expiry, revocation, retired tokens.
-//! 2: an agent's SPIFFE ID (mTLS with X.509-SVIDs), one agent per ID.
+//! 2: an agent's SPIFFE ID (mTLS with X.509-SVIDs), one agent per ID. 3: capabilities (issued,
+//! revoked) and the allow decisions made under them (what an execution report must name).
 
 use std::path::Path;
 
@@ -42,10 +43,10 @@ CREATE TABLE IF NOT EXISTS export_cursor (
 "#;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each step from version `i` to `i + 1`, in order.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 ALTER TABLE agents ADD COLUMN token_expires_at_ms INTEGER;   -- NULL: never
 ALTER TABLE agents ADD COLUMN revoked_at TEXT;               -- NULL: active
@@ -59,6 +60,24 @@ CREATE TABLE IF NOT EXISTS retired_tokens (
     r#"
 ALTER TABLE agents ADD COLUMN spiffe_id TEXT;
 CREATE UNIQUE INDEX agents_spiffe_id ON agents(spiffe_id) WHERE spiffe_id IS NOT NULL;
+"#,
+    r#"
+CREATE TABLE IF NOT EXISTS capabilities (
+    id            TEXT PRIMARY KEY,
+    actor         TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    resource      TEXT NOT NULL,
+    grants        TEXT NOT NULL,      -- JSON, as issued
+    issued_at     TEXT NOT NULL,
+    not_after_ms  INTEGER NOT NULL,
+    revoked_at    TEXT                -- NULL: not revoked
+);
+CREATE TABLE IF NOT EXISTS capability_uses (
+    decision      BLOB PRIMARY KEY,   -- the allow's current_hash
+    capability    TEXT NOT NULL REFERENCES capabilities(id),
+    actor         TEXT NOT NULL,
+    resource      TEXT NOT NULL
+);
 "#,
 ];
 
@@ -123,6 +142,30 @@ fn hash_of(bytes: &[u8]) -> Hash32 {
         b.copy_from_slice(bytes);
     }
     Hash32(b)
+}
+
+/// An issued capability, as `state.db` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCapability {
+    /// Its id.
+    pub id: String,
+    /// The agent it is bound to.
+    pub actor: String,
+    /// When it stops (Unix milliseconds).
+    pub not_after_ms: i64,
+    /// When it was revoked (RFC 3339); `None`: not revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// An allow decision made under a capability: what an execution report names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilityUse {
+    /// The capability.
+    pub capability: String,
+    /// The agent.
+    pub actor: String,
+    /// The decision's resource.
+    pub resource: String,
 }
 
 /// `state.db`.
@@ -393,6 +436,82 @@ impl State {
         )?;
         tx.commit()?;
         Ok(old)
+    }
+
+    /// Every issued capability.
+    pub fn capabilities(&self) -> Result<Vec<StoredCapability>, ControlPlaneError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, actor, not_after_ms, revoked_at FROM capabilities")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(StoredCapability {
+                    id: r.get(0)?,
+                    actor: r.get(1)?,
+                    not_after_ms: r.get(2)?,
+                    revoked_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Keeps an issued capability.
+    pub fn add_capability(
+        &self,
+        cap: &zt_core::capability::Capability,
+        not_after_ms: i64,
+    ) -> Result<(), ControlPlaneError> {
+        let grants = String::from_utf8_lossy(&zt_core::json::canonicalize(&cap.grants.to_value()))
+            .into_owned();
+        self.conn.execute(
+            "INSERT INTO capabilities (id, actor, action, resource, grants, issued_at, not_after_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![cap.id, cap.actor, cap.action, cap.resource, grants, cap.issued_at.to_rfc3339_millis(), not_after_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a capability revoked.
+    pub fn revoke_capability(&self, id: &str, at: &str) -> Result<(), ControlPlaneError> {
+        self.conn.execute(
+            "UPDATE capabilities SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps an allow decision made under a capability.
+    pub fn add_capability_use(
+        &self,
+        decision: &Hash32,
+        used: &CapabilityUse,
+    ) -> Result<(), ControlPlaneError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO capability_uses (decision, capability, actor, resource) VALUES (?1, ?2, ?3, ?4)",
+            params![decision.as_bytes().as_slice(), used.capability, used.actor, used.resource],
+        )?;
+        Ok(())
+    }
+
+    /// The allow decision `decision` made under a capability, if there is one.
+    pub fn capability_use(
+        &self,
+        decision: &Hash32,
+    ) -> Result<Option<CapabilityUse>, ControlPlaneError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT capability, actor, resource FROM capability_uses WHERE decision = ?1",
+                [decision.as_bytes().as_slice()],
+                |r| {
+                    Ok(CapabilityUse {
+                        capability: r.get(0)?,
+                        actor: r.get(1)?,
+                        resource: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// The applied policies, in application order.

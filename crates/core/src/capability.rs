@@ -712,6 +712,43 @@ pub fn verify(
     })
 }
 
+/// The action of an execution record: a broker's report of what ran under an allow, sealed
+/// by the control plane on the decision chain.
+pub const EXECUTION_ACTION: &str = "zt.broker.execution";
+
+/// What ties an execution record to the decision it ran under: the allow's `current_hash`
+/// (`context.decision`) and the capability (`context.capability_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionLink {
+    /// The allow decision's hash.
+    pub decision: Hash32,
+    /// The capability id.
+    pub capability_id: String,
+}
+
+impl ExecutionLink {
+    /// The link of an execution record, from its v1 `context`; `None` when it names none
+    /// (which is itself a break: an execution that names no decision).
+    pub fn of(record: &crate::Envelope) -> Option<Self> {
+        let ctx = record.context()?.as_object()?;
+        Some(Self {
+            decision: Hash32::from_hex(ctx.get("decision")?.as_str()?)?,
+            capability_id: ctx.get("capability_id")?.as_str()?.to_owned(),
+        })
+    }
+}
+
+/// The capability an allow decision was made under (`context.capability.id`).
+pub fn used_under(record: &crate::Envelope) -> Option<&str> {
+    record
+        .context()?
+        .as_object()?
+        .get("capability")?
+        .as_object()?
+        .get("id")?
+        .as_str()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

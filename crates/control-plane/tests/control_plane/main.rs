@@ -6,6 +6,7 @@
 )]
 
 mod api;
+mod capabilities;
 mod chain;
 mod export;
 mod flood;
