@@ -35,6 +35,9 @@ pub enum FindingKind {
     Truncated,
     /// A lineage record holds members its profile's hash does not cover.
     UncoveredMember,
+    /// An execution record (`zt.broker.execution`, allowed) names no allow decision of its
+    /// agent under its capability on any main line read.
+    ExecutionUnlinked,
 }
 
 impl FindingKind {
@@ -54,6 +57,7 @@ impl FindingKind {
             Self::MockSignature => "mock_signature",
             Self::Truncated => "truncated",
             Self::UncoveredMember => "uncovered_member",
+            Self::ExecutionUnlinked => "execution_unlinked",
         }
     }
 }

@@ -35,6 +35,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use rayon::prelude::*;
+use zt_core::capability::{used_under, ExecutionLink, EXECUTION_ACTION};
 use zt_core::chain::{
     self, judge, Break, Inspection, Line, Node, Position, Pred, SigCheck, Successor, Tip,
     TrustPolicy,
@@ -98,6 +99,51 @@ struct Facts {
     sig: SigCheck,
     key_id: String,
     sig_algorithm: String,
+    /// What ties the record to a capability, if anything.
+    capability: CapabilityFacts,
+}
+
+/// An allow made under a capability, or an execution record that must name one.
+#[derive(Debug)]
+enum CapabilityFacts {
+    None,
+    /// An allow under capability `id` for `actor`.
+    Allow {
+        actor: String,
+        id: String,
+    },
+    /// An allowed execution record of `actor`; its link, if it names one.
+    Execution {
+        actor: String,
+        link: Option<ExecutionLink>,
+    },
+}
+
+fn capability_facts(env: &zt_core::Envelope) -> CapabilityFacts {
+    if env.v1.is_none() || env.decision != "allow" {
+        return CapabilityFacts::None;
+    }
+    if env.action == EXECUTION_ACTION {
+        return CapabilityFacts::Execution {
+            actor: env.actor.clone(),
+            link: ExecutionLink::of(env),
+        };
+    }
+    match used_under(env) {
+        Some(id) => CapabilityFacts::Allow {
+            actor: env.actor.clone(),
+            id: id.to_owned(),
+        },
+        None => CapabilityFacts::None,
+    }
+}
+
+/// An execution record waiting for its decision (which may come later in the input).
+#[derive(Debug)]
+struct PendingExecution {
+    finding: Finding,
+    actor: String,
+    link: Option<ExecutionLink>,
 }
 
 /// A checked batch waiting for the chain stage.
@@ -226,6 +272,10 @@ pub struct Verifier<'k> {
     records: u64,
     files: usize,
     names: HashMap<String, u32>,
+    /// Main-line allows made under a capability: hash -> (actor, capability id).
+    capability_allows: HashMap<Hash32, (String, String)>,
+    /// Execution records, checked against those at the end.
+    executions: Vec<PendingExecution>,
 }
 
 impl<'k> Verifier<'k> {
@@ -242,6 +292,8 @@ impl<'k> Verifier<'k> {
             records: 0,
             files: 0,
             names: HashMap::new(),
+            capability_allows: HashMap::new(),
+            executions: Vec::new(),
         }
     }
 
@@ -682,6 +734,34 @@ impl<'k> Verifier<'k> {
             )),
         }
 
+        // Capabilities: main-line allows are what an execution record may name; execution
+        // records are checked once everything is read (the decision may come later).
+        match facts.capability {
+            CapabilityFacts::Allow { actor, id } if main => {
+                self.capability_allows
+                    .insert(facts.current_hash, (actor, id));
+            }
+            CapabilityFacts::Execution { actor, link } => {
+                self.executions.push(PendingExecution {
+                    finding: Finding {
+                        index: c.index,
+                        file: fname.clone(),
+                        kind: FindingKind::ExecutionUnlinked,
+                        chain: chain_name.clone(),
+                        expected: String::new(),
+                        found: String::new(),
+                        message: String::new(),
+                        line: c.line,
+                        file_ord: file.ord,
+                    },
+                    actor,
+                    link,
+                });
+            }
+            CapabilityFacts::Allow { .. } | CapabilityFacts::None => {}
+        }
+
+        let chain = &mut self.chains[ci];
         chain.findings += out.len() as u64;
         for (kind, expected, found, message) in out {
             self.push(
@@ -725,6 +805,53 @@ impl<'k> Verifier<'k> {
                     self.findings.push(finding);
                 }
             }
+        }
+        for e in std::mem::take(&mut self.executions) {
+            let named = e
+                .link
+                .as_ref()
+                .and_then(|l| self.capability_allows.get(&l.decision).map(|d| (l, d)));
+            let (expected, why) = match (&e.link, named) {
+                (None, _) => (
+                    "context.decision and context.capability_id".to_owned(),
+                    "names no decision".to_owned(),
+                ),
+                (Some(l), None) => (
+                    format!("an allow under capability {}", l.capability_id),
+                    format!(
+                        "names decision {}, which is no main-line allow under a capability in what was read",
+                        l.decision.short()
+                    ),
+                ),
+                (Some(l), Some((_, (actor, id)))) if *actor != e.actor || *id != l.capability_id => (
+                    format!("agent {actor}, capability {id}"),
+                    format!(
+                        "names decision {} of agent {actor} under capability {id}, not agent {} under {}",
+                        l.decision.short(),
+                        e.actor,
+                        l.capability_id
+                    ),
+                ),
+                (Some(_), Some(_)) => continue,
+            };
+            let mut f = e.finding;
+            f.found = e
+                .link
+                .as_ref()
+                .map(|l| {
+                    format!(
+                        "decision {}, capability {}",
+                        l.decision.to_hex(),
+                        l.capability_id
+                    )
+                })
+                .unwrap_or_default();
+            f.expected = expected;
+            f.message = format!("execution record {why}");
+            if let Some(c) = self.chains.iter_mut().find(|c| c.name == f.chain) {
+                c.findings += 1;
+            }
+            self.findings.push(f);
         }
         // Input order: file, then position; stable for several findings on one record.
         self.findings.sort_by_key(|f| (f.file_ord, f.index));
@@ -848,6 +975,7 @@ fn check_record(bytes: &[u8], keyring: &Keyring, forced: Option<Profile>) -> Res
         matched,
         recomputed,
         uncovered,
+        capability: capability_facts(&env),
         sig: signature,
         key_id: env.signature.key_id,
         sig_algorithm: env.signature.algorithm,
@@ -927,6 +1055,76 @@ mod tests {
                 s.json
             })
             .collect()
+    }
+
+    /// Execution records name the allow they ran under: a link to a main-line allow of the
+    /// same agent under the same capability holds; one naming
+    /// nothing, a decision nobody made, or another capability is `execution_unlinked`.
+    #[test]
+    fn execution_records_must_name_their_allow() {
+        let key = zt_core::crypto::SigningKey::generate();
+        let mut ring = Keyring::new();
+        ring.insert(zt_core::keyring::KeyEntry::new("k", key.public_key()))
+            .unwrap();
+        let ctx = |json: &str| match zt_core::json::parse(json.as_bytes()).unwrap() {
+            zt_core::json::Value::Object(m) => Some(m),
+            _ => None,
+        };
+        let mut prev = Hash32::ZERO;
+        let mut seal =
+            |seq: u64, actor: &str, action: &str, context: Option<zt_core::json::Map>| {
+                let s = V1Draft {
+                    chain_id: "c".into(),
+                    seq,
+                    actor: actor.into(),
+                    action: action.into(),
+                    resource: "r".into(),
+                    decision: "allow".into(),
+                    reason: "r".into(),
+                    timestamp: "2026-10-01T00:00:00Z".into(),
+                    previous_hash: prev,
+                    context,
+                }
+                .seal(Some((&key, "k")));
+                prev = s.current_hash;
+                (s.json, s.current_hash)
+            };
+        let (allow, h) = seal(
+            0,
+            "a",
+            "files.read",
+            ctx(r#"{"capability":{"id":"cap-1"}}"#),
+        );
+        let exec = |cap: &str, decision: &Hash32| {
+            ctx(&format!(
+                r#"{{"decision":"{}","capability_id":"{cap}"}}"#,
+                decision.to_hex()
+            ))
+        };
+        let (good, _) = seal(1, "a", EXECUTION_ACTION, exec("cap-1", &h));
+        let (other_cap, _) = seal(2, "a", EXECUTION_ACTION, exec("cap-2", &h));
+        let (other_agent, _) = seal(3, "b", EXECUTION_ACTION, exec("cap-1", &h));
+        let (nobody, _) = seal(4, "a", EXECUTION_ACTION, exec("cap-1", &Hash32([7; 32])));
+        let (nothing, _) = seal(5, "a", EXECUTION_ACTION, None);
+        let r = run_with(&ring, Options::default(), &[allow.clone(), good.clone()]);
+        assert!(r.ok, "{:?}", r.errors);
+        let r = run_with(
+            &ring,
+            Options::default(),
+            &[allow, good, other_cap, other_agent, nobody, nothing],
+        );
+        assert_eq!(
+            kinds(&r),
+            vec![
+                (2, "execution_unlinked"),
+                (3, "execution_unlinked"),
+                (4, "execution_unlinked"),
+                (5, "execution_unlinked")
+            ],
+            "{:?}",
+            r.errors
+        );
+        assert!(r.errors[2].contains("no main-line allow"), "{:?}", r.errors);
     }
 
     /// An unsigned genesis sent first takes nothing: the genuine chain's head is the head, and
