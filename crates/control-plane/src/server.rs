@@ -2,7 +2,7 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `POST /actions` | agents | decide `{actor, action, resource?, context?, request_id?}`: 200 allow, 403 deny, 401 unauthenticated deny, 429 past a rate limit; the lineage's answer shape `{ok, actor, action, resource, decision, reason, audit: {...}}` |
+//! | `POST /actions` | agents | decide `{actor, action, resource?, context?, request_id?, capability?}`: 200 allow, 403 deny, 401 unauthenticated deny, 429 past a rate limit; the lineage's answer shape `{ok, actor, action, resource, decision, reason, audit: {...}}` |
 //! | `POST /agents` | admin | register `{actor, spiffe_id?, token_ttl_s?}`: 201 `{ok, actor, token, token_id, token_expires_at?, audit}` (the token is shown once; the registration is a sealed record); `spiffe_id` binds the agent to an X.509-SVID's SPIFFE ID |
 //! | `GET /agents` | admin | the active agents |
 //! | `POST /agents/{actor}/token` | admin | rotate `{token_ttl_s?}`: 200 with a new token; the old one stops authenticating; a sealed record |
@@ -10,6 +10,10 @@
 //! | `POST /policies` | admin | add Cedar text (`text/plain` with `X-ZT-Admin: 1`, or `{"cedar": "..."}`) or a narrow allow rule `{action, resource?, actor?, reason?}`: 201 |
 //! | `GET /policies` | admin | the set and its version; `?version=sha256:...` gives an earlier set |
 //! | `DELETE /policies/{id}` | admin | remove one policy |
+//! | `POST /capabilities` | admin | issue `{actor, action, resource?, ttl_s, grants}` under Cedar: 201 `{ok, id, token, expires_at, audit}`, 403 a recorded deny ([`crate::capabilities`]) |
+//! | `DELETE /capabilities/{id}` | admin | revoke: a sealed record, then brokers under it stop |
+//! | `GET /capabilities/{id}` | its agent, admin | 200 active, 410 revoked or expired: what a broker watches |
+//! | `POST /executions` | agents | a broker's execution report, sealed and linked to its allow |
 //! | `GET /keyring.json` | anyone | the control plane's public key as a zt-audit keyring |
 //! | `GET /healthz`, `GET /metrics` | anyone | liveness; Prometheus counters |
 //!
