@@ -688,6 +688,14 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
             seq_rule(tip, rec, &mut breaks);
             (main, if main { Line::Main } else { Line::Branch })
         }
+        // The record names a predecessor other than the one read just before it. If that
+        // predecessor is on the main line and only untrusted or broken records followed it so
+        // far (read in between), they did not hold its place: this record continues the main
+        // line, as it would had it been read first (and as the store places it).
+        Pred::Elsewhere { named, .. } if named.main && named.successor == Successor::OffMain => {
+            seq_rule(named, rec, &mut breaks);
+            (true, Line::Main)
+        }
         Pred::Elsewhere { named, expected } => {
             if named.successor != Successor::None {
                 // A fork's own seq is explained by the fork.

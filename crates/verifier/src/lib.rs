@@ -665,7 +665,15 @@ impl<'k> Verifier<'k> {
                 expected: e.as_ref(),
             },
         };
-        let judged = judge(&node, pred, chain.profile);
+        let mut judged = judge(&node, pred, chain.profile);
+        // A record read a second time is a replay, not a new claimant of its place.
+        if chain.seen.contains_key(&facts.current_hash) {
+            for b in &mut judged.breaks {
+                if let Break::Fork { replay, .. } = b {
+                    *replay = true;
+                }
+            }
+        }
         chain.profile = judged.chain_profile;
         let main = judged.line == Line::Main;
 
@@ -1055,6 +1063,50 @@ mod tests {
                 s.json
             })
             .collect()
+    }
+
+    /// A forged successor read before the genuine one takes nothing: the genuine record and
+    /// what follows it are the main line (as the store places them), the forgery the only
+    /// finding. A record read twice is named a replay.
+    #[test]
+    fn a_forged_successor_read_first_does_not_take_the_place() {
+        let key = zt_core::crypto::SigningKey::generate();
+        let mut ring = Keyring::new();
+        ring.insert(zt_core::keyring::KeyEntry::new("k", key.public_key()))
+            .unwrap();
+        let genuine = signed_chain(&key, 3);
+        let a: Envelope = Envelope::from_json(genuine[0].as_bytes()).unwrap();
+        let forged = V1Draft {
+            chain_id: "c".into(),
+            seq: 1,
+            actor: "a".into(),
+            action: "x".into(),
+            resource: "r".into(),
+            decision: "allow".into(),
+            reason: "forged".into(),
+            timestamp: "2026-10-01T00:00:00Z".into(),
+            previous_hash: a.current_hash,
+            context: None,
+        }
+        .seal(None)
+        .json;
+        let lines = [
+            genuine[0].clone(),
+            forged,
+            genuine[1].clone(),
+            genuine[2].clone(),
+        ];
+        let r = run_with(&ring, Options::default(), &lines);
+        assert_eq!(kinds(&r), vec![(1, "unsigned")], "{:?}", r.errors);
+        let head = Envelope::from_json(genuine[2].as_bytes())
+            .unwrap()
+            .current_hash;
+        assert_eq!(r.chains[0].head, Some(head.to_hex()));
+
+        let replayed = [genuine[0].clone(), genuine[1].clone(), genuine[1].clone()];
+        let r = run_with(&ring, Options::default(), &replayed);
+        assert_eq!(kinds(&r), vec![(2, "fork")], "{:?}", r.errors);
+        assert!(r.errors[0].contains("replayed"), "{:?}", r.errors);
     }
 
     /// Execution records name the allow they ran under: a link to a main-line allow of the
