@@ -42,6 +42,9 @@ enum Command {
     VerifyProof(cmd::prove::VerifyProofArgs),
     /// Browse a store in the terminal: decisions, verification, chains, anchors.
     Tui(cmd::tui::Args),
+    /// Capability tokens: attenuate one offline, show (and verify) what one grants.
+    #[command(subcommand)]
+    Capability(cmd::capability::Capability),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
     /// Benchmarks (generated data, figures for the README).
@@ -99,6 +102,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Prove(a) => cmd::prove::prove(a),
         Command::VerifyProof(a) => cmd::prove::verify_proof(a),
         Command::Tui(a) => cmd::tui::run(a),
+        Command::Capability(c) => cmd::capability::run(c),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Bench(b) => zt_bench::run(b),
         Command::Completions { shell } => completions(shell),

@@ -225,7 +225,8 @@ impl Grants {
         }
     }
 
-    fn paths_mut(&mut self, access: Access) -> &mut Vec<String> {
+    /// The paths of one kind, to change (keep them checked and sorted).
+    pub fn paths_mut(&mut self, access: Access) -> &mut Vec<String> {
         match access {
             Access::Read => &mut self.read,
             Access::Write => &mut self.write,
@@ -627,6 +628,26 @@ impl Parsed {
 pub fn claimed_id(token: &str) -> Option<String> {
     let p = Parsed::from_token(token).ok()?;
     p.links[0].get("id")?.as_str().map(str::to_owned)
+}
+
+/// What a token claims, signatures NOT checked: its id, agent, action and resource, and the
+/// grants and expiry of its last link. For showing a token and attenuating one; only
+/// [`verify`] says whether any of it holds.
+pub fn claims(token: &str) -> Result<Capability, CapabilityError> {
+    let parsed = Parsed::from_token(token)?;
+    let l0 = &parsed.links[0];
+    let (grants, not_after) = parsed.effective()?;
+    Ok(Capability {
+        id: member(l0, 0, "id")?.to_owned(),
+        actor: member(l0, 0, "actor")?.to_owned(),
+        action: member(l0, 0, "action")?.to_owned(),
+        resource: member(l0, 0, "resource")?.to_owned(),
+        grants,
+        issued_at: time_member(l0, 0, "issued_at")?,
+        not_after,
+        issuer_key_id: member(l0, 0, "issuer_key_id")?.to_owned(),
+        attenuations: parsed.links.len() - 1,
+    })
 }
 
 /// Verifies a token against the issuer keys in `keyring` at `now`: every signature, every

@@ -6,6 +6,7 @@
 )]
 
 mod bad_input;
+mod capability;
 mod control_plane;
 mod interop;
 mod keygen;
