@@ -391,6 +391,10 @@ fn token_fields(actor: &str, token: &str, h: &Hash32, expires: Option<i64>) -> s
 }
 
 pub(crate) async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    crate::server::to_completion(register_change(State(st), headers, body)).await
+}
+
+async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     let who = match admin(&st, &headers) {
         Ok(w) => w,
         Err(r) => return r.into_response(),
@@ -522,6 +526,15 @@ pub(crate) async fn rotate(
     Path(actor): Path<String>,
     body: Bytes,
 ) -> Response {
+    crate::server::to_completion(rotate_change(State(st), headers, Path(actor), body)).await
+}
+
+async fn rotate_change(
+    State(st): St,
+    headers: HeaderMap,
+    Path(actor): Path<String>,
+    body: Bytes,
+) -> Response {
     let who = match admin(&st, &headers) {
         Ok(w) => w,
         Err(r) => return r.into_response(),
@@ -583,6 +596,10 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     Path(actor): Path<String>,
 ) -> Response {
+    crate::server::to_completion(revoke_change(State(st), headers, Path(actor))).await
+}
+
+async fn revoke_change(State(st): St, headers: HeaderMap, Path(actor): Path<String>) -> Response {
     let who = match admin(&st, &headers) {
         Ok(w) => w,
         Err(r) => return r.into_response(),

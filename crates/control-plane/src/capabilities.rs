@@ -328,6 +328,10 @@ fn parse_issue(m: &Map) -> Result<IssueRequest, Reject> {
 }
 
 pub(crate) async fn issue(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    crate::server::to_completion(issue_change(State(st), headers, body)).await
+}
+
+async fn issue_change(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     let who = match admin(&st, &headers) {
         Ok(w) => w,
         Err(r) => return r.into_response(),
@@ -468,6 +472,10 @@ pub(crate) async fn issue(State(st): St, headers: HeaderMap, body: Bytes) -> Res
 }
 
 pub(crate) async fn revoke(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    crate::server::to_completion(revoke_change(State(st), headers, Path(id))).await
+}
+
+async fn revoke_change(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let who = match admin(&st, &headers) {
         Ok(w) => w,
         Err(r) => return r.into_response(),

@@ -217,6 +217,23 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 }
 
 /// A refusal with its status, rendered as `{ok: false, error}`.
+/// Runs an admin change to its end on its own task. A change seals its record, then takes
+/// effect; if the request timed out (or the client went away) in between and the handler's
+/// future were dropped, the chain would say "revoked" of a token that still works. On its own
+/// task, a dropped answer drops only the waiting.
+pub(crate) async fn to_completion<F>(change: F) -> Response
+where
+    F: Future<Output = Response> + Send + 'static,
+{
+    match tokio::spawn(change).await {
+        Ok(r) => r,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the change did not finish ({e}); check the chain and retry"),
+        ),
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Reject(pub StatusCode, pub String);
 

@@ -329,3 +329,81 @@ async fn admin_bodies_are_json_in_token_mode_too() {
     assert_eq!(s, 201, "{v}");
     cp.stop();
 }
+
+/// A signer that takes its time (a slow HSM): a test double for latency, nothing else.
+#[derive(Debug)]
+struct SlowHsm {
+    key: zt_control_plane::signer::LocalKey,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl zt_control_plane::signer::Signer for SlowHsm {
+    fn key_id(&self) -> &str {
+        self.key.key_id()
+    }
+    fn public_key(&self) -> &zt_core::crypto::PublicKey {
+        self.key.public_key()
+    }
+    fn sign(&self, digest: &zt_core::Hash32) -> Result<Vec<u8>, String> {
+        let ms = self.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        self.key.sign(digest)
+    }
+}
+
+/// A revocation whose answer times out (a slow signer, a short request timeout) is still
+/// carried out once it is on record: "on record but not in effect" would leave a leaked
+/// token, or capability, working while the chain says it was revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_that_times_out_still_takes_effect_once_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let delay = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let key =
+        zt_control_plane::signer::LocalKey::load_or_create(&tmp.path().join("signing-key.pem"))
+            .unwrap();
+    let signer = std::sync::Arc::new(SlowHsm {
+        key,
+        delay_ms: std::sync::Arc::clone(&delay),
+    });
+    let opts = zt_control_plane::Options {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..zt_control_plane::Options::default()
+    };
+    let cp = crate::start_with(tmp.path(), opts, Some(signer));
+    let b = cp.base.clone();
+    let admin = cp.admin_token.clone().unwrap();
+    let leaked = register(&b, Some(&admin), "agent-slow").await;
+    post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
+    post(
+        &b,
+        "/capabilities",
+        Some(&admin),
+        &json!({"actor": "agent-slow", "action": "x.run", "ttl_s": 600, "grants": {}}),
+    )
+    .await;
+    let (_, v) = post(
+        &b,
+        "/capabilities",
+        Some(&admin),
+        &json!({"actor": "agent-slow", "action": "x.run", "ttl_s": 600, "grants": {}}),
+    )
+    .await;
+    let cap_id = v["id"].as_str().unwrap().to_owned();
+
+    delay.store(600, std::sync::atomic::Ordering::Relaxed);
+    let (s, _) = delete(&b, &format!("/capabilities/{cap_id}"), Some(&admin)).await;
+    assert_eq!(s, 408, "the answer timed out");
+    let (s, _) = delete(&b, "/agents/agent-slow", Some(&admin)).await;
+    assert_eq!(s, 408, "the answer timed out");
+    // the records are sealed a moment later; the revocations must then be in effect
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    delay.store(0, std::sync::atomic::Ordering::Relaxed);
+    let (s, v) = crate::get(&b, &format!("/capabilities/{cap_id}"), Some(&admin)).await;
+    assert_eq!((s, v["state"].as_str()), (410, Some("revoked")), "{v}");
+    let (s, v) = act(&b, Some(&leaked), "agent-slow", "x.run", "").await;
+    assert_eq!(s, 401, "the revoked agent's token must not work: {v}");
+    cp.stop();
+    let db = tmp.path().join("decisions.db");
+    assert_eq!(with_action(&db, "zt.agent.revoke").len(), 1);
+    assert_eq!(with_action(&db, "zt.capability.revoke").len(), 1);
+}
