@@ -150,6 +150,13 @@ impl ControlPlane {
         mut options: Options,
         signer: Arc<dyn Signer>,
     ) -> Result<Self, ControlPlaneError> {
+        if options.open && !options.admin_tokens.is_empty() {
+            // Open mode checks no token: an admin token given with it would protect nothing,
+            // and the operator who gave one believes it does.
+            return Err(ControlPlaneError::Invalid(
+                "open mode takes no admin token (nothing would check it): drop --open, or the admin token".into(),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(io("data directory", dir))?;
         let state = state::State::open(&dir.join("state.db"))?;
         let chain_id = match (&options.chain_id, state.meta("chain_id")?) {

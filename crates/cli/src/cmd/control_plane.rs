@@ -33,8 +33,8 @@ pub struct Args {
     /// No tokens anywhere (loopback only): for the quickstart and local experiments.
     #[arg(long)]
     open: bool,
-    /// Admin token file (one line).
-    #[arg(long, value_name = "FILE")]
+    /// Admin token file (one line). Not with --open, which checks no token.
+    #[arg(long, value_name = "FILE", conflicts_with = "open")]
     admin_token_file: Option<PathBuf>,
     /// The chain id (default: the one this directory already has, or `cp-` and the key's
     /// fingerprint).

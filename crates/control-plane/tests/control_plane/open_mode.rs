@@ -127,3 +127,19 @@ async fn a_cross_site_form_cannot_change_policy_or_agents() {
         .iter()
         .all(|r| r["resource"] != "agent/agent-form"));
 }
+
+/// An admin token given with open mode would protect nothing: refused, not ignored.
+#[test]
+fn open_mode_refuses_an_admin_token_it_would_not_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = zt_control_plane::Options {
+        open: true,
+        admin_tokens: vec!["ztadm_given".into()],
+        ..zt_control_plane::Options::default()
+    };
+    let e = zt_control_plane::ControlPlane::open(tmp.path(), opts).unwrap_err();
+    assert!(
+        e.to_string().contains("open mode takes no admin token"),
+        "{e}"
+    );
+}
