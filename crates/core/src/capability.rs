@@ -629,6 +629,37 @@ pub fn claimed_id(token: &str) -> Option<String> {
     p.links[0].get("id")?.as_str().map(str::to_owned)
 }
 
+/// What a token claims, unverified: who it is for, what for, until when. For a holder that
+/// must name the actor, action and resource when it presents the token (a broker); the
+/// control plane verifies the token, and nothing read here is trusted for more than asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The capability id (every attenuation keeps it).
+    pub id: String,
+    /// The agent it is bound to.
+    pub actor: String,
+    /// The action.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// The effective expiry (the last link's).
+    pub not_after: Timestamp,
+}
+
+/// The token's claims, without checking a signature (see [`Claims`]).
+pub fn claims(token: &str) -> Result<Claims, CapabilityError> {
+    let parsed = Parsed::from_token(token)?;
+    let l0 = &parsed.links[0];
+    let (_, not_after) = parsed.effective()?;
+    Ok(Claims {
+        id: member(l0, 0, "id")?.to_owned(),
+        actor: member(l0, 0, "actor")?.to_owned(),
+        action: member(l0, 0, "action")?.to_owned(),
+        resource: member(l0, 0, "resource")?.to_owned(),
+        not_after,
+    })
+}
+
 /// Verifies a token against the issuer keys in `keyring` at `now`: every signature, every
 /// link narrowing its predecessor, the proof, the expiry. Revocation and the actor binding
 /// are the holder's checks (the control plane knows who asks and what was revoked).
@@ -877,6 +908,20 @@ mod tests {
                 Err(CapabilityError::Malformed(_))
             ));
         }
+    }
+
+    #[test]
+    fn claims_read_the_last_links_expiry_without_a_keyring() {
+        let (_, token) = setup();
+        let a = attenuate(&token, None, Some(t("2026-11-28T10:45:00Z")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = claims(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (c.id.as_str(), c.actor.as_str(), c.action.as_str()),
+            ("cap-1", "agent-a", "files.read")
+        );
+        assert_eq!(c.not_after, t("2026-11-28T10:45:00Z"));
+        assert!(claims("ztcap1.e30").is_err());
     }
 
     #[test]
