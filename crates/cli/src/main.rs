@@ -44,6 +44,9 @@ enum Command {
     Tui(cmd::tui::Args),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
+    /// Run a command under a capability, confined to its signed grants (Landlock).
+    #[command(subcommand)]
+    Broker(cmd::broker::Broker),
     /// Benchmarks (generated data, figures for the README).
     #[command(subcommand)]
     Bench(zt_bench::Bench),
@@ -100,6 +103,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyProof(a) => cmd::prove::verify_proof(a),
         Command::Tui(a) => cmd::tui::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
+        Command::Broker(b) => cmd::broker::run(b),
         Command::Bench(b) => zt_bench::run(b),
         Command::Completions { shell } => completions(shell),
     }
