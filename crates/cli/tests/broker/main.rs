@@ -328,3 +328,202 @@ fn broker_run_with_no_control_plane_never_starts_the_command() {
     assert!(!stderr(&o).contains(&token), "the token was printed");
     assert!(!marker.exists());
 }
+
+/// A FAKE control plane (named so: the real one's capability routes are being built
+/// elsewhere): it holds the pinned key, allows with the capability sealed under
+/// `context.capability`, answers `GET /capabilities/{id}` 200 `active` until `revoke_after`,
+/// then 410 `revoked`, and keeps the execution report. One request per connection.
+mod fake_control_plane {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use zt_core::crypto::SigningKey;
+    use zt_core::envelope::V1Draft;
+    use zt_core::json::{self, Map, Value};
+    use zt_core::time::Timestamp;
+    use zt_core::Hash32;
+
+    pub struct Fake {
+        pub url: String,
+        pub report: Arc<Mutex<Option<String>>>,
+    }
+
+    fn sealed_answer(key: &SigningKey, draft: &V1Draft, status: &str) -> String {
+        let rec = draft.seal(Some((key, "cp-test")));
+        let Ok(Value::Object(rec)) = json::parse(rec.json.as_bytes()) else {
+            panic!("sealed")
+        };
+        let (mut top, mut audit) = (Map::new(), Map::new());
+        top.push("ok".into(), Value::Bool(true));
+        for (k, v) in rec.iter() {
+            if ["actor", "action", "resource", "decision", "reason"].contains(&k) {
+                top.push(k.into(), v.clone());
+            } else {
+                audit.push(k.into(), v.clone());
+            }
+        }
+        top.push("audit".into(), Value::Object(audit));
+        let body = String::from_utf8(json::canonicalize(&Value::Object(top))).unwrap();
+        respond(status, &body)
+    }
+
+    fn respond(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    pub fn start(key: SigningKey, grants: &str, revoke_after: Duration) -> Fake {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let report = Arc::new(Mutex::new(None));
+        let kept = Arc::clone(&report);
+        let grants = json::parse(grants.as_bytes()).unwrap();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            for (seq, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { continue };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let draft = |req: &Map, context: Map| V1Draft {
+                    chain_id: "fake".into(),
+                    seq: seq as u64,
+                    actor: req
+                        .get("actor")
+                        .and_then(Value::as_str)
+                        .unwrap_or("cp")
+                        .into(),
+                    action: req
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .unwrap_or("exec")
+                        .into(),
+                    resource: req
+                        .get("resource")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .into(),
+                    decision: "allow".into(),
+                    reason: "fake".into(),
+                    timestamp: Timestamp::now().to_rfc3339_millis(),
+                    previous_hash: Hash32::ZERO,
+                    context: Some(context),
+                };
+                let answer = if line.starts_with("POST /actions") {
+                    let Ok(Value::Object(req)) = json::parse(&body) else {
+                        panic!("request")
+                    };
+                    let token = req.get("capability").and_then(Value::as_str).unwrap();
+                    let mut cap = Map::new();
+                    cap.push(
+                        "id".into(),
+                        Value::String(zt_core::capability::claimed_id(token).unwrap()),
+                    );
+                    cap.push("grants".into(), grants.clone());
+                    let mut ctx = Map::new();
+                    ctx.push("request_id".into(), req.get("request_id").unwrap().clone());
+                    ctx.push("capability".into(), Value::Object(cap));
+                    sealed_answer(&key, &draft(&req, ctx), "200 OK")
+                } else if line.starts_with("GET /capabilities/") {
+                    if started.elapsed() < revoke_after {
+                        respond("200 OK", r#"{"id":"cap-t","state":"active"}"#)
+                    } else {
+                        respond("410 Gone", r#"{"state":"revoked","at":"just now"}"#)
+                    }
+                } else if line.starts_with("POST /executions") {
+                    *kept.lock().unwrap() = Some(String::from_utf8(body).unwrap());
+                    sealed_answer(&key, &draft(&Map::new(), Map::new()), "201 Created")
+                } else {
+                    respond("404 Not Found", "{}")
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        Fake { url, report }
+    }
+}
+
+#[test]
+fn a_revoked_capability_stops_the_command_and_the_report_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let keys = d.path().join("keys");
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", s(&keys), "--key-id", "cp-test"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = zt_core::crypto::SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(keys.join("private.pem")).unwrap(),
+    )
+    .unwrap();
+    let now = zt_core::time::Timestamp::now();
+    // the token grants more than the decision signs: the signed grants are what apply
+    let token = zt_core::capability::issue(
+        &zt_core::capability::Issue {
+            id: "cap-t".into(),
+            actor: "agent-a".into(),
+            action: "run".into(),
+            resource: String::new(),
+            grants: zt_core::capability::Grants {
+                read: vec!["/".into()],
+                exec: vec!["/".into()],
+                ..Default::default()
+            },
+            issued_at: now,
+            not_after: zt_core::time::Timestamp::from_unix_nanos(now.unix_nanos() + 60_000_000_000),
+            issuer_key_id: "cp-test".into(),
+        },
+        |dg| Ok::<_, ()>(key.sign_digest(dg)),
+    )
+    .unwrap();
+    let fake = fake_control_plane::start(
+        key,
+        r#"{"exec":["/bin/sleep"]}"#,
+        Duration::from_millis(1500),
+    );
+    let t = Instant::now();
+    let o = Command::new(BIN)
+        .args(["broker", "run", "--control-plane", &fake.url, "--keyring"])
+        .arg(keys.join("keyring.json"))
+        .args(["--capability", &token, "--", "sleep", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        stderr(&o).contains("stopped the command (revoked"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("execution recorded as"),
+        "{}",
+        stderr(&o)
+    );
+    let report = fake.report.lock().unwrap().clone().unwrap();
+    for part in [
+        r#""capability_id":"cap-t""#,
+        r#""sandbox":"nono""#,
+        r#""grants":{"exec":["/bin/sleep"],"net":false,"read":[],"write":[]}"#,
+        r#""signal":9"#,
+        r#""reason":"revoked""#,
+    ] {
+        assert!(report.contains(part), "{part} not in {report}");
+    }
+}
