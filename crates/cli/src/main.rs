@@ -47,6 +47,9 @@ enum Command {
     Capability(cmd::capability::Capability),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
+    /// Run a command under a capability, confined to its signed grants (Landlock).
+    #[command(subcommand)]
+    Broker(cmd::broker::Broker),
     /// Benchmarks (generated data, figures for the README).
     #[command(subcommand)]
     Bench(zt_bench::Bench),
@@ -104,6 +107,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Tui(a) => cmd::tui::run(a),
         Command::Capability(c) => cmd::capability::run(c),
         Command::Keygen(a) => cmd::keygen::run(a),
+        Command::Broker(b) => cmd::broker::run(b),
         Command::Bench(b) => zt_bench::run(b),
         Command::Completions { shell } => completions(shell),
     }

@@ -117,6 +117,19 @@ pub enum Refusal {
     /// An envelope seen before, or one answering another request.
     #[error("replayed decision: {0}")]
     Replay(String),
+    /// A capability was presented, and the decision seals another one (or none) in
+    /// `context.capability`.
+    #[error(
+        "the request presented capability {}, but the decision is for capability {}",
+        or_none(.sent),
+        or_none(.answered)
+    )]
+    CapabilityMismatch {
+        /// The presented token's id (`None` when it could not be read).
+        sent: Option<String>,
+        /// The envelope's `context.capability.id`, shortened; `None` when absent.
+        answered: Option<String>,
+    },
 }
 
 impl Refusal {
@@ -137,6 +150,7 @@ impl Refusal {
             Refusal::ContextMismatch { .. } => "context_mismatch",
             Refusal::Stale { .. } => "stale",
             Refusal::Replay(_) => "replay",
+            Refusal::CapabilityMismatch { .. } => "capability_mismatch",
         }
     }
 }

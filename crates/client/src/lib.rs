@@ -173,6 +173,10 @@ pub struct ActionRequest {
     pub resource: String,
     /// Facts for the policy (a JSON object).
     pub context: Option<Map>,
+    /// A capability token presented with the request (sent as `capability`; never shown by
+    /// `Debug`). The allow must then name the same capability id in its signed
+    /// `context.capability`, whose grants are what the action may use.
+    pub capability: Option<zt_core::secret::Secret>,
 }
 
 impl ActionRequest {
@@ -183,7 +187,14 @@ impl ActionRequest {
             action: action.into(),
             resource: String::new(),
             context: None,
+            capability: None,
         }
+    }
+
+    /// Presents a capability token (see [`ActionRequest::capability`]).
+    pub fn capability(mut self, token: impl Into<String>) -> Self {
+        self.capability = Some(zt_core::secret::Secret::new(token));
+        self
     }
 
     /// On this resource.
@@ -219,6 +230,21 @@ pub struct VerifiedDecision {
     pub reason: String,
     /// Its timestamp.
     pub timestamp: String,
+    /// When a capability was presented: the capability as the control plane signed it into
+    /// the decision (`context.capability`). Its grants are the ones to apply, never the
+    /// token's own.
+    pub capability: Option<SignedCapability>,
+}
+
+/// A capability as sealed in a verified decision's `context.capability`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCapability {
+    /// `id`: the same as the presented token's.
+    pub id: String,
+    /// `grants`, checked by [`zt_core::capability::Grants::from_value`].
+    pub grants: zt_core::capability::Grants,
+    /// `not_after`, when the decision states one.
+    pub not_after: Option<Timestamp>,
 }
 
 /// A verified `allow`. Only this crate makes one; only it runs an action.
@@ -458,6 +484,13 @@ fn request_body(request: &ActionRequest, request_id: &str) -> Vec<u8> {
     if let Some(c) = &ctx {
         members.push(("context", c));
     }
+    let cap = request
+        .capability
+        .as_ref()
+        .map(|t| Value::String(t.expose().to_owned()));
+    if let Some(c) = &cap {
+        members.push(("capability", c));
+    }
     let mut out = Vec::with_capacity(256);
     json::write_ordered_object(&members, &mut out);
     out
@@ -477,6 +510,67 @@ pub enum Allow {
 
 fn short(bytes: &[u8]) -> String {
     zt_core::envelope::shorten(&String::from_utf8_lossy(bytes))
+}
+
+/// The checks every sealed answer gets: a v1 envelope whose hash recomputes, signed by the
+/// pinned key inside its window.
+fn check_sealed(
+    value: &Value,
+    pinned: &PinnedKey,
+    now: Timestamp,
+) -> Result<(Envelope, zt_core::envelope::V1Fields), Refusal> {
+    let env = Envelope::from_value(value.clone())
+        .map_err(|e| Refusal::Malformed(format!("not an audit envelope: {e}")))?;
+    let Some(v1) = env.v1.clone() else {
+        return Err(Refusal::Malformed(
+            "not a v1 envelope (no version, chain id, seq)".into(),
+        ));
+    };
+    let computed = env
+        .compute_hash(Profile::V1)
+        .map_err(|e| Refusal::Malformed(e.to_owned()))?;
+    if computed != env.current_hash {
+        return Err(Refusal::HashMismatch {
+            claimed: env.current_hash,
+            computed,
+        });
+    }
+    let pinned_id = pinned.key_id();
+    if env.signature.kind() != SignatureKind::Ecdsa
+        || env.signature.key_id != pinned_id
+        || v1.signer_key_id != pinned_id
+    {
+        return Err(Refusal::WrongKey {
+            pinned: pinned_id.to_owned(),
+            found: env.signature.key_id.clone(),
+            algorithm: env.signature.algorithm.clone(),
+        });
+    }
+    let bad_sig = || Refusal::BadSignature {
+        key_id: pinned_id.to_owned(),
+    };
+    let der = crypto::decode_signature(&env.signature.signature).map_err(|_| bad_sig())?;
+    pinned
+        .entry
+        .public_key
+        .verify_digest(&env.current_hash, &der)
+        .map_err(|_| bad_sig())?;
+    // The pinned key made this signature; a key that was not valid then (or has been
+    // withdrawn since) vouches for nothing.
+    pinned.check_window(env.signed_at, now)?;
+    Ok((env, v1))
+}
+
+/// Verifies a record the control plane sealed for something other than a decision (e.g. the
+/// answer to an execution report, `{"ok": true, "audit": {...}}`): hash and pinned signature
+/// inside the key's window. Its hash back.
+pub fn verify_sealed(body: &[u8], pinned: &PinnedKey, now: Timestamp) -> Result<Hash32, Refusal> {
+    let value = json::parse(body).map_err(|e| Refusal::Malformed(format!("not JSON: {e}")))?;
+    if !value.as_object().is_some_and(|m| m.contains_key("audit")) {
+        return Err(Refusal::MissingAudit);
+    }
+    let (env, _) = check_sealed(&value, pinned, now)?;
+    Ok(env.current_hash)
 }
 
 /// Verifies one answer of `POST /actions` (see the crate docs for what that means). Pure: the
@@ -517,45 +611,7 @@ pub fn verify_answer(
         return Err(Refusal::Http { status, message });
     }
     let record = flatten(top);
-    let env = Envelope::from_value(value.clone())
-        .map_err(|e| Refusal::Malformed(format!("not an audit envelope: {e}")))?;
-    let Some(v1) = env.v1.clone() else {
-        return Err(Refusal::Malformed(
-            "not a v1 envelope (no version, chain id, seq)".into(),
-        ));
-    };
-    let computed = env
-        .compute_hash(Profile::V1)
-        .map_err(|e| Refusal::Malformed(e.to_owned()))?;
-    if computed != env.current_hash {
-        return Err(Refusal::HashMismatch {
-            claimed: env.current_hash,
-            computed,
-        });
-    }
-    let pinned_id = pinned.key_id();
-    if env.signature.kind() != SignatureKind::Ecdsa
-        || env.signature.key_id != pinned_id
-        || v1.signer_key_id != pinned_id
-    {
-        return Err(Refusal::WrongKey {
-            pinned: pinned_id.to_owned(),
-            found: env.signature.key_id.clone(),
-            algorithm: env.signature.algorithm.clone(),
-        });
-    }
-    let bad_sig = || Refusal::BadSignature {
-        key_id: pinned_id.to_owned(),
-    };
-    let der = crypto::decode_signature(&env.signature.signature).map_err(|_| bad_sig())?;
-    pinned
-        .entry
-        .public_key
-        .verify_digest(&env.current_hash, &der)
-        .map_err(|_| bad_sig())?;
-    // The pinned key made this signature; a key that was not valid then (or has been
-    // withdrawn since) vouches for nothing.
-    pinned.check_window(env.signed_at, now)?;
+    let (env, v1) = check_sealed(&value, pinned, now)?;
     // Signed by the control plane: now, is it about this request?
     for (field, asked, answered) in [
         ("actor", &request.actor, &env.actor),
@@ -599,6 +655,13 @@ pub fn verify_answer(
         request.context.as_ref(),
         sealed.and_then(|c| c.get("request")),
     )?;
+    let capability = match &request.capability {
+        None => None,
+        Some(token) => Some(signed_capability(
+            token.expose(),
+            sealed.and_then(|c| c.get("capability")),
+        )?),
+    };
     let skew_ns = (now.unix_nanos() - env.signed_at.unix_nanos()).abs();
     if skew_ns > max_skew.as_nanos() as i128 {
         return Err(Refusal::Stale {
@@ -614,6 +677,7 @@ pub fn verify_answer(
         seq: v1.seq,
         reason: env.reason.clone(),
         timestamp: env.timestamp.clone(),
+        capability,
     };
     match (env.decision.as_str(), status) {
         ("allow", 200) => Ok((Allow::Yes, decision)),
@@ -622,6 +686,48 @@ pub fn verify_answer(
         ))),
         (_, status) => Ok((Allow::No { status }, decision)),
     }
+}
+
+/// The capability a decision sealed (`context.capability`) must be the one the request
+/// presented (same id); its grants are parsed here so that a broker gets them only from the
+/// signed envelope.
+fn signed_capability(token: &str, sealed: Option<&Value>) -> Result<SignedCapability, Refusal> {
+    let sent = zt_core::capability::claimed_id(token);
+    let mismatch = |answered: Option<&str>| Refusal::CapabilityMismatch {
+        sent: sent.clone(),
+        answered: answered.map(zt_core::envelope::shorten),
+    };
+    let Some(Value::Object(c)) = sealed else {
+        return Err(mismatch(None));
+    };
+    let id = c.get("id").and_then(Value::as_str);
+    if sent.is_none() || id != sent.as_deref() {
+        return Err(mismatch(id));
+    }
+    let grants = c
+        .get("grants")
+        .ok_or_else(|| Refusal::Malformed("`context.capability` has no `grants`".into()))
+        .and_then(|g| {
+            zt_core::capability::Grants::from_value(g)
+                .map_err(|e| Refusal::Malformed(format!("`context.capability.grants`: {e}")))
+        })?;
+    let not_after = match c.get("not_after") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(Timestamp::parse_rfc3339)
+                .ok_or_else(|| {
+                    Refusal::Malformed(
+                        "`context.capability.not_after` is not an RFC 3339 time".into(),
+                    )
+                })?,
+        ),
+    };
+    Ok(SignedCapability {
+        id: id.unwrap_or_default().to_owned(),
+        grants,
+        not_after,
+    })
 }
 
 /// The policy facts a decision was made on (`context.request`, sealed by the control plane)
@@ -666,6 +772,128 @@ fn flatten(top: &Map) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An allow in the control plane's HTTP shape, sealed by `key`, for `req` asked as
+    /// `request_id`, with `capability` sealed under `context.capability`.
+    fn answer_with(
+        key: &zt_core::crypto::SigningKey,
+        req: &ActionRequest,
+        request_id: &str,
+        capability: Option<Value>,
+    ) -> Vec<u8> {
+        let mut ctx = Map::new();
+        ctx.push("request_id".into(), Value::String(request_id.into()));
+        if let Some(c) = capability {
+            ctx.push("capability".into(), c);
+        }
+        let sealed = zt_core::envelope::V1Draft {
+            chain_id: "t".into(),
+            seq: 0,
+            actor: req.actor.clone(),
+            action: req.action.clone(),
+            resource: req.resource.clone(),
+            decision: "allow".into(),
+            reason: "ok".into(),
+            timestamp: Timestamp::now().to_rfc3339_millis(),
+            previous_hash: Hash32::ZERO,
+            context: Some(ctx),
+        }
+        .seal(Some((key, "cp-1")));
+        let Ok(Value::Object(rec)) = json::parse(sealed.json.as_bytes()) else {
+            panic!("sealed record")
+        };
+        let (mut top, mut audit) = (Map::new(), Map::new());
+        for (k, v) in rec.iter() {
+            if ["actor", "action", "resource", "decision", "reason"].contains(&k) {
+                top.push(k.into(), v.clone());
+            } else {
+                audit.push(k.into(), v.clone());
+            }
+        }
+        top.push("audit".into(), Value::Object(audit));
+        json::canonicalize(&Value::Object(top))
+    }
+
+    #[test]
+    fn a_presented_capability_must_come_back_sealed_with_its_grants() {
+        use zt_core::capability::{issue, Grants, Issue};
+        let key = zt_core::crypto::SigningKey::generate();
+        let pinned = PinnedKey::new("cp-1", key.public_key());
+        let token = issue(
+            &Issue {
+                id: "cap-7".into(),
+                actor: "agent-a".into(),
+                action: "run".into(),
+                resource: String::new(),
+                grants: Grants {
+                    read: vec!["/".into()],
+                    ..Grants::default()
+                },
+                issued_at: Timestamp::now(),
+                not_after: Timestamp::from_unix_nanos(
+                    Timestamp::now().unix_nanos() + 60_000_000_000,
+                ),
+                issuer_key_id: "cp-1".into(),
+            },
+            |d| Ok::<_, ()>(key.sign_digest(d)),
+        )
+        .unwrap_or_else(|()| panic!("issue"));
+        let req = ActionRequest::new("agent-a", "run").capability(token.clone());
+        assert!(!format!("{req:?}").contains(&token));
+        let body = String::from_utf8(request_body(&req, "r-1")).unwrap_or_default();
+        assert!(
+            body.contains(&format!("\"capability\":\"{token}\"")),
+            "{body}"
+        );
+        let verify = |cap: Option<Value>| {
+            verify_answer(
+                200,
+                &answer_with(&key, &req, "r-1", cap),
+                &req,
+                "r-1",
+                &pinned,
+                Timestamp::now(),
+                Duration::from_secs(30),
+            )
+        };
+        let sealed = |id: &str, grants: &str| {
+            json::parse(format!(r#"{{"id":"{id}","grants":{grants}}}"#).as_bytes()).ok()
+        };
+        // the signed grants (narrower than the token's) are what comes out
+        let (allow, d) = verify(sealed(
+            "cap-7",
+            r#"{"read":["/data"],"exec":["/bin/true"]}"#,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(allow, Allow::Yes);
+        let c = d.capability.unwrap_or_else(|| panic!("no capability"));
+        assert_eq!(
+            (c.id.as_str(), c.grants.read.clone()),
+            ("cap-7", vec!["/data".to_owned()])
+        );
+        assert_eq!(c.grants.exec, vec!["/bin/true".to_owned()]);
+        // another capability, none at all, or grants that do not parse: refused
+        assert!(matches!(
+            verify(sealed("cap-8", "{}")),
+            Err(Refusal::CapabilityMismatch { answered: Some(a), .. }) if a == "cap-8"
+        ));
+        assert!(matches!(
+            verify(None),
+            Err(Refusal::CapabilityMismatch { answered: None, .. })
+        ));
+        assert!(matches!(
+            verify(sealed("cap-7", r#"{"read":["relative"]}"#)),
+            Err(Refusal::Malformed(_))
+        ));
+        // and the same envelope checks as a sealed record
+        let ok = answer_with(&key, &req, "r-1", sealed("cap-7", "{}"));
+        assert!(verify_sealed(&ok, &pinned, Timestamp::now()).is_ok());
+        let other = PinnedKey::new("cp-1", zt_core::crypto::SigningKey::generate().public_key());
+        assert!(matches!(
+            verify_sealed(&ok, &other, Timestamp::now()),
+            Err(Refusal::BadSignature { .. })
+        ));
+    }
 
     #[test]
     fn debug_output_never_shows_the_agent_token() {

@@ -938,6 +938,20 @@ mod tests {
     }
 
     #[test]
+    fn claims_read_the_last_links_expiry_without_a_keyring() {
+        let (_, token) = setup();
+        let a = attenuate(&token, None, Some(t("2026-11-28T10:45:00Z")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = claims(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (c.id.as_str(), c.actor.as_str(), c.action.as_str()),
+            ("cap-1", "agent-a", "files.read")
+        );
+        assert_eq!(c.not_after, t("2026-11-28T10:45:00Z"));
+        assert!(claims("ztcap1.e30").is_err());
+    }
+
+    #[test]
     fn paths_are_normalized_and_covered_component_wise() {
         assert!(covers("/data", "/data/x") && covers("/data", "/data"));
         assert!(!covers("/data", "/data2") && !covers("/data/x", "/data"));

@@ -2,6 +2,7 @@
 //! (the runtime, the keyring flags, the trust flags) is here, once.
 
 pub mod anchor;
+pub mod broker;
 pub mod capability;
 pub mod control_plane;
 pub mod demo;

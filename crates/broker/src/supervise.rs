@@ -1,0 +1,245 @@
+//! Runs a command in its own process group and stops the whole group when told to.
+//!
+//! The child leads a new process group (`process_group(0)`), so its children inherit the group
+//! and one `killpg(SIGKILL)` ends them all. A waiter thread learns of the leader's exit with
+//! `waitid(WEXITED | WNOWAIT)`, which leaves it a zombie: while the leader is not reaped its
+//! pid, which is the group id, cannot be reused, so the group signal can never reach an
+//! unrelated process. The group is signalled once more after the leader exits (background
+//! processes do not outlive the command's watch) and only then is the leader reaped.
+//!
+//! A process that leaves the group (`setsid`, `setpgid`) is out of reach of the group signal;
+//! see "What Landlock can and cannot stop" in `docs/capabilities.md`.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+use crate::error::BrokerError;
+
+/// Why the broker stopped a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The capability was revoked (the control plane answered 410 `revoked`).
+    Revoked {
+        /// What the control plane said (e.g. when).
+        detail: String,
+    },
+    /// The capability expired (410 `expired`, or its `not_after` passed locally).
+    Expired {
+        /// When.
+        detail: String,
+    },
+    /// No successful answer from the control plane in time: fail closed.
+    LostContact {
+        /// The last error.
+        detail: String,
+    },
+}
+
+impl StopReason {
+    /// `revoked`, `expired` or `lost_contact` (the evidence's `stopped.reason`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Revoked { .. } => "revoked",
+            Self::Expired { .. } => "expired",
+            Self::LostContact { .. } => "lost_contact",
+        }
+    }
+
+    /// The detail.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Revoked { detail } | Self::Expired { detail } | Self::LostContact { detail } => {
+                detail
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.as_str(), self.detail())
+    }
+}
+
+/// How a supervised command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// From start to reaped.
+    pub duration_ms: u64,
+    /// Set when the broker stopped it.
+    pub stopped: Option<StopReason>,
+}
+
+/// Exit status when the broker stopped the command (128 + SIGKILL).
+pub const EXIT_STOPPED: u8 = 137;
+/// Exit status when the command was never started (refused).
+pub const EXIT_REFUSED: u8 = 126;
+
+impl Outcome {
+    /// The broker's exit status: the command's own when it ran to completion (128 + signal if
+    /// a signal ended it without the broker), [`EXIT_STOPPED`] when the broker stopped it.
+    pub fn exit_status(&self) -> u8 {
+        if self.stopped.is_some() {
+            return EXIT_STOPPED;
+        }
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => (c & 0xff) as u8,
+            (None, Some(s)) => 128u8.saturating_add((s & 0x7f) as u8),
+            (None, None) => 1,
+        }
+    }
+}
+
+enum Event {
+    Exited,
+    Stop(StopReason),
+}
+
+/// Stops a supervised command (cloneable, usable from any thread).
+#[derive(Debug, Clone)]
+pub struct Stopper(mpsc::Sender<Event>);
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Exited => f.write_str("Exited"),
+            Event::Stop(r) => write!(f, "Stop({r})"),
+        }
+    }
+}
+
+impl Stopper {
+    /// Asks the supervisor to kill the command's process group. The first reason wins; after
+    /// the command has ended this does nothing.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.0.send(Event::Stop(reason));
+    }
+}
+
+/// A running command.
+#[derive(Debug)]
+pub struct Supervised {
+    child: Child,
+    group: Pid,
+    events: mpsc::Receiver<Event>,
+    stopper: Stopper,
+    started: Instant,
+}
+
+impl Supervised {
+    /// Starts `cmd` (stdio as configured, inherited by default) leading its own process group.
+    pub fn spawn(mut cmd: Command) -> Result<Self, BrokerError> {
+        cmd.process_group(0);
+        let started = Instant::now();
+        let child = cmd.spawn().map_err(|source| BrokerError::Spawn {
+            command: PathBuf::from(cmd.get_program()),
+            source,
+        })?;
+        let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let (tx, events) = mpsc::channel();
+        let exited = tx.clone();
+        std::thread::spawn(move || {
+            // Leaves the leader unreaped (WNOWAIT), see the module docs. Whatever the result
+            // (an error means there is nothing left to wait for), the supervisor goes on to
+            // reap with Child::wait.
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(group), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
+            let _ = exited.send(Event::Exited);
+        });
+        Ok(Self {
+            child,
+            group,
+            events,
+            stopper: Stopper(tx),
+            started,
+        })
+    }
+
+    /// The process group id (the leader's pid).
+    pub fn group(&self) -> i32 {
+        self.group.as_raw()
+    }
+
+    /// A handle that stops this command.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    fn kill_group(&self) {
+        // ESRCH (nobody left in the group) is the expected case after a normal exit.
+        let _ = killpg(self.group, Signal::SIGKILL);
+    }
+
+    /// Waits until the command ends, or kills its group on the first stop and waits for that.
+    pub fn wait(mut self) -> Result<Outcome, BrokerError> {
+        let mut stopped = None;
+        // The supervisor holds a sender itself, so the channel never disconnects.
+        while let Ok(ev) = self.events.recv() {
+            match ev {
+                Event::Exited => break,
+                Event::Stop(reason) => {
+                    if stopped.is_none() {
+                        self.kill_group();
+                        stopped = Some(reason);
+                    }
+                }
+            }
+        }
+        // The leader is a zombie here, so its group id is still its own: end what is left of
+        // the group before reaping.
+        self.kill_group();
+        let status = self.child.wait().map_err(BrokerError::Wait)?;
+        Ok(Outcome {
+            exit_code: status.code(),
+            signal: status.signal(),
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            stopped,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_follow_the_shell_convention() {
+        let o = |exit_code, signal, stopped: Option<StopReason>| Outcome {
+            exit_code,
+            signal,
+            duration_ms: 0,
+            stopped,
+        };
+        assert_eq!(o(Some(0), None, None).exit_status(), 0);
+        assert_eq!(o(Some(3), None, None).exit_status(), 3);
+        assert_eq!(o(None, Some(15), None).exit_status(), 143);
+        let revoked = StopReason::Revoked {
+            detail: "at t".into(),
+        };
+        assert_eq!(o(None, Some(9), Some(revoked.clone())).exit_status(), 137);
+        assert_eq!(revoked.to_string(), "revoked: at t");
+    }
+
+    #[test]
+    fn a_command_that_ends_on_its_own_reports_its_exit_code() {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "exit 7"]);
+        let out = Supervised::spawn(c).unwrap().wait().unwrap();
+        assert_eq!(
+            (out.exit_code, out.signal, out.stopped),
+            (Some(7), None, None)
+        );
+    }
+}

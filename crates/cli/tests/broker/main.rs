@@ -1,0 +1,529 @@
+//! The broker on the real kernel: Landlock sandboxes applied by the binary's hidden
+//! `broker sandbox-exec` mode, and the process-group supervisor. No control plane is needed
+//! for these; each negative check has its positive control in the same setup, so a sandbox
+//! that denies everything (or nothing) fails the test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test crate: a failed unwrap is a failed test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use zt_broker::supervise::{StopReason, Supervised};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zt-audit");
+
+fn sandboxed(grants: &str, argv: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["broker", "sandbox-exec", "--grants-json", grants, "--"])
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Two unrelated folders, each with a file.
+fn two_folders() -> (tempfile::TempDir, tempfile::TempDir) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(a.path().join("granted.txt"), "granted\n").unwrap();
+    std::fs::write(b.path().join("other.txt"), "other\n").unwrap();
+    (a, b)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn reading_outside_the_read_grants_is_refused_by_the_kernel() {
+    let (a, b) = two_folders();
+    let grants = format!(r#"{{"read":["{}"],"exec":["/bin/cat"]}}"#, s(a.path()));
+    let ok = sandboxed(&grants, &["/bin/cat", s(&a.path().join("granted.txt"))]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok), "granted\n");
+    let denied = sandboxed(&grants, &["/bin/cat", s(&b.path().join("other.txt"))]);
+    assert!(!denied.status.success());
+    assert!(
+        stderr(&denied).contains("Permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+    assert_eq!(stdout(&denied), "");
+}
+
+#[test]
+fn writing_outside_the_write_grants_is_refused_by_the_kernel() {
+    let (a, b) = two_folders();
+    let grants = format!(
+        r#"{{"read":["{0}"],"write":["{0}"],"exec":["/bin/sh"]}}"#,
+        s(a.path())
+    );
+    let inside = a.path().join("new.txt");
+    let ok = sandboxed(
+        &grants,
+        &["/bin/sh", "-c", &format!("echo x > {}", s(&inside))],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "x\n");
+    let outside = b.path().join("new.txt");
+    let denied = sandboxed(
+        &grants,
+        &["/bin/sh", "-c", &format!("echo x > {}", s(&outside))],
+    );
+    assert!(!denied.status.success());
+    assert!(
+        stderr(&denied).contains("Permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+    assert!(!outside.exists());
+}
+
+#[test]
+fn executing_outside_the_exec_grants_is_refused_even_when_readable() {
+    let (a, _b) = two_folders();
+    let file = a.path().join("granted.txt");
+    let script = format!("/bin/cat {}", s(&file));
+    // /usr/lib and the read grant are readable; /bin/cat is not exec-granted
+    let only_sh = format!(
+        r#"{{"read":["{}","/usr/bin"],"exec":["/bin/sh"]}}"#,
+        s(a.path())
+    );
+    let denied = sandboxed(&only_sh, &["/bin/sh", "-c", &script]);
+    assert!(!denied.status.success());
+    assert!(
+        stderr(&denied).contains("Permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+    // ... and readable all the same (the first layer's read includes execute; the second
+    // layer is what takes it away)
+    let read_it = sandboxed(&only_sh, &["/bin/sh", "-c", "read l < /bin/cat; echo read"]);
+    assert_eq!(stdout(&read_it), "read\n", "{}", stderr(&read_it));
+    let both = format!(
+        r#"{{"read":["{}"],"exec":["/bin/sh","/bin/cat"]}}"#,
+        s(a.path())
+    );
+    let ok = sandboxed(&both, &["/bin/sh", "-c", &script]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok), "granted\n");
+}
+
+#[test]
+fn tcp_is_refused_unless_net_is_granted() {
+    let bash = Path::new("/bin/bash");
+    assert!(bash.exists(), "this test connects with bash's /dev/tcp");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!("echo hello > /dev/tcp/127.0.0.1/{port} && echo sent");
+    let accepted = || {
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            if listener.accept().is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    let off = sandboxed(r#"{"exec":["/bin/bash"]}"#, &["/bin/bash", "-c", &script]);
+    assert!(!off.status.success());
+    assert!(
+        stderr(&off).contains("Permission denied"),
+        "{}",
+        stderr(&off)
+    );
+    assert!(!accepted());
+    let on = sandboxed(
+        r#"{"exec":["/bin/bash"],"net":true}"#,
+        &["/bin/bash", "-c", &script],
+    );
+    assert_eq!(stdout(&on), "sent\n", "{}", stderr(&on));
+    assert!(accepted());
+}
+
+#[test]
+fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
+    let (a, _b) = two_folders();
+    let marker = a.path().join("started");
+    let touch = format!("echo > {}", s(&marker));
+    // not exec-granted
+    let o = sandboxed(
+        &format!(r#"{{"write":["{}"],"exec":["/bin/cat"]}}"#, s(a.path())),
+        &["/bin/sh", "-c", &touch],
+    );
+    assert_eq!(o.status.code(), Some(126));
+    assert!(
+        stderr(&o).contains("not covered by an `exec` grant"),
+        "{}",
+        stderr(&o)
+    );
+    // a granted path that does not exist is named
+    let o = sandboxed(
+        r#"{"read":["/nonexistent/zt-broker-test"],"exec":["/bin/sh"]}"#,
+        &["/bin/sh", "-c", &touch],
+    );
+    assert_eq!(o.status.code(), Some(126));
+    assert!(
+        stderr(&o).contains("/nonexistent/zt-broker-test does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    // malformed grants
+    let o = sandboxed(r#"{"read":["relative"]}"#, &["/bin/sh", "-c", &touch]);
+    assert_eq!(o.status.code(), Some(126));
+    assert!(!marker.exists());
+    // positive control: the same command with fitting grants runs
+    let o = sandboxed(
+        &format!(r#"{{"write":["{}"],"exec":["/bin/sh"]}}"#, s(a.path())),
+        &["/bin/sh", "-c", &touch],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(marker.exists());
+}
+
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim().chars().next()
+}
+
+fn wait_for_file(p: &PathBuf) -> String {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            if s.ends_with('\n') {
+                return s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never written", p.display());
+}
+
+#[test]
+fn a_stop_kills_the_whole_process_group_within_a_second() {
+    let d = tempfile::tempdir().unwrap();
+    let pidfile = d.path().join("pid");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", &format!("sleep 30 & echo $! > {}; wait", s(&pidfile))]);
+    let sup = Supervised::spawn(cmd).unwrap();
+    let group = sup.group();
+    let grandchild: i32 = wait_for_file(&pidfile).trim().parse().unwrap();
+    // positive control: it is running, in the command's group
+    assert!(matches!(proc_state(grandchild), Some(c) if c != 'Z'));
+    let stopper = sup.stopper();
+    let t = std::thread::spawn(move || sup.wait().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    stopper.stop(StopReason::Revoked {
+        detail: "test".into(),
+    });
+    let out = t.join().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(out.signal, Some(9));
+    assert_eq!(out.exit_code, None);
+    assert_eq!(
+        out.stopped.as_ref().map(StopReason::as_str),
+        Some("revoked")
+    );
+    assert_eq!(
+        zt_broker::supervise::Outcome::exit_status(&out),
+        zt_broker::supervise::EXIT_STOPPED
+    );
+    // the grandchild is dead too (gone, or a zombie waiting for whoever adopted it)
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until && matches!(proc_state(grandchild), Some(c) if c != 'Z') {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        matches!(proc_state(grandchild), None | Some('Z')),
+        "grandchild {grandchild} of group {group}: {:?}",
+        proc_state(grandchild)
+    );
+}
+
+#[test]
+fn a_command_that_ends_on_its_own_is_not_stopped() {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "kill -TERM $$"]);
+    let out = Supervised::spawn(cmd).unwrap().wait().unwrap();
+    assert_eq!((out.signal, out.stopped.clone()), (Some(15), None));
+    assert_eq!(out.exit_status(), 143);
+}
+
+#[test]
+fn broker_run_with_no_control_plane_never_starts_the_command() {
+    let d = tempfile::tempdir().unwrap();
+    let keys = d.path().join("keys");
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", s(&keys), "--key-id", "cp-test"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = zt_core::crypto::SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(keys.join("private.pem")).unwrap(),
+    )
+    .unwrap();
+    let now = zt_core::time::Timestamp::now();
+    let token = zt_core::capability::issue(
+        &zt_core::capability::Issue {
+            id: "cap-t".into(),
+            actor: "agent-a".into(),
+            action: "run".into(),
+            resource: String::new(),
+            grants: zt_core::capability::Grants {
+                write: vec![s(d.path()).to_owned()],
+                exec: vec!["/bin/sh".into()],
+                ..Default::default()
+            },
+            issued_at: now,
+            not_after: zt_core::time::Timestamp::from_unix_nanos(now.unix_nanos() + 60_000_000_000),
+            issuer_key_id: "cp-test".into(),
+        },
+        |dg| Ok::<_, ()>(key.sign_digest(dg)),
+    )
+    .unwrap();
+    // a port nobody listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let marker = d.path().join("started");
+    let o = Command::new(BIN)
+        .args(["broker", "run", "--control-plane"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--keyring")
+        .arg(keys.join("keyring.json"))
+        .args(["--capability", &token, "--", "/bin/sh", "-c"])
+        .arg(format!("echo > {}", s(&marker)))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refused, the command was not started"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("cannot reach the control plane"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains(&token), "the token was printed");
+    assert!(!marker.exists());
+}
+
+/// A FAKE control plane (named so: the real one's capability routes are being built
+/// elsewhere): it holds the pinned key, allows with the capability sealed under
+/// `context.capability`, answers `GET /capabilities/{id}` 200 `active` until `revoke_after`,
+/// then 410 `revoked`, and keeps the execution report. One request per connection.
+mod fake_control_plane {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use zt_core::crypto::SigningKey;
+    use zt_core::envelope::V1Draft;
+    use zt_core::json::{self, Map, Value};
+    use zt_core::time::Timestamp;
+    use zt_core::Hash32;
+
+    pub struct Fake {
+        pub url: String,
+        pub report: Arc<Mutex<Option<String>>>,
+    }
+
+    fn sealed_answer(key: &SigningKey, draft: &V1Draft, status: &str) -> String {
+        let rec = draft.seal(Some((key, "cp-test")));
+        let Ok(Value::Object(rec)) = json::parse(rec.json.as_bytes()) else {
+            panic!("sealed")
+        };
+        let (mut top, mut audit) = (Map::new(), Map::new());
+        top.push("ok".into(), Value::Bool(true));
+        for (k, v) in rec.iter() {
+            if ["actor", "action", "resource", "decision", "reason"].contains(&k) {
+                top.push(k.into(), v.clone());
+            } else {
+                audit.push(k.into(), v.clone());
+            }
+        }
+        top.push("audit".into(), Value::Object(audit));
+        let body = String::from_utf8(json::canonicalize(&Value::Object(top))).unwrap();
+        respond(status, &body)
+    }
+
+    fn respond(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    pub fn start(key: SigningKey, grants: &str, revoke_after: Duration) -> Fake {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let report = Arc::new(Mutex::new(None));
+        let kept = Arc::clone(&report);
+        let grants = json::parse(grants.as_bytes()).unwrap();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            for (seq, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { continue };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let draft = |req: &Map, context: Map| V1Draft {
+                    chain_id: "fake".into(),
+                    seq: seq as u64,
+                    actor: req
+                        .get("actor")
+                        .and_then(Value::as_str)
+                        .unwrap_or("cp")
+                        .into(),
+                    action: req
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .unwrap_or("exec")
+                        .into(),
+                    resource: req
+                        .get("resource")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .into(),
+                    decision: "allow".into(),
+                    reason: "fake".into(),
+                    timestamp: Timestamp::now().to_rfc3339_millis(),
+                    previous_hash: Hash32::ZERO,
+                    context: Some(context),
+                };
+                let answer = if line.starts_with("POST /actions") {
+                    let Ok(Value::Object(req)) = json::parse(&body) else {
+                        panic!("request")
+                    };
+                    let token = req.get("capability").and_then(Value::as_str).unwrap();
+                    let mut cap = Map::new();
+                    cap.push(
+                        "id".into(),
+                        Value::String(zt_core::capability::claimed_id(token).unwrap()),
+                    );
+                    cap.push("grants".into(), grants.clone());
+                    let mut ctx = Map::new();
+                    ctx.push("request_id".into(), req.get("request_id").unwrap().clone());
+                    ctx.push("capability".into(), Value::Object(cap));
+                    sealed_answer(&key, &draft(&req, ctx), "200 OK")
+                } else if line.starts_with("GET /capabilities/") {
+                    if started.elapsed() < revoke_after {
+                        respond("200 OK", r#"{"id":"cap-t","state":"active"}"#)
+                    } else {
+                        respond("410 Gone", r#"{"state":"revoked","at":"just now"}"#)
+                    }
+                } else if line.starts_with("POST /executions") {
+                    *kept.lock().unwrap() = Some(String::from_utf8(body).unwrap());
+                    sealed_answer(&key, &draft(&Map::new(), Map::new()), "201 Created")
+                } else {
+                    respond("404 Not Found", "{}")
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        Fake { url, report }
+    }
+}
+
+#[test]
+fn a_revoked_capability_stops_the_command_and_the_report_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let keys = d.path().join("keys");
+    let o = Command::new(BIN)
+        .args(["keygen", "--out", s(&keys), "--key-id", "cp-test"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = zt_core::crypto::SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(keys.join("private.pem")).unwrap(),
+    )
+    .unwrap();
+    let now = zt_core::time::Timestamp::now();
+    // the token grants more than the decision signs: the signed grants are what apply
+    let token = zt_core::capability::issue(
+        &zt_core::capability::Issue {
+            id: "cap-t".into(),
+            actor: "agent-a".into(),
+            action: "run".into(),
+            resource: String::new(),
+            grants: zt_core::capability::Grants {
+                read: vec!["/".into()],
+                exec: vec!["/".into()],
+                ..Default::default()
+            },
+            issued_at: now,
+            not_after: zt_core::time::Timestamp::from_unix_nanos(now.unix_nanos() + 60_000_000_000),
+            issuer_key_id: "cp-test".into(),
+        },
+        |dg| Ok::<_, ()>(key.sign_digest(dg)),
+    )
+    .unwrap();
+    let fake = fake_control_plane::start(
+        key,
+        r#"{"exec":["/bin/sleep"]}"#,
+        Duration::from_millis(1500),
+    );
+    let t = Instant::now();
+    let o = Command::new(BIN)
+        .args(["broker", "run", "--control-plane", &fake.url, "--keyring"])
+        .arg(keys.join("keyring.json"))
+        .args(["--capability", &token, "--", "sleep", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        stderr(&o).contains("stopped the command (revoked"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("execution recorded as"),
+        "{}",
+        stderr(&o)
+    );
+    let report = fake.report.lock().unwrap().clone().unwrap();
+    for part in [
+        r#""capability_id":"cap-t""#,
+        r#""sandbox":"nono""#,
+        r#""grants":{"exec":["/bin/sleep"],"net":false,"read":[],"write":[]}"#,
+        r#""signal":9"#,
+        r#""reason":"revoked""#,
+    ] {
+        assert!(report.contains(part), "{part} not in {report}");
+    }
+}
