@@ -64,7 +64,12 @@ impl StopReason {
 
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.as_str(), self.detail())
+        let what = match self {
+            Self::Revoked { .. } => "the capability was revoked",
+            Self::Expired { .. } => "the capability expired",
+            Self::LostContact { .. } => "lost contact with the control plane",
+        };
+        write!(f, "{what} ({}): {}", self.as_str(), self.detail())
     }
 }
 

@@ -655,12 +655,14 @@ pub fn verify_answer(
         request.context.as_ref(),
         sealed.and_then(|c| c.get("request")),
     )?;
+    // Only an allow carries the capability it was made under; a deny says why in its reason
+    // (and the action does not run either way).
     let capability = match &request.capability {
-        None => None,
-        Some(token) => Some(signed_capability(
+        Some(token) if env.decision == "allow" => Some(signed_capability(
             token.expose(),
             sealed.and_then(|c| c.get("capability")),
         )?),
+        _ => None,
     };
     let skew_ns = (now.unix_nanos() - env.signed_at.unix_nanos()).abs();
     if skew_ns > max_skew.as_nanos() as i128 {
