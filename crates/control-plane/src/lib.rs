@@ -9,6 +9,10 @@
 //!   X.509-SVIDs (over mTLS, `zt-tls`) binding an agent to its actor; agent registration,
 //!   token rotation and expiry, revocation, each a sealed record (`agents`: who a token or an
 //!   SVID speaks for).
+//! - capabilities (`POST /capabilities`, `DELETE /capabilities/{id}`, `GET
+//!   /capabilities/{id}`, `POST /executions`): issued under Cedar, checked at use, revocable;
+//!   the execution reports of brokers, linked to their allow (`zt_core::capability` is the
+//!   token format).
 //! - [`limits`]: rate limits on decisions; what they refuse is counted in one sealed summary
 //!   per window instead of one sealed record each.
 //! - [`origin`]: open mode against the browser (DNS rebinding, cross-site forms).
