@@ -4,7 +4,8 @@
 # the benchmark; anvil and solc from the npm registry, pinned in package-lock.json, installed
 # into node_modules/ by scripts/npm-tools.sh) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/;
 # the lineage-style client test uses the standard library only).
-# Installs nothing globally.
+# Installs into the clone only (node_modules/, target/), except tmux for the browser's test: the
+# Debian package, with apt-get when run as root and it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,7 +66,7 @@ Z=target/debug/zt-audit
 $Z bench verify --records 2000 --runs 1
 $Z bench ingest --records 2000 --connections 4
 # The issue's bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
-# one unforked chain that verifies (the bench fails otherwise).
+# unforked chains (decisions, and the control plane's own) that verify (the bench fails otherwise).
 $Z bench control-plane --decisions 1000 --clients 16 --runs 1
 # Under attack, small: a tokenless flood (every flood answer accounted for on the chain) and
 # 64 senders of 8.4-million-record gzip bombs beside an exporter whose envelopes must all land.

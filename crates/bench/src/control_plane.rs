@@ -1,8 +1,8 @@
 //! `zt-audit bench control-plane`: decisions per second and latency of the control plane,
 //! end to end: concurrent guarded clients over loopback HTTP, each decision decided by Cedar,
 //! sealed, signed, committed (`synchronous=FULL`) before its answer, and verified by the
-//! client (hash, signature, request binding). Afterwards the store is verified: one chain,
-//! no fork, every record accounted for.
+//! client (hash, signature, request binding). Afterwards the store is verified: the decision
+//! chain and the control plane's own chain, no fork, every record accounted for.
 //!
 //! The reference, in the same run: the same control plane committing each decision on its
 //! own (group size 1: one fsync per decision, the "lock, append, commit, answer" design).
@@ -248,7 +248,7 @@ pub fn run(a: CpArgs) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "control plane, {} decisions from {} guarded clients, medians of {} runs; each run's chain verified (one chain, no fork)",
+            "control plane, {} decisions from {} guarded clients, medians of {} runs; each run's store verified (its two chains, no fork)",
             a.decisions, a.clients, a.runs
         );
         println!(

@@ -4,7 +4,7 @@
 //! A control plane with tokens runs in-process on its own runtime. Guarded clients with an
 //! agent token ask for decisions at a fixed pace (open loop: latency is measured from when
 //! each request was due, so a stalled server cannot hide its stall by slowing the clients),
-//! each answer verified (hash, pinned-key signature, request binding) before it counts. Three
+//! each answer verified (hash, pinned-key signature, request binding) before it counts. Four
 //! phases per run, in the same run:
 //!
 //! 1. **quiet**: the agents alone (the reference: their normal p50 and p99);
@@ -20,7 +20,8 @@
 //! 4. **flood, limits off**: phase 2 with the rate limits turned off, which shows what the
 //!    limits buy (every tokenless request sealed, signed and fsynced).
 //!
-//! After each phase the store is checked: one chain that verifies, every authenticated
+//! After each phase the store is checked: the decision chain and the control plane's own
+//! chain verify (no fork), every authenticated
 //! decision in it, and every flood request either sealed individually or counted in a
 //! sealed summary.
 

@@ -3,7 +3,7 @@
 //! Starts an ingest (`zt-audit serve`'s receiver) and a control plane exporting to it, then
 //! walks an agent through the control point with the guarded client: a dangerous action is
 //! denied and does not run; a narrow policy is applied; the harmless action is allowed and
-//! runs; its envelope is printed; the ingest store is verified; its chain head is anchored on a
+//! runs; its envelope is printed; the ingest store is verified; its chain heads are anchored on a
 //! local anvil (chain id 84532), reconciled, and the allowed decision proven. The stores stay
 //! in DIR.
 //!
@@ -410,7 +410,7 @@ async fn anchor_steps(
     use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
     use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
 
-    out.step("anchor the ingest store's chain head on a local chain (anvil, chain id 84532)");
+    out.step("anchor the ingest store's chain heads on a local chain (anvil, chain id 84532)");
     let started = zt_anchor::anvil::locate(anvil_flag)
         .and_then(|found| zt_anchor::anvil::Anvil::start(&found.path).map(|a| (found, a)));
     let anvil = match started {
@@ -486,7 +486,7 @@ async fn anchor_steps(
         return Ok(Anchoring::Failed);
     }
     out.line(&format!(
-        "{}: {} epoch(s) confirmed on chain, {} record(s) checked against the anchored head",
+        "{}: {} epoch(s) confirmed on chain, {} record(s) checked against the anchored heads",
         out.style.ok("reconcile OK"),
         report.confirmed_epochs,
         report.records_checked
