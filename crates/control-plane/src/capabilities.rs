@@ -110,10 +110,6 @@ impl Capabilities {
     }
 }
 
-fn ms_of(t: Timestamp) -> i64 {
-    i64::try_from(t.unix_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 /// The capability part of a use's record and Cedar context.
 fn cap_value(cap: &Capability) -> Value {
     let s = |x: &str| Value::String(x.to_owned());
@@ -171,7 +167,7 @@ pub(crate) fn check_use(
     let now = Timestamp::now();
     let cap = capability::verify(token, &st.keyring, now)
         .map_err(|e| format!("capability refused: {e}"))?;
-    match caps.standing(&cap.id, ms_of(now)) {
+    match caps.standing(&cap.id, now.unix_millis()) {
         Standing::Active { .. } => {}
         Standing::Revoked { at } => {
             return Err(format!(
@@ -441,7 +437,7 @@ async fn issue_change(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
         .state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .add_capability(&cap, ms_of(not_after));
+        .add_capability(&cap, not_after.unix_millis());
     if let Err(e) = stored {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -452,7 +448,7 @@ async fn issue_change(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
         id.clone(),
         Held {
             actor: cap.actor.clone(),
-            not_after_ms: ms_of(not_after),
+            not_after_ms: not_after.unix_millis(),
             revoked_at: None,
         },
     );

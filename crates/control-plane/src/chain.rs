@@ -46,7 +46,8 @@ impl Lane {
     /// Both, in their index order.
     pub const ALL: [Lane; 2] = [Lane::Decisions, Lane::Admin];
 
-    fn index(self) -> usize {
+    /// Its place in per-lane arrays.
+    pub(crate) fn index(self) -> usize {
         match self {
             Lane::Decisions => 0,
             Lane::Admin => 1,

@@ -42,19 +42,12 @@ pub struct ExportWatch {
     changed: Condvar,
 }
 
-fn idx(lane: Lane) -> usize {
-    match lane {
-        Lane::Decisions => 0,
-        Lane::Admin => 1,
-    }
-}
-
 impl Progress {
     /// The first lane with something committed and not exported.
     fn behind(&self) -> Option<Lane> {
         Lane::ALL
             .into_iter()
-            .find(|l| self.exported[idx(*l)] < self.committed[idx(*l)])
+            .find(|l| self.exported[l.index()] < self.committed[l.index()])
     }
 }
 
@@ -73,7 +66,7 @@ impl ExportWatch {
     /// The writer committed `lane` up to `position`.
     pub fn committed(&self, lane: Lane, position: u64) {
         let mut p = self.lock();
-        p.committed[idx(lane)] = i64::try_from(position).unwrap_or(i64::MAX);
+        p.committed[lane.index()] = i64::try_from(position).unwrap_or(i64::MAX);
         self.changed.notify_all();
     }
 
@@ -147,8 +140,8 @@ pub fn spawn(
     let mut exported = [-1; 2];
     let mut committed = [-1; 2];
     for lane in Lane::ALL {
-        exported[idx(lane)] = state.export_cursor(&cursor_key(&ex.config.endpoint, lane))?;
-        committed[idx(lane)] = store
+        exported[lane.index()] = state.export_cursor(&cursor_key(&ex.config.endpoint, lane))?;
+        committed[lane.index()] = store
             .head(&lane.chain_id(&ex.chain))?
             .map_or(-1, |(p, _)| p);
     }
@@ -176,14 +169,14 @@ fn run(
     loop {
         let (behind, stopping) = {
             let p = watch.lock();
-            (p.behind().map(|l| (l, p.exported[idx(l)])), p.stopping)
+            (p.behind().map(|l| (l, p.exported[l.index()])), p.stopping)
         };
         if let Some((lane, exported)) = behind {
             match export_page(exporter, store, state, chain, lane, exported) {
                 Ok(upto) => {
                     backoff.reset();
                     let mut p = watch.lock();
-                    p.exported[idx(lane)] = upto;
+                    p.exported[lane.index()] = upto;
                     p.last_error = None;
                     watch.changed.notify_all();
                     continue;

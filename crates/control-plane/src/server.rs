@@ -433,12 +433,10 @@ fn svid_asker(
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    i64::try_from(Timestamp::now().unix_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
+pub(crate) use zt_store::now_ms;
 
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    Timestamp::from_unix_nanos(i128::from(ms) * 1_000_000).to_rfc3339_millis()
+    Timestamp::from_unix_millis(ms).to_rfc3339_millis()
 }
 
 fn json_ok(status: StatusCode, body: Vec<u8>) -> Response {

@@ -136,13 +136,7 @@ pub struct RetiredToken {
     pub retired_at: String,
 }
 
-fn hash_of(bytes: &[u8]) -> Hash32 {
-    let mut b = [0u8; 32];
-    if bytes.len() == 32 {
-        b.copy_from_slice(bytes);
-    }
-    Hash32(b)
-}
+use zt_store::hash_of;
 
 /// An issued capability, as `state.db` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]

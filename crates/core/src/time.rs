@@ -27,6 +27,20 @@ impl Timestamp {
         Self(n)
     }
 
+    /// Whole milliseconds since the Unix epoch (floor), saturated to `i64`: the stores' unit.
+    pub fn unix_millis(self) -> i64 {
+        i64::try_from(self.0.div_euclid(1_000_000)).unwrap_or(if self.0 < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
+    }
+
+    /// From milliseconds since the Unix epoch.
+    pub fn from_unix_millis(ms: i64) -> Self {
+        Self(i128::from(ms) * 1_000_000)
+    }
+
     /// RFC 3339 in UTC with exactly three fraction digits (`2026-10-01T08:00:36.490Z`), the
     /// lineage's `Date.toISOString()` shape. Sub-millisecond digits are cut, not rounded, so
     /// the text never names a later instant than this one.

@@ -237,8 +237,9 @@ pub struct Store {
     trust: TrustPolicy,
 }
 
-/// A 32-byte hash column (anything else reads as zeros, which no record has).
-pub(crate) fn hash_of(v: &[u8]) -> Hash32 {
+/// A 32-byte hash column (anything else reads as zeros, which no record has): the SQL edge of
+/// [`Hash32`], for every SQLite file of zt-audit (the control plane's `state.db` too).
+pub fn hash_of(v: &[u8]) -> Hash32 {
     let mut b = [0u8; 32];
     if v.len() == 32 {
         b.copy_from_slice(v);
@@ -255,8 +256,7 @@ pub(crate) fn sig_status(s: String, column: usize) -> rusqlite::Result<SigStatus
 
 /// Current time in ms since the Unix epoch.
 pub fn now_ms() -> i64 {
-    let nanos = zt_core::time::Timestamp::now().unix_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+    zt_core::time::Timestamp::now().unix_millis()
 }
 
 impl Store {
@@ -647,7 +647,7 @@ fn insert_one(
         env.decision,
         env.reason,
         env.timestamp,
-        i64::try_from(env.signed_at.unix_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        env.signed_at.unix_millis(),
         env.signature.key_id,
         r.status.as_str(),
         r.raw,
