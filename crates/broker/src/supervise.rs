@@ -234,7 +234,10 @@ mod tests {
             detail: "at t".into(),
         };
         assert_eq!(o(None, Some(9), Some(revoked.clone())).exit_status(), 137);
-        assert_eq!(revoked.to_string(), "revoked: at t");
+        assert_eq!(
+            revoked.to_string(),
+            "the capability was revoked (revoked): at t"
+        );
     }
 
     #[test]
