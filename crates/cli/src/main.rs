@@ -45,6 +45,9 @@ enum Command {
     /// Capability tokens: attenuate one offline, show (and verify) what one grants.
     #[command(subcommand)]
     Capability(cmd::capability::Capability),
+    /// Does a control plane (--target URL) or a guarded client (client -- CMD) keep the
+    /// contract? Exit 0 all cases passed, 1 a case failed, 2 could not run.
+    Conformance(cmd::conformance::Args),
     /// Create a P-256 signing key pair and its keyring entry.
     Keygen(cmd::keygen::Args),
     /// Run a command under a capability, confined to its signed grants (Landlock).
@@ -106,6 +109,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyProof(a) => cmd::prove::verify_proof(a),
         Command::Tui(a) => cmd::tui::run(a),
         Command::Capability(c) => cmd::capability::run(c),
+        Command::Conformance(a) => cmd::conformance::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Broker(b) => cmd::broker::run(b),
         Command::Bench(b) => zt_bench::run(b),

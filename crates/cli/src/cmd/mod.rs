@@ -4,6 +4,7 @@
 pub mod anchor;
 pub mod broker;
 pub mod capability;
+pub mod conformance;
 pub mod control_plane;
 pub mod demo;
 pub mod import;

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod capability;
+mod conformance;
 mod control_plane;
 mod interop;
 mod keygen;
