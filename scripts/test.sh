@@ -61,8 +61,13 @@ cargo test --workspace --locked
 step "tests (pure-Rust p256 backend)"
 cargo test -p zt-core -p zt-verifier --no-default-features --locked
 
-step "benchmark smoke runs (small, debug build: they check behaviour; figures come from release runs, see README)"
 Z=target/debug/zt-audit
+
+step "Python guarded client (clients/python: cryptography, the official MCP SDK; PyPI, pinned) and the client conformance suite"
+ZT_AUDIT_BIN="$Z" bash clients/python/run-tests.sh
+$Z conformance client -- target/py-guard-venv/bin/python clients/python/tests/conformance_client.py
+
+step "benchmark smoke runs (small, debug build: they check behaviour; figures come from release runs, see README)"
 $Z bench verify --records 2000 --runs 1
 $Z bench ingest --records 2000 --connections 4
 # The bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave

@@ -1,0 +1,63 @@
+"""zt_guard: the Python guarded client of the zt-audit control plane.
+
+An agent asks the control plane (``POST /actions``) whether it may run an action; the action
+runs only after an ``allow`` whose v1 envelope verifies against the pinned key. Anything else
+is a typed :class:`Refusal` and the action does not run.
+"""
+
+from .client import Allowed, Executed, GuardedClient, guarded
+from .errors import (
+    BadSignature,
+    ConnectError,
+    ContextMismatch,
+    Denied,
+    HashMismatch,
+    HttpError,
+    InvalidRequest,
+    KeyNotValid,
+    KeyringError,
+    Malformed,
+    Mismatch,
+    MissingAudit,
+    Refusal,
+    Replay,
+    Stale,
+    Timeout,
+    WrongKey,
+)
+from .jcs import canonicalize
+from .jsonl import iter_jsonl
+from .keys import PinnedKey
+from .verify import VerifiedDecision, verify_answer, verify_sealed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Allowed",
+    "BadSignature",
+    "ConnectError",
+    "ContextMismatch",
+    "Denied",
+    "Executed",
+    "GuardedClient",
+    "HashMismatch",
+    "HttpError",
+    "InvalidRequest",
+    "KeyNotValid",
+    "KeyringError",
+    "Malformed",
+    "Mismatch",
+    "MissingAudit",
+    "PinnedKey",
+    "Refusal",
+    "Replay",
+    "Stale",
+    "Timeout",
+    "VerifiedDecision",
+    "WrongKey",
+    "canonicalize",
+    "guarded",
+    "iter_jsonl",
+    "verify_answer",
+    "verify_sealed",
+]
