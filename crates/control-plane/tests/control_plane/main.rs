@@ -149,10 +149,34 @@ pub async fn post_raw(
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    schema_checked(path, status, &v);
+    (status, v)
+}
+
+/// Every decision and capability answer these tests see must match its JSON Schema
+/// (`docs/schema/`): a shape change the schemas do not describe fails here.
+pub fn schema_checked(path: &str, status: u16, v: &Value) {
+    use zt_conformance::schema::{check, Schema};
+    let schema = match (path, status) {
+        ("/actions", 200 | 401 | 403) => Schema::DecisionAnswer,
+        ("/capabilities", 201) => Schema::CapabilityIssueAnswer,
+        (p, 200 | 410) if p.starts_with("/capabilities/") && v.get("state").is_some() => {
+            Schema::CapabilityStatus
+        }
+        _ => return,
+    };
+    if let Err(errors) = check(schema, v) {
+        panic!("{path} answered {status} off its schema {schema:?}: {errors:?}\n{v:#}");
+    }
+    if let Some(c) = v
+        .pointer("/audit/context/capability")
+        .filter(|c| c.get("grants").is_some() && c.get("op").is_none())
+    {
+        if let Err(errors) = check(Schema::DecisionCapability, c) {
+            panic!("context.capability off its schema: {errors:?}\n{c:#}");
+        }
+    }
 }
 
 /// `POST /policies` with Cedar text: `text/plain` and the header a cross-site form cannot
@@ -183,10 +207,9 @@ pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    schema_checked(path, status, &v);
+    (status, v)
 }
 
 pub async fn register(base: &str, admin: Option<&str>, actor: &str) -> String {
