@@ -4,6 +4,8 @@ policy allows one tool and denies the other; both decisions are in its store and
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import os
 import shutil
 import sys
@@ -68,6 +70,15 @@ class GuardedMcpServer(unittest.TestCase):
         result = cp.verify_store()
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("2 records", result.stdout)  # allow + deny on the decision chain
+        # each record names the MCP call it decided (what exported logs carry as mcp.method.name)
+        with sqlite3.connect(cp.db_path) as db:
+            raws = [r[0] for r in db.execute("SELECT raw FROM records ORDER BY id")]
+        calls = sorted(
+            (rec["context"]["request"]["mcp"]["method"], rec["context"]["request"]["mcp"]["tool"])
+            for rec in (json.loads(bytes(r).decode("utf-8")) for r in raws)
+            if rec.get("chain_id", "").endswith(".admin") is False
+        )
+        self.assertEqual(calls, [("tools/call", "delete_note"), ("tools/call", "read_note")])
         cp.cleanup()
 
     def test_tool_decorator(self) -> None:

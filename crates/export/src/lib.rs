@@ -5,6 +5,13 @@
 //! unchanged (what `zt-audit serve` expects, see its docs). The receiver is idempotent, so
 //! sending an envelope twice is harmless and a failed batch is simply sent again.
 //!
+//! Beside the body, attributes a SIEM or an OTel pipeline can index without parsing it
+//! ([`attributes`]): `zt.*` (chain, seq, hash, decision, actor, action, resource, the
+//! determining Cedar policy ids) and, for an agent's decision, the OpenTelemetry GenAI names
+//! that fit (`gen_ai.operation.name` = `execute_tool`, `gen_ai.tool.name`, `gen_ai.agent.id`),
+//! and `mcp.method.name` when the request came from an MCP tool call (`context.request.mcp`).
+//! The attributes are read from the envelope; the envelope itself is never changed.
+//!
 //! The SDK's own processors log export failures and move on; evidence needs the result. So
 //! [`EnvelopeExporter::export`] builds the records through the SDK's logger, captures them with
 //! a processor of its own and hands them to the OTLP exporter as one batch, returning its
@@ -208,6 +215,7 @@ impl EnvelopeExporter {
         for e in envelopes {
             let mut record = self.logger.create_log_record();
             record.set_event_name(EVENT_NAME);
+            record.add_attributes(attributes(e));
             record.set_body(AnyValue::String((*e).to_owned().into()));
             self.logger.emit(record);
         }
@@ -223,6 +231,72 @@ impl EnvelopeExporter {
             }
         })
     }
+}
+
+/// The LogRecord attributes of an envelope (JSON text): see the module docs. A text that is
+/// not an envelope gets none (it is still sent: the receiver judges it).
+pub fn attributes(envelope: &str) -> Vec<(&'static str, AnyValue)> {
+    use zt_core::json::Value;
+    let Ok(Value::Object(env)) = zt_core::json::parse(envelope.as_bytes()) else {
+        return Vec::new();
+    };
+    let text = |k: &str| env.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut out: Vec<(&'static str, AnyValue)> = Vec::new();
+    let mut put = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push((k, AnyValue::String(v.into())));
+        }
+    };
+    put("zt.chain_id", text("chain_id"));
+    put("zt.current_hash", text("current_hash"));
+    put("zt.decision", text("decision"));
+    put("zt.actor", text("actor"));
+    put("zt.action", text("action"));
+    put("zt.resource", text("resource"));
+    let ctx = env.get("context").and_then(Value::as_object);
+    let mcp = ctx
+        .and_then(|c| c.get("request"))
+        .and_then(Value::as_object)
+        .and_then(|r| r.get("mcp"))
+        .and_then(Value::as_object);
+    let action = text("action");
+    // The control plane's own records (`zt.*` actions) are not tool executions.
+    if action.as_deref().is_some_and(|a| !a.starts_with("zt.")) {
+        put("gen_ai.operation.name", Some("execute_tool".to_owned()));
+        let tool = mcp
+            .and_then(|m| m.get("tool"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(action);
+        put("gen_ai.tool.name", tool);
+        put("gen_ai.agent.id", text("actor"));
+        put(
+            "mcp.method.name",
+            mcp.and_then(|m| m.get("method"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        );
+    }
+    if let Some(Value::Number(n)) = env.get("seq") {
+        if n.fract() == 0.0 && *n >= 0.0 && *n <= 9_007_199_254_740_991.0 {
+            out.push(("zt.seq", AnyValue::Int(*n as i64)));
+        }
+    }
+    if let Some(ids) = ctx
+        .and_then(|c| c.get("policy_id"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        out.push((
+            "zt.policy_ids",
+            AnyValue::ListAny(Box::new(
+                ids.split(',')
+                    .map(|i| AnyValue::String(i.to_owned().into()))
+                    .collect(),
+            )),
+        ));
+    }
+    out
 }
 
 /// Exponential backoff between retries: `initial`, doubling, capped at `max`.
@@ -439,6 +513,83 @@ fn queue_thread(config: &ExportConfig, rx: &Receiver<String>, shared: &Shared) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn attributes_name_the_decision_for_siem_and_genai_conventions() {
+        let env = r#"{"version":1,"chain_id":"cp-1","seq":4,"actor":"agent-a","action":"mcp.tool.read_notes","resource":"notes","decision":"allow","reason":"r","timestamp":"2026-11-28T10:00:00.000Z","previous_hash":"00","current_hash":"ab","context":{"policy_id":"p1,p2","request":{"mcp":{"method":"tools/call","tool":"read_notes"}}}}"#;
+        let a: HashMap<&str, String> = attributes(env)
+            .into_iter()
+            .map(|(k, v)| (k, format!("{v:?}")))
+            .collect();
+        for (k, want) in [
+            ("gen_ai.operation.name", "execute_tool"),
+            ("gen_ai.tool.name", "read_notes"),
+            ("gen_ai.agent.id", "agent-a"),
+            ("mcp.method.name", "tools/call"),
+            ("zt.chain_id", "cp-1"),
+            ("zt.decision", "allow"),
+            ("zt.policy_ids", "p2"),
+            ("zt.seq", "4"),
+        ] {
+            assert!(a.get(k).is_some_and(|v| v.contains(want)), "{k}: {a:?}");
+        }
+        // the control plane's own records are no tool executions; junk gets nothing
+        let admin = env.replace("mcp.tool.read_notes", "zt.agent.register");
+        let a: Vec<&str> = attributes(&admin).into_iter().map(|(k, _)| k).collect();
+        assert!(!a.iter().any(|k| k.starts_with("gen_ai.")), "{a:?}");
+        assert!(attributes("not json").is_empty());
+    }
+
+    /// The attributes arrive on the wire: one OTLP/HTTP request caught by a bare listener and
+    /// decoded as the protobuf it is.
+    #[test]
+    fn the_attributes_are_on_the_exported_log_records() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use prost::Message as _;
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let caught = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+            ExportLogsServiceRequest::decode(body.as_slice()).unwrap()
+        });
+        let mut cfg = ExportConfig::new(format!("http://{addr}/v1/logs"));
+        cfg.gzip = false;
+        let exporter = EnvelopeExporter::new(&cfg).unwrap();
+        let env = r#"{"version":1,"chain_id":"cp-1","seq":0,"actor":"agent-a","action":"files.read","resource":"r","decision":"deny","reason":"r","timestamp":"2026-11-28T10:00:00.000Z","previous_hash":"00","current_hash":"ab"}"#;
+        exporter.export(&[env]).unwrap();
+        let req = caught.join().unwrap();
+        let rec = &req.resource_logs[0].scope_logs[0].log_records[0];
+        let keys: Vec<&str> = rec.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        for k in [
+            "gen_ai.operation.name",
+            "gen_ai.tool.name",
+            "gen_ai.agent.id",
+            "zt.decision",
+            "zt.seq",
+        ] {
+            assert!(keys.contains(&k), "{k}: {keys:?}");
+        }
+        // the body is the envelope, unchanged
+        let body = format!("{:?}", rec.body);
+        assert!(body.contains("files.read"), "{body}");
+    }
 
     #[test]
     fn debug_output_never_shows_the_token() {

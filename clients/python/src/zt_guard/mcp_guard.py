@@ -52,6 +52,15 @@ def _resolve(value: Any, kwargs: dict[str, Any]) -> Any:
     return value(**kwargs) if callable(value) else value
 
 
+def _mcp_context(tool: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The request's context with what the MCP call was (``mcp``: method and tool), so the
+    control plane's records and exported logs name it (``mcp.method.name``,
+    ``gen_ai.tool.name``). A ``mcp`` member the caller gave is kept as it is."""
+    ctx: dict[str, Any] = dict(given or {})
+    ctx.setdefault("mcp", {"method": "tools/call", "tool": tool})
+    return ctx
+
+
 def guard_mcp_tool(
     client: GuardedClient,
     actor: str,
@@ -77,7 +86,7 @@ def guard_mcp_tool(
             async def async_tool(*args: Any, **kwargs: Any) -> Any:
                 try:
                     allowed = await client.decide_async(
-                        actor, act, _resolve(resource, kwargs), _resolve(context, kwargs)
+                        actor, act, _resolve(resource, kwargs), _mcp_context(tool, _resolve(context, kwargs))
                     )
                     done = await allowed.run_async(fn, *args, **kwargs)
                 except Refusal as r:
@@ -91,7 +100,7 @@ def guard_mcp_tool(
             # MCP servers run sync tools on a worker thread: blocking here is fine.
             try:
                 allowed = client.decide(
-                    actor, act, _resolve(resource, kwargs), _resolve(context, kwargs)
+                    actor, act, _resolve(resource, kwargs), _mcp_context(tool, _resolve(context, kwargs))
                 )
                 # The refusal of a second use is a Refusal too; the body's own exceptions
                 # propagate as they are.
