@@ -27,7 +27,7 @@ pub const FILES: [(&str, &str); 4] = [
     ),
 ];
 
-const BASE: &str = "https://example.invalid/zt-audit/schema/";
+const BASE: &str = "https://example.invalid/zt-audit/schema/v1/";
 
 /// Which object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
