@@ -141,7 +141,9 @@ fn url(config: &ClientConfig, path: &str) -> String {
 }
 
 /// Runs the command under the capability. Never an `Err` for a refusal: that is
-/// [`Finished::Refused`].
+/// [`Finished::Refused`]. The calling process becomes a child subreaper and treats every child
+/// of its own as the command's ([`Supervised::spawn_contained`]): run it in a process of its
+/// own, as `zt-audit broker run` does.
 pub async fn run(config: RunConfig) -> Finished {
     let started = match start(&config).await {
         Ok(s) => s,
@@ -253,7 +255,7 @@ async fn start(config: &RunConfig) -> Result<Started, BrokerError> {
         }
     };
     Ok(Started {
-        supervised: Supervised::spawn(cmd)?,
+        supervised: Supervised::spawn_contained(cmd)?,
         http,
         capability,
         not_after,

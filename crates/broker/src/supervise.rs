@@ -7,8 +7,11 @@
 //! unrelated process. The group is signalled once more after the leader exits (background
 //! processes do not outlive the command's watch) and only then is the leader reaped.
 //!
-//! A process that leaves the group (`setsid`, `setpgid`) is out of reach of the group signal;
-//! see "What Landlock can and cannot stop" in `docs/capabilities.md`.
+//! A process that leaves the group (`setsid`, `setpgid`) is out of reach of the group signal.
+//! [`Supervised::spawn_contained`] closes that gap for a process that supervises one command
+//! (the broker): it becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`), so whatever the command
+//! starts stays its descendant even when it daemonizes, and every stop (and the command's own
+//! end) kills every descendant, found through `/proc`, not only the group.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -140,11 +143,62 @@ pub struct Supervised {
     events: mpsc::Receiver<Event>,
     stopper: Stopper,
     started: Instant,
+    /// Every descendant is ended, not only the group (this process is a subreaper).
+    contained: bool,
+}
+
+/// (pid, parent pid, zombie) of every process `/proc` shows.
+fn processes() -> Vec<(i32, i32, bool)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = rest.next()?;
+            let ppid = rest.next()?.parse().ok()?;
+            Some((pid, ppid, state == "Z"))
+        })
+        .collect()
+}
+
+/// The descendants of `roots` (not the roots themselves), from one snapshot of `/proc`.
+fn descendants(procs: &[(i32, i32, bool)], roots: &[i32]) -> Vec<i32> {
+    let mut found: Vec<i32> = Vec::new();
+    let mut frontier: Vec<i32> = roots.to_vec();
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid, _) in procs {
+            if ppid == p && !found.contains(&pid) && !roots.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
 }
 
 impl Supervised {
     /// Starts `cmd` (stdio as configured, inherited by default) leading its own process group.
-    pub fn spawn(mut cmd: Command) -> Result<Self, BrokerError> {
+    pub fn spawn(cmd: Command) -> Result<Self, BrokerError> {
+        Self::start(cmd, false)
+    }
+
+    /// As [`spawn`](Self::spawn), and this process becomes a child subreaper so that a stop
+    /// (and the command's end) kills every process the command started, including those that
+    /// left its process group. For a process that supervises this one command only: every
+    /// child of this process other than the command is taken for one of the command's.
+    pub fn spawn_contained(cmd: Command) -> Result<Self, BrokerError> {
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| BrokerError::Spawn {
+            command: PathBuf::from(cmd.get_program()),
+            source: std::io::Error::from(e),
+        })?;
+        Self::start(cmd, true)
+    }
+
+    fn start(mut cmd: Command, contained: bool) -> Result<Self, BrokerError> {
         cmd.process_group(0);
         let started = Instant::now();
         let child = cmd.spawn().map_err(|source| BrokerError::Spawn {
@@ -169,6 +223,7 @@ impl Supervised {
             events,
             stopper: Stopper(tx),
             started,
+            contained,
         })
     }
 
@@ -185,6 +240,39 @@ impl Supervised {
     fn kill_group(&self) {
         // ESRCH (nobody left in the group) is the expected case after a normal exit.
         let _ = killpg(self.group, Signal::SIGKILL);
+        if self.contained {
+            self.kill_descendants();
+        }
+    }
+
+    /// Kills every descendant of the command, and every other child of this process (orphans
+    /// of the command reparented here), until none is left; reaps those that were this
+    /// process's own (never the leader: its pid is the group id until it is reaped).
+    fn kill_descendants(&self) {
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        let leader = self.group.as_raw();
+        // A command forking as fast as it can needs a few rounds; each round kills what it saw.
+        for _ in 0..50 {
+            let procs = processes();
+            let mut targets = descendants(&procs, &[leader, me]);
+            targets.retain(|p| *p != leader);
+            let mut alive = 0;
+            for &pid in &targets {
+                let zombie = procs.iter().any(|&(p, _, z)| p == pid && z);
+                if !zombie {
+                    alive += 1;
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                let mine = procs.iter().any(|&(p, pp, _)| p == pid && pp == me);
+                if mine {
+                    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+                }
+            }
+            if alive == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Waits until the command ends, or kills its group on the first stop and waits for that.

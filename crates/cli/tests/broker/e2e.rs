@@ -423,3 +423,65 @@ fn a_dead_control_plane_stops_the_command() {
         "{err}"
     );
 }
+
+fn alive(pid: i32) -> bool {
+    // A zombie is dead for this purpose: it runs nothing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| !r.trim().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// A command that puts a process beyond its process group (`setsid`) does not keep it past a
+/// revocation, nor past its own end: the broker ends every descendant it was given.
+#[test]
+fn a_process_that_leaves_the_group_is_stopped_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (cp, ta, _) = setup(tmp.path());
+    let (id, cap) = cp.issue(
+        60,
+        json!({"write": [s(work.path())], "exec": ["/bin/sh", "/usr/bin/setsid", "/bin/sleep"]}),
+    );
+    let pidfile = work.path().join("escaped.pid");
+    let script = format!(
+        "/usr/bin/setsid /bin/sleep 30 & echo $! > {}; exec /bin/sleep 30",
+        s(&pidfile)
+    );
+    let mut child = broker(&cp, &cap, &ta, &["/bin/sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let escaped = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the command did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(escaped), "the escaped sleep runs");
+    let (st, v) = cp.call("DELETE", &format!("/capabilities/{id}"), &cp.admin, None);
+    assert_eq!(st, 200, "{v}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+    let gone = Instant::now() + Duration::from_secs(2);
+    while alive(escaped) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still = alive(escaped);
+    if still {
+        let _ = Command::new("kill")
+            .args(["-9", &escaped.to_string()])
+            .status();
+    }
+    assert!(
+        !still,
+        "pid {escaped} left the process group and outlived the revocation"
+    );
+}
