@@ -77,6 +77,16 @@ class AgainstTheControlPlane(unittest.TestCase):
         self.assertEqual(r.status, 403)
         self.refused(Denied, self.client(), resource="files/c")
 
+    def test_an_agent_binding_asks_guarded_call_action_resource_fn(self) -> None:
+        agent = self.client().agent(ACTOR)
+        act = Action()
+        done = agent.guarded_call("files.read", "files/a", act, 2)
+        self.assertEqual((done.result, act.calls), ("done", [((2,), {})]))
+        denied = Action()
+        with self.assertRaises(Denied):
+            agent.guarded_call("files.delete", "files/a", denied)
+        self.assertEqual(denied.calls, [], "the action ran despite a deny")
+
     def test_decorator(self) -> None:
         client = self.client()
         ran: list[str] = []

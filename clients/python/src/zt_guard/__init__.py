@@ -5,7 +5,7 @@ runs only after an ``allow`` whose v1 envelope verifies against the pinned key. 
 is a typed :class:`Refusal` and the action does not run.
 """
 
-from .client import Allowed, Executed, GuardedClient, guarded
+from .client import Agent, Allowed, Executed, GuardedClient, guarded
 from .errors import (
     BadSignature,
     ConnectError,
@@ -33,6 +33,7 @@ from .verify import VerifiedDecision, verify_answer, verify_sealed
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
     "Allowed",
     "BadSignature",
     "ConnectError",

@@ -317,6 +317,11 @@ class GuardedClient:
         allowed = self.decide(actor, action, resource, context)
         return allowed.run(fn, *args, **kwargs)
 
+    def agent(self, actor: str) -> "Agent":
+        """This client speaking for ``actor``: ``client.agent(a).guarded_call(action, resource,
+        fn)``."""
+        return Agent(self, actor)
+
     async def guarded_call_async(
         self,
         actor: str,
@@ -330,6 +335,52 @@ class GuardedClient:
         """:meth:`guarded_call` for a coroutine function."""
         allowed = await self.decide_async(actor, action, resource, context)
         return await allowed.run_async(fn, *args, **kwargs)
+
+
+class Agent:
+    """A client speaking for one agent: ``agent.guarded_call(action, resource, fn)``."""
+
+    def __init__(self, client: GuardedClient, actor: str) -> None:
+        self.client = client
+        self.actor = actor
+
+    def __repr__(self) -> str:
+        return f"Agent({self.actor!r}, {self.client!r})"
+
+    def decide(
+        self, action: str, resource: str = "", context: Mapping[str, Any] | None = None
+    ) -> Allowed:
+        """:meth:`GuardedClient.decide` as this agent."""
+        return self.client.decide(self.actor, action, resource, context)
+
+    def guarded_call(
+        self,
+        action: str,
+        resource: str,
+        fn: Callable[..., T],
+        *args: Any,
+        context: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Executed[T]:
+        """Runs ``fn(*args, **kwargs)`` only on a verified allow of ``action`` on ``resource``
+        for this agent; any refusal is raised and ``fn`` is not called."""
+        return self.client.guarded_call(
+            self.actor, action, resource, fn, *args, context=context, **kwargs
+        )
+
+    async def guarded_call_async(
+        self,
+        action: str,
+        resource: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        context: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Executed[T]:
+        """:meth:`guarded_call` for a coroutine function."""
+        return await self.client.guarded_call_async(
+            self.actor, action, resource, fn, *args, context=context, **kwargs
+        )
 
 
 F = TypeVar("F", bound=Callable[..., Any])
