@@ -25,6 +25,7 @@ use zt_core::time::Timestamp;
 use crate::error::BrokerError;
 use crate::sandbox::{self, Sandbox};
 use crate::supervise::{Outcome, StopReason, Stopper, Supervised};
+use zt_core::text::error_chain;
 
 /// Largest status or report answer read, in bytes.
 const MAX_BODY: usize = 1 << 20;
@@ -278,10 +279,14 @@ async fn fetch(
         None => req,
     };
     let fut = async {
-        let mut resp = req.timeout(timeout).send().await.map_err(|e| chain(&e))?;
+        let mut resp = req
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
         let status = resp.status().as_u16();
         let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| chain(&e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
             if buf.len() + chunk.len() > MAX_BODY {
                 return Err(format!("answer larger than {MAX_BODY} bytes"));
             }
@@ -292,17 +297,6 @@ async fn fetch(
     tokio::time::timeout(timeout, fut)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())))
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// What one status answer means.

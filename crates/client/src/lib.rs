@@ -455,16 +455,7 @@ impl GuardedClient {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use zt_core::text::error_chain;
 
 fn request_body(request: &ActionRequest, request_id: &str) -> Vec<u8> {
     let s = |x: &str| Value::String(x.to_owned());

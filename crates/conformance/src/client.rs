@@ -182,25 +182,10 @@ fn s(x: &str) -> Value {
 
 /// The lineage's answer shape around a sealed envelope.
 fn answer(env_json: &str) -> Vec<u8> {
-    let Ok(Value::Object(env)) = json::parse(env_json.as_bytes()) else {
-        return Vec::new();
-    };
-    const TOP: [&str; 5] = ["actor", "action", "resource", "decision", "reason"];
-    let ok = Value::Bool(true);
-    let mut top: Vec<(&str, &Value)> = vec![("ok", &ok)];
-    let mut audit = Map::new();
-    for (k, v) in env.iter() {
-        if TOP.contains(&k) {
-            top.push((k, v));
-        } else {
-            audit.push(k.to_owned(), v.clone());
-        }
+    match json::parse(env_json.as_bytes()) {
+        Ok(Value::Object(env)) => zt_core::envelope::lineage_answer(&env),
+        _ => Vec::new(),
     }
-    let audit = Value::Object(audit);
-    top.push(("audit", &audit));
-    let mut out = Vec::new();
-    json::write_ordered_object(&top, &mut out);
-    out
 }
 
 fn reply(status: StatusCode, body: Vec<u8>) -> Response {

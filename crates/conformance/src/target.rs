@@ -71,7 +71,7 @@ impl Answer {
     /// The envelope: the answer's subject members beside `audit`'s.
     fn envelope(&self) -> Option<Value> {
         let mut env = self.body.get("audit")?.as_object()?.clone();
-        for k in ["actor", "action", "resource", "decision", "reason"] {
+        for k in zt_core::envelope::ANSWER_TOP {
             env.insert(k.to_owned(), self.body.get(k)?.clone());
         }
         Some(Value::Object(env))
@@ -163,16 +163,7 @@ impl Run<'_> {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use zt_core::text::error_chain;
 
 fn expect_deny(a: &Answer) -> Result<String, String> {
     match a.outcome()? {

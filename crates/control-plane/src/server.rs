@@ -382,23 +382,8 @@ fn answer(committed: &Committed) -> Result<(bool, Vec<u8>), String> {
     else {
         return Err("sealed envelope is not an object".into());
     };
-    const TOP: [&str; 5] = ["actor", "action", "resource", "decision", "reason"];
-    let ok = Value::Bool(true);
-    let mut top: Vec<(&str, &Value)> = vec![("ok", &ok)];
-    let mut audit = Map::new();
-    for (k, v) in env.iter() {
-        if TOP.contains(&k) {
-            top.push((k, v));
-        } else {
-            audit.push(k.to_owned(), v.clone());
-        }
-    }
     let allow = env.get("decision").and_then(Value::as_str) == Some("allow");
-    let audit = Value::Object(audit);
-    top.push(("audit", &audit));
-    let mut out = Vec::with_capacity(committed.json.len() + 32);
-    json::write_ordered_object(&top, &mut out);
-    Ok((allow, out))
+    Ok((allow, zt_core::envelope::lineage_answer(&env)))
 }
 
 /// Who is asking when the connection presented a client certificate: (identity, refusal,

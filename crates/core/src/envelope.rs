@@ -598,6 +598,29 @@ fn as_seq(n: f64) -> Option<u64> {
         None
     }
 }
+/// The members of an envelope that the lineage's HTTP answer keeps at its top level.
+pub const ANSWER_TOP: [&str; 5] = ["actor", "action", "resource", "decision", "reason"];
+
+/// The lineage's HTTP answer around an envelope: `{"ok": true, actor, action, resource,
+/// decision, reason, "audit": {every other member}}`, members in the envelope's order. What a
+/// control plane answers `POST /actions` with, and what [`Shape::HttpResponse`] reads back.
+pub fn lineage_answer(envelope: &Map) -> Vec<u8> {
+    let ok = Value::Bool(true);
+    let mut top: Vec<(&str, &Value)> = vec![("ok", &ok)];
+    let mut audit = Map::new();
+    for (k, v) in envelope.iter() {
+        if ANSWER_TOP.contains(&k) {
+            top.push((k, v));
+        } else {
+            audit.push(k.to_owned(), v.clone());
+        }
+    }
+    let audit = Value::Object(audit);
+    top.push(("audit", &audit));
+    let mut out = Vec::with_capacity(512);
+    crate::json::write_ordered_object(&top, &mut out);
+    out
+}
 
 fn describe(v: &Value) -> String {
     let mut out = Vec::new();

@@ -160,6 +160,20 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An error and its sources, one sentence: `outer: cause: root cause` (what a person needs
+/// from a transport error whose `Display` alone says "error sending request"). Not escaped:
+/// callers that show it on a terminal pass it through [`escape`].
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(

@@ -86,16 +86,7 @@ fn say(what: &str) {
     eprintln!("zt-audit broker: {}", zt_core::text::escape(what));
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use zt_core::text::error_chain;
 
 /// No runtime, no threads: Landlock binds the calling thread, which then executes the command.
 fn sandbox_exec(a: &SandboxExecArgs) -> ExitCode {

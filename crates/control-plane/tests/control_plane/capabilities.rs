@@ -6,21 +6,7 @@ use serde_json::{json, Value};
 use zt_core::capability::{self, Grants};
 use zt_core::time::Timestamp;
 
-use crate::{get, post, post_cedar, records, register, start, verify_store};
-
-async fn delete(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().delete(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use crate::{delete, get, post, post_cedar, records, register, start, verify_store};
 
 fn grants() -> Value {
     json!({"read": ["/srv/data"], "exec": ["/usr/bin/cat"], "net": false})

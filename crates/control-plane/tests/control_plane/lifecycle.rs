@@ -3,21 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{act, post, records, register, start, verify_store};
-
-async fn delete(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().delete(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use crate::{act, delete, post, records, register, start, verify_store};
 
 /// The records of `db` whose action is `action`.
 fn with_action(db: &std::path::Path, action: &str) -> Vec<Value> {

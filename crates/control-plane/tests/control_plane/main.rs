@@ -199,6 +199,21 @@ pub async fn post_cedar(base: &str, token: Option<&str>, cedar: &str) -> (u16, V
     )
 }
 
+/// `DELETE path` with an optional bearer token: (status, body as JSON).
+pub async fn delete(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().delete(format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().get(format!("{base}{path}"));
     if let Some(t) = token {
