@@ -759,6 +759,25 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
     }
 }
 
+/// How good a copy of a record is, for a store holding several copies of one `current_hash`
+/// (the hash does not cover the signature, nor a lineage record's extra members): first
+/// whether the copy counts on `chain`'s main line (trusted under `trust`, every member
+/// covered), then a verified signature, then no uncovered member. A copy ranked higher
+/// supersedes; so a verified copy replaces an unverified one, but never a counting copy with
+/// one that would not count.
+pub fn copy_rank(
+    trust: &TrustPolicy,
+    chain: Option<&str>,
+    status: SigStatus,
+    covered: bool,
+) -> (bool, bool, bool) {
+    (
+        trust.trusts(chain, status) && covered,
+        status.is_verified(),
+        covered,
+    )
+}
+
 /// Rule 1 for v1: a chain's first record has seq 0.
 fn genesis_seq_rule(rec: &Node, breaks: &mut Vec<Break>) {
     if let Some(seq) = rec.seq.filter(|s| *s != 0) {

@@ -548,11 +548,6 @@ impl Store {
     }
 }
 
-/// How good a copy of a record is: a verified signature first, then no uncovered members.
-fn copy_rank(status: SigStatus, uncovered: bool) -> (bool, bool) {
-    (status.is_verified(), !uncovered)
-}
-
 /// Inserts one record and places it with the chain model; `None` when a record with its
 /// `current_hash` was already stored (a retry, or a copy with other bytes: kept in
 /// `record_copies`, and made the record when it is better).
@@ -565,13 +560,23 @@ fn insert_one(
     let env = r.envelope;
     let hash = env.current_hash.as_bytes().as_slice();
     let uncovered = env.uncovered_members(r.profile);
-    let existing: Option<(i64, Vec<u8>, String, Option<String>)> = tx
-        .prepare_cached("SELECT id, raw, status, uncovered FROM records WHERE current_hash = ?1")?
+    // (id, raw, status, uncovered, chain) of the stored copy.
+    type Stored = (i64, Vec<u8>, String, Option<String>, Option<String>);
+    let existing: Option<Stored> = tx
+        .prepare_cached(
+            "SELECT id, raw, status, uncovered, chain FROM records WHERE current_hash = ?1",
+        )?
         .query_row([hash], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
         })
         .optional()?;
-    if let Some((id, raw, status, old_uncovered)) = existing {
+    if let Some((id, raw, status, old_uncovered, chain)) = existing {
         // The same content again (a retry, or the same record serialized another way, as an
         // OTLP kvlist body is): a duplicate. Only other content is another copy.
         if raw == r.raw || content_key(&raw) == content_key(r.raw) {
@@ -579,8 +584,10 @@ fn insert_one(
             return Ok(None);
         }
         let old_status = sig_status(status, 2)?;
-        let better = copy_rank(r.status, !uncovered.is_empty())
-            > copy_rank(old_status, old_uncovered.is_some());
+        // The chain model ranks the copies (see zt_core::chain::copy_rank).
+        let chain = chain.as_deref();
+        let better = zt_core::chain::copy_rank(trust, chain, r.status, uncovered.is_empty())
+            > zt_core::chain::copy_rank(trust, chain, old_status, old_uncovered.is_none());
         if better {
             // The stored copy steps aside (its bytes stay); this one becomes the record.
             keep_copy(tx, r.envelope, &raw, old_status, id, true, r.received_at_ms)?;

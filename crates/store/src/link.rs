@@ -578,6 +578,73 @@ mod tests {
         assert_eq!(main_line(&s).len(), 3);
     }
 
+    /// Under a policy that lets unsigned records count, a verified copy that carries a member
+    /// no hash covers must not replace the unsigned copy on the main line: the genuine
+    /// signature with an added `approved_by` would otherwise cut the chain there.
+    #[test]
+    fn a_verified_copy_with_an_uncovered_member_does_not_replace_a_counting_copy() {
+        let (_d, mut s) = open();
+        s.set_trust(zt_core::chain::TrustPolicy {
+            allow_unsigned: zt_core::chain::AllowUnsigned::Everywhere,
+        });
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/profiles/approved-by-added.jsonl"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+        use zt_core::json::{self, Map, Value};
+        let Ok(Value::Object(mut plain)) = json::parse(lines[1].as_bytes()) else {
+            panic!("fixture line 1")
+        };
+        plain.remove("approved_by");
+        plain.remove("kms_signature");
+        let mut none = Map::new();
+        for (k, v) in [("algorithm", "none"), ("key_id", ""), ("signature", "")] {
+            none.push(k.into(), Value::String(v.into()));
+        }
+        plain.push("kms_signature".into(), Value::Object(none));
+        let unsigned_copy = String::from_utf8(json::canonicalize(&Value::Object(plain))).unwrap();
+        let put_lineage = |s: &mut Store, j: &str, status: SigStatus| {
+            let e = Envelope::from_json(j.as_bytes()).unwrap();
+            let profile = e.detect_profile().unwrap();
+            let rec = NewRecord {
+                raw: j.as_bytes(),
+                envelope: &e,
+                profile,
+                status,
+                source: "test",
+                sender: None,
+                received_at_ms: 0,
+            };
+            s.insert_batch(&[rec], &[]).unwrap()
+        };
+        put_lineage(&mut s, lines[0], SigStatus::Verified);
+        put_lineage(&mut s, &unsigned_copy, SigStatus::Unsigned);
+        let first = Envelope::from_json(lines[0].as_bytes()).unwrap();
+        let second = Envelope::from_json(lines[1].as_bytes()).unwrap();
+        let chain = zt_core::chain::lineage_chain_name(&first.current_hash);
+        let line = |s: &Store| -> Vec<Hash32> {
+            s.main_line(&chain, 0, u64::MAX >> 1)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.current_hash)
+                .collect()
+        };
+        assert_eq!(line(&s), [first.current_hash, second.current_hash]);
+        let o = put_lineage(&mut s, lines[1], SigStatus::Verified);
+        assert_eq!(
+            (o.superseded, o.copies),
+            (0, 1),
+            "kept as a copy, not made the record"
+        );
+        assert_eq!(
+            line(&s),
+            [first.current_hash, second.current_hash],
+            "the main line is not cut"
+        );
+    }
+
     #[test]
     fn waiting_v1_records_link_when_their_predecessor_arrives() {
         let (_d, mut s) = open();
