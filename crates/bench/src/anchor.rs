@@ -341,8 +341,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
             );
         }
     }
-    times.sort_by(f64::total_cmp);
-    let med = times[times.len() / 2];
+    let med = crate::median(times.iter().copied());
     // Reference, same store, same run: a full `verify --db` pass (hashes, links and
     // signatures of every record), which reconcile does not repeat.
     let mut ring = zt_core::keyring::Keyring::new();
@@ -362,8 +361,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
             bail!("the bench store does not verify");
         }
     }
-    vtimes.sort_by(f64::total_cmp);
-    let vmed = vtimes[vtimes.len() / 2];
+    let vmed = crate::median(vtimes);
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let rate = (chains * per_chain) as f64 / med;
     println!(

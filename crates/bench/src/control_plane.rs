@@ -184,9 +184,7 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
 }
 
 fn median_by(v: &[RunResult], f: impl Fn(&RunResult) -> f64) -> f64 {
-    let mut xs: Vec<f64> = v.iter().map(f).collect();
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+    crate::median(v.iter().map(f))
 }
 
 pub fn run(a: CpArgs) -> Result<ExitCode> {

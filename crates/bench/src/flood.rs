@@ -533,9 +533,7 @@ fn count_flood(store: &zt_store::Store) -> Result<(u64, u64, u64)> {
 }
 
 fn median(v: &[Phase], f: impl Fn(&Phase) -> f64) -> f64 {
-    let mut xs: Vec<f64> = v.iter().map(f).collect();
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+    crate::median(v.iter().map(f))
 }
 
 pub fn run(a: FloodArgs) -> Result<()> {

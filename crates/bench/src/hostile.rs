@@ -303,11 +303,7 @@ fn unlimited_phase(dir: &Path, ring: &Path, bomb: &[u8]) -> Result<(Phase, f64, 
 
 /// Medians of the runs; the highest peak RSS (the bound is what matters); bombs summed.
 fn summarise(runs: &[Phase]) -> Phase {
-    let median = |f: &dyn Fn(&Phase) -> f64| {
-        let mut xs: Vec<f64> = runs.iter().map(f).collect();
-        xs.sort_by(f64::total_cmp);
-        xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let median = |f: &dyn Fn(&Phase) -> f64| crate::median(runs.iter().map(f));
     Phase {
         envelopes_per_s: median(&|p| p.envelopes_per_s),
         p50_ms: median(&|p| p.p50_ms),

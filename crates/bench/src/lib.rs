@@ -21,6 +21,14 @@
 //! # let _ = code; Ok(()) }
 //! ```
 
+/// The median of some figures (the upper middle one for an even count); NaN for none. Every
+/// benchmark quotes medians, through this one function.
+pub(crate) fn median(xs: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = xs.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 pub mod anchor;
 pub mod control_plane;
 pub mod flood;

@@ -124,11 +124,6 @@ impl Keys<'_> {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -197,10 +192,10 @@ pub fn run(a: TuiArgs) -> Result<ExitCode> {
         a.runs.max(1)
     );
     println!("{:<36} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "max ms");
-    let o = median(&mut open);
+    let o = crate::median(open.iter().copied());
     println!(
         "a filter matching nothing: all {n} records scanned in {:.2} s (median), in idle steps",
-        median(&mut whole_scan)
+        crate::median(whole_scan.iter().copied())
     );
     println!(
         "{:<36} {:>9.1} {:>9} {:>9}",

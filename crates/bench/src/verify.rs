@@ -36,11 +36,6 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Writes a chain of `n` signed zt-infra-full records and its keyring into `dir`.
 pub fn generate_chain(dir: &Path, n: usize) -> Result<(PathBuf, PathBuf, Hash32)> {
     let key = SigningKey::generate();
@@ -238,11 +233,11 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
         node.push(a.records as f64 / secs);
     }
 
-    let ours_m = median(ours);
+    let ours_m = crate::median(ours);
     let node_m = if node.is_empty() {
         None
     } else {
-        Some(median(node))
+        Some(crate::median(node))
     };
     let ratio = node_m.map(|n| ours_m / n);
     if a.json {
