@@ -156,11 +156,9 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
     }
     // The decision chain and the control plane's own (the registration), nothing forked,
     // every record verifies.
-    let store = zt_store::Store::open(&db)?;
     let ring = zt_core::keyring::Keyring::from_json(&keyring)?;
-    let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-    zt_ingest::verify_store(&mut v, &store)?;
-    let report = v.finish();
+    let report = zt_ingest::verify_db(&db, &ring)?;
+    let store = zt_store::Store::open(&db)?;
     if !report.ok
         || report.records != expected
         || report.chains.len() != 2

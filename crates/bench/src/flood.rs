@@ -464,11 +464,9 @@ fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
     // The chains (decisions; the control plane's own: registrations, summaries) verify, and
     // every flood request is accounted for.
     let db = dir.join("decisions.db");
-    let store = zt_store::Store::open(&db)?;
     let ring = zt_core::keyring::Keyring::from_json(&keyring)?;
-    let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-    zt_ingest::verify_store(&mut v, &store)?;
-    let report = v.finish();
+    let report = zt_ingest::verify_db(&db, &ring)?;
+    let store = zt_store::Store::open(&db)?;
     if !report.ok || report.chains.len() > 2 || report.records != committed {
         bail!(
             "the chains do not verify: {} records ({} committed), {} chains, {:?}",

@@ -34,7 +34,7 @@ pub mod server;
 mod verify;
 
 pub use import::import_file;
-pub use verify::verify_store;
+pub use verify::{verify_db, verify_store};
 
 use rayon::prelude::*;
 use zt_core::chain::SigCheck;

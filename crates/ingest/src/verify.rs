@@ -14,6 +14,18 @@ fn store_err(what: &str, e: zt_store::StoreError) -> io::Error {
     io::Error::other(format!("{what}: {e}"))
 }
 
+/// Opens the store at `db` and verifies all of it under `keyring` with the default options
+/// (strict trust: every record must verify): [`verify_store`] and the report.
+pub fn verify_db(
+    db: &std::path::Path,
+    keyring: &zt_core::keyring::Keyring,
+) -> io::Result<zt_verifier::Report> {
+    let store = Store::open(db).map_err(|e| store_err(&format!("opening {}", db.display()), e))?;
+    let mut v = Verifier::new(keyring, zt_verifier::Options::default());
+    verify_store(&mut v, &store)?;
+    Ok(v.finish())
+}
+
 /// Streams every chain of `store` through `v` (inputs named `db:CHAIN`), then the waiting
 /// records (`db:waiting`), then checks the other copies of stored records (`db:copies`), then
 /// reports each quarantined envelope as a finding (`db:quarantine`): a store that holds

@@ -521,9 +521,5 @@ async fn anchor_steps(
 }
 
 fn verify_db(db: &Path, ring: &Keyring) -> Result<zt_verifier::Report> {
-    let store = zt_store::Store::open(db).with_context(|| format!("opening {}", db.display()))?;
-    let mut v = zt_verifier::Verifier::new(ring, zt_verifier::Options::default());
-    zt_ingest::verify_store(&mut v, &store)
-        .with_context(|| format!("verifying {}", db.display()))?;
-    Ok(v.finish())
+    zt_ingest::verify_db(db, ring).with_context(|| format!("verifying {}", db.display()))
 }

@@ -331,9 +331,7 @@ async fn over_mtls_the_svid_is_who_asks_and_only_a_verified_allow_runs() {
     for store_path in [&db, &ingest_db] {
         let store = zt_store::Store::open(store_path).unwrap();
         assert_eq!(store.count_records().unwrap(), 6);
-        let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-        zt_ingest::verify_store(&mut v, &store).unwrap();
-        let report = v.finish();
+        let report = zt_ingest::verify_db(store_path, &ring).unwrap();
         assert!(report.ok, "{:?}", report.errors);
     }
     // who sent it, as ingest saw it: only the control plane sent the deny; the allow came

@@ -252,10 +252,7 @@ pub async fn act(
 /// Verifies a store with the real verifier under `keyring`.
 pub fn verify_store(db: &Path, keyring: &[u8]) -> zt_verifier::Report {
     let ring = zt_core::keyring::Keyring::from_json(keyring).unwrap();
-    let store = zt_store::Store::open(db).unwrap();
-    let mut v = zt_verifier::Verifier::new(&ring, zt_verifier::Options::default());
-    zt_ingest::verify_store(&mut v, &store).unwrap();
-    v.finish()
+    zt_ingest::verify_db(db, &ring).unwrap()
 }
 
 /// Records in the store at `db`.
