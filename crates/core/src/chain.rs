@@ -2,7 +2,8 @@
 //!
 //! Every reader of evidence asks this module, never its own copy of the rules: the verifier
 //! (files and stores), the store's linking of arriving records, reconciliation against anchors,
-//! proofs, and the browser.
+//! proofs, and the conformance suite; the browser shows what the store's placement (this
+//! model's judgement) and [`SigStatus`] say, and decides nothing itself.
 //!
 //! - **Signatures** ([`check_signature`], [`SigCheck`], [`SigStatus`]): what a record's signature
 //!   proves under a keyring the *person verifying* supplied, as a type. Statuses travel between
@@ -274,7 +275,7 @@ impl TrustPolicy {
 
 /// Everything the per-record check learns: parsing, the hash under each candidate profile,
 /// the signature and its key's window. The one validation path of `verify`, `import`, the
-/// receiver and the browser.
+/// receiver, proofs and the conformance suite.
 #[derive(Debug)]
 pub struct Inspection {
     /// The envelope.
