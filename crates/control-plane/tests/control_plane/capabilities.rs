@@ -372,3 +372,77 @@ async fn execution_reports_link_to_their_decision() {
     );
     assert!(report.ok, "{:?}", report.errors);
 }
+
+/// Open mode (loopback, no tokens): capabilities are issued, used, watched and reported
+/// without any token, and still checked and recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn open_mode_needs_no_token_and_still_checks_and_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), crate::open_opts());
+    let b = cp.base.clone();
+    register(&b, None, "agent-a").await;
+    post(
+        &b,
+        "/policies",
+        None,
+        &json!({"action": "files.read", "resource": "data/x", "actor": "agent-a"}),
+    )
+    .await;
+    let (s, v) = post(
+        &b,
+        "/capabilities",
+        None,
+        &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60, "grants": grants()}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (id, token) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    );
+    let (s, v) = post(
+        &b,
+        "/actions",
+        None,
+        &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "capability": token}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let allow = v["audit"]["current_hash"].as_str().unwrap().to_owned();
+    let (s, v) = get(&b, &format!("/capabilities/{id}"), None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("active")), "{v}");
+    let (s, v) = post(
+        &b,
+        "/executions",
+        None,
+        &json!({"decision": allow, "capability_id": id, "sandbox": "process", "grants": grants(),
+                "command": ["/usr/bin/cat"], "exit_code": 0, "signal": null, "duration_ms": 3, "stopped": null}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["audit"]["actor"], "agent-a", "the decision's agent");
+    // a widened token is refused here too
+    let widened = capability::attenuate_unchecked(
+        &token,
+        &Grants {
+            read: vec!["/".into()],
+            ..Grants::default()
+        },
+        Timestamp::now(),
+    )
+    .unwrap();
+    let (s, v) = post(
+        &b,
+        "/actions",
+        None,
+        &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "capability": widened}),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    cp.stop();
+    let report = verify_store(
+        &tmp.path().join("decisions.db"),
+        &std::fs::read(tmp.path().join("keyring.json")).unwrap(),
+    );
+    assert!(report.ok, "{:?}", report.errors);
+}
