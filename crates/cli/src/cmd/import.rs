@@ -8,8 +8,6 @@ use zt_core::text::escape;
 use zt_ingest::{import_file, Pipeline};
 use zt_store::Store;
 
-use crate::cmd::load_keyring;
-
 /// Load JSONL logs (or JSON arrays, saved HTTP responses) into a store, validated exactly as
 /// `serve` validates: unreadable records and hashes that do not recompute go to quarantine;
 /// everything else is stored, signature status flagged. Importing twice is a no-op.
@@ -21,12 +19,9 @@ pub struct Args {
     /// The store (created if missing).
     #[arg(long, value_name = "PATH")]
     db: PathBuf,
-    /// Keyring for the signature status.
-    #[arg(long, value_name = "FILE")]
-    keyring: Option<PathBuf>,
-    /// A trusted key given directly, as KEY_ID=PUBLIC_KEY.pem (repeatable).
-    #[arg(long = "key", value_name = "ID=PEM")]
-    keys: Vec<String>,
+    /// The keys that decide each record's signature status.
+    #[command(flatten)]
+    keys: crate::cmd::KeyArgs,
     /// Evidence files.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
@@ -35,7 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let ring = load_keyring(args.keyring.as_ref(), &args.keys)?;
+    let ring = args.keys.load()?;
     let mut store = Store::open(&args.db)
         .with_context(|| format!("cannot open store {}", args.db.display()))?;
     store.set_trust(args.trust.policy());

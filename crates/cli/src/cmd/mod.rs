@@ -79,6 +79,30 @@ impl TrustArgs {
     }
 }
 
+/// The trusted keys a command checks signatures with: the trust root the person running it
+/// gives, never one read from the evidence.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// Keyring JSON: {"keys":[{"key_id","public_key_pem","not_before"?,"not_after"?,"revoked_at"?}]}.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<std::path::PathBuf>,
+    /// A trusted key given directly, as KEY_ID=PUBLIC_KEY.pem (repeatable).
+    #[arg(long = "key", value_name = "ID=PEM")]
+    pub keys: Vec<String>,
+}
+
+impl KeyArgs {
+    /// Whether any key was given.
+    pub fn given(&self) -> bool {
+        self.keyring.is_some() || !self.keys.is_empty()
+    }
+
+    /// The keyring they make ([`load_keyring`]).
+    pub fn load(&self) -> anyhow::Result<zt_core::keyring::Keyring> {
+        load_keyring(self.keyring.as_ref(), &self.keys)
+    }
+}
+
 /// The trusted keys from `--keyring FILE` and `--key ID=PEM` flags (both optional; an empty
 /// keyring verifies nothing).
 pub fn load_keyring(

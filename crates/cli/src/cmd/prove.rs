@@ -13,7 +13,6 @@ use zt_core::Hash32;
 use zt_store::Store;
 
 use crate::cmd::anchor::{parse_address, ChainArgs};
-use crate::cmd::load_keyring;
 use crate::style::Style;
 
 /// Write a proof bundle for one record: the record, the links up to its anchored head, the
@@ -42,13 +41,10 @@ pub struct VerifyProofArgs {
     /// The bundle.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// The keys the records must be signed with (required, or --key): a proof is only as good
-    /// as the keys it is checked with.
-    #[arg(long, value_name = "FILE")]
-    keyring: Option<PathBuf>,
-    /// A trusted key given directly, as KEY_ID=PUBLIC_KEY.pem (repeatable).
-    #[arg(long = "key", value_name = "ID=PEM")]
-    keys: Vec<String>,
+    /// The keys the records must be signed with (required: a proof is only as good as the
+    /// keys it is checked with).
+    #[command(flatten)]
+    keys: crate::cmd::KeyArgs,
     /// Also check the anchor through this node: the contract must hold the root, and the
     /// transaction must be the writer's (needs --contract and --writer).
     #[arg(long, value_name = "URL", requires_all = ["contract", "writer"])]
@@ -98,7 +94,7 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
 }
 
 pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
-    if a.keyring.is_none() && a.keys.is_empty() {
+    if !a.keys.given() {
         bail!(
             "verify-proof needs --keyring FILE (or --key ID=PEM): a proof is only as good as the \
              keys it is checked with, and a bundle cannot supply its own"
@@ -117,7 +113,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         (Some(_), _, _) => bail!("--rpc needs --contract ADDR and --writer ADDR: the anchor is checked against what you pin, never against the bundle's own claims"),
         _ => None,
     };
-    let ring = load_keyring(a.keyring.as_ref(), &a.keys)?;
+    let ring = a.keys.load()?;
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
     let bundle: ProofBundle = serde_json::from_str(&text)
@@ -133,11 +129,11 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         }
     };
     let mut root = Vec::new();
-    if let Some(p) = &a.keyring {
+    if let Some(p) = &a.keys.keyring {
         root.push(format!("keyring {}", crate::style::path(p)));
     }
-    if !a.keys.is_empty() {
-        root.push(format!("{} key(s) given with --key", a.keys.len()));
+    if !a.keys.keys.is_empty() {
+        root.push(format!("{} key(s) given with --key", a.keys.keys.len()));
     }
     println!(
         "trust root: {}; the {} record(s) are signed by {}",

@@ -44,12 +44,9 @@ pub struct Args {
     /// its quarantine.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// Keyring JSON: {"keys":[{"key_id","public_key_pem","not_before"?,"not_after"?,"revoked_at"?}]}.
-    #[arg(long, value_name = "FILE")]
-    keyring: Option<PathBuf>,
-    /// A trusted key given directly, as KEY_ID=PUBLIC_KEY.pem (repeatable).
-    #[arg(long = "key", value_name = "ID=PEM")]
-    keys: Vec<String>,
+    /// The keys signatures are checked with.
+    #[command(flatten)]
+    keys: crate::cmd::KeyArgs,
     /// Hashing profile; `auto` detects it per chain.
     #[arg(long, value_enum, default_value = "auto")]
     profile: ProfileArg,
@@ -65,7 +62,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let ring = crate::cmd::load_keyring(args.keyring.as_ref(), &args.keys)?;
+    let ring = args.keys.load()?;
     let expect_head = match &args.expect_head {
         Some(h) => Some(
             Hash32::from_hex(&h.to_ascii_lowercase())
@@ -155,11 +152,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// The trust root this run was given, in words: a verdict means nothing without it.
 pub fn trust_root(args: &Args, ring: &Keyring, allow_unsigned: bool) -> String {
     let mut from = Vec::new();
-    if let Some(k) = &args.keyring {
+    if let Some(k) = &args.keys.keyring {
         from.push(crate::style::path(k));
     }
-    if !args.keys.is_empty() {
-        from.push(format!("{} --key", args.keys.len()));
+    if !args.keys.keys.is_empty() {
+        from.push(format!("{} --key", args.keys.keys.len()));
     }
     let ids: Vec<String> = ring
         .entries()
