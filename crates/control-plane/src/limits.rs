@@ -4,7 +4,8 @@
 //! authenticate (no token, an unknown, expired or retired one), and one per authenticated
 //! agent (in open mode: per registered actor named in the body). They are checked on the
 //! headers, before the body is read, so a refused request costs a header parse and a map
-//! lookup. Past a limit the answer is 429 with `Retry-After`.
+//! lookup; only an open-mode request without a token, limited by the actor its body names, is
+//! read first. Past a limit the answer is 429 with `Retry-After`.
 //!
 //! Such a request is not sealed, signed and fsynced on its own: that is the work a flood
 //! wants the control plane to do. It is counted instead, by limit and by source address, and
