@@ -4,8 +4,9 @@
 //! answers an agent saves form a chain of their own from seq 0 and verify as a file; the
 //! control plane's own records (agent registration, rotation, revocation, rate-limit
 //! summaries) on `chain_id.admin`. One writer stamps and commits both in one order, so their
-//! signed timestamps order them: a revocation is later than every decision made with the
-//! token it retired.
+//! signed timestamps order them: a revocation is never earlier than a decision made with the
+//! token it retired (timestamps have millisecond resolution, so both may carry the same one;
+//! the order of commits is the order of the writer).
 //!
 //! Requests hand their decision to a bounded queue. The writer takes everything queued (up to
 //! a group size), gives each decision the next `seq` and the previous `current_hash`, seals
