@@ -371,11 +371,6 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// Whether a committed record is an allow.
-fn allow_of(committed: &Committed) -> bool {
-    matches!(answer(committed), Ok((true, _)))
-}
-
 /// The answer: the lineage's shape, the envelope's other members under `audit`.
 fn answer(committed: &Committed) -> Result<(bool, Vec<u8>), String> {
     let Value::Object(env) = json::parse(committed.json.as_bytes()).map_err(|e| e.to_string())?
@@ -697,7 +692,8 @@ async fn actions(State(st): St, req: Request) -> Response {
             return r;
         }
     };
-    if let (Some(u), true) = (&used, allow_of(&committed)) {
+    let answered = answer(&committed);
+    if let (Some(u), Ok((true, _))) = (&used, &answered) {
         // What the broker's execution report will name; without it the report could not be
         // linked, so the allow is not given out.
         if let Err(e) = capabilities::remember_use(&st, &committed.current_hash, u) {
@@ -708,7 +704,7 @@ async fn actions(State(st): St, req: Request) -> Response {
             );
         }
     }
-    match answer(&committed) {
+    match answered {
         Ok((true, body)) => {
             st.metrics.allowed.fetch_add(1, Ordering::Relaxed);
             json_ok(StatusCode::OK, body)
