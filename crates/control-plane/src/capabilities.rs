@@ -404,10 +404,10 @@ async fn issue_change(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
     }
     let spec = Issue {
         id: id.clone(),
-        actor: req.actor.clone(),
-        action: req.action.clone(),
-        resource: req.resource.clone(),
-        grants: req.grants.clone(),
+        actor: req.actor,
+        action: req.action,
+        resource: req.resource,
+        grants: req.grants,
         issued_at,
         not_after,
         issuer_key_id: st.signer.key_id().to_owned(),
@@ -421,17 +421,7 @@ async fn issue_change(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
             )
         }
     };
-    let cap = Capability {
-        id: id.clone(),
-        actor: req.actor,
-        action: req.action,
-        resource: req.resource,
-        grants: req.grants,
-        issued_at,
-        not_after,
-        issuer_key_id: spec.issuer_key_id,
-        attenuations: 0,
-    };
+    let cap = Capability::from(spec);
     let mut caps = st.caps.write().await;
     let stored = st
         .state

@@ -399,6 +399,23 @@ pub struct Capability {
     pub attenuations: usize,
 }
 
+impl From<Issue> for Capability {
+    /// What an issuance grants, before any attenuation.
+    fn from(i: Issue) -> Self {
+        Self {
+            id: i.id,
+            actor: i.actor,
+            action: i.action,
+            resource: i.resource,
+            grants: i.grants,
+            issued_at: i.issued_at,
+            not_after: i.not_after,
+            issuer_key_id: i.issuer_key_id,
+            attenuations: 0,
+        }
+    }
+}
+
 fn ts(t: Timestamp) -> Value {
     Value::String(t.to_rfc3339_millis())
 }
