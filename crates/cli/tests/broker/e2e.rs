@@ -3,7 +3,6 @@
 //! refused capabilities never start the command, a dead control plane stops it, and the store
 //! verifies with every execution linked to its allow.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -24,18 +23,13 @@ struct Cp {
 
 impl Cp {
     fn start(dir: &Path) -> Cp {
-        let mut child = Command::new(BIN)
-            .args(["control-plane", "--dir", s(dir), "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+        let (child, base) = crate::support::spawn_server(&[
+            "control-plane".as_ref(),
+            "--dir".as_ref(),
+            dir.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ]);
         let admin = std::fs::read_to_string(dir.join("admin-token"))
             .unwrap()
             .trim()
@@ -162,6 +156,24 @@ fn broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Command {
     c
 }
 
+/// Waits until the broker's allow under capability `id` is on record, then a moment more,
+/// and checks the command is still running (the status is being watched).
+fn running_under(cp: &Cp, id: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !records(&cp.dir.join("decisions.db")).iter().any(|r| {
+        r["context"]["capability"]["id"] == id
+            && r["context"]["capability"]["attenuations"].is_number()
+    }) {
+        assert!(Instant::now() < deadline, "no decision");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the command is running"
+    );
+}
+
 fn run(c: &mut Command) -> Output {
     c.output().unwrap()
 }
@@ -261,16 +273,7 @@ fn a_revocation_stops_a_running_command_within_a_second() {
         .spawn()
         .unwrap();
     // running: the allow is on record and the status is watched
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !records(&cp.dir.join("decisions.db")).iter().any(|r| {
-        r["context"]["capability"]["id"] == id.as_str()
-            && r["context"]["capability"]["attenuations"].is_number()
-    }) {
-        assert!(Instant::now() < deadline, "no decision");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "sleep 30 is running");
+    running_under(&cp, &id, &mut child);
     let (st, v) = cp.call("DELETE", &format!("/capabilities/{id}"), &cp.admin, None);
     assert_eq!(st, 200, "{v}");
     let revoked = Instant::now();
@@ -390,16 +393,7 @@ fn a_dead_control_plane_stops_the_command() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !records(&cp.dir.join("decisions.db")).iter().any(|r| {
-        r["context"]["capability"]["id"] == id.as_str()
-            && r["context"]["capability"]["attenuations"].is_number()
-    }) {
-        assert!(Instant::now() < deadline, "no decision");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "sleep 30 is running");
+    running_under(&cp, &id, &mut child);
     cp.child.kill().unwrap();
     let _ = cp.child.wait();
     let killed = Instant::now();

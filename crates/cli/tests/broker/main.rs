@@ -9,6 +9,8 @@
 )]
 
 mod e2e;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
