@@ -30,6 +30,23 @@ pub struct ClientTls {
     pub identity: Option<ClientIdentity>,
 }
 
+impl ClientTls {
+    /// From the files a command line names: the CA bundle, and the certificate and key of an
+    /// identity (both, or no identity).
+    pub fn from_files(ca: Option<&PathBuf>, cert: Option<&PathBuf>, key: Option<&PathBuf>) -> Self {
+        Self {
+            ca: ca.cloned(),
+            identity: match (cert, key) {
+                (Some(cert), Some(key)) => Some(ClientIdentity {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
 fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     Arc::clone(ROOTS.get_or_init(|| {

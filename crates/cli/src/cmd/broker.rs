@@ -116,16 +116,7 @@ fn run_broker(a: RunArgs) -> Result<ExitCode> {
         .with_context(|| format!("keyring {}", a.keyring.display()))?;
     let mut client = ClientConfig::new(a.control_plane.clone(), pinned);
     client.token = a.token.as_deref().map(|t| t.trim().into());
-    client.tls = zt_tls::ClientTls {
-        ca: a.ca.clone(),
-        identity: match (&a.cert, &a.key) {
-            (Some(cert), Some(key)) => Some(zt_tls::ClientIdentity {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => None,
-        },
-    };
+    client.tls = zt_tls::ClientTls::from_files(a.ca.as_ref(), a.cert.as_ref(), a.key.as_ref());
     let launcher = Launcher {
         exe: std::env::current_exe().context("cannot find this binary to re-execute it")?,
         args: vec!["broker".into(), "sandbox-exec".into()],

@@ -121,16 +121,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if let Some(f) = &args.ingest_token_file {
                 cfg.token = Some(read_token(f, "ingest token file")?.into());
             }
-            cfg.tls = zt_tls::ClientTls {
-                ca: args.ingest_ca.clone(),
-                identity: match (&args.ingest_cert, &args.ingest_key) {
-                    (Some(cert), Some(key)) => Some(zt_tls::ClientIdentity {
-                        cert: cert.clone(),
-                        key: key.clone(),
-                    }),
-                    _ => None,
-                },
-            };
+            cfg.tls = zt_tls::ClientTls::from_files(
+                args.ingest_ca.as_ref(),
+                args.ingest_cert.as_ref(),
+                args.ingest_key.as_ref(),
+            );
             // Fail at start-up, not at the first export, when the files are unusable.
             cfg.tls.config().context("cannot set up TLS to ingest")?;
             Some(cfg)
