@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Creates (idempotently) the Python venv that tests/python/send_envelopes.py runs in: the real
-# OpenTelemetry Python SDK and OTLP/HTTP exporter, pinned in tests/python/requirements.txt.
+# Creates (idempotently) a Python venv from exact pins: by default the one tests/python/send_envelopes.py
+# runs in (the real OpenTelemetry Python SDK and OTLP/HTTP exporter, tests/python/requirements.txt);
+# clients/python/run-tests.sh uses it for the zt-guard package and its test pins.
 #
 #   scripts/python-venv.sh            -> venv at target/py-venv (relative to the repo root)
 #   ZT_PY_VENV=/some/dir scripts/...  -> venv there (relative paths are taken from the repo root)
 #   ZT_PYTHON=/usr/bin/python3 ...    -> base interpreter (default: python3 on PATH; needs >= 3.10)
+#   ZT_PY_REQUIREMENTS=FILE ...       -> other pins (default tests/python/requirements.txt)
+#   ZT_PY_PACKAGE=DIR ...             -> also install this local package (--no-deps: its
+#                                        dependencies are in the pins), rebuilt when its sources change
+#   ZT_PY_CHECK='import x' ...        -> what must import once built (default: the OTel exporter)
 #
 # Progress goes to stderr; the last (only) line on stdout is the venv's python, as an absolute path.
 # A stamp file records what the venv was built from (requirements + base interpreter); a second
@@ -22,7 +27,11 @@ ROOT=$(pwd -P)
 PY=${ZT_PYTHON:-python3}
 VENV=${ZT_PY_VENV:-target/py-venv}
 case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
-REQ="$ROOT/tests/python/requirements.txt"
+REQ=${ZT_PY_REQUIREMENTS:-tests/python/requirements.txt}
+case "$REQ" in /*) ;; *) REQ="$ROOT/$REQ" ;; esac
+PKG=${ZT_PY_PACKAGE:-}
+case "$PKG" in ""|/*) ;; *) PKG="$ROOT/$PKG" ;; esac
+CHECK=${ZT_PY_CHECK:-import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http._log_exporter}
 STAMP="$VENV/.zt-py-venv.stamp"
 STAMP_FORMAT=1
 
@@ -39,7 +48,13 @@ case "$base_info" in
     *" True "*) ;;
     *) die "'$PY' is Python ${base_info%% *}; the pinned OpenTelemetry packages need >= 3.10 (set ZT_PYTHON)" ;;
 esac
-want=$( { echo "format $STAMP_FORMAT"; echo "python $base_info"; cat "$REQ"; } | sha256sum | cut -d' ' -f1)
+want=$( {
+    echo "format $STAMP_FORMAT"; echo "python $base_info"; cat "$REQ"
+    if [ -n "$PKG" ]; then
+        echo "package $PKG"; cat "$PKG/pyproject.toml"
+        find "$PKG/src" -type f \( -name '*.py' -o -name 'py.typed' \) | LC_ALL=C sort | xargs cat
+    fi
+} | sha256sum | cut -d' ' -f1)
 
 up_to_date() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c '' >/dev/null 2>&1
@@ -78,9 +93,9 @@ fi
 pip_quiet=(--disable-pip-version-check --no-input --quiet)
 log "creating venv at $VENV with $PY (Python ${base_info%% *})"
 if venv_out=$("$PY" -m venv "$VENV" 2>&1); then
-    log "installing pinned packages from tests/python/requirements.txt"
+    log "installing pinned packages from ${REQ#"$ROOT"/}"
     "$VENV/bin/python" -m pip install "${pip_quiet[@]}" -r "$REQ" >&2 \
-        || die "pip install -r tests/python/requirements.txt failed (is PyPI reachable?)"
+        || die "pip install -r ${REQ#"$ROOT"/} failed (is PyPI reachable?)"
 else
     # Typically Debian/Ubuntu without python3-venv: the venv module is there, ensurepip is not.
     printf '%s\n' "$venv_out" | sed -n '1,6s/^/  | /p' >&2
@@ -95,9 +110,18 @@ else
     "$PY" -m pip --python "$VENV/bin/python" install "${pip_quiet[@]}" -r "$REQ" >&2 \
         || die "host pip could not install into $VENV (needs pip >= 22.3 for --python; or install python3-venv)"
 fi
+if [ -n "$PKG" ]; then
+    log "installing ${PKG#"$ROOT"/}"
+    # A copy, not an editable install: what is tested is what `pip install` ships.
+    if [ -x "$VENV/bin/pip" ]; then
+        "$VENV/bin/python" -m pip install "${pip_quiet[@]}" --no-deps "$PKG" >&2
+    else
+        "$PY" -m pip --python "$VENV/bin/python" install "${pip_quiet[@]}" --no-deps "$PKG" >&2
+    fi || die "pip install ${PKG#"$ROOT"/} failed"
+fi
 
-"$VENV/bin/python" -c 'import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http._log_exporter' \
-    || die "the venv was built but the OpenTelemetry packages do not import"
+"$VENV/bin/python" -c "$CHECK" || die "the venv was built but \`$CHECK\` fails"
+
 echo "$want" > "$STAMP"
 log "ready in $(( $(date +%s) - start ))s"
 echo "$VENV/bin/python"
