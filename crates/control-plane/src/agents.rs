@@ -312,7 +312,8 @@ fn changed(status: StatusCode, mut fields: serde_json::Value, committed: &Commit
     json_response(status, fields)
 }
 
-fn unrecorded(what: &str, e: &SealError) -> Response {
+/// 503 for a change whose record could not be sealed (`Retry-After` when the writer was busy).
+pub(crate) fn unrecorded(what: &str, e: &SealError) -> Response {
     let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("{what} could not be recorded ({e}): nothing changed; retry"),

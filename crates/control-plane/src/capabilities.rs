@@ -28,9 +28,8 @@ use zt_core::time::Timestamp;
 use zt_core::Hash32;
 use zt_tls::PeerIdentity;
 
-use crate::agents::Auth;
+use crate::agents::{unrecorded, Auth};
 use crate::chain::{Committed, Decided, Lane};
-use crate::error::SealError;
 use crate::origin::admin_body;
 use crate::server::{
     admin, bearer, error, json_response, name_ok, now_ms, random_hex, read, rfc3339_ms, Reject,
@@ -212,13 +211,6 @@ fn base_context(st: &Shared, identity: &str) -> Map {
     ctx.push("policy_version".into(), s(read(&st.engine).version()));
     ctx.push("broker".into(), s(&st.broker));
     ctx
-}
-
-fn unrecorded(what: &str, e: &SealError) -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("{what} could not be recorded ({e}): nothing changed; retry"),
-    )
 }
 
 fn with_audit(status: StatusCode, mut fields: serde_json::Value, c: &Committed) -> Response {
@@ -529,7 +521,7 @@ async fn revoke_change(State(st): St, headers: HeaderMap, Path(id): Path<String>
 }
 
 /// Who is asking, for the routes agents call outside `/actions`: the SVID's agent, the
-/// token's agent, an admin token, or nobody. `Err` is the refusal.
+/// token's agent, an admin token, nobody in open mode, or a refusal saying why.
 async fn caller(st: &Shared, headers: &HeaderMap, peer: Option<&PeerIdentity>) -> Caller {
     let registry = st.registry.read().await;
     if let Some(PeerIdentity::Spiffe(id)) = peer {
