@@ -476,6 +476,7 @@ pub fn verify_offline(b: &ProofBundle, keyring: &Keyring) -> Result<Checked, Pro
             trusted: policy.trusts(Some(&b.chain), ins.signature.status()),
             uncovered: ins.uncovered(),
             recomputed: Vec::new(),
+            repeated: false,
         });
         checks.push((env.signature.key_id.clone(), ins.signature));
     }

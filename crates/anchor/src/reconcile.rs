@@ -344,6 +344,7 @@ pub(crate) fn stored_node(current: Hash32, previous: Hash32, raw: &[u8], trusted
         },
         // Only explains a mismatch; the finding says what the bytes produce instead.
         recomputed: Vec::new(),
+        repeated: false,
     }
 }
 

@@ -43,6 +43,7 @@
 //!     trusted: true,
 //!     uncovered: Vec::new(),
 //!     recomputed: Vec::new(),
+//!     repeated: false,
 //! };
 //! let j = judge(&genesis, Pred::Genesis, None);
 //! assert_eq!(j.line, Line::Main);
@@ -339,6 +340,9 @@ pub struct Node {
     /// Its hash under the profiles tried, or why each cannot apply: explains a mismatch (may
     /// be empty).
     pub recomputed: Vec<(Profile, Result<Hash32, &'static str>)>,
+    /// The same record (its `current_hash`) was already judged in this chain: a fork it makes
+    /// is a replay, not a new claimant (a reader of files sees this; a store keeps one row).
+    pub repeated: bool,
 }
 
 /// A record already placed in its chain, as the rules need it when judging a successor.
@@ -659,7 +663,7 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
                 predecessor: None,
                 successor: first.at,
                 here: None,
-                replay: rec.current == first.current,
+                replay: rec.repeated || rec.current == first.current,
             });
             (false, Line::Branch)
         }
@@ -683,7 +687,7 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
                     predecessor: tip.at,
                     successor: tip.successor_at,
                     here: tip.at.map(|p| p.input),
-                    replay: false,
+                    replay: rec.repeated,
                 });
             }
             seq_rule(tip, rec, &mut breaks);
@@ -706,7 +710,7 @@ pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judg
                     predecessor: named.at,
                     successor: named.successor_at,
                     here: expected.at.map(|p| p.input),
-                    replay: false,
+                    replay: rec.repeated,
                 });
             } else {
                 breaks.push(Break::BrokenLink {
@@ -866,6 +870,7 @@ mod tests {
             trusted,
             uncovered: Vec::new(),
             recomputed: Vec::new(),
+            repeated: false,
         }
     }
 

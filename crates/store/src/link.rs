@@ -134,6 +134,7 @@ fn node(r: &Row, chain: Option<&str>, trust: &TrustPolicy) -> Node {
         trusted: trust.trusts(chain, r.status),
         uncovered: r.uncovered.clone(),
         recomputed: Vec::new(),
+        repeated: false,
     }
 }
 

@@ -623,6 +623,7 @@ impl<'k> Verifier<'k> {
             trusted,
             uncovered: facts.uncovered,
             recomputed: facts.recomputed,
+            repeated: chain.seen.contains_key(&facts.current_hash),
         };
         let expected = chain.last.map(|l| Tip {
             current: l.hash,
@@ -665,15 +666,7 @@ impl<'k> Verifier<'k> {
                 expected: e.as_ref(),
             },
         };
-        let mut judged = judge(&node, pred, chain.profile);
-        // A record read a second time is a replay, not a new claimant of its place.
-        if chain.seen.contains_key(&facts.current_hash) {
-            for b in &mut judged.breaks {
-                if let Break::Fork { replay, .. } = b {
-                    *replay = true;
-                }
-            }
-        }
+        let judged = judge(&node, pred, chain.profile);
         chain.profile = judged.chain_profile;
         let main = judged.line == Line::Main;
 
