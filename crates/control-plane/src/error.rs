@@ -118,9 +118,6 @@ pub enum ControlPlaneError {
     /// No active agent of that name (never registered, or revoked).
     #[error("no agent {0} is registered (or it was revoked)")]
     NoSuchAgent(String),
-    /// No such policy.
-    #[error("no policy {0}")]
-    NoSuchPolicy(String),
     /// Invalid input from an administrator.
     #[error("{0}")]
     Invalid(String),

@@ -74,12 +74,6 @@ impl ExportWatch {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `(committed, exported)` positions of the decision chain (-1: none).
-    pub fn positions(&self) -> (i64, i64) {
-        let p = self.lock();
-        (p.committed[0], p.exported[0])
-    }
-
     /// The endpoint's last error while it is failing.
     pub fn last_error(&self) -> Option<String> {
         self.lock().last_error.clone()

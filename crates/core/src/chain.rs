@@ -107,12 +107,6 @@ impl SigStatus {
     pub fn is_verified(self) -> bool {
         self == SigStatus::Verified
     }
-
-    /// No signature was claimed (unsigned or a mock label), as opposed to a claimed signature
-    /// that failed.
-    pub fn is_unsigned(self) -> bool {
-        matches!(self, SigStatus::Unsigned | SigStatus::Mock)
-    }
 }
 
 impl fmt::Display for SigStatus {
