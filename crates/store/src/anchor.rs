@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, OptionalExtension, Row};
 use zt_core::chain::SigStatus;
 use zt_core::Hash32;
 
-use crate::{hash_of, now_ms, sig_status, Store, StoreError};
+use crate::sql::{args, SqlRow};
+use crate::{now_ms, sig_status, Store, StoreError};
 
 pub(crate) const MIGRATION: &str = r#"
 CREATE TABLE anchor_epochs (
@@ -199,11 +199,11 @@ pub struct LeafRow {
 }
 
 /// A `LeafRow` from columns `(chain, position, head)` starting at `at`.
-fn leaf_row(r: &Row<'_>, at: usize) -> rusqlite::Result<LeafRow> {
+fn leaf_row(r: &mut SqlRow, at: usize) -> Result<LeafRow, StoreError> {
     Ok(LeafRow {
-        chain: r.get(at)?,
-        position: u64_of(r.get(at + 1)?).unwrap_or(0),
-        head: hash_of(&r.get::<_, Vec<u8>>(at + 2)?),
+        chain: r.text(at)?,
+        position: u64_of(r.opt_i64(at + 1)?).unwrap_or(0),
+        head: r.hash(at + 2)?,
     })
 }
 
@@ -219,42 +219,42 @@ const EPOCH_COLUMNS: &str =
     "log, epoch, root, leaf_count, state, network_chain_id, contract, tx_hash, \
      raw_tx, nonce, block_number, block_hash, attempts, note, created_at_ms, updated_at_ms, owner";
 
-fn epoch_row(r: &Row<'_>) -> rusqlite::Result<EpochRow> {
-    let state: String = r.get(4)?;
+fn epoch_row(mut r: SqlRow) -> Result<EpochRow, StoreError> {
+    let state = r.text(4)?;
     Ok(EpochRow {
-        log: r.get(0)?,
-        epoch: u64_of(r.get(1)?).unwrap_or(0),
-        root: hash_of(&r.get::<_, Vec<u8>>(2)?),
-        leaf_count: u64_of(r.get(3)?).unwrap_or(0),
+        log: r.text(0)?,
+        epoch: u64_of(r.opt_i64(1)?).unwrap_or(0),
+        root: r.hash(2)?,
+        leaf_count: u64_of(r.opt_i64(3)?).unwrap_or(0),
         state: EpochState::from_name(&state).unwrap_or(EpochState::Failed),
-        network_chain_id: u64_of(r.get(5)?),
-        contract: r.get(6)?,
-        tx_hash: r.get(7)?,
-        raw_tx: r.get(8)?,
-        nonce: u64_of(r.get(9)?),
-        block_number: u64_of(r.get(10)?),
-        block_hash: r.get(11)?,
-        attempts: u64_of(r.get(12)?).unwrap_or(0),
-        note: r.get(13)?,
-        created_at_ms: r.get(14)?,
-        updated_at_ms: r.get(15)?,
-        owner: r.get(16)?,
+        network_chain_id: u64_of(r.opt_i64(5)?),
+        contract: r.opt_text(6)?,
+        tx_hash: r.opt_text(7)?,
+        raw_tx: r.opt_blob(8)?,
+        nonce: u64_of(r.opt_i64(9)?),
+        block_number: u64_of(r.opt_i64(10)?),
+        block_hash: r.opt_text(11)?,
+        attempts: u64_of(r.opt_i64(12)?).unwrap_or(0),
+        note: r.opt_text(13)?,
+        created_at_ms: r.i64(14)?,
+        updated_at_ms: r.i64(15)?,
+        owner: r.opt_text(16)?,
     })
 }
 
 impl Store {
     /// The head of every chain's main line: `(chain, position, current_hash)`, by chain.
     pub fn main_heads(&self) -> Result<Vec<LeafRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        let rows = self.conn.borrow_mut().query(
             "SELECT r.chain, r.position, r.current_hash FROM records r \
              JOIN (SELECT chain, MAX(position) AS p FROM records WHERE branch = 0 GROUP BY chain) m \
                ON r.chain = m.chain AND r.position = m.p \
              WHERE r.branch = 0 ORDER BY r.chain, r.id",
+            &[],
         )?;
         let mut out: Vec<LeafRow> = Vec::new();
-        let rows = st.query_map([], |r| leaf_row(r, 0))?;
-        for row in rows {
-            let row = row?;
+        for mut row in rows {
+            let row = leaf_row(&mut row, 0)?;
             // Two records at one v1 position on the main line are a fork: the first stays.
             if out.last().is_some_and(|l| l.chain == row.chain) {
                 continue;
@@ -266,90 +266,102 @@ impl Store {
 
     /// The highest position of each chain in an epoch of `log` that is on chain.
     pub fn anchored_positions(&self, log: &str) -> Result<HashMap<String, u64>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT l.chain, MAX(l.position) FROM anchor_leaves l \
-             JOIN anchor_epochs e ON e.log = l.log AND e.epoch = l.epoch \
-             WHERE l.log = ?1 AND e.state IN ('included', 'safe', 'finalized') GROUP BY l.chain",
-        )?;
-        let rows = st.query_map([log], |r| {
-            Ok((r.get::<_, String>(0)?, u64_of(r.get(1)?).unwrap_or(0)))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT l.chain, MAX(l.position) FROM anchor_leaves l \
+                 JOIN anchor_epochs e ON e.log = l.log AND e.epoch = l.epoch \
+                 WHERE l.log = ?1 AND e.state IN ('included', 'safe', 'finalized') GROUP BY l.chain",
+                args![log],
+            )?
+            .into_iter()
+            .map(|mut r| Ok((r.text(0)?, u64_of(r.opt_i64(1)?).unwrap_or(0))))
+            .collect()
     }
 
     /// The highest epoch of `log`.
     pub fn latest_epoch(&self, log: &str) -> Result<Option<EpochRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE log = ?1 ORDER BY epoch DESC LIMIT 1"
-            ))?
-            .query_row([log], epoch_row)
-            .optional()?)
+        self.conn
+            .borrow_mut()
+            .query_opt(
+                &format!(
+                    "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE log = ?1 ORDER BY epoch DESC LIMIT 1"
+                ),
+                args![log],
+            )?
+            .map(epoch_row)
+            .transpose()
     }
 
     /// One epoch.
     pub fn epoch(&self, log: &str, epoch: u64) -> Result<Option<EpochRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE log = ?1 AND epoch = ?2"
-            ))?
-            .query_row(params![log, i64_of(epoch)], epoch_row)
-            .optional()?)
+        self.conn
+            .borrow_mut()
+            .query_opt(
+                &format!("SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE log = ?1 AND epoch = ?2"),
+                args![log, i64_of(epoch)],
+            )?
+            .map(epoch_row)
+            .transpose()
     }
 
     /// Every epoch of `log` (all logs when `None`), in order.
     pub fn epochs(&self, log: Option<&str>) -> Result<Vec<EpochRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE ?1 IS NULL OR log = ?1 ORDER BY log, epoch"
-        ))?;
-        let rows = st.query_map([log], epoch_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn
+            .borrow_mut()
+            .query(
+                &format!(
+                    "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE ?1 IS NULL OR log = ?1 ORDER BY log, epoch"
+                ),
+                args![log],
+            )?
+            .into_iter()
+            .map(epoch_row)
+            .collect()
     }
 
-    /// Stores a new epoch and its leaves in one transaction.
+    /// Stores a new epoch and its leaves in one transaction. Fails (and changes nothing) when
+    /// the epoch exists: two writers never both store one.
     pub fn insert_epoch(&mut self, row: &EpochRow, leaves: &[LeafRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
+        let conn = self.conn.get_mut();
+        let mut tx = conn.begin()?;
+        tx.exec(
             &format!(
                 "INSERT INTO anchor_epochs ({EPOCH_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
             ),
-            params![
-                row.log,
+            args![
+                &row.log,
                 i64_of(row.epoch),
-                row.root.as_bytes().as_slice(),
+                &row.root,
                 i64_of(row.leaf_count),
                 row.state.name(),
                 row.network_chain_id.map(i64_of),
-                row.contract,
-                row.tx_hash,
-                row.raw_tx,
+                row.contract.as_ref(),
+                row.tx_hash.as_ref(),
+                row.raw_tx.as_ref(),
                 row.nonce.map(i64_of),
                 row.block_number.map(i64_of),
-                row.block_hash,
+                row.block_hash.as_ref(),
                 i64_of(row.attempts),
-                row.note,
+                row.note.as_ref(),
                 row.created_at_ms,
                 row.updated_at_ms,
-                row.owner,
+                row.owner.as_ref(),
             ],
         )?;
-        {
-            let mut st = tx.prepare_cached(
+        for (i, l) in leaves.iter().enumerate() {
+            tx.exec(
                 "INSERT INTO anchor_leaves (log, epoch, idx, chain, position, head) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (i, l) in leaves.iter().enumerate() {
-                st.execute(params![
-                    row.log,
+                args![
+                    &row.log,
                     i64_of(row.epoch),
                     i64::try_from(i).unwrap_or(i64::MAX),
-                    l.chain,
+                    &l.chain,
                     i64_of(l.position),
-                    l.head.as_bytes().as_slice()
-                ])?;
-            }
+                    &l.head
+                ],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -357,23 +369,23 @@ impl Store {
 
     /// Writes an epoch's transaction fields and state (the root and leaves never change).
     pub fn update_epoch(&self, row: &EpochRow) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.borrow_mut().exec(
             "UPDATE anchor_epochs SET state = ?3, network_chain_id = ?4, contract = ?5, tx_hash = ?6, \
              raw_tx = ?7, nonce = ?8, block_number = ?9, block_hash = ?10, attempts = ?11, note = ?12, \
              updated_at_ms = ?13 WHERE log = ?1 AND epoch = ?2",
-            params![
-                row.log,
+            args![
+                &row.log,
                 i64_of(row.epoch),
                 row.state.name(),
                 row.network_chain_id.map(i64_of),
-                row.contract,
-                row.tx_hash,
-                row.raw_tx,
+                row.contract.as_ref(),
+                row.tx_hash.as_ref(),
+                row.raw_tx.as_ref(),
                 row.nonce.map(i64_of),
                 row.block_number.map(i64_of),
-                row.block_hash,
+                row.block_hash.as_ref(),
                 i64_of(row.attempts),
-                row.note,
+                row.note.as_ref(),
                 now_ms(),
             ],
         )?;
@@ -382,11 +394,15 @@ impl Store {
 
     /// The leaves of one epoch, in tree order.
     pub fn leaves(&self, log: &str, epoch: u64) -> Result<Vec<LeafRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT chain, position, head FROM anchor_leaves WHERE log = ?1 AND epoch = ?2 ORDER BY idx",
-        )?;
-        let rows = st.query_map(params![log, i64_of(epoch)], |r| leaf_row(r, 0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT chain, position, head FROM anchor_leaves WHERE log = ?1 AND epoch = ?2 ORDER BY idx",
+                args![log, i64_of(epoch)],
+            )?
+            .into_iter()
+            .map(|mut r| leaf_row(&mut r, 0))
+            .collect()
     }
 
     /// The first epoch of `log` on chain whose leaf for `chain` is at or after `position`:
@@ -397,53 +413,56 @@ impl Store {
         chain: &str,
         position: u64,
     ) -> Result<Option<(u64, u64, LeafRow)>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
+        self.conn
+            .borrow_mut()
+            .query_opt(
                 "SELECT l.epoch, l.idx, l.chain, l.position, l.head FROM anchor_leaves l \
                  JOIN anchor_epochs e ON e.log = l.log AND e.epoch = l.epoch \
                  WHERE l.log = ?1 AND l.chain = ?2 AND l.position >= ?3 \
                    AND e.state IN ('included', 'safe', 'finalized') \
                  ORDER BY l.epoch LIMIT 1",
+                args![log, chain, i64_of(position)],
             )?
-            .query_row(params![log, chain, i64_of(position)], |r| {
+            .map(|mut r| {
                 Ok((
-                    u64_of(r.get(0)?).unwrap_or(0),
-                    u64_of(r.get(1)?).unwrap_or(0),
-                    leaf_row(r, 2)?,
+                    u64_of(r.opt_i64(0)?).unwrap_or(0),
+                    u64_of(r.opt_i64(1)?).unwrap_or(0),
+                    leaf_row(&mut r, 2)?,
                 ))
             })
-            .optional()?)
+            .transpose()
     }
 
     /// Logs that have epochs.
     pub fn anchor_logs(&self) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT DISTINCT log FROM anchor_epochs ORDER BY log")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn
+            .borrow_mut()
+            .query("SELECT DISTINCT log FROM anchor_epochs ORDER BY log", &[])?
+            .into_iter()
+            .map(|mut r| r.text(0))
+            .collect()
     }
 
     /// A record by its hash.
     pub fn find_record(&self, hash: &Hash32) -> Result<Option<FoundRecord>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
+        self.conn
+            .borrow_mut()
+            .query_opt(
                 "SELECT chain, position, branch, raw, status, previous_hash FROM records \
                  WHERE current_hash = ?1",
+                args![hash],
             )?
-            .query_row([hash.as_bytes().as_slice()], |r| {
+            .map(|mut r| {
                 Ok(FoundRecord {
-                    chain: r.get(0)?,
-                    position: u64_of(r.get(1)?),
-                    branch: r.get(2)?,
-                    raw: r.get(3)?,
-                    status: sig_status(r.get(4)?, 4)?,
-                    previous_hash: hash_of(&r.get::<_, Vec<u8>>(5)?),
+                    chain: r.opt_text(0)?,
+                    position: u64_of(r.opt_i64(1)?),
+                    branch: r.opt_i64(2)?,
+                    raw: r.blob(3)?,
+                    status: sig_status(r.text(4)?)?,
+                    previous_hash: r.hash(5)?,
                 })
             })
-            .optional()?)
+            .transpose()
     }
 
     /// The main-line records of `chain` from `from` to `to` (positions, inclusive), in order.
@@ -453,19 +472,23 @@ impl Store {
         from: u64,
         to: u64,
     ) -> Result<Vec<LineRecord>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT position, current_hash, previous_hash, raw, status FROM records \
-             WHERE chain = ?1 AND branch = 0 AND position BETWEEN ?2 AND ?3 ORDER BY position, id",
-        )?;
-        let rows = st.query_map(params![chain, i64_of(from), i64_of(to)], |r| {
-            Ok(LineRecord {
-                position: u64_of(r.get(0)?).unwrap_or(0),
-                current_hash: hash_of(&r.get::<_, Vec<u8>>(1)?),
-                previous_hash: hash_of(&r.get::<_, Vec<u8>>(2)?),
-                raw: r.get(3)?,
-                status: sig_status(r.get(4)?, 4)?,
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT position, current_hash, previous_hash, raw, status FROM records \
+                 WHERE chain = ?1 AND branch = 0 AND position BETWEEN ?2 AND ?3 ORDER BY position, id",
+                args![chain, i64_of(from), i64_of(to)],
+            )?
+            .into_iter()
+            .map(|mut r| {
+                Ok(LineRecord {
+                    position: u64_of(r.opt_i64(0)?).unwrap_or(0),
+                    current_hash: r.hash(1)?,
+                    previous_hash: r.hash(2)?,
+                    raw: r.blob(3)?,
+                    status: sig_status(r.text(4)?)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 }

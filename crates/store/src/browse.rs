@@ -1,10 +1,28 @@
 //! Queries for people browsing the store (the terminal browser): decisions newest first, a
 //! page at a time by keyset (never an OFFSET, never everything), narrowed by a filter.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::Row;
-
+use crate::sql::{args, SqlRow, P};
 use crate::{Store, StoreError};
+
+/// A parameter of a query built here (owned: the query text is built with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SqlValue {
+    Integer(i64),
+    Text(String),
+}
+
+impl SqlValue {
+    fn p(&self) -> P<'_> {
+        match self {
+            SqlValue::Integer(v) => P::Int(*v),
+            SqlValue::Text(v) => P::Text(v),
+        }
+    }
+}
+
+fn params(v: &[SqlValue]) -> Vec<P<'_>> {
+    v.iter().map(SqlValue::p).collect()
+}
 
 /// What to show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +65,7 @@ impl Filter {
         *self == Filter::default()
     }
 
-    fn sql(&self, params: &mut Vec<SqlValue>) -> String {
+    fn sql(&self, params: &mut Vec<SqlValue>, like: &str) -> String {
         let mut w = Vec::new();
         for (col, v) in [
             ("decision", &self.decision),
@@ -70,8 +88,8 @@ impl Filter {
             params.push(SqlValue::Text(format!("%{escaped}%")));
             let n = params.len();
             w.push(format!(
-                "(actor LIKE ?{n} ESCAPE '\\' OR action LIKE ?{n} ESCAPE '\\' OR \
-                 resource LIKE ?{n} ESCAPE '\\' OR reason LIKE ?{n} ESCAPE '\\')"
+                "(actor {like} ?{n} ESCAPE '\\' OR action {like} ?{n} ESCAPE '\\' OR \
+                 resource {like} ?{n} ESCAPE '\\' OR reason {like} ?{n} ESCAPE '\\')"
             ));
         }
         w.join(" AND ")
@@ -110,20 +128,20 @@ pub struct DecisionRow {
 const COLUMNS: &str = "id, ts_ms, timestamp, actor, action, COALESCE(resource, ''), decision, \
                        reason, status, fork, chain, position";
 
-fn decision_row(r: &Row<'_>) -> rusqlite::Result<DecisionRow> {
+fn decision_row(r: &mut SqlRow) -> Result<DecisionRow, StoreError> {
     Ok(DecisionRow {
-        id: r.get(0)?,
-        ts_ms: r.get(1)?,
-        timestamp: r.get(2)?,
-        actor: r.get(3)?,
-        action: r.get(4)?,
-        resource: r.get(5)?,
-        decision: r.get(6)?,
-        reason: r.get(7)?,
-        status: crate::sig_status(r.get(8)?, 8)?,
-        fork: r.get(9)?,
-        chain: r.get(10)?,
-        position: r.get(11)?,
+        id: r.i64(0)?,
+        ts_ms: r.i64(1)?,
+        timestamp: r.text(2)?,
+        actor: r.text(3)?,
+        action: r.text(4)?,
+        resource: r.text(5)?,
+        decision: r.text(6)?,
+        reason: r.text(7)?,
+        status: crate::sig_status(r.text(8)?)?,
+        fork: r.bool(9)?,
+        chain: r.opt_text(10)?,
+        position: r.opt_i64(11)?,
     })
 }
 
@@ -197,7 +215,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<DecisionRow>, StoreError> {
         let mut params = Vec::new();
-        let mut w = filter.sql(&mut params);
+        let like = self.conn.borrow().like();
+        let mut w = filter.sql(&mut params, like);
         let (cmp, order, reverse) = match page {
             Page::Newest => (None, "DESC", false),
             Page::Older(ts, id) => (Some(("<", ts, id)), "DESC", false),
@@ -225,9 +244,12 @@ impl Store {
             },
             params.len()
         );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st
-            .query_map(rusqlite::params_from_iter(params), decision_row)?
+        let mut rows = self
+            .conn
+            .borrow_mut()
+            .query(&sql, &self::params(&params))?
+            .into_iter()
+            .map(|mut r| decision_row(&mut r))
             .collect::<Result<Vec<_>, _>>()?;
         if reverse {
             rows.reverse();
@@ -238,28 +260,28 @@ impl Store {
     /// Every chain, found by index seeks (one per chain, never a scan of the records): its
     /// main-line head and how many records sit on fork branches.
     pub fn chain_overview(&self) -> Result<Vec<ChainOverview>, StoreError> {
-        use rusqlite::OptionalExtension;
         let mut out = Vec::new();
-        let mut next = self
-            .conn
-            .prepare_cached("SELECT chain FROM records WHERE chain > ?1 ORDER BY chain LIMIT 1")?;
-        let mut head = self.conn.prepare_cached(
-            "SELECT position, current_hash FROM records WHERE chain = ?1 AND branch = 0 \
-             ORDER BY position DESC LIMIT 1",
-        )?;
-        let mut forks = self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM records WHERE chain = ?1 AND branch > 0")?;
+        let mut c = self.conn.borrow_mut();
         let mut after = String::new();
-        while let Some(chain) = next
-            .query_row([&after], |r| r.get::<_, String>(0))
-            .optional()?
-        {
-            let (head_position, head) = head
-                .query_row([&chain], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
-                .unwrap_or((-1, Vec::new()));
-            let off_main_records: i64 = forks.query_row([&chain], |r| r.get(0))?;
+        while let Some(mut next) = c.query_opt(
+            "SELECT chain FROM records WHERE chain > ?1 ORDER BY chain LIMIT 1",
+            args![&after],
+        )? {
+            let chain = next.text(0)?;
+            let (head_position, head) = match c.query_opt(
+                "SELECT position, current_hash FROM records WHERE chain = ?1 AND branch = 0 \
+                 ORDER BY position DESC LIMIT 1",
+                args![&chain],
+            )? {
+                Some(mut r) => (r.i64(0)?, r.blob(1)?),
+                None => (-1, Vec::new()),
+            };
+            let off_main_records = c
+                .query_one(
+                    "SELECT COUNT(*) FROM records WHERE chain = ?1 AND branch > 0",
+                    args![&chain],
+                )?
+                .i64(0)?;
             out.push(ChainOverview {
                 chain: chain.clone(),
                 head_position,
@@ -280,20 +302,18 @@ impl Store {
         after: Option<(i64, i64)>,
         max_scan: usize,
     ) -> Result<ScanStep, StoreError> {
-        use rusqlite::OptionalExtension;
         let (ts, id) = after.unwrap_or((i64::MAX, i64::MAX));
         let max = i64::try_from(max_scan.max(1)).unwrap_or(i64::MAX);
+        let mut c = self.conn.borrow_mut();
         // The key of the last row in this step's window (an index-only walk).
-        let bound: Option<(i64, i64)> = self
-            .conn
-            .prepare_cached(
+        let bound: Option<(i64, i64)> = c
+            .query_opt(
                 "SELECT ts_ms, id FROM records WHERE (ts_ms, id) < (?1, ?2) \
                  ORDER BY ts_ms DESC, id DESC LIMIT 1 OFFSET ?3",
+                args![ts, id, max - 1],
             )?
-            .query_row(rusqlite::params![ts, id, max - 1], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+            .map(|mut r| Ok::<_, StoreError>((r.i64(0)?, r.i64(1)?)))
+            .transpose()?;
         let mut params = vec![SqlValue::Integer(ts), SqlValue::Integer(id)];
         let mut w = vec!["(ts_ms, id) < (?1, ?2)".to_owned()];
         if let Some((bt, bi)) = bound {
@@ -301,7 +321,7 @@ impl Store {
             params.push(SqlValue::Integer(bi));
             w.push("(ts_ms, id) >= (?3, ?4)".into());
         }
-        let f = filter.sql(&mut params);
+        let f = filter.sql(&mut params, c.like());
         if !f.is_empty() {
             w.push(f);
         }
@@ -309,17 +329,19 @@ impl Store {
             "SELECT {COLUMNS} FROM records WHERE {} ORDER BY ts_ms DESC, id DESC",
             w.join(" AND ")
         );
-        let rows = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_map(rusqlite::params_from_iter(params), decision_row)?
+        let rows = c
+            .query(&sql, &self::params(&params))?
+            .into_iter()
+            .map(|mut r| decision_row(&mut r))
             .collect::<Result<Vec<_>, _>>()?;
         let scanned = match bound {
             Some(_) => max_scan as u64,
-            None => self
-                .conn
-                .prepare_cached("SELECT COUNT(*) FROM records WHERE (ts_ms, id) < (?1, ?2)")?
-                .query_row([ts, id], |r| r.get::<_, i64>(0))
+            None => c
+                .query_one(
+                    "SELECT COUNT(*) FROM records WHERE (ts_ms, id) < (?1, ?2)",
+                    args![ts, id],
+                )?
+                .i64(0)
                 .map(|n| u64::try_from(n).unwrap_or(0))?,
         };
         Ok(ScanStep {
@@ -331,41 +353,46 @@ impl Store {
 
     /// The highest row id (0: empty): a cheap "anything new?" for live views.
     pub fn max_record_id(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM records", [], |r| r.get(0))?)
+        self.conn
+            .borrow_mut()
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM records", &[])?
+            .i64(0)
     }
 
-    /// One record with what the detail view needs.
+    /// One record with everything the detail view shows.
     pub fn record_detail(&self, id: i64) -> Result<Option<RecordDetail>, StoreError> {
-        use rusqlite::OptionalExtension;
-        let found = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS}, raw, branch, profile, key_id, source, previous_hash, current_hash \
-                 FROM records WHERE id = ?1"
-            ))?
-            .query_row([id], |r| {
-                Ok(RecordDetail {
-                    row: decision_row(r)?,
-                    raw: r.get(12)?,
-                    branch: r.get(13)?,
-                    profile: r.get(14)?,
-                    key_id: r.get(15)?,
-                    source: r.get(16)?,
-                    previous_hash: r.get(17)?,
-                    current_hash: r.get(18)?,
+        let mut c = self.conn.borrow_mut();
+        let found = c
+            .query_opt(
+                &format!(
+                    "SELECT {COLUMNS}, raw, branch, profile, key_id, source, previous_hash, current_hash \
+                     FROM records WHERE id = ?1"
+                ),
+                args![id],
+            )?
+            .map(|mut r| {
+                Ok::<_, StoreError>(RecordDetail {
+                    row: decision_row(&mut r)?,
+                    raw: r.blob(12)?,
+                    branch: r.opt_i64(13)?,
+                    profile: r.text(14)?,
+                    key_id: r.text(15)?,
+                    source: r.text(16)?,
+                    previous_hash: r.blob(17)?,
+                    current_hash: r.blob(18)?,
                     predecessor: None,
                 })
             })
-            .optional()?;
+            .transpose()?;
         let Some(mut d) = found else { return Ok(None) };
         if d.previous_hash.iter().any(|b| *b != 0) {
-            d.predecessor = self
-                .conn
-                .prepare_cached("SELECT position FROM records WHERE current_hash = ?1")?
-                .query_row([&d.previous_hash], |r| r.get(0))
-                .optional()?;
+            d.predecessor = c
+                .query_opt(
+                    "SELECT position FROM records WHERE current_hash = ?1",
+                    args![&d.previous_hash],
+                )?
+                .map(|mut r| r.opt_i64(0))
+                .transpose()?;
         }
         Ok(Some(d))
     }
@@ -382,7 +409,7 @@ mod tests {
         assert_eq!(f.actor.as_deref(), Some("agent-7"));
         assert_eq!(f.text, ["terminate_instances", "100%"]);
         let mut p = Vec::new();
-        let sql = f.sql(&mut p);
+        let sql = f.sql(&mut p, "LIKE");
         assert!(
             sql.contains("decision = ?1") && sql.contains("ESCAPE"),
             "{sql}"
@@ -394,71 +421,71 @@ mod tests {
 
     #[test]
     fn bounded_scans_cover_every_row_once_and_the_overview_finds_every_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let mut recs = Vec::new();
-        for c in 0..3 {
-            let mut prev = zt_core::Hash32::ZERO;
-            for seq in 0..40u64 {
-                let s = zt_core::envelope::V1Draft {
-                    chain_id: format!("c{c}"),
-                    seq,
-                    actor: format!("a{}", seq % 4),
-                    action: if seq % 5 == 0 { "x.rare" } else { "x.common" }.into(),
-                    resource: String::new(),
-                    decision: "allow".into(),
-                    reason: "r".into(),
-                    timestamp: format!("2026-10-01T00:{:02}:{:02}.000Z", seq, c),
-                    previous_hash: prev,
-                    context: None,
+        for (_d, mut store) in crate::testdb::stores() {
+            let mut recs = Vec::new();
+            for c in 0..3 {
+                let mut prev = zt_core::Hash32::ZERO;
+                for seq in 0..40u64 {
+                    let s = zt_core::envelope::V1Draft {
+                        chain_id: format!("c{c}"),
+                        seq,
+                        actor: format!("a{}", seq % 4),
+                        action: if seq % 5 == 0 { "x.rare" } else { "x.common" }.into(),
+                        resource: String::new(),
+                        decision: "allow".into(),
+                        reason: "r".into(),
+                        timestamp: format!("2026-10-01T00:{:02}:{:02}.000Z", seq, c),
+                        previous_hash: prev,
+                        context: None,
+                    }
+                    .seal(None);
+                    prev = s.current_hash;
+                    recs.push(s.json);
                 }
-                .seal(None);
-                prev = s.current_hash;
-                recs.push(s.json);
             }
-        }
-        let envs: Vec<zt_core::Envelope> = recs
-            .iter()
-            .map(|r| zt_core::Envelope::from_json(r.as_bytes()).unwrap())
-            .collect();
-        let rows: Vec<crate::NewRecord<'_>> = recs
-            .iter()
-            .zip(&envs)
-            .map(|(r, e)| crate::NewRecord {
-                raw: r.as_bytes(),
-                envelope: e,
-                profile: zt_core::Profile::V1,
-                status: zt_core::chain::SigStatus::Unsigned,
-                source: "t",
-                sender: None,
-                received_at_ms: 0,
-            })
-            .collect();
-        // These chains accept unsigned records, so their heads are on the main line.
-        store.set_trust(zt_core::chain::TrustPolicy::allow_all_unsigned());
-        store.insert_batch(&rows, &[]).unwrap();
-        let f = Filter::parse("rare");
-        let (mut found, mut after, mut scanned) = (Vec::new(), None, 0);
-        loop {
-            let step = store.scan_decisions(&f, after, 7).unwrap();
-            scanned += step.scanned;
-            found.extend(step.rows);
-            match step.resume {
-                Some(r) => after = Some(r),
-                None => break,
+            let envs: Vec<zt_core::Envelope> = recs
+                .iter()
+                .map(|r| zt_core::Envelope::from_json(r.as_bytes()).unwrap())
+                .collect();
+            let rows: Vec<crate::NewRecord<'_>> = recs
+                .iter()
+                .zip(&envs)
+                .map(|(r, e)| crate::NewRecord {
+                    raw: r.as_bytes(),
+                    envelope: e,
+                    profile: zt_core::Profile::V1,
+                    status: zt_core::chain::SigStatus::Unsigned,
+                    source: "t",
+                    sender: None,
+                    received_at_ms: 0,
+                })
+                .collect();
+            // These chains accept unsigned records, so their heads are on the main line.
+            store.set_trust(zt_core::chain::TrustPolicy::allow_all_unsigned());
+            store.insert_batch(&rows, &[]).unwrap();
+            let f = Filter::parse("rare");
+            let (mut found, mut after, mut scanned) = (Vec::new(), None, 0);
+            loop {
+                let step = store.scan_decisions(&f, after, 7).unwrap();
+                scanned += step.scanned;
+                found.extend(step.rows);
+                match step.resume {
+                    Some(r) => after = Some(r),
+                    None => break,
+                }
             }
+            assert_eq!(scanned, 120);
+            assert_eq!(found.len(), 24);
+            let direct = store.decisions(&f, Page::Newest, 1000).unwrap();
+            assert_eq!(found, direct);
+            let o = store.chain_overview().unwrap();
+            assert_eq!(
+                o.iter().map(|c| c.chain.as_str()).collect::<Vec<_>>(),
+                ["c0", "c1", "c2"]
+            );
+            assert!(o
+                .iter()
+                .all(|c| c.head_position == 39 && c.off_main_records == 0));
         }
-        assert_eq!(scanned, 120);
-        assert_eq!(found.len(), 24);
-        let direct = store.decisions(&f, Page::Newest, 1000).unwrap();
-        assert_eq!(found, direct);
-        let o = store.chain_overview().unwrap();
-        assert_eq!(
-            o.iter().map(|c| c.chain.as_str()).collect::<Vec<_>>(),
-            ["c0", "c1", "c2"]
-        );
-        assert!(o
-            .iter()
-            .all(|c| c.head_position == 39 && c.off_main_records == 0));
     }
 }

@@ -37,30 +37,58 @@
 
 mod anchor;
 mod browse;
+mod graph;
 mod link;
+mod location;
+mod pgschema;
+mod sql;
+#[cfg(test)]
+mod testdb;
 
+use std::cell::RefCell;
 use std::path::Path;
 
 pub use anchor::{EpochRow, EpochState, FoundRecord, LeafRow, LineRecord};
 pub use browse::{ChainOverview, DecisionRow, Filter, Page, RecordDetail, ScanStep};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+pub use location::{Location, ScratchDatabase};
+use sql::{args, Conn, Engine};
 use zt_core::chain::{SigStatus, TrustPolicy};
 use zt_core::{Envelope, Hash32, Profile};
 
-/// Store errors: the database said no, or the file is not a store this version can use.
+/// Store errors: the database said no, or it is not a store this version can use.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite failed.
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The file was written by a newer zt-audit.
+    /// PostgreSQL failed (or could not be reached).
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database was written by a newer zt-audit.
     #[error("store schema version {found} is newer than this zt-audit supports ({supported})")]
     NewerSchema {
-        /// `PRAGMA user_version` found.
+        /// Schema version found.
         found: i64,
         /// Highest this build knows.
         supported: i64,
     },
+    /// A read-only connection (a replica) found no store, or an older one it cannot migrate.
+    #[error("{0}")]
+    NotReady(String),
+    /// A column held something this build never writes there.
+    #[error("unexpected value in result column {column}: wanted {want}")]
+    Column {
+        /// 0-based column.
+        column: usize,
+        /// What was expected.
+        want: &'static str,
+    },
+    /// A `status` column names no signature status.
+    #[error("unknown signature status {0:?} in the store")]
+    Status(String),
+    /// The PostgreSQL URL could not be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -233,8 +261,9 @@ pub struct RawRow {
 /// The store.
 #[derive(Debug)]
 pub struct Store {
-    pub(crate) conn: Connection,
+    pub(crate) conn: RefCell<Conn>,
     trust: TrustPolicy,
+    location: Location,
 }
 
 /// A 32-byte hash column (anything else reads as zeros, which no record has): the SQL edge of
@@ -248,10 +277,8 @@ pub fn hash_of(v: &[u8]) -> Hash32 {
 }
 
 /// A `status` column: the SQL edge of [`SigStatus`].
-pub(crate) fn sig_status(s: String, column: usize) -> rusqlite::Result<SigStatus> {
-    s.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
-    })
+pub(crate) fn sig_status(s: String) -> Result<SigStatus, StoreError> {
+    s.parse().map_err(|_| StoreError::Status(s))
 }
 
 /// Current time in ms since the Unix epoch.
@@ -259,28 +286,87 @@ pub fn now_ms() -> i64 {
     zt_core::time::Timestamp::now().unix_millis()
 }
 
+/// Lock names: a v1 chain's writers take its own lock; lineage records (whose chain is known
+/// only once linked) take the lineage lock exclusively, v1 writers take it shared.
+const LINEAGE_LOCK: &str = "lineage";
+
 impl Store {
-    /// Opens (creating and migrating if needed) the store at `path`.
+    /// Opens (creating and migrating if needed) the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // WAL: readers (verify, browser) never block the writer. FULL: a committed batch
-        // survives power loss, which is what an OTLP 200 promises.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        // The hash indexes have random keys: past the default 2 MiB page cache every insert
-        // misses. 64 MiB keeps inserts fast into the millions of records; it is a bound, so
-        // memory stays flat.
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        // Checkpoint every 8,192 pages (32 MiB of WAL) instead of 1,000: fewer, larger copies
-        // back into the database while ingest is running.
-        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
-        let mut store = Self {
-            conn,
-            trust: TrustPolicy::default(),
-        };
+        Self::connect(&Location::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens the store at `location` (a SQLite file, or a PostgreSQL database), creating and
+    /// migrating it if needed.
+    pub fn connect(location: &Location) -> Result<Self, StoreError> {
+        let mut store = Self::raw(location, false)?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Opens the store at `location` for reading only: nothing is created or migrated, and a
+    /// PostgreSQL session is read-only (a streaming replica serves it). Readers: `verify`,
+    /// `tui`, `reconcile`.
+    pub fn open_read_only(location: &Location) -> Result<Self, StoreError> {
+        let store = Self::raw(location, true)?;
+        match location {
+            // A SQLite reader migrates as before: the file is the one store, and a reader of
+            // an old file may be the first to open it with this version.
+            Location::Sqlite(_) => {
+                let mut store = store;
+                store.migrate()?;
+                Ok(store)
+            }
+            Location::Postgres(_) => {
+                let found = store.schema_version()?;
+                let supported = pgschema::VERSION;
+                if found > supported {
+                    return Err(StoreError::NewerSchema { found, supported });
+                }
+                if found < supported {
+                    return Err(StoreError::NotReady(format!(
+                        "{location} holds no zt-audit store of schema {supported} (found {found}): \
+                         open it once read-write (serve, import) on the primary"
+                    )));
+                }
+                Ok(store)
+            }
+        }
+    }
+
+    fn raw(location: &Location, read_only: bool) -> Result<Self, StoreError> {
+        let conn = match location {
+            Location::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path)?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                // WAL: readers (verify, browser) never block the writer. FULL: a committed
+                // batch survives power loss, which is what an OTLP 200 promises.
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.pragma_update(None, "synchronous", "FULL")?;
+                // The hash indexes have random keys: past the default 2 MiB page cache every
+                // insert misses. 64 MiB keeps inserts fast into the millions of records; it is
+                // a bound, so memory stays flat.
+                conn.pragma_update(None, "cache_size", -65_536)?;
+                // Checkpoint every 8,192 pages (32 MiB of WAL) instead of 1,000: fewer, larger
+                // copies back into the database while ingest is running.
+                conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+                conn.set_prepared_statement_cache_capacity(128);
+                Conn::Sqlite(conn)
+            }
+            Location::Postgres(url) => {
+                Conn::Postgres(Box::new(location::connect_postgres(url, read_only)?))
+            }
+        };
+        Ok(Self {
+            conn: RefCell::new(conn),
+            trust: TrustPolicy::default(),
+            location: location.clone(),
+        })
+    }
+
+    /// Where this store is (a PostgreSQL URL without its password).
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Which records count, for the records placed from now on (default: only verified ones;
@@ -289,24 +375,74 @@ impl Store {
         self.trust = trust;
     }
 
-    /// How long a write waits for another connection's lock before failing (10 s by default).
+    /// How long a write waits for another connection's lock before failing (10 s by default;
+    /// PostgreSQL: `lock_timeout`).
     pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
-        self.conn.busy_timeout(timeout)?;
+        match &mut *self.conn.borrow_mut() {
+            Conn::Sqlite(c) => c.busy_timeout(timeout)?,
+            c @ Conn::Postgres(_) => {
+                c.batch(&format!("SET lock_timeout = {}", timeout.as_millis()))?
+            }
+        }
         Ok(())
     }
 
     /// Sets `PRAGMA synchronous` (`FULL` by default; `NORMAL` trades the last commits on power
-    /// loss for speed).
+    /// loss for speed). PostgreSQL: `synchronous_commit` `on` / `off`.
     pub fn set_synchronous(&self, full: bool) -> Result<(), StoreError> {
-        self.conn
-            .pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+        match &mut *self.conn.borrow_mut() {
+            Conn::Sqlite(c) => {
+                c.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?
+            }
+            c @ Conn::Postgres(_) => c.batch(if full {
+                "SET synchronous_commit = on"
+            } else {
+                "SET synchronous_commit = off"
+            })?,
+        }
         Ok(())
     }
 
+    /// Takes the leadership named `role` for as long as this store is open (PostgreSQL: a
+    /// session advisory lock, so one holder across every host; it is released when the
+    /// connection ends, a crash included). `false`: another session holds it. A SQLite store
+    /// has one host; its leadership is always granted.
+    pub fn try_lead(&self, role: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn.borrow_mut();
+        if c.engine() == Engine::Sqlite {
+            return Ok(true);
+        }
+        c.query_one(
+            "SELECT pg_try_advisory_lock(?1)::int",
+            args![sql::lock_key("leader", role)],
+        )?
+        .bool(0)
+    }
+
+    fn schema_version(&self) -> Result<i64, StoreError> {
+        let mut c = self.conn.borrow_mut();
+        match &mut *c {
+            Conn::Sqlite(conn) => Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?),
+            c @ Conn::Postgres(_) => {
+                let exists = c
+                    .query_one("SELECT to_regclass('zt_schema') IS NOT NULL", &[])?
+                    .bool(0)?;
+                if !exists {
+                    return Ok(0);
+                }
+                Ok(
+                    c.query_one("SELECT COALESCE(MAX(version), 0) FROM zt_schema", &[])?
+                        .i64(0)?,
+                )
+            }
+        }
+    }
+
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if self.conn.get_mut().engine() == Engine::Postgres {
+            return pgschema::migrate(self.conn.get_mut());
+        }
+        let version = self.schema_version()?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
             return Err(StoreError::NewerSchema {
@@ -314,76 +450,91 @@ impl Store {
                 supported,
             });
         }
-        for (i, sql) in MIGRATIONS
+        for (i, ddl) in MIGRATIONS
             .iter()
             .enumerate()
             .skip(usize::try_from(version).unwrap_or(0))
         {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
+            let conn = self.conn.get_mut();
+            let mut tx = conn.begin()?;
+            tx.batch(ddl)?;
             if i + 1 == RELINK_AT && version > 0 {
-                fill_uncovered(&tx)?;
-                link::relink_all(&tx, &self.trust)?;
+                fill_uncovered(&mut tx)?;
+                let mut g = graph::Graph::new(&mut tx, 1024);
+                link::relink_all(&mut g, &self.trust)?;
             }
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.batch(&format!("PRAGMA user_version = {}", i + 1))?;
             tx.commit()?;
         }
         Ok(())
     }
 
     /// Stores a batch in one transaction (one fsync): accepted records, then rejected ones.
+    ///
+    /// On PostgreSQL, writers on any number of hosts may run this at once: the transaction
+    /// first takes the locks of what it may change (each v1 chain of the batch, in name order;
+    /// the lineage lock exclusively when the batch holds a lineage record, else shared), so
+    /// placement sees every record an earlier writer committed and no writer changes the same
+    /// chain meanwhile. It returns only after the commit.
     pub fn insert_batch(
         &mut self,
         records: &[NewRecord<'_>],
         rejected: &[Rejected<'_>],
     ) -> Result<BatchOutcome, StoreError> {
-        let tx = self.conn.transaction()?;
-        let mut out = BatchOutcome::default();
-        let mut new_ids = Vec::with_capacity(records.len());
-        for r in records {
-            if let Some(id) = insert_one(&tx, r, &self.trust, &mut out)? {
-                out.inserted += 1;
-                new_ids.push(id);
+        let trust = self.trust.clone();
+        let conn = self.conn.get_mut();
+        let mut tx = conn.begin()?;
+        if !records.is_empty() && tx.engine() == Engine::Postgres {
+            let lineage = records.iter().any(|r| r.envelope.v1.is_none());
+            tx.lock(sql::lock_key("chain", LINEAGE_LOCK), !lineage)?;
+            let mut chains: Vec<&str> = records
+                .iter()
+                .filter_map(|r| r.envelope.v1.as_ref().map(|v| v.chain_id.as_str()))
+                .collect();
+            chains.sort_unstable();
+            chains.dedup();
+            let mut keys: Vec<i64> = chains.iter().map(|c| sql::lock_key("chain", c)).collect();
+            // Taken in one order by every writer: no deadlock among them.
+            keys.sort_unstable();
+            keys.dedup();
+            for k in keys {
+                tx.lock(k, false)?;
             }
         }
+        let mut out = BatchOutcome::default();
         {
-            let mut q = tx.prepare_cached(
-                "INSERT OR IGNORE INTO quarantine (raw_sha256, raw, reason, received_at_ms, source, sender) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in rejected {
-                // Rejections without bytes (an oversized record) are keyed by their reason.
-                let key = if r.raw.is_empty() {
-                    r.reason.as_bytes()
-                } else {
-                    r.raw
-                };
-                let h = Hash32::digest(key);
-                if q.execute(params![
-                    h.as_bytes().as_slice(),
-                    r.raw,
-                    r.reason,
-                    r.received_at_ms,
-                    r.source,
-                    r.sender
-                ])? == 0
-                {
-                    out.duplicates += 1;
-                } else {
-                    out.quarantined += 1;
+            let mut g = graph::Graph::new(&mut tx, records.len());
+            g.prefetch(records)?;
+            for r in records {
+                if insert_one(&mut g, *r, &trust, &mut out)? {
+                    out.inserted += 1;
                 }
             }
-        }
-        // Counted after the whole batch: a record may wait only until a later one in the
-        // same batch arrives.
-        {
-            let mut st =
-                tx.prepare_cached("SELECT branch IS NULL, fork FROM records WHERE id = ?1")?;
-            for id in &new_ids {
-                let (waiting, fork): (bool, bool) =
-                    st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            // Counted after the whole batch: a record may wait only until a later one in the
+            // same batch arrives.
+            for (waiting, fork) in g.new_rows() {
                 out.waiting += u64::from(waiting);
                 out.forks += u64::from(fork);
+            }
+            g.flush()?;
+        }
+        for r in rejected {
+            // Rejections without bytes (an oversized record) are keyed by their reason.
+            let key = if r.raw.is_empty() {
+                r.reason.as_bytes()
+            } else {
+                r.raw
+            };
+            let h = Hash32::digest(key);
+            let n = tx.exec(
+                "INSERT INTO quarantine (raw_sha256, raw, reason, received_at_ms, source, sender) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                args![&h, r.raw, r.reason, r.received_at_ms, r.source, r.sender],
+            )?;
+            if n == 0 {
+                out.duplicates += 1;
+            } else {
+                out.quarantined += 1;
             }
         }
         tx.commit()?;
@@ -392,19 +543,22 @@ impl Store {
 
     /// Chains, by name.
     pub fn chains(&self) -> Result<Vec<ChainRow>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT chain, COUNT(*), MAX(position) FROM records WHERE branch IS NOT NULL GROUP BY chain ORDER BY chain",
-        )?;
-        let rows = st
-            .query_map([], |r| {
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT chain, COUNT(*), MAX(position) FROM records WHERE branch IS NOT NULL \
+                 GROUP BY chain ORDER BY chain",
+                &[],
+            )?
+            .into_iter()
+            .map(|mut r| {
                 Ok(ChainRow {
-                    chain: r.get(0)?,
-                    records: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
-                    last_position: r.get(2)?,
+                    chain: r.text(0)?,
+                    records: r.i64(1)?.try_into().unwrap_or(0),
+                    last_position: r.i64(2)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            })
+            .collect()
     }
 
     /// Up to `limit` records of `chain`, as received, branch by branch in chain order, after
@@ -417,55 +571,60 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RawRow>, StoreError> {
         let (branch, pos, id) = after.unwrap_or((-1, -1, -1));
-        let mut st = self.conn.prepare_cached(
-            "SELECT branch, position, id, raw FROM records \
-             WHERE chain = ?1 AND branch IS NOT NULL AND (branch, position, id) > (?2, ?3, ?4) \
-             ORDER BY branch, position, id LIMIT ?5",
-        )?;
-        let rows = st
-            .query_map(params![chain, branch, pos, id, limit as i64], |r| {
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT branch, position, id, raw FROM records \
+                 WHERE chain = ?1 AND branch IS NOT NULL AND (branch, position, id) > (?2, ?3, ?4) \
+                 ORDER BY branch, position, id LIMIT ?5",
+                args![chain, branch, pos, id, limit as i64],
+            )?
+            .into_iter()
+            .map(|mut r| {
                 Ok(RawRow {
-                    branch: r.get(0)?,
-                    position: r.get(1)?,
-                    id: r.get(2)?,
-                    raw: r.get(3)?,
+                    branch: r.opt_i64(0)?,
+                    position: r.opt_i64(1)?,
+                    id: r.i64(2)?,
+                    raw: r.blob(3)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            })
+            .collect()
     }
 
     /// The head of `chain`'s main line: its highest position and that record's hash. A
     /// producer (the control plane) resumes its chain from here after a restart.
     pub fn head(&self, chain: &str) -> Result<Option<(i64, Hash32)>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
+        self.conn
+            .borrow_mut()
+            .query_opt(
                 "SELECT position, current_hash FROM records WHERE chain = ?1 AND branch = 0 \
                  ORDER BY position DESC LIMIT 1",
+                args![chain],
             )?
-            .query_row([chain], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(row.map(|(pos, h)| (pos, hash_of(&h))))
+            .map(|mut r| Ok((r.i64(0)?, r.hash(1)?)))
+            .transpose()
     }
 
     /// Up to `limit` waiting records (predecessor never arrived) with id above `after_id`, in
     /// arrival order.
     pub fn page_waiting(&self, after_id: i64, limit: usize) -> Result<Vec<RawRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT position, id, raw FROM records WHERE branch IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = st
-            .query_map(params![after_id, limit as i64], |r| {
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT position, id, raw FROM records WHERE branch IS NULL AND id > ?1 \
+                 ORDER BY id LIMIT ?2",
+                args![after_id, limit as i64],
+            )?
+            .into_iter()
+            .map(|mut r| {
                 Ok(RawRow {
                     branch: None,
-                    position: r.get(0)?,
-                    id: r.get(1)?,
-                    raw: r.get(2)?,
+                    position: r.opt_i64(0)?,
+                    id: r.i64(1)?,
+                    raw: r.blob(2)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            })
+            .collect()
     }
 
     /// Up to `limit` quarantined envelopes with id above `after_id`: `(row, reason)`.
@@ -474,23 +633,25 @@ impl Store {
         after_id: i64,
         limit: usize,
     ) -> Result<Vec<(RawRow, String)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, raw, reason FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = st
-            .query_map(params![after_id, limit as i64], |r| {
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT id, raw, reason FROM quarantine WHERE id > ?1 ORDER BY id LIMIT ?2",
+                args![after_id, limit as i64],
+            )?
+            .into_iter()
+            .map(|mut r| {
                 Ok((
                     RawRow {
                         branch: None,
                         position: None,
-                        id: r.get(0)?,
-                        raw: r.get(1)?,
+                        id: r.i64(0)?,
+                        raw: r.blob(1)?,
                     },
-                    r.get(2)?,
+                    r.text(2)?,
                 ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            })
+            .collect()
     }
 
     /// Up to `limit` other copies of stored records (`record_copies`), id above `after_id`:
@@ -500,26 +661,27 @@ impl Store {
         after_id: i64,
         limit: usize,
     ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, raw FROM record_copies WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = st
-            .query_map(params![after_id, limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.conn
+            .borrow_mut()
+            .query(
+                "SELECT id, raw FROM record_copies WHERE id > ?1 ORDER BY id LIMIT ?2",
+                args![after_id, limit as i64],
+            )?
+            .into_iter()
+            .map(|mut r| Ok((r.i64(0)?, r.blob(1)?)))
+            .collect()
     }
 
     /// Who sent the stored record `current_hash` (its sender's SPIFFE ID), when the receiver
     /// knew; `None` also when no such record is stored.
     pub fn sender(&self, current_hash: &Hash32) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT sender FROM records WHERE current_hash = ?1")?
-            .query_row([current_hash.as_bytes().as_slice()], |r| r.get(0))
-            .optional()?
-            .flatten())
+        match self.conn.borrow_mut().query_opt(
+            "SELECT sender FROM records WHERE current_hash = ?1",
+            args![current_hash],
+        )? {
+            Some(mut r) => r.opt_text(0),
+            None => Ok(None),
+        }
     }
 
     /// Records stored (quarantine not included).
@@ -542,130 +704,105 @@ impl Store {
         self.count("SELECT COUNT(*) FROM records WHERE branch IS NULL")
     }
 
+    /// Other copies of stored records.
+    pub fn count_copies(&self) -> Result<u64, StoreError> {
+        self.count("SELECT COUNT(*) FROM record_copies")
+    }
+
     fn count(&self, sql: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+        let n = self.conn.borrow_mut().query_one(sql, &[])?.i64(0)?;
         Ok(n.try_into().unwrap_or(0))
     }
 }
 
-/// Inserts one record and places it with the chain model; `None` when a record with its
+/// Inserts one record and places it with the chain model; `false` when a record with its
 /// `current_hash` was already stored (a retry, or a copy with other bytes: kept in
 /// `record_copies`, and made the record when it is better).
-fn insert_one(
-    tx: &Transaction<'_>,
-    r: &NewRecord<'_>,
+fn insert_one<'a>(
+    g: &mut graph::Graph<'_, 'a>,
+    r: NewRecord<'a>,
     trust: &TrustPolicy,
     out: &mut BatchOutcome,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<bool, StoreError> {
     let env = r.envelope;
-    let hash = env.current_hash.as_bytes().as_slice();
     let uncovered = env.uncovered_members(r.profile);
-    // (id, raw, status, uncovered, chain) of the stored copy.
-    type Stored = (i64, Vec<u8>, String, Option<String>, Option<String>);
-    let existing: Option<Stored> = tx
-        .prepare_cached(
-            "SELECT id, raw, status, uncovered, chain FROM records WHERE current_hash = ?1",
-        )?
-        .query_row([hash], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
-        .optional()?;
-    if let Some((id, raw, status, old_uncovered, chain)) = existing {
-        // The same content again (a retry, or the same record serialized another way, as an
-        // OTLP kvlist body is): a duplicate. Only other content is another copy.
-        if raw == r.raw || content_key(&raw) == content_key(r.raw) {
-            out.duplicates += 1;
-            return Ok(None);
-        }
-        let old_status = sig_status(status, 2)?;
-        // The chain model ranks the copies (see zt_core::chain::copy_rank).
-        let chain = chain.as_deref();
-        let better = zt_core::chain::copy_rank(trust, chain, r.status, uncovered.is_empty())
-            > zt_core::chain::copy_rank(trust, chain, old_status, old_uncovered.is_none());
-        if better {
-            // The stored copy steps aside (its bytes stay); this one becomes the record.
-            keep_copy(tx, r.envelope, &raw, old_status, id, true, r.received_at_ms)?;
-            tx.prepare_cached(
-                "UPDATE records SET raw = ?1, status = ?2, key_id = ?3, uncovered = ?4, \
-                 source = ?5, received_at_ms = ?6, sender = ?7 WHERE id = ?8",
-            )?
-            .execute(params![
-                r.raw,
-                r.status.as_str(),
-                env.signature.key_id,
-                link::encode_uncovered(&uncovered),
-                r.source,
-                r.received_at_ms,
-                r.sender,
-                id
-            ])?;
-            out.superseded += 1;
-            link::replace(tx, id, trust, out)?;
-        } else {
-            let kept = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
-                     superseded, received_at_ms, source, sender) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    hash,
-                    content_key(r.raw).as_bytes().as_slice(),
-                    r.raw,
-                    r.status.as_str(),
-                    env.signature.key_id,
-                    r.received_at_ms,
-                    r.source,
-                    r.sender
-                ])?;
-            if kept == 0 {
-                out.duplicates += 1;
-            } else {
-                out.copies += 1;
-            }
-        }
-        return Ok(None);
-    }
-    // Inserted detached; the chain model places it. A v1 record names its chain and position.
-    let (chain, position) = match &env.v1 {
-        Some(v1) => (Some(v1.chain_id.clone()), i64::try_from(v1.seq).ok()),
-        None => (None, None),
+    let Some(stored) = g.by_current(&env.current_hash)?.into_iter().next() else {
+        let id = g.add(r, uncovered)?;
+        link::place(g, id, trust, out)?;
+        return Ok(true);
     };
-    tx.prepare_cached(
-        "INSERT INTO records (current_hash, previous_hash, chain, position, branch, profile, \
-         actor, action, resource, decision, reason, timestamp, ts_ms, key_id, status, raw, \
-         received_at_ms, source, uncovered, sender) \
-         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    )?
-    .execute(params![
-        hash,
-        env.previous_hash.as_bytes().as_slice(),
-        chain,
-        position,
-        r.profile.name(),
-        env.actor,
-        env.action,
-        env.resource,
-        env.decision,
-        env.reason,
-        env.timestamp,
-        env.signed_at.unix_millis(),
-        env.signature.key_id,
-        r.status.as_str(),
-        r.raw,
-        r.received_at_ms,
-        r.source,
-        link::encode_uncovered(&uncovered),
-        r.sender,
-    ])?;
-    let id = tx.last_insert_rowid();
-    link::place(tx, id, trust, out)?;
-    Ok(Some(id))
+    // The stored copy's bytes and receipt: this batch's own, or the database's.
+    let (raw, key_id, source, sender) = match g.pending(stored.id) {
+        Some(p) => (
+            p.rec.raw.to_vec(),
+            p.rec.envelope.signature.key_id.clone(),
+            p.rec.source.to_owned(),
+            p.rec.sender.map(str::to_owned),
+        ),
+        None => {
+            let mut row = g.conn().query_one(
+                "SELECT raw, key_id, source, sender FROM records WHERE id = ?1",
+                args![stored.id],
+            )?;
+            (row.blob(0)?, row.text(1)?, row.text(2)?, row.opt_text(3)?)
+        }
+    };
+    // The same content again (a retry, or the same record serialized another way, as an
+    // OTLP kvlist body is): a duplicate. Only other content is another copy.
+    if raw == r.raw || content_key(&raw) == content_key(r.raw) {
+        out.duplicates += 1;
+        return Ok(false);
+    }
+    // The chain model ranks the copies (see zt_core::chain::copy_rank).
+    let chain = stored.chain.as_deref();
+    let better = zt_core::chain::copy_rank(trust, chain, r.status, uncovered.is_empty())
+        > zt_core::chain::copy_rank(trust, chain, stored.status, stored.uncovered.is_empty());
+    let (copy_raw, copy_status, copy_key, copy_source, copy_sender, superseded) = if better {
+        (
+            raw.as_slice(),
+            stored.status,
+            key_id.as_str(),
+            source.as_str(),
+            sender.as_deref(),
+            true,
+        )
+    } else {
+        (
+            r.raw,
+            r.status,
+            env.signature.key_id.as_str(),
+            r.source,
+            r.sender,
+            false,
+        )
+    };
+    let kept = g.conn().exec(
+        "INSERT INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
+         superseded, received_at_ms, source, sender) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT DO NOTHING",
+        args![
+            &env.current_hash,
+            &content_key(copy_raw),
+            copy_raw,
+            copy_status.as_str(),
+            copy_key,
+            superseded,
+            r.received_at_ms,
+            copy_source,
+            copy_sender
+        ],
+    )?;
+    if better {
+        // The stored copy stepped aside (its bytes stay); this one becomes the record.
+        g.supersede(stored.id, r, uncovered)?;
+        out.superseded += 1;
+        link::replace(g, stored.id, trust, out)?;
+    } else if kept == 0 {
+        out.duplicates += 1;
+    } else {
+        out.copies += 1;
+    }
+    Ok(false)
 }
 
 /// What makes two copies of a record the same: the SHA-256 of their RFC 8785 form (member
@@ -677,50 +814,22 @@ fn content_key(raw: &[u8]) -> Hash32 {
     }
 }
 
-/// Keeps other bytes of record `id` in `record_copies`.
-fn keep_copy(
-    tx: &Transaction<'_>,
-    env: &Envelope,
-    raw: &[u8],
-    status: SigStatus,
-    id: i64,
-    superseded: bool,
-    now: i64,
-) -> Result<(), StoreError> {
-    let (key_id, source, sender): (String, String, Option<String>) = tx
-        .prepare_cached("SELECT key_id, source, sender FROM records WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO record_copies (current_hash, content_sha256, raw, status, key_id, \
-         superseded, received_at_ms, source, sender) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        env.current_hash.as_bytes().as_slice(),
-        content_key(raw).as_bytes().as_slice(),
-        raw,
-        status.as_str(),
-        key_id,
-        superseded,
-        now,
-        source,
-        sender
-    ])?;
-    Ok(())
-}
-
 /// Migration 3: the members each stored lineage record has outside its profile's hash.
-fn fill_uncovered(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    let rows: Vec<(i64, Vec<u8>, String)> = tx
-        .prepare("SELECT id, raw, profile FROM records WHERE profile != 'v1'")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut set = tx.prepare("UPDATE records SET uncovered = ?1 WHERE id = ?2")?;
-    for (id, raw, profile) in rows {
+fn fill_uncovered(conn: &mut Conn) -> Result<(), StoreError> {
+    let rows = conn.query(
+        "SELECT id, raw, profile FROM records WHERE profile != 'v1'",
+        &[],
+    )?;
+    for mut r in rows {
+        let (id, raw, profile) = (r.i64(0)?, r.blob(1)?, r.text(2)?);
         let (Ok(env), Some(p)) = (Envelope::from_json(&raw), Profile::from_name(&profile)) else {
             continue;
         };
-        if let Some(u) = link::encode_uncovered(&env.uncovered_members(p)) {
-            set.execute(params![u, id])?;
+        if let Some(u) = graph::encode_uncovered(&env.uncovered_members(p)) {
+            conn.exec(
+                "UPDATE records SET uncovered = ?1 WHERE id = ?2",
+                args![&u, id],
+            )?;
         }
     }
     Ok(())
@@ -841,12 +950,6 @@ mod tests {
         store.insert_batch(&recs, &[]).unwrap()
     }
 
-    fn open() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db")).unwrap();
-        (dir, s)
-    }
-
     fn positions(store: &Store, chain: &str) -> Vec<i64> {
         store
             .page_chain(chain, None, 1000)
@@ -858,178 +961,192 @@ mod tests {
 
     #[test]
     fn head_is_the_main_line_tip() {
-        let (_d, mut s) = open();
-        assert_eq!(s.head("nope").unwrap(), None);
-        let valid = lines("interop/zt-infra-full/valid.jsonl");
-        put(&mut s, &valid);
-        let chain = s.chains().unwrap()[0].chain.clone();
-        let last = Envelope::from_json(valid.last().unwrap()).unwrap();
-        assert_eq!(s.head(&chain).unwrap(), Some((11, last.current_hash)));
+        for (_d, mut s) in crate::testdb::stores() {
+            assert_eq!(s.head("nope").unwrap(), None);
+            let valid = lines("interop/zt-infra-full/valid.jsonl");
+            put(&mut s, &valid);
+            let chain = s.chains().unwrap()[0].chain.clone();
+            let last = Envelope::from_json(valid.last().unwrap()).unwrap();
+            assert_eq!(s.head(&chain).unwrap(), Some((11, last.current_hash)));
+        }
     }
 
     #[test]
     fn in_order_then_duplicates_are_no_ops() {
-        let (_d, mut s) = open();
-        let valid = lines("interop/zt-infra-full/valid.jsonl");
-        let o = put(&mut s, &valid);
-        assert_eq!(
-            (o.inserted, o.duplicates, o.forks, o.waiting),
-            (12, 0, 0, 0)
-        );
-        assert_eq!(s.count_records().unwrap(), 12);
-        let again = put(&mut s, &valid);
-        assert_eq!(again.duplicates, 12);
-        assert_eq!(s.count_records().unwrap(), 12);
-        let chains = s.chains().unwrap();
-        assert_eq!(chains.len(), 1);
-        assert!(chains[0].chain.starts_with("lineage-f2cd5d9e431f4aa4"));
-        assert_eq!(positions(&s, &chains[0].chain), (0..12).collect::<Vec<_>>());
-        // stored byte for byte
-        assert_eq!(
-            s.page_chain(&chains[0].chain, None, 1).unwrap()[0].raw,
-            valid[0]
-        );
+        for (_d, mut s) in crate::testdb::stores() {
+            let valid = lines("interop/zt-infra-full/valid.jsonl");
+            let o = put(&mut s, &valid);
+            assert_eq!(
+                (o.inserted, o.duplicates, o.forks, o.waiting),
+                (12, 0, 0, 0)
+            );
+            assert_eq!(s.count_records().unwrap(), 12);
+            let again = put(&mut s, &valid);
+            assert_eq!(again.duplicates, 12);
+            assert_eq!(s.count_records().unwrap(), 12);
+            let chains = s.chains().unwrap();
+            assert_eq!(chains.len(), 1);
+            assert!(chains[0].chain.starts_with("lineage-f2cd5d9e431f4aa4"));
+            assert_eq!(positions(&s, &chains[0].chain), (0..12).collect::<Vec<_>>());
+            // stored byte for byte
+            assert_eq!(
+                s.page_chain(&chains[0].chain, None, 1).unwrap()[0].raw,
+                valid[0]
+            );
+        }
     }
 
     #[test]
     fn out_of_order_records_wait_then_link() {
-        let (_d, mut s) = open();
-        let mut valid = lines("interop/zt-infra-full/valid.jsonl");
-        valid.reverse();
-        // one at a time, newest first: everything waits until the genesis arrives
-        for (i, r) in valid.iter().enumerate() {
-            let o = put(&mut s, std::slice::from_ref(r));
-            if i < 11 {
-                assert_eq!(o.waiting, 1, "record {i}");
-            } else {
-                assert_eq!(o.linked, 11);
+        for (_d, mut s) in crate::testdb::stores() {
+            let mut valid = lines("interop/zt-infra-full/valid.jsonl");
+            valid.reverse();
+            // one at a time, newest first: everything waits until the genesis arrives
+            for (i, r) in valid.iter().enumerate() {
+                let o = put(&mut s, std::slice::from_ref(r));
+                if i < 11 {
+                    assert_eq!(o.waiting, 1, "record {i}");
+                } else {
+                    assert_eq!(o.linked, 11);
+                }
             }
+            assert_eq!(s.count_waiting().unwrap(), 0);
+            let c = &s.chains().unwrap()[0];
+            assert_eq!(positions(&s, &c.chain), (0..12).collect::<Vec<_>>());
         }
-        assert_eq!(s.count_waiting().unwrap(), 0);
-        let c = &s.chains().unwrap()[0];
-        assert_eq!(positions(&s, &c.chain), (0..12).collect::<Vec<_>>());
     }
 
     #[test]
     fn forks_are_stored_and_flagged_never_overwritten() {
-        let (_d, mut s) = open();
-        let o = put(&mut s, &lines("interop/zt-infra-full/fork.jsonl"));
-        assert_eq!(o.inserted, 9);
-        assert_eq!(o.forks, 2);
-        assert_eq!(s.count_forks().unwrap(), 2);
-        let v1 = lines("v1/fork.jsonl");
-        let o = put(&mut s, &v1);
-        assert_eq!(o.forks, 2, "same predecessor and same seq");
+        for (_d, mut s) in crate::testdb::stores() {
+            let o = put(&mut s, &lines("interop/zt-infra-full/fork.jsonl"));
+            assert_eq!(o.inserted, 9);
+            assert_eq!(o.forks, 2);
+            assert_eq!(s.count_forks().unwrap(), 2);
+            let v1 = lines("v1/fork.jsonl");
+            let o = put(&mut s, &v1);
+            assert_eq!(o.forks, 2, "same predecessor and same seq");
+        }
     }
 
     #[test]
     fn v1_chains_and_lineage_restarts_are_separate_chains() {
-        let (_d, mut s) = open();
-        put(&mut s, &lines("v1/valid.jsonl"));
-        let names: Vec<String> = s.chains().unwrap().into_iter().map(|c| c.chain).collect();
-        assert_eq!(names, ["cp-east", "cp-west"]);
-        assert_eq!(
-            s.count_forks().unwrap(),
-            0,
-            "both chains start at the zero hash: not a fork"
-        );
-        assert_eq!(positions(&s, "cp-east"), (0..6).collect::<Vec<_>>());
+        for (_d, mut s) in crate::testdb::stores() {
+            put(&mut s, &lines("v1/valid.jsonl"));
+            let names: Vec<String> = s.chains().unwrap().into_iter().map(|c| c.chain).collect();
+            assert_eq!(names, ["cp-east", "cp-west"]);
+            assert_eq!(
+                s.count_forks().unwrap(),
+                0,
+                "both chains start at the zero hash: not a fork"
+            );
+            assert_eq!(positions(&s, "cp-east"), (0..6).collect::<Vec<_>>());
+        }
     }
 
     #[test]
     fn the_sender_is_kept_beside_the_record_and_in_quarantine() {
-        let (_d, mut s) = open();
-        let raws = lines("interop/zt-infra-full/valid.jsonl");
-        let env = Envelope::from_json(&raws[0]).unwrap();
-        let spiffe = "spiffe://td.test/exporter";
-        s.insert_batch(
-            &[NewRecord {
-                raw: &raws[0],
-                envelope: &env,
-                profile: env.detect_profile().unwrap(),
-                status: SigStatus::Verified,
-                source: "otlp",
-                sender: Some(spiffe),
-                received_at_ms: 0,
-            }],
-            &[Rejected {
-                raw: b"not json",
-                reason: "not JSON",
-                source: "otlp",
-                sender: Some(spiffe),
-                received_at_ms: 0,
-            }],
-        )
-        .unwrap();
-        assert_eq!(
-            s.sender(&env.current_hash).unwrap().as_deref(),
-            Some(spiffe)
-        );
-        let q: Option<String> = s
-            .conn
-            .query_row("SELECT sender FROM quarantine", [], |r| r.get(0))
+        for (_d, mut s) in crate::testdb::stores() {
+            let raws = lines("interop/zt-infra-full/valid.jsonl");
+            let env = Envelope::from_json(&raws[0]).unwrap();
+            let spiffe = "spiffe://td.test/exporter";
+            s.insert_batch(
+                &[NewRecord {
+                    raw: &raws[0],
+                    envelope: &env,
+                    profile: env.detect_profile().unwrap(),
+                    status: SigStatus::Verified,
+                    source: "otlp",
+                    sender: Some(spiffe),
+                    received_at_ms: 0,
+                }],
+                &[Rejected {
+                    raw: b"not json",
+                    reason: "not JSON",
+                    source: "otlp",
+                    sender: Some(spiffe),
+                    received_at_ms: 0,
+                }],
+            )
             .unwrap();
-        assert_eq!(q.as_deref(), Some(spiffe));
-        // not part of the record: the verifier reads the same bytes
-        assert_eq!(s.sender(&Hash32([7; 32])).unwrap(), None);
+            assert_eq!(
+                s.sender(&env.current_hash).unwrap().as_deref(),
+                Some(spiffe)
+            );
+            let q: Option<String> = s
+                .conn
+                .borrow_mut()
+                .query_one("SELECT sender FROM quarantine", &[])
+                .unwrap()
+                .opt_text(0)
+                .unwrap();
+            assert_eq!(q.as_deref(), Some(spiffe));
+            // not part of the record: the verifier reads the same bytes
+            assert_eq!(s.sender(&Hash32([7; 32])).unwrap(), None);
+        }
     }
 
     #[test]
     fn quarantine_keeps_bytes_and_reason() {
-        let (_d, mut s) = open();
-        let o = s
-            .insert_batch(
-                &[],
-                &[Rejected {
-                    raw: b"not json",
-                    reason: "not JSON",
-                    source: "test",
-                    sender: None,
-                    received_at_ms: 1,
-                }],
-            )
-            .unwrap();
-        assert_eq!(o.quarantined, 1);
-        let again = s
-            .insert_batch(
-                &[],
-                &[Rejected {
-                    raw: b"not json",
-                    reason: "not JSON",
-                    source: "retry",
-                    sender: None,
-                    received_at_ms: 2,
-                }],
-            )
-            .unwrap();
-        assert_eq!(
-            (again.quarantined, again.duplicates),
-            (0, 1),
-            "a retry is not a second row"
-        );
-        let q = s.page_quarantined(0, 10).unwrap();
-        assert_eq!(
-            (q[0].0.raw.as_slice(), q[0].1.as_str()),
-            (&b"not json"[..], "not JSON")
-        );
+        for (_d, mut s) in crate::testdb::stores() {
+            let o = s
+                .insert_batch(
+                    &[],
+                    &[Rejected {
+                        raw: b"not json",
+                        reason: "not JSON",
+                        source: "test",
+                        sender: None,
+                        received_at_ms: 1,
+                    }],
+                )
+                .unwrap();
+            assert_eq!(o.quarantined, 1);
+            let again = s
+                .insert_batch(
+                    &[],
+                    &[Rejected {
+                        raw: b"not json",
+                        reason: "not JSON",
+                        source: "retry",
+                        sender: None,
+                        received_at_ms: 2,
+                    }],
+                )
+                .unwrap();
+            assert_eq!(
+                (again.quarantined, again.duplicates),
+                (0, 1),
+                "a retry is not a second row"
+            );
+            let q = s.page_quarantined(0, 10).unwrap();
+            assert_eq!(
+                (q[0].0.raw.as_slice(), q[0].1.as_str()),
+                (&b"not json"[..], "not JSON")
+            );
+        }
     }
 
     #[test]
     fn jsonl_reader_pages_through_a_chain() {
-        let (_d, mut s) = open();
-        let valid = lines("v1/valid.jsonl");
-        put(&mut s, &valid);
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut s.jsonl(Selection::Chain("cp-west".into())), &mut text)
+        for (_d, mut s) in crate::testdb::stores() {
+            let valid = lines("v1/valid.jsonl");
+            put(&mut s, &valid);
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut s.jsonl(Selection::Chain("cp-west".into())),
+                &mut text,
+            )
             .unwrap();
-        let got: Vec<&str> = text.lines().collect();
-        let want: Vec<String> = valid
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .map(|l| String::from_utf8(l.clone()).unwrap())
-            .collect();
-        assert_eq!(got, want);
+            let got: Vec<&str> = text.lines().collect();
+            let want: Vec<String> = valid
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|l| String::from_utf8(l.clone()).unwrap())
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -17,112 +17,11 @@
 //! link), and when a record becomes trusted (a verified copy supersedes an unverified one):
 //! then its successors may join the main line too. A record on the main line never leaves it.
 
-use rusqlite::{params, OptionalExtension, Transaction};
-use zt_core::chain::{
-    judge, lineage_chain_name, Line, Node, Pred, SigStatus, Successor, Tip, TrustPolicy,
-};
-use zt_core::{Hash32, Profile};
+use zt_core::chain::{judge, lineage_chain_name, Line, Node, Pred, Successor, Tip, TrustPolicy};
+use zt_core::Hash32;
 
-use crate::{hash_of, sig_status, BatchOutcome, StoreError};
-
-/// What placement reads of a stored record.
-#[derive(Debug, Clone)]
-struct Row {
-    id: i64,
-    current: Hash32,
-    previous: Hash32,
-    chain: Option<String>,
-    position: Option<i64>,
-    branch: Option<i64>,
-    profile: Profile,
-    status: SigStatus,
-    uncovered: Vec<String>,
-}
-
-impl Row {
-    fn v1(&self) -> bool {
-        self.profile == Profile::V1
-    }
-
-    /// v1 records keep their seq in `position` even while detached.
-    fn seq(&self) -> Option<u64> {
-        if self.v1() {
-            self.position.and_then(|p| u64::try_from(p).ok())
-        } else {
-            None
-        }
-    }
-}
-
-macro_rules! row_columns {
-    () => {
-        "id, current_hash, previous_hash, chain, position, branch, profile, status, uncovered"
-    };
-}
-
-// The queries placement runs for every arriving record. Each must be an index search on a
-// handful of rows, never a walk of a chain: `plans_are_index_searches` checks them.
-const LOAD: &str = concat!("SELECT ", row_columns!(), " FROM records WHERE id = ?1");
-const PREDECESSOR: &str = concat!(
-    "SELECT ",
-    row_columns!(),
-    " FROM records WHERE current_hash = ?1 AND branch IS NOT NULL"
-);
-const MAIN_GENESIS: &str = concat!(
-    "SELECT ",
-    row_columns!(),
-    " FROM records WHERE chain = ?1 AND previous_hash = ?2 AND branch = 0 AND id != ?3 \
-     ORDER BY id LIMIT 1"
-);
-// Not MIN(branch): that makes SQLite walk the chain's branch index instead (quadratic).
-const SUCCESSORS: &str =
-    "SELECT branch FROM records WHERE previous_hash = ?1 AND chain = ?2 AND id != ?3";
-const BRANCH_TAKEN: &str =
-    "SELECT id FROM records WHERE previous_hash = ?1 AND branch = ?2 AND id != ?3 LIMIT 1";
-const SIBLINGS: &str =
-    "SELECT id FROM records WHERE previous_hash = ?1 AND chain = ?2 AND id != ?3";
-const SAME_POSITION: &str =
-    "SELECT id FROM records WHERE chain = ?1 AND position = ?2 AND id != ?3";
-const FOLLOWERS: &str = concat!(
-    "SELECT ",
-    row_columns!(),
-    " FROM records WHERE previous_hash = ?1 AND (branch IS NULL OR (?2 AND branch != 0)) \
-     ORDER BY id"
-);
-const PLACED_ID: &str = "SELECT id FROM records WHERE current_hash = ?1 AND branch IS NOT NULL";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let profile: String = r.get(6)?;
-    let uncovered: Option<String> = r.get(8)?;
-    Ok(Row {
-        id: r.get(0)?,
-        current: hash_of(&r.get::<_, Vec<u8>>(1)?),
-        previous: hash_of(&r.get::<_, Vec<u8>>(2)?),
-        chain: r.get(3)?,
-        position: r.get(4)?,
-        branch: r.get(5)?,
-        // Only profiles this build wrote are in the store; an unknown one cannot be judged,
-        // so it is read as a record whose hash does not recompute (never on a main line).
-        profile: Profile::from_name(&profile).unwrap_or(Profile::V1),
-        status: sig_status(r.get::<_, String>(7)?, 7)?,
-        uncovered: decode_uncovered(uncovered.as_deref()),
-    })
-}
-
-/// `uncovered` is stored as the member names joined by newlines (member names of evidence
-/// can hold commas; a raw newline in a member name is escaped by JSON, so it cannot occur).
-pub(crate) fn encode_uncovered(members: &[String]) -> Option<String> {
-    (!members.is_empty()).then(|| members.join("\n"))
-}
-
-fn decode_uncovered(s: Option<&str>) -> Vec<String> {
-    s.map(|s| s.split('\n').map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
-fn load(tx: &Transaction<'_>, id: i64) -> Result<Row, StoreError> {
-    Ok(tx.prepare_cached(LOAD)?.query_row([id], row)?)
-}
+use crate::graph::{Graph, Row};
+use crate::{BatchOutcome, StoreError};
 
 fn node(r: &Row, chain: Option<&str>, trust: &TrustPolicy) -> Node {
     Node {
@@ -140,19 +39,17 @@ fn node(r: &Row, chain: Option<&str>, trust: &TrustPolicy) -> Node {
 
 /// What continues from `hash` within `chain` (placed records only), except `except`.
 fn successor_state(
-    tx: &Transaction<'_>,
+    g: &mut Graph<'_, '_>,
     hash: &Hash32,
     chain: &str,
     except: i64,
 ) -> Result<Successor, StoreError> {
-    let mut st = tx.prepare_cached(SUCCESSORS)?;
-    let mut min: Option<i64> = None;
-    let mut rows = st.query(params![hash.as_bytes().as_slice(), chain, except])?;
-    while let Some(r) = rows.next()? {
-        if let Some(b) = r.get::<_, Option<i64>>(0)? {
-            min = Some(min.map_or(b, |m| m.min(b)));
-        }
-    }
+    let min = g
+        .by_prev(hash)?
+        .into_iter()
+        .filter(|s| s.id != except && s.chain.as_deref() == Some(chain))
+        .filter_map(|s| s.branch)
+        .min();
     Ok(match min {
         None => Successor::None,
         Some(0) => Successor::Main,
@@ -174,33 +71,31 @@ fn tip(r: &Row, successor: Successor) -> Tip {
 
 /// The branch an off-main record takes: its predecessor's, when it is the first to continue
 /// that (non-main) branch; otherwise a branch of its own.
-fn off_main_branch(tx: &Transaction<'_>, id: i64, pred: Option<&Row>) -> Result<i64, StoreError> {
+fn off_main_branch(g: &mut Graph<'_, '_>, id: i64, pred: Option<&Row>) -> Result<i64, StoreError> {
     let Some(p) = pred else { return Ok(id) };
     match p.branch {
         Some(b) if b != 0 => {
-            let taken: Option<i64> = tx
-                .prepare_cached(BRANCH_TAKEN)?
-                .query_row(params![p.current.as_bytes().as_slice(), b, id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            Ok(if taken.is_some() { id } else { b })
+            let taken = g
+                .by_prev(&p.current)?
+                .iter()
+                .any(|s| s.id != id && s.branch == Some(b));
+            Ok(if taken { id } else { b })
         }
         _ => Ok(id),
     }
 }
 
-/// Places record `id` (inserted detached) and then whatever can follow it.
+/// Places record `id` (added detached) and then whatever can follow it.
 pub(crate) fn place(
-    tx: &Transaction<'_>,
+    g: &mut Graph<'_, '_>,
     id: i64,
     trust: &TrustPolicy,
     out: &mut BatchOutcome,
 ) -> Result<(), StoreError> {
-    let r = load(tx, id)?;
-    if let Some(placed) = judge_and_write(tx, &r, trust)? {
-        flag_forks(tx, &placed)?;
-        settle(tx, placed, trust, out)?;
+    let r = g.row(id)?;
+    if let Some(placed) = judge_and_write(g, &r, trust)? {
+        flag_forks(g, &placed)?;
+        settle(g, placed, trust, out)?;
     }
     Ok(())
 }
@@ -208,7 +103,7 @@ pub(crate) fn place(
 /// Judges `r` against its predecessor as stored now and writes the outcome: the row as
 /// placed, or `None` when it stays detached.
 fn judge_and_write(
-    tx: &Transaction<'_>,
+    g: &mut Graph<'_, '_>,
     r: &Row,
     trust: &TrustPolicy,
 ) -> Result<Option<Row>, StoreError> {
@@ -220,12 +115,9 @@ fn judge_and_write(
         // A second genesis in a v1 chain is a fork at the start, when the first one is on the
         // main line (an unverified genesis that came first holds nothing).
         let first: Option<Row> = if r.v1() {
-            tx.prepare_cached(MAIN_GENESIS)?
-                .query_row(
-                    params![chain, Hash32::ZERO.as_bytes().as_slice(), r.id],
-                    row,
-                )
-                .optional()?
+            g.geneses(&chain)?
+                .into_iter()
+                .find(|f| f.branch == Some(0) && f.id != r.id)
         } else {
             None
         };
@@ -240,10 +132,10 @@ fn judge_and_write(
         let position = if r.v1() { r.position } else { Some(0) };
         (chain, position, None, judged)
     } else {
-        let p: Option<Row> = tx
-            .prepare_cached(PREDECESSOR)?
-            .query_row([r.previous.as_bytes().as_slice()], row)
-            .optional()?;
+        let p: Option<Row> = g
+            .by_current(&r.previous)?
+            .into_iter()
+            .find(|p| p.branch.is_some());
         // A v1 record links only within its own chain.
         let Some(p) = p.filter(|p| !r.v1() || (p.chain == r.chain && p.v1())) else {
             return Ok(None);
@@ -251,7 +143,7 @@ fn judge_and_write(
         let Some(chain) = p.chain.clone() else {
             return Ok(None);
         };
-        let succ = successor_state(tx, &p.current, &chain, r.id)?;
+        let succ = successor_state(g, &p.current, &chain, r.id)?;
         let t = tip(&p, succ);
         let judged = judge(
             &node(r, Some(&chain), trust),
@@ -267,11 +159,10 @@ fn judge_and_write(
     };
     let branch = match judged.line {
         Line::Main => 0,
-        Line::Branch => off_main_branch(tx, r.id, pred_row.as_ref())?,
+        Line::Branch => off_main_branch(g, r.id, pred_row.as_ref())?,
         Line::Detached => return Ok(None),
     };
-    tx.prepare_cached("UPDATE records SET chain = ?1, position = ?2, branch = ?3 WHERE id = ?4")?
-        .execute(params![chain, position, branch, r.id])?;
+    g.set_place(r.id, &chain, position, branch)?;
     Ok(Some(Row {
         chain: Some(chain),
         position,
@@ -282,34 +173,37 @@ fn judge_and_write(
 
 /// Flags `id` and every other record claiming its predecessor (within its chain; the zero
 /// hash only within one v1 chain) or, for v1, its position.
-fn flag_forks(tx: &Transaction<'_>, r: &Row) -> Result<(), StoreError> {
+fn flag_forks(g: &mut Graph<'_, '_>, r: &Row) -> Result<(), StoreError> {
     let id = r.id;
     let Some(chain) = &r.chain else { return Ok(()) };
-    let prev = r.previous.as_bytes().as_slice();
-    // Two indexed lookups, not one OR: an OR across columns makes SQLite scan the chain.
-    let mut siblings: Vec<i64> = if r.previous != Hash32::ZERO || r.v1() {
-        tx.prepare_cached(SIBLINGS)?
-            .query_map(params![prev, chain, id], |x| x.get(0))?
-            .collect::<Result<_, _>>()?
+    let mut siblings: Vec<i64> = if r.previous != Hash32::ZERO {
+        g.by_prev(&r.previous)?
+            .into_iter()
+            .filter(|s| s.id != id && s.chain.as_ref() == Some(chain))
+            .map(|s| s.id)
+            .collect()
+    } else if r.v1() {
+        g.geneses(chain)?
+            .into_iter()
+            .filter(|s| s.id != id)
+            .map(|s| s.id)
+            .collect()
     } else {
         Vec::new()
     };
     if r.v1() {
-        let same_pos: Vec<i64> = tx
-            .prepare_cached(SAME_POSITION)?
-            .query_map(params![chain, r.position, id], |x| x.get(0))?
-            .collect::<Result<_, _>>()?;
-        for x in same_pos {
-            if !siblings.contains(&x) {
-                siblings.push(x);
+        if let Some(pos) = r.position {
+            for x in g.by_position(chain, pos)? {
+                if x.id != id && !siblings.contains(&x.id) {
+                    siblings.push(x.id);
+                }
             }
         }
     }
     if !siblings.is_empty() {
-        let mut st = tx.prepare_cached("UPDATE records SET fork = 1 WHERE id = ?1")?;
-        st.execute([id])?;
+        g.set_fork(id);
         for s in siblings {
-            st.execute([s])?;
+            g.set_fork(s);
         }
     }
     Ok(())
@@ -319,7 +213,7 @@ fn flag_forks(tx: &Transaction<'_>, r: &Row) -> Result<(), StoreError> {
 /// on the main line its off-main successors may join it (in arrival order, so the first
 /// trusted, unbroken successor continues the main line).
 fn settle(
-    tx: &Transaction<'_>,
+    g: &mut Graph<'_, '_>,
     start: Row,
     trust: &TrustPolicy,
     out: &mut BatchOutcome,
@@ -327,18 +221,24 @@ fn settle(
     let mut queue = vec![start];
     while let Some(xr) = queue.pop() {
         let main = xr.branch == Some(0);
-        let candidates: Vec<Row> = tx
-            .prepare_cached(FOLLOWERS)?
-            .query_map(params![xr.current.as_bytes().as_slice(), main], row)?
-            .collect::<Result<_, _>>()?;
+        let candidates: Vec<Row> = g
+            .by_prev(&xr.current)?
+            .into_iter()
+            .filter(|c| c.branch.is_none() || (main && c.branch != Some(0)))
+            .collect();
         for c in candidates {
-            let Some(after) = judge_and_write(tx, &c, trust)? else {
+            // Re-read: an earlier candidate's settling may have moved it.
+            let c = g.row(c.id)?;
+            if !(c.branch.is_none() || (main && c.branch != Some(0))) {
+                continue;
+            }
+            let Some(after) = judge_and_write(g, &c, trust)? else {
                 continue;
             };
             if (&after.chain, after.position, after.branch) != (&c.chain, c.position, c.branch) {
                 if c.branch.is_none() {
                     out.linked += 1;
-                    flag_forks(tx, &after)?;
+                    flag_forks(g, &after)?;
                 }
                 queue.push(after);
             }
@@ -350,52 +250,51 @@ fn settle(
 /// After a record's row changed for the better (a verified copy superseded an unverified one):
 /// judge it again where it stands, and what follows it.
 pub(crate) fn replace(
-    tx: &Transaction<'_>,
+    g: &mut Graph<'_, '_>,
     id: i64,
     trust: &TrustPolicy,
     out: &mut BatchOutcome,
 ) -> Result<(), StoreError> {
-    let r = load(tx, id)?;
+    let r = g.row(id)?;
     if r.branch == Some(0) {
         return Ok(());
     }
     if r.previous == Hash32::ZERO || r.branch.is_none() {
-        return place(tx, id, trust, out);
+        return place(g, id, trust, out);
     }
     // Its predecessor decides whether it may now continue the main line.
-    let pred: Option<i64> = tx
-        .prepare_cached(PLACED_ID)?
-        .query_row([r.previous.as_bytes().as_slice()], |x| x.get(0))
-        .optional()?;
+    let pred = g
+        .by_current(&r.previous)?
+        .into_iter()
+        .find(|p| p.branch.is_some());
     match pred {
-        Some(p) => settle(tx, load(tx, p)?, trust, out),
-        None => place(tx, id, trust, out),
+        Some(p) => settle(g, p, trust, out),
+        None => place(g, id, trust, out),
     }
 }
 
 /// Throws every placement away and places every record again, in arrival order: for stores
 /// written before the chain model decided placement.
-pub(crate) fn relink_all(tx: &Transaction<'_>, trust: &TrustPolicy) -> Result<(), StoreError> {
-    tx.execute_batch(
+pub(crate) fn relink_all(g: &mut Graph<'_, '_>, trust: &TrustPolicy) -> Result<(), StoreError> {
+    g.conn().batch(
         "UPDATE records SET branch = NULL, fork = 0, \
              chain = CASE WHEN profile = 'v1' THEN chain END, \
              position = CASE WHEN profile = 'v1' THEN position END",
     )?;
-    let ids: Vec<i64> = tx
-        .prepare("SELECT id FROM records ORDER BY id")?
-        .query_map([], |r| r.get(0))?
+    let ids: Vec<i64> = g
+        .conn()
+        .query("SELECT id FROM records ORDER BY id", &[])?
+        .into_iter()
+        .map(|mut r| r.i64(0))
         .collect::<Result<_, _>>()?;
     let mut out = BatchOutcome::default();
     for id in ids {
-        let placed: Option<i64> = tx
-            .prepare_cached("SELECT branch FROM records WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))?;
         // Linked already as a successor of an earlier record.
-        if placed.is_none() {
-            place(tx, id, trust, &mut out)?;
+        if g.row(id)?.branch.is_none() {
+            place(g, id, trust, &mut out)?;
         }
     }
-    Ok(())
+    g.flush()
 }
 
 #[cfg(test)]
@@ -474,28 +373,30 @@ mod tests {
             .collect()
     }
 
-    /// Every per-record query of placement is an index search, never a scan or a walk of a
-    /// chain's branch index: one of them once was, and importing 20,000 records took 25 times
-    /// as long.
+    /// Every query of placement is an index search, never a scan or a walk of a chain's
+    /// branch index: one of them once was, and importing 20,000 records took 25 times as long.
     #[test]
     fn plans_are_index_searches() {
         let (_d, s) = open();
-        for sql in [
-            super::LOAD,
-            super::PREDECESSOR,
-            super::MAIN_GENESIS,
-            super::SUCCESSORS,
-            super::BRANCH_TAKEN,
-            super::SIBLINGS,
-            super::SAME_POSITION,
-            super::FOLLOWERS,
-            super::PLACED_ID,
-        ] {
-            let mut st = s
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap();
-            let n = sql.matches('?').count();
+        let mut sqls: Vec<String> = [
+            crate::graph::BY_ID,
+            crate::graph::BY_POSITION,
+            crate::graph::BY_GENESIS,
+        ]
+        .iter()
+        .map(|w| crate::graph::select(w))
+        .collect();
+        for n in [1, 4, 32, 256] {
+            sqls.push(crate::graph::in_list("current_hash", n));
+            sqls.push(crate::graph::in_list("previous_hash", n));
+        }
+        let mut c = s.conn.borrow_mut();
+        let crate::sql::Conn::Sqlite(conn) = &mut *c else {
+            panic!("SQLite")
+        };
+        for sql in &sqls {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = st.parameter_count();
             let args: Vec<rusqlite::types::Value> =
                 (0..n).map(|_| rusqlite::types::Value::Integer(1)).collect();
             let plan: Vec<String> = st
@@ -517,66 +418,68 @@ mod tests {
     /// the main line's head (and was anchored).
     #[test]
     fn an_unsigned_record_with_a_huge_seq_never_becomes_the_head() {
-        let (_d, mut s) = open();
-        let g = genuine(4);
-        let forged = draft("cp", MAX_SEQ, Hash32::digest(b"nothing")).seal(None);
-        let successor = draft("cp", 4, g[3].1).seal(None);
-        let mut items: Vec<(String, SigStatus)> = g
-            .iter()
-            .map(|(j, _)| (j.clone(), SigStatus::Verified))
-            .collect();
-        items.push((forged.json, SigStatus::Unsigned));
-        items.push((successor.json, SigStatus::Unsigned));
-        put(&mut s, &items);
-        let heads = s.main_heads().unwrap();
-        assert_eq!(heads.len(), 1);
-        assert_eq!((heads[0].position, heads[0].head), (3, g[3].1));
-        assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
-        // Both forgeries are kept as evidence.
-        assert_eq!(s.count_records().unwrap(), 6);
+        for (_d, mut s) in crate::testdb::stores() {
+            let g = genuine(4);
+            let forged = draft("cp", MAX_SEQ, Hash32::digest(b"nothing")).seal(None);
+            let successor = draft("cp", 4, g[3].1).seal(None);
+            let mut items: Vec<(String, SigStatus)> = g
+                .iter()
+                .map(|(j, _)| (j.clone(), SigStatus::Verified))
+                .collect();
+            items.push((forged.json, SigStatus::Unsigned));
+            items.push((successor.json, SigStatus::Unsigned));
+            put(&mut s, &items);
+            let heads = s.main_heads().unwrap();
+            assert_eq!(heads.len(), 1);
+            assert_eq!((heads[0].position, heads[0].head), (3, g[3].1));
+            assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
+            // Both forgeries are kept as evidence.
+            assert_eq!(s.count_records().unwrap(), 6);
+        }
     }
 
     /// Attack 3 of issue 11: a copy with a broken signature arriving first made the genuine
     /// copy a no-op, and the decision read `bad_signature` forever.
     #[test]
     fn a_verified_copy_supersedes_an_unverified_one_and_both_bytes_stay() {
-        let (_d, mut s) = open();
-        let g = genuine(3);
-        let broken = g[1].0.replace("\"signature\":\"", "\"signature\":\"AAAA");
-        assert_ne!(broken, g[1].0);
-        let o = put(
-            &mut s,
-            &[
-                (g[0].0.clone(), SigStatus::Verified),
-                (broken.clone(), SigStatus::BadSignature),
-                (g[2].0.clone(), SigStatus::Verified),
-            ],
-        );
-        assert_eq!(o.inserted, 3);
-        assert_eq!(
-            main_line(&s),
-            [g[0].1],
-            "nothing counts past the broken copy"
-        );
-        let o = put(&mut s, &[(g[1].0.clone(), SigStatus::Verified)]);
-        assert_eq!((o.superseded, o.inserted), (1, 0));
-        assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
-        let found = s.find_record(&g[1].1).unwrap().unwrap();
-        assert_eq!(found.raw, g[1].0.as_bytes());
-        let copies: Vec<Vec<u8>> = s
-            .conn
-            .prepare("SELECT raw FROM record_copies")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(copies, [broken.as_bytes().to_vec()]);
-        // A broken copy arriving after the genuine one is kept, and changes nothing.
-        let later = g[2].0.replace("\"signature\":\"", "\"signature\":\"BBBB");
-        let o = put(&mut s, &[(later, SigStatus::BadSignature)]);
-        assert_eq!((o.copies, o.superseded), (1, 0));
-        assert_eq!(main_line(&s).len(), 3);
+        for (_d, mut s) in crate::testdb::stores() {
+            let g = genuine(3);
+            let broken = g[1].0.replace("\"signature\":\"", "\"signature\":\"AAAA");
+            assert_ne!(broken, g[1].0);
+            let o = put(
+                &mut s,
+                &[
+                    (g[0].0.clone(), SigStatus::Verified),
+                    (broken.clone(), SigStatus::BadSignature),
+                    (g[2].0.clone(), SigStatus::Verified),
+                ],
+            );
+            assert_eq!(o.inserted, 3);
+            assert_eq!(
+                main_line(&s),
+                [g[0].1],
+                "nothing counts past the broken copy"
+            );
+            let o = put(&mut s, &[(g[1].0.clone(), SigStatus::Verified)]);
+            assert_eq!((o.superseded, o.inserted), (1, 0));
+            assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
+            let found = s.find_record(&g[1].1).unwrap().unwrap();
+            assert_eq!(found.raw, g[1].0.as_bytes());
+            let copies: Vec<Vec<u8>> = s
+                .conn
+                .borrow_mut()
+                .query("SELECT raw FROM record_copies", &[])
+                .unwrap()
+                .into_iter()
+                .map(|mut r| r.blob(0).unwrap())
+                .collect();
+            assert_eq!(copies, [broken.as_bytes().to_vec()]);
+            // A broken copy arriving after the genuine one is kept, and changes nothing.
+            let later = g[2].0.replace("\"signature\":\"", "\"signature\":\"BBBB");
+            let o = put(&mut s, &[(later, SigStatus::BadSignature)]);
+            assert_eq!((o.copies, o.superseded), (1, 0));
+            assert_eq!(main_line(&s).len(), 3);
+        }
     }
 
     /// Under a policy that lets unsigned records count, a verified copy that carries a member
@@ -584,77 +487,80 @@ mod tests {
     /// signature with an added `approved_by` would otherwise cut the chain there.
     #[test]
     fn a_verified_copy_with_an_uncovered_member_does_not_replace_a_counting_copy() {
-        let (_d, mut s) = open();
-        s.set_trust(zt_core::chain::TrustPolicy {
-            allow_unsigned: zt_core::chain::AllowUnsigned::Everywhere,
-        });
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../fixtures/profiles/approved-by-added.jsonl"),
-        )
-        .unwrap();
-        let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
-        use zt_core::json::{self, Map, Value};
-        let Ok(Value::Object(mut plain)) = json::parse(lines[1].as_bytes()) else {
-            panic!("fixture line 1")
-        };
-        plain.remove("approved_by");
-        plain.remove("kms_signature");
-        let mut none = Map::new();
-        for (k, v) in [("algorithm", "none"), ("key_id", ""), ("signature", "")] {
-            none.push(k.into(), Value::String(v.into()));
-        }
-        plain.push("kms_signature".into(), Value::Object(none));
-        let unsigned_copy = String::from_utf8(json::canonicalize(&Value::Object(plain))).unwrap();
-        let put_lineage = |s: &mut Store, j: &str, status: SigStatus| {
-            let e = Envelope::from_json(j.as_bytes()).unwrap();
-            let profile = e.detect_profile().unwrap();
-            let rec = NewRecord {
-                raw: j.as_bytes(),
-                envelope: &e,
-                profile,
-                status,
-                source: "test",
-                sender: None,
-                received_at_ms: 0,
+        for (_d, mut s) in crate::testdb::stores() {
+            s.set_trust(zt_core::chain::TrustPolicy {
+                allow_unsigned: zt_core::chain::AllowUnsigned::Everywhere,
+            });
+            let text = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../fixtures/profiles/approved-by-added.jsonl"),
+            )
+            .unwrap();
+            let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+            use zt_core::json::{self, Map, Value};
+            let Ok(Value::Object(mut plain)) = json::parse(lines[1].as_bytes()) else {
+                panic!("fixture line 1")
             };
-            s.insert_batch(&[rec], &[]).unwrap()
-        };
-        put_lineage(&mut s, lines[0], SigStatus::Verified);
-        put_lineage(&mut s, &unsigned_copy, SigStatus::Unsigned);
-        let first = Envelope::from_json(lines[0].as_bytes()).unwrap();
-        let second = Envelope::from_json(lines[1].as_bytes()).unwrap();
-        let chain = zt_core::chain::lineage_chain_name(&first.current_hash);
-        let line = |s: &Store| -> Vec<Hash32> {
-            s.main_line(&chain, 0, u64::MAX >> 1)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.current_hash)
-                .collect()
-        };
-        assert_eq!(line(&s), [first.current_hash, second.current_hash]);
-        let o = put_lineage(&mut s, lines[1], SigStatus::Verified);
-        assert_eq!(
-            (o.superseded, o.copies),
-            (0, 1),
-            "kept as a copy, not made the record"
-        );
-        assert_eq!(
-            line(&s),
-            [first.current_hash, second.current_hash],
-            "the main line is not cut"
-        );
+            plain.remove("approved_by");
+            plain.remove("kms_signature");
+            let mut none = Map::new();
+            for (k, v) in [("algorithm", "none"), ("key_id", ""), ("signature", "")] {
+                none.push(k.into(), Value::String(v.into()));
+            }
+            plain.push("kms_signature".into(), Value::Object(none));
+            let unsigned_copy =
+                String::from_utf8(json::canonicalize(&Value::Object(plain))).unwrap();
+            let put_lineage = |s: &mut Store, j: &str, status: SigStatus| {
+                let e = Envelope::from_json(j.as_bytes()).unwrap();
+                let profile = e.detect_profile().unwrap();
+                let rec = NewRecord {
+                    raw: j.as_bytes(),
+                    envelope: &e,
+                    profile,
+                    status,
+                    source: "test",
+                    sender: None,
+                    received_at_ms: 0,
+                };
+                s.insert_batch(&[rec], &[]).unwrap()
+            };
+            put_lineage(&mut s, lines[0], SigStatus::Verified);
+            put_lineage(&mut s, &unsigned_copy, SigStatus::Unsigned);
+            let first = Envelope::from_json(lines[0].as_bytes()).unwrap();
+            let second = Envelope::from_json(lines[1].as_bytes()).unwrap();
+            let chain = zt_core::chain::lineage_chain_name(&first.current_hash);
+            let line = |s: &Store| -> Vec<Hash32> {
+                s.main_line(&chain, 0, u64::MAX >> 1)
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.current_hash)
+                    .collect()
+            };
+            assert_eq!(line(&s), [first.current_hash, second.current_hash]);
+            let o = put_lineage(&mut s, lines[1], SigStatus::Verified);
+            assert_eq!(
+                (o.superseded, o.copies),
+                (0, 1),
+                "kept as a copy, not made the record"
+            );
+            assert_eq!(
+                line(&s),
+                [first.current_hash, second.current_hash],
+                "the main line is not cut"
+            );
+        }
     }
 
     #[test]
     fn waiting_v1_records_link_when_their_predecessor_arrives() {
-        let (_d, mut s) = open();
-        let g = genuine(5);
-        for (j, _) in g.iter().rev() {
-            put(&mut s, &[(j.clone(), SigStatus::Verified)]);
+        for (_d, mut s) in crate::testdb::stores() {
+            let g = genuine(5);
+            for (j, _) in g.iter().rev() {
+                put(&mut s, &[(j.clone(), SigStatus::Verified)]);
+            }
+            assert_eq!(s.count_waiting().unwrap(), 0);
+            assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
         }
-        assert_eq!(s.count_waiting().unwrap(), 0);
-        assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
     }
 
     /// What a forger without the key can send.
@@ -727,21 +633,22 @@ mod tests {
                 seed ^= seed << 17;
                 items.swap(i, (seed % (i as u64 + 1)) as usize);
             }
-            let (_d, mut s) = open();
-            let mut start = 0;
-            for (i, cut) in cuts.iter().enumerate() {
-                if *cut && i + 1 > start && i < items.len() {
-                    put(&mut s, &items[start..i + 1]);
-                    start = i + 1;
+            for (_d, mut s) in crate::testdb::stores() {
+                let mut start = 0;
+                for (i, cut) in cuts.iter().enumerate() {
+                    if *cut && i + 1 > start && i < items.len() {
+                        put(&mut s, &items[start..i + 1]);
+                        start = i + 1;
+                    }
                 }
+                put(&mut s, &items[start..]);
+                let want: Vec<Hash32> = g.iter().map(|x| x.1).collect();
+                prop_assert_eq!(main_line(&s), want);
+                let heads = s.main_heads().unwrap();
+                prop_assert_eq!(heads.len(), 1);
+                prop_assert_eq!(heads[0].head, g[g.len() - 1].1);
+                prop_assert_eq!(heads[0].position, n - 1);
             }
-            put(&mut s, &items[start..]);
-            let want: Vec<Hash32> = g.iter().map(|x| x.1).collect();
-            prop_assert_eq!(main_line(&s), want);
-            let heads = s.main_heads().unwrap();
-            prop_assert_eq!(heads.len(), 1);
-            prop_assert_eq!(heads[0].head, g[g.len() - 1].1);
-            prop_assert_eq!(heads[0].position, n - 1);
         }
     }
 }
