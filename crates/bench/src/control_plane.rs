@@ -158,7 +158,7 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
     // every record verifies.
     let ring = zt_core::keyring::Keyring::from_json(&keyring)?;
     let report = zt_ingest::verify_db(&db, &ring)?;
-    let store = zt_store::Store::open(&db)?;
+    let store = zt_store::Store::open_read_only(&db)?;
     if !report.ok
         || report.records != expected
         || report.chains.len() != 2

@@ -6,6 +6,11 @@ use std::path::Path;
 
 /// A path as people see it: file names are chosen by whoever wrote the files, so they are
 /// escaped like evidence.
+pub fn store(l: &zt_store::Location) -> String {
+    zt_core::text::escape(&l.to_string()).into_owned()
+}
+
+/// A path for messages: escaped (a file name is untrusted text).
 pub fn path(p: &Path) -> String {
     zt_core::text::escape(&p.display().to_string()).into_owned()
 }

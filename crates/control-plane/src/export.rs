@@ -109,7 +109,7 @@ impl ExportWatch {
 #[derive(Debug)]
 pub struct Exporter {
     pub(crate) config: ExportConfig,
-    pub(crate) decisions: PathBuf,
+    pub(crate) decisions: zt_store::Location,
     pub(crate) state: PathBuf,
     /// The decision chain's id (the other lane's follows from it).
     pub(crate) chain: String,
@@ -129,7 +129,7 @@ pub fn spawn(
     ex: Exporter,
 ) -> Result<(Arc<ExportWatch>, std::thread::JoinHandle<()>), crate::error::ControlPlaneError> {
     let exporter = EnvelopeExporter::new(&ex.config)?;
-    let store = Store::open(&ex.decisions)?;
+    let store = Store::connect(&ex.decisions)?;
     let state = State::open(&ex.state)?;
     let mut exported = [-1; 2];
     let mut committed = [-1; 2];

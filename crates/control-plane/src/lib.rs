@@ -95,6 +95,9 @@ pub struct Options {
     pub actor_rate: RateLimit,
     /// How often the counts of rate-limited requests are sealed as summary records.
     pub summary_window: Duration,
+    /// Where the decisions are stored (None: `decisions.db` in the data directory). A
+    /// PostgreSQL store may be shared by several control planes, each writing its own chains.
+    pub decisions: Option<zt_store::Location>,
 }
 
 impl Default for Options {
@@ -113,6 +116,7 @@ impl Default for Options {
             unauthenticated_rate: RateLimit::UNAUTHENTICATED,
             actor_rate: RateLimit::PER_ACTOR,
             summary_window: Duration::from_secs(10),
+            decisions: None,
         }
     }
 }
@@ -228,8 +232,11 @@ impl ControlPlane {
     }
 
     /// The evidence store of this control plane's decisions.
-    pub fn decisions_db(&self) -> PathBuf {
-        self.dir.join("decisions.db")
+    pub fn decisions_db(&self) -> zt_store::Location {
+        self.options
+            .decisions
+            .clone()
+            .unwrap_or_else(|| self.dir.join("decisions.db").into())
     }
 
     /// Where the generated admin token was written, if one was.
@@ -274,7 +281,7 @@ impl ControlPlane {
         let next_policy = engine.entries().len() as u64 + 1;
 
         let decisions = self.decisions_db();
-        let store = Store::open(&decisions)?;
+        let store = Store::connect(&decisions)?;
         store.set_busy_timeout(self.options.store_busy_timeout)?;
         let (watch, exporter) = match &self.options.export {
             Some(cfg) => {

@@ -17,10 +17,11 @@ fn store_err(what: &str, e: zt_store::StoreError) -> io::Error {
 /// Opens the store at `db` and verifies all of it under `keyring` with the default options
 /// (strict trust: every record must verify): [`verify_store`] and the report.
 pub fn verify_db(
-    db: &std::path::Path,
+    db: impl Into<zt_store::Location>,
     keyring: &zt_core::keyring::Keyring,
 ) -> io::Result<zt_verifier::Report> {
-    let store = Store::open(db).map_err(|e| store_err(&format!("opening {}", db.display()), e))?;
+    let db: zt_store::Location = db.into();
+    let store = Store::open_read_only(&db).map_err(|e| store_err(&format!("opening {db}"), e))?;
     let mut v = Verifier::new(keyring, zt_verifier::Options::default());
     verify_store(&mut v, &store)?;
     Ok(v.finish())

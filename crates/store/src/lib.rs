@@ -304,10 +304,19 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the store at `location`, which must exist already (a SQLite file; a PostgreSQL
+    /// database is migrated if needed, as [`Store::connect`] does): for the commands that
+    /// work on a store others fill (`anchor run`, `prove`).
+    pub fn open_existing(location: &Location) -> Result<Self, StoreError> {
+        exists(location)?;
+        Self::connect(location)
+    }
+
     /// Opens the store at `location` for reading only: nothing is created or migrated, and a
     /// PostgreSQL session is read-only (a streaming replica serves it). Readers: `verify`,
     /// `tui`, `reconcile`.
     pub fn open_read_only(location: &Location) -> Result<Self, StoreError> {
+        exists(location)?;
         let store = Self::raw(location, true)?;
         match location {
             // A SQLite reader migrates as before: the file is the one store, and a reader of
@@ -712,6 +721,17 @@ impl Store {
     fn count(&self, sql: &str) -> Result<u64, StoreError> {
         let n = self.conn.borrow_mut().query_one(sql, &[])?.i64(0)?;
         Ok(n.try_into().unwrap_or(0))
+    }
+}
+
+/// A SQLite store must be an existing file for the commands that read one.
+fn exists(location: &Location) -> Result<(), StoreError> {
+    match location {
+        Location::Sqlite(p) if !p.is_file() => Err(StoreError::NotReady(format!(
+            "no store at {}",
+            zt_core::text::escape(&p.display().to_string())
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -53,6 +53,18 @@ impl From<PathBuf> for Location {
     }
 }
 
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Self {
+        Location::Sqlite(p.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Self {
+        l.clone()
+    }
+}
+
 impl From<&std::path::Path> for Location {
     fn from(p: &std::path::Path) -> Self {
         Location::Sqlite(p.to_path_buf())

@@ -138,7 +138,6 @@ impl SqlRow {
     }
 }
 
-
 /// Which engine a connection speaks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Engine {

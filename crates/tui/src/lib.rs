@@ -13,7 +13,6 @@ pub mod app;
 pub mod ui;
 
 use std::io;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -54,19 +53,13 @@ pub fn colour_allowed() -> bool {
 
 /// Opens the store at `db` and browses it until `q` (or Ctrl-C). The terminal is restored
 /// on every exit, a panic included.
-pub fn run(db: &Path) -> io::Result<()> {
-    if !db.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no store at {}", db.display()),
-        ));
-    }
-    let store = Store::open(db).map_err(io_err)?;
+pub fn run(db: &zt_store::Location) -> io::Result<()> {
+    let store = Store::open_read_only(db).map_err(io_err)?;
     let mut app = App::new(store).map_err(io_err)?;
     let theme = Theme {
         color: colour_allowed(),
     };
-    let name = db.display().to_string();
+    let name = db.to_string();
     // ratatui::init installs a panic hook that restores the terminal first.
     let mut terminal = ratatui::try_init()?;
     let result = (|| -> io::Result<()> {

@@ -135,9 +135,11 @@ pub struct DeployArgs {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("when").required(true).args(["once", "every"])))]
 pub struct RunArgs {
-    /// The evidence store.
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    /// The evidence store: a SQLite file, or a PostgreSQL database (the primary). On
+    /// PostgreSQL one job at a time leads each log (an advisory lock): another job started
+    /// for it stands by, and takes over when the leader's connection ends.
+    #[arg(long, value_name = "PATH|URL")]
+    db: zt_store::Location,
     #[command(flatten)]
     chain: ChainArgs,
     /// The ZtAnchor contract.
@@ -299,12 +301,22 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
     cfg.owner = a.owner.as_deref().map(parse_address).transpose()?;
     cfg.fees = a.fees.fees()?;
     cfg.receipt_timeout = a.receipt_timeout;
-    if !a.db.is_file() {
-        bail!("no store at {}", a.db.display());
-    }
-    let mut store =
-        Store::open(&a.db).with_context(|| format!("cannot open store {}", a.db.display()))?;
+    let mut store = Store::open_existing(&a.db)
+        .with_context(|| format!("cannot open store {}", crate::style::store(&a.db)))?;
+    // One leader per log across every host: two jobs never build or send the same epoch.
+    let role = format!(
+        "anchor {contract:#x} {:#x} {}",
+        cfg.owner.unwrap_or_else(|| signer.address()),
+        a.log
+    );
     let Some(every) = a.every else {
+        if !store.try_lead(&role)? {
+            println!(
+                "standing by: another anchoring job leads log {} in this store; nothing anchored",
+                escape(&a.log)
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         let evm = a.chain.connect().await?;
         if !evm.has_code(contract).await? {
             bail!("no contract at {contract:#x} on chain {}", evm.chain_id());
@@ -324,7 +336,21 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
         escape(&a.log),
         cfg.owner.unwrap_or_else(|| signer.address())
     );
+    let mut leading = false;
     loop {
+        if !leading {
+            leading = store.try_lead(&role)?;
+            if !leading {
+                eprintln!(
+                    "zt-audit anchor run: standing by, another job leads log {}; next try in {every:?}",
+                    escape(&a.log)
+                );
+                tokio::select! {
+                    () = &mut stop => return Ok(ExitCode::SUCCESS),
+                    () = tokio::time::sleep(every) => continue,
+                }
+            }
+        }
         let wait = match run_step(&a, &mut store, &signer, &cfg).await {
             Ok(outcome) => {
                 failures = 0;

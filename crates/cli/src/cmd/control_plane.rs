@@ -14,7 +14,7 @@ use crate::cmd::serve::shutdown_signal;
 
 /// Run the reference control plane: agents ask `POST /actions`, Cedar decides (deny by
 /// default), and every decision is a signed v1 envelope committed to DIR/decisions.db before
-/// the answer. SIGINT/SIGTERM: stop accepting, answer what is in flight, exit 0.
+/// the answer (or to the store `--db` names). SIGINT/SIGTERM: stop accepting, answer what is in flight, exit 0.
 ///
 /// Admin routes (`/agents`, `/policies`) need the admin token: `--admin-token-file`, env
 /// `ZT_CP_ADMIN_TOKEN`, or one generated into DIR/admin-token. Agents authenticate with the
@@ -27,6 +27,11 @@ pub struct Args {
     /// Data directory: signing key, keyring, decisions.db, state.db (created if missing).
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
+    /// Where decisions are stored (default: DIR/decisions.db): a SQLite file, or a PostgreSQL
+    /// database (`postgres://USER@HOST:PORT/DB`) that several control planes share, each
+    /// with its own chain.
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<zt_store::Location>,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -147,6 +152,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )?,
         actor_rate: rate(args.rate_per_actor, args.burst_per_actor, "rate-per-actor")?,
         summary_window: args.rate_summary_every,
+        decisions: args.db.clone(),
         ..Options::default()
     };
     let cp = ControlPlane::open(&args.dir, opts)
@@ -165,7 +171,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "chain {}, key {}, decisions in {}",
             escape(cp.chain_id()),
             escape(cp.key_id()),
-            crate::style::path(&cp.decisions_db())
+            crate::style::store(&cp.decisions_db())
         );
         if let Some(b) = tls.as_ref().and_then(|t| t.client_ca()) {
             let tds: Vec<String> = b.trust_domains().iter().map(|t| t.to_string()).collect();

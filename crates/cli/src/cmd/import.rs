@@ -16,9 +16,9 @@ use zt_store::Store;
 /// could not be used.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store (created if missing).
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    /// The store (created if missing): a SQLite file or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, value_name = "PATH|URL")]
+    db: zt_store::Location,
     /// The keys that decide each record's signature status.
     #[command(flatten)]
     keys: crate::cmd::KeyArgs,
@@ -31,8 +31,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let ring = args.keys.load()?;
-    let mut store = Store::open(&args.db)
-        .with_context(|| format!("cannot open store {}", args.db.display()))?;
+    let mut store = Store::connect(&args.db)
+        .with_context(|| format!("cannot open store {}", crate::style::store(&args.db)))?;
     store.set_trust(args.trust.policy());
     let pipeline = Pipeline::new(&ring);
     let mut failed = false;
@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let chains = store.chains()?.len();
     println!(
         "store {}: {} records in {chains} chain{}, {} waiting, {} forks, {} quarantined",
-        crate::style::path(&args.db),
+        crate::style::store(&args.db),
         store.count_records()?,
         if chains == 1 { "" } else { "s" },
         store.count_waiting()?,

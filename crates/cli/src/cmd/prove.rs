@@ -19,9 +19,9 @@ use crate::style::Style;
 /// inclusion proof, root, epoch, contract, chain id, transaction and block.
 #[derive(Debug, clap::Args)]
 pub struct ProveArgs {
-    /// The evidence store.
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    /// The evidence store (a SQLite file or `postgres://USER@HOST:PORT/DB`).
+    #[arg(long, value_name = "PATH|URL")]
+    db: zt_store::Location,
     /// The record's current_hash (64 hex digits).
     #[arg(long, value_name = "HASH")]
     record: String,
@@ -67,11 +67,8 @@ pub struct VerifyProofArgs {
 pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     let hash = Hash32::from_hex(a.record.trim().trim_start_matches("0x"))
         .ok_or_else(|| anyhow!("--record {:?} is not a 64-digit hex hash", a.record))?;
-    if !a.db.is_file() {
-        bail!("no store at {}", a.db.display());
-    }
-    let store =
-        Store::open(&a.db).with_context(|| format!("cannot open store {}", a.db.display()))?;
+    let store = Store::open_existing(&a.db)
+        .with_context(|| format!("cannot open store {}", crate::style::store(&a.db)))?;
     let bundle = make_proof(&store, a.log.as_deref(), &hash).context("no proof written")?;
     let json = serde_json::to_string_pretty(&bundle)?;
     std::fs::write(&a.out, format!("{json}\n"))

@@ -26,9 +26,10 @@ use crate::style::Style;
 /// Exit status: 0 consistent; 1 findings; 2 usage or runtime error.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The evidence store.
-    #[arg(long, value_name = "PATH", required_unless_present = "lineage")]
-    db: Option<PathBuf>,
+    /// The evidence store (a SQLite file or `postgres://USER@HOST:PORT/DB`; read-only, so a
+    /// streaming replica serves).
+    #[arg(long, value_name = "PATH|URL", required_unless_present = "lineage")]
+    db: Option<zt_store::Location>,
     /// A lineage JSONL file to reconcile with a DAALog deployment (instead of --db/--log).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "log"], requires = "logger")]
     lineage: Option<PathBuf>,
@@ -78,10 +79,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bail!("give --db, --log and --owner (or --lineage FILE)");
     };
     let log = LogRef::new(parse_address(owner)?, log.clone());
-    if !db.is_file() {
-        bail!("no store at {}", db.display());
-    }
-    let store = Store::open(db).with_context(|| format!("cannot open store {}", db.display()))?;
+    let store = Store::open_read_only(db)
+        .with_context(|| format!("cannot open store {}", crate::style::store(db)))?;
     let report = rt.block_on(async {
         let evm = a.chain.connect().await?;
         let opts = Options {

@@ -25,9 +25,10 @@ use crate::cmd::load_keyring;
 /// its sender's SPIFFE ID.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store (created if missing).
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    /// The store (created if missing): a SQLite file, or a PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`) that any number of receivers write at once.
+    #[arg(long, value_name = "PATH|URL")]
+    db: zt_store::Location,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:4318")]
     listen: SocketAddr,
@@ -107,8 +108,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let tls = args.tls.server().context("cannot set up TLS")?;
-    let mut store = Store::open(&args.db)
-        .with_context(|| format!("cannot open store {}", args.db.display()))?;
+    let mut store = Store::connect(&args.db)
+        .with_context(|| format!("cannot open store {}", crate::style::store(&args.db)))?;
     store.set_trust(args.trust.policy());
     if args.relaxed_durability {
         store.set_synchronous(false)?;
@@ -138,7 +139,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("zt-audit serve: listening on {scheme}://{addr}/v1/logs");
         eprintln!(
             "store {}, {} token(s)",
-            crate::style::path(&args.db),
+            crate::style::store(&args.db),
             config.tokens.len()
         );
         if let Some(b) = tls.as_ref().and_then(|t| t.client_ca()) {

@@ -1,6 +1,5 @@
 //! `zt-audit tui`: the terminal browser.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -10,12 +9,13 @@ use anyhow::{Context, Result};
 /// `?` for help, `q` to quit. Records a running ingest adds appear without a restart.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store (from `serve`, `import` or `demo`).
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    /// The store (from `serve`, `import` or `demo`): a SQLite file, or a PostgreSQL database
+    /// (read-only: a streaming replica serves).
+    #[arg(long, value_name = "PATH|URL")]
+    db: zt_store::Location,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    zt_tui::run(&a.db).with_context(|| format!("browsing {}", a.db.display()))?;
+    zt_tui::run(&a.db).with_context(|| format!("browsing {}", crate::style::store(&a.db)))?;
     Ok(ExitCode::SUCCESS)
 }

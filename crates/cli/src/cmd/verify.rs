@@ -41,9 +41,10 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Verify every chain in this store (made by `serve` or `import`), its waiting records and
-    /// its quarantine.
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// its quarantine: a SQLite file, or a PostgreSQL database (read-only: a streaming
+    /// replica serves).
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<zt_store::Location>,
     /// The keys signatures are checked with.
     #[command(flatten)]
     keys: crate::cmd::KeyArgs,
@@ -184,13 +185,11 @@ pub fn trust_root(args: &Args, ring: &Keyring, allow_unsigned: bool) -> String {
 }
 
 /// Verifies the store at `db` (see [`zt_ingest::verify_store`]).
-fn verify_store(v: &mut Verifier<'_>, db: &std::path::Path) -> Result<()> {
-    if !db.is_file() {
-        bail!("no store at {}", db.display());
-    }
-    let store =
-        zt_store::Store::open(db).with_context(|| format!("cannot open store {}", db.display()))?;
-    zt_ingest::verify_store(v, &store).with_context(|| format!("reading store {}", db.display()))
+fn verify_store(v: &mut Verifier<'_>, db: &zt_store::Location) -> Result<()> {
+    let store = zt_store::Store::open_read_only(db)
+        .with_context(|| format!("cannot open store {}", crate::style::store(db)))?;
+    zt_ingest::verify_store(v, &store)
+        .with_context(|| format!("reading store {}", crate::style::store(db)))
 }
 
 /// A bar on stderr for inputs that take more than a second; nothing when stderr is not a

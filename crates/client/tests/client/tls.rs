@@ -66,7 +66,7 @@ impl Cp {
             .trim()
             .to_owned();
         let keyring = std::fs::read(dir.join("keyring.json")).unwrap();
-        let db = cp.decisions_db();
+        let db = cp.decisions_db().as_path().map(Path::to_path_buf).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let join = std::thread::spawn(move || {
