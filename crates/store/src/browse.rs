@@ -214,36 +214,8 @@ impl Store {
         page: Page,
         limit: usize,
     ) -> Result<Vec<DecisionRow>, StoreError> {
-        let mut params = Vec::new();
         let like = self.conn.borrow().like();
-        let mut w = filter.sql(&mut params, like);
-        let (cmp, order, reverse) = match page {
-            Page::Newest => (None, "DESC", false),
-            Page::Older(ts, id) => (Some(("<", ts, id)), "DESC", false),
-            Page::Newer(ts, id) => (Some((">", ts, id)), "ASC", true),
-            Page::Oldest => (None, "ASC", true),
-        };
-        if let Some((op, ts, id)) = cmp {
-            params.push(SqlValue::Integer(ts));
-            params.push(SqlValue::Integer(id));
-            let n = params.len();
-            let k = format!("(ts_ms, id) {op} (?{}, ?{n})", n - 1);
-            w = if w.is_empty() {
-                k
-            } else {
-                format!("{w} AND {k}")
-            };
-        }
-        params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM records {} ORDER BY ts_ms {order}, id {order} LIMIT ?{}",
-            if w.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {w}")
-            },
-            params.len()
-        );
+        let (sql, params, reverse) = decisions_query(filter, page, limit, like);
         let mut rows = self
             .conn
             .borrow_mut()
@@ -256,7 +228,49 @@ impl Store {
         }
         Ok(rows)
     }
+}
 
+/// The query of [`Store::decisions`]: `(sql, parameters, reverse the rows)`. Keyset paging on
+/// `(ts_ms, id)`, which `records_ts` orders on both engines.
+fn decisions_query(
+    filter: &Filter,
+    page: Page,
+    limit: usize,
+    like: &str,
+) -> (String, Vec<SqlValue>, bool) {
+    let mut params = Vec::new();
+    let mut w = filter.sql(&mut params, like);
+    let (cmp, order, reverse) = match page {
+        Page::Newest => (None, "DESC", false),
+        Page::Older(ts, id) => (Some(("<", ts, id)), "DESC", false),
+        Page::Newer(ts, id) => (Some((">", ts, id)), "ASC", true),
+        Page::Oldest => (None, "ASC", true),
+    };
+    if let Some((op, ts, id)) = cmp {
+        params.push(SqlValue::Integer(ts));
+        params.push(SqlValue::Integer(id));
+        let n = params.len();
+        let k = format!("(ts_ms, id) {op} (?{}, ?{n})", n - 1);
+        w = if w.is_empty() {
+            k
+        } else {
+            format!("{w} AND {k}")
+        };
+    }
+    params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM records {} ORDER BY ts_ms {order}, id {order} LIMIT ?{}",
+        if w.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {w}")
+        },
+        params.len()
+    );
+    (sql, params, reverse)
+}
+
+impl Store {
     /// Every chain, found by index seeks (one per chain, never a scan of the records): its
     /// main-line head and how many records sit on fork branches.
     pub fn chain_overview(&self) -> Result<Vec<ChainOverview>, StoreError> {
@@ -486,6 +500,143 @@ mod tests {
             assert!(o
                 .iter()
                 .all(|c| c.head_position == 39 && c.off_main_records == 0));
+        }
+    }
+
+    /// The browser's keyset paging, its scans' bounds, the chain overview and placement's
+    /// reads are index-driven on PostgreSQL too: no sequential scan of `records` in any plan,
+    /// on a store big enough for the planner to mean it.
+    #[test]
+    fn postgres_plans_are_index_driven() {
+        let Some(server) = crate::testdb::postgres_server() else {
+            return;
+        };
+        let db = crate::ScratchDatabase::create(&server, "zt_plans").unwrap();
+        let mut store = Store::connect(db.location()).unwrap();
+        store.set_trust(zt_core::chain::TrustPolicy::allow_all_unsigned());
+        let mut recs = Vec::new();
+        for c in 0..5 {
+            let mut prev = zt_core::Hash32::ZERO;
+            for seq in 0..2000u64 {
+                let s = zt_core::envelope::V1Draft {
+                    chain_id: format!("c{c}"),
+                    seq,
+                    actor: format!("a{}", seq % 50),
+                    action: format!("x.{}", seq % 20),
+                    resource: String::new(),
+                    decision: if seq % 4 == 0 { "deny" } else { "allow" }.into(),
+                    reason: "r".into(),
+                    timestamp: format!(
+                        "2026-10-01T{:02}:{:02}:{:02}.000Z",
+                        seq / 3600,
+                        (seq / 60) % 60,
+                        seq % 60
+                    ),
+                    previous_hash: prev,
+                    context: None,
+                }
+                .seal(None);
+                prev = s.current_hash;
+                recs.push(s.json);
+            }
+        }
+        let envs: Vec<zt_core::Envelope> = recs
+            .iter()
+            .map(|r| zt_core::Envelope::from_json(r.as_bytes()).unwrap())
+            .collect();
+        let rows: Vec<crate::NewRecord<'_>> = recs
+            .iter()
+            .zip(&envs)
+            .map(|(r, e)| crate::NewRecord {
+                raw: r.as_bytes(),
+                envelope: e,
+                profile: zt_core::Profile::V1,
+                status: zt_core::chain::SigStatus::Unsigned,
+                source: "t",
+                sender: None,
+                received_at_ms: 0,
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
+            store.insert_batch(chunk, &[]).unwrap();
+        }
+        let mut c = store.conn.borrow_mut();
+        c.batch("ANALYZE records").unwrap();
+        let mut queries: Vec<(String, Vec<SqlValue>)> = Vec::new();
+        for (filter, page) in [
+            ("", Page::Newest),
+            ("", Page::Older(1_000_000, 5000)),
+            ("", Page::Newer(1_000_000, 5000)),
+            ("", Page::Oldest),
+            ("decision:deny", Page::Newest),
+            ("actor:a7", Page::Older(1_000_000, 5000)),
+            ("action:x.3", Page::Newest),
+        ] {
+            let (sql, params, _) = decisions_query(&Filter::parse(filter), page, 100, "ILIKE");
+            queries.push((sql, params));
+        }
+        let ints = |v: &[i64]| v.iter().map(|x| SqlValue::Integer(*x)).collect::<Vec<_>>();
+        queries.push((
+            "SELECT ts_ms, id FROM records WHERE (ts_ms, id) < (?1, ?2) \
+             ORDER BY ts_ms DESC, id DESC LIMIT 1 OFFSET ?3"
+                .into(),
+            ints(&[i64::MAX, i64::MAX, 999]),
+        ));
+        queries.push((
+            "SELECT chain FROM records WHERE chain > ?1 ORDER BY chain LIMIT 1".into(),
+            vec![SqlValue::Text("c1".into())],
+        ));
+        queries.push((
+            "SELECT position, current_hash FROM records WHERE chain = ?1 AND branch = 0 \
+             ORDER BY position DESC LIMIT 1"
+                .into(),
+            vec![SqlValue::Text("c1".into())],
+        ));
+        queries.push((
+            "SELECT branch, position, id, raw FROM records \
+             WHERE chain = ?1 AND branch IS NOT NULL AND (branch, position, id) > (?2, ?3, ?4) \
+             ORDER BY branch, position, id LIMIT ?5"
+                .into(),
+            vec![
+                SqlValue::Text("c1".into()),
+                SqlValue::Integer(0),
+                SqlValue::Integer(10),
+                SqlValue::Integer(0),
+                SqlValue::Integer(2048),
+            ],
+        ));
+        queries.push((
+            crate::graph::select(crate::graph::BY_POSITION),
+            vec![SqlValue::Text("c1".into()), SqlValue::Integer(7)],
+        ));
+        queries.push((crate::graph::select(crate::graph::BY_ID), ints(&[77])));
+        for (sql, params) in &queries {
+            let plan: Vec<String> = c
+                .query(&format!("EXPLAIN {sql}"), &self::params(params))
+                .unwrap()
+                .into_iter()
+                .map(|mut r| r.text(0).unwrap())
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                !plan.contains("Seq Scan on records") && plan.contains("Index"),
+                "{sql}\n{plan}"
+            );
+        }
+        for n in crate::graph::CHUNKS {
+            for col in ["current_hash", "previous_hash"] {
+                let sql = crate::graph::in_list(col, n);
+                let hashes: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 32]).collect();
+                let params: Vec<P<'_>> = hashes.iter().map(P::from).collect();
+                let plan: Vec<String> = c
+                    .query(&format!("EXPLAIN {sql}"), &params)
+                    .unwrap()
+                    .into_iter()
+                    .map(|mut r| r.text(0).unwrap())
+                    .collect();
+                let plan = plan.join("\n");
+                assert!(!plan.contains("Seq Scan on records"), "{sql}\n{plan}");
+            }
         }
     }
 }

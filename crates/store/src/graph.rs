@@ -60,7 +60,7 @@ pub(crate) const BY_POSITION: &str = "WHERE chain = ?1 AND position = ?2";
 pub(crate) const BY_GENESIS: &str = "WHERE chain = ?1 AND previous_hash = ?2";
 /// Bulk reads by hash: `IN` lists of these sizes (a batch is cut into them, so a few shapes
 /// of statement serve every batch).
-const CHUNKS: [usize; 4] = [256, 32, 4, 1];
+pub(crate) const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 fn read_row(mut r: SqlRow) -> Result<Row, StoreError> {
     let profile = r.text(6)?;

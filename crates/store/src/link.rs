@@ -386,7 +386,7 @@ mod tests {
         .iter()
         .map(|w| crate::graph::select(w))
         .collect();
-        for n in [1, 4, 32, 256] {
+        for n in crate::graph::CHUNKS {
             sqls.push(crate::graph::in_list("current_hash", n));
             sqls.push(crate::graph::in_list("previous_hash", n));
         }
