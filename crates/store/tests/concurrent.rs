@@ -30,7 +30,12 @@ fn v1(key: &SigningKey, chain: &str, seq: u64, prev: Hash32, reason: &str) -> (S
         actor: format!("agent-{}", seq % 3),
         action: "x.y".into(),
         resource: format!("r/{seq}"),
-        decision: if seq % 4 == 0 { "deny" } else { "allow" }.into(),
+        decision: if seq.is_multiple_of(4) {
+            "deny"
+        } else {
+            "allow"
+        }
+        .into(),
         reason: reason.into(),
         timestamp: "2026-10-01T00:00:00Z".into(),
         previous_hash: prev,
@@ -124,7 +129,11 @@ fn put(store: &mut Store, batch: &[Item]) {
 
 /// What must be the same in both stores: every record's chain, position, whether it is on
 /// the main line, and its fork flag (by hash); and the counts.
-fn picture(store: &Store) -> (BTreeMap<String, (String, i64, bool)>, [u64; 4]) {
+/// By hash: (chain, position, on the main line); and the counts of records, forks, waiting
+/// records and copies.
+type Picture = (BTreeMap<String, (String, i64, bool)>, [u64; 4]);
+
+fn picture(store: &Store) -> Picture {
     let mut recs = BTreeMap::new();
     for c in store.chains().unwrap() {
         let mut after = None;

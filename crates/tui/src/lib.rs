@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
-//! zt_tui::run(std::path::Path::new("audit.db"))
+//! zt_tui::run(&zt_store::Location::parse("audit.db"))
 //! # }
 //! ```
 
