@@ -87,7 +87,7 @@ replica)
     pport=$(cat "$primary/port")
     # A base backup with the standby settings written (-R): the server starts as a hot standby
     # streaming from the primary.
-    run_as "$bin/pg_basebackup" -h 127.0.0.1 -p "$pport" -U zt -D "$dir/data" -R -X stream >/dev/null
+    run_as "$bin/pg_basebackup" -h 127.0.0.1 -p "$pport" -U zt -D "$dir/data" -R -X stream --checkpoint=fast >/dev/null
     port=$(free_port)
     start_server "$dir" "$bin" "$port"
     echo "postgres://zt@127.0.0.1:$port/zt"

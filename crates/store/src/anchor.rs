@@ -311,7 +311,7 @@ impl Store {
             .borrow_mut()
             .query(
                 &format!(
-                    "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE ?1 IS NULL OR log = ?1 ORDER BY log, epoch"
+                    "SELECT {EPOCH_COLUMNS} FROM anchor_epochs WHERE CAST(?1 AS TEXT) IS NULL OR log = ?1 ORDER BY log, epoch"
                 ),
                 args![log],
             )?

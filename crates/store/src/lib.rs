@@ -61,9 +61,9 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// PostgreSQL failed (or could not be reached).
-    #[error("PostgreSQL: {0}")]
-    Postgres(#[from] postgres::Error),
+    /// PostgreSQL failed (or could not be reached): the server's own words when it answered.
+    #[error("PostgreSQL: {}", describe_postgres(.0))]
+    Postgres(postgres::Error),
     /// The database was written by a newer zt-audit.
     #[error("store schema version {found} is newer than this zt-audit supports ({supported})")]
     NewerSchema {
@@ -279,6 +279,33 @@ pub fn hash_of(v: &[u8]) -> Hash32 {
 /// A `status` column: the SQL edge of [`SigStatus`].
 pub(crate) fn sig_status(s: String) -> Result<SigStatus, StoreError> {
     s.parse().map_err(|_| StoreError::Status(s))
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+/// The server's message (severity, text, SQLSTATE, detail, hint), or the client's error and
+/// its causes (a refused connection, say).
+fn describe_postgres(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("; {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        return s;
+    }
+    zt_core::text::error_chain(e)
 }
 
 /// Current time in ms since the Unix epoch.

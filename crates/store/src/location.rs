@@ -126,7 +126,7 @@ pub(crate) fn connect_postgres(url: &str, read_only: bool) -> Result<Pg, StoreEr
     if read_only {
         session.push_str("; SET default_transaction_read_only = on");
     }
-    let c = &mut pg.client;
+    let c = pg.client()?;
     crate::sql::blocking(|| c.batch_execute(&session))?;
     Ok(pg)
 }
@@ -200,7 +200,7 @@ impl ScratchDatabase {
             N.fetch_add(1, Ordering::Relaxed)
         );
         let mut pg = connect_postgres(server_url, false)?;
-        let c = &mut pg.client;
+        let c = pg.client()?;
         crate::sql::blocking(|| c.batch_execute(&format!("CREATE DATABASE \"{name}\"")))?;
         let (base, query) = match server_url.split_once('?') {
             Some((b, q)) => (b, format!("?{q}")),
@@ -232,7 +232,7 @@ impl ScratchDatabase {
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         if let Ok(mut pg) = connect_postgres(&self.server_url, false) {
-            let c = &mut pg.client;
+            let Ok(c) = pg.client() else { return };
             let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
             let _ = crate::sql::blocking(|| c.batch_execute(&sql));
         }

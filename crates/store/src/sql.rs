@@ -163,16 +163,25 @@ impl std::fmt::Debug for Conn {
 /// A PostgreSQL client and its prepared statements (one round trip each to prepare, so each
 /// query is prepared once per connection).
 pub(crate) struct Pg {
-    pub(crate) client: postgres::Client,
+    // Always `Some` but while dropping: the client's own drop blocks on its runtime, so it is
+    // taken out and dropped through [`blocking`].
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
 }
 
 impl Pg {
     pub(crate) fn new(client: postgres::Client) -> Self {
         Self {
-            client,
+            client: Some(client),
             statements: HashMap::new(),
         }
+    }
+
+    /// The client.
+    pub(crate) fn client(&mut self) -> Result<&mut postgres::Client, StoreError> {
+        self.client
+            .as_mut()
+            .ok_or(StoreError::Config("PostgreSQL connection closed".into()))
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
@@ -180,10 +189,18 @@ impl Pg {
             return Ok(s.clone());
         }
         let text = dollars(sql);
-        let client = &mut self.client;
+        let client = self.client()?;
         let st = blocking(|| client.prepare(&text))?;
         self.statements.insert(sql.to_owned(), st.clone());
         Ok(st)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            blocking(move || drop(c));
+        }
     }
 }
 
@@ -245,7 +262,7 @@ impl Conn {
                 let st = pg.statement(sql)?;
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                let client = &mut pg.client;
+                let client = pg.client()?;
                 let rows = blocking(|| client.query(&st, &refs))?;
                 rows.into_iter()
                     .map(|r| {
@@ -290,7 +307,7 @@ impl Conn {
                 let st = pg.statement(sql)?;
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                let client = &mut pg.client;
+                let client = pg.client()?;
                 Ok(blocking(|| client.execute(&st, &refs))?)
             }
         }
@@ -301,7 +318,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => {
-                let client = &mut pg.client;
+                let client = pg.client()?;
                 Ok(blocking(|| client.batch_execute(sql))?)
             }
         }

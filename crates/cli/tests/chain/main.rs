@@ -13,6 +13,7 @@ mod contract;
 mod cycle;
 mod failures;
 mod lineage;
+mod postgres;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -119,14 +120,20 @@ pub fn deploy(anvil: &Anvil, key: &str) -> String {
 }
 
 /// `zt-audit anchor run --once`.
-pub fn anchor_once(anvil_url: &str, key: &str, db: &Path, contract: &str, log: &str) -> Output {
+pub fn anchor_once(
+    anvil_url: &str,
+    key: &str,
+    db: impl AsRef<std::ffi::OsStr>,
+    contract: &str,
+    log: &str,
+) -> Output {
     zt(
         Some(key),
         &[
             "anchor",
             "run",
             "--db",
-            db.to_str().unwrap(),
+            db.as_ref().to_str().unwrap(),
             "--rpc",
             anvil_url,
             "--contract",
@@ -147,13 +154,19 @@ pub fn address(key: &str) -> String {
 }
 
 /// `zt-audit reconcile --format json` of `owner`'s log: (exit code, report).
-pub fn reconcile(anvil: &Anvil, db: &Path, contract: &str, owner: &str, log: &str) -> (i32, Value) {
+pub fn reconcile(
+    anvil: &Anvil,
+    db: impl AsRef<std::ffi::OsStr>,
+    contract: &str,
+    owner: &str,
+    log: &str,
+) -> (i32, Value) {
     let out = zt(
         None,
         &[
             "reconcile",
             "--db",
-            db.to_str().unwrap(),
+            db.as_ref().to_str().unwrap(),
             "--rpc",
             &anvil.url,
             "--contract",
@@ -173,7 +186,7 @@ pub fn reconcile(anvil: &Anvil, db: &Path, contract: &str, owner: &str, log: &st
 }
 
 /// `zt-audit verify --db DB --keyring fixtures/v1/keyring.json --format json`.
-pub fn verify_db(db: &Path) -> (i32, Value) {
+pub fn verify_db(db: impl AsRef<std::ffi::OsStr>) -> (i32, Value) {
     let ring = repo().join("fixtures/v1/keyring.json");
     let out = zt(
         None,
@@ -182,7 +195,7 @@ pub fn verify_db(db: &Path) -> (i32, Value) {
             "--format",
             "json",
             "--db",
-            db.to_str().unwrap(),
+            db.as_ref().to_str().unwrap(),
             "--keyring",
             ring.to_str().unwrap(),
         ],

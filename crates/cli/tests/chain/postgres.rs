@@ -1,0 +1,575 @@
+//! The store on PostgreSQL, end to end with the real binary: several receivers and control
+//! planes writing one database at once, a receiver killed mid-load, two anchoring jobs, and a
+//! streaming replica serving the readers.
+//!
+//! Needs a PostgreSQL server: `ZT_TEST_POSTGRES` (its URL) and, for the replica,
+//! `ZT_TEST_POSTGRES_DIR` (its folder): scripts/test.sh starts one with scripts/postgres.sh.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use zt_core::Hash32;
+use zt_store::{Location, ScratchDatabase, Store};
+
+use crate::{
+    anchor_once, anchored_events, both, deploy, reconcile, repo, v1_chain, verify_db, zt, Anvil,
+};
+
+fn server() -> String {
+    std::env::var("ZT_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "ZT_TEST_POSTGRES: the URL of a PostgreSQL server these tests may create \
+                 databases on (scripts/test.sh starts one: scripts/postgres.sh start DIR)"
+            )
+        })
+}
+
+fn scratch(prefix: &str) -> ScratchDatabase {
+    ScratchDatabase::create(&server(), prefix).unwrap()
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ring() -> String {
+    repo()
+        .join("fixtures/v1/keyring.json")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `zt-audit serve --db URL` on a free port: the process and its OTLP endpoint.
+fn serve(url: &str) -> (Proc, String) {
+    let args: Vec<std::ffi::OsString> = [
+        "serve",
+        "--db",
+        url,
+        "--listen",
+        "127.0.0.1:0",
+        "--keyring",
+        &ring(),
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
+    let (child, endpoint) = crate::spawn_server(&refs);
+    (Proc(child), endpoint)
+}
+
+fn shuffle<T>(v: &mut [T], mut seed: u64) {
+    seed |= 1;
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+fn write_lines(path: &std::path::Path, lines: &[&str]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// `zt-audit import --db DB --keyring <v1 keyring> FILE` of `lines`.
+fn import(db: &str, dir: &std::path::Path, lines: &[(String, Hash32)]) {
+    let file = dir.join(format!("import-{}.jsonl", lines[0].1.to_hex()));
+    let text: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+    write_lines(&file, &text);
+    let out = zt(
+        None,
+        &[
+            "import",
+            "--db",
+            db,
+            "--keyring",
+            &ring(),
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+}
+
+/// The kinds and inputs of a verify report's findings, sorted.
+fn findings(report: &Value) -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap_or_default().to_owned(),
+                f["input"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    f.sort();
+    f
+}
+
+/// Four receivers on one database take overlapping, shuffled, duplicated envelopes of the
+/// same chains from the real OpenTelemetry Python SDK at once; the store then holds each
+/// record once, the fork kept and flagged, and verifies exactly as a SQLite store of the same
+/// envelopes does.
+#[test]
+fn four_receivers_write_one_store_that_verifies_as_sqlite_does() {
+    let py = crate::python();
+    let db = scratch("zt_four");
+    let url = db.url();
+    let mut all: Vec<(String, Hash32)> = Vec::new();
+    let mut fork_after = Hash32::ZERO;
+    for c in ["pg-a", "pg-b", "pg-c"] {
+        let chain = v1_chain(c, 0, 150, Hash32::ZERO, |s| {
+            if s.is_multiple_of(5) {
+                "deny"
+            } else {
+                "allow"
+            }
+        });
+        if c == "pg-a" {
+            fork_after = chain[39].1;
+        }
+        all.extend(chain);
+    }
+    // A second genuine record at seq 40 of pg-a (another decision): a fork, both kept.
+    all.extend(v1_chain("pg-a", 40, 1, fork_after, |_| "allow"));
+    let tmp = tempfile::tempdir().unwrap();
+    let receivers: Vec<(Proc, String)> = (0..4).map(|_| serve(&url)).collect();
+    let mut files = Vec::new();
+    for w in 0..4u64 {
+        let mut mine: Vec<&str> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u64 % 4 != w)
+            .map(|(_, l)| l.0.as_str())
+            .collect();
+        let again: Vec<&str> = mine.iter().step_by(5).copied().collect();
+        mine.extend(again);
+        shuffle(&mut mine, 0x5eed + w);
+        let f = tmp.path().join(format!("sender-{w}.jsonl"));
+        write_lines(&f, &mine);
+        files.push(f);
+    }
+    std::thread::scope(|s| {
+        for (f, (_, endpoint)) in files.iter().zip(&receivers) {
+            let py = py.clone();
+            s.spawn(move || {
+                let out = Command::new(&py)
+                    .arg(repo().join("tests/python/send_envelopes.py"))
+                    .args(["--endpoint", endpoint, "--file", f.to_str().unwrap()])
+                    .args(["--timeout", "60"])
+                    .output()
+                    .unwrap();
+                let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                assert!(
+                    out.status.success() && report["ok"] == true && report["rejected"] == 0,
+                    "{report} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            });
+        }
+    });
+    drop(receivers);
+    let store = Store::open_read_only(db.location()).unwrap();
+    assert_eq!(store.count_records().unwrap(), 451, "each record once");
+    assert_eq!(store.count_forks().unwrap(), 2, "the fork's two claimants");
+    assert_eq!(store.count_waiting().unwrap(), 0);
+    assert_eq!(store.count_copies().unwrap(), 0);
+    drop(store);
+    // The same envelopes, one writer, SQLite.
+    let reference = tmp.path().join("reference.db");
+    import(reference.to_str().unwrap(), tmp.path(), &all);
+    let (code, report) = verify_db(&url);
+    let (ref_code, ref_report) = verify_db(&reference);
+    assert_eq!(report["records"], 451, "{report:#}");
+    assert_eq!(
+        (code, &report["records"], &report["chains"]),
+        (ref_code, &ref_report["records"], &ref_report["chains"]),
+        "{report:#}\n{ref_report:#}"
+    );
+    assert_eq!(findings(&report), findings(&ref_report), "{report:#}");
+    assert!(
+        findings(&report).iter().any(|(k, _)| k.contains("fork")),
+        "{report:#}"
+    );
+}
+
+fn post(client: &reqwest::blocking::Client, endpoint: &str, lines: &[(String, Hash32)]) -> bool {
+    let recs: Vec<Value> = lines
+        .iter()
+        .map(|(l, _)| {
+            json!({"attributes": [{"key": "event.name", "value": {"stringValue": "zt.audit.decision"}}],
+                   "body": {"stringValue": l}})
+        })
+        .collect();
+    let body = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": recs}]}]}).to_string();
+    client
+        .post(endpoint)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// A receiver killed with SIGKILL while it takes a stream of envelopes: every envelope it
+/// acknowledged is in the store (a 200 is sent only after the commit); the ones it did not
+/// acknowledge are sent to the other receiver, as a load balancer would, and the chain ends
+/// whole.
+#[test]
+fn a_receiver_killed_mid_load_loses_no_acknowledged_envelope() {
+    zt_tls::install_default_provider();
+    let db = scratch("zt_kill");
+    let url = db.url();
+    let chain = v1_chain("pg-kill", 0, 600, Hash32::ZERO, |_| "allow");
+    let (victim, victim_endpoint) = serve(&url);
+    let (_other, other_endpoint) = serve(&url);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let batches: Vec<&[(String, Hash32)]> = chain.chunks(5).collect();
+    let acked = std::sync::Mutex::new(Vec::<Hash32>::new());
+    let victim_acks = std::sync::atomic::AtomicUsize::new(0);
+    let mut victim = Some(victim);
+    let mut unacked: Vec<usize> = Vec::new();
+    std::thread::scope(|s| {
+        // Even batches go to the victim, odd ones to the other receiver, both at once.
+        let to_victim = s.spawn(|| {
+            let mut failed = Vec::new();
+            for (i, b) in batches.iter().enumerate().step_by(2) {
+                if post(&client, &victim_endpoint, b) {
+                    acked.lock().unwrap().extend(b.iter().map(|l| l.1));
+                    victim_acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                } else {
+                    failed.push(i);
+                }
+            }
+            failed
+        });
+        s.spawn(|| {
+            for b in batches.iter().skip(1).step_by(2) {
+                assert!(post(&client, &other_endpoint, b));
+                acked.lock().unwrap().extend(b.iter().map(|l| l.1));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while victim_acks.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "the victim acknowledged too little"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut p = victim.take().unwrap();
+        p.0.kill().unwrap();
+        p.0.wait().unwrap();
+        unacked = to_victim.join().unwrap();
+    });
+    assert!(
+        !unacked.is_empty(),
+        "the kill came before the end of the load"
+    );
+    let acked = acked.into_inner().unwrap();
+    let store = Store::open_read_only(db.location()).unwrap();
+    let missing: Vec<&Hash32> = acked
+        .iter()
+        .filter(|h| store.find_record(h).unwrap().is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged envelopes lost",
+        missing.len()
+    );
+    // What the victim never acknowledged goes to the survivor; the chain is then whole.
+    for i in unacked {
+        assert!(post(&client, &other_endpoint, batches[i]));
+    }
+    assert_eq!(store.count_records().unwrap(), 600);
+    assert_eq!(store.count_waiting().unwrap(), 0);
+    let (code, report) = verify_db(&url);
+    assert_eq!((code, &report["records"]), (0, &json!(600)), "{report:#}");
+}
+
+/// `anchor run --every`, reading the first outcome line it prints.
+fn anchor_job(anvil: &Anvil, key: &str, db: &str, contract: &str, log: &str) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args(["anchor", "run", "--db", db, "--rpc", &anvil.url])
+        .args(["--contract", contract, "--log", log, "--every", "1h"])
+        .args(["--receipt-timeout", "20s"])
+        .env("ZT_ANCHOR_KEY", key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Proc(child), line)
+}
+
+/// Epoch numbers of the contract's `Anchored` events (topic 2).
+fn anchored_epochs(anvil: &Anvil, contract: &str) -> Vec<u64> {
+    anchored_events(anvil, contract)
+        .iter()
+        .map(|e| {
+            u64::from_str_radix(
+                e["topics"][2].as_str().unwrap().trim_start_matches("0x"),
+                16,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// One anchoring job leads each log across hosts: a second job stands by while the leader
+/// lives and takes over when it is gone; two jobs started together anchor each epoch once.
+/// Then a streaming replica serves verify, reconcile and the browser.
+#[test]
+fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
+    let db = scratch("zt_anchor");
+    let url = db.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = v1_chain("pg-anchor", 0, 30, Hash32::ZERO, |_| "allow");
+    import(&url, tmp.path(), &chain[..10]);
+    let anvil = Anvil::start();
+    let key = anvil.funded_key();
+    let contract = deploy(&anvil, &key);
+
+    let (leader, first) = anchor_job(&anvil, &key, &url, &contract, "pg");
+    assert!(first.contains("epoch 1"), "{first}");
+    let out = anchor_once(&anvil.url, &key, &url, &contract, "pg");
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        crate::stdout(&out).contains("standing by"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(anchored_epochs(&anvil, &contract), [1]);
+
+    // The leader ends (its session, and with it the lock): the next job leads.
+    drop(leader);
+    import(&url, tmp.path(), &chain[10..20]);
+    let out = anchor_once(&anvil.url, &key, &url, &contract, "pg");
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(anchored_epochs(&anvil, &contract), [1, 2]);
+
+    // Two jobs at once: each epoch once.
+    import(&url, tmp.path(), &chain[20..]);
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| anchor_once(&anvil.url, &key, &url, &contract, "pg")))
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let epochs = anchored_epochs(&anvil, &contract);
+    assert_eq!(epochs, [1, 2, 3], "{}\n{}", both(&outs[0]), both(&outs[1]));
+    let store = Store::open_read_only(db.location()).unwrap();
+    assert_eq!(
+        store
+            .epochs(None)
+            .unwrap()
+            .iter()
+            .map(|e| e.epoch)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    drop(store);
+
+    // A streaming replica of the server: the readers work on it, writers are refused.
+    let primary_dir = std::env::var("ZT_TEST_POSTGRES_DIR").unwrap_or_else(|_| {
+        panic!(
+            "ZT_TEST_POSTGRES_DIR: the folder of the ZT_TEST_POSTGRES server (scripts/postgres.sh)"
+        )
+    });
+    let replica = Replica::start(&primary_dir);
+    let replica_url = replica.database(&url);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let caught_up = Store::open_read_only(&Location::Postgres(replica_url.clone()))
+            .ok()
+            .and_then(|s| s.epochs(None).ok())
+            .is_some_and(|e| e.len() == 3);
+        if caught_up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not catch up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, report) = verify_db(&replica_url);
+    assert_eq!((code, &report["records"]), (0, &json!(30)), "{report:#}");
+    let owner = crate::address(&key);
+    let (code, report) = reconcile(&anvil, &replica_url, &contract, &owner, "pg");
+    assert_eq!(code, 0, "{report:#}");
+    let app = zt_tui::app::App::new(
+        Store::open_read_only(&Location::Postgres(replica_url.clone())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.rows.len(), 30, "the browser's first page, newest first");
+    assert_eq!(app.rows[0].position, Some(29));
+    let one = tmp.path().join("one-more.jsonl");
+    write_lines(
+        &one,
+        &[v1_chain("pg-replica", 0, 1, Hash32::ZERO, |_| "allow")[0]
+            .0
+            .as_str()],
+    );
+    let out = zt(
+        None,
+        &[
+            "import",
+            "--db",
+            &replica_url,
+            "--keyring",
+            &ring(),
+            one.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("read-only") || both(&out).contains("recovery"),
+        "{}",
+        both(&out)
+    );
+}
+
+/// A streaming replica started by scripts/postgres.sh; stopped when dropped.
+struct Replica {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Replica {
+    fn start(primary_dir: &str) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/postgres.sh"))
+            .args(["replica", dir.path().to_str().unwrap(), primary_dir])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "replica: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Replica { dir, url }
+    }
+
+    /// The URL of `primary_url`'s database on the replica.
+    fn database(&self, primary_url: &str) -> String {
+        let name = primary_url.rsplit('/').next().unwrap();
+        let (host, _) = self.url.rsplit_once('/').unwrap();
+        format!("{host}/{name}")
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/postgres.sh"))
+            .args(["stop", self.dir.path().to_str().unwrap()])
+            .status();
+    }
+}
+
+/// Two control planes, each with its own key and chain, store their decisions in one
+/// PostgreSQL database at once; the store verifies under both keyrings, each chain whole.
+#[test]
+fn two_control_planes_share_one_store() {
+    zt_tls::install_default_provider();
+    let db = scratch("zt_cps");
+    let url = db.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut planes = Vec::new();
+    for i in 0..2 {
+        let dir = tmp.path().join(format!("cp{i}"));
+        let args: Vec<std::ffi::OsString> = [
+            "control-plane",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--db",
+            &url,
+            "--open",
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
+        let (child, base) = crate::spawn_server(&refs);
+        planes.push((Proc(child), base, dir));
+    }
+    let client = reqwest::blocking::Client::new();
+    std::thread::scope(|s| {
+        for (_, base, _) in &planes {
+            let client = &client;
+            s.spawn(move || {
+                for n in 0..40 {
+                    let r = client
+                        .post(format!("{base}/actions"))
+                        .json(&json!({"actor": "agent-pg", "action": "x.read", "resource": format!("r/{n}")}))
+                        .send()
+                        .unwrap();
+                    // Deny by default: 403 is a decision too (on record, like an allow).
+                    let status = r.status().as_u16();
+                    let answer: Value = r.json().unwrap();
+                    assert!(
+                        matches!(status, 200 | 403) && answer["audit"].is_object(),
+                        "{status} {answer}"
+                    );
+                }
+            });
+        }
+    });
+    let mut keys = Vec::new();
+    for (p, _, dir) in planes {
+        drop(p);
+        let ring: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("keyring.json")).unwrap()).unwrap();
+        keys.extend(ring["keys"].as_array().unwrap().iter().cloned());
+    }
+    let both_rings = tmp.path().join("keyring.json");
+    std::fs::write(&both_rings, json!({ "keys": keys }).to_string()).unwrap();
+    let out = zt(
+        None,
+        &[
+            "verify",
+            "--format",
+            "json",
+            "--db",
+            &url,
+            "--keyring",
+            both_rings.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(report["records"].as_u64().unwrap() >= 80, "{report:#}");
+    let store = Store::open_read_only(db.location()).unwrap();
+    let chains: Vec<String> = store
+        .chains()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.chain)
+        .collect();
+    assert!(
+        chains.iter().filter(|c| !c.ends_with("admin")).count() >= 2,
+        "{chains:?}"
+    );
+    assert_eq!(store.count_forks().unwrap(), 0);
+}
