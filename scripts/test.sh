@@ -4,8 +4,9 @@
 # the benchmark; anvil and solc from the npm registry, pinned in package-lock.json, installed
 # into node_modules/ by scripts/npm-tools.sh) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/;
 # the lineage-style client test uses the standard library only).
-# Installs into the clone only (node_modules/, target/), except tmux for the browser's test: the
-# Debian package, with apt-get when run as root and it is missing.
+# Installs into the clone only (node_modules/, target/), except tmux for the browser's test and
+# PostgreSQL for the multi-node store's: Debian packages, with apt-get when run as root and they
+# are missing (the PostgreSQL cluster itself lives in a temporary folder and is stopped at exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +38,15 @@ step "npm tools (pinned in package-lock.json): anvil for the chain tests, solc f
 bash scripts/npm-tools.sh
 node contracts/build.mjs --check
 
-step "npm tools on a clean clone of HEAD (the next registry drift fails here, not on a new machine)"
+step "PostgreSQL for the multi-node store tests (Debian's package when missing; a throwaway cluster on 127.0.0.1)"
+pg_dir=$(mktemp -d)
 clone=$(mktemp -d)
-trap 'rm -rf "$clone"' EXIT
+trap 'bash scripts/postgres.sh stop "$pg_dir" || true; rm -rf "$clone" "$pg_dir"' EXIT
+ZT_TEST_POSTGRES=$(bash scripts/postgres.sh start "$pg_dir")
+export ZT_TEST_POSTGRES ZT_TEST_POSTGRES_DIR="$pg_dir" ZT_REQUIRE_POSTGRES=1
+echo "$ZT_TEST_POSTGRES"
+
+step "npm tools on a clean clone of HEAD (the next registry drift fails here, not on a new machine)"
 if git rev-parse --git-dir >/dev/null 2>&1; then
     git clone -q --no-local "$PWD" "$clone/zt"
 else
@@ -83,6 +90,9 @@ $Z bench tui --records 20000 --runs 1
 
 step "the quickstart, as the README runs it (on the debug build already made)"
 ZT_BUILD_PROFILE=dev bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
+
+step "PostgreSQL stopped"
+bash scripts/postgres.sh stop "$pg_dir"
 
 step "no process outlives the suite"
 unset ZT_TEST_MARKER
