@@ -86,6 +86,15 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(db: &Path, ring: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_at(db.as_os_str(), ring, extra)
+    }
+
+    /// As [`Serve::start`], on any store `--db` takes (a PostgreSQL URL too).
+    pub(crate) fn start_at(
+        db: impl AsRef<std::ffi::OsStr>,
+        ring: &Path,
+        extra: &[&str],
+    ) -> Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["serve", "--db"])
             .arg(db)
@@ -139,7 +148,7 @@ impl Drop for Serve {
 }
 
 /// `CLK_TCK`, the unit of `/proc/PID/stat`'s CPU times (100 on Linux unless told otherwise).
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -416,4 +425,24 @@ pub fn run(a: &HostileArgs) -> Result<()> {
         bail!("{} bombs were not refused with 413", hostile.bombs_other);
     }
     Ok(())
+}
+
+/// A counter from a receiver's `/metrics` (0 when it cannot be read).
+pub(crate) fn metric(addr: &str, name: &str) -> u64 {
+    let read = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    read().ok().map_or(0, |text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    })
 }

@@ -42,12 +42,18 @@ pub struct IngestArgs {
     /// With --hostile: concurrent bomb senders.
     #[arg(long, default_value_t = 64, requires = "hostile")]
     bombs: usize,
-    /// With --hostile: runs of phases 1 and 2, alternating (medians; peak RSS: the highest).
-    #[arg(long, default_value_t = 3, requires = "hostile")]
+    /// Runs (medians): with --hostile, of phases 1 and 2, alternating (peak RSS: the highest);
+    /// with --db, of each configuration.
+    #[arg(long, default_value_t = 3)]
     runs: usize,
     /// With --hostile: skip the one bomb with the limits lifted (it takes ~1.5 GB).
     #[arg(long, requires = "hostile")]
     no_reference: bool,
+    /// Also ingest into PostgreSQL (`postgres://USER@HOST:PORT/DB` of a server the user may
+    /// create databases on): 1, 2 and 4 receivers on one fresh database each, beside the
+    /// SQLite run, with the database's CPU share and cost per envelope.
+    #[arg(long, value_name = "URL", conflicts_with = "hostile")]
+    db: Option<String>,
 }
 
 pub(crate) fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> Vec<Vec<String>> {
@@ -198,20 +204,105 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
     eprintln!("offline zt-audit verify on the same envelopes ...");
     let offline = offline_verify_rate(&exe, tmp.path(), &chains, &ring_path)?;
 
-    let db = tmp.path().join("bench.db");
-    let server = crate::hostile::Serve::start(&db, &ring_path, &[])?;
-    let addr = server.addr.clone();
-    let pid = server.pid();
+    let sqlite = tmp.path().join("bench.db");
+    let total: usize = chains.iter().map(Vec::len).sum();
+    let reference = ingest(
+        &zt_store::Location::Sqlite(sqlite),
+        &ring_path,
+        &requests,
+        1,
+        total,
+    )?;
+    if let Some(server) = &a.db {
+        return postgres(
+            &a, server, &ring_path, &requests, total, &reference, offline,
+        );
+    }
+    let Run {
+        rate,
+        secs,
+        p50,
+        p99,
+        rss,
+        ..
+    } = reference;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "envelopes": total, "connections": a.connections, "batch": a.batch,
+                "ingest_envelopes_per_s": rate, "p50_ms": p50, "p99_ms": p99,
+                "server_peak_rss_mib": rss, "offline_verify_records_per_s": offline,
+                "ratio_to_offline_verify": rate / offline,
+            })
+        );
+    } else {
+        println!("zt-audit bench ingest: {total} signed v1 envelopes, {} connections, {} per request, synchronous=FULL", a.connections, a.batch);
+        println!(
+            "  ingest (verified + durably committed)   {rate:>9.0} envelopes/s   ({secs:.2} s)"
+        );
+        println!("  request latency                         p50 {p50:.1} ms   p99 {p99:.1} ms");
+        println!(
+            "  server peak RSS                         {:.0} MiB",
+            rss.unwrap_or(f64::NAN)
+        );
+        println!("  offline zt-audit verify, same envelopes {offline:>9.0} records/s");
+        println!(
+            "  ratio ingest / offline verify: {:.2} (target: at least 0.5)",
+            rate / offline
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One ingest run's figures.
+#[derive(Debug, Clone)]
+struct Run {
+    rate: f64,
+    secs: f64,
+    p50: f64,
+    p99: f64,
+    rss: Option<f64>,
+    /// PostgreSQL: CPU seconds of the server (postmaster and its processes).
+    db_cpu: Option<f64>,
+    /// PostgreSQL: statements the receivers sent.
+    statements: u64,
+    /// PostgreSQL: WAL bytes and database growth.
+    wal_bytes: i64,
+    db_bytes: i64,
+}
+
+/// Starts `receivers` `serve` processes on `db`, replays the requests (connections spread
+/// over them), checks the store holds every envelope once.
+fn ingest(
+    db: &zt_store::Location,
+    ring: &Path,
+    requests: &[Vec<Vec<u8>>],
+    receivers: usize,
+    total: usize,
+) -> Result<Run> {
+    let url = db.to_string();
+    let servers: Vec<crate::hostile::Serve> = (0..receivers)
+        .map(|_| crate::hostile::Serve::start_at(&url, ring, &[]))
+        .collect::<Result<_>>()?;
+    let probe = zt_store::Store::connect(db)?;
+    let before = probe.postgres_stats()?;
+    let postmaster = before.and_then(|s| parent_pid(s.backend_pid));
+    let cpu_before = postmaster.and_then(tree_cpu_secs);
     eprintln!(
-        "replaying {} requests over {} connections to {addr} ...",
+        "replaying {} requests over {} connections to {receivers} receiver(s) on {db} ...",
         requests.iter().map(Vec::len).sum::<usize>(),
-        a.connections
+        requests.len()
     );
     let t = Instant::now();
     let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
         let handles: Vec<_> = requests
             .iter()
-            .map(|r| s.spawn(|| replay(&addr, r)))
+            .enumerate()
+            .map(|(i, r)| {
+                let addr = servers[i % servers.len()].addr.clone();
+                s.spawn(move || replay(&addr, r))
+            })
             .collect();
         handles
             .into_iter()
@@ -222,8 +313,19 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
             .collect()
     });
     let secs = t.elapsed().as_secs_f64();
-    let rss = peak_rss_mib(pid);
-    server.stop();
+    let cpu_after = postmaster.and_then(tree_cpu_secs);
+    let after = probe.postgres_stats()?;
+    let rss = servers
+        .iter()
+        .filter_map(|s| peak_rss_mib(s.pid()))
+        .reduce(f64::max);
+    let statements: u64 = servers
+        .iter()
+        .map(|s| crate::hostile::metric(&s.addr, "zt_ingest_store_statements_total"))
+        .sum();
+    for s in servers {
+        s.stop();
+    }
     let mut lat: Vec<Duration> = Vec::new();
     for r in results {
         lat.extend(r?);
@@ -233,42 +335,152 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    let total: usize = chains.iter().map(Vec::len).sum();
-    let rate = total as f64 / secs;
-    let store = zt_store::Store::open(&db)?;
-    let stored = store.count_records()?;
+    let stored = probe.count_records()?;
     if stored != total as u64 {
         bail!("store holds {stored} envelopes, {total} were sent");
     }
+    Ok(Run {
+        rate: total as f64 / secs,
+        secs,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        rss,
+        db_cpu: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+        statements,
+        wal_bytes: before
+            .zip(after)
+            .map_or(0, |(b, a)| a.wal_bytes - b.wal_bytes),
+        db_bytes: before
+            .zip(after)
+            .map_or(0, |(b, a)| a.database_bytes - b.database_bytes),
+    })
+}
+
+fn parent_pid(pid: i64) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// CPU seconds of a process, its reaped children, and its live children: a PostgreSQL server
+/// (the postmaster and its backends, WAL writer, checkpointer, ...), when it runs here.
+fn tree_cpu_secs(root: u32) -> Option<f64> {
+    let stat = |pid: &str| -> Option<(u32, f64, f64)> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+        let ppid: u32 = f.get(1)?.parse().ok()?;
+        let own = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        let reaped = f.get(13)?.parse::<f64>().ok()? + f.get(14)?.parse::<f64>().ok()?;
+        Some((ppid, own, reaped))
+    };
+    let (_, own, reaped) = stat(&root.to_string())?;
+    let mut ticks = own + reaped;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some((ppid, own, _)) = stat(pid) {
+            if ppid == root {
+                ticks += own;
+            }
+        }
+    }
+    Some(ticks / crate::hostile::clock_ticks())
+}
+
+fn median_run(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs.swap_remove(runs.len() / 2)
+}
+
+/// The PostgreSQL comparison: SQLite (one receiver, the reference already run) beside
+/// PostgreSQL with 1, 2 and 4 receivers.
+fn postgres(
+    a: &IngestArgs,
+    server: &str,
+    ring: &Path,
+    requests: &[Vec<Vec<u8>>],
+    total: usize,
+    first_sqlite: &Run,
+    offline: f64,
+) -> Result<ExitCode> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+    let runs = a.runs.max(1);
+    let tmp = tempfile::tempdir()?;
+    let mut sqlite = vec![first_sqlite.clone()];
+    for i in 1..runs {
+        let db = zt_store::Location::Sqlite(tmp.path().join(format!("bench-{i}.db")));
+        sqlite.push(ingest(&db, ring, requests, 1, total)?);
+    }
+    let sqlite = median_run(sqlite);
+    let mut pg = Vec::new();
+    for receivers in [1usize, 2, 4] {
+        let mut each = Vec::new();
+        for _ in 0..runs {
+            let db = zt_store::ScratchDatabase::create(server, "zt_bench")?;
+            each.push(ingest(db.location(), ring, requests, receivers, total)?);
+        }
+        pg.push((receivers, median_run(each)));
+    }
+    let one = &pg[0].1;
+    let ratio = one.rate / sqlite.rate;
+    let per = |v: f64| v / total as f64;
     if a.json {
+        let rows: Vec<serde_json::Value> = pg
+            .iter()
+            .map(|(n, r)| {
+                serde_json::json!({
+                    "receivers": n, "envelopes_per_s": r.rate, "p50_ms": r.p50, "p99_ms": r.p99,
+                    "db_cpu_share": r.db_cpu.map(|c| c / (r.secs * cores)),
+                    "statements_per_envelope": per(r.statements as f64),
+                    "wal_bytes_per_envelope": per(r.wal_bytes as f64),
+                    "db_bytes_per_envelope": per(r.db_bytes as f64),
+                })
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
-                "envelopes": total, "connections": a.connections, "batch": a.batch,
-                "ingest_envelopes_per_s": rate, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-                "server_peak_rss_mib": rss, "offline_verify_records_per_s": offline,
-                "ratio_to_offline_verify": rate / offline,
+                "envelopes": total, "connections": a.connections, "batch": a.batch, "runs": runs,
+                "sqlite": {"envelopes_per_s": sqlite.rate, "p50_ms": sqlite.p50, "p99_ms": sqlite.p99},
+                "postgres": rows, "ratio_postgres_1_to_sqlite": ratio,
+                "offline_verify_records_per_s": offline,
             })
         );
     } else {
-        println!("zt-audit bench ingest: {total} signed v1 envelopes, {} connections, {} per request, synchronous=FULL", a.connections, a.batch);
         println!(
-            "  ingest (verified + durably committed)   {rate:>9.0} envelopes/s   ({secs:.2} s)"
+            "zt-audit bench ingest --db postgres: {total} signed v1 envelopes, {} connections, {} per request, durable commits, medians of {runs}",
+            a.connections, a.batch
         );
         println!(
-            "  request latency                         p50 {:.1} ms   p99 {:.1} ms",
-            pct(0.5),
-            pct(0.99)
+            "  SQLite,     1 receiver   {:>8.0} envelopes/s   p50 {:>5.1} ms   p99 {:>6.1} ms",
+            sqlite.rate, sqlite.p50, sqlite.p99
         );
+        for (n, r) in &pg {
+            println!(
+                "  PostgreSQL, {n} receiver{} {:>8.0} envelopes/s   p50 {:>5.1} ms   p99 {:>6.1} ms   database CPU {:>4.0}% of {cores} cores",
+                if *n == 1 { " " } else { "s" },
+                r.rate,
+                r.p50,
+                r.p99,
+                r.db_cpu.map_or(f64::NAN, |c| 100.0 * c / (r.secs * cores)),
+            );
+        }
         println!(
-            "  server peak RSS                         {:.0} MiB",
-            rss.unwrap_or(f64::NAN)
+            "  PostgreSQL cost per envelope (1 receiver): {:.2} statements, {:.0} WAL bytes, {:.0} bytes of table and index growth, {:.0} µs of database CPU",
+            per(one.statements as f64),
+            per(one.wal_bytes as f64),
+            per(one.db_bytes as f64),
+            one.db_cpu.map_or(f64::NAN, |c| per(c) * 1e6),
         );
-        println!("  offline zt-audit verify, same envelopes {offline:>9.0} records/s");
-        println!(
-            "  ratio ingest / offline verify: {:.2} (target: at least 0.5)",
-            rate / offline
-        );
+        println!("  ratio PostgreSQL (1 receiver) / SQLite: {ratio:.2} (target: at least 0.5)");
     }
     Ok(ExitCode::SUCCESS)
 }

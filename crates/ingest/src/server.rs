@@ -174,6 +174,12 @@ impl Metrics {
             "Store transactions committed.",
             &self.commits,
         );
+        c(
+            &mut o,
+            "zt_ingest_store_statements_total",
+            "Statements sent to a PostgreSQL store (0 on SQLite).",
+            &AtomicU64::new(zt_store::postgres_statements()),
+        );
         let _ = writeln!(o, "# HELP zt_ingest_requests_total Requests by outcome.\n# TYPE zt_ingest_requests_total counter");
         for (label, v) in [
             ("ok", &self.requests_ok),

@@ -216,6 +216,36 @@ impl<'c, 'a> Graph<'c, 'a> {
         Ok(())
     }
 
+    /// Reads the records at `positions` of `chain` not read yet, in bulk.
+    fn load_positions(&mut self, chain: &str, positions: &[i64]) -> Result<(), StoreError> {
+        let mut todo: Vec<i64> = Vec::new();
+        for p in positions {
+            let k = Key::Position(chain.to_owned(), *p);
+            if !self.loaded.contains(&k) && !todo.contains(p) {
+                todo.push(*p);
+            }
+        }
+        let mut rest: &[i64] = &todo;
+        while !rest.is_empty() {
+            let n = CHUNKS
+                .iter()
+                .copied()
+                .find(|&c| c <= rest.len())
+                .unwrap_or(1);
+            let (now, later) = rest.split_at(n);
+            let sql = positions_list(n);
+            let mut params: Vec<P<'_>> = vec![P::Text(chain)];
+            params.extend(now.iter().map(|p| P::Int(*p)));
+            let rows = self.conn.query(&sql, &params)?;
+            self.absorb(rows)?;
+            rest = later;
+        }
+        for p in todo {
+            self.loaded.insert(Key::Position(chain.to_owned(), p));
+        }
+        Ok(())
+    }
+
     fn load(&mut self, key: Key) -> Result<(), StoreError> {
         if self.loaded.contains(&key) {
             return Ok(());
@@ -246,12 +276,27 @@ impl<'c, 'a> Graph<'c, 'a> {
         }
         self.load_hashes("current_hash", &hashes)?;
         self.load_hashes("previous_hash", &hashes)?;
+        // v1 records also ask who else holds their position.
+        let mut by_chain: HashMap<&str, Vec<i64>> = HashMap::new();
+        for r in records {
+            if let Some(v1) = &r.envelope.v1 {
+                if let Ok(seq) = i64::try_from(v1.seq) {
+                    by_chain.entry(v1.chain_id.as_str()).or_default().push(seq);
+                }
+            }
+        }
+        for (chain, positions) in by_chain {
+            self.load_positions(chain, &positions)?;
+        }
         Ok(())
     }
 
     /// A record by id.
     pub(crate) fn row(&mut self, id: i64) -> Result<Row, StoreError> {
-        self.load(Key::Id(id))?;
+        // A row in the cache is the row: read by another key, or new in this batch.
+        if !self.rows.contains_key(&id) {
+            self.load(Key::Id(id))?;
+        }
         self.rows.get(&id).cloned().ok_or(StoreError::Column {
             column: 0,
             want: "a stored record",
@@ -545,6 +590,15 @@ fn insert_rows(n: usize) -> String {
 /// `SELECT` of the row columns with a `WHERE` clause.
 pub(crate) fn select(clause: &str) -> String {
     format!("SELECT {COLUMNS} FROM records {clause}")
+}
+
+/// `SELECT` of the row columns at one of `n` positions (`?2`...) of chain `?1`.
+pub(crate) fn positions_list(n: usize) -> String {
+    let list: Vec<String> = (2..=n + 1).map(|i| format!("?{i}")).collect();
+    select(&format!(
+        "WHERE chain = ?1 AND position IN ({})",
+        list.join(", ")
+    ))
 }
 
 /// `SELECT` of the row columns whose `column` is one of `n` parameters.

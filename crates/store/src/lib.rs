@@ -308,6 +308,23 @@ fn describe_postgres(e: &postgres::Error) -> String {
     zt_core::text::error_chain(e)
 }
 
+/// Statements this process has sent to PostgreSQL so far, every store together (0 on SQLite):
+/// what a receiver costs the database, per envelope (`zt_ingest_store_statements_total`).
+pub fn postgres_statements() -> u64 {
+    sql::STATEMENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a PostgreSQL server has written and which process it is, for the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresStats {
+    /// Bytes of WAL written since the cluster began (`pg_current_wal_lsn`).
+    pub wal_bytes: i64,
+    /// Size of this database on disk (tables, indexes).
+    pub database_bytes: i64,
+    /// The server process serving this connection (its parent is the postmaster).
+    pub backend_pid: i64,
+}
+
 /// Current time in ms since the Unix epoch.
 pub fn now_ms() -> i64 {
     zt_core::time::Timestamp::now().unix_millis()
@@ -453,6 +470,24 @@ impl Store {
             args![sql::lock_key("leader", role)],
         )?
         .bool(0)
+    }
+
+    /// WAL position, database size and backend pid, on PostgreSQL (`None` on SQLite).
+    pub fn postgres_stats(&self) -> Result<Option<PostgresStats>, StoreError> {
+        let mut c = self.conn.borrow_mut();
+        if c.engine() != Engine::Postgres {
+            return Ok(None);
+        }
+        let mut r = c.query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
+             pg_database_size(current_database()), pg_backend_pid()::bigint",
+            &[],
+        )?;
+        Ok(Some(PostgresStats {
+            wal_bytes: r.i64(0)?,
+            database_bytes: r.i64(1)?,
+            backend_pid: r.i64(2)?,
+        }))
     }
 
     fn schema_version(&self) -> Result<i64, StoreError> {

@@ -389,6 +389,7 @@ mod tests {
         for n in crate::graph::CHUNKS {
             sqls.push(crate::graph::in_list("current_hash", n));
             sqls.push(crate::graph::in_list("previous_hash", n));
+            sqls.push(crate::graph::positions_list(n));
         }
         let mut c = s.conn.borrow_mut();
         let crate::sql::Conn::Sqlite(conn) = &mut *c else {

@@ -204,6 +204,14 @@ impl Drop for Pg {
     }
 }
 
+/// Statements this process has sent to PostgreSQL (every store), for the cost per envelope
+/// the benchmark reports.
+pub(crate) static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn counted() {
+    STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// `?N` to `$N` (no query of the store has a `?` in a literal).
 fn dollars(sql: &str) -> String {
     sql.replace('?', "$")
@@ -263,6 +271,7 @@ impl Conn {
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
                 let client = pg.client()?;
+                counted();
                 let rows = blocking(|| client.query(&st, &refs))?;
                 rows.into_iter()
                     .map(|r| {
@@ -308,6 +317,7 @@ impl Conn {
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
                 let client = pg.client()?;
+                counted();
                 Ok(blocking(|| client.execute(&st, &refs))?)
             }
         }
@@ -319,6 +329,7 @@ impl Conn {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => {
                 let client = pg.client()?;
+                counted();
                 Ok(blocking(|| client.batch_execute(sql))?)
             }
         }
