@@ -5,6 +5,7 @@
 #
 #   scripts/postgres.sh start DIR   # prints the URL of database "zt": postgres://zt@127.0.0.1:PORT/zt
 #   scripts/postgres.sh replica DIR PRIMARY_DIR  # a streaming replica of the server in PRIMARY_DIR
+#   scripts/postgres.sh restart DIR   # fast shutdown, then up again on the same port
 #   scripts/postgres.sh stop DIR
 #
 # Trust authentication on loopback only: the cluster is a test fixture, gone with DIR.
@@ -62,7 +63,7 @@ start_server() {
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$dir" ] || { echo "usage: $0 start|replica|stop DIR [PRIMARY_DIR]" >&2; exit 2; }
+[ -n "$dir" ] || { echo "usage: $0 start|replica|restart|stop DIR [PRIMARY_DIR]" >&2; exit 2; }
 case "$cmd" in
 start)
     bin=$(bin_dir)
@@ -92,6 +93,10 @@ replica)
     start_server "$dir" "$bin" "$port"
     echo "postgres://zt@127.0.0.1:$port/zt"
     ;;
+restart)
+    bin=$(bin_dir)
+    run_as "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null
+    ;;
 stop)
     bin=$(bin_dir)
     if [ -f "$dir/data/postmaster.pid" ]; then
@@ -99,7 +104,7 @@ stop)
     fi
     ;;
 *)
-    echo "usage: $0 start|replica|stop DIR [PRIMARY_DIR]" >&2
+    echo "usage: $0 start|replica|restart|stop DIR [PRIMARY_DIR]" >&2
     exit 2
     ;;
 esac

@@ -1,4 +1,7 @@
-//! The evidence store: one SQLite file (WAL) shared by ingest, verifier, anchor and browser.
+//! The evidence store shared by ingest, verifier, anchor and browser: a SQLite file (WAL; the
+//! embedded default) or a PostgreSQL database that receivers and control planes on many hosts
+//! write at once ([`Location`]; `docs/postgres.md`). Both engines run the same queries
+//! (`sql.rs`) and the same placement (`graph.rs`, `link.rs`).
 //!
 //! Every envelope is kept **byte for byte as received** (`raw`), beside extracted columns for
 //! browsing. Nothing is dropped:
@@ -22,8 +25,9 @@
 //! kept; a verified copy supersedes an unverified one as the record, the other bytes stay in
 //! `record_copies`.
 //!
-//! Durability: `synchronous=FULL` by default, so a batch that [`Store::insert_batch`] returned
-//! from survives a power cut; one transaction per batch (group commit).
+//! Durability: `synchronous=FULL` by default (PostgreSQL: `synchronous_commit = on`), so a
+//! batch that [`Store::insert_batch`] returned from survives a power cut; one transaction per
+//! batch (group commit).
 //!
 //! ```no_run
 //! use zt_store::Store;

@@ -108,6 +108,11 @@ fn redact(url: &str) -> String {
 
 /// Connects to PostgreSQL; `read_only`: every transaction of the session is read-only.
 pub(crate) fn connect_postgres(url: &str, read_only: bool) -> Result<Pg, StoreError> {
+    Ok(Pg::new(url, read_only, open_client(url, read_only)?))
+}
+
+/// A new session: connected, named, read-only when asked.
+pub(crate) fn open_client(url: &str, read_only: bool) -> Result<postgres::Client, StoreError> {
     use postgres::config::SslMode;
     let config: postgres::Config = url
         .parse()
@@ -121,14 +126,14 @@ pub(crate) fn connect_postgres(url: &str, read_only: bool) -> Result<Pg, StoreEr
             crate::sql::blocking(|| config.connect(tls))?
         }
     };
-    let mut pg = Pg::new(client);
+    let mut client = client;
     let mut session = String::from("SET application_name = 'zt-audit'");
     if read_only {
         session.push_str("; SET default_transaction_read_only = on");
     }
-    let c = pg.client()?;
+    let c = &mut client;
     crate::sql::blocking(|| c.batch_execute(&session))?;
-    Ok(pg)
+    Ok(client)
 }
 
 /// rustls with the system's roots (and `PGSSLROOTCERT`, when set); the server's certificate

@@ -167,18 +167,34 @@ pub(crate) struct Pg {
     // taken out and dropped through [`blocking`].
     client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+    url: String,
+    read_only: bool,
+    in_transaction: bool,
 }
 
 impl Pg {
-    pub(crate) fn new(client: postgres::Client) -> Self {
+    pub(crate) fn new(url: &str, read_only: bool, client: postgres::Client) -> Self {
         Self {
             client: Some(client),
             statements: HashMap::new(),
+            url: url.to_owned(),
+            read_only,
+            in_transaction: false,
         }
     }
 
-    /// The client.
+    /// The client. A connection the server closed (a restart, a failover) is opened again
+    /// between transactions, never inside one: a transaction that lost its connection fails
+    /// whole, and its caller (an exporter's retry) sends it again.
     pub(crate) fn client(&mut self) -> Result<&mut postgres::Client, StoreError> {
+        let closed = self.client.as_ref().is_none_or(postgres::Client::is_closed);
+        if closed && !self.in_transaction {
+            let fresh = crate::location::open_client(&self.url, self.read_only)?;
+            if let Some(old) = self.client.replace(fresh) {
+                blocking(move || drop(old));
+            }
+            self.statements.clear();
+        }
         self.client
             .as_mut()
             .ok_or(StoreError::Config("PostgreSQL connection closed".into()))
@@ -328,9 +344,28 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => {
+                if matches!(sql, "COMMIT" | "ROLLBACK") {
+                    // On the transaction's own connection: a COMMIT sent on a new one would
+                    // "succeed" with nothing to commit.
+                    pg.in_transaction = false;
+                    let client = pg
+                        .client
+                        .as_mut()
+                        .filter(|c| !c.is_closed())
+                        .ok_or(StoreError::Config(
+                        "PostgreSQL connection lost during the transaction: nothing was committed"
+                            .into(),
+                    ))?;
+                    counted();
+                    return Ok(blocking(|| client.batch_execute(sql))?);
+                }
                 let client = pg.client()?;
                 counted();
-                Ok(blocking(|| client.batch_execute(sql))?)
+                blocking(|| client.batch_execute(sql))?;
+                if sql == "BEGIN" {
+                    pg.in_transaction = true;
+                }
+                Ok(())
             }
         }
     }

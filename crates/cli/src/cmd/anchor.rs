@@ -336,11 +336,11 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
         escape(&a.log),
         cfg.owner.unwrap_or_else(|| signer.address())
     );
-    let mut leading = false;
     loop {
-        if !leading {
-            leading = store.try_lead(&role)?;
-            if !leading {
+        // Asked again every run: a session that was lost (and opened again) lost the lock too.
+        let step = match store.try_lead(&role) {
+            Ok(true) => run_step(&a, &mut store, &signer, &cfg).await,
+            Ok(false) => {
                 eprintln!(
                     "zt-audit anchor run: standing by, another job leads log {}; next try in {every:?}",
                     escape(&a.log)
@@ -350,8 +350,9 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
                     () = tokio::time::sleep(every) => continue,
                 }
             }
-        }
-        let wait = match run_step(&a, &mut store, &signer, &cfg).await {
+            Err(e) => Err(anyhow::Error::from(e).context("the store")),
+        };
+        let wait = match step {
             Ok(outcome) => {
                 failures = 0;
                 println!("{}", describe(&outcome));

@@ -573,3 +573,71 @@ fn two_control_planes_share_one_store() {
     );
     assert_eq!(store.count_forks().unwrap(), 0);
 }
+
+/// A server of this test's own (it is restarted), stopped when dropped.
+struct OwnServer {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnServer {
+    fn start() -> OwnServer {
+        let dir = tempfile::tempdir().unwrap();
+        let url = postgres_sh(&["start", dir.path().to_str().unwrap()]);
+        OwnServer { dir, url }
+    }
+
+    fn restart(&self) {
+        postgres_sh(&["restart", self.dir.path().to_str().unwrap()]);
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/postgres.sh"))
+            .args(["stop", self.dir.path().to_str().unwrap()])
+            .status();
+    }
+}
+
+fn postgres_sh(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/postgres.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "postgres.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The database restarts under a running receiver: the batch in flight fails (no 200, nothing
+/// half-written), the receiver opens a new session, and what the exporter sends again lands;
+/// the chain ends whole.
+#[test]
+fn a_receiver_rides_out_a_database_restart() {
+    zt_tls::install_default_provider();
+    let server = OwnServer::start();
+    let url = server.url.clone();
+    let chain = v1_chain("pg-restart", 0, 40, Hash32::ZERO, |_| "allow");
+    let (_receiver, endpoint) = serve(&url);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    assert!(post(&client, &endpoint, &chain[..20]));
+    server.restart();
+    // An exporter retries until acknowledged: the first attempt may meet the dead session.
+    let mut attempts = 0;
+    while !post(&client, &endpoint, &chain[20..]) {
+        attempts += 1;
+        assert!(attempts < 20, "the receiver never recovered");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (code, report) = verify_db(&url);
+    assert_eq!((code, &report["records"]), (0, &json!(40)), "{report:#}");
+}

@@ -323,3 +323,41 @@ fn a_closed_stdout_is_exit_141_not_a_panic() {
     let left = crate::marked_processes(&marker);
     assert!(left.is_empty(), "outlived the demo: {left:?}");
 }
+
+/// A PostgreSQL store that cannot be reached, or a URL that is not one, is a clear error naming
+/// the store (exit 2), never a panic; a password in the URL is never printed.
+#[test]
+fn an_unreachable_or_malformed_postgres_store_is_an_error_without_its_password() {
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://zt:s3cret-pw@127.0.0.1:1/audit";
+    for args in [
+        vec!["verify", "--db", url],
+        vec!["import", "--db", url, "/dev/null"],
+        vec!["tui", "--db", url],
+        vec!["serve", "--db", url, "--listen", "127.0.0.1:0"],
+    ] {
+        let out = crate::zt(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            !text.contains("s3cret-pw"),
+            "{args:?} printed the password: {text}"
+        );
+        assert!(
+            text.contains("postgres://zt:***@127.0.0.1:1/audit") && text.contains("PostgreSQL"),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+    }
+    let out = crate::zt(&["verify", "--db", "postgres://zt@127.0.0.1:notaport/audit"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("postgres://zt@127.0.0.1:notaport/audit"),
+        "{text}"
+    );
+}
