@@ -623,20 +623,32 @@ mod tests {
                 "{sql}\n{plan}"
             );
         }
-        for n in crate::graph::CHUNKS {
-            for col in ["current_hash", "previous_hash"] {
-                let sql = crate::graph::in_list(col, n);
-                let hashes: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 32]).collect();
-                let params: Vec<P<'_>> = hashes.iter().map(P::from).collect();
-                let plan: Vec<String> = c
-                    .query(&format!("EXPLAIN {sql}"), &params)
-                    .unwrap()
-                    .into_iter()
-                    .map(|mut r| r.text(0).unwrap())
-                    .collect();
-                let plan = plan.join("\n");
-                assert!(!plan.contains("Seq Scan on records"), "{sql}\n{plan}");
-            }
+        // Placement's bulk reads: the keys of a batch as one array.
+        let hashes: Vec<zt_core::Hash32> = (0..64u8).map(|i| zt_core::Hash32([i; 32])).collect();
+        let positions: Vec<i64> = (0..64).collect();
+        let bulk: [(String, Vec<P<'_>>); 3] = [
+            (
+                crate::graph::any_list("current_hash"),
+                vec![P::Hashes(&hashes)],
+            ),
+            (
+                crate::graph::any_list("previous_hash"),
+                vec![P::Hashes(&hashes)],
+            ),
+            (
+                crate::graph::select(crate::graph::ANY_POSITIONS),
+                vec![P::Text("c1"), P::Ints(&positions)],
+            ),
+        ];
+        for (sql, params) in &bulk {
+            let plan: Vec<String> = c
+                .query(&format!("EXPLAIN {sql}"), params)
+                .unwrap()
+                .into_iter()
+                .map(|mut r| r.text(0).unwrap())
+                .collect();
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan on records"), "{sql}\n{plan}");
         }
     }
 }

@@ -61,6 +61,9 @@ pub(crate) const BY_GENESIS: &str = "WHERE chain = ?1 AND previous_hash = ?2";
 /// Bulk reads by hash: `IN` lists of these sizes (a batch is cut into them, so a few shapes
 /// of statement serve every batch).
 pub(crate) const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// New rows are written in multi-row `INSERT`s of these sizes (22 parameters a row: within
+/// both engines' limits).
+const INSERT_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
 
 fn read_row(mut r: SqlRow) -> Result<Row, StoreError> {
     let profile = r.text(6)?;
@@ -190,13 +193,27 @@ impl<'c, 'a> Graph<'c, 'a> {
                 Key::Prev(*h)
             }
         };
-        let mut todo: Vec<Hash32> = Vec::new();
-        for h in hashes {
-            if !self.loaded.contains(&key(h)) && !todo.contains(h) {
-                todo.push(*h);
-            }
+        let mut seen = HashSet::new();
+        let todo: Vec<Hash32> = hashes
+            .iter()
+            .filter(|h| !self.loaded.contains(&key(h)) && seen.insert(**h))
+            .copied()
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
         }
-        let mut rest: &[Hash32] = &todo;
+        // PostgreSQL: one statement, the keys as an array (planned with its length, so an
+        // index scan on a store of any size worth one).
+        if self.conn.engine() == Engine::Postgres {
+            let sql = any_list(column);
+            let rows = self.conn.query(&sql, &[P::Hashes(&todo)])?;
+            self.absorb(rows)?;
+        }
+        let mut rest: &[Hash32] = if self.conn.engine() == Engine::Postgres {
+            &[]
+        } else {
+            &todo
+        };
         while !rest.is_empty() {
             let n = CHUNKS
                 .iter()
@@ -218,14 +235,27 @@ impl<'c, 'a> Graph<'c, 'a> {
 
     /// Reads the records at `positions` of `chain` not read yet, in bulk.
     fn load_positions(&mut self, chain: &str, positions: &[i64]) -> Result<(), StoreError> {
-        let mut todo: Vec<i64> = Vec::new();
-        for p in positions {
-            let k = Key::Position(chain.to_owned(), *p);
-            if !self.loaded.contains(&k) && !todo.contains(p) {
-                todo.push(*p);
-            }
+        let mut seen = HashSet::new();
+        let todo: Vec<i64> = positions
+            .iter()
+            .filter(|p| {
+                !self.loaded.contains(&Key::Position(chain.to_owned(), **p)) && seen.insert(**p)
+            })
+            .copied()
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
         }
-        let mut rest: &[i64] = &todo;
+        if self.conn.engine() == Engine::Postgres {
+            let sql = select(ANY_POSITIONS);
+            let rows = self.conn.query(&sql, &[P::Text(chain), P::Ints(&todo)])?;
+            self.absorb(rows)?;
+        }
+        let mut rest: &[i64] = if self.conn.engine() == Engine::Postgres {
+            &[]
+        } else {
+            &todo
+        };
         while !rest.is_empty() {
             let n = CHUNKS
                 .iter()
@@ -498,7 +528,7 @@ impl<'c, 'a> Graph<'c, 'a> {
         let order = std::mem::take(&mut self.order);
         let mut rest: &[i64] = &order;
         while !rest.is_empty() {
-            let n = CHUNKS
+            let n = INSERT_CHUNKS
                 .iter()
                 .copied()
                 .find(|&c| c <= rest.len())
@@ -591,6 +621,14 @@ fn insert_rows(n: usize) -> String {
 pub(crate) fn select(clause: &str) -> String {
     format!("SELECT {COLUMNS} FROM records {clause}")
 }
+
+/// PostgreSQL: `SELECT` of the row columns whose `column` is in the array `?1`.
+pub(crate) fn any_list(column: &str) -> String {
+    select(&format!("WHERE {column} = ANY(?1)"))
+}
+
+/// PostgreSQL: the rows at the positions in the array `?2` of chain `?1`.
+pub(crate) const ANY_POSITIONS: &str = "WHERE chain = ?1 AND position = ANY(?2)";
 
 /// `SELECT` of the row columns at one of `n` positions (`?2`...) of chain `?1`.
 pub(crate) fn positions_list(n: usize) -> String {

@@ -21,6 +21,10 @@ pub(crate) enum P<'a> {
     Text(&'a str),
     Blob(&'a [u8]),
     Bool(bool),
+    /// A `bytea[]` (PostgreSQL only: `= ANY(?N)`).
+    Hashes(&'a [Hash32]),
+    /// A `bigint[]` (PostgreSQL only).
+    Ints(&'a [i64]),
 }
 
 impl From<i64> for P<'_> {
@@ -459,6 +463,11 @@ impl rusqlite::ToSql for P<'_> {
             P::Bool(v) => ValueRef::Integer(i64::from(v)),
             P::Text(v) => ValueRef::Text(v.as_bytes()),
             P::Blob(v) => ValueRef::Blob(v),
+            P::Hashes(_) | P::Ints(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "arrays are PostgreSQL parameters".into(),
+                ))
+            }
         }))
     }
 }
@@ -498,6 +507,13 @@ impl ToSql for P<'_> {
             },
             P::Blob(v) if *ty == Type::BYTEA => v.to_sql(ty, out),
             P::Blob(_) => Err(mismatch(self, ty)),
+            P::Hashes(h) if *ty == Type::BYTEA_ARRAY => h
+                .iter()
+                .map(|h| h.as_bytes().as_slice())
+                .collect::<Vec<&[u8]>>()
+                .to_sql(ty, out),
+            P::Ints(v) if *ty == Type::INT8_ARRAY => v.to_sql(ty, out),
+            P::Hashes(_) | P::Ints(_) => Err(mismatch(self, ty)),
         }
     }
 
