@@ -195,9 +195,22 @@ fn four_receivers_write_one_store_that_verifies_as_sqlite_does() {
     let (code, report) = verify_db(&url);
     let (ref_code, ref_report) = verify_db(&reference);
     assert_eq!(report["records"], 451, "{report:#}");
+    // Which of the fork's two genuine claimants holds seq 40 (and so where pg-a's main line
+    // ends) is the first to arrive, by the chain model's rule: the only difference allowed.
+    let order_free = |r: &Value| -> Value {
+        let mut chains = r["chains"].clone();
+        for c in chains.as_array_mut().unwrap() {
+            if c["chain"] == "pg-a" {
+                let o = c.as_object_mut().unwrap();
+                o.remove("head");
+                o.remove("last");
+            }
+        }
+        chains
+    };
     assert_eq!(
-        (code, &report["records"], &report["chains"]),
-        (ref_code, &ref_report["records"], &ref_report["chains"]),
+        (code, &report["records"], order_free(&report)),
+        (ref_code, &ref_report["records"], order_free(&ref_report)),
         "{report:#}\n{ref_report:#}"
     );
     assert_eq!(findings(&report), findings(&ref_report), "{report:#}");
