@@ -654,3 +654,73 @@ fn a_receiver_rides_out_a_database_restart() {
     let (code, report) = verify_db(&url);
     assert_eq!((code, &report["records"]), (0, &json!(40)), "{report:#}");
 }
+
+/// The backup and restore the deployment guide gives: `pg_dump`, `pg_restore` into a new
+/// database, and `verify --db` on the copy says what it said on the original; a copy edited
+/// after the dump does not verify.
+#[test]
+fn a_restored_backup_verifies_as_the_original() {
+    let db = scratch("zt_backup");
+    let url = db.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = v1_chain("pg-backup", 0, 25, Hash32::ZERO, |_| "allow");
+    import(&url, tmp.path(), &chain);
+    let bin = postgres_bin();
+    let dump = tmp.path().join("audit.dump");
+    let out = Command::new(bin.join("pg_dump"))
+        .args(["--format=custom", "--file", dump.to_str().unwrap(), &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = scratch("zt_restored");
+    let out = Command::new(bin.join("pg_restore"))
+        .args([
+            "--no-owner",
+            "--dbname",
+            &restored.url(),
+            dump.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, original) = verify_db(&url);
+    let (rcode, copy) = verify_db(restored.url());
+    assert_eq!((code, rcode), (0, 0), "{copy:#}");
+    assert_eq!(copy["records"], 25);
+    assert_eq!(original["chains"], copy["chains"]);
+    // An edit in the restored copy (a decision flipped in the stored bytes) is found.
+    let edit = "UPDATE records SET raw = convert_to(replace(convert_from(raw, 'UTF8'), \
+                '\"decision\":\"allow\"', '\"decision\":\"deny\"'), 'UTF8') WHERE position = 7";
+    let out = Command::new(bin.join("psql"))
+        .args([restored.url().as_str(), "-qc", edit])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, report) = verify_db(restored.url());
+    assert_eq!(code, 1, "{report:#}");
+}
+
+/// The PostgreSQL client programs of the server scripts/postgres.sh runs.
+fn postgres_bin() -> std::path::PathBuf {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("pg_dump").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .expect("PostgreSQL client programs (scripts/postgres.sh installs them)")
+}
