@@ -6,6 +6,7 @@
 #   scripts/postgres.sh start DIR   # prints the URL of database "zt": postgres://zt@127.0.0.1:PORT/zt
 #   scripts/postgres.sh replica DIR PRIMARY_DIR  # a streaming replica of the server in PRIMARY_DIR
 #   scripts/postgres.sh restart DIR   # fast shutdown, then up again on the same port
+#   scripts/postgres.sh tls DIR CERT KEY   # TLS on, and required for every TCP connection
 #   scripts/postgres.sh stop DIR
 #
 # Trust authentication on loopback only: the cluster is a test fixture, gone with DIR.
@@ -93,6 +94,19 @@ replica)
     start_server "$dir" "$bin" "$port"
     echo "postgres://zt@127.0.0.1:$port/zt"
     ;;
+tls)
+    cert=${3:?certificate file}
+    key=${4:?key file}
+    bin=$(bin_dir)
+    install -m 0644 "$cert" "$dir/data/server.crt"
+    install -m 0600 "$key" "$dir/data/server.key"
+    if [ "$(id -u)" = 0 ]; then chown zt-postgres "$dir/data/server.crt" "$dir/data/server.key"; fi
+    printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >> "$dir/data/postgresql.conf"
+    # TCP only over TLS; the socket in DIR (pg_ctl's) stays as it was.
+    printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\n' > "$dir/data/pg_hba.conf"
+    if [ "$(id -u)" = 0 ]; then chown zt-postgres "$dir/data/pg_hba.conf"; fi
+    run_as "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null
+    ;;
 restart)
     bin=$(bin_dir)
     run_as "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null
@@ -104,7 +118,7 @@ stop)
     fi
     ;;
 *)
-    echo "usage: $0 start|replica|restart|stop DIR [PRIMARY_DIR]" >&2
+    echo "usage: $0 start|replica|restart|tls|stop DIR [PRIMARY_DIR | CERT KEY]" >&2
     exit 2
     ;;
 esac

@@ -31,7 +31,16 @@ pub fn verify_db(
 /// records (`db:waiting`), then checks the other copies of stored records (`db:copies`), then
 /// reports each quarantined envelope as a finding (`db:quarantine`): a store that holds
 /// rejected evidence, or a copy that does not count, does not verify.
+///
+/// Every read is of one snapshot ([`Store::in_snapshot`]): a store that receivers are filling
+/// is verified as it was at one moment.
 pub fn verify_store(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
+    store
+        .in_snapshot(|| verify_snapshot(v, store))
+        .map_err(|e| store_err("reading one snapshot", e))?
+}
+
+fn verify_snapshot(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
     for c in store.chains().map_err(|e| store_err("listing chains", e))? {
         let name = format!("db:{}", c.chain);
         let reader = BufReader::new(store.jsonl(Selection::Chain(c.chain.clone())));

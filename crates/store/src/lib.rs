@@ -476,6 +476,23 @@ impl Store {
         .bool(0)
     }
 
+    /// Runs `f` with every read of this store in one snapshot (SQLite: one read transaction;
+    /// PostgreSQL: `REPEATABLE READ READ ONLY`): what writers commit meanwhile is not seen, so
+    /// a verification of a live store is of one moment. Reads only: a write inside fails.
+    pub fn in_snapshot<T>(&self, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+        {
+            let mut c = self.conn.borrow_mut();
+            let begin = match c.engine() {
+                Engine::Sqlite => "BEGIN",
+                Engine::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            };
+            c.batch(begin)?;
+        }
+        let out = f();
+        self.conn.borrow_mut().batch("COMMIT")?;
+        Ok(out)
+    }
+
     /// WAL position, database size and backend pid, on PostgreSQL (`None` on SQLite).
     pub fn postgres_stats(&self) -> Result<Option<PostgresStats>, StoreError> {
         let mut c = self.conn.borrow_mut();
@@ -1245,5 +1262,27 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.count_records().unwrap(), 12);
+    }
+
+    /// A reader in a snapshot does not see what a writer commits meanwhile; after it, it does.
+    #[test]
+    fn a_snapshot_is_one_moment() {
+        for (guard, mut writer) in crate::testdb::stores() {
+            let valid = lines("v1/valid.jsonl");
+            put(&mut writer, &valid[..4]);
+            let reader = match &guard {
+                crate::testdb::Guard::Dir(d) => Store::open(&d.path().join("t.db")).unwrap(),
+                crate::testdb::Guard::Pg(db) => Store::open_read_only(db.location()).unwrap(),
+            };
+            let (before, during) = reader
+                .in_snapshot(|| {
+                    let before = reader.count_records().unwrap();
+                    put(&mut writer, &valid[4..]);
+                    (before, reader.count_records().unwrap())
+                })
+                .unwrap();
+            assert_eq!((before, during), (4, 4));
+            assert_eq!(reader.count_records().unwrap(), valid.len() as u64);
+        }
     }
 }

@@ -366,7 +366,7 @@ impl Conn {
                 let client = pg.client()?;
                 counted();
                 blocking(|| client.batch_execute(sql))?;
-                if sql == "BEGIN" {
+                if sql.starts_with("BEGIN") {
                     pg.in_transaction = true;
                 }
                 Ok(())

@@ -724,3 +724,76 @@ fn postgres_bin() -> std::path::PathBuf {
     dirs.pop()
         .expect("PostgreSQL client programs (scripts/postgres.sh installs them)")
 }
+
+/// `sslmode=require`: the connection is TLS and the server's certificate is verified against
+/// `PGSSLROOTCERT`; a server whose certificate another CA signed is refused, and so is a plain
+/// connection to a server that requires TLS.
+#[test]
+fn tls_to_postgres_verifies_the_server() {
+    let server = OwnServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = zt_tls::test_pki::Ca::with_uris("zt postgres test CA", &[]);
+    let (cert, key) = ca.server().write(tmp.path(), "server");
+    let ca_file = tmp.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let other = zt_tls::test_pki::Ca::with_uris("another CA", &[]);
+    let other_file = tmp.path().join("other.pem");
+    std::fs::write(&other_file, other.pem()).unwrap();
+    postgres_sh(&[
+        "tls",
+        server.dir.path().to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    ]);
+    let chain = v1_chain("pg-tls", 0, 5, Hash32::ZERO, |_| "allow");
+    let file = tmp.path().join("tls.jsonl");
+    let text: Vec<&str> = chain.iter().map(|l| l.0.as_str()).collect();
+    write_lines(&file, &text);
+    let run = |url: &str, root: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+            .args([
+                "import",
+                "--db",
+                url,
+                "--keyring",
+                &ring(),
+                file.to_str().unwrap(),
+            ])
+            .env("PGSSLROOTCERT", root)
+            .output()
+            .unwrap()
+    };
+    let tls_url = format!("{}?sslmode=require", server.url);
+    let out = run(&tls_url, &ca_file);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = run(&tls_url, &other_file);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).to_lowercase().contains("certificate"),
+        "{}",
+        both(&out)
+    );
+    let out = run(&server.url, &ca_file);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(both(&out).contains("no encryption"), "{}", both(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+        .args([
+            "verify",
+            "--format",
+            "json",
+            "--db",
+            &tls_url,
+            "--keyring",
+            &ring(),
+        ])
+        .env("PGSSLROOTCERT", &ca_file)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        (out.status.code(), &report["records"]),
+        (Some(0), &json!(5)),
+        "{}",
+        both(&out)
+    );
+}
