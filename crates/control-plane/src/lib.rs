@@ -283,6 +283,14 @@ impl ControlPlane {
         let decisions = self.decisions_db();
         let store = Store::connect(&decisions)?;
         store.set_busy_timeout(self.options.store_busy_timeout)?;
+        // One writer per chain: a second control plane appending to the same chains of a shared
+        // store would fork them (each keeps its own head). Held while this store is open.
+        if !store.try_lead(&format!("chain writer {}", self.chain_id))? {
+            return Err(ControlPlaneError::Invalid(format!(
+                "another control plane writes chain {} in {decisions}: give this one its own --chain-id (or data directory)",
+                self.chain_id
+            )));
+        }
         let (watch, exporter) = match &self.options.export {
             Some(cfg) => {
                 let (w, j) = export::spawn(export::Exporter {

@@ -573,6 +573,49 @@ fn two_control_planes_share_one_store() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert!(report["records"].as_u64().unwrap() >= 80, "{report:#}");
+    // A control plane naming another's chain would fork it: refused at start while the chain's
+    // writer runs.
+    let taken = {
+        let store = Store::open_read_only(db.location()).unwrap();
+        let chains: Vec<String> = store
+            .chains()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.chain)
+            .collect();
+        chains.into_iter().find(|c| !c.ends_with("admin")).unwrap()
+    };
+    let start = |name: &str| -> Vec<std::ffi::OsString> {
+        let dir = tmp.path().join(name);
+        [
+            "control-plane",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--db",
+            &url,
+            "--open",
+            "--listen",
+            "127.0.0.1:0",
+            "--chain-id",
+            &taken,
+        ]
+        .iter()
+        .map(Into::into)
+        .collect()
+    };
+    let args = start("cp-again");
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
+    let holder = Proc(crate::spawn_server(&refs).0);
+    let args = start("cp-twice");
+    let strs: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+    let out = zt(None, &strs);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        both(&out).contains("another control plane writes chain"),
+        "{}",
+        both(&out)
+    );
+    drop(holder);
     let store = Store::open_read_only(db.location()).unwrap();
     let chains: Vec<String> = store
         .chains()
