@@ -515,18 +515,7 @@ impl Store {
         let mut c = self.conn.borrow_mut();
         match &mut *c {
             Conn::Sqlite(conn) => Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?),
-            c @ Conn::Postgres(_) => {
-                let exists = c
-                    .query_one("SELECT to_regclass('zt_schema') IS NOT NULL", &[])?
-                    .bool(0)?;
-                if !exists {
-                    return Ok(0);
-                }
-                Ok(
-                    c.query_one("SELECT COALESCE(MAX(version), 0) FROM zt_schema", &[])?
-                        .i64(0)?,
-                )
-            }
+            c @ Conn::Postgres(_) => pgschema::version(c),
         }
     }
 

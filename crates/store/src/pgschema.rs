@@ -121,16 +121,20 @@ pub(crate) fn migrate(conn: &mut Conn) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn migrate_locked(conn: &mut Conn) -> Result<(), StoreError> {
+/// The schema version of the database (0: no store in it).
+pub(crate) fn version(conn: &mut Conn) -> Result<i64, StoreError> {
     let exists = conn
         .query_one("SELECT (to_regclass('zt_schema') IS NOT NULL)::int", &[])?
         .bool(0)?;
-    let found = if exists {
-        conn.query_one("SELECT COALESCE(MAX(version), 0) FROM zt_schema", &[])?
-            .i64(0)?
-    } else {
-        0
-    };
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_one("SELECT COALESCE(MAX(version), 0) FROM zt_schema", &[])?
+        .i64(0)
+}
+
+fn migrate_locked(conn: &mut Conn) -> Result<(), StoreError> {
+    let found = version(conn)?;
     if found > VERSION {
         return Err(StoreError::NewerSchema {
             found,
