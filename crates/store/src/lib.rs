@@ -90,9 +90,12 @@ pub enum StoreError {
     /// A `status` column names no signature status.
     #[error("unknown signature status {0:?} in the store")]
     Status(String),
-    /// The PostgreSQL URL could not be used.
+    /// The PostgreSQL URL or its TLS setup could not be used.
     #[error("{0}")]
     Config(String),
+    /// The PostgreSQL session ended under a transaction: nothing of it was committed.
+    #[error("PostgreSQL: {0}")]
+    Lost(&'static str),
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.

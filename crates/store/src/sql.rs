@@ -201,7 +201,7 @@ impl Pg {
         }
         self.client
             .as_mut()
-            .ok_or(StoreError::Config("PostgreSQL connection closed".into()))
+            .ok_or(StoreError::Lost("the connection is closed"))
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
@@ -352,14 +352,13 @@ impl Conn {
                     // On the transaction's own connection: a COMMIT sent on a new one would
                     // "succeed" with nothing to commit.
                     pg.in_transaction = false;
-                    let client = pg
-                        .client
-                        .as_mut()
-                        .filter(|c| !c.is_closed())
-                        .ok_or(StoreError::Config(
-                        "PostgreSQL connection lost during the transaction: nothing was committed"
-                            .into(),
-                    ))?;
+                    let client =
+                        pg.client
+                            .as_mut()
+                            .filter(|c| !c.is_closed())
+                            .ok_or(StoreError::Lost(
+                            "the connection was lost during the transaction: nothing was committed",
+                        ))?;
                     counted();
                     return Ok(blocking(|| client.batch_execute(sql))?);
                 }
