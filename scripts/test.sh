@@ -77,6 +77,8 @@ $Z conformance client -- target/py-guard-venv/bin/python clients/python/tests/co
 step "benchmark smoke runs (small, debug build: they check behaviour; figures come from release runs, see README)"
 $Z bench verify --records 2000 --runs 1
 $Z bench ingest --records 2000 --connections 4
+# The PostgreSQL comparison (1, 2, 4 receivers), small: checks the stores hold what was sent.
+$Z bench ingest --records 2000 --connections 4 --db "$ZT_TEST_POSTGRES" --runs 1
 # The bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
 # unforked chains (decisions, and the control plane's own) that verify (the bench fails otherwise).
 $Z bench control-plane --decisions 1000 --clients 16 --runs 1
