@@ -402,6 +402,39 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
     );
     drop(store);
 
+    // A proof from the PostgreSQL store verifies on chain, under the pinned trust root.
+    let bundle = tmp.path().join("proof.json");
+    let out = zt(
+        None,
+        &[
+            "prove",
+            "--db",
+            &url,
+            "--record",
+            &chain[12].1.to_hex(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = zt(
+        None,
+        &[
+            "verify-proof",
+            bundle.to_str().unwrap(),
+            "--keyring",
+            &ring(),
+            "--rpc",
+            &anvil.url,
+            "--contract",
+            &contract,
+            "--writer",
+            &crate::address(&key),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(crate::stdout(&out).contains("VALID"), "{}", both(&out));
+
     // A streaming replica of the server: the readers work on it, writers are refused.
     let primary_dir = std::env::var("ZT_TEST_POSTGRES_DIR").unwrap_or_else(|_| {
         panic!(
