@@ -103,12 +103,6 @@ enum Key {
     Genesis(String),
 }
 
-/// A new record of this batch, written at the flush.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Pending<'a> {
-    pub(crate) rec: NewRecord<'a>,
-}
-
 /// The cache; see the module docs.
 pub(crate) struct Graph<'c, 'a> {
     conn: &'c mut Conn,
@@ -118,7 +112,8 @@ pub(crate) struct Graph<'c, 'a> {
     by_position: HashMap<(String, i64), Vec<i64>>,
     by_genesis: HashMap<String, Vec<i64>>,
     loaded: HashSet<Key>,
-    pending: HashMap<i64, Pending<'a>>,
+    /// The batch's new records, written at the flush.
+    pending: HashMap<i64, NewRecord<'a>>,
     order: Vec<i64>,
     dirty: HashSet<i64>,
     free_ids: Vec<i64>,
@@ -203,29 +198,16 @@ impl<'c, 'a> Graph<'c, 'a> {
             return Ok(());
         }
         // PostgreSQL: one statement, the keys as an array (planned with its length, so an
-        // index scan on a store of any size worth one).
+        // index scan on a store of any size worth one). SQLite: `IN` lists.
         if self.conn.engine() == Engine::Postgres {
-            let sql = any_list(column);
-            let rows = self.conn.query(&sql, &[P::Hashes(&todo)])?;
+            let rows = self.conn.query(&any_list(column), &[P::Hashes(&todo)])?;
             self.absorb(rows)?;
-        }
-        let mut rest: &[Hash32] = if self.conn.engine() == Engine::Postgres {
-            &[]
         } else {
-            &todo
-        };
-        while !rest.is_empty() {
-            let n = CHUNKS
-                .iter()
-                .copied()
-                .find(|&c| c <= rest.len())
-                .unwrap_or(1);
-            let (now, later) = rest.split_at(n);
-            let sql = in_list(column, n);
-            let params: Vec<P<'_>> = now.iter().map(P::from).collect();
-            let rows = self.conn.query(&sql, &params)?;
-            self.absorb(rows)?;
-            rest = later;
+            for now in chunked(&todo, &CHUNKS) {
+                let params: Vec<P<'_>> = now.iter().map(P::from).collect();
+                let rows = self.conn.query(&in_list(column, now.len()), &params)?;
+                self.absorb(rows)?;
+            }
         }
         for h in todo {
             self.loaded.insert(key(&h));
@@ -247,28 +229,17 @@ impl<'c, 'a> Graph<'c, 'a> {
             return Ok(());
         }
         if self.conn.engine() == Engine::Postgres {
-            let sql = select(ANY_POSITIONS);
-            let rows = self.conn.query(&sql, &[P::Text(chain), P::Ints(&todo)])?;
+            let rows = self
+                .conn
+                .query(&select(ANY_POSITIONS), &[P::Text(chain), P::Ints(&todo)])?;
             self.absorb(rows)?;
-        }
-        let mut rest: &[i64] = if self.conn.engine() == Engine::Postgres {
-            &[]
         } else {
-            &todo
-        };
-        while !rest.is_empty() {
-            let n = CHUNKS
-                .iter()
-                .copied()
-                .find(|&c| c <= rest.len())
-                .unwrap_or(1);
-            let (now, later) = rest.split_at(n);
-            let sql = positions_list(n);
-            let mut params: Vec<P<'_>> = vec![P::Text(chain)];
-            params.extend(now.iter().map(|p| P::Int(*p)));
-            let rows = self.conn.query(&sql, &params)?;
-            self.absorb(rows)?;
-            rest = later;
+            for now in chunked(&todo, &CHUNKS) {
+                let mut params: Vec<P<'_>> = vec![P::Text(chain)];
+                params.extend(now.iter().map(|p| P::Int(*p)));
+                let rows = self.conn.query(&positions_list(now.len()), &params)?;
+                self.absorb(rows)?;
+            }
         }
         for p in todo {
             self.loaded.insert(Key::Position(chain.to_owned(), p));
@@ -436,13 +407,13 @@ impl<'c, 'a> Graph<'c, 'a> {
             },
         );
         self.index(id);
-        self.pending.insert(id, Pending { rec });
+        self.pending.insert(id, rec);
         self.order.push(id);
         Ok(id)
     }
 
     /// A new record of this batch, if `id` is one.
-    pub(crate) fn pending(&self, id: i64) -> Option<Pending<'a>> {
+    pub(crate) fn pending(&self, id: i64) -> Option<NewRecord<'a>> {
         self.pending.get(&id).copied()
     }
 
@@ -454,7 +425,7 @@ impl<'c, 'a> Graph<'c, 'a> {
         uncovered: Vec<String>,
     ) -> Result<(), StoreError> {
         if let Some(p) = self.pending.get_mut(&id) {
-            p.rec = rec;
+            *p = rec;
         } else {
             let env = rec.envelope;
             let encoded = encode_uncovered(&uncovered);
@@ -526,33 +497,19 @@ impl<'c, 'a> Graph<'c, 'a> {
     /// changed older row.
     pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
         let order = std::mem::take(&mut self.order);
-        let mut rest: &[i64] = &order;
-        while !rest.is_empty() {
-            let n = INSERT_CHUNKS
+        for now in chunked(&order, &INSERT_CHUNKS) {
+            let rows: Vec<(&Row, &NewRecord<'_>, Option<String>)> = now
                 .iter()
-                .copied()
-                .find(|&c| c <= rest.len())
-                .unwrap_or(1);
-            let (now, later) = rest.split_at(n);
-            let mut owned: Vec<(Option<String>, &[u8], &[u8])> = Vec::with_capacity(n);
-            let mut rows: Vec<(&Row, &Pending<'_>)> = Vec::with_capacity(n);
-            for id in now {
-                if let (Some(r), Some(p)) = (self.rows.get(id), self.pending.get(id)) {
-                    rows.push((r, p));
-                    owned.push((
-                        encode_uncovered(&r.uncovered),
-                        r.current.as_bytes(),
-                        r.previous.as_bytes(),
-                    ));
-                }
-            }
+                .filter_map(|id| Some((self.rows.get(id)?, self.pending.get(id)?)))
+                .map(|(r, rec)| (r, rec, encode_uncovered(&r.uncovered)))
+                .collect();
             let mut params: Vec<P<'_>> = Vec::with_capacity(rows.len() * INSERT_COLUMNS);
-            for ((r, p), (uncovered, current, previous)) in rows.iter().zip(&owned) {
-                let env = p.rec.envelope;
+            for (r, rec, uncovered) in &rows {
+                let env = rec.envelope;
                 params.extend([
                     P::Int(r.id),
-                    P::Blob(current),
-                    P::Blob(previous),
+                    P::from(&r.current),
+                    P::from(&r.previous),
                     P::from(r.chain.as_ref()),
                     P::from(r.position),
                     P::from(r.branch),
@@ -567,16 +524,14 @@ impl<'c, 'a> Graph<'c, 'a> {
                     P::Text(&env.signature.key_id),
                     P::Text(r.status.as_str()),
                     P::Bool(r.fork),
-                    P::Blob(p.rec.raw),
-                    P::Int(p.rec.received_at_ms),
-                    P::Text(p.rec.source),
+                    P::Blob(rec.raw),
+                    P::Int(rec.received_at_ms),
+                    P::Text(rec.source),
                     P::from(uncovered.as_ref()),
-                    P::from(p.rec.sender),
+                    P::from(rec.sender),
                 ]);
             }
-            let sql = insert_rows(rows.len());
-            self.conn.exec(&sql, &params)?;
-            rest = later;
+            self.conn.exec(&insert_rows(rows.len()), &params)?;
         }
         let mut dirty: Vec<i64> = self.dirty.drain().collect();
         dirty.sort_unstable();
@@ -594,6 +549,25 @@ impl<'c, 'a> Graph<'c, 'a> {
 }
 
 const INSERT_COLUMNS: usize = 22;
+
+/// `items` cut into slices, each the largest of `sizes` that fits what is left (so a few
+/// shapes of statement serve every length).
+fn chunked<'t, T>(items: &'t [T], sizes: &'t [usize]) -> impl Iterator<Item = &'t [T]> + 't {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = sizes
+            .iter()
+            .copied()
+            .find(|&c| c <= rest.len())
+            .unwrap_or(1);
+        let (now, later) = rest.split_at(n);
+        rest = later;
+        Some(now)
+    })
+}
 
 fn insert_rows(n: usize) -> String {
     let mut sql = String::from(

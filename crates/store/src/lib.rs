@@ -829,10 +829,10 @@ fn insert_one<'a>(
     // The stored copy's bytes and receipt: this batch's own, or the database's.
     let (raw, key_id, source, sender) = match g.pending(stored.id) {
         Some(p) => (
-            p.rec.raw.to_vec(),
-            p.rec.envelope.signature.key_id.clone(),
-            p.rec.source.to_owned(),
-            p.rec.sender.map(str::to_owned),
+            p.raw.to_vec(),
+            p.envelope.signature.key_id.clone(),
+            p.source.to_owned(),
+            p.sender.map(str::to_owned),
         ),
         None => {
             let mut row = g.conn().query_one(
