@@ -416,6 +416,12 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// Envelopes as unsigned records to store.
+    fn unsigned(recs: &[String]) -> impl Iterator<Item = (&[u8], zt_core::chain::SigStatus)> + '_ {
+        recs.iter()
+            .map(|r| (r.as_bytes(), zt_core::chain::SigStatus::Unsigned))
+    }
+
     #[test]
     fn filters_parse_terms_and_escape_wildcards() {
         let f = Filter::parse("decision:deny actor:agent-7 terminate_instances 100%");
@@ -457,26 +463,9 @@ mod tests {
                     recs.push(s.json);
                 }
             }
-            let envs: Vec<zt_core::Envelope> = recs
-                .iter()
-                .map(|r| zt_core::Envelope::from_json(r.as_bytes()).unwrap())
-                .collect();
-            let rows: Vec<crate::NewRecord<'_>> = recs
-                .iter()
-                .zip(&envs)
-                .map(|(r, e)| crate::NewRecord {
-                    raw: r.as_bytes(),
-                    envelope: e,
-                    profile: zt_core::Profile::V1,
-                    status: zt_core::chain::SigStatus::Unsigned,
-                    source: "t",
-                    sender: None,
-                    received_at_ms: 0,
-                })
-                .collect();
             // These chains accept unsigned records, so their heads are on the main line.
             store.set_trust(zt_core::chain::TrustPolicy::allow_all_unsigned());
-            store.insert_batch(&rows, &[]).unwrap();
+            crate::testdb::insert(&mut store, unsigned(&recs));
             let f = Filter::parse("rare");
             let (mut found, mut after, mut scanned) = (Vec::new(), None, 0);
             loop {
@@ -540,25 +529,8 @@ mod tests {
                 recs.push(s.json);
             }
         }
-        let envs: Vec<zt_core::Envelope> = recs
-            .iter()
-            .map(|r| zt_core::Envelope::from_json(r.as_bytes()).unwrap())
-            .collect();
-        let rows: Vec<crate::NewRecord<'_>> = recs
-            .iter()
-            .zip(&envs)
-            .map(|(r, e)| crate::NewRecord {
-                raw: r.as_bytes(),
-                envelope: e,
-                profile: zt_core::Profile::V1,
-                status: zt_core::chain::SigStatus::Unsigned,
-                source: "t",
-                sender: None,
-                received_at_ms: 0,
-            })
-            .collect();
-        for chunk in rows.chunks(500) {
-            store.insert_batch(chunk, &[]).unwrap();
+        for chunk in recs.chunks(500) {
+            crate::testdb::insert(&mut store, unsigned(chunk));
         }
         let mut c = store.conn.borrow_mut();
         c.batch("ANALYZE records").unwrap();

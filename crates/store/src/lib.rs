@@ -1025,24 +1025,10 @@ mod tests {
     }
 
     fn put(store: &mut Store, raws: &[Vec<u8>]) -> BatchOutcome {
-        let envs: Vec<Envelope> = raws
-            .iter()
-            .map(|r| Envelope::from_json(r).unwrap())
-            .collect();
-        let recs: Vec<NewRecord<'_>> = raws
-            .iter()
-            .zip(&envs)
-            .map(|(raw, e)| NewRecord {
-                raw,
-                envelope: e,
-                profile: e.detect_profile().unwrap(),
-                status: SigStatus::Verified,
-                source: "test",
-                sender: None,
-                received_at_ms: 0,
-            })
-            .collect();
-        store.insert_batch(&recs, &[]).unwrap()
+        crate::testdb::insert(
+            store,
+            raws.iter().map(|r| (r.as_slice(), SigStatus::Verified)),
+        )
     }
 
     fn positions(store: &Store, chain: &str) -> Vec<i64> {

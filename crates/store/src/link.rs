@@ -305,9 +305,9 @@ mod tests {
     use zt_core::chain::SigStatus;
     use zt_core::crypto::SigningKey;
     use zt_core::envelope::{V1Draft, MAX_SEQ};
-    use zt_core::{Envelope, Hash32, Profile};
+    use zt_core::{Envelope, Hash32};
 
-    use crate::{NewRecord, Store};
+    use crate::Store;
 
     fn draft(chain: &str, seq: u64, prev: Hash32) -> V1Draft {
         V1Draft {
@@ -338,24 +338,7 @@ mod tests {
     }
 
     fn put(store: &mut Store, items: &[(String, SigStatus)]) -> crate::BatchOutcome {
-        let envs: Vec<Envelope> = items
-            .iter()
-            .map(|(j, _)| Envelope::from_json(j.as_bytes()).unwrap())
-            .collect();
-        let recs: Vec<NewRecord<'_>> = items
-            .iter()
-            .zip(&envs)
-            .map(|((j, status), e)| NewRecord {
-                raw: j.as_bytes(),
-                envelope: e,
-                profile: Profile::V1,
-                status: *status,
-                source: "test",
-                sender: None,
-                received_at_ms: 0,
-            })
-            .collect();
-        store.insert_batch(&recs, &[]).unwrap()
+        crate::testdb::insert(store, items.iter().map(|(j, s)| (j.as_bytes(), *s)))
     }
 
     fn open() -> (tempfile::TempDir, Store) {
@@ -512,18 +495,7 @@ mod tests {
             let unsigned_copy =
                 String::from_utf8(json::canonicalize(&Value::Object(plain))).unwrap();
             let put_lineage = |s: &mut Store, j: &str, status: SigStatus| {
-                let e = Envelope::from_json(j.as_bytes()).unwrap();
-                let profile = e.detect_profile().unwrap();
-                let rec = NewRecord {
-                    raw: j.as_bytes(),
-                    envelope: &e,
-                    profile,
-                    status,
-                    source: "test",
-                    sender: None,
-                    received_at_ms: 0,
-                };
-                s.insert_batch(&[rec], &[]).unwrap()
+                crate::testdb::insert(s, [(j.as_bytes(), status)])
             };
             put_lineage(&mut s, lines[0], SigStatus::Verified);
             put_lineage(&mut s, &unsigned_copy, SigStatus::Unsigned);

@@ -43,3 +43,30 @@ pub(crate) fn stores() -> Vec<(Guard, Store)> {
     }
     out
 }
+
+/// Stores `items` (bytes, signature status) in one batch, each under the profile its hash
+/// recomputes under.
+pub(crate) fn insert<'a>(
+    store: &mut Store,
+    items: impl IntoIterator<Item = (&'a [u8], zt_core::chain::SigStatus)>,
+) -> crate::BatchOutcome {
+    let items: Vec<(&[u8], zt_core::chain::SigStatus)> = items.into_iter().collect();
+    let envs: Vec<zt_core::Envelope> = items
+        .iter()
+        .map(|(raw, _)| zt_core::Envelope::from_json(raw).unwrap())
+        .collect();
+    let recs: Vec<crate::NewRecord<'_>> = items
+        .iter()
+        .zip(&envs)
+        .map(|((raw, status), e)| crate::NewRecord {
+            raw,
+            envelope: e,
+            profile: e.detect_profile().unwrap(),
+            status: *status,
+            source: "test",
+            sender: None,
+            received_at_ms: 0,
+        })
+        .collect();
+    store.insert_batch(&recs, &[]).unwrap()
+}
