@@ -51,9 +51,16 @@ fn ring() -> String {
         .to_owned()
 }
 
+/// `zt-audit ARGS` (a server) on a free port: the process and the URL it prints.
+fn spawn(args: &[&str]) -> (Proc, String) {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let (child, url) = crate::spawn_server(&args);
+    (Proc(child), url)
+}
+
 /// `zt-audit serve --db URL` on a free port: the process and its OTLP endpoint.
 fn serve(url: &str) -> (Proc, String) {
-    let args: Vec<std::ffi::OsString> = [
+    spawn(&[
         "serve",
         "--db",
         url,
@@ -61,13 +68,29 @@ fn serve(url: &str) -> (Proc, String) {
         "127.0.0.1:0",
         "--keyring",
         &ring(),
-    ]
-    .iter()
-    .map(Into::into)
-    .collect();
-    let refs: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
-    let (child, endpoint) = crate::spawn_server(&refs);
-    (Proc(child), endpoint)
+    ])
+}
+
+/// The arguments of an open-mode control plane with data in `dir` and decisions in `url`.
+fn control_plane(dir: &std::path::Path, url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["control-plane", "--dir", dir.to_str().unwrap(), "--db", url]
+        .iter()
+        .chain(&["--open", "--listen", "127.0.0.1:0"])
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// The names of the store's chains.
+fn chain_names(db: &ScratchDatabase) -> Vec<String> {
+    Store::open_read_only(db.location())
+        .unwrap()
+        .chains()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.chain)
+        .collect()
 }
 
 fn shuffle<T>(v: &mut [T], mut seed: u64) {
@@ -441,7 +464,7 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
             "ZT_TEST_POSTGRES_DIR: the folder of the ZT_TEST_POSTGRES server (scripts/postgres.sh)"
         )
     });
-    let replica = Replica::start(&primary_dir);
+    let replica = Server::replica(&primary_dir);
     let replica_url = replica.database(&url);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -492,46 +515,6 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
     );
 }
 
-/// A streaming replica started by scripts/postgres.sh; stopped when dropped.
-struct Replica {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Replica {
-    fn start(primary_dir: &str) -> Replica {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/postgres.sh"))
-            .args(["replica", dir.path().to_str().unwrap(), primary_dir])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "replica: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        Replica { dir, url }
-    }
-
-    /// The URL of `primary_url`'s database on the replica.
-    fn database(&self, primary_url: &str) -> String {
-        let name = primary_url.rsplit('/').next().unwrap();
-        let (host, _) = self.url.rsplit_once('/').unwrap();
-        format!("{host}/{name}")
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("scripts/postgres.sh"))
-            .args(["stop", self.dir.path().to_str().unwrap()])
-            .status();
-    }
-}
-
 /// Two control planes, each with its own key and chain, store their decisions in one
 /// PostgreSQL database at once; the store verifies under both keyrings, each chain whole.
 #[test]
@@ -543,22 +526,9 @@ fn two_control_planes_share_one_store() {
     let mut planes = Vec::new();
     for i in 0..2 {
         let dir = tmp.path().join(format!("cp{i}"));
-        let args: Vec<std::ffi::OsString> = [
-            "control-plane",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--db",
-            &url,
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect();
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
-        let (child, base) = crate::spawn_server(&refs);
-        planes.push((Proc(child), base, dir));
+        let args = control_plane(&dir, &url, &[]);
+        let (p, base) = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        planes.push((p, base, dir));
     }
     let client = reqwest::blocking::Client::new();
     std::thread::scope(|s| {
@@ -608,40 +578,14 @@ fn two_control_planes_share_one_store() {
     assert!(report["records"].as_u64().unwrap() >= 80, "{report:#}");
     // A control plane naming another's chain would fork it: refused at start while the chain's
     // writer runs.
-    let taken = {
-        let store = Store::open_read_only(db.location()).unwrap();
-        let chains: Vec<String> = store
-            .chains()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.chain)
-            .collect();
-        chains.into_iter().find(|c| !c.ends_with("admin")).unwrap()
-    };
-    let start = |name: &str| -> Vec<std::ffi::OsString> {
-        let dir = tmp.path().join(name);
-        [
-            "control-plane",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--db",
-            &url,
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-            "--chain-id",
-            &taken,
-        ]
-        .iter()
-        .map(Into::into)
-        .collect()
-    };
-    let args = start("cp-again");
-    let refs: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
-    let holder = Proc(crate::spawn_server(&refs).0);
-    let args = start("cp-twice");
-    let strs: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
-    let out = zt(None, &strs);
+    let taken = chain_names(&db)
+        .into_iter()
+        .find(|c| !c.ends_with("admin"))
+        .unwrap();
+    let again = control_plane(&tmp.path().join("cp-again"), &url, &["--chain-id", &taken]);
+    let holder = spawn(&again.iter().map(String::as_str).collect::<Vec<_>>()).0;
+    let twice = control_plane(&tmp.path().join("cp-twice"), &url, &["--chain-id", &taken]);
+    let out = zt(None, &twice.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert!(
         both(&out).contains("another control plane writes chain"),
@@ -649,39 +593,48 @@ fn two_control_planes_share_one_store() {
         both(&out)
     );
     drop(holder);
-    let store = Store::open_read_only(db.location()).unwrap();
-    let chains: Vec<String> = store
-        .chains()
-        .unwrap()
-        .into_iter()
-        .map(|c| c.chain)
-        .collect();
+    let chains = chain_names(&db);
     assert!(
         chains.iter().filter(|c| !c.ends_with("admin")).count() >= 2,
         "{chains:?}"
     );
+    let store = Store::open_read_only(db.location()).unwrap();
     assert_eq!(store.count_forks().unwrap(), 0);
 }
 
-/// A server of this test's own (it is restarted), stopped when dropped.
-struct OwnServer {
+/// A PostgreSQL server of the test's own (scripts/postgres.sh), stopped when dropped.
+struct Server {
     dir: tempfile::TempDir,
     url: String,
 }
 
-impl OwnServer {
-    fn start() -> OwnServer {
+impl Server {
+    fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let url = postgres_sh(&["start", dir.path().to_str().unwrap()]);
-        OwnServer { dir, url }
+        Server { dir, url }
+    }
+
+    /// A streaming replica of the server in `primary_dir`.
+    fn replica(primary_dir: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let url = postgres_sh(&["replica", dir.path().to_str().unwrap(), primary_dir]);
+        Server { dir, url }
     }
 
     fn restart(&self) {
         postgres_sh(&["restart", self.dir.path().to_str().unwrap()]);
     }
+
+    /// The URL of `other_url`'s database on this server.
+    fn database(&self, other_url: &str) -> String {
+        let name = other_url.rsplit('/').next().unwrap();
+        let (host, _) = self.url.rsplit_once('/').unwrap();
+        format!("{host}/{name}")
+    }
 }
 
-impl Drop for OwnServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg(repo().join("scripts/postgres.sh"))
@@ -710,7 +663,7 @@ fn postgres_sh(args: &[&str]) -> String {
 #[test]
 fn a_receiver_rides_out_a_database_restart() {
     zt_tls::install_default_provider();
-    let server = OwnServer::start();
+    let server = Server::start();
     let url = server.url.clone();
     let chain = v1_chain("pg-restart", 0, 40, Hash32::ZERO, |_| "allow");
     let (_receiver, endpoint) = serve(&url);
@@ -806,7 +759,7 @@ fn postgres_bin() -> std::path::PathBuf {
 /// connection to a server that requires TLS.
 #[test]
 fn tls_to_postgres_verifies_the_server() {
-    let server = OwnServer::start();
+    let server = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let ca = zt_tls::test_pki::Ca::with_uris("zt postgres test CA", &[]);
     let (cert, key) = ca.server().write(tmp.path(), "server");
