@@ -6,25 +6,8 @@ is a typed :class:`Refusal` and the action does not run.
 """
 
 from .client import Agent, Allowed, Executed, GuardedClient, guarded
-from .errors import (
-    BadSignature,
-    ConnectError,
-    ContextMismatch,
-    Denied,
-    HashMismatch,
-    HttpError,
-    InvalidRequest,
-    KeyNotValid,
-    KeyringError,
-    Malformed,
-    Mismatch,
-    MissingAudit,
-    Refusal,
-    Replay,
-    Stale,
-    Timeout,
-    WrongKey,
-)
+from . import errors
+from .errors import *  # noqa: F403  (the typed refusals: errors.__all__ names them)
 from .jcs import canonicalize
 from .jsonl import iter_jsonl
 from .keys import PinnedKey
@@ -35,30 +18,14 @@ __version__ = "0.1.0"
 __all__ = [
     "Agent",
     "Allowed",
-    "BadSignature",
-    "ConnectError",
-    "ContextMismatch",
-    "Denied",
     "Executed",
     "GuardedClient",
-    "HashMismatch",
-    "HttpError",
-    "InvalidRequest",
-    "KeyNotValid",
-    "KeyringError",
-    "Malformed",
-    "Mismatch",
-    "MissingAudit",
     "PinnedKey",
-    "Refusal",
-    "Replay",
-    "Stale",
-    "Timeout",
     "VerifiedDecision",
-    "WrongKey",
     "canonicalize",
     "guarded",
     "iter_jsonl",
     "verify_answer",
     "verify_sealed",
 ]
+__all__ += errors.__all__

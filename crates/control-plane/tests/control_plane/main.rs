@@ -139,17 +139,11 @@ pub async fn post_raw(
     content_type: &str,
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let req = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .header("content-type", content_type)
         .body(body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let (status, v) = send(req, token).await;
     schema_checked(path, status, &v);
     (status, v)
 }
@@ -182,26 +176,30 @@ pub fn schema_checked(path: &str, status: u16, v: &Value) {
 /// `POST /policies` with Cedar text: `text/plain` and the header a cross-site form cannot
 /// send.
 pub async fn post_cedar(base: &str, token: Option<&str>, cedar: &str) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let req = reqwest::Client::new()
         .post(format!("{base}/policies"))
         .header("content-type", "text/plain")
         .header("x-zt-admin", "1")
         .body(cedar.to_owned());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    send(req, token).await
 }
 
 /// `DELETE path` with an optional bearer token: (status, body as JSON).
 pub async fn delete(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().delete(format!("{base}{path}"));
+    let req = reqwest::Client::new().delete(format!("{base}{path}"));
+    send(req, token).await
+}
+
+pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let req = reqwest::Client::new().get(format!("{base}{path}"));
+    let (status, v) = send(req, token).await;
+    schema_checked(path, status, &v);
+    (status, v)
+}
+
+/// Sends `req` with an optional bearer token: (status, body as JSON, or as a string when it is
+/// not JSON).
+async fn send(mut req: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Value) {
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -212,19 +210,6 @@ pub async fn delete(base: &str, path: &str, token: Option<&str>) -> (u16, Value)
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    schema_checked(path, status, &v);
-    (status, v)
 }
 
 pub async fn register(base: &str, admin: Option<&str>, actor: &str) -> String {
