@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use zt_core::capability::Access;
-
 /// A broker failure.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -15,35 +13,56 @@ pub enum BrokerError {
         details: String,
     },
     /// Landlock is there, but too old for what these grants need.
-    #[error(
-        "Landlock {found} cannot {what}: ABI {needed} or later is needed (the command was not started)"
-    )]
+    #[error("Landlock ABI {found} cannot {what}: ABI {needed} or later is needed (the command was not started)")]
     LandlockTooOld {
-        /// The kernel's ABI, e.g. `V2`.
-        found: &'static str,
+        /// The ABI enforced on this kernel.
+        found: u32,
         /// The ABI needed.
         needed: u8,
-        /// What for (`restrict execution`, `block the network`).
+        /// What for.
         what: &'static str,
     },
-    /// A granted path does not exist (a grant is never silently dropped).
-    #[error("granted `{access}` path {path} does not exist")]
-    GrantPathMissing {
-        /// The grant list.
-        access: Access,
-        /// The path as granted.
+    /// A granted path is not what its text says (a link on the way, missing, unreadable).
+    #[error(transparent)]
+    GrantPath(#[from] crate::paths::GrantPathError),
+    /// A write grant covers (or lies below) what can run as code.
+    #[error("write grant {write} covers {code}, which the sandbox leaves executable: what a command may write it may never run")]
+    WriteCoversCode {
+        /// The write grant.
+        write: String,
+        /// The code path (an exec grant, the loader, a system library folder).
+        code: String,
+    },
+    /// A grant was replaced while the sandbox was being built.
+    #[error("granted path {path} changed while the sandbox was built (another file is there now)")]
+    Swapped {
+        /// The path.
         path: String,
     },
-    /// A granted path cannot be resolved.
-    #[error("granted `{access}` path {path} cannot be resolved")]
-    GrantPath {
-        /// The grant list.
-        access: Access,
-        /// The path as granted.
-        path: String,
-        /// Why.
+    /// Building the namespaces or mounts failed.
+    #[error("sandbox: {step}")]
+    Isolate {
+        /// Which step.
+        step: &'static str,
+        /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// Landlock refused the rules.
+    #[error("Landlock ({step}): {details}")]
+    Landlock {
+        /// Which step.
+        step: &'static str,
+        /// What the landlock crate said.
+        details: String,
+    },
+    /// The caller asked for an environment variable the command may not get.
+    #[error("environment variable {name:?} is not passed to a sandboxed command: {why}")]
+    Env {
+        /// The name.
+        name: String,
+        /// Why.
+        why: &'static str,
     },
     /// No command was given.
     #[error("no command given")]
@@ -61,15 +80,6 @@ pub enum BrokerError {
         command: PathBuf,
         /// The `exec` grants, for the message.
         grants: String,
-    },
-    /// nono refused to build or apply the sandbox.
-    #[error("sandbox ({step})")]
-    Sandbox {
-        /// Which step.
-        step: &'static str,
-        /// nono's error.
-        #[source]
-        source: nono::NonoError,
     },
     /// `exec` failed after the sandbox was applied.
     #[error("cannot execute {}", .command.display())]
@@ -101,6 +111,12 @@ pub enum BrokerError {
     /// The control plane did not give a verified allow.
     #[error("refused")]
     Refused(#[from] zt_client::Refusal),
+    /// The helper refused to start the command (after the broker's own checks passed).
+    #[error("the sandbox was not built: {why}")]
+    HelperRefused {
+        /// What the helper wrote.
+        why: String,
+    },
     /// A verified allow that seals no capability (a control plane that ignored it).
     #[error("the allow {decision} seals no capability: nothing says what the command may touch")]
     NoSignedCapability {

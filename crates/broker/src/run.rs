@@ -1,37 +1,50 @@
-//! The broker's run: ask, start confined, watch, stop, report.
+//! One run: ask, start confined, watch, stop, report.
 //!
-//! 1. `POST /actions` with the capability token, through the guarded client: only a verified
-//!    allow whose signed `context.capability` names the token's id goes on, and the grants
-//!    applied are that signed `context.capability.grants`, never the token's.
-//! 2. The command starts in its own process group: under [`Sandbox::Nono`] it is this binary
-//!    again in its hidden sandbox mode (the launcher), which confines itself and executes the
-//!    command; under [`Sandbox::Process`] the command itself.
-//! 3. `GET /capabilities/{id}` every [`RunConfig::poll_every`]: 200 `active` keeps it running;
-//!    410 `revoked` / `expired` stops it; so does the capability's `not_after` passing locally,
-//!    and, failing closed, no successful answer for [`RunConfig::contact_timeout`].
-//! 4. `POST /executions` with what happened (three tries), its sealed answer verified under
-//!    the pinned key.
+//! 1. `POST /actions` with the capability token, through the guarded client, as the agent (its
+//!    token or SVID): only a verified allow whose signed `context.capability` names the token's
+//!    id goes on, and the grants applied are that signed `context.capability.grants` (the
+//!    sandbox among them), never the token's.
+//! 2. The broker checks what it can before anything starts (the sandbox it must provide, the
+//!    command exec-granted, every grant opened without links) and starts the helper (this
+//!    binary in its hidden `broker sandbox-exec` mode, see [`crate::sandbox`]) with a clean
+//!    environment, which confines itself and starts the command as init of its own PID
+//!    namespace. A refusal from here on is reported too: the allow was used, nothing ran.
+//! 3. `GET /capabilities/{id}` every [`RunConfig::poll_every`]
+//!    ([`zt_core::capability::standing::Standing`]): active keeps it running; revoked or
+//!    expired stops it; so does the capability's `not_after` passing locally, and, failing
+//!    closed, no successful answer for [`RunConfig::contact_timeout`].
+//! 4. `POST /executions` with the [`ExecutionReport`]. A broker with an identity of its own
+//!    ([`Attest`]: `zt-audit broker serve`) signs it and files it as itself: that is the
+//!    evidence of an execution. Without one (`zt-audit broker run`, the local convenience) the
+//!    report is filed with the agent's own credentials and the control plane keeps it as what
+//!    it is, the agent's claim.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use zt_client::{ActionRequest, ClientConfig, ClientError, GuardedClient, SignedCapability};
-use zt_core::capability::Grants;
-use zt_core::json::{self, Map, Value};
+use zt_core::capability::report::{
+    Attestation, ExecutionReport, Outcome as ReportOutcome, StopKind,
+};
+use zt_core::capability::standing::Standing;
+use zt_core::capability::{Grants, SandboxKind};
+use zt_core::crypto::SigningKey;
+use zt_core::json::{self, Value};
 use zt_core::secret::Secret;
 use zt_core::time::Timestamp;
 
 use crate::error::BrokerError;
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox;
 use crate::supervise::{Outcome, StopReason, Stopper, Supervised};
 use zt_core::text::error_chain;
 
 /// Largest status or report answer read, in bytes.
 const MAX_BODY: usize = 1 << 20;
 
-/// How the broker re-executes itself in its sandbox mode: `exe args... --grants-json JSON --
-/// COMMAND...`.
+/// How the broker re-executes itself in its sandbox mode: `exe args... --grants-json JSON
+/// [--allow-unscoped-landlock] --refusal-file PATH -- COMMAND...`.
 #[derive(Debug, Clone)]
 pub struct Launcher {
     /// The binary (`std::env::current_exe()`).
@@ -40,20 +53,53 @@ pub struct Launcher {
     pub args: Vec<OsString>,
 }
 
-/// A run.
+/// A broker's own identity: the name it is registered under, the key that signs its reports,
+/// and its credentials with the control plane (a `ztbr_` token or its SVID).
 #[derive(Debug, Clone)]
+pub struct Attest {
+    /// The registered name.
+    pub name: String,
+    /// The report key (P-256), whose public half the control plane holds.
+    pub key: SigningKey,
+    /// The control plane as the broker (status polls and reports).
+    pub client: ClientConfig,
+}
+
+/// Where the command's standard streams go.
+#[derive(Debug, Default)]
+pub struct Stdio3 {
+    /// Standard input (`None`: `/dev/null`).
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    /// Standard output (`None`: the broker's).
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    /// Standard error (`None`: the broker's).
+    pub stderr: Option<std::os::fd::OwnedFd>,
+}
+
+/// A run.
+#[derive(Debug)]
 pub struct RunConfig {
-    /// The control plane, the pinned key, the bearer token, TLS: the guarded client's
-    /// configuration, used for the status polls and the report too.
+    /// The control plane as the agent (its pinned key, bearer token, TLS): the decision, and,
+    /// without [`RunConfig::attest`], the status polls and the report.
     pub client: ClientConfig,
     /// The capability token presented.
     pub capability: Secret,
-    /// How the command is confined.
-    pub sandbox: Sandbox,
-    /// For [`Sandbox::Nono`].
+    /// The helper.
     pub launcher: Launcher,
     /// The command and its arguments.
     pub command: Vec<OsString>,
+    /// The command's whole environment (names and values the caller listed).
+    pub env: Vec<(OsString, OsString)>,
+    /// Its standard streams.
+    pub stdio: Stdio3,
+    /// Run below Landlock ABI 6 (no signal or socket scopes) when the kernel has nothing
+    /// better; recorded on the execution record.
+    pub unscoped: bool,
+    /// The broker's own identity; `None` for the local convenience (`broker run`).
+    pub attest: Option<Attest>,
+    /// This run's helper is the only child of this process (`broker run`): every other child
+    /// is taken for one of the command's and killed with it. `false` in `broker serve`.
+    pub sole: bool,
     /// Between status polls (200 ms).
     pub poll_every: Duration,
     /// Per poll, and the longest time without a successful answer before the command is
@@ -62,35 +108,69 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// Polls every 200 ms, 1 s without contact stops the command.
+    /// Polls every 200 ms, 1 s without contact stops the command; no environment, standard
+    /// input `/dev/null`, the broker's output streams; the local convenience (no identity).
     pub fn new(
         client: ClientConfig,
         capability: impl Into<String>,
-        sandbox: Sandbox,
         launcher: Launcher,
         command: Vec<OsString>,
     ) -> Self {
         Self {
             client,
             capability: Secret::new(capability),
-            sandbox,
             launcher,
             command,
+            env: Vec::new(),
+            stdio: Stdio3::default(),
+            unscoped: false,
+            attest: None,
+            sole: true,
             poll_every: Duration::from_millis(200),
             contact_timeout: Duration::from_secs(1),
         }
     }
 }
 
-/// Whether the execution report reached the control plane.
+/// Checks the caller's environment list: names that are valid, and none the dynamic loader
+/// reads (`LD_*`: a library to preload is code the exec grants did not name).
+pub fn check_env(env: &[(OsString, OsString)]) -> Result<(), BrokerError> {
+    for (name, _) in env {
+        let text = name.to_string_lossy();
+        let why = if name.is_empty() || text.contains('=') || name.as_encoded_bytes().contains(&0) {
+            Some("not a variable name")
+        } else if text.starts_with("LD_") {
+            Some("the dynamic loader reads it (code the exec grants did not name)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(BrokerError::Env {
+                name: text.into_owned(),
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the execution report reached the control plane, and as what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// 201, and its sealed answer verified under the pinned key: the record's hash.
+    /// 201: sealed as an attested execution, its answer verified under the pinned key.
     Recorded {
         /// `current_hash` of the sealed record.
         hash: String,
     },
-    /// 201, but the answer's seal did not verify.
+    /// Sealed, but not as an attested execution (403: filed with the agent's credentials, a
+    /// claim; 409: refused, e.g. a second report for one allow): the record's hash and why.
+    Kept {
+        /// `current_hash` of the sealed record.
+        hash: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Answered, but the answer's seal did not verify.
     Unverified {
         /// Why.
         why: String,
@@ -105,8 +185,17 @@ pub enum Delivery {
 /// How a run ended.
 #[derive(Debug)]
 pub enum Finished {
-    /// The command never started.
+    /// No allow: nothing ran and nothing is to report (the decision is the record).
     Refused(BrokerError),
+    /// Allowed, and then refused by the broker before the command started: reported.
+    NotStarted {
+        /// Why.
+        error: BrokerError,
+        /// The report sent.
+        report: String,
+        /// Whether it was recorded.
+        delivery: Delivery,
+    },
     /// It started (and may have been stopped).
     Ran {
         /// How it ended.
@@ -122,7 +211,7 @@ impl Finished {
     /// The broker's exit status: 126 refused, 137 stopped, else the command's.
     pub fn exit_status(&self) -> u8 {
         match self {
-            Finished::Refused(_) => crate::supervise::EXIT_REFUSED,
+            Finished::Refused(_) | Finished::NotStarted { .. } => crate::supervise::EXIT_REFUSED,
             Finished::Ran { outcome, .. } => outcome.exit_status(),
         }
     }
@@ -141,27 +230,78 @@ fn url(config: &ClientConfig, path: &str) -> String {
     format!("{}{path}", config.base_url.trim_end_matches('/'))
 }
 
-/// Runs the command under the capability. Never an `Err` for a refusal: that is
-/// [`Finished::Refused`]. The calling process becomes a child subreaper and treats every child
-/// of its own as the command's ([`Supervised::spawn_contained`]): run it in a process of its
-/// own, as `zt-audit broker run` does.
-pub async fn run(config: RunConfig) -> Finished {
-    let started = match start(&config).await {
-        Ok(s) => s,
+/// What the allow said.
+struct Allow {
+    decision: zt_core::Hash32,
+    actor: String,
+    capability: SignedCapability,
+    not_after: Timestamp,
+}
+
+/// Runs the command under the capability. Never an `Err`: see [`Finished`]. With
+/// [`RunConfig::sole`] the calling process becomes a child subreaper and takes every child of
+/// its own for the command's: run it in a process of its own, as `zt-audit broker run` does.
+pub async fn run(mut config: RunConfig) -> Finished {
+    let allow = match ask(&config).await {
+        Ok(a) => a,
         Err(e) => return Finished::Refused(e),
     };
-    let Started {
-        supervised,
-        http,
-        capability,
-        not_after,
-        decision,
-    } = started;
+    // The broker's own identity, when it has one, is who watches and who reports.
+    let (watch_client, attest) = match &config.attest {
+        Some(a) => (a.client.clone(), Some((a.name.clone(), a.key.clone()))),
+        None => (config.client.clone(), None),
+    };
+    let http = match http_client(&watch_client) {
+        Ok(h) => h,
+        Err(e) => return Finished::Refused(e),
+    };
+    let command: Vec<String> = config
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let unscoped = config.unscoped;
+    let report_of = |outcome: ReportOutcome, abi: Option<u32>| ExecutionReport {
+        decision: allow.decision,
+        capability_id: allow.capability.id.clone(),
+        actor: allow.actor.clone(),
+        broker: attest.as_ref().map_or_else(
+            || "none (zt-audit broker run)".to_owned(),
+            |(n, _)| n.clone(),
+        ),
+        grants: allow.capability.grants.clone(),
+        command: command.clone(),
+        landlock_abi: abi,
+        unscoped: unscoped && abi.is_some_and(|a| a < 6),
+        outcome,
+    };
+    let started = start(&mut config, &allow.capability.grants);
+    let (supervised, abi) = match started {
+        Ok(s) => s,
+        Err(error) => {
+            let report = report_of(
+                ReportOutcome::Refused {
+                    reason: error_chain(&error),
+                },
+                None,
+            );
+            let (text, delivery) = deliver(&http, &watch_client, &report, attest.as_ref()).await;
+            return Finished::NotStarted {
+                error,
+                report: text,
+                delivery,
+            };
+        }
+    };
     let watcher = tokio::spawn(watch(
         http.clone(),
-        url(&config.client, &format!("/capabilities/{}", capability.id)),
-        config.client.token.clone(),
-        not_after,
+        url(
+            &watch_client,
+            &format!("/capabilities/{}", allow.capability.id),
+        ),
+        watch_client.token.clone(),
+        allow.capability.id.clone(),
+        allow.not_after,
         supervised.stopper(),
         config.poll_every,
         config.contact_timeout,
@@ -171,52 +311,51 @@ pub async fn run(config: RunConfig) -> Finished {
     let outcome = match outcome {
         Ok(Ok(o)) => o,
         // The command was started: its status is unknown, so nothing says it ran to the end.
-        Ok(Err(e)) => Outcome {
-            exit_code: None,
-            signal: None,
-            duration_ms: 0,
-            stopped: Some(StopReason::LostContact {
-                detail: format!("the broker lost the command: {e}"),
-            }),
-        },
-        Err(e) => Outcome {
-            exit_code: None,
-            signal: None,
-            duration_ms: 0,
-            stopped: Some(StopReason::LostContact {
-                detail: format!("the broker's waiter failed: {e}"),
-            }),
-        },
+        Ok(Err(e)) => Outcome::lost(format!("the broker lost the command: {e}")),
+        Err(e) => Outcome::lost(format!("the broker's waiter failed: {e}")),
     };
-    let report = report_json(
-        &decision,
-        &capability,
-        config.sandbox,
-        &config.command,
-        &outcome,
+    // The helper's own refusal (a grant swapped while it built the sandbox, say): it wrote
+    // why, and exited 126 before the command started.
+    if let Some(why) = outcome.refused.clone() {
+        let error = BrokerError::HelperRefused { why };
+        let report = report_of(
+            ReportOutcome::Refused {
+                reason: error_chain(&error),
+            },
+            abi,
+        );
+        let (text, delivery) = deliver(&http, &watch_client, &report, attest.as_ref()).await;
+        return Finished::NotStarted {
+            error,
+            report: text,
+            delivery,
+        };
+    }
+    let report = report_of(
+        ReportOutcome::Ran {
+            exit_code: outcome.exit_code.map(i64::from),
+            signal: outcome.signal.map(i64::from),
+            duration_ms: outcome.duration_ms,
+            stopped: outcome
+                .stopped
+                .as_ref()
+                .map(|r| (r.kind(), r.detail().to_owned())),
+        },
+        abi,
     );
-    let delivery = deliver(&http, &config.client, &report).await;
+    let (text, delivery) = deliver(&http, &watch_client, &report, attest.as_ref()).await;
     Finished::Ran {
         outcome,
-        report: String::from_utf8_lossy(&report).into_owned(),
+        report: text,
         delivery,
     }
 }
 
-struct Started {
-    supervised: Supervised,
-    http: reqwest::Client,
-    capability: SignedCapability,
-    not_after: Option<Timestamp>,
-    decision: String,
-}
-
-async fn start(config: &RunConfig) -> Result<Started, BrokerError> {
+async fn ask(config: &RunConfig) -> Result<Allow, BrokerError> {
     let token = config.capability.expose();
     let claims = zt_core::capability::claims(token)?;
-    let http = http_client(&config.client)?;
     let client = GuardedClient::new(config.client.clone())?;
-    let request = ActionRequest::new(claims.actor, claims.action)
+    let request = ActionRequest::new(claims.actor.clone(), claims.action)
         .resource(claims.resource)
         .capability(token);
     let allowed = client.decide(&request).await?;
@@ -230,38 +369,134 @@ async fn start(config: &RunConfig) -> Result<Started, BrokerError> {
             })?;
     // The signed expiry when the decision states one; the token's own can only be earlier
     // (attenuations shorten), and taking the earlier of the two never extends anything.
-    let not_after = Some(match capability.not_after {
+    let not_after = match capability.not_after {
         Some(signed) => signed.min(claims.not_after),
         None => claims.not_after,
-    });
-    let (_, command) = sandbox::prepare(config.sandbox, &capability.grants, &config.command)?;
-    let cmd = match config.sandbox {
-        Sandbox::Nono => {
-            let mut c = std::process::Command::new(&config.launcher.exe);
-            c.args(&config.launcher.args)
-                .arg("--grants-json")
-                .arg(grants_json(&capability.grants))
-                .arg("--")
-                .args(&config.command);
-            c
-        }
-        Sandbox::Process => {
-            use std::os::unix::process::CommandExt;
-            let mut c = std::process::Command::new(&command);
-            if let Some(a0) = config.command.first() {
-                c.arg0(a0);
-            }
-            c.args(config.command.iter().skip(1));
-            c
-        }
     };
-    Ok(Started {
-        supervised: Supervised::spawn_contained(cmd)?,
-        http,
+    Ok(Allow {
+        decision: decision.current_hash,
+        actor: claims.actor,
         capability,
         not_after,
-        decision: decision.current_hash.to_hex(),
     })
+}
+
+/// The broker's own checks, then the helper, started.
+fn start(
+    config: &mut RunConfig,
+    grants: &Grants,
+) -> Result<(Supervised, Option<u32>), BrokerError> {
+    check_env(&config.env)?;
+    let path_var = config
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
+    let (abi, command) = sandbox::prepare(
+        grants,
+        &config.command,
+        path_var.as_deref(),
+        config.unscoped,
+    )?;
+    if grants.sandbox == SandboxKind::Nono {
+        // Every grant opens without links here too: a refusal names the path before a helper
+        // starts (the helper opens them again, in its own namespace, and that is what counts).
+        sandbox::Plan::open(grants, &command)?;
+    }
+    let refusal = RefusalFile::create()?;
+    let mut c = std::process::Command::new(&config.launcher.exe);
+    c.args(&config.launcher.args)
+        .arg("--grants-json")
+        .arg(grants_json(grants))
+        .arg("--refusal-file")
+        .arg(refusal.path());
+    if config.unscoped {
+        c.arg("--allow-unscoped-landlock");
+    }
+    c.arg("--").args(&config.command);
+    c.env_clear().envs(config.env.iter().map(|(k, v)| (k, v)));
+    c.stdin(match config.stdio.stdin.take() {
+        Some(fd) => Stdio::from(fd),
+        None => Stdio::null(),
+    });
+    if let Some(fd) = config.stdio.stdout.take() {
+        c.stdout(Stdio::from(fd));
+    }
+    if let Some(fd) = config.stdio.stderr.take() {
+        c.stderr(Stdio::from(fd));
+    }
+    let supervised = Supervised::spawn_contained(c, config.sole, Some(refusal))?;
+    Ok((supervised, abi.map(sandbox::abi_number)))
+}
+
+/// Where the helper writes why it refused, if it does: a file only this user can read,
+/// removed with the run.
+#[derive(Debug)]
+pub struct RefusalFile(PathBuf);
+
+impl RefusalFile {
+    fn create() -> Result<Self, BrokerError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut bytes = [0u8; 12];
+        rand_bytes(&mut bytes);
+        let path = std::env::temp_dir().join(format!(
+            "zt-broker-{}-{}",
+            std::process::id(),
+            hex_of(&bytes)
+        ));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| BrokerError::Spawn {
+                command: path.clone(),
+                source,
+            })?;
+        Ok(Self(path))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The helper's side: writes `why` into the file at `path` (never through a link).
+    pub fn write(path: &std::path::Path, why: &str) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nofollow)
+            .open(path)
+        {
+            let _ = f.write_all(why.as_bytes());
+        }
+    }
+
+    /// What the helper wrote, if anything.
+    pub fn read(&self) -> Option<String> {
+        std::fs::read_to_string(&self.0)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+impl Drop for RefusalFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn rand_bytes(out: &mut [u8]) {
+    use rand_core::RngCore;
+    rand_core::OsRng.fill_bytes(out);
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The grants as the hidden sandbox mode takes them (canonical JSON).
@@ -310,68 +545,73 @@ pub enum Status {
     NoAnswer(String),
 }
 
-/// Reads one answer of `GET /capabilities/{id}`.
+/// Reads one answer of `GET /capabilities/{id}` through the one standing model.
 pub fn read_status(id: &str, status: u16, body: &[u8]) -> Status {
-    let parsed = json::parse(body).ok();
-    let member = |k: &str| {
-        parsed
-            .as_ref()
-            .and_then(|v| v.as_object())
-            .and_then(|m| m.get(k))
-            .and_then(Value::as_str)
-            .map(zt_core::envelope::shorten)
-    };
-    let state = member("state");
-    let at = member("at").map_or_else(String::new, |a| format!(" at {a}"));
-    match (status, state.as_deref()) {
-        (200 | 410, Some(s @ ("revoked" | "expired"))) => {
-            let detail = format!("capability {id} {s}{at} (control plane, HTTP {status})");
-            Status::Stop(if s == "revoked" {
-                StopReason::Revoked { detail }
-            } else {
-                StopReason::Expired { detail }
-            })
+    let standing = match status {
+        200 | 410 => Standing::from_status(id, body),
+        s => {
+            return Status::NoAnswer(format!(
+                "HTTP {s}: {}",
+                zt_core::envelope::shorten(&String::from_utf8_lossy(body))
+            ))
         }
-        (200, Some("active")) => match member("id") {
-            Some(other) if other != id => Status::NoAnswer(format!(
-                "the status answer is about capability {other}, not {id}"
-            )),
-            _ => Status::Active,
-        },
+    };
+    match (status, standing) {
+        (200, Ok(Standing::Active { .. })) => Status::Active,
+        (_, Ok(Standing::Revoked { at })) => Status::Stop(StopReason::Revoked {
+            detail: format!(
+                "capability {id} revoked at {} (control plane, HTTP {status})",
+                at.to_rfc3339_millis()
+            ),
+        }),
+        (_, Ok(Standing::Expired { at })) => Status::Stop(StopReason::Expired {
+            detail: format!(
+                "capability {id} expired at {} (control plane, HTTP {status})",
+                at.to_rfc3339_millis()
+            ),
+        }),
         // Gone, in a shape not understood: gone all the same.
         (410, _) => Status::Stop(StopReason::Revoked {
             detail: format!("capability {id} is gone (HTTP 410)"),
         }),
-        (s, _) => Status::NoAnswer(format!(
-            "HTTP {s}: {}",
-            zt_core::envelope::shorten(&String::from_utf8_lossy(body))
-        )),
+        (_, Ok(other)) => Status::NoAnswer(format!("HTTP {status} saying {other:?}")),
+        (_, Err(why)) => Status::NoAnswer(why),
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one watch, its parts spelled out"
+)]
 async fn watch(
     http: reqwest::Client,
     url: String,
     token: Option<Secret>,
-    not_after: Option<Timestamp>,
+    id: String,
+    not_after: Timestamp,
     stopper: Stopper,
     every: Duration,
     contact_timeout: Duration,
 ) {
-    let id = url.rsplit('/').next().unwrap_or_default().to_owned();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ok = Instant::now();
     let mut last_err = String::from("no answer yet");
     loop {
         tick.tick().await;
-        if let Some(t) = not_after {
-            if Timestamp::now() >= t {
-                stopper.stop(StopReason::Expired {
-                    detail: format!("capability {id} not_after {} passed", t.to_rfc3339_millis()),
-                });
-                return;
-            }
+        let local = zt_core::capability::standing::Held {
+            actor: String::new(),
+            not_after,
+            revoked_at: None,
+        };
+        if let Standing::Expired { at } = Standing::of(Some(&local), Timestamp::now()) {
+            stopper.stop(StopReason::Expired {
+                detail: format!(
+                    "capability {id} not_after {} passed",
+                    at.to_rfc3339_millis()
+                ),
+            });
+            return;
         }
         match fetch(http.get(&url), token.as_ref(), contact_timeout).await {
             Ok((status, body)) => match read_status(&id, status, &body) {
@@ -396,53 +636,28 @@ async fn watch(
     }
 }
 
-/// The execution report (canonical JSON).
-pub fn report_json(
-    decision: &str,
-    capability: &SignedCapability,
-    sandbox: Sandbox,
-    command: &[OsString],
-    outcome: &Outcome,
-) -> Vec<u8> {
-    let s = |x: &str| Value::String(x.to_owned());
-    let n = |x: Option<i32>| x.map_or(Value::Null, |v| Value::Number(f64::from(v)));
-    let mut m = Map::new();
-    m.push("decision".into(), s(decision));
-    m.push("capability_id".into(), s(&capability.id));
-    m.push("sandbox".into(), s(sandbox.as_str()));
-    m.push("grants".into(), capability.grants.to_value());
-    m.push(
-        "command".into(),
-        Value::Array(
-            command
-                .iter()
-                .map(|a| Value::String(a.to_string_lossy().into_owned()))
-                .collect(),
-        ),
-    );
-    m.push("exit_code".into(), n(outcome.exit_code));
-    m.push("signal".into(), n(outcome.signal));
-    // Durations fit a double exactly well past any run's length (2^53 ms).
-    m.push(
-        "duration_ms".into(),
-        Value::Number(outcome.duration_ms as f64),
-    );
-    m.push(
-        "stopped".into(),
-        match &outcome.stopped {
-            None => Value::Null,
-            Some(r) => {
-                let mut o = Map::new();
-                o.push("reason".into(), s(r.as_str()));
-                o.push("detail".into(), s(r.detail()));
-                Value::Object(o)
-            }
-        },
-    );
+/// The body of `POST /executions`: the report, and the broker's attestation when it has an
+/// identity.
+pub fn filed_json(report: &ExecutionReport, attest: Option<&(String, SigningKey)>) -> Vec<u8> {
+    let mut m = json::Map::new();
+    m.push("report".into(), report.to_value());
+    if let Some((name, key)) = attest {
+        m.push(
+            "attestation".into(),
+            Attestation::sign(report, name, key).to_value(),
+        );
+    }
     json::canonicalize(&Value::Object(m))
 }
 
-async fn deliver(http: &reqwest::Client, config: &ClientConfig, report: &[u8]) -> Delivery {
+async fn deliver(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    report: &ExecutionReport,
+    attest: Option<&(String, SigningKey)>,
+) -> (String, Delivery) {
+    let body = filed_json(report, attest);
+    let text = String::from_utf8_lossy(&body).into_owned();
     let url = url(config, "/executions");
     let mut why = String::new();
     for attempt in 0..3 {
@@ -452,47 +667,69 @@ async fn deliver(http: &reqwest::Client, config: &ClientConfig, report: &[u8]) -
         let req = http
             .post(&url)
             .header("content-type", "application/json")
-            .body(report.to_vec());
+            .body(body.clone());
         match fetch(req, config.token.as_ref(), config.timeout).await {
-            Ok((201, body)) => {
-                return match zt_client::verify_sealed(&body, &config.pinned, Timestamp::now()) {
-                    Ok(h) => Delivery::Recorded { hash: h.to_hex() },
-                    Err(e) => Delivery::Unverified { why: e.to_string() },
-                }
+            Ok((status @ (201 | 403 | 409), answer)) => {
+                let sealed = zt_client::verify_sealed(&answer, &config.pinned, Timestamp::now());
+                let delivery = match (status, sealed) {
+                    (201, Ok(h)) => Delivery::Recorded { hash: h.to_hex() },
+                    (_, Ok(h)) => Delivery::Kept {
+                        hash: h.to_hex(),
+                        status,
+                    },
+                    (_, Err(e)) => Delivery::Unverified {
+                        why: format!("HTTP {status}: {e}"),
+                    },
+                };
+                return (text, delivery);
             }
-            Ok((status, body)) => {
+            Ok((status, answer)) => {
                 why = format!(
                     "HTTP {status}: {}",
-                    zt_core::envelope::shorten(&String::from_utf8_lossy(&body))
+                    zt_core::envelope::shorten(&String::from_utf8_lossy(&answer))
                 );
                 // A refusal of the report itself will not change on a retry.
-                if (400..500).contains(&status) {
+                if (400..500).contains(&status) && status != 429 {
                     break;
                 }
             }
             Err(e) => why = e,
         }
     }
-    Delivery::NotRecorded { why }
+    (text, Delivery::NotRecorded { why })
+}
+
+impl StopReason {
+    /// The report's kind of stop.
+    pub fn kind(&self) -> StopKind {
+        match self {
+            Self::Revoked { .. } => StopKind::Revoked,
+            Self::Expired { .. } => StopKind::Expired,
+            Self::LostContact { .. } => StopKind::LostContact,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn status_body(state: &str, at: &str) -> String {
+        let key = if state == "active" { "not_after" } else { "at" };
+        format!(r#"{{"id":"cap-1","state":"{state}","{key}":"{at}"}}"#)
+    }
+
     #[test]
     fn status_answers_map_to_keep_going_stop_or_no_answer() {
         let st = |s, b: &str| read_status("cap-1", s, b.as_bytes());
-        assert_eq!(
-            st(200, r#"{"id":"cap-1","state":"active"}"#),
-            Status::Active
-        );
+        let t = "2026-12-01T10:00:00.000Z";
+        assert_eq!(st(200, &status_body("active", t)), Status::Active);
         assert!(matches!(
-            st(410, r#"{"state":"revoked","at":"T"}"#),
-            Status::Stop(StopReason::Revoked { detail }) if detail.contains("revoked at T")
+            st(410, &status_body("revoked", t)),
+            Status::Stop(StopReason::Revoked { detail }) if detail.contains("revoked at 2026-12-01T10:00:00.000Z")
         ));
         assert!(matches!(
-            st(410, r#"{"state":"expired"}"#),
+            st(410, &status_body("expired", t)),
             Status::Stop(StopReason::Expired { .. })
         ));
         assert!(matches!(
@@ -501,40 +738,64 @@ mod tests {
         ));
         assert!(matches!(st(503, "busy"), Status::NoAnswer(w) if w.contains("503")));
         assert!(matches!(
-            st(200, r#"{"id":"cap-2","state":"active"}"#),
+            st(
+                200,
+                r#"{"id":"cap-2","state":"active","not_after":"2026-12-01T10:00:00Z"}"#
+            ),
             Status::NoAnswer(_)
         ));
         assert!(matches!(st(200, "{}"), Status::NoAnswer(_)));
+        // "active" on a 410 is not "keep going"
+        assert!(matches!(
+            st(410, &status_body("active", t)),
+            Status::Stop(_)
+        ));
     }
 
     #[test]
-    fn the_report_has_every_member_and_the_signed_grants() {
-        let cap = SignedCapability {
-            id: "cap-1".into(),
-            grants: Grants {
-                read: vec!["/data".into()],
-                ..Grants::default()
+    fn the_loader_environment_never_reaches_the_command() {
+        let e = |k: &str| vec![(OsString::from(k), OsString::from("x"))];
+        assert!(check_env(&e("PATH")).is_ok());
+        for bad in ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "A=B", ""] {
+            assert!(
+                matches!(check_env(&e(bad)), Err(BrokerError::Env { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signed_report_is_filed_with_its_attestation() {
+        let key = SigningKey::generate();
+        let report = ExecutionReport {
+            decision: zt_core::Hash32([1; 32]),
+            capability_id: "cap-1".into(),
+            actor: "agent-a".into(),
+            broker: "b1".into(),
+            grants: Grants::default(),
+            command: vec!["/usr/bin/true".into()],
+            landlock_abi: Some(6),
+            unscoped: false,
+            outcome: ReportOutcome::Ran {
+                exit_code: Some(0),
+                signal: None,
+                duration_ms: 3,
+                stopped: None,
             },
-            not_after: None,
         };
-        let outcome = Outcome {
-            exit_code: None,
-            signal: Some(9),
-            duration_ms: 1200,
-            stopped: Some(StopReason::Revoked {
-                detail: "at T".into(),
-            }),
+        let body = filed_json(&report, Some(&("b1".into(), key.clone())));
+        let v = json::parse(&body).unwrap();
+        let m = v.as_object().unwrap();
+        let a = zt_core::capability::report::Attestation::from_value(m.get("attestation").unwrap())
+            .unwrap();
+        let on_record = zt_core::capability::report::BrokerKey {
+            broker: "b1".into(),
+            key_id: zt_core::capability::report::broker_key_id(&key.public_key()),
+            public_key: key.public_key(),
         };
-        let r = report_json(
-            "ab",
-            &cap,
-            Sandbox::Nono,
-            &["/bin/sleep".into(), "30".into()],
-            &outcome,
-        );
-        assert_eq!(
-            String::from_utf8(r).unwrap(),
-            r#"{"capability_id":"cap-1","command":["/bin/sleep","30"],"decision":"ab","duration_ms":1200,"exit_code":null,"grants":{"exec":[],"net":false,"read":["/data"],"write":[]},"sandbox":"nono","signal":9,"stopped":{"detail":"at T","reason":"revoked"}}"#
-        );
+        let parsed = ExecutionReport::from_value(m.get("report").unwrap()).unwrap();
+        assert_eq!(a.verify(&parsed.digest(), &on_record), Ok(()));
+        let claim = filed_json(&report, None);
+        assert!(!String::from_utf8(claim).unwrap().contains("attestation"));
     }
 }

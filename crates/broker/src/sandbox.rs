@@ -1,80 +1,64 @@
-//! Grants to a Landlock sandbox (through nono), applied to the current process, which then
-//! executes the command.
+//! The sandbox a command runs in: its grants as the kernel enforces them.
 //!
-//! Two Landlock layers, stacked (the effective right is what every layer allows):
+//! The broker starts a helper (this binary's hidden `broker sandbox-exec`), a single-threaded
+//! process that builds the sandbox around itself and then starts the command as its child:
 //!
-//! 1. nono's ruleset: the `read` grants (`AccessMode::Read`), the `write` grants
-//!    (`AccessMode::Write`; a path in both gets `ReadWrite`), the `exec` grants readable, and
-//!    [`SYSTEM_READ`] / [`SYSTEM_READ_WRITE`]; TCP bind and connect denied unless `net`.
-//!    nono's `Read` includes Landlock's `Execute`, so this layer alone would let the command
-//!    execute anything it can read;
-//! 2. [`nono::Sandbox::restrict_execute`]: `Execute` only on the `exec` grants and the ELF
-//!    loader ([`loaders`]).
+//! 1. **A session of its own** (`setsid`): no controlling terminal; standard input is whatever
+//!    the broker gave (`/dev/null` unless the caller asked for its own), no other descriptor
+//!    of the broker's (every descriptor the broker opens is close-on-exec), and only the
+//!    environment the caller listed.
+//! 2. **Its own user, mount and PID namespaces** (`unshare`): the command runs as the same
+//!    user id, with no capability in the host's namespaces, and is **init of its own PID
+//!    namespace**: when it ends, the kernel ends every process it started, and no process of
+//!    it can name (let alone signal) the broker or anything outside.
+//! 3. **Grants opened as files** ([`crate::paths`]): every grant root, the loader and the
+//!    system paths below, opened with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`. A link
+//!    anywhere refuses the run (126), naming the path.
+//! 4. **Nothing written or read as data runs as code**: every read and write grant is
+//!    bind-mounted onto itself `noexec,nosuid,nodev` from its descriptor (`open_tree` +
+//!    `move_mount`, then a remount of the new mount and the mounts below it), which stops
+//!    `execve`, the dynamic loader (`ld.so FILE`) and `mmap(PROT_EXEC)` alike. What must stay
+//!    executable below such a grant (an exec grant, the system library folders, the loader)
+//!    is bind-mounted back from its original mount. A write grant that covers an exec grant,
+//!    the loader or a system library folder is refused.
+//! 5. **Landlock** (the ABI nono detects, capped where nono caps it; rules made from the
+//!    descriptors of step 3 through the `landlock` crate nono is built on, since nono's own
+//!    rule set reopens paths by name): read grants read, write grants write, exec grants and
+//!    the loader read and execute, the system paths read, `/dev/null` read and write; TCP
+//!    bind and connect denied unless `net`; from ABI 6 signals and abstract unix sockets
+//!    scoped to the sandbox. Below ABI 6 the run is refused unless the operator allowed it
+//!    (`unscoped`), and that is recorded on the execution record.
+//! 6. The command starts (`execve` checked by Landlock: it must be exec-granted), the helper
+//!    waits and leaves with the command's status (its exit code, or the signal that ended it).
 //!
-//! Landlock only (`apply_landlock`, never `apply_auto`): [`check_landlock`] refuses a kernel
-//! where nono would fall back to seccomp for the network (ABI < 4), so the same grants are
-//! enforced by one mechanism, the one `docs/capabilities.md` describes, on every kernel that
-//! runs them at all.
-//!
-//! Landlock binds the thread that calls `landlock_restrict_self` and what it executes or
-//! starts afterwards. [`exec_sandboxed`] is meant for a process whose only thread does the
-//! work (the CLI's hidden `broker sandbox-exec`, which starts no runtime); `execve` ends every
-//! other thread anyway.
+//! Under [`SandboxKind::Process`] only step 1 and 6 happen: no namespaces, no Landlock.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 
-use nono::{AccessMode, CapabilitySet};
-use zt_core::capability::{Access, Grants};
+use landlock::{
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope, ABI,
+};
+use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags};
+use zt_core::capability::{covers, Grants, SandboxKind};
 
 use crate::error::BrokerError;
+use crate::paths::{self, GrantPathError};
 
-/// How a command is confined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sandbox {
-    /// Landlock through nono: the grants, and nothing else but [`SYSTEM_READ`].
-    Nono,
-    /// No sandbox: the command runs as a plain child process (the grants are recorded and its
-    /// command must still be exec-granted, but nothing in the kernel holds it to them).
-    Process,
-}
+/// Readable, and mappable as code, in every sandbox: where the shared libraries of every
+/// dynamically linked program live. Not executable (`execve`) unless an exec grant says so,
+/// but the loader can start an ELF program found here (see `docs/capabilities.md`).
+pub const SYSTEM_LIBS: &[&str] = &["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 
-impl Sandbox {
-    /// `nono` or `process` (the evidence's `sandbox` member).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Nono => "nono",
-            Self::Process => "process",
-        }
-    }
-}
-
-impl std::str::FromStr for Sandbox {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "nono" => Ok(Self::Nono),
-            "process" => Ok(Self::Process),
-            other => Err(format!("unknown sandbox {other:?} (nono or process)")),
-        }
-    }
-}
-
-/// Readable in every sandbox besides the grants, when they exist: the dynamic loader's
-/// libraries and configuration, so that a dynamically linked command can start, and
-/// `/dev/urandom`, which C and language runtimes open at start. Nothing here is executable
-/// unless an `exec` grant says so (the loader itself is made executable, see [`loaders`]).
-/// `/proc` is not in the list: a command that needs `/proc/self` must be granted it.
+/// Readable in every sandbox: how the loader finds libraries, and `/dev/urandom`, which C and
+/// language runtimes open at start. `/proc` is not in the list.
 pub const SYSTEM_READ: &[&str] = &[
-    "/lib",
-    "/lib64",
-    "/usr/lib",
-    "/usr/lib64",
     "/etc/ld.so.cache",
     "/etc/ld.so.conf",
     "/etc/ld.so.conf.d",
@@ -95,159 +79,426 @@ pub const STANDARD_LOADER: Option<&str> = if cfg!(target_arch = "x86_64") {
     None
 };
 
-/// Checks that Landlock can enforce these grants: ABI 3 to restrict execution (always), 4
-/// to block TCP (unless `net` is granted). Refuses otherwise: a command is never run with
-/// less confinement than its grants say.
-pub fn check_landlock(net: bool) -> Result<nono::sandbox::DetectedAbi, BrokerError> {
-    let abi = nono::Sandbox::detect_abi().map_err(|e| BrokerError::LandlockUnavailable {
+/// The Landlock ABI this kernel offers, as nono detects it and capped where nono enforces.
+pub fn landlock_abi() -> Result<ABI, BrokerError> {
+    let detected = nono::Sandbox::detect_abi().map_err(|e| BrokerError::LandlockUnavailable {
         details: format!("{e}; {}", nono::Sandbox::support_info().details),
     })?;
-    if !abi.has_execute() {
-        return Err(BrokerError::LandlockTooOld {
-            found: abi.version_string(),
-            needed: 3,
-            what: "restrict execution",
-        });
+    Ok(detected.enforced_abi())
+}
+
+/// The ABI's number (`V6` is 6).
+pub fn abi_number(abi: ABI) -> u32 {
+    abi as u32
+}
+
+/// Checks that Landlock can enforce these grants: ABI 3 (truncation, and execution for every
+/// program), 4 to block TCP (unless `net` is granted), 6 for the signal and socket scopes
+/// unless the operator allowed running without (`unscoped`). Refuses otherwise: a command is
+/// never run with less confinement than its grants and the operator say.
+pub fn check_landlock(net: bool, unscoped: bool) -> Result<ABI, BrokerError> {
+    let abi = landlock_abi()?;
+    let n = abi_number(abi);
+    let need = |needed: u8, what: &'static str| {
+        if n < u32::from(needed) {
+            Err(BrokerError::LandlockTooOld {
+                found: n,
+                needed,
+                what,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    need(3, "restrict truncation and execution")?;
+    if !net {
+        need(4, "block the network")?;
     }
-    if !net && !abi.has_network() {
-        return Err(BrokerError::LandlockTooOld {
-            found: abi.version_string(),
-            needed: 4,
-            what: "block the network",
-        });
+    if !unscoped {
+        need(
+            6,
+            "keep signals and abstract sockets inside the sandbox (an operator may allow an older kernel with --allow-unscoped-landlock, and the execution record says so)",
+        )?;
     }
     Ok(abi)
 }
 
-/// What one path may be used for, in the first layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Read (and, in this layer, execute).
-    Read,
-    /// Write.
-    Write,
-    /// Both.
-    ReadWrite,
+/// What one opened path is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Uses {
+    read: bool,
+    write: bool,
+    /// `execve`-able (exec grants, the loader).
+    exec: bool,
+    /// Mappable as code: exec grants, the loader, the system library folders.
+    code: bool,
+    /// A read or write grant: mounted `noexec` unless it is also code.
+    data: bool,
 }
 
-impl Mode {
-    fn with(self, other: Mode) -> Mode {
-        if self == other {
-            self
-        } else {
-            Mode::ReadWrite
-        }
-    }
-
-    fn nono(self) -> AccessMode {
-        match self {
-            Mode::Read => AccessMode::Read,
-            Mode::Write => AccessMode::Write,
-            Mode::ReadWrite => AccessMode::ReadWrite,
-        }
-    }
+/// One path of the sandbox, opened.
+#[derive(Debug)]
+struct Opened {
+    path: PathBuf,
+    fd: OwnedFd,
+    dir: bool,
+    dev_ino: (u64, u64),
+    uses: Uses,
 }
 
-/// The grants resolved: canonical paths (symlinks followed), each with its mode, the
-/// executable paths, and the network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The sandbox's paths, opened without links, and what each is for.
+#[derive(Debug)]
 pub struct Plan {
-    /// First layer: path, whether it is a folder, mode.
-    pub paths: BTreeMap<PathBuf, (bool, Mode)>,
-    /// Second layer: `exec` grants (canonical).
-    pub exec: Vec<PathBuf>,
-    /// TCP allowed.
-    pub net: bool,
+    opened: Vec<Opened>,
+    net: bool,
 }
 
-fn resolve_grant(access: Access, path: &str) -> Result<PathBuf, BrokerError> {
-    std::fs::canonicalize(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            BrokerError::GrantPathMissing {
-                access,
-                path: path.to_owned(),
-            }
-        } else {
-            BrokerError::GrantPath {
-                access,
-                path: path.to_owned(),
-                source,
-            }
-        }
-    })
+fn dev_ino(fd: impl AsFd) -> Result<(u64, u64, bool), std::io::Error> {
+    let st = rustix::fs::fstat(fd)?;
+    let dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+    Ok((st.st_dev, st.st_ino, dir))
+}
+
+fn io_step(step: &'static str) -> impl FnOnce(std::io::Error) -> BrokerError {
+    move |source| BrokerError::Isolate { step, source }
+}
+
+fn errno_step(step: &'static str) -> impl FnOnce(rustix::io::Errno) -> BrokerError {
+    move |e| BrokerError::Isolate {
+        step,
+        source: std::io::Error::from(e),
+    }
 }
 
 impl Plan {
-    /// Resolves `grants`. A granted path that does not exist is an error naming it; a system
-    /// path that does not exist is skipped.
-    pub fn new(grants: &Grants) -> Result<Self, BrokerError> {
-        let mut paths: BTreeMap<PathBuf, (bool, Mode)> = BTreeMap::new();
-        let mut add = |p: PathBuf, mode: Mode| {
-            let dir = p.is_dir();
-            paths
-                .entry(p)
-                .and_modify(|(_, m)| *m = m.with(mode))
-                .or_insert((dir, mode));
+    /// Opens every grant (refusing links), the command's loader and the system paths (their
+    /// canonical form: the broker's own layout, e.g. Debian's `/lib -> usr/lib`), and checks
+    /// that no write grant covers code.
+    pub fn open(grants: &Grants, command: &Path) -> Result<Self, BrokerError> {
+        let mut paths: BTreeMap<PathBuf, (Uses, &'static str)> = BTreeMap::new();
+        let mut add = |p: PathBuf, f: &dyn Fn(&mut Uses), what: &'static str| {
+            let e = paths.entry(p).or_insert((Uses::default(), what));
+            f(&mut e.0);
         };
-        for (access, mode) in [
-            (Access::Read, Mode::Read),
-            (Access::Write, Mode::Write),
-            (Access::Exec, Mode::Read),
-        ] {
-            for p in grants.paths(access) {
-                add(resolve_grant(access, p)?, mode);
-            }
+        for p in &grants.read {
+            add(
+                p.into(),
+                &|u| {
+                    u.read = true;
+                    u.data = true;
+                },
+                "read",
+            );
         }
-        for (list, mode) in [
-            (SYSTEM_READ, Mode::Read),
-            (SYSTEM_READ_WRITE, Mode::ReadWrite),
-        ] {
-            for p in list {
-                if let Ok(c) = std::fs::canonicalize(p) {
-                    add(c, mode);
+        for p in &grants.write {
+            add(
+                p.into(),
+                &|u| {
+                    u.write = true;
+                    u.data = true;
+                },
+                "write",
+            );
+        }
+        for p in &grants.exec {
+            add(
+                p.into(),
+                &|u| {
+                    u.read = true;
+                    u.exec = true;
+                    u.code = true;
+                },
+                "exec",
+            );
+        }
+        let system = |list: &[&str]| -> Vec<PathBuf> {
+            list.iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok())
+                .collect()
+        };
+        for p in system(SYSTEM_LIBS) {
+            add(
+                p,
+                &|u| {
+                    u.read = true;
+                    u.code = true;
+                },
+                "system",
+            );
+        }
+        for p in loaders(command) {
+            add(
+                p,
+                &|u| {
+                    u.read = true;
+                    u.exec = true;
+                    u.code = true;
+                },
+                "system",
+            );
+        }
+        for p in system(SYSTEM_READ) {
+            add(p, &|u| u.read = true, "system");
+        }
+        for p in system(SYSTEM_READ_WRITE) {
+            add(
+                p,
+                &|u| {
+                    u.read = true;
+                    u.write = true;
+                },
+                "system",
+            );
+        }
+        // Whatever can be mapped as code is never below (or at) a write grant.
+        for (code, _) in paths.iter().filter(|(_, (u, _))| u.code) {
+            for w in &grants.write {
+                let (c, w) = (code.display().to_string(), w.as_str());
+                if covers(w, &c) || covers(&c, w) {
+                    return Err(BrokerError::WriteCoversCode {
+                        write: w.to_owned(),
+                        code: c,
+                    });
                 }
             }
         }
-        let mut exec = grants
-            .exec
-            .iter()
-            .map(|p| resolve_grant(Access::Exec, p))
-            .collect::<Result<Vec<_>, _>>()?;
-        exec.sort();
-        exec.dedup();
+        let mut opened = Vec::with_capacity(paths.len());
+        for (path, (uses, what)) in paths {
+            let text = path.display().to_string();
+            let fd = paths::open_grant(what, &text).map_err(BrokerError::GrantPath)?;
+            let (dev, ino, dir) = dev_ino(&fd).map_err(|e| {
+                BrokerError::GrantPath(GrantPathError {
+                    access: what,
+                    path: text.clone(),
+                    problem: paths::PathProblem::Io(e),
+                })
+            })?;
+            opened.push(Opened {
+                path,
+                fd,
+                dir,
+                dev_ino: (dev, ino),
+                uses,
+            });
+        }
         Ok(Self {
-            paths,
-            exec,
+            opened,
             net: grants.net,
         })
     }
 
-    /// Whether an `exec` grant covers `command` (canonical), component-wise.
-    pub fn allows_exec(&self, command: &Path) -> bool {
-        self.exec.iter().any(|g| command.starts_with(g))
+    /// Bind-mounts every data grant onto itself `noexec,nosuid,nodev`, and what is code below
+    /// one back from its original mount, shallowest first. Needs a private mount namespace.
+    pub fn mount_noexec(&self) -> Result<(), BrokerError> {
+        let data: Vec<&Opened> = self
+            .opened
+            .iter()
+            .filter(|o| o.uses.data && !o.uses.code)
+            .collect();
+        let under_data = |o: &Opened| {
+            let p = o.path.display().to_string();
+            data.iter()
+                .any(|d| d.path != o.path && covers(&d.path.display().to_string(), &p))
+        };
+        let mut todo: Vec<&Opened> = self
+            .opened
+            .iter()
+            .filter(|o| (o.uses.data && !o.uses.code) || (o.uses.code && under_data(o)))
+            .collect();
+        todo.sort_by_key(|o| o.path.components().count());
+        for o in todo {
+            let tree = rustix::mount::open_tree(
+                &o.fd,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::AT_RECURSIVE
+                    | OpenTreeFlags::AT_EMPTY_PATH
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(errno_step("cloning a grant's mount"))?;
+            // The target as the mounts so far show it, and still the same file.
+            let target = paths::open_no_links(&o.path).map_err(|problem| {
+                BrokerError::GrantPath(GrantPathError {
+                    access: "mount",
+                    path: o.path.display().to_string(),
+                    problem,
+                })
+            })?;
+            let (dev, ino, _) = dev_ino(&target).map_err(io_step("checking a mount target"))?;
+            if (dev, ino) != o.dev_ino {
+                return Err(BrokerError::Swapped {
+                    path: o.path.display().to_string(),
+                });
+            }
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &target,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(errno_step("mounting a grant"))?;
+            if o.uses.data && !o.uses.code {
+                remount_noexec(&tree, &o.path)?;
+            }
+        }
+        Ok(())
     }
 
-    /// nono's first layer.
-    pub fn capability_set(&self) -> Result<CapabilitySet, BrokerError> {
-        let mut caps = CapabilitySet::new();
-        for (p, (dir, mode)) in &self.paths {
-            let r = if *dir {
-                caps.allow_path(p, mode.nono())
-            } else {
-                caps.allow_file(p, mode.nono())
-            };
-            caps = r.map_err(|source| BrokerError::Sandbox {
-                step: "building the ruleset",
-                source,
-            })?;
+    /// Confines the calling thread (and what it starts) with Landlock.
+    pub fn landlock(&self, abi: ABI) -> Result<(), BrokerError> {
+        let err = |step: &'static str| {
+            move |e: landlock::RulesetError| BrokerError::Landlock {
+                step,
+                details: e.to_string(),
+            }
+        };
+        let all = AccessFs::from_all(abi);
+        let mut ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(all)
+            .map_err(err("handling file access"))?;
+        if !self.net {
+            ruleset = ruleset
+                .handle_access(AccessNet::from_all(abi))
+                .map_err(err("handling TCP"))?;
         }
-        Ok(if self.net { caps } else { caps.block_network() })
+        if abi_number(abi) >= 6 {
+            ruleset = ruleset
+                .scope(Scope::from_all(abi))
+                .map_err(err("scoping signals and sockets"))?;
+        }
+        let mut created = ruleset.create().map_err(err("creating the ruleset"))?;
+        let write = AccessFs::WriteFile
+            | AccessFs::RemoveDir
+            | AccessFs::RemoveFile
+            | AccessFs::MakeDir
+            | AccessFs::MakeReg
+            | AccessFs::MakeSock
+            | AccessFs::MakeFifo
+            | AccessFs::MakeSym
+            | AccessFs::Refer
+            | AccessFs::Truncate;
+        for o in &self.opened {
+            let mut access = landlock::BitFlags::<AccessFs>::empty();
+            if o.uses.read {
+                access |= AccessFs::ReadFile | AccessFs::ReadDir;
+            }
+            if o.uses.write {
+                access |= write;
+            }
+            if o.uses.exec {
+                access |= AccessFs::Execute;
+            }
+            access &= all;
+            if !o.dir {
+                access &= AccessFs::from_file(abi);
+            }
+            if access.is_empty() {
+                continue;
+            }
+            created = created
+                .add_rule(PathBeneath::new(o.fd.as_fd(), access))
+                .map_err(err("adding a rule"))?;
+        }
+        created.restrict_self().map_err(err("restricting"))?;
+        Ok(())
     }
 }
 
+/// Remounts the mount `tree` (at `path`) and every mount below it `noexec,nosuid,nodev`,
+/// keeping the flags they have (a user namespace may not clear a locked one).
+fn remount_noexec(tree: &OwnedFd, path: &Path) -> Result<(), BrokerError> {
+    use std::os::fd::AsRawFd;
+    let top = PathBuf::from(format!("/proc/self/fd/{}", tree.as_raw_fd()));
+    let mut targets = vec![top];
+    let below = submounts(path).map_err(io_step("reading /proc/self/mountinfo"))?;
+    targets.extend(below);
+    for t in targets {
+        let st = rustix::fs::statvfs(&t).map_err(errno_step("reading a mount's flags"))?;
+        let have = st.f_flag;
+        use rustix::fs::StatVfsMountFlags as F;
+        let mut flags =
+            MountFlags::BIND | MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV;
+        for (f, m) in [
+            (F::RDONLY, MountFlags::RDONLY),
+            (F::NOATIME, MountFlags::NOATIME),
+            (F::NODIRATIME, MountFlags::NODIRATIME),
+            (F::RELATIME, MountFlags::RELATIME),
+        ] {
+            if have.contains(f) {
+                flags |= m;
+            }
+        }
+        rustix::mount::mount_remount(&t, flags, "").map_err(errno_step("remounting noexec"))?;
+    }
+    Ok(())
+}
+
+/// Mount points strictly below `path` in this mount namespace.
+fn submounts(path: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let prefix = path.display().to_string();
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| *m != prefix && covers(&prefix, m))
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// `\040` and friends back to bytes.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let n = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |a, d| a * 8 + u32::from(d - b'0'));
+            out.push(u8::try_from(n).unwrap_or(b'?'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Private user, mount and PID namespaces for the calling (single-threaded) process: the same
+/// user and group ids inside as outside, every mount private. The next child this process
+/// starts is init of the new PID namespace.
+pub fn isolate() -> Result<(), BrokerError> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    use nix::sched::CloneFlags;
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
+    )
+    .map_err(|e| BrokerError::Isolate {
+        step: "unsharing user, mount and PID namespaces (unprivileged user namespaces disabled?)",
+        source: std::io::Error::from(e),
+    })?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(io_step("writing setgroups"))?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
+        .map_err(io_step("writing uid_map"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+        .map_err(io_step("writing gid_map"))?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(errno_step("making mounts private"))?;
+    Ok(())
+}
+
 /// Finds the command: a name with a `/` as a path, anything else in `PATH` (as a shell
-/// would), then canonical.
-pub fn resolve_command(argv0: &OsStr) -> Result<PathBuf, BrokerError> {
+/// would; `PATH` of the command's environment, else `/usr/local/bin:/usr/bin:/bin`), then
+/// canonical.
+pub fn resolve_command(argv0: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, BrokerError> {
     let not_found = || BrokerError::CommandNotFound {
         command: argv0.to_string_lossy().into_owned(),
     };
@@ -258,9 +509,8 @@ pub fn resolve_command(argv0: &OsStr) -> Result<PathBuf, BrokerError> {
     let found = if argv0.as_encoded_bytes().contains(&b'/') {
         Some(as_path.to_path_buf())
     } else {
-        let path =
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        std::env::split_paths(&path)
+        let path = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+        std::env::split_paths(path)
             .map(|d| d.join(as_path))
             .find(|c| {
                 std::fs::metadata(c)
@@ -341,35 +591,43 @@ pub fn elf_interpreter(path: &Path) -> Option<PathBuf> {
     None
 }
 
-/// What execution needs besides the `exec` grants: the command's ELF interpreter and the
-/// architecture's standard loader (for the programs the command starts), canonical, those
-/// that exist. The kernel opens the interpreter for execution, so without it no dynamically
-/// linked program starts; its libraries are only mapped, which needs read, not execute.
+/// What execution needs besides the `exec` grants: the architecture's standard loader (for
+/// every dynamically linked program the command starts) and the command's own ELF interpreter
+/// when it names one inside the system library folders, canonical, those that exist. An
+/// interpreter anywhere else (a `PT_INTERP` the command's author chose) is not trusted: it
+/// must be exec-granted like any other program.
 pub fn loaders(command: &Path) -> Vec<PathBuf> {
+    let libs: Vec<PathBuf> = SYSTEM_LIBS
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
     let mut out: Vec<PathBuf> = elf_interpreter(command)
         .into_iter()
         .chain(STANDARD_LOADER.map(PathBuf::from))
         .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| libs.iter().any(|l| p.starts_with(l)))
         .collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// Everything checked before a command starts: Landlock is usable (for [`Sandbox::Nono`]),
-/// every granted path exists, the command is exec-granted. The resolved command back.
+/// The checks before anything starts: Landlock is usable (for [`SandboxKind::Nono`]), the
+/// command is exec-granted. The resolved command back.
 pub fn prepare(
-    sandbox: Sandbox,
     grants: &Grants,
     argv: &[OsString],
-) -> Result<(Plan, PathBuf), BrokerError> {
-    if sandbox == Sandbox::Nono {
-        check_landlock(grants.net)?;
-    }
-    let plan = Plan::new(grants)?;
+    path_var: Option<&OsStr>,
+    unscoped: bool,
+) -> Result<(Option<ABI>, PathBuf), BrokerError> {
+    let abi = match grants.sandbox {
+        SandboxKind::Nono => Some(check_landlock(grants.net, unscoped)?),
+        SandboxKind::Process => None,
+    };
     let argv0 = argv.first().ok_or(BrokerError::EmptyCommand)?;
-    let command = resolve_command(argv0)?;
-    if !plan.allows_exec(&command) {
+    let command = resolve_command(argv0, path_var)?;
+    let text = command.display().to_string();
+    if !grants.exec.iter().any(|g| covers(g, &text)) {
         return Err(BrokerError::NotExecGranted {
             command,
             grants: if grants.exec.is_empty() {
@@ -379,119 +637,81 @@ pub fn prepare(
             },
         });
     }
-    Ok((plan, command))
+    Ok((abi, command))
 }
 
-/// Confines the current process to `grants` (both layers) and executes `argv` in it. Returns
-/// only on failure; the command is never started unconfined.
-pub fn exec_sandboxed(grants: &Grants, argv: &[OsString]) -> Result<Infallible, BrokerError> {
-    let (plan, command) = prepare(Sandbox::Nono, grants, argv)?;
-    let caps = plan.capability_set()?;
-    let mut executable = plan.exec.clone();
-    executable.extend(loaders(&command));
-    nono::Sandbox::apply_landlock(&caps).map_err(|source| BrokerError::Sandbox {
-        step: "applying the ruleset",
-        source,
+/// The helper's work (see the module docs): confine, start the command as init of its own PID
+/// namespace, wait. The command's status back; `Err` when it never started.
+pub fn run_sandboxed(
+    grants: &Grants,
+    argv: &[OsString],
+    unscoped: bool,
+) -> Result<std::process::ExitStatus, BrokerError> {
+    let path_var = std::env::var_os("PATH");
+    let (abi, command) = prepare(grants, argv, path_var.as_deref(), unscoped)?;
+    nix::unistd::setsid().map_err(|e| BrokerError::Isolate {
+        step: "starting a session of its own",
+        source: std::io::Error::from(e),
     })?;
-    nono::Sandbox::restrict_execute(&executable).map_err(|source| BrokerError::Sandbox {
-        step: "restricting execution",
-        source,
-    })?;
+    if let Some(abi) = abi {
+        isolate()?;
+        let plan = Plan::open(grants, &command)?;
+        plan.mount_noexec()?;
+        plan.landlock(abi)?;
+    }
     let mut cmd = std::process::Command::new(&command);
     if let Some(argv0) = argv.first() {
         cmd.arg0(argv0);
     }
-    let source = cmd.args(&argv[1..]).exec();
-    Err(BrokerError::Exec { command, source })
+    cmd.args(&argv[1..]);
+    let mut child = cmd.spawn().map_err(|source| BrokerError::Exec {
+        command: command.clone(),
+        source,
+    })?;
+    child.wait().map_err(BrokerError::Wait)
+}
+
+/// Leaves the process with `status`: its exit code, or the signal that ended it raised on
+/// this process (no core file).
+pub fn exit_like(status: std::process::ExitStatus) -> ! {
+    if let Some(sig) = status.signal() {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+        // The helper changed no disposition (Rust's runtime ignores SIGPIPE: that one falls
+        // through to the exit code below).
+        if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+            let _ = nix::sys::signal::raise(s);
+        }
+        std::process::exit(128 + (sig & 0x7f));
+    }
+    std::process::exit(status.code().unwrap_or(1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn grants(read: &[&Path], write: &[&Path], exec: &[&str], net: bool) -> Grants {
-        let s = |l: &[&Path]| l.iter().map(|p| p.display().to_string()).collect();
-        Grants {
-            read: s(read),
-            write: s(write),
-            exec: exec.iter().map(|p| (*p).to_owned()).collect(),
-            net,
-        }
-    }
-
-    #[test]
-    fn read_and_write_on_one_path_make_read_write_and_exec_grants_are_readable() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b) = (d.path().join("a"), d.path().join("b"));
-        std::fs::create_dir(&a).unwrap();
-        std::fs::write(&b, "x").unwrap();
-        let plan = Plan::new(&grants(&[&a, &b], &[&a], &["/bin/sh"], false)).unwrap();
-        let a = a.canonicalize().unwrap();
-        let b = b.canonicalize().unwrap();
-        assert_eq!(plan.paths.get(&a), Some(&(true, Mode::ReadWrite)));
-        assert_eq!(plan.paths.get(&b), Some(&(false, Mode::Read)));
-        let sh = Path::new("/bin/sh").canonicalize().unwrap();
-        assert_eq!(plan.paths.get(&sh), Some(&(false, Mode::Read)));
-        assert_eq!(plan.exec, vec![sh.clone()]);
-        assert!(plan.allows_exec(&sh));
-        assert!(!plan.allows_exec(Path::new("/usr/bin/env")));
-        assert!(!plan.net);
-        // the system list is there, canonical, /dev/null writable
-        let null = Path::new("/dev/null");
-        assert_eq!(plan.paths.get(null), Some(&(false, Mode::ReadWrite)));
-        let lib = Path::new("/usr/lib").canonicalize().unwrap();
-        assert_eq!(plan.paths.get(&lib), Some(&(true, Mode::Read)));
-    }
-
-    #[test]
-    fn a_granted_path_that_does_not_exist_is_an_error_naming_it() {
-        let e = Plan::new(&grants(&[Path::new("/nonexistent/zt-x")], &[], &[], false));
-        let e = e.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            e.contains("`read` path /nonexistent/zt-x does not exist"),
-            "{e}"
-        );
-        let e = Plan::new(&grants(&[], &[], &["/nonexistent/bin"], false));
-        assert!(matches!(
-            e,
-            Err(BrokerError::GrantPathMissing {
-                access: Access::Exec,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_folder_grant_covers_below_it_component_wise() {
-        let d = tempfile::tempdir().unwrap();
-        let bin = d.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        std::fs::create_dir(d.path().join("bin2")).unwrap();
-        let plan = Plan::new(&grants(&[], &[], &[bin.to_str().unwrap()], false)).unwrap();
-        let bin = bin.canonicalize().unwrap();
-        assert!(plan.allows_exec(&bin.join("tool")));
-        let bin2 = d.path().canonicalize().unwrap().join("bin2/tool");
-        assert!(!plan.allows_exec(&bin2));
-    }
-
     #[test]
     fn commands_resolve_through_path_and_symlinks_and_must_be_exec_granted() {
         let sh = Path::new("/bin/sh").canonicalize().unwrap();
-        assert_eq!(resolve_command(OsStr::new("/bin/sh")).unwrap(), sh);
-        assert!(resolve_command(OsStr::new("sh")).is_ok());
+        assert_eq!(resolve_command(OsStr::new("/bin/sh"), None).unwrap(), sh);
+        assert!(resolve_command(OsStr::new("sh"), None).is_ok());
         assert!(matches!(
-            resolve_command(OsStr::new("zt-no-such-command")),
+            resolve_command(OsStr::new("zt-no-such-command"), None),
             Err(BrokerError::CommandNotFound { .. })
         ));
-        let g = grants(&[], &[], &["/bin/sh"], true);
-        assert!(prepare(Sandbox::Process, &g, &["/bin/sh".into()]).is_ok());
-        let e = prepare(Sandbox::Process, &g, &["/bin/cat".into()]).err();
+        let g = Grants {
+            exec: vec![sh.display().to_string()],
+            sandbox: SandboxKind::Process,
+            ..Grants::default()
+        };
+        assert!(prepare(&g, &["/bin/sh".into()], None, false).is_ok());
+        let e = prepare(&g, &["/bin/cat".into()], None, false).err();
         assert!(
             matches!(&e, Some(BrokerError::NotExecGranted { command, .. }) if command.ends_with("cat")),
             "{e:?}"
         );
         assert!(matches!(
-            prepare(Sandbox::Process, &g, &[]),
+            prepare(&g, &[], None, false),
             Err(BrokerError::EmptyCommand)
         ));
     }
@@ -511,10 +731,21 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_names_round_trip() {
-        for s in [Sandbox::Nono, Sandbox::Process] {
-            assert_eq!(s.as_str().parse::<Sandbox>(), Ok(s));
-        }
-        assert!("seccomp".parse::<Sandbox>().is_err());
+    fn a_write_grant_over_code_is_refused_before_anything_is_opened() {
+        let g = Grants {
+            write: vec!["/usr".into()],
+            ..Grants::default()
+        };
+        let e = Plan::open(&g, Path::new("/usr/bin/true")).err();
+        assert!(
+            matches!(&e, Some(BrokerError::WriteCoversCode { write, .. }) if write == "/usr"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_read_back() {
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b"), "/tmp/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 }

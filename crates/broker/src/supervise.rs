@@ -8,10 +8,13 @@
 //! processes do not outlive the command's watch) and only then is the leader reaped.
 //!
 //! A process that leaves the group (`setsid`, `setpgid`) is out of reach of the group signal.
-//! [`Supervised::spawn_contained`] closes that gap for a process that supervises one command
-//! (the broker): it becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`), so whatever the command
-//! starts stays its descendant even when it daemonizes, and every stop (and the command's own
-//! end) kills every descendant, found through `/proc`, not only the group.
+//! [`Supervised::spawn_contained`] closes that gap for the broker, whose child is the sandbox
+//! helper (it starts a session of its own, so its process group is its pid): the broker
+//! becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`), and every stop (and the command's
+//! own end) kills every descendant of the helper found through `/proc`, and, for a broker that
+//! supervises one command only (`sole`), every other child of its own too (orphans reparented
+//! to it). Under the `nono` sandbox the command is init of its own PID namespace, so killing it
+//! ends every process it started at once, however fast they fork.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -87,6 +90,21 @@ pub struct Outcome {
     pub duration_ms: u64,
     /// Set when the broker stopped it.
     pub stopped: Option<StopReason>,
+    /// Set when the helper refused to start the command (exit 126 and a reason written).
+    pub refused: Option<String>,
+}
+
+impl Outcome {
+    /// A command whose end the broker could not observe.
+    pub fn lost(detail: String) -> Self {
+        Self {
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            stopped: Some(StopReason::LostContact { detail }),
+            refused: None,
+        }
+    }
 }
 
 /// Exit status when the broker stopped the command (128 + SIGKILL).
@@ -145,6 +163,35 @@ pub struct Supervised {
     started: Instant,
     /// Every descendant is ended, not only the group (this process is a subreaper).
     contained: bool,
+    /// Every other child of this process is the command's too.
+    sole: bool,
+    /// Where the helper says why it refused.
+    refusal: Option<crate::run::RefusalFile>,
+}
+
+/// The helpers this process is supervising: its only legitimate children in `broker serve`.
+static LIVE: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kills and reaps every child of this process that is not a helper it supervises: in
+/// `broker serve`, a command whose helper died (it was reparented here, a subreaper) must not
+/// run on unsupervised. The command is init of its PID namespace, so its end ends the rest.
+pub fn sweep_orphans() {
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let live = live();
+    for (pid, ppid, zombie) in processes() {
+        if ppid != me || live.contains(&pid) {
+            continue;
+        }
+        if !zombie {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+    }
 }
 
 /// (pid, parent pid, zombie) of every process `/proc` shows.
@@ -182,30 +229,45 @@ fn descendants(procs: &[(i32, i32, bool)], roots: &[i32]) -> Vec<i32> {
 
 impl Supervised {
     /// Starts `cmd` (stdio as configured, inherited by default) leading its own process group.
-    pub fn spawn(cmd: Command) -> Result<Self, BrokerError> {
-        Self::start(cmd, false)
+    pub fn spawn(mut cmd: Command) -> Result<Self, BrokerError> {
+        cmd.process_group(0);
+        Self::start(cmd, false, false, None)
     }
 
-    /// As [`spawn`](Self::spawn), and this process becomes a child subreaper so that a stop
-    /// (and the command's end) kills every process the command started, including those that
-    /// left its process group. For a process that supervises this one command only: every
-    /// child of this process other than the command is taken for one of the command's.
-    pub fn spawn_contained(cmd: Command) -> Result<Self, BrokerError> {
+    /// Starts the sandbox helper `cmd`, which leads a session of its own (so its process
+    /// group is its pid), and makes this process a child subreaper so that a stop (and the
+    /// command's end) kills every process the helper started, including those that left its
+    /// process group. With `sole`, every other child of this process is taken for one of the
+    /// command's too (`broker run`); without, only the helper's descendants (`broker serve`,
+    /// which runs several). `refusal` is where the helper writes why it refused, if it does.
+    pub fn spawn_contained(
+        cmd: Command,
+        sole: bool,
+        refusal: Option<crate::run::RefusalFile>,
+    ) -> Result<Self, BrokerError> {
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| BrokerError::Spawn {
             command: PathBuf::from(cmd.get_program()),
             source: std::io::Error::from(e),
         })?;
-        Self::start(cmd, true)
+        Self::start(cmd, true, sole, refusal)
     }
 
-    fn start(mut cmd: Command, contained: bool) -> Result<Self, BrokerError> {
-        cmd.process_group(0);
+    fn start(
+        mut cmd: Command,
+        contained: bool,
+        sole: bool,
+        refusal: Option<crate::run::RefusalFile>,
+    ) -> Result<Self, BrokerError> {
         let started = Instant::now();
+        // Spawned and registered under one lock: the orphan sweep never sees it unregistered.
+        let mut registered = live();
         let child = cmd.spawn().map_err(|source| BrokerError::Spawn {
             command: PathBuf::from(cmd.get_program()),
             source,
         })?;
         let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        registered.push(group.as_raw());
+        drop(registered);
         let (tx, events) = mpsc::channel();
         let exited = tx.clone();
         std::thread::spawn(move || {
@@ -224,6 +286,8 @@ impl Supervised {
             stopper: Stopper(tx),
             started,
             contained,
+            sole,
+            refusal,
         })
     }
 
@@ -251,10 +315,11 @@ impl Supervised {
     fn kill_descendants(&self) {
         let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         let leader = self.group.as_raw();
+        let roots: &[i32] = if self.sole { &[leader, me] } else { &[leader] };
         // A command forking as fast as it can needs a few rounds; each round kills what it saw.
         for _ in 0..50 {
             let procs = processes();
-            let mut targets = descendants(&procs, &[leader, me]);
+            let mut targets = descendants(&procs, roots);
             targets.retain(|p| *p != leader);
             let mut alive = 0;
             for &pid in &targets {
@@ -293,12 +358,19 @@ impl Supervised {
         // The leader is a zombie here, so its group id is still its own: end what is left of
         // the group before reaping.
         self.kill_group();
-        let status = self.child.wait().map_err(BrokerError::Wait)?;
+        let status = self.child.wait();
+        live().retain(|p| *p != self.group.as_raw());
+        let status = status.map_err(BrokerError::Wait)?;
+        let refused = match (&stopped, status.code(), &self.refusal) {
+            (None, Some(c), Some(f)) if c == i32::from(EXIT_REFUSED) => f.read(),
+            _ => None,
+        };
         Ok(Outcome {
             exit_code: status.code(),
             signal: status.signal(),
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             stopped,
+            refused,
         })
     }
 }
@@ -314,6 +386,7 @@ mod tests {
             signal,
             duration_ms: 0,
             stopped,
+            refused: None,
         };
         assert_eq!(o(Some(0), None, None).exit_status(), 0);
         assert_eq!(o(Some(3), None, None).exit_status(), 3);

@@ -46,12 +46,14 @@ pub enum Schema {
     DecisionCapability,
     /// `GET /capabilities/{id}` answer.
     CapabilityStatus,
-    /// `POST /executions` body.
+    /// A broker's execution report (inside the `POST /executions` body and the record).
     ExecutionReport,
+    /// `POST /executions` body: the report and the broker's attestation.
+    ExecutionFiling,
 }
 
 impl Schema {
-    const ALL: [Schema; 8] = [
+    const ALL: [Schema; 9] = [
         Schema::Envelope,
         Schema::ActionRequest,
         Schema::DecisionAnswer,
@@ -60,6 +62,7 @@ impl Schema {
         Schema::DecisionCapability,
         Schema::CapabilityStatus,
         Schema::ExecutionReport,
+        Schema::ExecutionFiling,
     ];
 
     fn reference(self) -> String {
@@ -72,6 +75,7 @@ impl Schema {
             Schema::DecisionCapability => "capability.schema.json#/$defs/decision_capability",
             Schema::CapabilityStatus => "capability.schema.json#/$defs/status",
             Schema::ExecutionReport => "capability.schema.json#/$defs/execution_report",
+            Schema::ExecutionFiling => "capability.schema.json#/$defs/execution_filing",
         };
         format!("{BASE}{r}")
     }

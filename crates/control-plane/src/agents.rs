@@ -306,7 +306,11 @@ impl Change<'_> {
 }
 
 /// The answer to an admin change: `fields` and the sealed record under `audit`.
-fn changed(status: StatusCode, mut fields: serde_json::Value, committed: &Committed) -> Response {
+pub(crate) fn changed(
+    status: StatusCode,
+    mut fields: serde_json::Value,
+    committed: &Committed,
+) -> Response {
     fields["ok"] = true.into();
     fields["audit"] = serde_json::from_str(&committed.json).unwrap_or(serde_json::Value::Null);
     json_response(status, fields)
@@ -326,7 +330,7 @@ pub(crate) fn unrecorded(what: &str, e: &SealError) -> Response {
 }
 
 /// The admin's body as a JSON object (`{}` when empty), with only `allowed` members.
-fn admin_json(
+pub(crate) fn admin_json(
     headers: &HeaderMap,
     body: &[u8],
     allowed: &[&str],
@@ -428,10 +432,26 @@ async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Resp
     let (token, h) = new_token();
     // The record first, under the write lock; the change only once it is sealed.
     let mut registry = st.registry.write().await;
+    let brokers = st.brokers.read().await;
     if registry.is_active(&actor) {
         return error(
             StatusCode::CONFLICT,
             format!("agent {actor} is already registered"),
+        );
+    }
+    if let Some(holder) = spiffe_id
+        .as_ref()
+        .and_then(|id| crate::brokers::spiffe_holder(&brokers, id))
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "SPIFFE ID {} already speaks for {holder}",
+                spiffe_id
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
         );
     }
     if let Some(other) = spiffe_id
@@ -503,7 +523,7 @@ async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Resp
 }
 
 /// The optional `spiffe_id` of a registration, checked as the SPIFFE ID specification says.
-fn spiffe_member(
+pub(crate) fn spiffe_member(
     m: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Option<SpiffeId>, Reject> {
     match m.get("spiffe_id") {

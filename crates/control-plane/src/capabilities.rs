@@ -9,11 +9,18 @@
 //! - `DELETE /capabilities/{id}` (admin): a sealed record on the control plane's own chain,
 //!   sealed before the revocation takes effect, under the capabilities' write lock.
 //! - `GET /capabilities/{id}`: the state a broker watches (the agent the capability is bound
-//!   to, or an admin): 200 active, 410 revoked or expired.
+//!   to, a registered broker, or an admin): 200 active, 410 revoked or expired, the body
+//!   [`zt_core::capability::standing::Standing::status_value`].
 //! - Use: `POST /actions` with `"capability"` (see [`check_use`]).
-//! - `POST /executions`: a broker's report, sealed on the decision chain as
-//!   `zt.broker.execution`, linked to the allow it ran under. A report that names no allow of
-//!   that agent under that capability is still sealed (evidence of an attempt), as a deny.
+//! - `POST /executions`: a registered broker's signed report
+//!   (`zt_core::capability::report`), sealed on the decision chain as `zt.broker.execution`
+//!   with the report and the broker's attestation in its context. It is an allow (201) only
+//!   when the broker's signature verifies under its registered key, the report names an
+//!   allow made here for that agent under that capability, the grants (the sandbox among
+//!   them) are the ones that allow sealed, and no other attested record used that allow up.
+//!   Anything else is still sealed, as a deny that says why: a broker's report that fails a
+//!   check (409), and any report filed with an agent's own credentials, which is the agent's
+//!   word about itself (403). Rate-limited per agent and per broker, like `/actions`.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
@@ -22,6 +29,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use zt_core::capability::report::{Attestation, BrokerKey, ExecutionReport};
+use zt_core::capability::standing::{self, Held, Standing, State as CapState, UseRefusal};
 use zt_core::capability::{self, Capability, Grants, Issue, EXECUTION_ACTION};
 use zt_core::json::{self, Map, Value};
 use zt_core::time::Timestamp;
@@ -30,12 +39,13 @@ use zt_tls::PeerIdentity;
 
 use crate::agents::{unrecorded, Auth};
 use crate::chain::{Committed, Decided, Lane};
+use crate::limits::Key;
 use crate::origin::admin_body;
 use crate::server::{
-    admin, bearer, error, json_response, name_ok, now_ms, random_hex, read, rfc3339_ms, Reject,
+    admin, bearer, error, json_response, limited, name_ok, now_ms, random_hex, read, Reject,
     Shared, St, MAX_NAME, MAX_RESOURCE,
 };
-use crate::state::CapabilityUse;
+use crate::state::{CapabilityUse, Claim};
 
 /// Longest capability lifetime (`ttl_s`): one day. A capability is for one action.
 pub const MAX_CAPABILITY_TTL_S: u64 = 24 * 3600;
@@ -43,65 +53,21 @@ pub const MAX_CAPABILITY_TTL_S: u64 = 24 * 3600;
 /// Largest execution report, in bytes.
 pub const MAX_REPORT: usize = 64 * 1024;
 
-#[derive(Debug, Clone)]
-struct Held {
-    actor: String,
-    not_after_ms: i64,
-    revoked_at: Option<String>,
-}
-
 /// The issued capabilities: whom each is bound to, its expiry, its revocation.
 #[derive(Debug, Default)]
 pub(crate) struct Capabilities {
     held: HashMap<String, Held>,
 }
 
-/// Where a capability stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Standing {
-    /// Usable until (Unix ms).
-    Active { not_after_ms: i64 },
-    /// Revoked at (RFC 3339).
-    Revoked { at: String },
-    /// Expired at (Unix ms).
-    Expired { at_ms: i64 },
-    /// Not issued here.
-    Unknown,
-}
-
 impl Capabilities {
-    pub(crate) fn load(stored: Vec<crate::state::StoredCapability>) -> Self {
+    pub(crate) fn load(stored: Vec<(String, Held)>) -> Self {
         Self {
-            held: stored
-                .into_iter()
-                .map(|c| {
-                    (
-                        c.id,
-                        Held {
-                            actor: c.actor,
-                            not_after_ms: c.not_after_ms,
-                            revoked_at: c.revoked_at,
-                        },
-                    )
-                })
-                .collect(),
+            held: stored.into_iter().collect(),
         }
     }
 
-    pub(crate) fn standing(&self, id: &str, now_ms: i64) -> Standing {
-        match self.held.get(id) {
-            None => Standing::Unknown,
-            Some(Held {
-                revoked_at: Some(at),
-                ..
-            }) => Standing::Revoked { at: at.clone() },
-            Some(h) if now_ms >= h.not_after_ms => Standing::Expired {
-                at_ms: h.not_after_ms,
-            },
-            Some(h) => Standing::Active {
-                not_after_ms: h.not_after_ms,
-            },
-        }
+    pub(crate) fn standing(&self, id: &str, now: Timestamp) -> Standing {
+        Standing::of(self.held.get(id), now)
     }
 
     fn actor_of(&self, id: &str) -> Option<&str> {
@@ -130,20 +96,14 @@ pub(crate) struct Use {
 }
 
 impl Use {
-    /// The Cedar context at use: the request's own, with `issuance: false` and the
-    /// capability's effective grants.
-    pub(crate) fn cedar_context(&self, request: Option<&Map>) -> Result<Map, String> {
+    /// The Cedar context at use: the request's own (which holds no reserved member, see
+    /// [`crate::policy::RESERVED_CONTEXT`]), with `issuance: false` and the capability's
+    /// effective grants.
+    pub(crate) fn cedar_context(&self, request: Option<&Map>) -> Map {
         let mut m = request.cloned().unwrap_or_default();
-        for k in ["issuance", "grants"] {
-            if m.contains_key(k) {
-                return Err(format!(
-                    "context member `{k}` is the control plane's when a capability is used"
-                ));
-            }
-        }
         m.push("issuance".into(), Value::Bool(false));
         m.push("grants".into(), self.cap.grants.to_value());
-        Ok(m)
+        m
     }
 
     pub(crate) fn record_value(&self) -> Value {
@@ -153,8 +113,9 @@ impl Use {
 
 /// Checks a capability presented with `POST /actions` by `actor` for `action` on
 /// `resource`: the token verifies under this control plane's key (signatures, every
-/// attenuation narrowing, expiry), it was issued here and is not revoked, it is bound to this
-/// actor, and it is for this action and resource. `Err` is the deny's reason.
+/// attenuation narrowing, expiry), then the checks of
+/// [`zt_core::capability::standing::check_use`] (issued here, active, bound to this actor,
+/// for this action and resource).
 pub(crate) fn check_use(
     st: &Shared,
     caps: &Capabilities,
@@ -162,44 +123,11 @@ pub(crate) fn check_use(
     actor: &str,
     action: &str,
     resource: &str,
-) -> Result<Use, String> {
+) -> Result<Use, Box<UseRefusal>> {
     let now = Timestamp::now();
-    let cap = capability::verify(token, &st.keyring, now)
-        .map_err(|e| format!("capability refused: {e}"))?;
-    match caps.standing(&cap.id, now.unix_millis()) {
-        Standing::Active { .. } => {}
-        Standing::Revoked { at } => {
-            return Err(format!(
-                "capability refused: capability {} was revoked at {at}",
-                cap.id
-            ))
-        }
-        Standing::Expired { at_ms } => {
-            return Err(format!(
-                "capability refused: capability {} expired at {}",
-                cap.id,
-                rfc3339_ms(at_ms)
-            ))
-        }
-        Standing::Unknown => {
-            return Err(format!(
-                "capability refused: capability {} was not issued by this control plane",
-                cap.id
-            ))
-        }
-    }
-    if cap.actor != actor || caps.actor_of(&cap.id) != Some(actor) {
-        return Err(format!(
-            "capability refused: capability {} is bound to agent {}, not {actor}",
-            cap.id, cap.actor
-        ));
-    }
-    if cap.action != action || cap.resource != resource {
-        return Err(format!(
-            "capability refused: capability {} is for {} on {:?}, not {action} on {resource:?}",
-            cap.id, cap.action, cap.resource
-        ));
-    }
+    let cap = capability::verify(token, &st.keyring, now).map_err(|e| Box::new(e.into()))?;
+    standing::check_use(&cap, caps.held.get(&cap.id), actor, action, resource, now)
+        .map_err(Box::new)?;
     Ok(Use { cap })
 }
 
@@ -306,6 +234,9 @@ fn parse_issue(m: &Map) -> Result<IssueRequest, Reject> {
         Some(v) => Grants::from_value(v).map_err(|e| bad(e.to_string()))?,
         None => return Err(bad("`grants` is required".into())),
     };
+    // Grants are files: on this host, every path's text must be what it resolves to (the
+    // broker checks again where the command runs; that is the check that counts).
+    zt_broker::paths::check_on_host(&grants).map_err(|e| bad(e.to_string()))?;
     Ok(IssueRequest {
         actor,
         action,
@@ -430,7 +361,7 @@ async fn issue_change(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
         id.clone(),
         Held {
             actor: cap.actor.clone(),
-            not_after_ms: not_after.unix_millis(),
+            not_after,
             revoked_at: None,
         },
     );
@@ -461,7 +392,7 @@ async fn revoke_change(State(st): St, headers: HeaderMap, Path(id): Path<String>
     // The record first, under the write lock; the revocation takes effect once it is sealed,
     // and no use is decided in between (uses hold the read lock until they are queued).
     let mut caps = st.caps.write().await;
-    let actor = match caps.standing(&id, now_ms()) {
+    let actor = match caps.standing(&id, Timestamp::now()) {
         Standing::Unknown => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -474,7 +405,10 @@ async fn revoke_change(State(st): St, headers: HeaderMap, Path(id): Path<String>
         Standing::Revoked { at } => {
             return error(
                 StatusCode::CONFLICT,
-                format!("capability {id} was revoked already, at {at}"),
+                format!(
+                    "capability {id} was revoked already, at {}",
+                    at.to_rfc3339_millis()
+                ),
             )
         }
         Standing::Active { .. } | Standing::Expired { .. } => {
@@ -497,9 +431,10 @@ async fn revoke_change(State(st): St, headers: HeaderMap, Path(id): Path<String>
         Ok(c) => c,
         Err(e) => return unrecorded("the revocation", &e),
     };
-    let at = Timestamp::now().to_rfc3339_millis();
+    let now = Timestamp::now();
+    let at = now.to_rfc3339_millis();
     if let Some(h) = caps.held.get_mut(&id) {
-        h.revoked_at = Some(at.clone());
+        h.revoked_at = Some(now);
     }
     drop(caps);
     let stored = st
@@ -520,14 +455,19 @@ async fn revoke_change(State(st): St, headers: HeaderMap, Path(id): Path<String>
     )
 }
 
-/// Who is asking, for the routes agents call outside `/actions`: the SVID's agent, the
-/// token's agent, an admin token, nobody in open mode, or a refusal saying why.
+/// Who is asking, for the routes agents and brokers call outside `/actions`: the SVID's agent
+/// or broker, an admin token, a broker's token, an agent's token, nobody in open mode, or a
+/// refusal saying why.
 async fn caller(st: &Shared, headers: &HeaderMap, peer: Option<&PeerIdentity>) -> Caller {
     let registry = st.registry.read().await;
+    let brokers = st.brokers.read().await;
     if let Some(PeerIdentity::Spiffe(id)) = peer {
+        if let Some(b) = brokers.by_spiffe(id.as_str()) {
+            return Caller::Broker(b.key.clone(), id.to_string());
+        }
         return match registry.spiffe_actor(id.as_str()) {
             Some(a) => Caller::Agent(a.to_owned(), id.to_string()),
-            None => Caller::Refused(format!("SVID {id} is bound to no agent")),
+            None => Caller::Refused(format!("SVID {id} is bound to no agent or broker")),
         };
     }
     if let Some(PeerIdentity::Refused(why)) = peer {
@@ -538,6 +478,10 @@ async fn caller(st: &Shared, headers: &HeaderMap, peer: Option<&PeerIdentity>) -
         if st.admin_tokens.contains(&crate::server::token_hash(t)) {
             return Caller::Admin;
         }
+        if let Some(b) = brokers.by_token(t) {
+            let identity = format!("broker-token:{}", b.key.broker);
+            return Caller::Broker(b.key.clone(), identity);
+        }
     }
     match registry.classify(token, now_ms()) {
         Auth::Agent(a) => {
@@ -546,14 +490,17 @@ async fn caller(st: &Shared, headers: &HeaderMap, peer: Option<&PeerIdentity>) -
         }
         Auth::Missing if st.open => Caller::Open,
         other => Caller::Refused(format!(
-            "this route needs the agent's token or SVID ({})",
+            "this route needs an agent's or a broker's token or SVID ({})",
             other.identity(st.open)
         )),
     }
 }
 
 enum Caller {
+    /// An agent: its name and how it authenticated.
     Agent(String, String),
+    /// A registered broker: its key on record and how it authenticated.
+    Broker(BrokerKey, String),
     Admin,
     Open,
     Refused(String),
@@ -574,20 +521,22 @@ pub(crate) async fn status(State(st): St, Path(id): Path<String>, req: Request) 
         }
         _ => {}
     }
-    match caps.standing(&id, now_ms()) {
-        Standing::Active { not_after_ms } => json_response(
-            StatusCode::OK,
-            serde_json::json!({"id": id, "state": "active", "not_after": rfc3339_ms(not_after_ms)}),
-        ),
-        Standing::Revoked { at } => json_response(
-            StatusCode::GONE,
-            serde_json::json!({"id": id, "state": "revoked", "at": at}),
-        ),
-        Standing::Expired { at_ms } => json_response(
-            StatusCode::GONE,
-            serde_json::json!({"id": id, "state": "expired", "at": rfc3339_ms(at_ms)}),
-        ),
-        Standing::Unknown => error(
+    let standing = caps.standing(&id, Timestamp::now());
+    match (standing.state(), standing.status_value(&id)) {
+        (Some(state), Some(body)) => (
+            if state == CapState::Active {
+                StatusCode::OK
+            } else {
+                StatusCode::GONE
+            },
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            json::canonicalize(&body),
+        )
+            .into_response(),
+        _ => error(
             StatusCode::NOT_FOUND,
             format!(
                 "no capability {} was issued here",
@@ -610,98 +559,105 @@ pub(crate) fn remember_use(
         .add_capability_use(decision, used)
 }
 
-/// A broker's execution report, checked.
-struct Report {
-    decision: Hash32,
-    capability_id: String,
-    members: Map,
-    summary: String,
+/// What `POST /executions` carries: `{"report": {...}, "attestation": {...}?}`.
+struct Filed {
+    /// The report as sent (it goes into the record exactly so, so that its digest, which
+    /// the broker signed, can be recomputed from the record).
+    value: Value,
+    report: ExecutionReport,
+    attestation: Option<Attestation>,
 }
 
-fn parse_report(m: &Map) -> Result<Report, Reject> {
+fn parse_filed(body: &[u8]) -> Result<Filed, Reject> {
     let bad = |s: String| Reject(StatusCode::BAD_REQUEST, s);
-    let decision = string(m, "decision")?
-        .and_then(|h| Hash32::from_hex(&h))
-        .ok_or_else(|| {
-            bad("`decision` (the allow's current_hash, 64 hex digits) is required".into())
-        })?;
-    let capability_id = string(m, "capability_id")?.unwrap_or_default();
-    name_ok("capability_id", &capability_id, MAX_NAME).map_err(bad)?;
-    let sandbox = string(m, "sandbox")?.unwrap_or_default();
-    if !["nono", "process"].contains(&sandbox.as_str()) {
-        return Err(bad("`sandbox` must be \"nono\" or \"process\"".into()));
-    }
-    let grants = match m.get("grants") {
-        Some(v) => Grants::from_value(v).map_err(|e| bad(e.to_string()))?,
-        None => return Err(bad("`grants` is required".into())),
-    };
-    let Some(Value::Array(command)) = m.get("command") else {
-        return Err(bad("`command` (a list of strings) is required".into()));
-    };
-    if command.is_empty() || command.len() > 1024 || !command.iter().all(|c| c.as_str().is_some()) {
-        return Err(bad("`command` must be a list of 1 to 1024 strings".into()));
-    }
-    let exit_code = match m.get("exit_code") {
+    let m = object(body, &["report", "attestation"])?;
+    let value = m
+        .get("report")
+        .cloned()
+        .ok_or_else(|| bad("`report` (the execution report) is required".into()))?;
+    let report = ExecutionReport::from_value(&value).map_err(|e| bad(e.to_string()))?;
+    // What the record holds is the report re-read, member for member: the canonical form of
+    // `value` and of `report.to_value()` are then the same bytes.
+    let value = report.to_value();
+    let attestation = match m.get("attestation") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.fract() == 0.0 && n.abs() < 1e9 => Some(*n as i64),
-        Some(_) => return Err(bad("`exit_code` must be a whole number or null".into())),
+        Some(a) => Some(Attestation::from_value(a).map_err(|e| bad(e.to_string()))?),
     };
-    let signal = whole(m, "signal", 128)?;
-    let duration_ms = whole(m, "duration_ms", u64::from(u32::MAX))?
-        .ok_or_else(|| bad("`duration_ms` is required".into()))?;
-    let stopped = match m.get("stopped") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(s)) => {
-            let reason = s.get("reason").and_then(Value::as_str).unwrap_or_default();
-            if !["revoked", "expired", "lost_contact"].contains(&reason) {
-                return Err(bad(
-                    "`stopped.reason` must be revoked, expired or lost_contact".into(),
-                ));
-            }
-            Some(reason.to_owned())
-        }
-        Some(_) => return Err(bad("`stopped` must be an object or null".into())),
-    };
-    let program = command
-        .first()
-        .and_then(Value::as_str)
-        .map(|p| zt_core::text::escape(p).into_owned())
-        .unwrap_or_default();
-    let ended = match (stopped.as_deref(), exit_code, signal) {
-        (Some(r), _, _) => format!("stopped by the broker ({r})"),
-        (None, Some(c), _) => format!("exited {c}"),
-        (None, None, Some(s)) => format!("died of signal {s}"),
-        (None, None, None) => "ended".to_owned(),
-    };
-    let summary = format!("{program} {ended} after {duration_ms} ms under {sandbox} ({grants})");
-    let mut members = Map::new();
-    for k in [
-        "sandbox",
-        "grants",
-        "command",
-        "exit_code",
-        "signal",
-        "duration_ms",
-        "stopped",
-    ] {
-        let v = match k {
-            "grants" => grants.to_value(),
-            _ => m.get(k).cloned().unwrap_or(Value::Null),
-        };
-        members.push(k.into(), v);
-    }
-    Ok(Report {
-        decision,
-        capability_id,
-        members,
-        summary,
+    Ok(Filed {
+        value,
+        report,
+        attestation,
     })
+}
+
+/// Why a broker's report is not sealed as an attested execution: the deny's reason.
+fn unattested(filed: &Filed, broker: &BrokerKey, used: Option<&CapabilityUse>) -> Option<String> {
+    let r = &filed.report;
+    let d = r.decision.short();
+    let Some(a) = &filed.attestation else {
+        return Some("it carries no broker signature".into());
+    };
+    if a.broker != broker.broker || r.broker != broker.broker {
+        return Some(format!(
+            "it is filed by broker {} but signed as {} for broker {}",
+            broker.broker, a.broker, r.broker
+        ));
+    }
+    if let Err(e) = a.verify(&r.digest(), broker) {
+        return Some(e.to_string());
+    }
+    let Some(u) = used else {
+        return Some(format!(
+            "it names decision {d}, which is no allow made here under a capability"
+        ));
+    };
+    if u.actor != r.actor {
+        return Some(format!(
+            "it names decision {d} of agent {}, not of {}",
+            u.actor, r.actor
+        ));
+    }
+    if u.capability != r.capability_id {
+        return Some(format!(
+            "it names capability {}, but decision {d} was made under {}",
+            r.capability_id, u.capability
+        ));
+    }
+    match &u.grants {
+        None => Some(format!(
+            "decision {d} was made before allows kept their grants: nothing to hold the report to"
+        )),
+        Some(g) if *g != r.grants => Some(format!(
+            "the broker applied other grants than decision {d} sealed ({}; sealed: {g})",
+            r.grants
+        )),
+        Some(_) => None,
+    }
 }
 
 pub(crate) async fn execution(State(st): St, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let source = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let peer = parts.extensions.get::<PeerIdentity>().cloned();
     let who = caller(&st, &parts.headers, peer.as_ref()).await;
+    let key = match &who {
+        Caller::Refused(why) => return error(StatusCode::UNAUTHORIZED, why.clone()),
+        Caller::Admin => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "an execution is reported by the broker that ran it, not by an admin",
+            )
+        }
+        Caller::Agent(a, _) => Key::Actor(a.clone()),
+        Caller::Broker(b, _) => Key::Broker(b.broker.clone()),
+        Caller::Open => Key::Unauthenticated,
+    };
+    if let Err(wait) = st.limiter.check(&key, source) {
+        return limited(&key, wait);
+    }
     let bytes = match axum::body::to_bytes(body, MAX_REPORT).await {
         Ok(b) => b,
         Err(e) => {
@@ -711,30 +667,16 @@ pub(crate) async fn execution(State(st): St, req: Request) -> Response {
             )
         }
     };
-    let report = match object(
-        &bytes,
-        &[
-            "decision",
-            "capability_id",
-            "sandbox",
-            "grants",
-            "command",
-            "exit_code",
-            "signal",
-            "duration_ms",
-            "stopped",
-        ],
-    )
-    .and_then(|m| parse_report(&m))
-    {
-        Ok(r) => r,
+    let filed = match parse_filed(&bytes) {
+        Ok(f) => f,
         Err(r) => return r.into_response(),
     };
+    let decision = filed.report.decision;
     let used = match st
         .state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .capability_use(&report.decision)
+        .capability_use(&decision)
     {
         Ok(u) => u,
         Err(e) => {
@@ -744,81 +686,117 @@ pub(crate) async fn execution(State(st): St, req: Request) -> Response {
             )
         }
     };
-    let (actor, identity) = match who {
-        Caller::Agent(a, identity) => (a, identity),
-        Caller::Open => match &used {
-            Some(u) => (u.actor.clone(), "none (open mode, loopback)".to_owned()),
-            None => (
-                "unknown".to_owned(),
-                "none (open mode, loopback)".to_owned(),
-            ),
+    // Only a registered broker's signed report can count; anything else is kept as what it
+    // is, an attempt or a claim, and sealed as a deny that says so.
+    let (identity, refusal, status) = match &who {
+        Caller::Broker(b, identity) => match unattested(&filed, b, used.as_ref()) {
+            None => (identity.clone(), None, StatusCode::CREATED),
+            Some(why) => (identity.clone(), Some(why), StatusCode::CONFLICT),
         },
-        Caller::Admin => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "an execution is reported by the agent that ran it, not by an admin",
-            )
-        }
-        Caller::Refused(why) => return error(StatusCode::UNAUTHORIZED, why),
-    };
-    // Linked: the decision is an allow this control plane made for this agent under this
-    // capability. Otherwise the report is still sealed, as a deny that says why.
-    let unlinked = match &used {
-        None => Some(format!(
-            "names decision {}, which is no allow made here under a capability",
-            report.decision.short()
-        )),
-        Some(u) if u.actor != actor => Some(format!(
-            "names decision {} of agent {}, not of {actor}",
-            report.decision.short(),
-            u.actor
-        )),
-        Some(u) if u.capability != report.capability_id => Some(format!(
-            "names capability {}, but decision {} was made under {}",
-            report.capability_id,
-            report.decision.short(),
-            u.capability
-        )),
-        Some(_) => None,
-    };
-    let mut ctx = base_context(&st, &identity);
-    ctx.push("decision".into(), Value::String(report.decision.to_hex()));
-    ctx.push(
-        "capability_id".into(),
-        Value::String(report.capability_id.clone()),
-    );
-    for (k, v) in report.members.iter() {
-        ctx.push(k.to_owned(), v.clone());
-    }
-    let reason = match &unlinked {
-        None => format!(
-            "executed under decision {}: {}",
-            report.decision.short(),
-            report.summary
+        Caller::Agent(a, identity) => (
+            identity.clone(),
+            Some(format!(
+                "it was filed by agent {a} itself: an agent's account of its own execution is a claim, not evidence (only a registered broker attests one)"
+            )),
+            StatusCode::FORBIDDEN,
         ),
-        Some(why) => format!("execution report not linked: it {why}; {}", report.summary),
+        _ => (
+            "none (open mode, loopback)".to_owned(),
+            Some("it was filed by no broker: only a registered broker attests an execution".into()),
+            StatusCode::FORBIDDEN,
+        ),
+    };
+    // Exactly one attested record per allow: claimed before it is sealed.
+    let claimed = if refusal.is_none() {
+        let claim = st
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .claim_execution(&decision);
+        match claim {
+            Ok(Claim::Claimed) => None,
+            Ok(Claim::Taken(h)) => Some(if h == Hash32([0; 32]) {
+                format!(
+                    "decision {} is being recorded as executed by another report",
+                    decision.short()
+                )
+            } else {
+                format!(
+                    "decision {} already has its execution record {}: one allow, one execution",
+                    decision.short(),
+                    h.short()
+                )
+            }),
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("state.db could not be written ({e}); retry"),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    let (refusal, status) = match (refusal, claimed) {
+        (None, Some(why)) => (Some(why), StatusCode::CONFLICT),
+        (r, _) => (r, status),
+    };
+    let s = |x: &str| Value::String(x.to_owned());
+    let mut ctx = base_context(&st, &identity);
+    ctx.push("decision".into(), s(&decision.to_hex()));
+    ctx.push("capability_id".into(), s(&filed.report.capability_id));
+    ctx.push("report".into(), filed.value.clone());
+    if let Some(a) = &filed.attestation {
+        ctx.push("attestation".into(), a.to_value());
+    }
+    let summary = filed.report.summary();
+    let reason = match &refusal {
+        None => format!(
+            "executed under decision {}, attested by broker {}: {summary}",
+            decision.short(),
+            filed.report.broker
+        ),
+        Some(why) => format!("execution report not accepted: {why}; it says: {summary}"),
+    };
+    let actor = match (&who, &used) {
+        (Caller::Agent(a, _), _) => a.clone(),
+        (_, Some(u)) => u.actor.clone(),
+        _ => filed.report.actor.clone(),
     };
     let decided = Decided {
         lane: Lane::Decisions,
         actor,
         action: EXECUTION_ACTION.into(),
-        resource: used.map(|u| u.resource).unwrap_or_default(),
-        allow: unlinked.is_none(),
+        resource: used
+            .as_ref()
+            .map(|u| u.resource.clone())
+            .unwrap_or_default(),
+        allow: refusal.is_none(),
         reason,
         context: ctx,
     };
-    let committed = match st.chain.append(decided).await {
+    let committed = st.chain.append(decided).await;
+    let state = || st.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let committed = match committed {
         Ok(c) => c,
-        Err(e) => return unrecorded("the execution report", &e),
+        Err(e) => {
+            if refusal.is_none() {
+                let _ = state().unclaim(&decision);
+            }
+            return unrecorded("the execution report", &e);
+        }
     };
-    let (status, ok) = if unlinked.is_none() {
-        (StatusCode::CREATED, true)
-    } else {
-        (StatusCode::CONFLICT, false)
-    };
-    with_audit(
-        status,
-        serde_json::json!({"ok": ok, "linked": ok, "reason": unlinked}),
-        &committed,
-    )
+    if refusal.is_none() {
+        if let Err(e) = state().executed(&decision, &committed.current_hash) {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the execution record is sealed but state.db could not keep it ({e}); a second report for this allow stays refused until a restart"),
+            );
+        }
+    }
+    let ok = refusal.is_none();
+    // Only `ok` beside `audit`: a guarded client reads every other top-level member as one
+    // of the record's own (the lineage's answer shape), so a `reason` or `linked` here would
+    // make the sealed answer fail to verify.
+    with_audit(status, serde_json::json!({"ok": ok}), &committed)
 }

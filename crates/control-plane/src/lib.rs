@@ -34,6 +34,7 @@
 //! ```
 
 mod agents;
+mod brokers;
 mod capabilities;
 pub mod chain;
 pub mod error;
@@ -278,6 +279,7 @@ impl ControlPlane {
         state.record_version(engine.entries(), engine.version())?;
         let registry = agents::Registry::load(state.agents()?, state.retired_tokens()?);
         let caps = capabilities::Capabilities::load(state.capabilities()?);
+        let brokers = brokers::Brokers::load(state.brokers()?);
         let next_policy = engine.entries().len() as u64 + 1;
 
         let decisions = self.decisions_db();
@@ -348,6 +350,7 @@ impl ControlPlane {
             ),
             body_limit: self.options.body_limit,
             caps: tokio::sync::RwLock::new(caps),
+            brokers: tokio::sync::RwLock::new(brokers),
             keyring: own_keyring(self.signer.as_ref()),
             signer: Arc::clone(&self.signer),
         });

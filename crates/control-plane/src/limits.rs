@@ -1,8 +1,9 @@
-//! Rate limits on `POST /actions`, and what a flood leaves on the chain.
+//! Rate limits on `POST /actions` and `POST /executions`, and what a flood leaves on the chain.
 //!
 //! Two kinds of token bucket ([`RateLimit`]): one shared by every request that does not
 //! authenticate (no token, an unknown, expired or retired one), and one per authenticated
-//! agent (in open mode: per registered actor named in the body). They are checked on the
+//! agent (in open mode: per registered actor named in the body) or broker (the per-agent
+//! setting). They are checked on the
 //! headers, before the body is read, so a refused request costs a header parse and a map
 //! lookup; only an open-mode request without a token, limited by the actor its body names, is
 //! read first. Past a limit the answer is 429 with `Retry-After`.
@@ -84,6 +85,8 @@ pub(crate) enum Key {
     Unauthenticated,
     /// One agent.
     Actor(String),
+    /// One execution broker.
+    Broker(String),
 }
 
 impl Key {
@@ -91,6 +94,7 @@ impl Key {
         match self {
             Self::Unauthenticated => "unauthenticated".into(),
             Self::Actor(a) => format!("agent/{a}"),
+            Self::Broker(b) => format!("broker/{b}"),
         }
     }
 
@@ -98,6 +102,16 @@ impl Key {
         match self {
             Self::Unauthenticated => "unauthenticated",
             Self::Actor(_) => "actor",
+            Self::Broker(_) => "broker",
+        }
+    }
+
+    /// Who is limited, for people: "unauthenticated requests", "agent NAME", "broker NAME".
+    pub(crate) fn who(&self) -> String {
+        match self {
+            Self::Unauthenticated => "unauthenticated requests".to_owned(),
+            Self::Actor(a) => format!("agent {a}"),
+            Self::Broker(b) => format!("broker {b}"),
         }
     }
 }
@@ -181,7 +195,7 @@ impl Limiter {
     fn limit(&self, key: &Key) -> RateLimit {
         match key {
             Key::Unauthenticated => self.unauthenticated,
-            Key::Actor(_) => self.per_actor,
+            Key::Actor(_) | Key::Broker(_) => self.per_actor,
         }
     }
 
@@ -218,7 +232,7 @@ impl Limiter {
     pub(crate) fn refuse(&self, key: &Key, source: Option<IpAddr>) {
         match key {
             Key::Unauthenticated => &self.refused_unauthenticated,
-            Key::Actor(_) => &self.refused_actor,
+            Key::Actor(_) | Key::Broker(_) => &self.refused_actor,
         }
         .fetch_add(1, Ordering::Relaxed);
         lock(&self.window)
@@ -269,7 +283,7 @@ fn summary(
     sources.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let who = match key {
         Key::Unauthenticated => "unauthenticated requests".to_owned(),
-        Key::Actor(a) => format!("requests of agent {a}"),
+        other => format!("requests of {}", other.who()),
     };
     let mut from: Vec<String> = sources
         .iter()

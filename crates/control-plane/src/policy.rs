@@ -11,6 +11,9 @@
 //!   sentence naming the policy; with no determining policy, the default deny says so.
 //! - Cedar skips a policy whose evaluation errors, so an erroring `forbid` would silently stop
 //!   forbidding. Here any evaluation error denies (fail closed) and the reason names it.
+//! - Some context members are the control plane's own ([`RESERVED_CONTEXT`]): it sets them
+//!   (capability issuance and use, the sandbox among the grants), and an agent's request that
+//!   carries one is refused before any policy sees it, so a rule may rely on them.
 //! - The set's version is `sha256:` and the hex SHA-256 of the RFC 8785 JSON array of
 //!   `{id, text}` in id order: it goes into every envelope, and the state keeps each version's
 //!   text, so an auditor can see exactly which policies decided.
@@ -26,6 +29,13 @@ use zt_core::json::{self, Map, Value};
 use zt_core::Hash32;
 
 use crate::error::PolicyError;
+
+/// Context members only the control plane sets (`issuance` and `grants` at capability
+/// issuance and use, `capability`, `identity`, `sandbox`): `POST /actions` refuses a request
+/// whose context carries one (400 naming it), so that a policy written for brokered use
+/// (`context has issuance && context.issuance == false`) cannot be satisfied by an agent
+/// that writes those members itself.
+pub const RESERVED_CONTEXT: &[&str] = &["issuance", "grants", "capability", "identity", "sandbox"];
 
 /// The action every control plane forbids unless the operator removes the policy.
 pub const DEFAULT_FORBIDDEN_ACTION: &str = "aws.ec2.terminate_instances";

@@ -12,8 +12,10 @@
 //! | `DELETE /policies/{id}` | admin | remove one policy |
 //! | `POST /capabilities` | admin | issue `{actor, action, resource?, ttl_s, grants}` under Cedar: 201 `{ok, id, token, expires_at, audit}`, 403 a recorded deny ([`crate::capabilities`]) |
 //! | `DELETE /capabilities/{id}` | admin | revoke: a sealed record, then brokers under it stop |
-//! | `GET /capabilities/{id}` | its agent, admin | 200 active, 410 revoked or expired: what a broker watches |
-//! | `POST /executions` | agents | a broker's execution report, sealed and linked to its allow |
+//! | `GET /capabilities/{id}` | its agent, brokers, admin | 200 active, 410 revoked or expired: what a broker watches |
+//! | `POST /brokers` | admin | register an execution broker `{name, public_key, spiffe_id?}`: 201 `{ok, name, key_id, token, token_id, audit}`; a sealed record carrying its key ([`crate::brokers`]) |
+//! | `GET /brokers`, `DELETE /brokers/{name}` | admin | the active brokers; revoke one (a sealed record) |
+//! | `POST /executions` | brokers | a registered broker's signed execution report, sealed and linked to its allow; an agent's own report is sealed as a claim (403) |
 //! | `GET /keyring.json` | anyone | the control plane's public key as a zt-audit keyring |
 //! | `GET /healthz`, `GET /metrics` | anyone | liveness; Prometheus counters |
 //!
@@ -66,6 +68,7 @@ use zt_core::Hash32;
 use zt_tls::{PeerIdentity, TlsServer};
 
 use crate::agents::{self, token_id, Auth, Registry};
+use crate::brokers::{self, Brokers};
 use crate::capabilities::{self, Capabilities};
 use crate::chain::{ChainHandle, Committed, Decided, Lane};
 use crate::error::SealError;
@@ -128,6 +131,8 @@ pub(crate) struct Shared {
     pub keyring: zt_core::keyring::Keyring,
     /// Signs capability issuances (the key decisions are signed with).
     pub signer: Arc<dyn Signer>,
+    /// The registered execution brokers. Async; taken after the registry when both are held.
+    pub brokers: tokio::sync::RwLock<Brokers>,
 }
 
 pub(crate) type St = State<Arc<Shared>>;
@@ -156,6 +161,8 @@ pub(crate) fn router(
             get(capabilities::status).delete(capabilities::revoke),
         )
         .route("/executions", post(capabilities::execution))
+        .route("/brokers", post(brokers::register).get(brokers::list))
+        .route("/brokers/{name}", delete(brokers::revoke))
         .route("/policies", post(add_policies).get(get_policies))
         .route("/policies/{id}", delete(remove_policy))
         .route("/keyring.json", get(keyring))
@@ -333,7 +340,14 @@ fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {
                 _ => req.capability = Some(s()?),
             },
             "context" => match v {
-                Value::Object(c) => req.context = Some(c.clone()),
+                Value::Object(c) => {
+                    if let Some(k) = policy::RESERVED_CONTEXT.iter().find(|k| c.contains_key(k)) {
+                        return Err(format!(
+                            "context member `{k}` is the control plane's own (it sets it for policies to rely on): an agent may not send it"
+                        ));
+                    }
+                    req.context = Some(c.clone());
+                }
                 Value::Null => {}
                 other => {
                     return Err(format!(
@@ -432,12 +446,9 @@ fn json_ok(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// 429: past `key`'s rate limit; counted, not sealed (the summary of the window records it).
-fn limited(key: &Key, wait: Duration) -> Response {
+pub(crate) fn limited(key: &Key, wait: Duration) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let who = match key {
-        Key::Unauthenticated => "unauthenticated requests".to_owned(),
-        Key::Actor(a) => format!("agent {a}"),
-    };
+    let who = key.who();
     let mut r = error(
         StatusCode::TOO_MANY_REQUESTS,
         format!(
@@ -614,14 +625,14 @@ async fn actions(State(st): St, req: Request) -> Response {
         } else if let Some(token) = &req.capability {
             // The capability checks out, then Cedar decides again, at use.
             match capabilities::check_use(&st, &caps, token, &req.actor, &req.action, &req.resource)
-                .and_then(|u| u.cedar_context(req.context.as_ref()).map(|c| (u, c)))
             {
-                Ok((u, cedar)) => {
+                Ok(u) => {
+                    let cedar = u.cedar_context(req.context.as_ref());
                     let v = engine.decide(&req.actor, &req.action, &req.resource, Some(&cedar));
                     used = Some(u);
                     (v.allow, v.reason, v.policy_ids)
                 }
-                Err(why) => (false, why, Vec::new()),
+                Err(why) => (false, why.to_string(), Vec::new()),
             }
         } else {
             let v = engine.decide(&req.actor, &req.action, &req.resource, req.context.as_ref());
@@ -659,6 +670,7 @@ async fn actions(State(st): St, req: Request) -> Response {
             capability: u.cap.id,
             actor: req.actor.clone(),
             resource: req.resource.clone(),
+            grants: Some(u.cap.grants),
         });
         let decided = Decided {
             lane: Lane::Decisions,

@@ -9,6 +9,8 @@
 //! transaction each step. 0: the first release. 1: token expiry, revocation, retired tokens.
 //! 2: an agent's SPIFFE ID (mTLS with X.509-SVIDs), one agent per ID. 3: capabilities (issued,
 //! revoked) and the allow decisions made under them (what an execution report must name).
+//! 4: execution brokers (their keys and tokens), and, per allow made under a capability, the
+//! grants it sealed and the attested execution record that used it up.
 
 use std::path::Path;
 
@@ -43,10 +45,10 @@ CREATE TABLE IF NOT EXISTS export_cursor (
 "#;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each step from version `i` to `i + 1`, in order.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r#"
 ALTER TABLE agents ADD COLUMN token_expires_at_ms INTEGER;   -- NULL: never
 ALTER TABLE agents ADD COLUMN revoked_at TEXT;               -- NULL: active
@@ -78,6 +80,20 @@ CREATE TABLE IF NOT EXISTS capability_uses (
     actor         TEXT NOT NULL,
     resource      TEXT NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE IF NOT EXISTS brokers (
+    name           TEXT PRIMARY KEY,
+    key_id         TEXT NOT NULL,
+    public_key     TEXT NOT NULL,      -- hex SEC1 uncompressed P-256
+    token_sha256   BLOB NOT NULL UNIQUE,
+    spiffe_id      TEXT,
+    registered_at  TEXT NOT NULL,
+    revoked_at     TEXT                -- NULL: active
+);
+CREATE UNIQUE INDEX brokers_spiffe_id ON brokers(spiffe_id) WHERE spiffe_id IS NOT NULL AND revoked_at IS NULL;
+ALTER TABLE capability_uses ADD COLUMN grants TEXT;     -- JSON, as sealed in the allow (NULL: made before version 4)
+ALTER TABLE capability_uses ADD COLUMN executed BLOB;   -- the attested execution record's hash
 "#,
 ];
 
@@ -136,19 +152,23 @@ pub struct RetiredToken {
     pub retired_at: String,
 }
 
+use zt_core::capability::report::BrokerKey;
+use zt_core::capability::standing::Held;
+use zt_core::capability::Grants;
+use zt_core::time::Timestamp;
 use zt_store::hash_of;
 
-/// An issued capability, as `state.db` keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCapability {
-    /// Its id.
-    pub id: String,
-    /// The agent it is bound to.
-    pub actor: String,
-    /// When it stops (Unix milliseconds).
-    pub not_after_ms: i64,
-    /// When it was revoked (RFC 3339); `None`: not revoked.
-    pub revoked_at: Option<String>,
+fn grants_json(g: &Grants) -> String {
+    String::from_utf8_lossy(&zt_core::json::canonicalize(&g.to_value())).into_owned()
+}
+
+fn grants_of(text: Option<String>) -> Option<Grants> {
+    let v = zt_core::json::parse(text?.as_bytes()).ok()?;
+    Grants::from_value(&v).ok()
+}
+
+fn time_of(text: Option<String>) -> Option<Timestamp> {
+    text.as_deref().and_then(Timestamp::parse_rfc3339)
 }
 
 /// An allow decision made under a capability: what an execution report names.
@@ -160,6 +180,30 @@ pub struct CapabilityUse {
     pub actor: String,
     /// The decision's resource.
     pub resource: String,
+    /// The grants sealed in the allow (`None` for an allow made before schema version 4).
+    pub grants: Option<Grants>,
+}
+
+/// A registered execution broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredBroker {
+    /// Its name and key.
+    pub key: BrokerKey,
+    /// SHA-256 of its bearer token.
+    pub token_sha256: Hash32,
+    /// The SPIFFE ID whose X.509-SVID speaks for it.
+    pub spiffe_id: Option<String>,
+    /// When it was revoked (RFC 3339); `None`: active.
+    pub revoked_at: Option<String>,
+}
+
+/// Whether an allow may still take an attested execution record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed now: seal the record, then [`State::executed`] (or [`State::unclaim`]).
+    Claimed,
+    /// Another record was (or is being) sealed for it: its hash, zero while in flight.
+    Taken(Hash32),
 }
 
 /// `state.db`.
@@ -432,19 +476,24 @@ impl State {
         Ok(old)
     }
 
-    /// Every issued capability.
-    pub fn capabilities(&self) -> Result<Vec<StoredCapability>, ControlPlaneError> {
+    /// Every issued capability: its id and what is held of it. A revocation time that does
+    /// not read back is taken as the epoch (revoked, not active).
+    pub fn capabilities(&self) -> Result<Vec<(String, Held)>, ControlPlaneError> {
         let mut st = self
             .conn
             .prepare("SELECT id, actor, not_after_ms, revoked_at FROM capabilities")?;
         let rows = st
             .query_map([], |r| {
-                Ok(StoredCapability {
-                    id: r.get(0)?,
-                    actor: r.get(1)?,
-                    not_after_ms: r.get(2)?,
-                    revoked_at: r.get(3)?,
-                })
+                let revoked: Option<String> = r.get(3)?;
+                Ok((
+                    r.get(0)?,
+                    Held {
+                        actor: r.get(1)?,
+                        not_after: Timestamp::from_unix_millis(r.get(2)?),
+                        revoked_at: revoked
+                            .map(|t| time_of(Some(t)).unwrap_or(Timestamp::from_unix_millis(0))),
+                    },
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -456,8 +505,7 @@ impl State {
         cap: &zt_core::capability::Capability,
         not_after_ms: i64,
     ) -> Result<(), ControlPlaneError> {
-        let grants = String::from_utf8_lossy(&zt_core::json::canonicalize(&cap.grants.to_value()))
-            .into_owned();
+        let grants = grants_json(&cap.grants);
         self.conn.execute(
             "INSERT INTO capabilities (id, actor, action, resource, grants, issued_at, not_after_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![cap.id, cap.actor, cap.action, cap.resource, grants, cap.issued_at.to_rfc3339_millis(), not_after_ms],
@@ -481,8 +529,116 @@ impl State {
         used: &CapabilityUse,
     ) -> Result<(), ControlPlaneError> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO capability_uses (decision, capability, actor, resource) VALUES (?1, ?2, ?3, ?4)",
-            params![decision.as_bytes().as_slice(), used.capability, used.actor, used.resource],
+            "INSERT OR IGNORE INTO capability_uses (decision, capability, actor, resource, grants) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![decision.as_bytes().as_slice(), used.capability, used.actor, used.resource, used.grants.as_ref().map(grants_json)],
+        )?;
+        Ok(())
+    }
+
+    /// Claims the allow `decision` for one attested execution record: exactly one claim
+    /// succeeds, whatever runs concurrently (the row changes only while `executed` is NULL).
+    pub fn claim_execution(&self, decision: &Hash32) -> Result<Claim, ControlPlaneError> {
+        let tx = self.write_tx()?;
+        let changed = tx.execute(
+            "UPDATE capability_uses SET executed = ?2 WHERE decision = ?1 AND executed IS NULL",
+            params![decision.as_bytes().as_slice(), [0u8; 32].as_slice()],
+        )?;
+        let claim = if changed == 1 {
+            Claim::Claimed
+        } else {
+            let taken: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT executed FROM capability_uses WHERE decision = ?1",
+                    [decision.as_bytes().as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            Claim::Taken(taken.map(|b| hash_of(&b)).unwrap_or(Hash32([0; 32])))
+        };
+        tx.commit()?;
+        Ok(claim)
+    }
+
+    /// The attested execution record of `decision` is sealed: its hash.
+    pub fn executed(&self, decision: &Hash32, record: &Hash32) -> Result<(), ControlPlaneError> {
+        self.conn.execute(
+            "UPDATE capability_uses SET executed = ?2 WHERE decision = ?1",
+            params![decision.as_bytes().as_slice(), record.as_bytes().as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// A claim whose record could not be sealed is given back.
+    pub fn unclaim(&self, decision: &Hash32) -> Result<(), ControlPlaneError> {
+        self.conn.execute(
+            "UPDATE capability_uses SET executed = NULL WHERE decision = ?1 AND executed = ?2",
+            params![decision.as_bytes().as_slice(), [0u8; 32].as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Every registered broker, revoked ones too.
+    pub fn brokers(&self) -> Result<Vec<StoredBroker>, ControlPlaneError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, key_id, public_key, token_sha256, spiffe_id, revoked_at FROM brokers",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(name, key_id, public_key, token, spiffe_id, revoked_at)| {
+                let bad = |what: &str| {
+                    ControlPlaneError::Invalid(format!("state.db: broker {name}: {what}"))
+                };
+                let public_key = hex::decode(&public_key)
+                    .ok()
+                    .and_then(|b| zt_core::crypto::PublicKey::from_sec1(&b).ok())
+                    .ok_or_else(|| bad("public key does not read"))?;
+                Ok(StoredBroker {
+                    key: BrokerKey {
+                        broker: name.clone(),
+                        key_id,
+                        public_key,
+                    },
+                    token_sha256: hash_of(&token),
+                    spiffe_id,
+                    revoked_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps a newly registered broker (a name used before by a revoked broker is taken over).
+    pub fn add_broker(&self, b: &StoredBroker) -> Result<(), ControlPlaneError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO brokers (name, key_id, public_key, token_sha256, spiffe_id, registered_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+            params![
+                b.key.broker,
+                b.key.key_id,
+                hex::encode(b.key.public_key.sec1_uncompressed()),
+                b.token_sha256.as_bytes().as_slice(),
+                b.spiffe_id,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a broker revoked.
+    pub fn revoke_broker(&self, name: &str, at: &str) -> Result<(), ControlPlaneError> {
+        self.conn.execute(
+            "UPDATE brokers SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            params![name, at],
         )?;
         Ok(())
     }
@@ -495,13 +651,14 @@ impl State {
         Ok(self
             .conn
             .query_row(
-                "SELECT capability, actor, resource FROM capability_uses WHERE decision = ?1",
+                "SELECT capability, actor, resource, grants FROM capability_uses WHERE decision = ?1",
                 [decision.as_bytes().as_slice()],
                 |r| {
                     Ok(CapabilityUse {
                         capability: r.get(0)?,
                         actor: r.get(1)?,
                         resource: r.get(2)?,
+                        grants: grants_of(r.get(3)?),
                     })
                 },
             )

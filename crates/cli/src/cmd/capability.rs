@@ -42,6 +42,10 @@ pub struct AttenuateArgs {
     /// Turn network access off.
     #[arg(long)]
     no_net: bool,
+    /// Require the `nono` sandbox (a token that allows `process` may be narrowed to `nono`,
+    /// never back).
+    #[arg(long)]
+    require_nono: bool,
     /// Expire this many seconds from now (never later than the token already does).
     #[arg(long, value_name = "SECONDS")]
     ttl_s: Option<u64>,
@@ -111,6 +115,13 @@ fn attenuate(a: AttenuateArgs) -> Result<ExitCode> {
     if a.no_net {
         grants.net = false;
     }
+    if a.require_nono {
+        grants.sandbox = capability::SandboxKind::Nono;
+    }
+    grants.check_write_exec()?;
+    // Grants are files: every path's text must be what it resolves to on this host (a link,
+    // `/proc/self/root` say, would widen what the text seems to narrow).
+    zt_broker::paths::check_on_host(&grants)?;
     let not_after = a.ttl_s.map(|s| {
         let t = Timestamp::from_unix_nanos(
             Timestamp::now().unix_nanos() + i128::from(s) * 1_000_000_000,

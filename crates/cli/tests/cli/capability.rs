@@ -42,6 +42,7 @@ fn attenuate_narrows_and_show_verifies_under_the_given_keyring() {
                 write: vec!["/srv/out".into()],
                 exec: vec!["/usr/bin".into()],
                 net: true,
+                ..Grants::default()
             },
             issued_at: now,
             not_after: Timestamp::from_unix_nanos(now.unix_nanos() + 3_600_000_000_000),
@@ -81,7 +82,7 @@ fn attenuate_narrows_and_show_verifies_under_the_given_keyring() {
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("read /srv/data/q3; write -; exec /usr/bin/cat; net off"),
+        stdout.contains("read /srv/data/q3; write -; exec /usr/bin/cat; net off; sandbox nono"),
         "{stdout}"
     );
     assert!(

@@ -18,13 +18,14 @@
 //! key the previous one named), with grants as data instead of Datalog, so that what a broker
 //! applies is exactly what was checked: the grants of the last link. [`verify`] refuses any
 //! link that widens (a path outside the previous grants of the same kind, network turned on,
-//! a later expiry). Whom a token speaks for is `actor`: the control plane only accepts it from
-//! that agent's authenticated identity, so handing it on gives nothing. Revocation is by `id`,
-//! which every attenuation keeps.
+//! a weaker sandbox, a later expiry). Whom a token speaks for is `actor`: the control plane
+//! only accepts it from that agent's authenticated identity, so handing it on gives nothing.
+//! Revocation is by `id`, which every attenuation keeps.
 //!
-//! Paths are absolute and normalized (no `.`, `..` or empty components, no trailing `/`);
-//! a grant covers its path and everything below it, component-wise (`/data` covers
-//! `/data/x`, not `/data2`).
+//! - [`Grants`] (what a command may touch, and the sandbox that holds it to that);
+//! - [`standing`]: where an issued capability stands (active, revoked, expired) and why a use
+//!   is refused, the one model of both;
+//! - [`report`]: the execution reports brokers sign, and their records.
 
 use base64::Engine as _;
 
@@ -33,6 +34,12 @@ use crate::hash::Hash32;
 use crate::json::{self, Map, Value};
 use crate::keyring::{Keyring, WindowViolation};
 use crate::time::Timestamp;
+
+mod grants;
+pub mod report;
+pub mod standing;
+
+pub use grants::{check_path, covers, Access, Grants, SandboxKind};
 
 /// The token's text prefix (and format version).
 pub const PREFIX: &str = "ztcap1.";
@@ -46,47 +53,6 @@ pub const MAX_LINKS: usize = 16;
 pub const MAX_PATHS: usize = 64;
 /// Longest path, in bytes.
 pub const MAX_PATH: usize = 4096;
-
-/// What a capability lets a command touch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// Read (files and folders below these paths).
-    pub read: Vec<String>,
-    /// Write.
-    pub write: Vec<String>,
-    /// Execute (a file, or every file below a folder).
-    pub exec: Vec<String>,
-    /// Network access.
-    pub net: bool,
-}
-
-/// The three path kinds of a grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// `read`.
-    Read,
-    /// `write`.
-    Write,
-    /// `exec`.
-    Exec,
-}
-
-impl Access {
-    /// The member name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Write => "write",
-            Self::Exec => "exec",
-        }
-    }
-}
-
-impl std::fmt::Display for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why a token or a grant was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +117,24 @@ pub enum CapabilityError {
         /// The link.
         link: usize,
     },
+    /// An attenuation asks for a weaker sandbox than the link before it.
+    #[error("link {link} widens the capability: sandbox `{to}` where `{from}` was required")]
+    SandboxWidened {
+        /// The link.
+        link: usize,
+        /// The sandbox before.
+        from: SandboxKind,
+        /// The one asked for.
+        to: SandboxKind,
+    },
+    /// An exec grant overlaps a write grant.
+    #[error("grant `exec` {exec:?} overlaps `write` {write:?}: what a command may write it may never run (write and exec grants must be disjoint)")]
+    WriteExec {
+        /// The exec path.
+        exec: String,
+        /// The write path.
+        write: String,
+    },
     /// An attenuation extends the expiry.
     #[error("link {link} extends the expiry to {to}, past {from}")]
     Extended {
@@ -173,186 +157,6 @@ pub enum CapabilityError {
 
 fn bad(what: impl Into<String>) -> CapabilityError {
     CapabilityError::Malformed(what.into())
-}
-
-/// Whether `outer` covers `inner` (equal, or `inner` below it component-wise).
-pub fn covers(outer: &str, inner: &str) -> bool {
-    outer == "/"
-        || inner == outer
-        || (inner.len() > outer.len()
-            && inner.starts_with(outer)
-            && inner.as_bytes()[outer.len()] == b'/')
-}
-
-/// Checks one grant path: absolute, normalized, no control characters.
-pub fn check_path(access: Access, path: &str) -> Result<(), CapabilityError> {
-    let refuse = |why| CapabilityError::BadPath {
-        access,
-        path: crate::envelope::shorten(path),
-        why,
-    };
-    if path.len() > MAX_PATH {
-        return Err(refuse("longer than 4096 bytes"));
-    }
-    if !path.starts_with('/') {
-        return Err(refuse("not absolute"));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(refuse("contains a control character"));
-    }
-    if path != "/" {
-        if path.ends_with('/') {
-            return Err(refuse("ends with `/` (write the folder without it)"));
-        }
-        for c in path[1..].split('/') {
-            match c {
-                "" => return Err(refuse("has an empty component (`//`)")),
-                "." | ".." => return Err(refuse("has a `.` or `..` component")),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
-impl Grants {
-    /// The paths of one kind.
-    pub fn paths(&self, access: Access) -> &[String] {
-        match access {
-            Access::Read => &self.read,
-            Access::Write => &self.write,
-            Access::Exec => &self.exec,
-        }
-    }
-
-    /// The paths of one kind, to change (keep them checked and sorted).
-    pub fn paths_mut(&mut self, access: Access) -> &mut Vec<String> {
-        match access {
-            Access::Read => &mut self.read,
-            Access::Write => &mut self.write,
-            Access::Exec => &mut self.exec,
-        }
-    }
-
-    /// Whether some `access` grant covers `path`.
-    pub fn allows(&self, access: Access, path: &str) -> bool {
-        self.paths(access).iter().any(|g| covers(g, path))
-    }
-
-    /// Reads `{"read": [...], "write": [...], "exec": [...], "net": bool}` (every member
-    /// optional; lists sorted and deduplicated; paths checked).
-    pub fn from_value(v: &Value) -> Result<Self, CapabilityError> {
-        let Value::Object(m) = v else {
-            return Err(bad(format!(
-                "`grants` must be an object, found {}",
-                v.type_name()
-            )));
-        };
-        let mut g = Self::default();
-        for (k, v) in m.iter() {
-            let access = match k {
-                "read" => Access::Read,
-                "write" => Access::Write,
-                "exec" => Access::Exec,
-                "net" => {
-                    g.net = match v {
-                        Value::Bool(b) => *b,
-                        other => {
-                            return Err(bad(format!(
-                                "`grants.net` must be true or false, found {}",
-                                other.type_name()
-                            )))
-                        }
-                    };
-                    continue;
-                }
-                other => {
-                    return Err(bad(format!(
-                        "unknown grant `{}` (expected read, write, exec, net)",
-                        crate::envelope::shorten(other)
-                    )))
-                }
-            };
-            let Value::Array(items) = v else {
-                return Err(bad(format!(
-                    "`grants.{access}` must be a list of paths, found {}",
-                    v.type_name()
-                )));
-            };
-            if items.len() > MAX_PATHS {
-                return Err(bad(format!(
-                    "`grants.{access}` has more than {MAX_PATHS} paths"
-                )));
-            }
-            for item in items {
-                let Some(p) = item.as_str() else {
-                    return Err(bad(format!(
-                        "`grants.{access}` must hold strings, found {}",
-                        item.type_name()
-                    )));
-                };
-                check_path(access, p)?;
-                g.paths_mut(access).push(p.to_owned());
-            }
-        }
-        g.normalize();
-        Ok(g)
-    }
-
-    fn normalize(&mut self) {
-        for l in [&mut self.read, &mut self.write, &mut self.exec] {
-            l.sort();
-            l.dedup();
-        }
-    }
-
-    /// The JSON form (every member present, lists sorted).
-    pub fn to_value(&self) -> Value {
-        let list = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
-        let mut m = Map::new();
-        m.push("read".into(), list(&self.read));
-        m.push("write".into(), list(&self.write));
-        m.push("exec".into(), list(&self.exec));
-        m.push("net".into(), Value::Bool(self.net));
-        Value::Object(m)
-    }
-
-    /// Whether these grants are within `outer`: each path covered by one of the same kind,
-    /// network only if `outer` has it. The first excess is the error (`link` names where).
-    pub fn within(&self, outer: &Grants, link: usize) -> Result<(), CapabilityError> {
-        for access in [Access::Read, Access::Write, Access::Exec] {
-            if let Some(p) = self.paths(access).iter().find(|p| !outer.allows(access, p)) {
-                return Err(CapabilityError::Widened {
-                    link,
-                    access,
-                    path: p.clone(),
-                });
-            }
-        }
-        if self.net && !outer.net {
-            return Err(CapabilityError::NetWidened { link });
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Display for Grants {
-    /// `read /a, /b; write -; exec /usr/bin/cat; net off`
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for access in [Access::Read, Access::Write, Access::Exec] {
-            let l = self.paths(access);
-            let shown = if l.is_empty() {
-                "-".to_owned()
-            } else {
-                l.iter()
-                    .map(|p| crate::text::escape(p).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            write!(f, "{access} {shown}; ")?;
-        }
-        f.write_str(if self.net { "net on" } else { "net off" })
-    }
 }
 
 /// What a control plane issues (link 0 before it is signed).
@@ -802,6 +606,7 @@ mod tests {
             write: Vec::new(),
             exec: exec.iter().map(|s| (*s).to_owned()).collect(),
             net,
+            ..Grants::default()
         }
     }
 
@@ -858,6 +663,13 @@ mod tests {
                 "`exec` \"/usr/bin\"",
             ),
             (grants(&["/data"], &[], true), "network"),
+            (
+                Grants {
+                    sandbox: SandboxKind::Process,
+                    ..grants(&["/data"], &[], false)
+                },
+                "sandbox `process` where `nono` was required",
+            ),
         ] {
             let e = attenuate(&token, Some(&wide), None).err();
             assert!(
@@ -966,6 +778,32 @@ mod tests {
         );
         assert_eq!(c.not_after, t("2026-11-28T10:45:00Z"));
         assert!(claims("ztcap1.e30").is_err());
+    }
+
+    #[test]
+    fn write_and_exec_grants_are_disjoint_and_the_sandbox_is_read_and_written() {
+        let parse = |j: &str| {
+            json::parse(j.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|v| Grants::from_value(&v).map_err(|e| e.to_string()))
+        };
+        for (j, needle) in [
+            (r#"{"write":["/w"],"exec":["/w/tool"]}"#, "overlaps `write`"),
+            (r#"{"write":["/w/sub"],"exec":["/w"]}"#, "overlaps `write`"),
+            (r#"{"write":["/"],"exec":["/usr/bin/dash"]}"#, "overlaps"),
+            (r#"{"sandbox":"none"}"#, "unknown sandbox"),
+            (r#"{"sandbox":true}"#, "`grants.sandbox`"),
+        ] {
+            let e = parse(j).err().unwrap_or_default();
+            assert!(e.contains(needle), "{j}: {e}");
+        }
+        let g = parse(r#"{"write":["/w"],"exec":["/w2/tool"],"sandbox":"process"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.sandbox, SandboxKind::Process);
+        assert_eq!(Grants::from_value(&g.to_value()), Ok(g.clone()));
+        // absent: the strict one
+        assert_eq!(parse("{}").map(|g| g.sandbox), Ok(SandboxKind::Nono));
+        assert!(g.to_string().ends_with("sandbox process"), "{g}");
     }
 
     #[test]
