@@ -413,6 +413,9 @@ fn start(
     if config.unscoped {
         c.arg("--allow-unscoped-landlock");
     }
+    if let Some(cap) = sandbox::abi_cap() {
+        c.arg("--landlock-abi-cap").arg(cap.to_string());
+    }
     c.arg("--").args(&config.command);
     c.env_clear().envs(config.env.iter().map(|(k, v)| (k, v)));
     c.stdin(match config.stdio.stdin.take() {

@@ -5,8 +5,8 @@
 //!
 //! 1. **A session of its own** (`setsid`): no controlling terminal; standard input is whatever
 //!    the broker gave (`/dev/null` unless the caller asked for its own), no other descriptor
-//!    of the broker's (every descriptor the broker opens is close-on-exec), and only the
-//!    environment the caller listed.
+//!    (every descriptor above standard error is marked close-on-exec, whoever opened it), the
+//!    working directory `/`, and only the environment the caller listed.
 //! 2. **Its own user, mount and PID namespaces** (`unshare`): the command runs as the same
 //!    user id, with no capability in the host's namespaces, and is **init of its own PID
 //!    namespace**: when it ends, the kernel ends every process it started, and no process of
@@ -79,12 +79,32 @@ pub const STANDARD_LOADER: Option<&str> = if cfg!(target_arch = "x86_64") {
     None
 };
 
-/// The Landlock ABI this kernel offers, as nono detects it and capped where nono enforces.
+/// At most this Landlock ABI (`u32::MAX`: no cap), see [`cap_abi`].
+static ABI_CAP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Lowers the Landlock ABI this process uses to at most `n`, never raising it: how a broker
+/// behaves on an older kernel, shown on this one (`ZT_BROKER_LANDLOCK_ABI_CAP`, for tests).
+/// The ABI used is what every report records.
+pub fn cap_abi(n: u32) {
+    ABI_CAP.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The cap set with [`cap_abi`], if any.
+pub fn abi_cap() -> Option<u32> {
+    Some(ABI_CAP.load(std::sync::atomic::Ordering::Relaxed)).filter(|n| *n != u32::MAX)
+}
+
+/// The Landlock ABI this kernel offers, as nono detects it and capped where nono enforces
+/// (and by [`cap_abi`]).
 pub fn landlock_abi() -> Result<ABI, BrokerError> {
     let detected = nono::Sandbox::detect_abi().map_err(|e| BrokerError::LandlockUnavailable {
         details: format!("{e}; {}", nono::Sandbox::support_info().details),
     })?;
-    Ok(detected.enforced_abi())
+    let abi = detected.enforced_abi();
+    Ok(match abi_cap() {
+        Some(cap) if cap < abi_number(abi) => ABI::from(i32::try_from(cap).unwrap_or(0)),
+        _ => abi,
+    })
 }
 
 /// The ABI's number (`V6` is 6).
@@ -110,6 +130,11 @@ pub fn check_landlock(net: bool, unscoped: bool) -> Result<ABI, BrokerError> {
             Ok(())
         }
     };
+    if n == 0 {
+        return Err(BrokerError::LandlockUnavailable {
+            details: "no Landlock ABI is usable".into(),
+        });
+    }
     need(3, "restrict truncation and execution")?;
     if !net {
         need(4, "block the network")?;
@@ -640,6 +665,30 @@ pub fn prepare(
     Ok((abi, command))
 }
 
+/// Marks every descriptor this process holds above standard error close-on-exec: whatever the
+/// broker was started with (a launcher's pipe, a jobserver) never reaches the command.
+pub fn close_inherited() -> Result<(), BrokerError> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(io_step("listing /proc/self/fd"))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        use nix_rawfd::fcntl::{fcntl, FcntlArg, FdFlag};
+        // EBADF: the listing's own descriptor, closed since.
+        if let Err(e) = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+            if e != nix_rawfd::errno::Errno::EBADF {
+                return Err(BrokerError::Isolate {
+                    step: "marking inherited descriptors close-on-exec",
+                    source: std::io::Error::from_raw_os_error(e as i32),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The helper's work (see the module docs): confine, start the command as init of its own PID
 /// namespace, wait. The command's status back; `Err` when it never started.
 pub fn run_sandboxed(
@@ -647,6 +696,7 @@ pub fn run_sandboxed(
     argv: &[OsString],
     unscoped: bool,
 ) -> Result<std::process::ExitStatus, BrokerError> {
+    close_inherited()?;
     let path_var = std::env::var_os("PATH");
     let (abi, command) = prepare(grants, argv, path_var.as_deref(), unscoped)?;
     nix::unistd::setsid().map_err(|e| BrokerError::Isolate {
@@ -663,7 +713,8 @@ pub fn run_sandboxed(
     if let Some(argv0) = argv.first() {
         cmd.arg0(argv0);
     }
-    cmd.args(&argv[1..]);
+    // Not the broker's working directory: nothing of where it was started.
+    cmd.args(&argv[1..]).current_dir("/");
     let mut child = cmd.spawn().map_err(|source| BrokerError::Exec {
         command: command.clone(),
         source,

@@ -38,6 +38,12 @@ pub enum FindingKind {
     /// An execution record (`zt.broker.execution`, allowed) names no allow decision of its
     /// agent under its capability on any main line read.
     ExecutionUnlinked,
+    /// An allowed execution record carries no broker attestation, or one that does not verify
+    /// under the key the broker's registration record (read here) states: nothing but the
+    /// agent's word says what ran.
+    ExecutionUnattested,
+    /// A second allowed execution record for one allow: one allow, one execution.
+    ExecutionDuplicate,
 }
 
 impl FindingKind {
@@ -58,6 +64,8 @@ impl FindingKind {
             Self::Truncated => "truncated",
             Self::UncoveredMember => "uncovered_member",
             Self::ExecutionUnlinked => "execution_unlinked",
+            Self::ExecutionUnattested => "execution_unattested",
+            Self::ExecutionDuplicate => "execution_duplicate",
         }
     }
 }
@@ -145,6 +153,26 @@ pub struct Report {
     /// Inputs that could not be read at all (missing, a directory, I/O error): exit code 2.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_errors: Vec<String>,
+    /// What the execution records read say, and who vouches for it.
+    pub executions: Executions,
+}
+
+/// The execution records read, by what stands behind them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Executions {
+    /// Allowed execution records whose broker signature verified here, under the key of the
+    /// broker's registration record (sealed under the keyring given): broker-attested.
+    pub attested: u64,
+    /// Allowed execution records whose broker signature the control plane checked when it
+    /// sealed them, but whose broker registration is not in what was read (so the signature
+    /// was not checked again here): vouched for by the control plane's key only.
+    pub vouched: u64,
+    /// Execution reports the control plane kept as denies: an agent's own account (a claim)
+    /// or a broker's report that failed a check. Evidence of an attempt, not of an execution.
+    pub not_accepted: u64,
+    /// Broker registrations read (names and key ids), the trust each attestation was checked
+    /// under.
+    pub brokers: Vec<String>,
 }
 
 pub(crate) fn hash_or_empty(h: Option<Hash32>) -> String {

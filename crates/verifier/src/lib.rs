@@ -35,6 +35,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use rayon::prelude::*;
+use zt_core::capability::report::{Attested, BrokerKey, REGISTER_ACTION};
 use zt_core::capability::{used_under, ExecutionLink, EXECUTION_ACTION};
 use zt_core::chain::{
     self, judge, Break, Inspection, Line, Node, Position, Pred, SigCheck, Successor, Tip,
@@ -45,7 +46,7 @@ use zt_core::keyring::Keyring;
 use zt_core::{crypto, Hash32, Profile};
 
 use finding::{hash_or_empty, profile_name};
-pub use finding::{ChainSummary, Finding, FindingKind, Report};
+pub use finding::{ChainSummary, Executions, Finding, FindingKind, Report};
 use source::{Batch, RecordReader};
 
 /// Verification settings.
@@ -103,7 +104,8 @@ struct Facts {
     capability: CapabilityFacts,
 }
 
-/// An allow made under a capability, or an execution record that must name one.
+/// An allow made under a capability, an execution record that must name one, or a broker's
+/// registration (the key its attestations are checked under).
 #[derive(Debug)]
 enum CapabilityFacts {
     None,
@@ -112,22 +114,39 @@ enum CapabilityFacts {
         actor: String,
         id: String,
     },
-    /// An allowed execution record of `actor`; its link, if it names one.
+    /// An allowed execution record of `actor`; its link, if it names one, and its report's
+    /// digest and attestation (or why they do not read).
     Execution {
         actor: String,
         link: Option<ExecutionLink>,
+        attested: Result<Attested, String>,
     },
+    /// An execution report the control plane kept as a deny.
+    NotAccepted,
+    /// A broker's registration.
+    Broker(BrokerKey),
 }
 
 fn capability_facts(env: &zt_core::Envelope) -> CapabilityFacts {
-    if env.v1.is_none() || env.decision != "allow" {
+    if env.v1.is_none() {
+        return CapabilityFacts::None;
+    }
+    if env.action == EXECUTION_ACTION && env.decision != "allow" {
+        return CapabilityFacts::NotAccepted;
+    }
+    if env.decision != "allow" {
         return CapabilityFacts::None;
     }
     if env.action == EXECUTION_ACTION {
         return CapabilityFacts::Execution {
             actor: env.actor.clone(),
             link: ExecutionLink::of(env),
+            attested: Attested::of(env).map_err(|e| e.to_string()),
         };
+    }
+    if env.action == REGISTER_ACTION {
+        return BrokerKey::of_registration(env)
+            .map_or(CapabilityFacts::None, CapabilityFacts::Broker);
     }
     match used_under(env) {
         Some(id) => CapabilityFacts::Allow {
@@ -144,6 +163,7 @@ struct PendingExecution {
     finding: Finding,
     actor: String,
     link: Option<ExecutionLink>,
+    attested: Result<Attested, String>,
 }
 
 /// A checked batch waiting for the chain stage.
@@ -276,6 +296,10 @@ pub struct Verifier<'k> {
     capability_allows: HashMap<Hash32, (String, String)>,
     /// Execution records, checked against those at the end.
     executions: Vec<PendingExecution>,
+    /// Brokers' keys from main-line registrations: key id -> key.
+    broker_keys: HashMap<String, BrokerKey>,
+    /// Execution reports kept as denies.
+    not_accepted: u64,
 }
 
 impl<'k> Verifier<'k> {
@@ -294,6 +318,8 @@ impl<'k> Verifier<'k> {
             names: HashMap::new(),
             capability_allows: HashMap::new(),
             executions: Vec::new(),
+            broker_keys: HashMap::new(),
+            not_accepted: 0,
         }
     }
 
@@ -742,7 +768,15 @@ impl<'k> Verifier<'k> {
                 self.capability_allows
                     .insert(facts.current_hash, (actor, id));
             }
-            CapabilityFacts::Execution { actor, link } => {
+            CapabilityFacts::Broker(key) if main => {
+                self.broker_keys.insert(key.key_id.clone(), key);
+            }
+            CapabilityFacts::NotAccepted => self.not_accepted += 1,
+            CapabilityFacts::Execution {
+                actor,
+                link,
+                attested,
+            } => {
                 self.executions.push(PendingExecution {
                     finding: Finding {
                         index: c.index,
@@ -757,9 +791,10 @@ impl<'k> Verifier<'k> {
                     },
                     actor,
                     link,
+                    attested,
                 });
             }
-            CapabilityFacts::Allow { .. } | CapabilityFacts::None => {}
+            CapabilityFacts::Allow { .. } | CapabilityFacts::Broker(_) | CapabilityFacts::None => {}
         }
 
         let chain = &mut self.chains[ci];
@@ -807,53 +842,7 @@ impl<'k> Verifier<'k> {
                 }
             }
         }
-        for e in std::mem::take(&mut self.executions) {
-            let named = e
-                .link
-                .as_ref()
-                .and_then(|l| self.capability_allows.get(&l.decision).map(|d| (l, d)));
-            let (expected, why) = match (&e.link, named) {
-                (None, _) => (
-                    "context.decision and context.capability_id".to_owned(),
-                    "names no decision".to_owned(),
-                ),
-                (Some(l), None) => (
-                    format!("an allow under capability {}", l.capability_id),
-                    format!(
-                        "names decision {}, which is no main-line allow under a capability in what was read",
-                        l.decision.short()
-                    ),
-                ),
-                (Some(l), Some((_, (actor, id)))) if *actor != e.actor || *id != l.capability_id => (
-                    format!("agent {actor}, capability {id}"),
-                    format!(
-                        "names decision {} of agent {actor} under capability {id}, not agent {} under {}",
-                        l.decision.short(),
-                        e.actor,
-                        l.capability_id
-                    ),
-                ),
-                (Some(_), Some(_)) => continue,
-            };
-            let mut f = e.finding;
-            f.found = e
-                .link
-                .as_ref()
-                .map(|l| {
-                    format!(
-                        "decision {}, capability {}",
-                        l.decision.to_hex(),
-                        l.capability_id
-                    )
-                })
-                .unwrap_or_default();
-            f.expected = expected;
-            f.message = format!("execution record {why}");
-            if let Some(c) = self.chains.iter_mut().find(|c| c.name == f.chain) {
-                c.findings += 1;
-            }
-            self.findings.push(f);
-        }
+        let executions = self.check_executions();
         // Input order: file, then position; stable for several findings on one record.
         self.findings.sort_by_key(|f| (f.file_ord, f.index));
         let chains: Vec<ChainSummary> = self
@@ -882,7 +871,145 @@ impl<'k> Verifier<'k> {
             errors,
             findings: self.findings,
             io_errors: self.io_errors,
+            executions,
         }
+    }
+
+    /// The execution records, once everything is read: each names a main-line allow of its
+    /// agent under its capability, carries a broker's attestation (checked here under the
+    /// broker's registered key when the registration was read), and is the only one for its
+    /// allow.
+    fn check_executions(&mut self) -> Executions {
+        let mut out = Executions {
+            not_accepted: self.not_accepted,
+            brokers: {
+                let mut b: Vec<String> = self
+                    .broker_keys
+                    .values()
+                    .map(|k| format!("{} ({})", k.broker, k.key_id))
+                    .collect();
+                b.sort();
+                b
+            },
+            ..Executions::default()
+        };
+        let mut used: HashMap<Hash32, u64> = HashMap::new();
+        for e in std::mem::take(&mut self.executions) {
+            let mut found: Vec<(FindingKind, String, String, String)> = Vec::new();
+            let named = e
+                .link
+                .as_ref()
+                .and_then(|l| self.capability_allows.get(&l.decision).map(|d| (l, d)));
+            let link_break = match (&e.link, named) {
+                (None, _) => Some((
+                    "context.decision and context.capability_id".to_owned(),
+                    "names no decision".to_owned(),
+                )),
+                (Some(l), None) => Some((
+                    format!("an allow under capability {}", l.capability_id),
+                    format!(
+                        "names decision {}, which is no main-line allow under a capability in what was read",
+                        l.decision.short()
+                    ),
+                )),
+                (Some(l), Some((_, (actor, id)))) if *actor != e.actor || *id != l.capability_id => Some((
+                    format!("agent {actor}, capability {id}"),
+                    format!(
+                        "names decision {} of agent {actor} under capability {id}, not agent {} under {}",
+                        l.decision.short(),
+                        e.actor,
+                        l.capability_id
+                    ),
+                )),
+                (Some(_), Some(_)) => None,
+            };
+            let link_found = e
+                .link
+                .as_ref()
+                .map(|l| {
+                    format!(
+                        "decision {}, capability {}",
+                        l.decision.to_hex(),
+                        l.capability_id
+                    )
+                })
+                .unwrap_or_default();
+            if let Some((expected, why)) = link_break {
+                found.push((
+                    FindingKind::ExecutionUnlinked,
+                    expected,
+                    link_found.clone(),
+                    format!("execution record {why}"),
+                ));
+            }
+            match &e.attested {
+                Err(why) => found.push((
+                    FindingKind::ExecutionUnattested,
+                    "a broker's signed report".into(),
+                    why.clone(),
+                    format!("execution record carries no readable report: {why}"),
+                )),
+                Ok(a) => {
+                    if e.link.as_ref().is_some_and(|l| l.decision != a.decision) {
+                        found.push((
+                            FindingKind::ExecutionUnattested,
+                            format!("a report on decision {}", a.decision.short()),
+                            link_found.clone(),
+                            "the record's decision is not the one its report names".into(),
+                        ));
+                    }
+                    match &a.attestation {
+                        None => found.push((
+                            FindingKind::ExecutionUnattested,
+                            "a broker's signature on the report".into(),
+                            "none".into(),
+                            "execution record carries no broker's signature: it is nobody's account but the agent's".into(),
+                        )),
+                        Some(att) => match self.broker_keys.get(&att.key_id) {
+                            None => out.vouched += 1,
+                            Some(key) => match att.verify(&a.digest, key) {
+                                Ok(()) => out.attested += 1,
+                                Err(why) => found.push((
+                                    FindingKind::ExecutionUnattested,
+                                    format!("a signature by broker {} ({})", key.broker, key.key_id),
+                                    why.to_string(),
+                                    format!("execution record's attestation does not hold: {why}"),
+                                )),
+                            },
+                        },
+                    }
+                    let n = used.entry(a.decision).or_insert(0);
+                    *n += 1;
+                    if *n > 1 {
+                        found.push((
+                            FindingKind::ExecutionDuplicate,
+                            "one execution record per allow".into(),
+                            format!(
+                                "execution record {} for decision {}",
+                                n,
+                                a.decision.to_hex()
+                            ),
+                            format!(
+                                "decision {} has more than one execution record",
+                                a.decision.short()
+                            ),
+                        ));
+                    }
+                }
+            }
+            for (kind, expected, found_text, message) in found {
+                let mut f = e.finding.clone();
+                f.kind = kind;
+                f.expected = expected;
+                f.found = found_text;
+                f.message = message;
+                if let Some(c) = self.chains.iter_mut().find(|c| c.name == f.chain) {
+                    c.findings += 1;
+                }
+                self.findings.push(f);
+            }
+        }
+        out
     }
 }
 
@@ -1106,8 +1233,12 @@ mod tests {
     /// same agent under the same capability holds; one naming
     /// nothing, a decision nobody made, or another capability is `execution_unlinked`.
     #[test]
-    fn execution_records_must_name_their_allow() {
+    fn execution_records_must_name_their_allow_and_carry_a_brokers_signature() {
+        use zt_core::capability::report::{
+            broker_key_id, Attestation, BrokerKey, ExecutionReport, Outcome,
+        };
         let key = zt_core::crypto::SigningKey::generate();
+        let broker = zt_core::crypto::SigningKey::generate();
         let mut ring = Keyring::new();
         ring.insert(zt_core::keyring::KeyEntry::new("k", key.public_key()))
             .unwrap();
@@ -1116,60 +1247,192 @@ mod tests {
             _ => None,
         };
         let mut prev = Hash32::ZERO;
-        let mut seal =
-            |seq: u64, actor: &str, action: &str, context: Option<zt_core::json::Map>| {
-                let s = V1Draft {
-                    chain_id: "c".into(),
-                    seq,
-                    actor: actor.into(),
-                    action: action.into(),
-                    resource: "r".into(),
-                    decision: "allow".into(),
-                    reason: "r".into(),
-                    timestamp: "2026-10-01T00:00:00Z".into(),
-                    previous_hash: prev,
-                    context,
-                }
-                .seal(Some((&key, "k")));
-                prev = s.current_hash;
-                (s.json, s.current_hash)
-            };
+        let mut seal = |seq: u64,
+                        actor: &str,
+                        action: &str,
+                        decision: &str,
+                        context: Option<zt_core::json::Map>| {
+            let s = V1Draft {
+                chain_id: "c".into(),
+                seq,
+                actor: actor.into(),
+                action: action.into(),
+                resource: "r".into(),
+                decision: decision.into(),
+                reason: "r".into(),
+                timestamp: "2026-10-01T00:00:00Z".into(),
+                previous_hash: prev,
+                context,
+            }
+            .seal(Some((&key, "k")));
+            prev = s.current_hash;
+            (s.json, s.current_hash)
+        };
+        let on_record = BrokerKey {
+            broker: "b1".into(),
+            key_id: broker_key_id(&broker.public_key()),
+            public_key: broker.public_key(),
+        };
+        let mut reg = zt_core::json::Map::new();
+        for (k, v) in on_record.context_members() {
+            reg.push(k.into(), v);
+        }
+        // The registration is on the control plane's own chain.
+        let registration = V1Draft {
+            chain_id: "c.admin".into(),
+            seq: 0,
+            actor: "zt.admin".into(),
+            action: REGISTER_ACTION.into(),
+            resource: "broker/b1".into(),
+            decision: "allow".into(),
+            reason: "r".into(),
+            timestamp: "2026-10-01T00:00:00Z".into(),
+            previous_hash: Hash32::ZERO,
+            context: Some(reg),
+        }
+        .seal(Some((&key, "k")))
+        .json;
         let (allow, h) = seal(
             0,
             "a",
             "files.read",
+            "allow",
             ctx(r#"{"capability":{"id":"cap-1"}}"#),
         );
-        let exec = |cap: &str, decision: &Hash32| {
-            ctx(&format!(
-                r#"{{"decision":"{}","capability_id":"{cap}"}}"#,
-                decision.to_hex()
-            ))
+        let report = |cap: &str, decision: &Hash32| ExecutionReport {
+            decision: *decision,
+            capability_id: cap.into(),
+            actor: "a".into(),
+            broker: "b1".into(),
+            grants: zt_core::capability::Grants::default(),
+            command: vec!["/usr/bin/true".into()],
+            landlock_abi: Some(6),
+            unscoped: false,
+            outcome: Outcome::Ran {
+                exit_code: Some(0),
+                signal: None,
+                duration_ms: 1,
+                stopped: None,
+            },
         };
-        let (good, _) = seal(1, "a", EXECUTION_ACTION, exec("cap-1", &h));
-        let (other_cap, _) = seal(2, "a", EXECUTION_ACTION, exec("cap-2", &h));
-        let (other_agent, _) = seal(3, "b", EXECUTION_ACTION, exec("cap-1", &h));
-        let (nobody, _) = seal(4, "a", EXECUTION_ACTION, exec("cap-1", &Hash32([7; 32])));
-        let (nothing, _) = seal(5, "a", EXECUTION_ACTION, None);
-        let r = run_with(&ring, Options::default(), &[allow.clone(), good.clone()]);
-        assert!(r.ok, "{:?}", r.errors);
+        let exec = |cap: &str, decision: &Hash32, signer: Option<&zt_core::crypto::SigningKey>| {
+            let r = report(cap, decision);
+            let mut m = zt_core::json::Map::new();
+            m.push(
+                "decision".into(),
+                zt_core::json::Value::String(decision.to_hex()),
+            );
+            m.push(
+                "capability_id".into(),
+                zt_core::json::Value::String(cap.into()),
+            );
+            m.push("report".into(), r.to_value());
+            if let Some(k) = signer {
+                let mut a = Attestation::sign(&r, "b1", k);
+                a.key_id = on_record.key_id.clone();
+                m.push("attestation".into(), a.to_value());
+            }
+            Some(m)
+        };
+        let (good, _) = seal(
+            1,
+            "a",
+            EXECUTION_ACTION,
+            "allow",
+            exec("cap-1", &h, Some(&broker)),
+        );
+        let (other_cap, _) = seal(
+            2,
+            "a",
+            EXECUTION_ACTION,
+            "allow",
+            exec("cap-2", &h, Some(&broker)),
+        );
+        let (other_agent, _) = seal(
+            3,
+            "b",
+            EXECUTION_ACTION,
+            "allow",
+            exec("cap-1", &h, Some(&broker)),
+        );
+        let (nobody, _) = seal(
+            4,
+            "a",
+            EXECUTION_ACTION,
+            "allow",
+            exec("cap-1", &Hash32([7; 32]), Some(&broker)),
+        );
+        let (nothing, _) = seal(5, "a", EXECUTION_ACTION, "allow", None);
+        let (unsigned, _) = seal(6, "a", EXECUTION_ACTION, "allow", exec("cap-1", &h, None));
+        let forger = zt_core::crypto::SigningKey::generate();
+        let (forged, _) = seal(
+            7,
+            "a",
+            EXECUTION_ACTION,
+            "allow",
+            exec("cap-1", &h, Some(&forger)),
+        );
+        let (claim, _) = seal(8, "a", EXECUTION_ACTION, "deny", exec("cap-1", &h, None));
+
         let r = run_with(
             &ring,
             Options::default(),
-            &[allow, good, other_cap, other_agent, nobody, nothing],
+            &[registration.clone(), allow.clone(), good.clone()],
+        );
+        assert!(r.ok, "{:?}", r.errors);
+        assert_eq!((r.executions.attested, r.executions.vouched), (1, 0));
+        assert_eq!(
+            r.executions.brokers,
+            vec![format!("b1 ({})", on_record.key_id)]
+        );
+        // the registration not in what was read: the control plane vouched, nothing checked here
+        let r = run_with(&ring, Options::default(), &[allow.clone(), good.clone()]);
+        assert!(r.ok, "{:?}", r.errors);
+        assert_eq!((r.executions.attested, r.executions.vouched), (0, 1));
+
+        let r = run_with(
+            &ring,
+            Options::default(),
+            &[
+                registration,
+                allow,
+                good,
+                other_cap,
+                other_agent,
+                nobody,
+                nothing,
+                unsigned,
+                forged,
+                claim,
+            ],
         );
         assert_eq!(
             kinds(&r),
             vec![
-                (2, "execution_unlinked"),
                 (3, "execution_unlinked"),
+                (3, "execution_duplicate"),
                 (4, "execution_unlinked"),
-                (5, "execution_unlinked")
+                (4, "execution_duplicate"),
+                (5, "execution_unlinked"),
+                (6, "execution_unlinked"),
+                (6, "execution_unattested"),
+                (7, "execution_unattested"),
+                (7, "execution_duplicate"),
+                (8, "execution_unattested"),
+                (8, "execution_duplicate"),
             ],
             "{:?}",
             r.errors
         );
-        assert!(r.errors[2].contains("no main-line allow"), "{:?}", r.errors);
+        assert_eq!(
+            r.executions.not_accepted, 1,
+            "the claim is counted, not an execution"
+        );
+        assert!(
+            r.errors.iter().any(|e| e.contains("no main-line allow")),
+            "{:?}",
+            r.errors
+        );
     }
 
     /// An unsigned genesis sent first takes nothing: the genuine chain's head is the head, and

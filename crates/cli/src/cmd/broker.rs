@@ -197,12 +197,22 @@ pub struct SandboxExecArgs {
     /// Landlock below ABI 6 allowed.
     #[arg(long)]
     allow_unscoped_landlock: bool,
+    /// Use at most this Landlock ABI (the broker's `ZT_BROKER_LANDLOCK_ABI_CAP`).
+    #[arg(long, value_name = "N")]
+    landlock_abi_cap: Option<u32>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
 }
 
 pub fn run(b: Broker) -> Result<ExitCode> {
+    // How this broker behaves on an older kernel, shown on this one (tests): only lowers.
+    if let Some(cap) = std::env::var("ZT_BROKER_LANDLOCK_ABI_CAP")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        zt_broker::sandbox::cap_abi(cap);
+    }
     match b {
         Broker::Serve(a) => serve(a),
         Broker::Ask(a) => ask(&a),
@@ -239,6 +249,9 @@ fn sandbox_exec(a: &SandboxExecArgs) -> ExitCode {
         Ok(g) => g,
         Err(e) => return refuse(format!("--grants-json: {e}")),
     };
+    if let Some(cap) = a.landlock_abi_cap {
+        zt_broker::sandbox::cap_abi(cap);
+    }
     match zt_broker::sandbox::run_sandboxed(&grants, &a.command, a.allow_unscoped_landlock) {
         Ok(status) => zt_broker::sandbox::exit_like(status),
         Err(e) => refuse(error_chain(&e)),

@@ -296,6 +296,31 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
         writeln!(out, "{} {}", s.bad("error:"), escape(e))?;
     }
     writeln!(out)?;
+    let x = &r.executions;
+    if x.attested + x.vouched + x.not_accepted > 0 {
+        let mut parts = Vec::new();
+        if x.attested > 0 {
+            parts.push(format!(
+                "{} attested by a broker (its signature checked here under the key its registration on the control plane's chain states: {})",
+                x.attested,
+                escape(&x.brokers.join(", "))
+            ));
+        }
+        if x.vouched > 0 {
+            parts.push(format!(
+                "{} attested by a broker as the control plane checked at filing (no broker registration in what was read, so not checked again here)",
+                x.vouched
+            ));
+        }
+        if x.not_accepted > 0 {
+            parts.push(format!(
+                "{} report{} not accepted (an agent's own claim, or a broker's report that failed a check): evidence of an attempt, not of an execution",
+                x.not_accepted,
+                if x.not_accepted == 1 { "" } else { "s" }
+            ));
+        }
+        writeln!(out, "{} {}", s.bold("executions:"), parts.join("; "))?;
+    }
     let nchains = r.chains.len();
     let bad = r.chains.iter().filter(|c| !c.ok).count();
     if nchains == 0 && !r.ok {

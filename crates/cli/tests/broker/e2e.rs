@@ -1,7 +1,9 @@
-//! `zt-audit broker run` against a real `zt-audit control-plane` process: the kernel refuses
-//! what the grants leave out, a revocation stops a running command and the chain records it,
-//! refused capabilities never start the command, a dead control plane stops it, and the store
-//! verifies with every execution linked to its allow.
+//! `zt-audit broker serve` / `broker ask` and `broker run` against a real `zt-audit
+//! control-plane` process on the real kernel: the kernel refuses what the grants leave out, a
+//! revocation stops a running command within a second and the chain records it, refused
+//! capabilities never start the command, a dead control plane stops it, and the store verifies
+//! with every execution attested by the broker and linked to its allow. The harness here
+//! (a control plane, a registered broker service) is what `attacks.rs` uses too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,22 +16,25 @@ use zt_core::time::Timestamp;
 use crate::{s, stderr, stdout, BIN};
 
 /// A running `zt-audit control-plane` (admin token in its directory); killed on drop.
-struct Cp {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    admin: String,
+pub(crate) struct Cp {
+    pub child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+    pub admin: String,
 }
 
 impl Cp {
-    fn start(dir: &Path) -> Cp {
-        let (child, base) = crate::support::spawn_server(&[
+    /// With more `control-plane` arguments.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Cp {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
             "control-plane".as_ref(),
             "--dir".as_ref(),
             dir.as_os_str(),
             "--listen".as_ref(),
             "127.0.0.1:0".as_ref(),
-        ]);
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (child, base) = crate::support::spawn_server(&args);
         let admin = std::fs::read_to_string(dir.join("admin-token"))
             .unwrap()
             .trim()
@@ -42,7 +47,7 @@ impl Cp {
         }
     }
 
-    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         zt_tls::install_default_provider();
         let c = reqwest::blocking::Client::new();
         let url = format!("{}{path}", self.base);
@@ -66,7 +71,7 @@ impl Cp {
         )
     }
 
-    fn register(&self, actor: &str) -> String {
+    pub fn register(&self, actor: &str) -> String {
         let (st, v) = self.call(
             "POST",
             "/agents",
@@ -78,7 +83,7 @@ impl Cp {
     }
 
     /// A capability for agent-a's `files.read` on `data/x`: (id, token).
-    fn issue(&self, ttl_s: u64, grants: Value) -> (String, String) {
+    pub fn issue(&self, ttl_s: u64, grants: Value) -> (String, String) {
         let (st, v) = self.call(
             "POST",
             "/capabilities",
@@ -92,12 +97,68 @@ impl Cp {
         )
     }
 
-    fn keyring(&self) -> PathBuf {
+    pub fn keyring(&self) -> PathBuf {
         self.dir.join("keyring.json")
     }
 
+    /// Registers broker `name` with a fresh key (written into `dir`) and starts `broker serve`
+    /// on a socket in `dir`, with `extra` arguments and `env`.
+    pub fn broker_service(
+        &self,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> BrokerService {
+        let keys = dir.join(format!("{name}-keys"));
+        let o = Command::new(BIN)
+            .args(["keygen", "--out", s(&keys), "--key-id", name])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let public = std::fs::read_to_string(keys.join("public.pem")).unwrap();
+        let (st, v) = self.call(
+            "POST",
+            "/brokers",
+            &self.admin,
+            Some(json!({"name": name, "public_key": public})),
+        );
+        assert_eq!(st, 201, "{v}");
+        let token = v["token"].as_str().unwrap().to_owned();
+        let socket = dir.join(format!("{name}.sock"));
+        let mut c = Command::new(BIN);
+        c.args([
+            "broker",
+            "serve",
+            "--control-plane",
+            &self.base,
+            "--keyring",
+            s(&self.keyring()),
+            "--name",
+            name,
+            "--report-key",
+            s(&keys.join("private.pem")),
+            "--socket",
+            s(&socket),
+        ])
+        .args(extra)
+        .env("ZT_BROKER_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "broker serve did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        BrokerService { child, socket }
+    }
+
     /// SIGTERM (drains), then the records of its store.
-    fn stop(mut self) -> Vec<Value> {
+    pub fn stop(mut self) -> Vec<Value> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -113,7 +174,40 @@ impl Drop for Cp {
     }
 }
 
-fn records(db: &Path) -> Vec<Value> {
+/// A running `zt-audit broker serve`; killed on drop.
+pub(crate) struct BrokerService {
+    pub child: Child,
+    pub socket: PathBuf,
+}
+
+impl BrokerService {
+    /// `zt-audit broker ask` on this broker: agent-a's token, the capability, the command.
+    pub fn ask(&self, cap: &str, token: &str, argv: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args([
+            "broker",
+            "ask",
+            "--socket",
+            s(&self.socket),
+            "--capability",
+            cap,
+            "--token",
+            token,
+            "--",
+        ])
+        .args(argv);
+        c
+    }
+}
+
+impl Drop for BrokerService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn records(db: &Path) -> Vec<Value> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut st = conn.prepare("SELECT raw FROM records ORDER BY id").unwrap();
     st.query_map([], |r| r.get::<_, Vec<u8>>(0))
@@ -123,8 +217,13 @@ fn records(db: &Path) -> Vec<Value> {
 }
 
 /// A control plane with agents a and b, and a policy that lets agent-a read data/x.
-fn setup(dir: &Path) -> (Cp, String, String) {
-    let cp = Cp::start(dir);
+pub(crate) fn setup(dir: &Path) -> (Cp, String, String) {
+    setup_with(dir, &[])
+}
+
+/// [`setup`] with more `control-plane` arguments.
+pub(crate) fn setup_with(dir: &Path, extra: &[&str]) -> (Cp, String, String) {
+    let cp = Cp::start_with(dir, extra);
     let ta = cp.register("agent-a");
     let tb = cp.register("agent-b");
     let (st, v) = cp.call(
@@ -137,7 +236,8 @@ fn setup(dir: &Path) -> (Cp, String, String) {
     (cp, ta, tb)
 }
 
-fn broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Command {
+/// `zt-audit broker run` (the local convenience) as agent `token`.
+pub(crate) fn broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args([
         "broker",
@@ -158,7 +258,7 @@ fn broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Command {
 
 /// Waits until the broker's allow under capability `id` is on record, then a moment more,
 /// and checks the command is still running (the status is being watched).
-fn running_under(cp: &Cp, id: &str, child: &mut Child) {
+pub(crate) fn running_under(cp: &Cp, id: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !records(&cp.dir.join("decisions.db")).iter().any(|r| {
         r["context"]["capability"]["id"] == id
@@ -174,11 +274,11 @@ fn running_under(cp: &Cp, id: &str, child: &mut Child) {
     );
 }
 
-fn run(c: &mut Command) -> Output {
+pub(crate) fn run(c: &mut Command) -> Output {
     c.output().unwrap()
 }
 
-fn zt_verify(cp_dir: &Path) -> (Option<i32>, String) {
+pub(crate) fn zt_verify(cp_dir: &Path) -> (Option<i32>, String) {
     let o = Command::new(BIN)
         .args([
             "verify",
@@ -192,27 +292,36 @@ fn zt_verify(cp_dir: &Path) -> (Option<i32>, String) {
     (o.status.code(), stdout(&o) + &stderr(&o))
 }
 
-/// An allowed command runs inside its grants; the kernel refuses a read outside them; both
-/// executions are records linked to their allows, and the store verifies.
+/// Through the broker service: an allowed command runs inside its grants, the kernel refuses a
+/// read outside them, both executions are records the broker attested (its signature checked
+/// by `zt-audit verify` under the key its registration record states), linked to their
+/// allows, and the store verifies.
 #[test]
-fn a_broker_runs_inside_the_grants_and_every_step_is_a_verified_record() {
+fn a_broker_service_runs_inside_the_grants_and_attests_every_execution() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(data.path().join("granted.txt"), "granted\n").unwrap();
     std::fs::write(other.path().join("secret.txt"), "secret\n").unwrap();
     let (cp, ta, _) = setup(tmp.path());
-    let (_, cap) = cp.issue(60, json!({"read": [s(data.path())], "exec": ["/bin/cat"]}));
+    let svc = cp.broker_service(tmp.path(), "broker-1", &[], &[]);
+    let (_, cap) = cp.issue(
+        60,
+        json!({"read": [s(data.path())], "exec": ["/usr/bin/cat"]}),
+    );
 
-    let ok = run(&mut broker(
-        &cp,
+    let ok = run(&mut svc.ask(
         &cap,
         &ta,
         &["/bin/cat", s(&data.path().join("granted.txt"))],
     ));
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(stdout(&ok), "granted\n");
-    let denied = run(&mut broker(
-        &cp,
+    assert!(
+        stderr(&ok).contains("execution attested by the broker, recorded as"),
+        "{}",
+        stderr(&ok)
+    );
+    let denied = run(&mut svc.ask(
         &cap,
         &ta,
         &["/bin/cat", s(&other.path().join("secret.txt"))],
@@ -230,6 +339,7 @@ fn a_broker_runs_inside_the_grants_and_every_step_is_a_verified_record() {
     );
     assert!(!stdout(&denied).contains("secret"));
 
+    drop(svc);
     let recs = cp.stop();
     let allows: Vec<&Value> = recs
         .iter()
@@ -249,25 +359,32 @@ fn a_broker_runs_inside_the_grants_and_every_step_is_a_verified_record() {
         "issuance + 2 uses, 2 executions"
     );
     for (e, code) in execs.iter().zip([0, 1]) {
-        assert_eq!(e["decision"], "allow", "linked: {e}");
-        assert_eq!(e["context"]["exit_code"], code, "{e}");
-        assert_eq!(e["context"]["sandbox"], "nono");
+        assert_eq!(e["decision"], "allow", "linked and attested: {e}");
+        let report = &e["context"]["report"];
+        assert_eq!(report["outcome"]["exit_code"], code, "{e}");
+        assert_eq!(report["grants"]["sandbox"], "nono");
+        assert_eq!(report["broker"], "broker-1");
+        assert_eq!(report["landlock_abi"], 6, "nono enforces up to ABI 6 here");
+        assert_eq!(e["context"]["attestation"]["broker"], "broker-1");
         assert!(allows
             .iter()
             .any(|a| a["current_hash"] == e["context"]["decision"]));
     }
     let (code, out) = zt_verify(tmp.path());
     assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("executions: 2 attested by a broker"), "{out}");
 }
 
-/// A revocation stops a running `sleep 30` within a second (the whole process group); the
-/// chain holds the revocation and the execution record saying it was stopped.
+/// A revocation stops a running `sleep 30` within a second (the whole PID namespace); the
+/// chain holds the revocation and the broker's execution record saying it was stopped.
 #[test]
 fn a_revocation_stops_a_running_command_within_a_second() {
     let tmp = tempfile::tempdir().unwrap();
     let (cp, ta, _) = setup(tmp.path());
-    let (id, cap) = cp.issue(60, json!({"exec": ["/bin/sleep"]}));
-    let mut child = broker(&cp, &cap, &ta, &["/bin/sleep", "30"])
+    let svc = cp.broker_service(tmp.path(), "broker-1", &[], &[]);
+    let (id, cap) = cp.issue(60, json!({"exec": ["/usr/bin/sleep"]}));
+    let mut child = svc
+        .ask(&cap, &ta, &["/bin/sleep", "30"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -291,6 +408,7 @@ fn a_revocation_stops_a_running_command_within_a_second() {
     assert!(took < Duration::from_secs(1), "stopped after {took:?}");
     assert!(err.contains("revoked"), "{err}");
 
+    drop(svc);
     let recs = cp.stop();
     assert_eq!(
         recs.iter()
@@ -302,10 +420,50 @@ fn a_revocation_stops_a_running_command_within_a_second() {
         .iter()
         .find(|r| r["action"] == capability::EXECUTION_ACTION)
         .expect("the execution record");
-    assert_eq!(exec["context"]["stopped"]["reason"], "revoked", "{exec}");
-    assert_eq!(exec["context"]["signal"], 9, "{exec}");
+    assert_eq!(exec["decision"], "allow", "{exec}");
+    let outcome = &exec["context"]["report"]["outcome"];
+    assert_eq!(outcome["stopped"]["reason"], "revoked", "{exec}");
+    assert_eq!(outcome["signal"], 9, "{exec}");
     let (code, out) = zt_verify(tmp.path());
     assert_eq!(code, Some(0), "{out}");
+}
+
+/// `broker run`, the local convenience: confined the same way, but its report is filed with
+/// the agent's own token and kept as the agent's claim (a deny), never an execution; its
+/// sealed answer verifies all the same.
+#[test]
+fn broker_run_reports_are_recorded_as_the_agents_claim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("granted.txt"), "granted\n").unwrap();
+    let (cp, ta, _) = setup(tmp.path());
+    let (_, cap) = cp.issue(
+        60,
+        json!({"read": [s(data.path())], "exec": ["/usr/bin/cat"]}),
+    );
+    let o = run(&mut broker(
+        &cp,
+        &cap,
+        &ta,
+        &["/bin/cat", s(&data.path().join("granted.txt"))],
+    ));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "granted\n");
+    assert!(
+        stderr(&o).contains("(HTTP 403), as the agent's claim"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    let recs = cp.stop();
+    let exec = recs
+        .iter()
+        .find(|r| r["action"] == capability::EXECUTION_ACTION)
+        .unwrap();
+    assert_eq!(exec["decision"], "deny", "{exec}");
+    let (code, out) = zt_verify(tmp.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 report not accepted"), "{out}");
 }
 
 /// An expired capability, a widened attenuation, another agent's token and a forged token are
@@ -315,13 +473,13 @@ fn refused_capabilities_never_start_the_command() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (cp, ta, tb) = setup(tmp.path());
-    let grants = json!({"write": [s(work.path())], "exec": ["/bin/sh"]});
+    let grants = json!({"write": [s(work.path())], "exec": ["/usr/bin/dash"]});
     let (_, short) = cp.issue(1, grants.clone());
     let (_, good) = cp.issue(60, grants.clone());
     let widened = capability::attenuate_unchecked(
         &good,
         &Grants {
-            write: vec!["/".into()],
+            read: vec!["/".into()],
             exec: vec!["/".into()],
             ..Grants::default()
         },
@@ -387,7 +545,7 @@ fn refused_capabilities_never_start_the_command() {
 fn a_dead_control_plane_stops_the_command() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut cp, ta, _) = setup(tmp.path());
-    let (id, cap) = cp.issue(60, json!({"exec": ["/bin/sleep"]}));
+    let (id, cap) = cp.issue(60, json!({"exec": ["/usr/bin/sleep"]}));
     let mut child = broker(&cp, &cap, &ta, &["/bin/sleep", "30"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -418,7 +576,7 @@ fn a_dead_control_plane_stops_the_command() {
     );
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     // A zombie is dead for this purpose: it runs nothing.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -426,39 +584,49 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// A command that puts a process beyond its process group (`setsid`) does not keep it past a
-/// revocation, nor past its own end: the broker ends every descendant it was given.
+/// The pids (as this test sees them) of live processes whose command line is exactly `argv`.
+pub(crate) fn pids_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+/// Waits until a process runs `argv`; its pid.
+pub(crate) fn wait_running(argv: &[&str]) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(p) = pids_running(argv).first() {
+            return *p;
+        }
+        assert!(Instant::now() < deadline, "{argv:?} never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A command that puts a process beyond its process group and session (`setsid`) does not
+/// keep it past a revocation: the command is init of its own PID namespace, and its end ends
+/// every process in it.
 #[test]
 fn a_process_that_leaves_the_group_is_stopped_too() {
     let tmp = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
     let (cp, ta, _) = setup(tmp.path());
     let (id, cap) = cp.issue(
         60,
-        json!({"write": [s(work.path())], "exec": ["/bin/sh", "/usr/bin/setsid", "/bin/sleep"]}),
+        json!({"exec": ["/usr/bin/dash", "/usr/bin/setsid", "/usr/bin/sleep"]}),
     );
-    let pidfile = work.path().join("escaped.pid");
-    let script = format!(
-        "/usr/bin/setsid /bin/sleep 30 & echo $! > {}; exec /bin/sleep 30",
-        s(&pidfile)
-    );
-    let mut child = broker(&cp, &cap, &ta, &["/bin/sh", "-c", &script])
+    let script = "/usr/bin/setsid /usr/bin/sleep 30.25 & exec /usr/bin/sleep 30";
+    let mut child = broker(&cp, &cap, &ta, &["/bin/sh", "-c", script])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let escaped = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "the command did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(200));
+    let escaped = wait_running(&["/usr/bin/sleep", "30.25"]);
+    running_under(&cp, &id, &mut child);
     assert!(alive(escaped), "the escaped sleep runs");
     let (st, v) = cp.call("DELETE", &format!("/capabilities/{id}"), &cp.admin, None);
     assert_eq!(st, 200, "{v}");

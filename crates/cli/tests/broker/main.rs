@@ -8,7 +8,9 @@
     reason = "test crate: a failed unwrap is a failed test"
 )]
 
+mod attacks;
 mod e2e;
+mod limits;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -51,7 +53,7 @@ fn s(p: &Path) -> &str {
 #[test]
 fn reading_outside_the_read_grants_is_refused_by_the_kernel() {
     let (a, b) = two_folders();
-    let grants = format!(r#"{{"read":["{}"],"exec":["/bin/cat"]}}"#, s(a.path()));
+    let grants = format!(r#"{{"read":["{}"],"exec":["/usr/bin/cat"]}}"#, s(a.path()));
     let ok = sandboxed(&grants, &["/bin/cat", s(&a.path().join("granted.txt"))]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(stdout(&ok), "granted\n");
@@ -69,7 +71,7 @@ fn reading_outside_the_read_grants_is_refused_by_the_kernel() {
 fn writing_outside_the_write_grants_is_refused_by_the_kernel() {
     let (a, b) = two_folders();
     let grants = format!(
-        r#"{{"read":["{0}"],"write":["{0}"],"exec":["/bin/sh"]}}"#,
+        r#"{{"read":["{0}"],"write":["{0}"],"exec":["/usr/bin/dash"]}}"#,
         s(a.path())
     );
     let inside = a.path().join("new.txt");
@@ -100,7 +102,7 @@ fn executing_outside_the_exec_grants_is_refused_even_when_readable() {
     let script = format!("/bin/cat {}", s(&file));
     // /usr/lib and the read grant are readable; /bin/cat is not exec-granted
     let only_sh = format!(
-        r#"{{"read":["{}","/usr/bin"],"exec":["/bin/sh"]}}"#,
+        r#"{{"read":["{}","/usr/bin"],"exec":["/usr/bin/dash"]}}"#,
         s(a.path())
     );
     let denied = sandboxed(&only_sh, &["/bin/sh", "-c", &script]);
@@ -115,7 +117,7 @@ fn executing_outside_the_exec_grants_is_refused_even_when_readable() {
     let read_it = sandboxed(&only_sh, &["/bin/sh", "-c", "read l < /bin/cat; echo read"]);
     assert_eq!(stdout(&read_it), "read\n", "{}", stderr(&read_it));
     let both = format!(
-        r#"{{"read":["{}"],"exec":["/bin/sh","/bin/cat"]}}"#,
+        r#"{{"read":["{}"],"exec":["/usr/bin/dash","/usr/bin/cat"]}}"#,
         s(a.path())
     );
     let ok = sandboxed(&both, &["/bin/sh", "-c", &script]);
@@ -125,7 +127,7 @@ fn executing_outside_the_exec_grants_is_refused_even_when_readable() {
 
 #[test]
 fn tcp_is_refused_unless_net_is_granted() {
-    let bash = Path::new("/bin/bash");
+    let bash = Path::new("/usr/bin/bash");
     assert!(bash.exists(), "this test connects with bash's /dev/tcp");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -141,7 +143,10 @@ fn tcp_is_refused_unless_net_is_granted() {
         }
         false
     };
-    let off = sandboxed(r#"{"exec":["/bin/bash"]}"#, &["/bin/bash", "-c", &script]);
+    let off = sandboxed(
+        r#"{"exec":["/usr/bin/bash"]}"#,
+        &["/bin/bash", "-c", &script],
+    );
     assert!(!off.status.success());
     assert!(
         stderr(&off).contains("Permission denied"),
@@ -150,7 +155,7 @@ fn tcp_is_refused_unless_net_is_granted() {
     );
     assert!(!accepted());
     let on = sandboxed(
-        r#"{"exec":["/bin/bash"],"net":true}"#,
+        r#"{"exec":["/usr/bin/bash"],"net":true}"#,
         &["/bin/bash", "-c", &script],
     );
     assert_eq!(stdout(&on), "sent\n", "{}", stderr(&on));
@@ -164,7 +169,7 @@ fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
     let touch = format!("echo > {}", s(&marker));
     // not exec-granted
     let o = sandboxed(
-        &format!(r#"{{"write":["{}"],"exec":["/bin/cat"]}}"#, s(a.path())),
+        &format!(r#"{{"write":["{}"],"exec":["/usr/bin/cat"]}}"#, s(a.path())),
         &["/bin/sh", "-c", &touch],
     );
     assert_eq!(o.status.code(), Some(126));
@@ -175,7 +180,7 @@ fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
     );
     // a granted path that does not exist is named
     let o = sandboxed(
-        r#"{"read":["/nonexistent/zt-broker-test"],"exec":["/bin/sh"]}"#,
+        r#"{"read":["/nonexistent/zt-broker-test"],"exec":["/usr/bin/dash"]}"#,
         &["/bin/sh", "-c", &touch],
     );
     assert_eq!(o.status.code(), Some(126));
@@ -190,7 +195,10 @@ fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
     assert!(!marker.exists());
     // positive control: the same command with fitting grants runs
     let o = sandboxed(
-        &format!(r#"{{"write":["{}"],"exec":["/bin/sh"]}}"#, s(a.path())),
+        &format!(
+            r#"{{"write":["{}"],"exec":["/usr/bin/dash"]}}"#,
+            s(a.path())
+        ),
         &["/bin/sh", "-c", &touch],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -292,7 +300,7 @@ fn broker_run_with_no_control_plane_never_starts_the_command() {
             resource: String::new(),
             grants: zt_core::capability::Grants {
                 write: vec![s(d.path()).to_owned()],
-                exec: vec!["/bin/sh".into()],
+                exec: vec!["/usr/bin/dash".into()],
                 ..Default::default()
             },
             issued_at: now,
