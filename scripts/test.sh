@@ -34,6 +34,17 @@ if ! command -v tmux >/dev/null 2>&1; then
     fi
 fi
 
+step "Debian's python3 for the broker's sandbox tests (a program the sandbox runs from /usr/bin; Debian package, when missing)"
+if [ ! -x /usr/bin/python3 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-minimal >/dev/null
+    else
+        echo "/usr/bin/python3 is missing: install it (apt-get install python3-minimal) and run again" >&2
+        exit 1
+    fi
+fi
+
 step "npm tools (pinned in package-lock.json): anvil for the chain tests, solc for the contract"
 bash scripts/npm-tools.sh
 node contracts/build.mjs --check

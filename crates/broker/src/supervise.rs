@@ -49,13 +49,10 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    /// `revoked`, `expired` or `lost_contact` (the evidence's `stopped.reason`).
+    /// `revoked`, `expired` or `lost_contact` (the evidence's `stopped.reason`, named by
+    /// `zt_core::capability::report::StopKind`).
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Revoked { .. } => "revoked",
-            Self::Expired { .. } => "expired",
-            Self::LostContact { .. } => "lost_contact",
-        }
+        self.kind().as_str()
     }
 
     /// The detail.

@@ -9,10 +9,19 @@ use std::time::Duration;
 
 use crate::{s, sandboxed, stderr, stdout};
 
-const PY: &str = "/usr/bin/python3.11";
+/// Debian's python3 (`scripts/test.sh` installs it when missing), canonical: a grant names
+/// the file, not the link.
+fn py() -> String {
+    std::fs::canonicalize("/usr/bin/python3")
+        .expect("Debian's /usr/bin/python3 (apt-get install python3)")
+        .display()
+        .to_string()
+}
 
-fn python(grants: &str, code: &str) -> std::process::Output {
-    sandboxed(grants, &[PY, "-I", "-c", code])
+/// `python3 -I -c CODE` in a sandbox that may run python and nothing else.
+fn python(code: &str) -> std::process::Output {
+    let py = py();
+    sandboxed(&format!(r#"{{"exec":["{py}"]}}"#), &[&py, "-I", "-c", code])
 }
 
 /// A write grant is not a read grant.
@@ -52,7 +61,7 @@ fn udp_is_not_restricted() {
         udp.local_addr().unwrap().port(),
         tcp.local_addr().unwrap().port()
     );
-    let o = python(r#"{"exec":["/usr/bin/python3.11"]}"#, &code);
+    let o = python(&code);
     assert_eq!(stdout(&o), "tcp refused\n", "{}", stderr(&o));
     let mut buf = [0u8; 16];
     let (n, _) = udp.recv_from(&mut buf).expect("the datagram arrived");
@@ -81,7 +90,7 @@ fn pathname_unix_sockets_are_not_restricted_abstract_ones_are() {
         s(&path),
         name
     );
-    let o = python(r#"{"exec":["/usr/bin/python3.11"]}"#, &code);
+    let o = python(&code);
     assert_eq!(stdout(&o), "connected\nrefused\n", "{}", stderr(&o));
     assert!(pathname.accept().is_ok(), "the pathname socket was reached");
     drop(abstract_);
@@ -145,10 +154,7 @@ fn resources_are_not_limited() {
         ],
     );
     assert_eq!(stdout(&o), "64\n", "{}", stderr(&o));
-    let o = python(
-        r#"{"exec":["/usr/bin/python3.11"]}"#,
-        "b = bytearray(256 << 20); print(len(b) >> 20)",
-    );
+    let o = python("b = bytearray(256 << 20); print(len(b) >> 20)");
     assert_eq!(stdout(&o), "256\n", "{}", stderr(&o));
 }
 

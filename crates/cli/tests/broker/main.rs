@@ -20,7 +20,21 @@ use std::time::{Duration, Instant};
 
 use zt_broker::supervise::{StopReason, Supervised};
 
-const BIN: &str = env!("CARGO_BIN_EXE_zt-audit");
+/// The `zt-audit` under test: this build, or the one `ZT_AUDIT_UNDER_TEST` names (how the
+/// attack tests were run against the commit before the fix, to watch each attack succeed).
+struct Bin;
+
+impl AsRef<std::ffi::OsStr> for Bin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| {
+            std::env::var_os("ZT_AUDIT_UNDER_TEST")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_zt-audit").into())
+        })
+    }
+}
+
+const BIN: Bin = Bin;
 
 fn sandboxed(grants: &str, argv: &[&str]) -> Output {
     Command::new(BIN)

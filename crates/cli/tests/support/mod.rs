@@ -28,10 +28,13 @@ pub fn python() -> String {
         .to_owned()
 }
 
-/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with.
+/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with. The
+/// binary is this build's, or the one `ZT_AUDIT_UNDER_TEST` names.
 pub fn spawn_server(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
+    let bin = std::env::var_os("ZT_AUDIT_UNDER_TEST")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_zt-audit").into());
+    let mut child = std::process::Command::new(bin)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
