@@ -39,6 +39,12 @@ pub enum BrokerError {
         /// The path.
         path: String,
     },
+    /// A read or write grant could not be made `noexec` where the command reaches it.
+    #[error("granted path {path} could not be mounted noexec (grant a folder below it)")]
+    NotNoexec {
+        /// The path.
+        path: String,
+    },
     /// Building the namespaces or mounts failed.
     #[error("sandbox: {step}")]
     Isolate {

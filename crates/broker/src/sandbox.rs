@@ -367,6 +367,24 @@ impl Plan {
                 remount_noexec(&tree, &o.path)?;
             }
         }
+        // What the command will reach at each data grant is a noexec mount, whatever the
+        // mounts above did (a mount over `/` is not where lookups start, say): checked, not
+        // assumed.
+        for o in &data {
+            let now = paths::open_no_links(&o.path).map_err(|problem| {
+                BrokerError::GrantPath(GrantPathError {
+                    access: "mount",
+                    path: o.path.display().to_string(),
+                    problem,
+                })
+            })?;
+            let st = rustix::fs::fstatvfs(&now).map_err(errno_step("checking a grant's mount"))?;
+            if !st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC) {
+                return Err(BrokerError::NotNoexec {
+                    path: o.path.display().to_string(),
+                });
+            }
+        }
         Ok(())
     }
 
