@@ -530,6 +530,12 @@ fn attack_6_an_agent_cannot_write_its_own_execution_record() {
         "broker": "broker-1", "grants": {"read": ["/"], "exec": ["/"], "sandbox": "nono"},
         "command": ["/usr/bin/rm", "-rf", "/evidence"], "landlock_abi": 6, "unscoped": false,
         "outcome": {"ran": true, "exit_code": 0, "signal": null, "duration_ms": 5, "stopped": null}}});
+    // the unsigned report shape an agent could file before brokers had keys: no execution
+    let unsigned = json!({"decision": allow, "capability_id": id, "sandbox": "nono",
+        "grants": {"read": ["/"], "exec": ["/"]}, "command": ["/usr/bin/rm", "-rf", "/evidence"],
+        "exit_code": 0, "signal": null, "duration_ms": 5, "stopped": null});
+    let (st, v) = cp.call("POST", "/executions", &ta, Some(unsigned));
+    assert_eq!(st, 400, "{v}");
     for _ in 0..2 {
         let (st, v) = cp.call("POST", "/executions", &ta, Some(invented.clone()));
         assert_eq!(
@@ -604,6 +610,11 @@ fn attack_8_a_genuine_runs_record_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let (cp, ta, _) = setup(tmp.path());
     let (_, cap) = cp.issue(60, json!({"exec": ["/usr/bin/true"]}));
+    // the local convenience: its (claim's) sealed answer verifies too
+    let o = run(&mut broker(&cp, &cap, &ta, &["/usr/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is on record as"), "{}", stderr(&o));
     let svc = cp.broker_service(tmp.path(), "broker-1", &[], &[]);
     let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/true"]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -623,16 +634,40 @@ fn attack_8_a_genuine_runs_record_verifies() {
     );
 }
 
-/// Finding 9a: A tree that forks as fast as it can does not outrun its end: the command is init of its
-/// own PID namespace, so a revocation ends every process at once, within a second.
+/// Live processes whose command line starts with `prefix`.
+fn pids_starting(prefix: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = prefix.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(&want))
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+/// Finding 9a: a tree that forks as fast as it can does not outrun its end: the command is
+/// init of its own PID namespace, so a revocation ends every process at once, within a second.
+/// The tree: sixteen chains of a process that starts a session of its own (out of reach of a
+/// process-group signal), forks its successor and exits, so that a kill loop over `/proc` keeps
+/// finding processes newer than its last snapshot.
 #[test]
 fn attack_9a_a_fork_hopping_tree_cannot_outrun_a_revocation() {
     let tmp = tempfile::tempdir().unwrap();
     let (cp, ta, _) = setup(tmp.path());
-    let (id, cap) = cp.issue(60, json!({"exec": ["/usr/bin/dash", "/usr/bin/sleep"]}));
-    // a marker that would outlive a broken stop, and a process that forks its successor and
-    // exits, forever: never at one pid long enough for a walk over /proc to kill it
-    let hop = "/usr/bin/sleep 47.25 & hop() { (hop &) }; hop; exec /usr/bin/sleep 30";
+    let (id, cap) = cp.issue(
+        60,
+        json!({"exec": ["/usr/bin/dash", "/usr/bin/sleep", "/usr/bin/setsid"]}),
+    );
+    // each generation: `setsid -f` forks a child in a new session running the next one, and
+    // leaves; bounded (each chain ends by itself after 5,000 generations)
+    let hop = r#"export H='[ "$1" -gt 0 ] && exec /usr/bin/setsid -f /bin/sh -c "$H" hop $(($1 - 1))'
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do /bin/sh -c "$H" hop 5000 & done
+/usr/bin/sleep 47.25 &
+exec /usr/bin/sleep 30"#;
+    let h = r#"[ "$1" -gt 0 ] && exec /usr/bin/setsid -f /bin/sh -c "$H" hop $(($1 - 1))"#;
     let mut child = broker(&cp, &cap, &ta, &["/bin/sh", "-c", hop])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -645,15 +680,45 @@ fn attack_9a_a_fork_hopping_tree_cannot_outrun_a_revocation() {
     let revoked = Instant::now();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137));
-    // the broker returns once the namespace is gone
-    let mut left = pids_running(&["/usr/bin/sleep", "47.25"]);
-    left.extend(pids_running(&["/bin/sh", "-c", hop]));
     let took = revoked.elapsed();
-    for p in &left {
-        let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
+    std::thread::sleep(Duration::from_millis(300));
+    let survivors = || {
+        let mut left = pids_running(&["/usr/bin/sleep", "47.25"]);
+        left.extend(pids_starting(&["/bin/sh", "-c", h]));
+        left.extend(pids_starting(&[
+            "/usr/bin/setsid",
+            "-f",
+            "/bin/sh",
+            "-c",
+            h,
+        ]));
+        left
+    };
+    let left = survivors();
+    // Whatever outlived the stop is frozen first (a stopped process forks no more), then killed.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = survivors();
+        if now.is_empty() || Instant::now() > until {
+            break;
+        }
+        for p in &now {
+            let _ = nix_kill(*p, "-STOP");
+        }
+        for p in &now {
+            let _ = nix_kill(*p, "-KILL");
+        }
     }
-    assert!(left.is_empty(), "outlived the revocation: {left:?}");
+    assert!(
+        left.is_empty(),
+        "{} processes outlived the revocation",
+        left.len()
+    );
     assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+fn nix_kill(pid: i32, sig: &str) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill").args([sig, &pid.to_string()]).status()
 }
 
 /// Finding 9b: Below Landlock ABI 6 (no signal scoping) the broker refuses unless its operator allowed

@@ -209,11 +209,18 @@ fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
     // a read grant of `/` cannot be made noexec where the command looks (the root is where
     // lookups start, not a mount above it): refused rather than left executable
     let o = sandboxed(
-        &format!(r#"{{"read":["/"],"write":["{}"],"exec":["/usr/bin/dash"]}}"#, s(a.path())),
+        &format!(
+            r#"{{"read":["/"],"write":["{}"],"exec":["/usr/bin/dash"]}}"#,
+            s(a.path())
+        ),
         &["/bin/sh", "-c", &touch],
     );
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(stderr(&o).contains("could not be mounted noexec"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("could not be mounted noexec"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!marker.exists());
     // positive control: the same command with fitting grants runs
     let o = sandboxed(
