@@ -309,6 +309,23 @@ fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>), String> {
     Ok((req, fds))
 }
 
+/// Answers a connection the broker has no place for, then reads what it sent for a moment
+/// before closing: closing over unread data would reset the connection and lose the answer.
+fn refuse_busy(stream: &UnixStream, busy: &Answer) {
+    let mut w = stream;
+    let _ = w.write_all(&busy.to_line());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let mut read = 0;
+    while read < MAX_REQUEST {
+        match std::io::Read::read(&mut w, &mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+}
+
 /// Sends `req` with the caller's standard streams over `socket` and waits for the answer
 /// (`zt-audit broker ask`).
 pub fn ask(socket: &Path, req: &Request) -> Result<Answer, String> {
@@ -432,10 +449,19 @@ pub async fn serve(
                 if stream.set_nonblocking(false).is_err() {
                     continue;
                 }
+                // A run's place is taken before its request is read: at most `max_runs`
+                // connections are read or run at once; one more is told so and closed.
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    let busy = Answer::refused(format!(
+                        "the broker is running {} commands already; ask again later",
+                        config.max_runs
+                    ));
+                    tokio::task::spawn_blocking(move || refuse_busy(&stream, &busy));
+                    continue;
+                };
                 let config = Arc::clone(&config);
-                let permits = Arc::clone(&permits);
                 tokio::spawn(async move {
-                    let Ok(_permit) = permits.acquire_owned().await else { return };
+                    let _permit = permit;
                     handle(config, stream).await;
                 });
             }

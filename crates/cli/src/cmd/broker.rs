@@ -87,15 +87,25 @@ pub struct ControlPlaneArgs {
 }
 
 impl ControlPlaneArgs {
+    /// The control plane as this principal: its token, and its SVID (--cert, --key) if any.
     fn client(&self, token: Option<&str>) -> Result<ClientConfig> {
+        self.client_as(token, true)
+    }
+
+    /// `identity: false`: without this principal's client certificate (a broker asking a
+    /// decision as an agent must not present its own SVID, which would speak for the broker).
+    fn client_as(&self, token: Option<&str>, identity: bool) -> Result<ClientConfig> {
         let ring = std::fs::read(&self.keyring)
             .with_context(|| format!("cannot read keyring {}", self.keyring.display()))?;
         let pinned = PinnedKey::from_keyring_json(&ring)
             .with_context(|| format!("keyring {}", self.keyring.display()))?;
         let mut client = ClientConfig::new(self.control_plane.clone(), pinned);
         client.token = token.map(|t| t.trim().into());
-        client.tls =
-            zt_tls::ClientTls::from_files(self.ca.as_ref(), self.cert.as_ref(), self.key.as_ref());
+        client.tls = if identity {
+            zt_tls::ClientTls::from_files(self.ca.as_ref(), self.cert.as_ref(), self.key.as_ref())
+        } else {
+            zt_tls::ClientTls::from_files(self.ca.as_ref(), None, None)
+        };
         Ok(client)
     }
 }
@@ -331,7 +341,7 @@ fn run_broker(a: RunArgs) -> Result<ExitCode> {
 use std::os::fd::AsFd;
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
-    let agents = a.control_plane.client(None)?;
+    let agents = a.control_plane.client_as(None, false)?;
     let broker_client = a.control_plane.client(a.broker_token.as_deref())?;
     let pem = std::fs::read_to_string(&a.report_key)
         .with_context(|| format!("cannot read report key {}", a.report_key.display()))?;

@@ -647,3 +647,39 @@ fn a_process_that_leaves_the_group_is_stopped_too() {
         "pid {escaped} left the process group and outlived the revocation"
     );
 }
+
+/// A client that connects and sends nothing holds one run's place only until it leaves (or
+/// for five seconds); past `--max-runs` a request is told the broker is busy at once, and the
+/// command does not start.
+#[test]
+fn a_broker_service_holds_no_more_requests_than_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cp, ta, _) = setup(tmp.path());
+    let svc = cp.broker_service(tmp.path(), "broker-1", &["--max-runs", "1"], &[]);
+    let (_, cap) = cp.issue(60, json!({"exec": ["/usr/bin/true"]}));
+    let idle = std::os::unix::net::UnixStream::connect(&svc.socket).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/true"]));
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("running 1 commands already"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/true"]));
+        if o.status.code() == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr(&o));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
