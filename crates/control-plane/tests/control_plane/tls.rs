@@ -315,3 +315,112 @@ fn a_revoked_agents_svid_speaks_for_nobody_until_bound_again() {
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
 }
+
+/// A broker may be its own SPIFFE ID: over mTLS its SVID files its signed reports (no token),
+/// and speaks for no agent; nor may an agent be bound to the broker's ID.
+#[test]
+fn a_brokers_svid_files_its_reports_and_speaks_for_no_agent() {
+    use zt_core::capability::report::{ExecutionReport, Outcome};
+    const BROKER: &str = "spiffe://td-a.test/broker/b1";
+    let pki = Pki::new();
+    let cp = start(
+        &pki.dir.path().join("cp"),
+        Options {
+            tls: Some(pki.server()),
+            ..Options::default()
+        },
+    );
+    let admin = cp.admin_token.clone().unwrap();
+    let ca = pki.server_ca();
+    let url = |p: &str| format!("{}{p}", cp.base);
+    let admin_post = |path: &str, body: Value| curl(&ca, &url(path), None, Some(&admin), &body);
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-a"})).unwrap();
+    assert_eq!(s, 201, "{v}");
+    let token_a = v["token"].as_str().unwrap().to_owned();
+    let (s, v) = admin_post(
+        "/policies",
+        json!({"action": "files.read", "resource": "data/x", "actor": "agent-a"}),
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{v}");
+    let key = zt_core::crypto::SigningKey::generate();
+    let (s, v) = admin_post(
+        "/brokers",
+        json!({"name": "b1", "public_key": key.public_key().to_pem(), "spiffe_id": BROKER}),
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = admin_post("/agents", json!({"actor": "agent-x", "spiffe_id": BROKER})).unwrap();
+    assert_eq!(s, 409, "the broker's ID is taken: {v}");
+    let grants = json!({"exec": ["/usr/bin/true"]});
+    let (s, v) = admin_post(
+        "/capabilities",
+        json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60, "grants": grants}),
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{v}");
+    let (id, cap) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    );
+    let (s, v) = curl(
+        &ca,
+        &url("/actions"),
+        None,
+        Some(&token_a),
+        &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "capability": cap}),
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let allow = v["audit"]["current_hash"].as_str().unwrap().to_owned();
+    let svid = pki.svid("broker", &[BROKER], Validity::Now);
+    // the broker's SVID asks for nothing as an agent
+    let (s, v) = curl(
+        &ca,
+        &url("/actions"),
+        Some(&svid),
+        None,
+        &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x"}),
+    )
+    .unwrap();
+    assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
+    // its report, signed, over its SVID alone
+    let report = ExecutionReport {
+        decision: zt_core::Hash32::from_hex(&allow).unwrap(),
+        capability_id: id,
+        actor: "agent-a".into(),
+        broker: "b1".into(),
+        grants: zt_core::capability::Grants::from_value(
+            &zt_core::json::parse(grants.to_string().as_bytes()).unwrap(),
+        )
+        .unwrap(),
+        command: vec!["/usr/bin/true".into()],
+        landlock_abi: Some(6),
+        unscoped: false,
+        outcome: Outcome::Ran {
+            exit_code: Some(0),
+            signal: None,
+            duration_ms: 2,
+            stopped: None,
+        },
+    };
+    let body: Value = serde_json::from_slice(&zt_broker::run::filed_json(
+        &report,
+        Some(&("b1".into(), key)),
+    ))
+    .unwrap();
+    let (s, v) = curl(&ca, &url("/executions"), Some(&svid), None, &body).unwrap();
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v["audit"]["context"]["identity"].as_str(),
+        Some(BROKER),
+        "{v}"
+    );
+    cp.stop();
+    let report = verify_store(
+        &pki.dir.path().join("cp/decisions.db"),
+        &std::fs::read(pki.dir.path().join("cp/keyring.json")).unwrap(),
+    );
+    assert!(report.ok, "{:?}", report.errors);
+    assert_eq!(report.executions.attested, 1, "{:?}", report.executions);
+}
