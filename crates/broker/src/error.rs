@@ -33,6 +33,14 @@ pub enum BrokerError {
         /// The code path (an exec grant, the loader, a system library folder).
         code: String,
     },
+    /// A grant covers one of the broker's own files (its report key).
+    #[error("grant {grant} covers {file}, the broker's own: a command run as the broker's user would read it")]
+    CoversBrokerFile {
+        /// The grant.
+        grant: String,
+        /// The broker's file.
+        file: String,
+    },
     /// A grant was replaced while the sandbox was being built.
     #[error("granted path {path} changed while the sandbox was built (another file is there now)")]
     Swapped {

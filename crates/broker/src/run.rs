@@ -100,6 +100,9 @@ pub struct RunConfig {
     /// This run's helper is the only child of this process (`broker run`): every other child
     /// is taken for one of the command's and killed with it. `false` in `broker serve`.
     pub sole: bool,
+    /// Files no grant may cover (canonical): the broker's report key. The command runs as the
+    /// broker's user, so a grant over its key would let the command sign as the broker.
+    pub protected: Vec<PathBuf>,
     /// Between status polls (200 ms).
     pub poll_every: Duration,
     /// Per poll, and the longest time without a successful answer before the command is
@@ -126,6 +129,7 @@ impl RunConfig {
             unscoped: false,
             attest: None,
             sole: true,
+            protected: Vec::new(),
             poll_every: Duration::from_millis(200),
             contact_timeout: Duration::from_secs(1),
         }
@@ -149,6 +153,27 @@ pub fn check_env(env: &[(OsString, OsString)]) -> Result<(), BrokerError> {
                 name: text.into_owned(),
                 why,
             });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses grants that cover (or lie below) one of the broker's own files.
+pub fn check_protected(grants: &Grants, protected: &[PathBuf]) -> Result<(), BrokerError> {
+    use zt_core::capability::{covers, Access};
+    for p in protected {
+        let text = p.display().to_string();
+        for access in [Access::Read, Access::Write, Access::Exec] {
+            if let Some(g) = grants
+                .paths(access)
+                .iter()
+                .find(|g| covers(g, &text) || covers(&text, g))
+            {
+                return Err(BrokerError::CoversBrokerFile {
+                    grant: g.clone(),
+                    file: text,
+                });
+            }
         }
     }
     Ok(())
@@ -387,6 +412,7 @@ fn start(
     grants: &Grants,
 ) -> Result<(Supervised, Option<u32>), BrokerError> {
     check_env(&config.env)?;
+    check_protected(grants, &config.protected)?;
     let path_var = config
         .env
         .iter()
@@ -753,6 +779,25 @@ mod tests {
             st(410, &status_body("active", t)),
             Status::Stop(_)
         ));
+    }
+
+    #[test]
+    fn no_grant_reaches_the_brokers_own_key() {
+        let key = PathBuf::from("/etc/zt/broker/report-key.pem");
+        let g = |read: &str| Grants {
+            read: vec![read.into()],
+            ..Grants::default()
+        };
+        assert!(check_protected(&g("/srv/data"), std::slice::from_ref(&key)).is_ok());
+        for over in ["/etc", "/etc/zt/broker", "/etc/zt/broker/report-key.pem"] {
+            assert!(
+                matches!(
+                    check_protected(&g(over), std::slice::from_ref(&key)),
+                    Err(BrokerError::CoversBrokerFile { .. })
+                ),
+                "{over}"
+            );
+        }
     }
 
     #[test]

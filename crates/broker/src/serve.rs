@@ -63,8 +63,10 @@ pub struct ServeConfig {
     pub launcher: Launcher,
     /// Run below Landlock ABI 6 when the kernel has nothing better (recorded).
     pub unscoped: bool,
-    /// Runs at once; further requests wait.
+    /// Runs at once; a request past it is told the broker is busy.
     pub max_runs: usize,
+    /// Files no grant may cover (the report key, canonical).
+    pub protected: Vec<PathBuf>,
 }
 
 /// One agent's request.
@@ -398,6 +400,7 @@ async fn handle(config: Arc<ServeConfig>, stream: UnixStream) {
             rc.unscoped = config.unscoped;
             rc.attest = Some(config.attest.clone());
             rc.sole = false;
+            rc.protected = config.protected.clone();
             Answer::of(&run::run(rc).await)
         }
         Ok(Err(why)) => Answer::refused(format!("bad request: {why}")),

@@ -683,3 +683,43 @@ fn a_broker_service_holds_no_more_requests_than_runs() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The command runs as the broker's user: a grant over the broker's report key would let it
+/// read the key and sign as the broker. Such a run is refused; and a broker whose key others
+/// can read does not start.
+#[test]
+fn no_command_reaches_the_brokers_own_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let (cp, ta, _) = setup(&base);
+    let svc = cp.broker_service(&base, "broker-1", &[], &[]);
+    let keys = base.join("broker-1-keys");
+    let (_, cap) = cp.issue(60, json!({"read": [s(&keys)], "exec": ["/usr/bin/cat"]}));
+    let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/cat", s(&keys.join("private.pem"))]));
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("PRIVATE KEY"));
+    assert!(stderr(&o).contains("the broker's own"), "{}", stderr(&o));
+    drop(svc);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        keys.join("private.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = run(Command::new(BIN).args([
+        "broker",
+        "serve",
+        "--control-plane",
+        &cp.base,
+        "--keyring",
+        s(&cp.keyring()),
+        "--name",
+        "broker-1",
+        "--report-key",
+        s(&keys.join("private.pem")),
+        "--socket",
+        s(&base.join("other.sock")),
+    ]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("readable by others"), "{}", stderr(&o));
+}
