@@ -134,6 +134,17 @@ fn a_proc_grant_shows_the_hosts_processes() {
         &["/usr/bin/cat", "/proc/1/comm"],
     );
     assert_eq!(stdout(&o), host_init, "{}", stderr(&o));
+    // but not what Landlock counts as tracing them: another process's environment (here this
+    // test's, same user), open descriptors or memory are refused
+    let o = sandboxed(
+        r#"{"read":["/proc"],"exec":["/usr/bin/cat"]}"#,
+        &[
+            "/usr/bin/cat",
+            &format!("/proc/{}/environ", std::process::id()),
+        ],
+    );
+    assert_eq!(stdout(&o), "", "another process's environment was read");
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     // without the grant: nothing
     let o = sandboxed(
         r#"{"exec":["/usr/bin/cat"]}"#,
