@@ -346,6 +346,18 @@ fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {
                             "context member `{k}` is the control plane's own (it sets it for policies to rely on): an agent may not send it"
                         ));
                     }
+                    // Sealed, the context is written in RFC 8785 form: a number whose form is
+                    // an integer no double holds (2^64 is 18446744073709552000) would make a
+                    // record its verifiers refuse.
+                    if let Some((path, n)) = json::first_inexact_number(v) {
+                        let mut text = Vec::new();
+                        json::write_number(n, &mut text);
+                        return Err(format!(
+                            "`context.{}` is {}, whose RFC 8785 form is an integer no double holds exactly: readers would disagree on it; send it as a string",
+                            zt_core::envelope::shorten(&path),
+                            String::from_utf8_lossy(&text)
+                        ));
+                    }
                     req.context = Some(c.clone());
                 }
                 Value::Null => {}
@@ -978,6 +990,14 @@ mod tests {
             (
                 br#"{"actor":"a","action":"x","context":[1]}"#,
                 "`context` must be an object",
+            ),
+            (
+                br#"{"actor":"a","action":"x","context":{"n":9007199254740993}}"#,
+                "no double holds exactly",
+            ),
+            (
+                br#"{"actor":"a","action":"x","context":{"big":[18446744073709551616]}}"#,
+                "`context.big[0]` is 18446744073709552000",
             ),
             (br#"[1]"#, "not an object"),
             (br#"{"actor":"a\u0000","action":"x"}"#, "control character"),

@@ -76,15 +76,6 @@ pub enum EnvelopeError {
         /// Why the value is refused.
         reason: String,
     },
-    /// A number past 2^53-1, where doubles no longer hold integers exactly: two texts would
-    /// share one hash (I-JSON, RFC 7493 §2.2).
-    #[error("member `{path}` holds {found}, outside -(2^53-1)..=2^53-1 where numbers are exact (I-JSON, RFC 7493 section 2.2): two texts would share one hash")]
-    InexactNumber {
-        /// Where (`seq`, `context.amount`, `a[2]`), shortened.
-        path: String,
-        /// The value as parsed (RFC 8785 number form).
-        found: String,
-    },
     /// The HTTP response shape carries a member both at top level and in `audit` with
     /// different values: which one was decided is ambiguous.
     #[error("member `{field}` appears both at top level and in `audit` with different values")]

@@ -5,6 +5,16 @@
 //! exactly the kind of ambiguity evidence must not have). Numbers are IEEE 754 doubles, as in
 //! RFC 8785 §3.2.2.3; they are parsed with correct rounding.
 //!
+//! **Numbers and their readers.** Readers differ on one kind of number text only: an
+//! integer-form text (no fraction, no exponent) that no double holds exactly. ECMAScript reads
+//! `9007199254740993` as the double 9007199254740992; Python's `json`, Go's `json.Number` or a
+//! `BigInt` reader keep it exact. Such a text is refused at parse ([`parse`]): two readers of one
+//! record would hold two values while one hash covers them. Every other number text is fine,
+//! however large: `1e+21` (the double 10^21, as `JSON.stringify` writes it), `1e20`,
+//! `100000000000000000000` (10^20 exactly) and `0.1` all mean one double to every reader. What is
+//! produced is checked the same way ([`first_inexact_number`]): a double whose RFC 8785 text is
+//! such an integer (2^68 is `295147905179352830000`) has no text every reader agrees on.
+//!
 //! Serialization:
 //! - [`canonicalize`]: RFC 8785. Members sorted by their UTF-16 code units, strings escaped per
 //!   §3.2.2.2 (only `"`, `\`, and U+0000..U+001F; `\b \t \n \f \r` short forms, other controls as
@@ -126,7 +136,125 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = Value::deserialize(&mut de).map_err(JsonError::from_serde)?;
     de.end().map_err(JsonError::from_serde)?;
+    if let Some(e) = inexact_integer_text(bytes, &value) {
+        return Err(e);
+    }
     Ok(value)
+}
+
+/// Whether an integer-form number text (`-?[0-9]+`) reads exactly as the double it rounds to:
+/// a reader that keeps integers exact then holds the same value as one that reads doubles.
+pub fn integer_text_is_exact(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    // Every integer below 10^15 is exact (2^53 is about 9.007e15).
+    if digits.len() <= 15 {
+        return true;
+    }
+    match text.parse::<f64>() {
+        // `{:.0}` of a double that is an integer is its exact decimal expansion.
+        Ok(f) if f.is_finite() => format!("{:.0}", f.abs()) == digits,
+        _ => false,
+    }
+}
+
+/// Whether a number text is integer-form (no fraction, no exponent).
+fn integer_form(text: &str) -> bool {
+    !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
+/// The number tokens of a JSON text that parsed, in order: (byte offset, text).
+fn number_texts(bytes: &[u8]) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                out.push((start, std::str::from_utf8(&bytes[start..i]).unwrap_or("")));
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// The paths of the numbers in `v`, in text order (depth first, members in order).
+fn number_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Number(_) => out.push(prefix.to_owned()),
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                number_paths(x, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m.iter() {
+                let p = if prefix.is_empty() {
+                    k.to_owned()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                number_paths(x, &p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The refusal of the first integer-form number text of `bytes` that no double holds exactly.
+fn inexact_integer_text(bytes: &[u8], value: &Value) -> Option<JsonError> {
+    // Most texts have no run of 16 digits at all: one pass over the bytes, nothing allocated.
+    let mut run = 0;
+    if !bytes.iter().any(|b| {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        run > 15
+    }) {
+        return None;
+    }
+    let texts = number_texts(bytes);
+    let (n, (offset, text)) = texts
+        .iter()
+        .enumerate()
+        .find(|(_, (_, t))| integer_form(t) && !integer_text_is_exact(t))?;
+    let mut paths = Vec::with_capacity(texts.len());
+    number_paths(value, "", &mut paths);
+    let path = paths.get(n).cloned().unwrap_or_default();
+    let before = &bytes[..*offset];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    let mut rounded = Vec::new();
+    write_number(text.parse::<f64>().unwrap_or(0.0), &mut rounded);
+    Some(JsonError {
+        message: format!(
+            "number {}{} is an integer no double holds exactly: read exactly it is another value than the double {} that a hash covers (I-JSON, RFC 7493 section 2.2)",
+            truncate_for_message(text),
+            if path.is_empty() {
+                String::new()
+            } else {
+                format!(" (`{}`)", truncate_for_message(&path))
+            },
+            String::from_utf8_lossy(&rounded)
+        ),
+        line,
+        column,
+    })
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -141,17 +269,19 @@ struct ValueVisitor;
 /// `Number.MAX_SAFE_INTEGER`).
 pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 
-/// The first number in `v` (depth first, members in order) outside -(2^53-1)..=2^53-1, with
-/// its path (`context.n`, `a[2]`). Past 2^53 most integers have no double of their own, so two
-/// texts (`9007199254740992`, `9007199254740993`) parse to one value: a record holding such a
-/// number could say one thing while its hash and signature cover another. I-JSON (RFC 7493
-/// §2.2) tells senders not to expect them to be exact; evidence refuses them. (The parser
-/// itself accepts them: RFC 8785's own vectors use them.)
+/// The first number in `v` (depth first, members in order) whose RFC 8785 text is an integer no
+/// double holds exactly (2^68's text `295147905179352830000` is 295147905179352825856 to a
+/// reader that keeps integers exact), with its path (`context.n`, `a[2]`). Such a number cannot
+/// be written into a record every reader agrees on; producers refuse it. (Parsed texts are
+/// checked by [`parse`] itself.)
 pub fn first_inexact_number(v: &Value) -> Option<(String, f64)> {
-    #[allow(clippy::cast_precision_loss, reason = "2^53-1 is exact as a double")]
-    let max = MAX_EXACT_INTEGER as f64;
     match v {
-        Value::Number(n) if n.abs() > max => Some((String::new(), *n)),
+        Value::Number(n) => {
+            let mut text = Vec::new();
+            write_number(*n, &mut text);
+            let text = String::from_utf8_lossy(&text);
+            (integer_form(&text) && !integer_text_is_exact(&text)).then(|| (String::new(), *n))
+        }
         Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
             first_inexact_number(x).map(|(p, n)| (format!("[{i}]{}", dotted(&p)), n))
         }),
@@ -186,8 +316,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     // Integers become doubles, as in ECMAScript: `as` rounds to nearest-even, which is what a
-    // correctly rounded decimal parse of the same integer gives. (Records refuse numbers past
-    // 2^53-1 altogether: [`first_inexact_number`].)
+    // correctly rounded decimal parse of the same integer gives. (A text no double holds
+    // exactly is refused once the value is read: `inexact_integer_text`.)
     #[allow(
         clippy::cast_precision_loss,
         reason = "JSON numbers are IEEE doubles (RFC 8785)"
@@ -431,34 +561,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_without_an_exact_double_are_found_with_their_path() {
-        // Two texts, one double: a record would say one number and be signed for another.
+    fn integer_texts_no_double_holds_are_refused_and_nothing_else() {
+        // Read exactly (Python, Go's json.Number, BigInt) these are other values than the
+        // doubles a hash covers: refused, naming where.
         for (text, path) in [
-            (r#"{"seq":9007199254740992}"#, "seq"),
             (r#"{"seq":9007199254740993}"#, "seq"),
             (r#"{"a":{"b":[1,-9007199254740993]}}"#, "a.b[1]"),
-            (r#"{"x":9007199254740993.0}"#, "x"),
-            (r#"{"x":1e16}"#, "x"),
-            (r#"{"x":18446744073709551616}"#, "x"),
+            (r#"{"x":18446744073709551617}"#, "x"),
+            (r#"{"x":295147905179352830000}"#, "x"),
+            ("[1,\n 12345678901234567891]", "[1]"),
         ] {
-            let v = parse(text.as_bytes()).unwrap();
-            assert_eq!(
-                first_inexact_number(&v).map(|f| f.0),
-                Some(path.to_owned()),
-                "{text}"
+            let e = parse(text.as_bytes())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                e.contains("no double holds exactly") && e.contains(&format!("(`{path}`)")),
+                "{text}: {e}"
             );
         }
+        assert!(parse(b"[1,\n 12345678901234567891]").is_err_and(|e| (e.line, e.column) == (2, 2)));
+        // Every reader agrees on these: exponents, fractions, and integers a double holds.
         for text in [
             r#"{"n":9007199254740991}"#,
-            r#"{"n":-9007199254740991}"#,
+            r#"{"n":9007199254740992}"#,
+            r#"{"n":-9007199254740992}"#,
+            r#"{"n":1e+21}"#,
+            r#"{"n":1e21}"#,
+            r#"{"n":1e20}"#,
+            r#"{"n":100000000000000000000}"#,
+            r#"{"n":9007199254740993.0}"#,
+            r#"{"n":1e16}"#,
+            r#"{"s":"12345678901234567891","n":0.1}"#,
             r#"[0.1,1e15,-0]"#,
         ] {
-            assert_eq!(
-                first_inexact_number(&parse(text.as_bytes()).unwrap()),
-                None,
-                "{text}"
-            );
+            let v = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(first_inexact_number(&v), None, "{text}");
         }
+        // What is produced: a double whose RFC 8785 text is such an integer has no agreed text.
+        let two_68 = Value::Array(vec![Value::Number(1.0), Value::Number(2f64.powi(68))]);
+        assert_eq!(
+            first_inexact_number(&two_68).map(|f| f.0),
+            Some("[1]".to_owned())
+        );
+        // 2^64 as its exact text is read alike by all; as a produced number its RFC 8785 text
+        // (18446744073709552000) is not
+        assert!(parse(b"18446744073709551616").is_ok());
+        assert!(first_inexact_number(&Value::Number(2f64.powi(64))).is_some());
+        assert!(integer_text_is_exact("295147905179352825856"));
+        assert!(!integer_text_is_exact("295147905179352830000"));
     }
 
     #[test]
@@ -515,6 +666,16 @@ mod tests {
             let mut out = Vec::new();
             write_number(f, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), want, "bits {bits}");
+            // Reading the text back: an integer no double holds is refused, the rest is `f`.
+            let exact = !integer_form(want) || integer_text_is_exact(want);
+            match parse(want.as_bytes()) {
+                Ok(Value::Number(back)) => {
+                    assert!(exact, "{want} was read though no double holds it");
+                    assert!(back == f, "{want} read as {back}");
+                }
+                Ok(other) => panic!("{want}: {other:?}"),
+                Err(e) => assert!(!exact, "{want}: {e}"),
+            }
             rows += 1;
         }
         assert!(rows >= 20, "numbers.txt too short: {rows}");
@@ -563,9 +724,14 @@ mod tests {
             if k != "n" { m.push("n".into(), Value::Number(n)); }
             let v = Value::Object(m);
             let once = canonicalize(&v);
-            let reparsed = parse(&once).unwrap();
-            proptest::prop_assert_eq!(&reparsed.as_object().unwrap().get(&k), &Some(&Value::String(s)));
-            proptest::prop_assert_eq!(canonicalize(&reparsed), once);
+            // A double whose canonical text is an integer no double holds is exactly what the
+            // reader refuses; everything else reads back to the same bytes.
+            let read = parse(&once);
+            proptest::prop_assert_eq!(read.is_ok(), first_inexact_number(&v).is_none());
+            if let Ok(reparsed) = read {
+                proptest::prop_assert_eq!(&reparsed.as_object().unwrap().get(&k), &Some(&Value::String(s)));
+                proptest::prop_assert_eq!(canonicalize(&reparsed), once);
+            }
         }
     }
 }

@@ -5,12 +5,14 @@ Parsing (:func:`loads`) follows I-JSON (RFC 7493), like the Rust verifier (``zt_
 - duplicate member names are refused (``object_pairs_hook``);
 - strings must be valid Unicode (no lone surrogates, which ``json.loads`` would let through);
 - non-finite numbers (``1e999``, ``NaN``, ``Infinity``) are refused;
-- with ``exact_numbers=True`` (the default, what evidence needs) any number outside
-  -(2^53-1)..=2^53-1 is refused: past that, two texts (``9007199254740992`` and
-  ``9007199254740993``) are one double, so a record could say one thing and be signed for
-  another.
+- with ``exact_numbers=True`` (the default, what evidence needs) an integer-form number text (no
+  fraction, no exponent) that no double holds exactly is refused: ``9007199254740993`` is
+  that integer to this reader (Python keeps integers exact) and the double 9007199254740992 to
+  an ECMAScript one, so one record would hold two values under one hash. Every other number
+  text is fine, however large: ``1e+21``, ``1e20``, ``100000000000000000000`` (10^20 exactly),
+  ``0.1``. The Rust core applies the same rule (``zt_core::json::parse``).
 
-Every JSON number is an IEEE 754 double (RFC 8785 §3.2.2.3). Integers inside the exact range
+Every JSON number is an IEEE 754 double (RFC 8785 §3.2.2.3). Integers inside -(2^53-1)..=2^53-1
 are kept as ``int`` (their double is exact, and their ECMAScript form is their decimal form);
 other numbers become ``float``. ``True``/``False`` are never confused with ``1``/``0``.
 
@@ -78,18 +80,23 @@ def loads(text: bytes | str, *, exact_numbers: bool = True) -> JsonValue:
 
     def parse_int(s: str) -> int | float:
         n = int(s)
-        if abs(n) > MAX_EXACT_INTEGER:
-            if exact_numbers:
-                raise JsonError(f"number {s[:40]} is outside -(2^53-1)..=2^53-1 (I-JSON)")
-            return float(n)  # correctly rounded to the nearest double
-        return n
+        if abs(n) <= MAX_EXACT_INTEGER:
+            return n
+        try:
+            f = float(n)  # correctly rounded to the nearest double
+        except OverflowError as e:
+            raise JsonError("number out of the IEEE 754 double range") from e
+        if exact_numbers and f != n:  # int and float compare exactly
+            raise JsonError(
+                f"number {s[:40]} is an integer no double holds exactly: read exactly it is "
+                f"another value than the double {es6_number(f)} a hash covers (I-JSON)"
+            )
+        return f
 
     def parse_float(s: str) -> float | int:
         f = float(s)
         if not math.isfinite(f):
             raise JsonError("number out of the IEEE 754 double range")
-        if exact_numbers and abs(f) > MAX_EXACT_INTEGER:
-            raise JsonError(f"number {s[:40]} is outside -(2^53-1)..=2^53-1 (I-JSON)")
         return f
 
     def parse_constant(s: str) -> Any:

@@ -406,7 +406,7 @@ async fn clients_that_trust_a_200_fail_the_client_suite() {
 }
 
 /// Every v1 fixture record has the envelope's shape, except the one whose number no double
-/// holds exactly.
+/// holds exactly; large doubles match, integers no double holds do not.
 #[test]
 fn v1_fixtures_match_the_envelope_schema() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/v1");
@@ -426,7 +426,10 @@ fn v1_fixtures_match_the_envelope_schema() {
             let res = check(Schema::Envelope, &v);
             let name = p.file_name().unwrap().to_string_lossy();
             if name == "number-past-2-53.jsonl" && i == 1 {
-                assert!(res.is_err(), "{name} {i}: past 2^53-1 must not match");
+                assert!(
+                    res.is_err(),
+                    "{name} {i}: an integer no double holds must not match"
+                );
             } else {
                 assert!(res.is_ok(), "{name} {i}: {res:?}");
             }
@@ -452,6 +455,29 @@ fn v1_fixtures_match_the_envelope_schema() {
         let mut bad = valid.clone();
         bad[k] = v;
         assert!(check(Schema::Envelope, &bad).is_err(), "{k}");
+    }
+    // numbers in the context: what every reader agrees on matches, however large
+    for (text, agreed) in [
+        ("9007199254740992", true),
+        ("9007199254740993", false),
+        ("-9007199254740995", false),
+        ("18446744073709549568", true),
+        ("18446744073709551614", false),
+        ("18446744073709551615", false),
+        ("1e+21", true),
+        ("1e20", true),
+        ("0.1", true),
+        ("-1.7976931348623157e308", true),
+    ] {
+        let mut with = valid.clone();
+        with["context"]["n"] = serde_json::from_str(text).unwrap();
+        assert_eq!(check(Schema::Envelope, &with).is_ok(), agreed, "{text}");
+        // and the core reads the same text the same way
+        assert_eq!(
+            zt_core::json::parse(text.as_bytes()).is_ok(),
+            agreed,
+            "{text}"
+        );
     }
 }
 
