@@ -23,6 +23,16 @@ pub enum PolicyError {
     /// A Cedar feature this control plane does not take.
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// A policy past one of the limits that keep its parse and evaluation bounded.
+    #[error("policy has {found} {what}, more than the {max} a policy may have (the limit keeps parsing and deciding within a thread's stack)")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// How many.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A rule that makes no sense.
     #[error("invalid rule: {0}")]
     Invalid(String),

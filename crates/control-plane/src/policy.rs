@@ -87,6 +87,8 @@ pub struct PolicyEngine {
     reasons: BTreeMap<String, String>,
     version: String,
     authorizer: Authorizer,
+    /// Stack a decision needs for the deepest policy of the set ([`stack_for`]).
+    stack: usize,
 }
 
 /// The policies a new control plane starts with.
@@ -106,11 +108,103 @@ fn uid(type_name: &str, id: &str) -> Result<EntityUid, PolicyError> {
 }
 
 /// Splits Cedar policy-set text into entries; ids from `@id` or `fresh_id`.
+/// Most operators (`&&`, `||`, `!`, `-`, comparisons, `.`, `in`, `has`, `like`, `if`) in one
+/// policy text: Cedar parses and evaluates expressions recursively, so their number bounds the
+/// stack an evaluation needs on a request's thread.
+pub const MAX_OPERATORS: usize = 1024;
+/// Deepest nesting of `(`, `[` and `{` in one policy text.
+pub const MAX_NESTING: usize = 64;
+
+/// Checks the limits above on a policy text (string literals and `//` comments skipped), before
+/// Cedar sees it: a refusal names the limit instead of a parser running out of stack.
+pub fn check_limits(text: &str) -> Result<usize, PolicyError> {
+    let b = text.as_bytes();
+    let (mut ops, mut depth, mut deepest) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    let word = |i: usize, w: &[u8]| {
+        b[i..].starts_with(w)
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && b.get(i + w.len())
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+    };
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'&' | b'|' if b.get(i + 1) == Some(&b[i]) => {
+                ops += 1;
+                i += 1;
+            }
+            b'=' | b'!' | b'<' | b'>' if b.get(i + 1) == Some(&b'=') => {
+                ops += 1;
+                i += 1;
+            }
+            b'!' | b'-' | b'+' | b'*' | b'.' | b'<' | b'>' | b'=' => ops += 1,
+            _ if word(i, b"in") || word(i, b"has") || word(i, b"like") || word(i, b"if") => {
+                ops += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if ops > MAX_OPERATORS {
+        return Err(PolicyError::Limit {
+            what: "operators",
+            found: ops,
+            max: MAX_OPERATORS,
+        });
+    }
+    if deepest > MAX_NESTING {
+        return Err(PolicyError::Limit {
+            what: "nesting depth",
+            found: deepest,
+            max: MAX_NESTING,
+        });
+    }
+    Ok(ops + deepest)
+}
+
+/// Stack an evaluation of a policy of `depth` (operators and nesting: a bound on its expression
+/// tree's depth) may need: Cedar's evaluator recurses once per level (frames of up to ~20 KiB
+/// in a debug build) and stops, failing closed, with under 100 KiB left.
+fn stack_for(depth: usize) -> usize {
+    (256 << 10) + depth * (24 << 10)
+}
+
+/// Runs `f` (a Cedar parse) on a thread of its own with a stack sized for any text under the
+/// body limit, so no policy text can end the process whatever the limits above miss.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("cedar-parse".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(s, f)
+            .map(|h| h.join())
+    })
+    .unwrap_or_else(|e| panic!("cannot start a thread to parse a policy: {e}"))
+    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 pub fn parse_cedar(
     text: &str,
     mut fresh_id: impl FnMut() -> String,
 ) -> Result<Vec<PolicyEntry>, PolicyError> {
-    let set = PolicySet::from_str(text).map_err(|e| PolicyError::Parse {
+    check_limits(text)?;
+    let set = on_big_stack(|| PolicySet::from_str(text)).map_err(|e| PolicyError::Parse {
         id: None,
         reason: format!("{e:?}")
             .lines()
@@ -204,17 +298,19 @@ impl PolicyEngine {
     pub fn new(entries: Vec<PolicyEntry>) -> Result<Self, PolicyError> {
         let mut set = PolicySet::new();
         let mut reasons = BTreeMap::new();
+        let mut depth = 0;
         for e in &entries {
-            let p = Policy::parse(Some(PolicyId::new(&e.id)), &e.text).map_err(|err| {
-                PolicyError::Parse {
+            depth = depth.max(check_limits(&e.text)?);
+            let p = on_big_stack(|| Policy::parse(Some(PolicyId::new(&e.id)), &e.text)).map_err(
+                |err| PolicyError::Parse {
                     id: Some(e.id.clone()),
                     reason: format!("{err:?}")
                         .lines()
                         .next()
                         .unwrap_or_default()
                         .to_owned(),
-                }
-            })?;
+                },
+            )?;
             if let Some(r) = p.annotation("reason") {
                 reasons.insert(e.id.clone(), r.to_owned());
             }
@@ -228,6 +324,7 @@ impl PolicyEngine {
             reasons,
             version,
             authorizer: Authorizer::new(),
+            stack: stack_for(depth),
         })
     }
 
@@ -249,7 +346,12 @@ impl PolicyEngine {
         resource: &str,
         context: Option<&Map>,
     ) -> Verdict {
-        match self.try_decide(actor, action, resource, context) {
+        // Within the limits every policy evaluates: on a stack grown for the deepest policy of
+        // the set when the thread's own has less left (a no-op for ordinary policies).
+        let decided = stacker::maybe_grow(self.stack, self.stack * 2, || {
+            self.try_decide(actor, action, resource, context)
+        });
+        match decided {
             Ok(v) => v,
             Err(reason) => Verdict {
                 allow: false,
@@ -466,6 +568,25 @@ mod tests {
         // a float Cedar cannot hold
         let v = e.decide("agent-hello", "report.run", "", Some(&ctx(10.5)));
         assert!(!v.allow);
+    }
+
+    #[test]
+    fn limits_count_operators_and_nesting_outside_strings_and_comments() {
+        let chain = |n: usize| vec!["context.a == 1"; n].join(" && ");
+        assert_eq!(check_limits(&chain(2)), Ok(5 + 0));
+        assert!(check_limits(&chain(400)).is_err_and(|e| e.to_string().contains("operators")));
+        // operators inside a string literal or a comment are text, not expression
+        let quoted = format!(
+            "permit (principal, action, resource) when {{ context.s == \"{}\" }}; // {}",
+            "&&".repeat(2000),
+            "||".repeat(2000)
+        );
+        assert!(check_limits(&quoted).is_ok());
+        let deep = format!("{}1{}", "(".repeat(65), ")".repeat(65));
+        assert!(check_limits(&deep).is_err_and(|e| e.to_string().contains("nesting depth")));
+        assert!(check_limits(&format!("{}1{}", "(".repeat(64), ")".repeat(64))).is_ok());
+        // names containing the words are not operators
+        assert_eq!(check_limits("principal_inside has_thing iffy"), Ok(0));
     }
 
     #[test]

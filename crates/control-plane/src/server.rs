@@ -798,8 +798,19 @@ async fn add_policies(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
         return error(StatusCode::BAD_REQUEST, "policy body is not UTF-8");
     };
     let parsed = if is_json {
-        let v: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
+        // The one strict reader every route uses: duplicates, lone surrogates and integers no
+        // double holds are refused here as in `/actions`.
+        let m = match json::parse(text.as_bytes()) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "request body is a JSON {}, not an object",
+                        other.type_name()
+                    ),
+                )
+            }
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -807,37 +818,63 @@ async fn add_policies(State(st): St, headers: HeaderMap, body: Bytes) -> Respons
                 )
             }
         };
-        if let Some(cedar) = v.get("cedar").and_then(serde_json::Value::as_str) {
-            policy::parse_cedar(cedar, fresh)
+        let allowed: &[&str] = if m.contains_key("cedar") {
+            &["cedar"]
         } else {
-            let field = |k: &str| {
-                v.get(k)
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned)
+            &["action", "resource", "actor", "reason", "id"]
+        };
+        if let Some((k, _)) = m.iter().find(|(k, _)| !allowed.contains(k)) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown member `{}` (expected {})",
+                    zt_core::envelope::shorten(k),
+                    allowed.join(", ")
+                ),
+            );
+        }
+        let mut fields: HashMap<&str, String> = HashMap::new();
+        for (k, v) in m.iter() {
+            let Some(s) = v.as_str() else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`{k}` must be a string, found {}", v.type_name()),
+                );
             };
-            let Some(action) = field("action") else {
+            // Names go into Cedar text and records: no control character (NUL included).
+            if k != "cedar" && k != "reason" {
+                if let Err(e) = name_ok(
+                    k,
+                    s,
+                    if k == "resource" {
+                        MAX_RESOURCE
+                    } else {
+                        MAX_NAME
+                    },
+                ) {
+                    if k != "resource" || !s.is_empty() {
+                        return error(StatusCode::BAD_REQUEST, e);
+                    }
+                }
+            }
+            fields.insert(k, s.to_owned());
+        }
+        if let Some(cedar) = fields.remove("cedar") {
+            policy::parse_cedar(&cedar, fresh)
+        } else {
+            let Some(action) = fields.remove("action") else {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "expected {\"cedar\": \"...\"} or a narrow rule {\"action\", \"resource\"?, \"actor\"?, \"reason\"?}",
                 );
             };
-            if let Some(obj) = v.as_object() {
-                if let Some(k) = obj.keys().find(|k| {
-                    !["action", "resource", "actor", "reason", "id"].contains(&k.as_str())
-                }) {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("unknown member `{k}` in a narrow rule"),
-                    );
-                }
-            }
             let rule = NarrowRule {
                 action,
-                resource: field("resource"),
-                actor: field("actor"),
-                reason: field("reason"),
+                resource: fields.remove("resource"),
+                actor: fields.remove("actor"),
+                reason: fields.remove("reason"),
             };
-            let id = field("id").unwrap_or_else(fresh);
+            let id = fields.remove("id").unwrap_or_else(fresh);
             policy::narrow_rule(&rule, &id).map(|e| vec![e])
         }
     } else {

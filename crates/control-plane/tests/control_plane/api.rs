@@ -239,3 +239,84 @@ async fn cedar_policies_in_text_by_id_with_history() {
     let (s, _) = get(&b, "/policies?version=sha256:00", None).await;
     assert_eq!(s, 404);
 }
+
+/// No policy ends the process: a Cedar text of 40,000 conjuncts (under the body limit) is a
+/// clear 400 naming the limit, and the control plane answers the next request; `/policies`
+/// reads JSON with the same strict reader as `/actions` (duplicate members, a NUL in a name).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_policy_ends_the_process_and_policies_are_read_as_strictly_as_actions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), zt_control_plane::Options::default());
+    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let conjuncts = |n: usize| {
+        let body = vec!["context.a == 1"; n].join(" && ");
+        format!("permit (principal, action, resource) when {{ {body} }};")
+    };
+    let bomb = conjuncts(40_000);
+    assert!(bomb.len() < 1 << 20, "under the body limit");
+    let (s, v) = post_cedar(&b, Some(&admin), &bomb).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("operators, more than the 1024"),
+        "{v}"
+    );
+    let (s, v) = post_cedar(
+        &b,
+        Some(&admin),
+        &format!(
+            "permit (principal, action, resource) when {}true{};",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        ),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("nesting depth"),
+        "{v}"
+    );
+    // what the limits allow (340 conjuncts: 1,020 operators) parses and decides, on a stack
+    // grown for it where the request's thread has too little left
+    let (s, v) = post_cedar(&b, Some(&admin), &conjuncts(340)).await;
+    assert_eq!(s, 201, "{v}");
+    let token = register(&b, Some(&admin), "agent-a").await;
+    let (s, v) = post(
+        &b,
+        "/actions",
+        Some(&token),
+        &json!({"actor": "agent-a", "action": "x", "context": {"a": 1}}),
+    )
+    .await;
+    assert_eq!((s, v["decision"].as_str()), (200, Some("allow")), "{v}");
+    // the same reader as /actions
+    for (body, says) in [
+        (
+            r#"{"action":"x","action":"y"}"#,
+            "duplicate member name `action`",
+        ),
+        (r#"{"action":"x","actor":"a\u0000b"}"#, "control character"),
+        (
+            r#"{"cedar":"permit (principal, action, resource);","id":"p"}"#,
+            "unknown member `id`",
+        ),
+        (r#"{"action":7}"#, "`action` must be a string"),
+        (r#"[1]"#, "not an object"),
+    ] {
+        let (s, v) = post_raw(
+            &b,
+            "/policies",
+            Some(&admin),
+            "application/json",
+            body.as_bytes().to_vec(),
+        )
+        .await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    let (s, _) = get(&b, "/healthz", None).await;
+    assert_eq!(s, 200, "alive");
+    cp.stop();
+}
