@@ -12,7 +12,8 @@ import _paths  # noqa: F401
 import sealing
 from zt_guard import (
     Allowed, BadSignature, ContextMismatch, HashMismatch, HttpError, KeyNotValid, KeyringError,
-    Malformed, Mismatch, MissingAudit, PinnedKey, Replay, Stale, WrongKey, verify_answer,
+    Malformed, Mismatch, MissingAudit, PinnedKey, Replay, Stale, UnauthorizedSigner, WrongKey,
+    verify_answer,
 )
 from zt_guard.keys import now_ns, parse_rfc3339
 
@@ -192,6 +193,22 @@ class Keyrings(unittest.TestCase):
                 PinnedKey.from_keyring_json(json.dumps(doc).encode())
         with self.assertRaises(KeyringError):
             PinnedKey.from_keyring_json(b'{"keys":[],"keys":[]}')
+        for chains in ([], [""], "cp-test", [1]):
+            doc = json.loads(json.dumps(good))
+            doc["keys"][0]["chains"] = chains
+            with self.assertRaises(KeyringError):
+                PinnedKey.from_keyring_json(json.dumps(doc).encode())
+
+    def test_a_key_bound_to_chains_signs_only_those(self) -> None:
+        # the sealed answers are of chain cp-test
+        bound = PinnedKey.from_keyring_json(json.dumps({"keys": [dict(
+            json.loads(sealing.keyring_json(KEY, "cp-test"))["keys"][0],
+            chains=["cp-test", "cp-test.admin"])]}).encode())
+        self.assertEqual(check(sealing.seal(KEY), pinned=bound).decision, "allow")
+        other = PinnedKey.from_keyring_json(json.dumps({"keys": [dict(
+            json.loads(sealing.keyring_json(KEY, "cp-test"))["keys"][0], chains=["cp-b"])]}).encode())
+        with self.assertRaisesRegex(UnauthorizedSigner, "chain 'cp-test'.*signs only cp-b"):
+            check(sealing.seal(KEY), pinned=other)
 
 
 class AllowedCannotBeForged(unittest.TestCase):

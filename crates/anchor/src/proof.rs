@@ -209,6 +209,11 @@ fn signature_note(why: &LineError, sig: &SigCheck, key_id: &str) -> String {
         ),
         SigCheck::KeyNotValid(v) => format!(" ({status}: key \"{}\": {v})", shorten(key_id)),
         SigCheck::Bad(b) => format!(" ({status}: {b})"),
+        SigCheck::Unauthorized { bound } => format!(
+            " ({status}: key \"{}\" signs only {})",
+            shorten(key_id),
+            bound.join(", ")
+        ),
     }
 }
 

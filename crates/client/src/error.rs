@@ -61,6 +61,16 @@ pub enum Refusal {
         /// The envelope's algorithm.
         algorithm: String,
     },
+    /// Signed by the pinned key, for a chain its keyring entry does not bind it to.
+    #[error("the envelope is of chain {chain}, but the pinned key {key_id} signs only {bound}")]
+    UnauthorizedSigner {
+        /// The pinned key id.
+        key_id: String,
+        /// The envelope's chain.
+        chain: String,
+        /// The chains the key is bound to.
+        bound: String,
+    },
     /// The signature does not verify under the pinned key.
     #[error("the envelope's signature does not verify under the pinned key {key_id}")]
     BadSignature {
@@ -144,6 +154,7 @@ impl Refusal {
             Refusal::MissingAudit => "missing_audit",
             Refusal::HashMismatch { .. } => "hash_mismatch",
             Refusal::WrongKey { .. } => "wrong_key",
+            Refusal::UnauthorizedSigner { .. } => "unauthorized_signer",
             Refusal::BadSignature { .. } => "bad_signature",
             Refusal::KeyNotValid { .. } => "key_not_valid",
             Refusal::Mismatch { .. } => "mismatch",

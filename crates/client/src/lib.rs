@@ -547,8 +547,15 @@ fn check_sealed(
         .verify_digest(&env.current_hash, &der)
         .map_err(|_| bad_sig())?;
     // The pinned key made this signature; a key that was not valid then (or has been
-    // withdrawn since) vouches for nothing.
+    // withdrawn since) vouches for nothing, nor does one signing a chain it is not bound to.
     pinned.check_window(env.signed_at, now)?;
+    if !pinned.entry.binds(Some(&v1.chain_id)) {
+        return Err(Refusal::UnauthorizedSigner {
+            key_id: pinned_id.to_owned(),
+            chain: v1.chain_id.clone(),
+            bound: pinned.entry.chains.clone().unwrap_or_default().join(", "),
+        });
+    }
     Ok((env, v1))
 }
 
@@ -886,6 +893,17 @@ mod tests {
             verify_sealed(&ok, &other, Timestamp::now()),
             Err(Refusal::BadSignature { .. })
         ));
+        // the pinned key bound to other chains than the answer's (`t`): refused
+        let bound =
+            PinnedKey::from_entry(KeyEntry::new("cp-1", key.public_key()).bound_to(["cp-x"]));
+        assert!(matches!(
+            verify_sealed(&ok, &bound, Timestamp::now()),
+            Err(Refusal::UnauthorizedSigner { chain, .. }) if chain == "t"
+        ));
+        let right = PinnedKey::from_entry(
+            KeyEntry::new("cp-1", key.public_key()).bound_to(["t", "t.admin"]),
+        );
+        assert!(verify_sealed(&ok, &right, Timestamp::now()).is_ok());
     }
 
     #[test]

@@ -60,7 +60,7 @@ use zt_core::Hash32;
 use zt_export::ExportConfig;
 use zt_store::Store;
 
-use crate::chain::WriterConfig;
+use crate::chain::{Lane, WriterConfig};
 use crate::export::ExportWatch;
 use crate::policy::PolicyEngine;
 use crate::signer::{LocalKey, Signer};
@@ -189,7 +189,7 @@ impl ControlPlane {
         let pem_path = dir.join("public.pem");
         std::fs::write(&pem_path, public.to_pem()).map_err(io("public key", &pem_path))?;
         let ring_path = dir.join("keyring.json");
-        std::fs::write(&ring_path, keyring_json(signer.as_ref()))
+        std::fs::write(&ring_path, keyring_json(signer.as_ref(), &chain_id))
             .map_err(io("keyring", &ring_path))?;
         let mut admin_token_file = None;
         if !options.open && options.admin_tokens.is_empty() {
@@ -340,7 +340,7 @@ impl ControlPlane {
                 .iter()
                 .map(|t| Hash32::digest(t.expose().as_bytes()))
                 .collect(),
-            keyring_json: keyring_json(self.signer.as_ref()),
+            keyring_json: keyring_json(self.signer.as_ref(), &self.chain_id),
             metrics: server::Metrics::default(),
             next_policy: AtomicU64::new(next_policy),
             broker: format!("zt-control-plane/{}", env!("CARGO_PKG_VERSION")),
@@ -351,7 +351,7 @@ impl ControlPlane {
             body_limit: self.options.body_limit,
             caps: tokio::sync::RwLock::new(caps),
             brokers: tokio::sync::RwLock::new(brokers),
-            keyring: own_keyring(self.signer.as_ref()),
+            keyring: own_keyring(self.signer.as_ref(), &self.chain_id),
             signer: Arc::clone(&self.signer),
         });
         on_export(watch.clone());
@@ -391,16 +391,23 @@ fn random_bytes() -> [u8; 24] {
     b
 }
 
-fn own_keyring(signer: &dyn Signer) -> Keyring {
+/// The signer's key as a keyring, bound to the control plane's two chains: on a shared store or
+/// receiver, a record of another chain signed with this key does not count.
+fn own_keyring(signer: &dyn Signer, chain_id: &str) -> Keyring {
     let mut ring = Keyring::new();
+    let entry = KeyEntry::new(signer.key_id(), signer.public_key().clone()).bound_to([
+        Lane::Decisions.chain_id(chain_id),
+        Lane::Admin.chain_id(chain_id),
+    ]);
     // A fresh keyring cannot already hold this id.
-    let _ = ring.insert(KeyEntry::new(signer.key_id(), signer.public_key().clone()));
+    let _ = ring.insert(entry);
     ring
 }
 
-/// The signer's public key as a zt-audit keyring (JSON text).
-pub fn keyring_json(signer: &dyn Signer) -> String {
-    format!("{:#}\n", own_keyring(signer).to_json())
+/// The signer's public key as a zt-audit keyring (JSON text), bound to `chain_id` and
+/// `chain_id.admin`.
+pub fn keyring_json(signer: &dyn Signer, chain_id: &str) -> String {
+    format!("{:#}\n", own_keyring(signer, chain_id).to_json())
 }
 
 #[cfg(test)]

@@ -77,21 +77,25 @@ pub enum SigStatus {
     /// It does not verify (or cannot: not base64, not DER, unsupported algorithm, signer
     /// mismatch).
     BadSignature,
+    /// It verifies under a key valid at the time, but the keyring binds that key to other
+    /// chains: signed by a key that may not sign this chain.
+    UnauthorizedSigner,
 }
 
 impl SigStatus {
     /// Every status.
-    pub const ALL: [SigStatus; 6] = [
+    pub const ALL: [SigStatus; 7] = [
         SigStatus::Verified,
         SigStatus::Unsigned,
         SigStatus::Mock,
         SigStatus::UnknownKey,
         SigStatus::KeyNotValid,
         SigStatus::BadSignature,
+        SigStatus::UnauthorizedSigner,
     ];
 
     /// The stored name (`verified`, `unsigned`, `mock`, `unknown_key`, `key_not_valid`,
-    /// `bad_signature`): a fixed surface, stores and scripts hold it.
+    /// `bad_signature`, `unauthorized_signer`): a fixed surface, stores and scripts hold it.
     pub fn as_str(self) -> &'static str {
         match self {
             SigStatus::Verified => "verified",
@@ -100,6 +104,7 @@ impl SigStatus {
             SigStatus::UnknownKey => "unknown_key",
             SigStatus::KeyNotValid => "key_not_valid",
             SigStatus::BadSignature => "bad_signature",
+            SigStatus::UnauthorizedSigner => "unauthorized_signer",
         }
     }
 
@@ -169,6 +174,11 @@ pub enum SigCheck {
     KeyNotValid(WindowViolation),
     /// Does not verify.
     Bad(BadSignature),
+    /// Verified, by a key the keyring binds to other chains.
+    Unauthorized {
+        /// The chains the key may sign.
+        bound: Vec<String>,
+    },
 }
 
 impl SigCheck {
@@ -181,13 +191,15 @@ impl SigCheck {
             SigCheck::UnknownKey => SigStatus::UnknownKey,
             SigCheck::KeyNotValid(_) => SigStatus::KeyNotValid,
             SigCheck::Bad(_) => SigStatus::BadSignature,
+            SigCheck::Unauthorized { .. } => SigStatus::UnauthorizedSigner,
         }
     }
 }
 
 /// Checks a record's signature under `keyring`: the key named must be in the keyring, the
-/// signature must verify over the 32 bytes of `current_hash`, and the key must have been valid
-/// at the record's own `timestamp`. For v1 the hashed `signer` must be the one that signed.
+/// signature must verify over the 32 bytes of `current_hash`, the key must have been valid at
+/// the record's own `timestamp`, and, when the keyring binds it to chains, the record must be
+/// of one of them. For v1 the hashed `signer` must be the one that signed.
 pub fn check_signature(env: &Envelope, keyring: &Keyring) -> SigCheck {
     let s = &env.signature;
     if let Some(v1) = &env.v1 {
@@ -219,10 +231,16 @@ pub fn check_signature(env: &Envelope, keyring: &Keyring) -> SigCheck {
     if let Err(e) = key.public_key.verify_digest(&env.current_hash, &der) {
         return SigCheck::Bad(e.into());
     }
-    match key.check_window(env.signed_at) {
-        Ok(()) => SigCheck::Verified,
-        Err(v) => SigCheck::KeyNotValid(v),
+    if let Err(v) = key.check_window(env.signed_at) {
+        return SigCheck::KeyNotValid(v);
     }
+    let chain = env.v1.as_ref().map(|v| v.chain_id.as_str());
+    if !key.binds(chain) {
+        return SigCheck::Unauthorized {
+            bound: key.chains.clone().unwrap_or_default(),
+        };
+    }
+    SigCheck::Verified
 }
 
 /// Which records count: the trust root's second half (the keyring is the first).
@@ -254,7 +272,8 @@ impl TrustPolicy {
     }
 
     /// Whether a record of `chain` (when known) with signature status `s` counts. A bad
-    /// signature, an unknown key or a key outside its window never counts.
+    /// signature, an unknown key, a key outside its window or a key bound to other chains never
+    /// counts.
     pub fn trusts(&self, chain: Option<&str>, s: SigStatus) -> bool {
         match s {
             SigStatus::Verified => true,
@@ -263,7 +282,10 @@ impl TrustPolicy {
                 AllowUnsigned::Everywhere => true,
                 AllowUnsigned::Chains(names) => chain.is_some_and(|c| names.iter().any(|n| n == c)),
             },
-            SigStatus::UnknownKey | SigStatus::KeyNotValid | SigStatus::BadSignature => false,
+            SigStatus::UnknownKey
+            | SigStatus::KeyNotValid
+            | SigStatus::BadSignature
+            | SigStatus::UnauthorizedSigner => false,
         }
     }
 }
@@ -890,6 +912,40 @@ mod tests {
             assert_eq!(s.as_str().parse::<SigStatus>().unwrap(), s);
         }
         assert!("VERIFIED".parse::<SigStatus>().is_err());
+    }
+
+    #[test]
+    fn a_key_bound_to_chains_signs_only_those() {
+        use crate::envelope::V1Draft;
+        let key = crate::crypto::SigningKey::generate();
+        let seal = |chain: &str| {
+            let s = V1Draft {
+                chain_id: chain.into(),
+                seq: 0,
+                actor: "a".into(),
+                action: "b".into(),
+                resource: "r".into(),
+                decision: "allow".into(),
+                reason: "r".into(),
+                timestamp: "2026-11-01T00:00:00Z".into(),
+                previous_hash: Hash32::ZERO,
+                context: None,
+            }
+            .seal(Some((&key, "k")));
+            Envelope::from_json(s.json.as_bytes()).unwrap()
+        };
+        let mut ring = Keyring::new();
+        ring.insert(crate::keyring::KeyEntry::new("k", key.public_key()).bound_to(["cp-a"]))
+            .unwrap();
+        assert_eq!(check_signature(&seal("cp-a"), &ring), SigCheck::Verified);
+        let other = check_signature(&seal("cp-b"), &ring);
+        assert_eq!(
+            other,
+            SigCheck::Unauthorized {
+                bound: vec!["cp-a".into()]
+            }
+        );
+        assert!(!TrustPolicy::allow_all_unsigned().trusts(Some("cp-b"), other.status()));
     }
 
     #[test]

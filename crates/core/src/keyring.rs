@@ -1,7 +1,13 @@
 //! The keyring: which keys may sign, and when.
 //!
 //! File format (JSON): `{"keys":[{"key_id": "...", "public_key_pem": "-----BEGIN PUBLIC KEY-----...",
-//! "not_before": "RFC 3339"?, "not_after": "RFC 3339"?, "revoked_at": "RFC 3339"?}]}`.
+//! "not_before": "RFC 3339"?, "not_after": "RFC 3339"?, "revoked_at": "RFC 3339"?,
+//! "chains": ["cp-east", "cp-east.admin"]?}]}`.
+//!
+//! `chains` binds a key to the v1 chains it signs: a record of any other chain (or a lineage
+//! record, which names none) signed with it does not count, whatever its signature
+//! ([`KeyEntry::binds`]). Without `chains` a key may sign any chain, as keyrings did before the
+//! member existed; a report says when a keyring binds no key.
 //!
 //! A record signed at time `t` (its own `timestamp`) is inside its key's window when
 //! `not_before <= t < not_after` and `t < revoked_at`. Revocation does not void signatures made
@@ -28,6 +34,8 @@ pub struct KeyEntry {
     pub not_after: Option<Timestamp>,
     /// Revoked from this instant on.
     pub revoked_at: Option<Timestamp>,
+    /// The v1 chains it signs; `None`: any.
+    pub chains: Option<Vec<String>>,
 }
 
 /// Why a key was not valid when a record was signed.
@@ -60,6 +68,27 @@ impl KeyEntry {
             not_before: None,
             not_after: None,
             revoked_at: None,
+            chains: None,
+        }
+    }
+
+    /// Binds the key to these chains only.
+    #[must_use]
+    pub fn bound_to(mut self, chains: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut c: Vec<String> = chains.into_iter().map(Into::into).collect();
+        c.sort();
+        c.dedup();
+        self.chains = Some(c);
+        self
+    }
+
+    /// Whether this key may sign a record of `chain` (a v1 `chain_id`; `None` for a lineage
+    /// record): always without `chains`, else only a chain it lists.
+    pub fn binds(&self, chain: Option<&str>) -> bool {
+        match (&self.chains, chain) {
+            (None, _) => true,
+            (Some(list), Some(c)) => list.iter().any(|x| x == c),
+            (Some(_), None) => false,
         }
     }
 
@@ -97,6 +126,9 @@ impl KeyEntry {
                 m.insert(name.into(), t.to_string().into());
             }
         }
+        if let Some(c) = &self.chains {
+            m.insert("chains".into(), c.clone().into());
+        }
         serde_json::Value::Object(m)
     }
 }
@@ -123,6 +155,8 @@ struct EntryFormat {
     not_after: Option<String>,
     #[serde(default)]
     revoked_at: Option<String>,
+    #[serde(default)]
+    chains: Option<Vec<String>>,
 }
 
 impl Keyring {
@@ -161,13 +195,24 @@ impl Keyring {
                 })
                 .transpose()
             };
-            let entry = KeyEntry {
+            if let Some(c) = &e.chains {
+                if c.is_empty() || c.iter().any(String::is_empty) {
+                    return Err(err(
+                        "chains must name at least one chain, none empty (leave the member out to let the key sign any chain)".into(),
+                    ));
+                }
+            }
+            let mut entry = KeyEntry {
                 key_id: e.key_id,
                 public_key,
                 not_before: time("not_before", e.not_before)?,
                 not_after: time("not_after", e.not_after)?,
                 revoked_at: time("revoked_at", e.revoked_at)?,
+                chains: None,
             };
+            if let Some(c) = e.chains {
+                entry = entry.bound_to(c);
+            }
             ring.insert(entry)?;
         }
         Ok(ring)
@@ -208,6 +253,12 @@ impl Keyring {
         v
     }
 
+    /// Whether some key is bound to chains (a keyring where none is lets any key sign any
+    /// chain, which a report says).
+    pub fn binds_chains(&self) -> bool {
+        self.keys.values().any(|k| k.chains.is_some())
+    }
+
     /// The keyring document.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "keys": self.entries().iter().map(|e| e.to_json()).collect::<Vec<_>>() })
@@ -218,6 +269,36 @@ impl Keyring {
 mod tests {
     use super::*;
     use crate::crypto::SigningKey;
+
+    #[test]
+    fn chains_bind_a_key_and_round_trip() {
+        let pk = SigningKey::generate().public_key();
+        let any = KeyEntry::new("k", pk.clone());
+        assert!(any.binds(Some("cp-b")) && any.binds(None));
+        let bound = KeyEntry::new("k", pk).bound_to(["cp-a.admin", "cp-a"]);
+        assert!(bound.binds(Some("cp-a")) && bound.binds(Some("cp-a.admin")));
+        assert!(!bound.binds(Some("cp-b")) && !bound.binds(None));
+        let mut ring = Keyring::new();
+        ring.insert(bound).unwrap();
+        assert!(ring.binds_chains());
+        let back = Keyring::from_json(ring.to_json().to_string().as_bytes()).unwrap();
+        assert_eq!(
+            back.get("k").unwrap().chains.as_deref(),
+            Some(&["cp-a".to_owned(), "cp-a.admin".to_owned()][..])
+        );
+        let pem = SigningKey::generate().public_key().to_pem();
+        for bad in [
+            serde_json::json!([]),
+            serde_json::json!([""]),
+            serde_json::json!("cp-a"),
+        ] {
+            let doc = serde_json::json!({"keys": [{"key_id": "k", "public_key_pem": pem, "chains": bad}]});
+            assert!(
+                Keyring::from_json(doc.to_string().as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn windows() {

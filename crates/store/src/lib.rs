@@ -117,7 +117,7 @@ CREATE TABLE records (
     timestamp       TEXT NOT NULL,
     ts_ms           INTEGER NOT NULL,
     key_id          TEXT NOT NULL,
-    status          TEXT NOT NULL,   -- signature check: verified, unsigned, mock, unknown_key, key_not_valid, bad_signature
+    status          TEXT NOT NULL,   -- signature check: verified, unsigned, mock, unknown_key, key_not_valid, bad_signature, unauthorized_signer
     fork            INTEGER NOT NULL DEFAULT 0,
     raw             BLOB NOT NULL,
     received_at_ms  INTEGER NOT NULL,

@@ -93,7 +93,7 @@ pub fn mark(status: SigStatus, fork: bool) -> &'static str {
     match status {
         SigStatus::Verified => "✓",
         SigStatus::BadSignature => "✗",
-        SigStatus::UnknownKey | SigStatus::KeyNotValid => "?",
+        SigStatus::UnknownKey | SigStatus::KeyNotValid | SigStatus::UnauthorizedSigner => "?",
         SigStatus::Unsigned | SigStatus::Mock => "~",
     }
 }

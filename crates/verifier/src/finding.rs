@@ -27,6 +27,8 @@ pub enum FindingKind {
     UnknownKey,
     /// The key was not valid when the record was signed.
     KeyNotValid,
+    /// The signature verifies, but the keyring binds the key to other chains.
+    UnauthorizedSigner,
     /// Signature algorithm `none` (or no signature).
     Unsigned,
     /// `MOCK_ECDSA_SHA_256`: a demo label, not a signature.
@@ -59,6 +61,7 @@ impl FindingKind {
             Self::BadSignature => "bad_signature",
             Self::UnknownKey => "unknown_key",
             Self::KeyNotValid => "key_not_valid",
+            Self::UnauthorizedSigner => "unauthorized_signer",
             Self::Unsigned => "unsigned",
             Self::MockSignature => "mock_signature",
             Self::Truncated => "truncated",

@@ -1065,6 +1065,16 @@ fn signature_finding(
                 shorten(key_id)
             ),
         ),
+        SigCheck::Unauthorized { bound } => (
+            FindingKind::UnauthorizedSigner,
+            format!("a key the keyring binds to this chain (it binds {} to {})", shorten(key_id), bound.join(", ")),
+            key_id.to_owned(),
+            format!(
+                "signed by {:?}, which the keyring binds to {} only: a key that may not sign this chain",
+                shorten(key_id),
+                bound.join(", ")
+            ),
+        ),
         SigCheck::Bad(why) => (
             FindingKind::BadSignature,
             format!("a valid signature by {}", shorten(key_id)),

@@ -23,6 +23,7 @@ __all__ = [
     "Replay",
     "Stale",
     "Timeout",
+    "UnauthorizedSigner",
     "WrongKey",
 ]
 
@@ -114,6 +115,21 @@ class HashMismatch(Refusal):
         )
         self.claimed = claimed
         self.computed = computed
+
+
+class UnauthorizedSigner(Refusal):
+    """Signed by the pinned key, for a chain its keyring entry does not bind it to."""
+
+    kind = "unauthorized_signer"
+
+    def __init__(self, key_id: str, chain_id: str, chains: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the envelope is of chain {chain_id!r}, but the pinned key {key_id} signs only "
+            f"{', '.join(chains)}"
+        )
+        self.key_id = key_id
+        self.chain_id = chain_id
+        self.chains = chains
 
 
 class WrongKey(Refusal):

@@ -59,7 +59,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-_ENTRY_MEMBERS = {"key_id", "public_key_pem", "not_before", "not_after", "revoked_at"}
+_ENTRY_MEMBERS = {"key_id", "public_key_pem", "not_before", "not_after", "revoked_at", "chains"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,12 @@ class PinnedKey:
     not_before: int | None = None
     not_after: int | None = None
     revoked_at: int | None = None
+    #: The v1 chains this key signs (a control plane's two); ``None``: any.
+    chains: tuple[str, ...] | None = None
+
+    def binds(self, chain_id: str) -> bool:
+        """Whether this key may sign a record of ``chain_id``."""
+        return self.chains is None or chain_id in self.chains
 
     @classmethod
     def from_pem(
@@ -86,6 +92,7 @@ class PinnedKey:
         not_before: str | None = None,
         not_after: str | None = None,
         revoked_at: str | None = None,
+        chains: list[str] | None = None,
     ) -> "PinnedKey":
         """A key from its SPKI PEM (``-----BEGIN PUBLIC KEY-----``), optionally with a window."""
         if not isinstance(key_id, str) or not key_id:
@@ -110,12 +117,19 @@ class PinnedKey:
                 raise KeyringError(f"key {key_id!r}: {name} {v!r} is not an RFC 3339 date-time")
             return t
 
+        if chains is not None and (
+            not isinstance(chains, list)
+            or not chains
+            or not all(isinstance(c, str) and c for c in chains)
+        ):
+            raise KeyringError(f"key {key_id!r}: chains must be a list of chain ids, none empty")
         return cls(
             key_id=key_id,
             public_key=public,
             not_before=when("not_before", not_before),
             not_after=when("not_after", not_after),
             revoked_at=when("revoked_at", revoked_at),
+            chains=tuple(sorted(set(chains))) if chains is not None else None,
         )
 
     @classmethod
@@ -123,7 +137,7 @@ class PinnedKey:
         """The one key of a zt-audit keyring (``keyring.json``), window included.
 
         Format: ``{"keys": [{"key_id", "public_key_pem", "not_before"?, "not_after"?,
-        "revoked_at"?}]}``; unknown entry members, duplicate members and anything but exactly
+        "revoked_at"?, "chains"?}]}``; unknown entry members, duplicate members and anything but exactly
         one key (one id; the same id twice must be the same key, the later window wins) are a
         :class:`KeyringError`.
         """
@@ -152,7 +166,7 @@ class PinnedKey:
                 if v is not None and not isinstance(v, str):
                     raise KeyringError(f"keyring entry {index}: {name} is not a string")
                 times[name] = v
-            entry = cls.from_pem(key_id, pem, **times)
+            entry = cls.from_pem(key_id, pem, chains=raw.get("chains"), **times)
             old = found.get(key_id)
             if old is not None and old.public_key != entry.public_key:
                 raise KeyringError(f"keyring: key id {key_id!r} names two different keys")

@@ -28,6 +28,7 @@ from .errors import (
     MissingAudit,
     Replay,
     Stale,
+    UnauthorizedSigner,
     WrongKey,
 )
 from .keys import PinnedKey, parse_rfc3339
@@ -194,8 +195,10 @@ def _check_sealed(top: Mapping[str, Any], pinned: PinnedKey, now: int) -> _Seale
     except (InvalidSignature, ValueError):
         raise BadSignature(pinned_id) from None
     # The pinned key made this signature; a key that was not valid then (or has been
-    # withdrawn since) vouches for nothing.
+    # withdrawn since) vouches for nothing, nor does one signing a chain it is not bound to.
     pinned.check_window(signed_at, now)
+    if not pinned.binds(chain_id):
+        raise UnauthorizedSigner(pinned_id, chain_id, pinned.chains or ())
     return _Sealed(members, hashed, claimed, signed_at, chain_id, int(seq))
 
 

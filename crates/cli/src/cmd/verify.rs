@@ -162,16 +162,24 @@ pub fn trust_root(args: &Args, ring: &Keyring, allow_unsigned: bool) -> String {
     let ids: Vec<String> = ring
         .entries()
         .iter()
-        .map(|e| escape(&e.key_id).into_owned())
+        .map(|e| match &e.chains {
+            Some(c) => format!("{} for {}", escape(&e.key_id), escape(&c.join(" and "))),
+            None => escape(&e.key_id).into_owned(),
+        })
         .collect();
     let keys = if ids.is_empty() {
         "trusted keys: none given, so no signature can verify".to_owned()
     } else {
         format!(
-            "trusted keys: {} from {} ({})",
+            "trusted keys: {} from {} ({}){}",
             ids.len(),
             from.join(" and "),
-            ids.join(", ")
+            ids.join(", "),
+            if ring.binds_chains() {
+                ""
+            } else {
+                "; the keyring binds no key to chains, so any of them may sign any chain"
+            }
         )
     };
     format!(

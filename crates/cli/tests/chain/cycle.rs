@@ -182,6 +182,28 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(stdout(&out).contains("INVALID"));
+    // The same bundle under a keyring that binds the key to another chain: its records do not
+    // count for cp-a, so nothing is proven.
+    let bound = a.db.with_file_name("bound-keyring.json");
+    let pem =
+        std::fs::read_to_string(crate::repo().join("fixtures/keys/test-only-a.pub.pem")).unwrap();
+    std::fs::write(
+        &bound,
+        serde_json::json!({"keys": [{"key_id": "test-only-a", "public_key_pem": pem, "chains": ["cp-other"]}]})
+            .to_string(),
+    )
+    .unwrap();
+    let out = zt(
+        None,
+        &[
+            "verify-proof",
+            bundle.to_str().unwrap(),
+            "--keyring",
+            bound.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(both(&out).contains("unauthorized_signer"), "{}", both(&out));
     // A bundle pointing at another epoch's root fails on chain.
     let mut other: serde_json::Value = b.clone();
     other["epoch"] = 7.into();

@@ -11,6 +11,7 @@ mod conformance;
 mod control_plane;
 mod interop;
 mod keygen;
+mod keys;
 mod numbers;
 mod otel_python;
 mod otel_rust;
