@@ -399,28 +399,53 @@ pub(crate) async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> 
     crate::server::to_completion(register_change(State(st), headers, body)).await
 }
 
-async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
-    let who = match admin(&st, &headers) {
-        Ok(w) => w,
-        Err(r) => return r.into_response(),
-    };
-    let m = match admin_json(&headers, &body, &["actor", "spiffe_id", "token_ttl_s"]) {
-        Ok(m) => m,
-        Err(r) => return r.into_response(),
-    };
-    let Some(actor) = m.get("actor").and_then(serde_json::Value::as_str) else {
-        return error(StatusCode::BAD_REQUEST, "expected {\"actor\": \"NAME\"}");
-    };
-    let actor = actor.to_owned();
-    if let Err(e) = name_ok("actor", &actor, MAX_NAME) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    if actor.starts_with("zt.") {
-        return error(
+/// The common start of a registration (an agent's, a broker's): an admin, a JSON body with
+/// only `allowed` members, and the principal's name in `member`: a valid name outside the
+/// control plane's `zt.` namespace. (who, body, name), or the refusal (boxed: a
+/// `Response` is large and the happy path should not carry it).
+pub(crate) fn registration(
+    st: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    member: &str,
+    allowed: &[&str],
+) -> Result<(String, serde_json::Map<String, serde_json::Value>, String), Box<Response>> {
+    let refuse = |r: Response| Box::new(r);
+    let who = admin(st, headers).map_err(|e| refuse(e.into_response()))?;
+    let m = admin_json(headers, body, allowed).map_err(|e| refuse(e.into_response()))?;
+    let Some(name) = m.get(member).and_then(serde_json::Value::as_str) else {
+        return Err(refuse(error(
             StatusCode::BAD_REQUEST,
-            "actor names starting with `zt.` are the control plane's own",
-        );
+            format!(
+                "expected {{\"{member}\": \"NAME\", ...}} (members: {})",
+                allowed.join(", ")
+            ),
+        )));
+    };
+    let name = name.to_owned();
+    if let Err(e) = name_ok(member, &name, MAX_NAME) {
+        return Err(refuse(error(StatusCode::BAD_REQUEST, e)));
     }
+    if name.starts_with("zt.") {
+        return Err(refuse(error(
+            StatusCode::BAD_REQUEST,
+            format!("{member} names starting with `zt.` are the control plane's own"),
+        )));
+    }
+    Ok((who, m, name))
+}
+
+async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let (who, m, actor) = match registration(
+        &st,
+        &headers,
+        &body,
+        "actor",
+        &["actor", "spiffe_id", "token_ttl_s"],
+    ) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
     let expires = match expiry(&m) {
         Ok(e) => e,
         Err(r) => return r.into_response(),

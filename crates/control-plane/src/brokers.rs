@@ -26,11 +26,9 @@ use zt_core::time::Timestamp;
 use zt_core::Hash32;
 use zt_tls::SpiffeId;
 
-use crate::agents::{admin_json, changed, spiffe_member, token_id, unrecorded};
+use crate::agents::{changed, registration, spiffe_member, token_id, unrecorded};
 use crate::chain::{Decided, Lane};
-use crate::server::{
-    admin, error, json_response, name_ok, random_hex, read, token_hash, Shared, St, MAX_NAME,
-};
+use crate::server::{admin, error, json_response, random_hex, read, token_hash, Shared, St};
 use crate::state::StoredBroker;
 
 /// A registered, active broker.
@@ -138,30 +136,16 @@ pub(crate) async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> 
 }
 
 async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
-    let who = match admin(&st, &headers) {
-        Ok(w) => w,
-        Err(r) => return r.into_response(),
+    let (who, m, name) = match registration(
+        &st,
+        &headers,
+        &body,
+        "name",
+        &["name", "public_key", "spiffe_id"],
+    ) {
+        Ok(r) => r,
+        Err(r) => return *r,
     };
-    let m = match admin_json(&headers, &body, &["name", "public_key", "spiffe_id"]) {
-        Ok(m) => m,
-        Err(r) => return r.into_response(),
-    };
-    let Some(name) = m.get("name").and_then(serde_json::Value::as_str) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"name\": \"NAME\", \"public_key\": \"PEM\"}",
-        );
-    };
-    let name = name.to_owned();
-    if let Err(e) = name_ok("name", &name, MAX_NAME) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    if name.starts_with("zt.") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "names starting with `zt.` are the control plane's own",
-        );
-    }
     let key = match public_key(&m) {
         Ok(k) => k,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),

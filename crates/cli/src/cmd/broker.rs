@@ -66,6 +66,22 @@ impl CommandEnv {
     }
 }
 
+/// The agent's side of a run: its capability and its credential.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The capability token (`ztcap1.…`). Its actor, action and resource are what is asked.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ZT_CAPABILITY",
+        hide_env_values = true
+    )]
+    capability: String,
+    /// This agent's bearer token (the decision is asked as this agent).
+    #[arg(long, value_name = "T", env = "ZT_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
 /// The control plane as seen from here.
 #[derive(Debug, clap::Args)]
 pub struct ControlPlaneArgs {
@@ -150,17 +166,8 @@ pub struct AskArgs {
     /// The broker's socket.
     #[arg(long, value_name = "PATH")]
     socket: PathBuf,
-    /// The capability token (`ztcap1.…`).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "ZT_CAPABILITY",
-        hide_env_values = true
-    )]
-    capability: String,
-    /// This agent's bearer token (the broker asks the decision as this agent).
-    #[arg(long, value_name = "T", env = "ZT_AGENT_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    agent: AgentArgs,
     #[command(flatten)]
     env: CommandEnv,
     /// The command and its arguments, after `--`.
@@ -173,17 +180,8 @@ pub struct AskArgs {
 pub struct RunArgs {
     #[command(flatten)]
     control_plane: ControlPlaneArgs,
-    /// The capability token (`ztcap1.…`). Its actor, action and resource are what is asked.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "ZT_CAPABILITY",
-        hide_env_values = true
-    )]
-    capability: String,
-    /// This agent's bearer token.
-    #[arg(long, value_name = "T", env = "ZT_AGENT_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    agent: AgentArgs,
     #[command(flatten)]
     env: CommandEnv,
     /// Run on a kernel whose Landlock is older than ABI 6 (no signal or socket scopes); the
@@ -287,8 +285,13 @@ fn report_line(delivery: &Delivery, report: &str) {
 }
 
 fn run_broker(a: RunArgs) -> Result<ExitCode> {
-    let client = a.control_plane.client(a.token.as_deref())?;
-    let mut config = RunConfig::new(client, a.capability.trim(), launcher()?, a.command.clone());
+    let client = a.control_plane.client(a.agent.token.as_deref())?;
+    let mut config = RunConfig::new(
+        client,
+        a.agent.capability.trim(),
+        launcher()?,
+        a.command.clone(),
+    );
     config.env = a
         .env
         .pairs()?
@@ -400,8 +403,8 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
 
 fn ask(a: &AskArgs) -> Result<ExitCode> {
     let req = Request {
-        capability: Secret::new(a.capability.trim()),
-        token: a.token.as_deref().map(|t| Secret::new(t.trim())),
+        capability: Secret::new(a.agent.capability.trim()),
+        token: a.agent.token.as_deref().map(|t| Secret::new(t.trim())),
         command: a.command.clone(),
         env: a.env.pairs()?.into_iter().collect(),
         stdin: a.env.stdin,

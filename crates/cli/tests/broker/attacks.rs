@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use zt_core::capability::{self, Grants};
 
 use crate::e2e::{
-    alive, broker, pids_running, run, running_under, setup, setup_with, wait_running, zt_verify,
+    alive, broker, broker_with, pids_running, run, running_under, setup, setup_with, wait_running,
+    zt_verify,
 };
 use crate::{s, stderr, stdout, BIN};
 
@@ -396,22 +397,13 @@ fn attack_4_the_command_gets_nothing_of_the_brokers() {
         "GREETING=hello\nPWD=/\nasked for\n"
     );
     // the loader's variables are never passed on
-    let o = run(Command::new(BIN).args([
-        "broker",
-        "run",
-        "--control-plane",
-        &cp.base,
-        "--keyring",
-        s(&cp.keyring()),
-        "--capability",
+    let o = run(&mut broker_with(
+        &cp,
         &cap,
-        "--token",
         &ta,
-        "--env",
-        "LD_PRELOAD=/tmp/x.so",
-        "--",
-        "/usr/bin/env",
-    ]));
+        &["--env", "LD_PRELOAD=/tmp/x.so"],
+        &["/usr/bin/env"],
+    ));
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
     assert!(stderr(&o).contains("LD_PRELOAD"), "{}", stderr(&o));
 }
@@ -425,23 +417,13 @@ fn attack_5_the_agent_cannot_choose_no_sandbox() {
     let (_keep, secret) = secret_dir();
     let (cp, ta, _) = setup(tmp.path());
     let (_, cap) = cp.issue(60, json!({"exec": ["/usr/bin/cat"]}));
-    let o = run(Command::new(BIN).args([
-        "broker",
-        "run",
-        "--control-plane",
-        &cp.base,
-        "--keyring",
-        s(&cp.keyring()),
-        "--capability",
+    let o = run(&mut broker_with(
+        &cp,
         &cap,
-        "--token",
         &ta,
-        "--sandbox",
-        "process",
-        "--",
-        "/usr/bin/cat",
-        s(&secret.join("s")),
-    ]));
+        &["--sandbox", "process"],
+        &["/usr/bin/cat", s(&secret.join("s"))],
+    ));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!stdout(&o).contains("the secret"));
     let o = run(&mut broker(

@@ -238,6 +238,17 @@ pub(crate) fn setup_with(dir: &Path, extra: &[&str]) -> (Cp, String, String) {
 
 /// `zt-audit broker run` (the local convenience) as agent `token`.
 pub(crate) fn broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Command {
+    broker_with(cp, cap, token, &[], argv)
+}
+
+/// [`broker`] with more `broker run` arguments before the command.
+pub(crate) fn broker_with(
+    cp: &Cp,
+    cap: &str,
+    token: &str,
+    extra: &[&str],
+    argv: &[&str],
+) -> Command {
     let mut c = Command::new(BIN);
     c.args([
         "broker",
@@ -250,8 +261,9 @@ pub(crate) fn broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Command 
         cap,
         "--token",
         token,
-        "--",
     ])
+    .args(extra)
+    .arg("--")
     .args(argv);
     c
 }

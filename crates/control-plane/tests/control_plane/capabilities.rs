@@ -10,6 +10,16 @@ use zt_core::time::Timestamp;
 
 use crate::{delete, get, post, post_cedar, records, register, start, verify_store};
 
+/// Stops the control plane and verifies its store under its keyring.
+fn stop_and_verify(cp: crate::Running, dir: &std::path::Path) {
+    cp.stop();
+    let report = verify_store(
+        &dir.join("decisions.db"),
+        &std::fs::read(dir.join("keyring.json")).unwrap(),
+    );
+    assert!(report.ok, "{:?}", report.errors);
+}
+
 fn grants() -> Value {
     json!({"read": ["/srv/data"], "exec": ["/usr/bin/cat"], "net": false})
 }
@@ -138,12 +148,7 @@ async fn issuance_is_a_recorded_decision_under_policy() {
         before + 1,
         "only agent-b's registration"
     );
-    cp.stop();
-    let report = verify_store(
-        &tmp.path().join("decisions.db"),
-        &std::fs::read(tmp.path().join("keyring.json")).unwrap(),
-    );
-    assert!(report.ok, "{:?}", report.errors);
+    stop_and_verify(cp, tmp.path());
 }
 
 /// Use: a valid capability gives a signed allow that records its id and effective grants;
@@ -577,12 +582,7 @@ async fn brokers_are_registered_and_revoked_by_admins_on_record() {
     assert_eq!(v["brokers"][0]["name"], "b", "{v}");
     let (s, _) = delete(&b, "/brokers/nobody", Some(&admin)).await;
     assert_eq!(s, 404);
-    cp.stop();
-    let report = verify_store(
-        &tmp.path().join("decisions.db"),
-        &std::fs::read(tmp.path().join("keyring.json")).unwrap(),
-    );
-    assert!(report.ok, "{:?}", report.errors);
+    stop_and_verify(cp, tmp.path());
 }
 
 /// Members the control plane sets are refused in an agent's request: a policy written for
@@ -738,10 +738,5 @@ async fn open_mode_needs_no_token_and_still_checks_and_records() {
     )
     .await;
     assert_eq!(s, 403, "{v}");
-    cp.stop();
-    let report = verify_store(
-        &tmp.path().join("decisions.db"),
-        &std::fs::read(tmp.path().join("keyring.json")).unwrap(),
-    );
-    assert!(report.ok, "{:?}", report.errors);
+    stop_and_verify(cp, tmp.path());
 }
