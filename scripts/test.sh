@@ -96,6 +96,8 @@ $Z bench control-plane --decisions 1000 --clients 16 --runs 1
 # Under attack, small: a tokenless flood (every flood answer accounted for on the chain) and
 # 64 senders of 8.4-million-record gzip bombs beside an exporter whose envelopes must all land.
 $Z bench control-plane --flood --decisions 300 --clients 4 --runs 1
+# 1,000 half-open connections held from other addresses beside paced agents and an ingest.
+$Z bench control-plane --slow-clients 1000 --decisions 300 --clients 4 --runs 1 --envelopes 2000
 $Z bench ingest --hostile --records 2000 --no-reference
 # Anchoring on anvil, small: gas per anchor and per record, a reconcile that must confirm every epoch.
 $Z bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1

@@ -35,14 +35,22 @@ pub struct CpArgs {
     /// too), --clients the paced agents (use 4).
     #[arg(long)]
     flood: bool,
-    /// With --flood: authenticated decisions per second, all clients together.
+    /// With --flood or --slow-clients: the paced agents' decisions per second, all clients
+    /// together.
+    #[arg(long, value_name = "PER_S", default_value_t = 200.0)]
+    rate: f64,
+    /// Instead: the paced agents' p99 (as with --flood) and `serve`'s ingest rate, quiet and
+    /// beside this many half-open connections held from other addresses, in the same run.
+    #[arg(long, value_name = "N", conflicts_with = "flood")]
+    slow_clients: Option<usize>,
+    /// With --slow-clients: envelopes ingested per phase.
     #[arg(
         long,
-        value_name = "PER_S",
-        default_value_t = 200.0,
-        requires = "flood"
+        value_name = "N",
+        default_value_t = 20_000,
+        requires = "slow_clients"
     )]
-    rate: f64,
+    envelopes: usize,
     /// With --flood: flood threads, each sending tokenless requests as fast as it can.
     #[arg(long, value_name = "N", default_value_t = 16, requires = "flood")]
     flood_connections: usize,
@@ -186,14 +194,23 @@ fn median_by(v: &[RunResult], f: impl Fn(&RunResult) -> f64) -> f64 {
 }
 
 pub fn run(a: CpArgs) -> Result<ExitCode> {
+    let paced = crate::flood::FloodArgs {
+        decisions: a.decisions,
+        clients: a.clients,
+        rate: a.rate,
+        connections: a.flood_connections,
+        runs: a.runs,
+        json: a.json,
+    };
     if a.flood {
-        crate::flood::run(crate::flood::FloodArgs {
-            decisions: a.decisions,
-            clients: a.clients,
-            rate: a.rate,
-            connections: a.flood_connections,
-            runs: a.runs,
-            json: a.json,
+        crate::flood::run(paced)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(held) = a.slow_clients {
+        crate::slow::run(crate::slow::SlowArgs {
+            held,
+            agents: paced,
+            records: a.envelopes,
         })?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -221,17 +221,20 @@ fn flood(addr: SocketAddr, stop: &AtomicBool, counts: &FloodCounts) {
 
 /// One phase's result.
 #[derive(Debug, Clone, Copy)]
-struct Phase {
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    failed: usize,
+pub(crate) struct Phase {
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) failed: usize,
     flood_per_s: f64,
     flood_sent: u64,
     flood_limited: u64,
     flood_sealed: u64,
     flood_unavailable: u64,
     summaries: u64,
+    /// With [`Flood::Held`]: what the holder did, and the connections the server had open
+    /// when the agents were done.
+    pub(crate) held: Option<(crate::slow::Held, u64)>,
 }
 
 async fn agents(
@@ -288,10 +291,12 @@ async fn agents(
 
 /// Which flood a phase runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flood {
+pub(crate) enum Flood {
     None,
     Niced,
     Normal,
+    /// `bench slow-sender`, niced, holding this many half-open connections.
+    Held(usize),
 }
 
 /// What a sender reports.
@@ -311,13 +316,30 @@ pub struct Sent {
     pub other: u64,
 }
 
-/// The flood sender process.
-struct Sender {
+/// An attacker process: `zt-audit bench flood-sender` or `bench slow-sender`, optionally
+/// under `nice -n 19`. It says `ready` on its first line once its attack is on, and its
+/// counts as JSON when its standard input closes.
+pub(crate) struct Sender {
     child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
 }
 
 impl Sender {
     fn start(addr: SocketAddr, connections: usize, niced: bool) -> Result<Self> {
+        Self::spawn(
+            &[
+                "flood-sender".into(),
+                "--addr".into(),
+                addr.to_string(),
+                "--connections".into(),
+                connections.to_string(),
+            ],
+            niced,
+        )
+    }
+
+    /// `zt-audit bench ARGS`, and waits for its `ready`.
+    pub(crate) fn spawn(args: &[String], niced: bool) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = if niced {
             let mut c = std::process::Command::new("nice");
@@ -326,30 +348,34 @@ impl Sender {
         } else {
             std::process::Command::new(exe)
         };
-        let child = cmd
-            .args(["bench", "flood-sender", "--addr"])
-            .arg(addr.to_string())
-            .arg("--connections")
-            .arg(connections.to_string())
+        let mut child = cmd
+            .arg("bench")
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .context("starting the flood sender (needs `nice` on PATH)")?;
-        Ok(Self { child })
+            .with_context(|| format!("starting bench {} (needs `nice` on PATH)", args[0]))?;
+        let mut out = BufReader::new(child.stdout.take().context("sender stdout")?);
+        let mut ready = String::new();
+        out.read_line(&mut ready)?;
+        if ready.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("bench {} did not start: {ready:?}", args[0]);
+        }
+        Ok(Self { child, out })
     }
 
     /// Closes the sender's stdin (its signal to stop) and reads its counts.
-    fn finish(mut self) -> Result<Sent> {
+    pub(crate) fn finish<T: serde::de::DeserializeOwned>(mut self) -> Result<T> {
         drop(self.child.stdin.take());
         let mut out = String::new();
-        if let Some(mut o) = self.child.stdout.take() {
-            o.read_to_string(&mut out)?;
-        }
+        self.out.read_to_string(&mut out)?;
         let status = self.child.wait()?;
         if !status.success() {
-            bail!("the flood sender failed: {status}");
+            bail!("the attacker process failed: {status}");
         }
-        serde_json::from_str(out.trim()).context("the flood sender's counts")
+        serde_json::from_str(out.trim()).context("the attacker's counts")
     }
 }
 
@@ -385,6 +411,7 @@ pub fn sender(a: SenderArgs) -> Result<()> {
                 .spawn(move || flood(a.addr, &stop, &counts))?,
         );
     }
+    println!("ready");
     // Stop when the parent closes our stdin (or goes away).
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
@@ -405,7 +432,7 @@ pub fn sender(a: SenderArgs) -> Result<()> {
     Ok(())
 }
 
-fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
+pub(crate) fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
     let tmp = tempfile::tempdir()?;
     let server = Server::start(tmp.path(), limits)?;
     let base = format!("http://{}", server.addr);
@@ -446,17 +473,18 @@ fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
         Flood::None => None,
         Flood::Niced => Some(Sender::start(server.addr, a.connections, true)?),
         Flood::Normal => Some(Sender::start(server.addr, a.connections, false)?),
+        Flood::Held(n) => Some(crate::slow::holder(server.addr, n)?),
     };
-    if sender.is_some() {
-        // The flood is on before the first decision is due.
-        std::thread::sleep(Duration::from_millis(300));
-    }
     let t = Instant::now();
     let measured = rt.block_on(agents(base, token, keyring.clone(), a));
     let secs = t.elapsed().as_secs_f64();
-    let counts = match sender {
-        Some(s) => s.finish()?,
-        None => Sent::default(),
+    let (counts, held) = match (flood, sender) {
+        (Flood::Held(_), Some(s)) => {
+            let open = crate::slow::open_connections(&server.addr.to_string());
+            (Sent::default(), Some((s.finish()?, open)))
+        }
+        (_, Some(s)) => (s.finish()?, None),
+        (_, None) => (Sent::default(), None),
     };
     let (mut lat, failed) = measured?;
     let dir = server.dir.clone();
@@ -499,6 +527,7 @@ fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
         flood_sealed: sealed,
         flood_unavailable: counts.unavailable,
         summaries,
+        held,
     })
 }
 

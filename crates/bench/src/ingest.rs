@@ -484,3 +484,77 @@ fn postgres(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Envelopes made once (their chains, keyring and OTLP requests), ingested again into a fresh
+/// store by each [`Prepared::run`]: for benches that compare ingest rates in one run.
+pub(crate) struct Prepared {
+    dir: tempfile::TempDir,
+    ring: std::path::PathBuf,
+    requests: Vec<Vec<Vec<u8>>>,
+    total: usize,
+}
+
+impl Prepared {
+    /// `records` signed envelopes in `connections` chains, `batch` per request.
+    pub(crate) fn new(records: usize, connections: usize, batch: usize) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let per_chain = records.div_ceil(connections);
+        let key = SigningKey::generate();
+        let chains = envelopes(connections, per_chain, &key);
+        let mut ring = Keyring::new();
+        ring.insert(KeyEntry::new("bench-key", key.public_key()))?;
+        let ring_path = dir.path().join("keyring.json");
+        std::fs::write(&ring_path, serde_json::to_string(&ring.to_json())?)?;
+        Ok(Self {
+            requests: chains
+                .iter()
+                .map(|c| c.chunks(batch).map(encode).collect())
+                .collect(),
+            total: chains.iter().map(Vec::len).sum(),
+            ring: ring_path,
+            dir,
+        })
+    }
+
+    /// Ingests them into a fresh SQLite store through one `serve`, beside `held` half-open
+    /// connections (none: 0); envelopes per second, and the connections the server had open
+    /// at the end. Every envelope must be stored once.
+    pub(crate) fn run(&self, held: usize) -> Result<(f64, u64)> {
+        let db = tempfile::NamedTempFile::new_in(self.dir.path())?.into_temp_path();
+        std::fs::remove_file(&db)?;
+        let server = crate::hostile::Serve::start(&db, &self.ring, &[])?;
+        let holder = match held {
+            0 => None,
+            n => Some(crate::slow::holder(server.addr.parse()?, n)?),
+        };
+        let t = Instant::now();
+        let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .requests
+                .iter()
+                .map(|r| s.spawn(|| replay(&server.addr, r)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
+                })
+                .collect()
+        });
+        let secs = t.elapsed().as_secs_f64();
+        let open = crate::slow::open_connections(&server.addr);
+        if let Some(h) = holder {
+            h.finish::<crate::slow::Held>()?;
+        }
+        server.stop();
+        for r in results {
+            r?;
+        }
+        let stored = zt_store::Store::open(&db)?.count_records()?;
+        if stored != self.total as u64 {
+            bail!("store holds {stored} envelopes, {} were sent", self.total);
+        }
+        Ok((self.total as f64 / secs, open))
+    }
+}

@@ -1,5 +1,6 @@
 //! zt-audit's benchmark harnesses: `zt-audit bench verify|ingest|control-plane|anchor|tui`
-//! (`control-plane --flood`, `ingest --hostile`: the same services under attack).
+//! (`control-plane --flood`, `control-plane --slow-clients`, `ingest --hostile`: the same
+//! services under attack).
 //!
 //! Each one generates its data, measures against a named reference in the same run (the
 //! Node/OpenSSL verifier, offline verify, one fsync per decision, `verify --db`, ...), checks
@@ -34,6 +35,7 @@ pub mod control_plane;
 pub mod flood;
 pub mod hostile;
 pub mod ingest;
+pub mod slow;
 pub mod tui;
 pub mod verify;
 
@@ -58,6 +60,9 @@ pub enum Bench {
     /// The tokenless flood of `control-plane --flood`, as its own process.
     #[command(name = "flood-sender", hide = true)]
     FloodSender(flood::SenderArgs),
+    /// The held connections of `control-plane --slow-clients`, as their own process.
+    #[command(name = "slow-sender", hide = true)]
+    SlowSender(slow::SlowSenderArgs),
 }
 
 /// Runs one benchmark.
@@ -69,5 +74,6 @@ pub fn run(b: Bench) -> Result<ExitCode> {
         Bench::Anchor(a) => anchor::run(a),
         Bench::Tui(a) => tui::run(a),
         Bench::FloodSender(a) => flood::sender(a).map(|()| ExitCode::SUCCESS),
+        Bench::SlowSender(a) => slow::sender(a).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -89,6 +89,9 @@ pub struct Options {
     /// Serve over TLS (certificate reloaded when its files change); with a client CA
     /// bundle, an X.509-SVID decides who is asking (see [`server`]). None: plain HTTP.
     pub tls: Option<Arc<zt_tls::TlsServer>>,
+    /// What a connection may hold: connections in all and per source address, header and
+    /// idle timeouts (see [`zt_tls::connections`]).
+    pub connections: zt_tls::ConnectionLimits,
     /// Requests that do not authenticate (no, unknown, expired or retired token), all
     /// together; past it 429, counted in the window's summary record.
     pub unauthenticated_rate: RateLimit,
@@ -114,6 +117,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(10),
             store_busy_timeout: Duration::from_secs(5),
             tls: None,
+            connections: zt_tls::ConnectionLimits::default(),
             unauthenticated_rate: RateLimit::UNAUTHENTICATED,
             actor_rate: RateLimit::PER_ACTOR,
             summary_window: Duration::from_secs(10),
@@ -326,10 +330,12 @@ impl ControlPlane {
             },
             on_commit,
         )?;
+        let connections = zt_tls::Connections::new(self.options.connections);
         let shared = Arc::new(server::Shared {
             engine: RwLock::new(Arc::new(engine)),
             registry: tokio::sync::RwLock::new(registry),
             tls: self.options.tls.clone(),
+            connections: Arc::clone(&connections),
             state: Mutex::new(state),
             chain,
             open: self.options.open,
@@ -366,7 +372,14 @@ impl ControlPlane {
             self.options.body_limit,
             self.options.request_timeout,
         );
-        let served = server::run(listener, app, self.options.tls.clone(), shutdown).await;
+        let served = zt_tls::serve(
+            listener,
+            app,
+            self.options.tls.clone(),
+            connections,
+            shutdown,
+        )
+        .await;
         // No request is left: the last window's summary is sealed, then the summariser lets
         // go of its chain handle.
         stop_summaries.notify_one();

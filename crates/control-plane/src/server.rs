@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub registry: tokio::sync::RwLock<Registry>,
     /// TLS, for its counters on `/metrics`.
     pub tls: Option<Arc<TlsServer>>,
+    /// The listener's connections and their counts (for `/metrics`).
+    pub connections: Arc<zt_tls::Connections>,
     pub state: Mutex<state::State>,
     pub chain: ChainHandle,
     pub open: bool,
@@ -181,27 +183,6 @@ pub(crate) fn router(
         ))
         .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
         .with_state(shared)
-}
-
-/// Runs `app` on `listener` until `shutdown`, over TLS when `tls` is given.
-pub(crate) async fn run(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: Option<Arc<TlsServer>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    match tls {
-        // zt-tls sets ConnectInfo itself: the peer's address goes into rate-limit summaries.
-        Some(tls) => zt_tls::serve(listener, app, tls, shutdown).await,
-        None => {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-        }
-    }
 }
 
 pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -988,6 +969,7 @@ async fn metrics(State(st): St) -> Response {
         st.limiter.summaries.load(Ordering::Relaxed),
         m.refused_origin.load(Ordering::Relaxed),
     );
+    body.push_str(&st.connections.render_metrics());
     if let Some(tls) = &st.tls {
         body.push_str(&tls.render_metrics());
     }

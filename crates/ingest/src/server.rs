@@ -66,6 +66,9 @@ pub struct Config {
     pub max_group: usize,
     /// Serve over TLS; with a client CA bundle, require an X.509-SVID (module docs).
     pub tls: Option<Arc<TlsServer>>,
+    /// What a connection may hold: connections in all and per source address, header and
+    /// idle timeouts (see [`zt_tls::connections`]).
+    pub connections: zt_tls::ConnectionLimits,
     /// What one request may hold (LogRecords, ResourceLogs, ScopeLogs, decoded size).
     pub limits: Limits,
     /// Requests decompressed and decoded at once (default: the number of CPUs).
@@ -82,6 +85,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             max_group: 128,
             tls: None,
+            connections: zt_tls::ConnectionLimits::default(),
             limits: Limits::default(),
             max_decoding: std::thread::available_parallelism().map_or(2, usize::from),
         }
@@ -234,6 +238,8 @@ struct AppState {
     /// Permits to decompress and decode: the memory a burst of hostile requests can take is
     /// this many requests' worth, not one per connection.
     decoding: Arc<Semaphore>,
+    /// The listener's connections and their counts.
+    connections: Arc<zt_tls::Connections>,
 }
 
 /// What a server run did.
@@ -260,7 +266,9 @@ pub async fn serve(
     let writer = std::thread::Builder::new()
         .name("zt-ingest-writer".into())
         .spawn(move || writer_loop(rx, store, keyring, writer_metrics, max_group))?;
+    let connections = zt_tls::Connections::new(config.connections);
     let state = Arc::new(AppState {
+        connections: Arc::clone(&connections),
         tx,
         metrics: Arc::clone(&metrics),
         config: config.clone(),
@@ -283,14 +291,14 @@ pub async fn serve(
     // Plain `reqwest::Client::new()`s in this process need a rustls provider (see
     // zt_tls::install_default_provider).
     zt_tls::install_default_provider();
-    match config.tls.clone() {
-        Some(tls) => zt_tls::serve(listener, app, tls, shutdown).await?,
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-    }
+    zt_tls::serve(
+        listener,
+        app,
+        config.tls.clone(),
+        Arc::clone(&connections),
+        shutdown,
+    )
+    .await?;
     // The router (and with it the queue's sender) is gone: the writer drains and stops.
     tokio::task::spawn_blocking(move || writer.join())
         .await
@@ -308,6 +316,7 @@ async fn metrics_handler(State(st): State<Arc<AppState>>) -> impl IntoResponse {
         .queue_depth
         .store(depth as u64, Ordering::Relaxed);
     let mut body = st.metrics.render();
+    body.push_str(&st.connections.render_metrics());
     if let Some(tls) = &st.config.tls {
         body.push_str(&tls.render_metrics());
     }

@@ -3,7 +3,9 @@
 //!
 //! - [`server`]: [`TlsServer`] (certificate and key from PEM files, **reloaded when the files
 //!   change**; optional client CA bundle) and [`serve`], which serves an axum router over it
-//!   with the house's graceful shutdown.
+//!   (or over plain HTTP) with the house's graceful shutdown.
+//! - [`connections`]: what a connection may hold on every listener, TLS or not: connections in
+//!   all and per source address, header and idle timeouts, each refusal counted.
 //! - [`identity`]: SPIFFE X.509-SVIDs. A client CA bundle names one trust domain per CA (its
 //!   `spiffe://<td>` URI SAN); a verified client certificate becomes a [`PeerIdentity`] (an
 //!   SVID's [`SpiffeId`], anonymous, or refused with the reason), a request extension that no
@@ -21,11 +23,15 @@
 //! # async fn run(app: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
 //! let tls = TlsServer::load(&ServerFiles::new("svid.pem", "svid.key").client_ca("bundle.pem"))?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
-//! zt_tls::serve(listener, app, Arc::new(tls), async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! let connections = zt_tls::Connections::new(zt_tls::ConnectionLimits::default());
+//! zt_tls::serve(listener, app, Some(Arc::new(tls)), connections, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! }).await?;
 //! # Ok(()) }
 //! ```
 
 pub mod client;
+pub mod connections;
 pub mod error;
 pub mod identity;
 pub mod pem;
@@ -38,6 +44,7 @@ pub mod test_pki;
 use std::sync::{Arc, OnceLock};
 
 pub use client::{ClientIdentity, ClientTls};
+pub use connections::{ConnectionLimits, Connections};
 pub use error::{CaProblem, IdentityRefused, TlsError};
 pub use identity::{ClientCaBundle, PeerIdentity};
 pub use reload::ReloadingKey;

@@ -32,6 +32,7 @@ use rustls_pki_types::UnixTime;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::connections::{Activity, Connections, Outcome, Slot, Watched};
 use crate::error::TlsError;
 use crate::identity::{ClientCaBundle, PeerIdentity};
 use crate::reload::{ReloadingKey, CHECK_EVERY};
@@ -98,14 +99,21 @@ const LOG_BURST: u64 = 20;
 
 #[derive(Debug)]
 struct LogLimit {
-    window: Mutex<(Instant, u64)>,
+    /// The window's start (None: no line yet) and the lines in it.
+    window: Mutex<(Option<Instant>, u64)>,
 }
 
 impl LogLimit {
+    const fn new() -> Self {
+        Self {
+            window: Mutex::new((None, 0)),
+        }
+    }
+
     fn allow(&self) -> bool {
         let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        if w.0.elapsed() > Duration::from_secs(10) {
-            *w = (Instant::now(), 0);
+        if w.0.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            *w = (Some(Instant::now()), 0);
         }
         w.1 += 1;
         w.1 <= LOG_BURST
@@ -165,9 +173,7 @@ impl TlsServer {
             key,
             bundle,
             counters: Counters::default(),
-            log: LogLimit {
-                window: Mutex::new((Instant::now(), 0)),
-            },
+            log: LogLimit::new(),
         })
     }
 
@@ -286,11 +292,14 @@ fn classify(e: &std::io::Error) -> (&'static str, Option<String>) {
     (reason, Some(tls.to_string()))
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown`, then drains (see the module docs).
+/// Serves `app` on `listener` until `shutdown`, then drains (see the module docs): over TLS
+/// when `tls` is given, plain HTTP/1.1 otherwise; every connection within `connections`'
+/// limits (see [`crate::connections`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    tls: Arc<TlsServer>,
+    tls: Option<Arc<TlsServer>>,
+    connections: Arc<Connections>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
@@ -308,13 +317,33 @@ pub async fn serve(
                 }
             },
         };
+        let slot = match connections.admit(addr) {
+            Ok(s) => s,
+            Err(why) => {
+                // Closed before a byte is read: the descriptor comes back at once.
+                drop(tcp);
+                if REFUSALS.allow() {
+                    eprintln!(
+                        "zt-tls: connection from {addr} refused: {} connections open{} (limit; counted on /metrics)",
+                        match why {
+                            Outcome::MaxPerAddress => connections.limits().max_per_address,
+                            _ => connections.limits().max_connections,
+                        },
+                        if why == Outcome::MaxPerAddress { " from its address" } else { "" },
+                    );
+                }
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         tokio::spawn(connection(
             tcp,
             addr,
-            Arc::clone(&tls),
+            tls.clone(),
             app.clone(),
+            Arc::clone(&connections),
             close_rx.clone(),
+            slot,
         ));
     }
     drop(listener);
@@ -325,13 +354,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// Refused connections written to stderr, at most [`LOG_BURST`] per ten seconds.
+static REFUSALS: LogLimit = LogLimit::new();
+
 async fn connection(
     tcp: tokio::net::TcpStream,
     addr: SocketAddr,
-    tls: Arc<TlsServer>,
+    tls: Option<Arc<TlsServer>>,
     app: Router,
+    connections: Arc<Connections>,
     mut close: tokio::sync::watch::Receiver<()>,
+    _slot: Slot,
 ) {
+    let Some(tls) = tls else {
+        serve_http(tcp, addr, None, app, &connections, close).await;
+        return;
+    };
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(tcp));
     let stream = tokio::select! {
         done = handshake => match done {
@@ -350,19 +388,85 @@ async fn connection(
     };
     tls.counters.handshakes.fetch_add(1, Ordering::Relaxed);
     let peer = tls.identity(addr, stream.get_ref().1);
-    let service = tower::ServiceExt::map_request(app, move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(peer.clone());
+    serve_http(stream, addr, Some(peer), app, &connections, close).await;
+}
+
+/// Largest buffered request head (and read buffer): a head past it is refused (431) rather
+/// than held. hyper's default is about 400 KiB per connection.
+const MAX_BUF: usize = 64 << 10;
+
+/// HTTP/1.1 on an accepted (and, for TLS, handshaken) stream: the peer's identity and address
+/// on every request, closed by its watchdog when a head or an idle spell takes too long.
+async fn serve_http<S>(
+    stream: S,
+    addr: SocketAddr,
+    peer: Option<PeerIdentity>,
+    app: Router,
+    connections: &Connections,
+    mut close: tokio::sync::watch::Receiver<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let watched = Arc::clone(&activity);
+    let service = tower::service_fn(move |mut req: Request<Incoming>| {
+        if let Some(p) = &peer {
+            req.extensions_mut().insert(p.clone());
+        }
         req.extensions_mut().insert(ConnectInfo(addr));
-        req
+        let app = app.clone();
+        let turn = Turn::begin(Arc::clone(&watched));
+        async move {
+            let answer = tower::ServiceExt::oneshot(app, req).await;
+            drop(turn);
+            answer
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        .max_buf_size(MAX_BUF)
+        .serve_connection(
+            TokioIo::new(Watched::new(stream, Arc::clone(&activity))),
+            TowerToHyperService::new(service),
+        );
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = close.changed() => {}
+    let limits = connections.limits();
+    loop {
+        // While a request is served its own timeout applies; look again later.
+        let at = activity.deadline(&limits).map_or_else(
+            || Instant::now() + limits.idle_timeout.min(limits.header_timeout),
+            |(at, _)| at,
+        );
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = close.changed() => break,
+            () = tokio::time::sleep_until(at.into()) => {
+                // The connection may have moved on while this slept: ask again.
+                if let Some((due, why)) = activity.deadline(&limits) {
+                    if due <= Instant::now() {
+                        connections.counted(why);
+                        return;
+                    }
+                }
+            }
+        }
     }
     // Shutting down: finish the request in progress, then close.
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+/// One request on a connection, from its complete head to its answer (or until dropped).
+struct Turn(Arc<Activity>);
+
+impl Turn {
+    fn begin(activity: Arc<Activity>) -> Self {
+        activity.begun();
+        Self(activity)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.answered();
+    }
 }

@@ -63,6 +63,8 @@ pub struct Args {
     ingest_key: Option<PathBuf>,
     #[command(flatten)]
     tls: crate::cmd::TlsArgs,
+    #[command(flatten)]
+    connections: crate::cmd::ConnectionArgs,
     /// Decisions waiting to be sealed before 503 + Retry-After.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     queue: usize,
@@ -140,6 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let tls = args.tls.server().context("cannot set up TLS")?;
     let opts = Options {
         tls: tls.clone(),
+        connections: args.connections.limits(),
         chain_id: args.chain_id.clone(),
         open: args.open,
         admin_tokens,

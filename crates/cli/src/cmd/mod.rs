@@ -54,6 +54,46 @@ impl TlsArgs {
     }
 }
 
+/// What a connection to a server (`serve`, `control-plane`) may hold, TLS or not: past a
+/// limit a connection is closed at accept; past a timeout it is closed and counted
+/// (`zt_connections_*` on `/metrics`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// How long a client may take to send a request's head, from its first byte (a new
+    /// connection: from its accept or TLS handshake).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cmd::anchor::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// How long a kept-alive connection may wait between an answer and the next request.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::cmd::anchor::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Connections open at once, all clients together [default: the descriptor limit
+    /// (`ulimit -n`) less 128].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Connections open at once from one address (an IPv6 /64) [default: 256, or a quarter
+    /// of --max-connections when less].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: Option<u32>,
+}
+
+impl ConnectionArgs {
+    /// The limits.
+    pub fn limits(&self) -> zt_tls::ConnectionLimits {
+        let max_connections = self
+            .max_connections
+            .map_or_else(zt_tls::connections::default_max_connections, |n| n as usize);
+        zt_tls::ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections,
+            max_per_address: self.max_connections_per_address.map_or_else(
+                || zt_tls::connections::default_max_per_address(max_connections),
+                |n| n as usize,
+            ),
+        }
+    }
+}
+
 /// Which records count in a store (`serve`, `import`): the trust policy's flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustArgs {

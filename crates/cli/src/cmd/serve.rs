@@ -66,6 +66,8 @@ pub struct Args {
     trust: crate::cmd::TrustArgs,
     #[command(flatten)]
     tls: crate::cmd::TlsArgs,
+    #[command(flatten)]
+    connections: crate::cmd::ConnectionArgs,
 }
 
 fn tokens(file: Option<&PathBuf>) -> Result<Vec<Secret>> {
@@ -120,6 +122,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tokens,
         queue: args.queue.max(1),
         tls: tls.clone(),
+        connections: args.connections.limits(),
         limits: Limits {
             max_log_records: args.max_log_records,
             max_decoded_bytes: args.max_decoded_bytes,

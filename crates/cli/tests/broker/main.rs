@@ -20,17 +20,12 @@ use std::time::{Duration, Instant};
 
 use zt_broker::supervise::{StopReason, Supervised};
 
-/// The `zt-audit` under test: this build, or the one `ZT_AUDIT_UNDER_TEST` names (how the
-/// attack tests were run against the commit before the fix, to watch each attack succeed).
+/// The `zt-audit` under test ([`support::zt_audit`]), as a value `Command::new` takes.
 struct Bin;
 
 impl AsRef<std::ffi::OsStr> for Bin {
     fn as_ref(&self) -> &std::ffi::OsStr {
-        static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
-        PATH.get_or_init(|| {
-            std::env::var_os("ZT_AUDIT_UNDER_TEST")
-                .unwrap_or_else(|| env!("CARGO_BIN_EXE_zt-audit").into())
-        })
+        support::zt_audit()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Helpers both test binaries of the CLI (`cli`, `chain`) use, included by `#[path]` so each
+//! Helpers the test binaries of the CLI (`cli`, `chain`, `broker`, `slow_clients`) use, included by `#[path]` so each
 //! binary links only what it needs and nothing is written twice.
 #![allow(dead_code, reason = "each test binary uses a part")]
 
@@ -28,14 +28,28 @@ pub fn python() -> String {
         .to_owned()
 }
 
-/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with. The
-/// binary is this build's, or the one `ZT_AUDIT_UNDER_TEST` names.
+/// The `zt-audit` under test: this build, or the one `ZT_AUDIT_UNDER_TEST` names (how attack
+/// tests are run against the commit before a fix, to watch each attack succeed).
+pub fn zt_audit() -> &'static std::ffi::OsStr {
+    static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var_os("ZT_AUDIT_UNDER_TEST")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_zt-audit").into())
+    })
+}
+
+/// Starts `zt-audit ARGS` (a server), and reads the URL its first stdout line ends with.
 pub fn spawn_server(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    let mut cmd = std::process::Command::new(zt_audit());
+    cmd.args(args);
+    spawn_server_cmd(cmd)
+}
+
+/// Starts a server from a command (`zt-audit` under a wrapper, say), and reads the URL its
+/// first stdout line ends with.
+pub fn spawn_server_cmd(mut cmd: std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let bin = std::env::var_os("ZT_AUDIT_UNDER_TEST")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_zt-audit").into());
-    let mut child = std::process::Command::new(bin)
-        .args(args)
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -14,7 +14,11 @@ use axum::extract::Extension;
 use axum::routing::get;
 use axum::Router;
 use zt_tls::test_pki::{write_bundle, Ca, Validity};
-use zt_tls::{ClientIdentity, ClientTls, PeerIdentity, ServerFiles, TlsServer};
+use zt_tls::{
+    ClientIdentity, ClientTls, ConnectionLimits, Connections, PeerIdentity, ServerFiles, TlsServer,
+};
+
+mod connections;
 
 async fn whoami(peer: Option<Extension<PeerIdentity>>) -> String {
     match peer.map(|Extension(p)| p) {
@@ -23,6 +27,11 @@ async fn whoami(peer: Option<Extension<PeerIdentity>>) -> String {
         Some(PeerIdentity::Refused(r)) => format!("refused: {r}"),
         None => "no tls".into(),
     }
+}
+
+async fn wait(axum::extract::Path(ms): axum::extract::Path<u64>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    "done"
 }
 
 async fn slow() -> &'static str {
@@ -47,25 +56,41 @@ async fn assert_metrics(tls: &TlsServer, lines: &[&str]) {
 
 struct Running {
     base: String,
+    addr: std::net::SocketAddr,
     tls: Arc<TlsServer>,
+    connections: Arc<Connections>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 async fn start(files: &ServerFiles) -> Running {
+    start_with(files, ConnectionLimits::default()).await
+}
+
+async fn start_with(files: &ServerFiles, limits: ConnectionLimits) -> Running {
     let tls = Arc::new(TlsServer::load(files).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new()
         .route("/whoami", get(whoami))
-        .route("/slow", get(slow));
+        .route("/slow", get(slow))
+        .route("/wait/{ms}", get(wait));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let join = tokio::spawn(zt_tls::serve(listener, app, Arc::clone(&tls), async {
-        let _ = rx.await;
-    }));
+    let connections = Connections::new(limits);
+    let join = tokio::spawn(zt_tls::serve(
+        listener,
+        app,
+        Some(Arc::clone(&tls)),
+        Arc::clone(&connections),
+        async {
+            let _ = rx.await;
+        },
+    ));
     Running {
         base: format!("https://localhost:{}", addr.port()),
+        addr,
         tls,
+        connections,
         stop: Some(tx),
         join,
     }
