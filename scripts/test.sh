@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what CI runs (.ci/run) and what the README's test command runs.
-# Needs the Rust toolchain (with rustfmt and clippy), Node.js with npm (the reference verifier of
+# Needs the Rust toolchain (with rustfmt and clippy), Go (test peers built on reference libraries,
+# pinned in tests/go/*/go.sum, built into target/go-peers/), Node.js with npm (the reference verifier of
 # the benchmark; anvil and solc from the npm registry, pinned in package-lock.json, installed
 # into node_modules/ by scripts/npm-tools.sh) and Python 3.10+ (a venv of the OpenTelemetry SDK from PyPI, built under target/;
 # the lineage-style client test uses the standard library only).
@@ -72,6 +73,9 @@ rm -rf "$clone"
 
 step "Python OpenTelemetry SDK venv (PyPI, pinned) for the ingest tests"
 bash scripts/python-venv.sh >/dev/null
+
+step "Go peers (pinned modules from the Go module proxy, built once into target/go-peers): go-spiffe's mTLS client"
+bash scripts/go-peers.sh >/dev/null
 
 step "tests (AWS-LC backend)"
 cargo test --workspace --locked

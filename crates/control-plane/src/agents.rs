@@ -450,7 +450,7 @@ async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Resp
         Ok(e) => e,
         Err(r) => return r.into_response(),
     };
-    let spiffe_id = match spiffe_member(&m) {
+    let spiffe_id = match spiffe_member(&st, &m) {
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
@@ -547,22 +547,53 @@ async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Resp
     changed(StatusCode::CREATED, fields, &committed)
 }
 
-/// The optional `spiffe_id` of a registration, checked as the SPIFFE ID specification says.
+/// The optional `spiffe_id` of a registration, checked as the SPIFFE ID specification says,
+/// in a trust domain this control plane holds a bundle of: an ID no SVID could ever prove is
+/// refused now rather than bound to an agent nobody can be.
 pub(crate) fn spiffe_member(
+    st: &Shared,
     m: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Option<SpiffeId>, Reject> {
-    match m.get("spiffe_id") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => SpiffeId::parse(s).map(Some).map_err(|e| {
+    let id = match m.get("spiffe_id") {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::String(s)) => SpiffeId::parse(s).map_err(|e| {
             Reject(
                 StatusCode::BAD_REQUEST,
                 format!("`spiffe_id` is not a workload's SPIFFE ID: {e}"),
             )
-        }),
-        Some(_) => Err(Reject(
+        })?,
+        Some(_) => {
+            return Err(Reject(
+                StatusCode::BAD_REQUEST,
+                "`spiffe_id` must be a string".into(),
+            ))
+        }
+    };
+    let td = id.trust_domain();
+    match st.tls.as_ref().and_then(|t| t.trust_bundles()) {
+        None => Err(Reject(
             StatusCode::BAD_REQUEST,
-            "`spiffe_id` must be a string".into(),
+            format!(
+                "`spiffe_id` {}: this control plane asks for no client certificates (start it with --client-ca or --trust-bundle spiffe://{}=FILE), so no SVID could speak for it",
+                zt_core::text::escape(id.as_str()),
+                zt_core::text::escape(td)
+            ),
         )),
+        Some(b) if !b.holds(td) => Err(Reject(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`spiffe_id` {}: trust domain {} has no bundle here (held: {}); add --trust-bundle spiffe://{}=FILE",
+                zt_core::text::escape(id.as_str()),
+                zt_core::text::escape(td),
+                b.trust_domains()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                zt_core::text::escape(td)
+            ),
+        )),
+        Some(_) => Ok(Some(id)),
     }
 }
 

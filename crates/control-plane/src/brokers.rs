@@ -150,7 +150,7 @@ async fn register_change(State(st): St, headers: HeaderMap, body: Bytes) -> Resp
         Ok(k) => k,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let spiffe_id = match spiffe_member(&m) {
+    let spiffe_id = match spiffe_member(&st, &m) {
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };

@@ -388,6 +388,24 @@ fn answer(committed: &Committed) -> Result<(bool, Vec<u8>), String> {
     Ok((allow, zt_core::envelope::lineage_answer(&env)))
 }
 
+/// How the asker authenticated, as Cedar sees it in `context.identity` (a member no agent may
+/// write): `{kind: "svid", spiffe_id, trust_domain}`, `{kind: "token"}`, or `{kind: "open"}`,
+/// so a policy can ask for an SVID, or an SVID of one trust domain.
+fn cedar_identity(peer: Option<&PeerIdentity>, open: bool) -> Value {
+    let mut m = Map::new();
+    let s = |x: &str| Value::String(x.to_owned());
+    match peer {
+        Some(PeerIdentity::Spiffe(id)) => {
+            m.push("kind".into(), s("svid"));
+            m.push("spiffe_id".into(), s(id.as_str()));
+            m.push("trust_domain".into(), s(id.trust_domain()));
+        }
+        _ if open => m.push("kind".into(), s("open")),
+        _ => m.push("kind".into(), s("token")),
+    }
+    Value::Object(m)
+}
+
 /// Who is asking when the connection presented a client certificate: (identity, refusal,
 /// status), as for a token; `None` without one (tokens decide). An SVID outranks any token.
 fn svid_asker(
@@ -591,6 +609,7 @@ async fn actions(State(st): St, req: Request) -> Response {
         // An SVID outranks the token: the connection's identity decides.
         let (identity, refusal, status) =
             svid_asker(&registry, peer.as_ref(), &req.actor).unwrap_or((identity, refusal, status));
+        let asker = cedar_identity(peer.as_ref(), st.open && token.is_none());
         // An unauthenticated refusal within the rate limit still gives way to agents: it
         // takes a place in the writer's queue only while half of it is free.
         if unauthenticated && status == StatusCode::UNAUTHORIZED && !st.chain.half_free() {
@@ -620,7 +639,8 @@ async fn actions(State(st): St, req: Request) -> Response {
             match capabilities::check_use(&st, &caps, token, &req.actor, &req.action, &req.resource)
             {
                 Ok(u) => {
-                    let cedar = u.cedar_context(req.context.as_ref());
+                    let mut cedar = u.cedar_context(req.context.as_ref());
+                    cedar.push("identity".into(), asker.clone());
                     let v = engine.decide(&req.actor, &req.action, &req.resource, Some(&cedar));
                     used = Some(u);
                     (v.allow, v.reason, v.policy_ids)
@@ -628,7 +648,9 @@ async fn actions(State(st): St, req: Request) -> Response {
                 Err(why) => (false, why.to_string(), Vec::new()),
             }
         } else {
-            let v = engine.decide(&req.actor, &req.action, &req.resource, req.context.as_ref());
+            let mut cedar = req.context.clone().unwrap_or_default();
+            cedar.push("identity".into(), asker.clone());
+            let v = engine.decide(&req.actor, &req.action, &req.resource, Some(&cedar));
             (v.allow, v.reason, v.policy_ids)
         };
         let mut ctx = Map::new();

@@ -372,9 +372,15 @@ async fn export_logs(State(st): State<Arc<AppState>>, req: Request) -> Response 
     resp
 }
 
-/// With a client CA bundle, the sender's SPIFFE ID, or why the request is refused.
+/// With trust bundles, the sender's SPIFFE ID, or why the request is refused.
 fn sender(st: &AppState, peer: Option<&PeerIdentity>) -> Result<Option<String>, String> {
-    if st.config.tls.as_ref().and_then(|t| t.client_ca()).is_none() {
+    if st
+        .config
+        .tls
+        .as_ref()
+        .and_then(|t| t.trust_bundles())
+        .is_none()
+    {
         return Ok(None);
     }
     match peer {

@@ -39,8 +39,8 @@ pub enum TlsError {
         /// rustls' reason.
         reason: rustls::Error,
     },
-    /// A CA certificate in a client CA bundle does not name its trust domain.
-    #[error("client CA bundle {}: certificate {index}: {problem}", .path.display())]
+    /// A CA certificate in a trust bundle cannot be used (see [`CaProblem`]).
+    #[error("trust bundle {}: certificate {index}: {problem}", .path.display())]
     Bundle {
         /// The bundle file.
         path: PathBuf,
@@ -48,6 +48,28 @@ pub enum TlsError {
         index: usize,
         /// What is wrong with it.
         problem: CaProblem,
+    },
+    /// A SPIFFE bundle (JWK Set) that cannot be used.
+    #[error("SPIFFE bundle {} for {trust_domain}: {problem}", .path.display())]
+    SpiffeBundle {
+        /// The file.
+        path: PathBuf,
+        /// The trust domain it was given for.
+        trust_domain: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A SPIFFE bundle whose `spiffe_sequence` went down: an older bundle put back.
+    #[error("SPIFFE bundle {} for {trust_domain}: spiffe_sequence went from {was} to {now}; a bundle's sequence only goes up (an older bundle?)", .path.display())]
+    SequenceWentBack {
+        /// The file.
+        path: PathBuf,
+        /// Its trust domain.
+        trust_domain: String,
+        /// The sequence in use.
+        was: u64,
+        /// The file's.
+        now: u64,
     },
     /// rustls could not build a verifier or configuration from what was loaded.
     #[error("TLS configuration: {0}")]
@@ -64,9 +86,17 @@ pub enum CaProblem {
     /// Not a CA (basic constraints).
     #[error("not a CA certificate (basicConstraints cA is not true)")]
     NotCa,
-    /// No URI SAN.
-    #[error("no URI SAN naming its trust domain (spiffe://<trust-domain>)")]
+    /// No URI SAN, where the CA has to name its trust domain (`--client-ca`).
+    #[error("no URI SAN naming its trust domain (spiffe://<trust-domain>); name the trust domain yourself with --trust-bundle spiffe://<trust-domain>=FILE")]
     NoTrustDomain,
+    /// The CA names another trust domain than the one it was given for.
+    #[error("it names trust domain {named} but was given as the bundle of {configured}")]
+    OtherTrustDomain {
+        /// The trust domain its URI SAN names.
+        named: String,
+        /// The one the configuration gave.
+        configured: String,
+    },
     /// More than one URI SAN.
     #[error("{0} URI SANs; a CA names exactly one trust domain")]
     ManyUris(usize),
@@ -116,6 +146,9 @@ pub enum IdentityRefused {
         /// The trust domain of the CA it chains to.
         issued_by: String,
     },
+    /// The certificate is a CA's (keyCertSign or cRLSign), not a workload's leaf.
+    #[error("the client certificate may sign certificates (keyCertSign/cRLSign): an X.509-SVID is a leaf")]
+    NotLeaf,
     /// The chain did not verify again for the identity check (it did in the handshake: a
     /// certificate that expired in between, say).
     #[error("the client certificate chain does not verify: {0}")]

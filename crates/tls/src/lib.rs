@@ -6,10 +6,12 @@
 //!   (or over plain HTTP) with the house's graceful shutdown.
 //! - [`connections`]: what a connection may hold on every listener, TLS or not: connections in
 //!   all and per source address, header and idle timeouts, each refusal counted.
-//! - [`identity`]: SPIFFE X.509-SVIDs. A client CA bundle names one trust domain per CA (its
-//!   `spiffe://<td>` URI SAN); a verified client certificate becomes a [`PeerIdentity`] (an
-//!   SVID's [`SpiffeId`], anonymous, or refused with the reason), a request extension that no
-//!   header can forge.
+//! - [`bundle`]: trust bundles, PEM or SPIFFE bundles (JWK Sets), each for the trust domain
+//!   the configuration names, or CAs that name their own (`spiffe://<td>` URI SAN).
+//! - [`identity`]: SPIFFE X.509-SVIDs against [`TrustBundles`] (several trust domains, each
+//!   SVID checked against its own domain's bundle, bundles reloaded when their files change);
+//!   a verified client certificate becomes a [`PeerIdentity`] (an SVID's [`SpiffeId`],
+//!   anonymous, or refused with the reason), a request extension that no header can forge.
 //! - [`spiffe`]: SPIFFE IDs, checked as the SPIFFE ID specification says.
 //! - [`reload`]: [`ReloadingKey`], the certificate resolver that follows its files (SPIRE
 //!   rotates SVIDs about hourly).
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bundle;
 pub mod client;
 pub mod connections;
 pub mod error;
@@ -43,10 +46,11 @@ pub mod test_pki;
 
 use std::sync::{Arc, OnceLock};
 
+pub use bundle::BundleSource;
 pub use client::{ClientIdentity, ClientTls};
 pub use connections::{ConnectionLimits, Connections};
 pub use error::{CaProblem, IdentityRefused, TlsError};
-pub use identity::{ClientCaBundle, PeerIdentity};
+pub use identity::{DomainSummary, PeerIdentity, TrustBundles};
 pub use reload::ReloadingKey;
 pub use rustls;
 use rustls::crypto::CryptoProvider;

@@ -24,11 +24,10 @@ use crate::error::TlsError;
 /// How often the files are looked at, at most (on a handshake).
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// What the files looked like when they were read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp([Option<(SystemTime, u64, u64)>; 2]);
+/// What a file looked like when it was read: modification time, length, inode.
+type Stamp = Option<(SystemTime, u64, u64)>;
 
-fn stamp_of(path: &Path) -> Option<(SystemTime, u64, u64)> {
+fn stamp_of(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let ino = std::os::unix::fs::MetadataExt::ino(&m);
@@ -41,7 +40,82 @@ fn stamp_of(path: &Path) -> Option<(SystemTime, u64, u64)> {
 struct Checked {
     at: Instant,
     /// The files as last read, successfully or not.
-    seen: Stamp,
+    seen: Vec<Stamp>,
+}
+
+/// Files that something was made from, looked at again at most once per interval: the one
+/// rule of "read it again when it changed" for certificates and trust bundles. A change that
+/// cannot be used keeps what is in use, says why once per change, and is counted.
+#[derive(Debug)]
+pub(crate) struct Follow {
+    paths: Vec<PathBuf>,
+    checked: Mutex<Checked>,
+    every: Duration,
+    reloads: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Follow {
+    /// Follows `paths` as they are now (call right after reading them).
+    pub(crate) fn new(paths: Vec<PathBuf>, every: Duration) -> Self {
+        let seen = paths.iter().map(|p| stamp_of(p)).collect();
+        Self {
+            paths,
+            checked: Mutex::new(Checked {
+                at: Instant::now(),
+                seen,
+            }),
+            every,
+            reloads: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// When it is time to look and the files changed: `read` them again and, when that
+    /// worked, `take` the result (`what` names them in the message). Another thread already
+    /// looking is enough: this one goes on with what is in use.
+    pub(crate) fn refresh<T>(
+        &self,
+        what: &str,
+        read: impl FnOnce() -> Result<T, TlsError>,
+        take: impl FnOnce(T),
+    ) {
+        let Ok(mut checked) = self.checked.try_lock() else {
+            return;
+        };
+        if checked.at.elapsed() < self.every {
+            return;
+        }
+        checked.at = Instant::now();
+        let now: Vec<Stamp> = self.paths.iter().map(|p| stamp_of(p)).collect();
+        if now == checked.seen {
+            return;
+        }
+        checked.seen = now;
+        match read() {
+            Ok(fresh) => {
+                take(fresh);
+                self.reloads.fetch_add(1, Ordering::Relaxed);
+                eprintln!("zt-tls: {} reloaded", zt_core::text::escape(what));
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "zt-tls: {} changed but cannot be used, keeping the current one: {}",
+                    zt_core::text::escape(what),
+                    zt_core::text::escape(&e.to_string())
+                );
+            }
+        }
+    }
 }
 
 /// A certificate chain and private key read from two PEM files, read again when they change.
@@ -51,36 +125,27 @@ pub struct ReloadingKey {
     key: PathBuf,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertifiedKey>>,
-    checked: Mutex<Checked>,
-    every: Duration,
-    reloads: AtomicU64,
-    failures: AtomicU64,
+    follow: Follow,
 }
 
 impl ReloadingKey {
     /// Reads the pair now; an error when it cannot be used (there is nothing to fall back
     /// on yet).
     pub fn load(cert: &Path, key: &Path, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
-        let seen = Stamp([stamp_of(cert), stamp_of(key)]);
+        let follow = Follow::new(vec![cert.to_owned(), key.to_owned()], CHECK_EVERY);
         let loaded = crate::pem::certified_key(cert, key, &provider)?;
         Ok(Self {
             cert: cert.to_owned(),
             key: key.to_owned(),
             provider,
             current: RwLock::new(loaded),
-            checked: Mutex::new(Checked {
-                at: Instant::now(),
-                seen,
-            }),
-            every: CHECK_EVERY,
-            reloads: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            follow,
         })
     }
 
     /// Looks at the files at most this often (default [`CHECK_EVERY`]; zero: on every use).
     pub fn check_every(mut self, every: Duration) -> Self {
-        self.every = every;
+        self.follow.every = every;
         self
     }
 
@@ -92,46 +157,21 @@ impl ReloadingKey {
 
     /// Times a changed pair was taken in.
     pub fn reloads(&self) -> u64 {
-        self.reloads.load(Ordering::Relaxed)
+        self.follow.reloads()
     }
 
     /// Times a changed pair could not be used (the previous one stayed).
     pub fn reload_failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
+        self.follow.failures()
     }
 
-    /// Reads the pair again if the files changed since they were last read. Another thread
-    /// already looking is enough: this one goes on with the current pair.
+    /// Reads the pair again if the files changed since they were last read.
     pub fn refresh(&self) {
-        let Ok(mut checked) = self.checked.try_lock() else {
-            return;
-        };
-        if checked.at.elapsed() < self.every {
-            return;
-        }
-        checked.at = Instant::now();
-        let now = Stamp([stamp_of(&self.cert), stamp_of(&self.key)]);
-        if now == checked.seen {
-            return;
-        }
-        checked.seen = now;
-        match crate::pem::certified_key(&self.cert, &self.key, &self.provider) {
-            Ok(fresh) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-                self.reloads.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "zt-tls: certificate {} reloaded",
-                    zt_core::text::escape(&self.cert.display().to_string())
-                );
-            }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "zt-tls: certificate files changed but cannot be used, keeping the current pair: {}",
-                    zt_core::text::escape(&e.to_string())
-                );
-            }
-        }
+        self.follow.refresh(
+            &format!("certificate {}", self.cert.display()),
+            || crate::pem::certified_key(&self.cert, &self.key, &self.provider),
+            |fresh| *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh,
+        );
     }
 }
 

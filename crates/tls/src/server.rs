@@ -26,16 +26,17 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use rustls_pki_types::UnixTime;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::bundle::BundleSource;
 use crate::connections::{Activity, Connections, Outcome, Slot, Watched};
 use crate::error::TlsError;
-use crate::identity::{ClientCaBundle, PeerIdentity};
+use crate::identity::{PeerIdentity, TrustBundles};
 use crate::reload::{ReloadingKey, CHECK_EVERY};
+use crate::spiffe::TrustDomain;
 
 /// Longest a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,9 +48,10 @@ pub struct ServerFiles {
     pub cert: PathBuf,
     /// Its private key, PEM.
     pub key: PathBuf,
-    /// CA bundle for client certificates (mTLS with X.509-SVIDs); see
-    /// [`crate::identity`] for the rules.
-    pub client_ca: Option<PathBuf>,
+    /// Trust bundles for client certificates (mTLS with X.509-SVIDs), one trust domain or
+    /// more; see [`crate::bundle`] and [`crate::identity`] for the rules. Empty: no client
+    /// certificates are asked for.
+    pub trust: Vec<BundleSource>,
     /// How often the certificate files are looked at, at most.
     pub check_every: Duration,
 }
@@ -60,14 +62,24 @@ impl ServerFiles {
         Self {
             cert: cert.into(),
             key: key.into(),
-            client_ca: None,
+            trust: Vec::new(),
             check_every: CHECK_EVERY,
         }
     }
 
-    /// With a client CA bundle.
+    /// With a PEM bundle of CAs that each name their trust domain (`--client-ca`).
     pub fn client_ca(mut self, bundle: impl Into<PathBuf>) -> Self {
-        self.client_ca = Some(bundle.into());
+        self.trust.push(BundleSource::SelfNamed(bundle.into()));
+        self
+    }
+
+    /// With the bundle of trust domain `trust_domain` (`--trust-bundle spiffe://TD=FILE`):
+    /// PEM or a SPIFFE bundle.
+    pub fn trust_bundle(mut self, trust_domain: TrustDomain, path: impl Into<PathBuf>) -> Self {
+        self.trust.push(BundleSource::Domain {
+            trust_domain,
+            path: path.into(),
+        });
         self
     }
 }
@@ -125,7 +137,7 @@ impl LogLimit {
 pub struct TlsServer {
     acceptor: TlsAcceptor,
     key: Arc<ReloadingKey>,
-    bundle: Option<Arc<ClientCaBundle>>,
+    bundles: Option<Arc<TrustBundles>>,
     counters: Counters,
     log: LogLimit,
 }
@@ -134,7 +146,7 @@ impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsServer")
             .field("key", &self.key)
-            .field("bundle", &self.bundle)
+            .field("bundles", &self.bundles)
             .finish_non_exhaustive()
     }
 }
@@ -149,20 +161,19 @@ impl TlsServer {
             ReloadingKey::load(&files.cert, &files.key, Arc::clone(&provider))?
                 .check_every(files.check_every),
         );
-        let bundle = match &files.client_ca {
-            Some(p) => Some(Arc::new(ClientCaBundle::load(p, Arc::clone(&provider))?)),
-            None => None,
+        let bundles = if files.trust.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                TrustBundles::load(&files.trust, Arc::clone(&provider))?
+                    .check_every(files.check_every),
+            ))
         };
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match &bundle {
-            Some(b) => builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(b.roots(), provider)
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsError::Config(e.to_string()))?,
-            ),
+        let builder = match &bundles {
+            Some(b) => builder.with_client_cert_verifier(Arc::clone(b) as _),
             None => builder.with_no_client_auth(),
         };
         let mut config = builder.with_cert_resolver(Arc::clone(&key) as _);
@@ -171,15 +182,15 @@ impl TlsServer {
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             key,
-            bundle,
+            bundles,
             counters: Counters::default(),
             log: LogLimit::new(),
         })
     }
 
-    /// The client CA bundle, when client certificates are asked for.
-    pub fn client_ca(&self) -> Option<&ClientCaBundle> {
-        self.bundle.as_deref()
+    /// The trust bundles, when client certificates are asked for.
+    pub fn trust_bundles(&self) -> Option<&TrustBundles> {
+        self.bundles.as_deref()
     }
 
     /// The server's certificate and key, reloaded when their files change.
@@ -221,6 +232,25 @@ impl TlsServer {
             self.key.reloads(),
             self.key.reload_failures()
         );
+        if let Some(b) = &self.bundles {
+            let _ = writeln!(
+                o,
+                "# HELP zt_tls_trust_bundle_reloads_total Trust bundle files taken in again, by outcome.\n# TYPE zt_tls_trust_bundle_reloads_total counter\nzt_tls_trust_bundle_reloads_total{{outcome=\"ok\"}} {}\nzt_tls_trust_bundle_reloads_total{{outcome=\"failed\"}} {}",
+                b.reloads(),
+                b.reload_failures()
+            );
+            let _ = writeln!(
+                o,
+                "# HELP zt_tls_trust_bundle_cas CA certificates in each trust domain's bundle.\n# TYPE zt_tls_trust_bundle_cas gauge"
+            );
+            for d in b.domains() {
+                let _ = writeln!(
+                    o,
+                    "zt_tls_trust_bundle_cas{{trust_domain=\"{}\"}} {}",
+                    d.trust_domain, d.cas
+                );
+            }
+        }
         o
     }
 
@@ -240,7 +270,7 @@ impl TlsServer {
 
     /// The identity of a connection that completed its handshake.
     fn identity(&self, addr: SocketAddr, conn: &rustls::ServerConnection) -> PeerIdentity {
-        let (Some(bundle), Some(chain)) = (&self.bundle, conn.peer_certificates()) else {
+        let (Some(bundle), Some(chain)) = (&self.bundles, conn.peer_certificates()) else {
             return PeerIdentity::Anonymous;
         };
         let id = bundle.identify(chain, UnixTime::now());

@@ -45,6 +45,7 @@ fn ia5(s: &str) -> SanType {
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    der: Vec<u8>,
 }
 
 impl std::fmt::Debug for Ca {
@@ -77,13 +78,29 @@ impl Ca {
         let cert = p.self_signed(&key).expect("self-signed CA");
         Ca {
             pem: cert.pem(),
+            der: cert.der().to_vec(),
             issuer: Issuer::new(p, key),
         }
+    }
+
+    /// A root CA of an ordinary PKI: no URI SAN, so it names no trust domain.
+    pub fn plain(common_name: &str) -> Ca {
+        Self::with_uris(common_name, &[])
     }
 
     /// The CA certificate, PEM.
     pub fn pem(&self) -> &str {
         &self.pem
+    }
+
+    /// The CA certificate, PEM (as `Leaf::cert_pem` is named).
+    pub fn cert_pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The CA certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
     }
 
     fn leaf(&self, mut p: CertificateParams, validity: Validity) -> Leaf {
@@ -149,5 +166,24 @@ impl Leaf {
 pub fn write_bundle(path: &Path, cas: &[&Ca]) -> PathBuf {
     let text: String = cas.iter().map(|c| c.pem()).collect();
     std::fs::write(path, text).expect("write bundle");
+    path.to_owned()
+}
+
+/// Writes CA certificates as a SPIFFE bundle (a JWK Set of `x509-svid` entries, one CA in each
+/// `x5c`), with `spiffe_sequence` when given.
+pub fn write_spiffe_bundle(path: &Path, cas: &[&Ca], sequence: Option<u64>) -> PathBuf {
+    use base64::Engine as _;
+    let keys: Vec<String> = cas
+        .iter()
+        .map(|c| {
+            format!(
+                r#"{{"use":"x509-svid","kty":"EC","crv":"P-256","x5c":["{}"]}}"#,
+                base64::engine::general_purpose::STANDARD.encode(c.der())
+            )
+        })
+        .collect();
+    let seq = sequence.map_or(String::new(), |s| format!(r#""spiffe_sequence":{s},"#));
+    std::fs::write(path, format!(r#"{{{seq}"keys":[{}]}}"#, keys.join(",")))
+        .expect("write SPIFFE bundle");
     path.to_owned()
 }

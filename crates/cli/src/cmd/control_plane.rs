@@ -176,12 +176,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             escape(cp.key_id()),
             crate::style::store(&cp.decisions_db())
         );
-        if let Some(b) = tls.as_ref().and_then(|t| t.client_ca()) {
-            let tds: Vec<String> = b.trust_domains().iter().map(|t| t.to_string()).collect();
-            eprintln!(
-                "mTLS: X.509-SVIDs of {} decide who is asking",
-                escape(&tds.join(", "))
-            );
+        if let Some(tds) = crate::cmd::trust_domains_line(tls.as_deref()) {
+            eprintln!("mTLS: X.509-SVIDs of {tds} decide who is asking");
         }
         match cp.admin_token_file() {
             Some(p) => eprintln!("admin token in {}", crate::style::path(p)),

@@ -35,11 +35,18 @@ pub struct TlsArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// mTLS: PEM bundle of the CAs client X.509-SVIDs must chain to. Each CA names its
-    /// SPIFFE trust domain with one URI SAN `spiffe://<trust-domain>`; an SVID must be in the
-    /// trust domain of the CA it chains to.
+    /// mTLS: PEM bundle of the CAs client X.509-SVIDs must chain to, each naming its SPIFFE
+    /// trust domain with one URI SAN `spiffe://<trust-domain>` (SPIRE's CAs do); an SVID must
+    /// be in the trust domain of the CA it chains to. For CAs without that SAN, use
+    /// --trust-bundle.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub client_ca: Option<std::path::PathBuf>,
+    /// mTLS: the bundle of trust domain TD (repeatable: one per trust domain, federation):
+    /// PEM CA certificates (a SPIFFE URI SAN is not needed) or a SPIFFE bundle (JWK Set,
+    /// `use: x509-svid`). An SVID is checked against its own trust domain's bundle only. Read
+    /// again when the file changes.
+    #[arg(long, value_name = "spiffe://TD=FILE", requires = "tls_cert")]
+    pub trust_bundle: Vec<zt_tls::BundleSource>,
 }
 
 impl TlsArgs {
@@ -49,9 +56,39 @@ impl TlsArgs {
             return Ok(None);
         };
         let mut files = zt_tls::ServerFiles::new(cert, key);
-        files.client_ca.clone_from(&self.client_ca);
+        if let Some(ca) = &self.client_ca {
+            files = files.client_ca(ca);
+        }
+        files.trust.extend(self.trust_bundle.iter().cloned());
         Ok(Some(std::sync::Arc::new(zt_tls::TlsServer::load(&files)?)))
     }
+
+    /// Whether client X.509-SVIDs are asked for (a client CA or a trust bundle).
+    pub fn asks_for_svids(&self) -> bool {
+        self.client_ca.is_some() || !self.trust_bundle.is_empty()
+    }
+}
+
+/// The trust domains a server holds bundles of, for its start-up line:
+/// `td-a.test (1 CA), td-b.test (2 CAs, sequence 7)`; None without client certificates.
+pub fn trust_domains_line(tls: Option<&zt_tls::TlsServer>) -> Option<String> {
+    let bundles = tls?.trust_bundles()?;
+    let parts: Vec<String> = bundles
+        .domains()
+        .iter()
+        .map(|d| {
+            let cas = if d.cas == 1 {
+                "1 CA".to_owned()
+            } else {
+                format!("{} CAs", d.cas)
+            };
+            match d.sequence {
+                Some(s) => format!("{} ({cas}, sequence {s})", d.trust_domain),
+                None => format!("{} ({cas})", d.trust_domain),
+            }
+        })
+        .collect();
+    Some(zt_core::text::escape(&parts.join(", ")).into_owned())
 }
 
 /// What a connection to a server (`serve`, `control-plane`) may hold, TLS or not: past a

@@ -100,12 +100,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let ring = load_keyring(args.keyring.as_ref(), &[])?;
     let tokens = tokens(args.token_file.as_ref())?;
     if tokens.is_empty()
-        && args.tls.client_ca.is_none()
+        && !args.tls.asks_for_svids()
         && !args.listen.ip().is_loopback()
         && !args.insecure
     {
         bail!(
-            "refusing to listen on {} without a token: give --token-file (or ZT_AUDIT_TOKENS) or --client-ca, or --insecure behind a trusted proxy",
+            "refusing to listen on {} without a token: give --token-file (or ZT_AUDIT_TOKENS), --client-ca or --trust-bundle, or --insecure behind a trusted proxy",
             args.listen
         );
     }
@@ -145,12 +145,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             crate::style::store(&args.db),
             config.tokens.len()
         );
-        if let Some(b) = tls.as_ref().and_then(|t| t.client_ca()) {
-            let tds: Vec<String> = b.trust_domains().iter().map(|t| t.to_string()).collect();
-            eprintln!(
-                "X.509-SVIDs required, trust domains: {}",
-                zt_core::text::escape(&tds.join(", "))
-            );
+        if let Some(tds) = crate::cmd::trust_domains_line(tls.as_deref()) {
+            eprintln!("X.509-SVIDs required, trust domains: {tds}");
         }
         server::serve(listener, store, ring, config, shutdown_signal())
             .await

@@ -18,6 +18,7 @@ mod otel_rust;
 mod proof;
 mod secrets;
 mod serve;
+mod spiffe_go;
 mod store;
 mod surface;
 mod terminal_injection;

@@ -28,6 +28,24 @@ pub fn python() -> String {
         .to_owned()
 }
 
+/// A Go test peer built by `scripts/go-peers.sh` (pinned modules from the Go module proxy),
+/// e.g. `spiffe-client` on the reference go-spiffe library.
+pub fn go_peer(name: &str) -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/go-peers.sh"))
+        .output()
+        .expect("run scripts/go-peers.sh");
+    assert!(
+        out.status.success(),
+        "go peers: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = String::from_utf8(out.stdout).unwrap();
+    let path = Path::new(dir.lines().last().unwrap().trim()).join(name);
+    assert!(path.exists(), "no Go peer {name} in {dir}");
+    path
+}
+
 /// The `zt-audit` under test: this build, or the one `ZT_AUDIT_UNDER_TEST` names (how attack
 /// tests are run against the commit before a fix, to watch each attack succeed).
 pub fn zt_audit() -> &'static std::ffi::OsStr {

@@ -9,6 +9,7 @@ mod api;
 mod capabilities;
 mod chain;
 mod export;
+mod federation;
 mod flood;
 mod lifecycle;
 mod open_mode;

@@ -51,7 +51,7 @@ impl Pki {
 }
 
 /// `curl -X POST` over TLS: (HTTP status, body), or Err(curl's stderr) when no HTTP answer.
-fn curl(
+pub(crate) fn curl(
     ca: &Path,
     url: &str,
     identity: Option<&(PathBuf, PathBuf)>,
