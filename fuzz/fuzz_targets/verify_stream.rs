@@ -1,15 +1,4 @@
-//! The whole verifier over one input stream, with an empty keyring and default options.
+//! The whole verifier over one stream, empty keyring. Body and checks: `zt_fuzz_bodies::record::verify_stream`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use zt_core::keyring::Keyring;
-use zt_verifier::{Options, Verifier};
-
-fuzz_target!(|data: &[u8]| {
-    let ring = Keyring::new();
-    let mut v = Verifier::new(&ring, Options::default());
-    v.verify_reader("fuzz", std::io::BufReader::new(data), &mut |_| {})
-        .expect("reading from a slice cannot fail");
-    let r = v.finish();
-    assert!(!r.ok || r.records > 0, "ok report with no records: {r:?}");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zt_fuzz_bodies::record::verify_stream(data));

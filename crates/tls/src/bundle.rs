@@ -167,8 +167,12 @@ fn domain_ca(
 
 /// Reads a source's CAs.
 pub fn load(source: &BundleSource) -> Result<Loaded, TlsError> {
+    parse(source, &read(source.path())?)
+}
+
+/// A source's CAs from the file's contents `bytes` (the source's path is named in errors).
+pub fn parse(source: &BundleSource, bytes: &[u8]) -> Result<Loaded, TlsError> {
     let path = source.path();
-    let bytes = read(path)?;
     let configured = match source {
         BundleSource::SelfNamed(_) => None,
         BundleSource::Domain { trust_domain, .. } => Some(trust_domain),
@@ -184,14 +188,17 @@ pub fn load(source: &BundleSource) -> Result<Loaded, TlsError> {
         .is_some_and(|b| *b == b'{');
     let (ders, sequence) = match (configured, is_json) {
         (Some(td), true) => {
-            let (ders, seq) = spiffe_bundle(&bytes).map_err(|problem| TlsError::SpiffeBundle {
+            let (ders, seq) = spiffe_bundle(bytes).map_err(|problem| TlsError::SpiffeBundle {
                 path: path.to_owned(),
                 trust_domain: td.to_string(),
                 problem,
             })?;
             (ders, seq)
         }
-        _ => (crate::pem::certificates("trust bundle", path)?, None),
+        _ => (
+            crate::pem::certificates_in("trust bundle", path, bytes)?,
+            None,
+        ),
     };
     let cas = ders
         .into_iter()

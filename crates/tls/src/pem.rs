@@ -23,13 +23,22 @@ pub fn certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(what, path)?;
+    certificates_in(what, path, &read(what, path)?)
+}
+
+/// Every certificate in the PEM text `bytes` (read from `path`, named in errors), in order;
+/// an error when there is none.
+pub fn certificates_in(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem_err = |reason: String| TlsError::Pem {
         what,
         path: path.to_owned(),
         reason,
     };
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_err(format!("not PEM: {e}")))?;
     if certs.is_empty() {
