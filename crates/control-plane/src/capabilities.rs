@@ -42,8 +42,8 @@ use crate::chain::{Committed, Decided, Lane};
 use crate::limits::Key;
 use crate::origin::admin_body;
 use crate::server::{
-    admin, bearer, error, json_response, limited, name_ok, now_ms, random_hex, read, Reject,
-    Shared, St, MAX_NAME, MAX_RESOURCE,
+    admin, bearer, error, json_response, limited, name_ok, now_ms, random_hex, read, resource_ok,
+    Reject, Shared, St, MAX_NAME,
 };
 use crate::state::{CapabilityUse, Claim};
 
@@ -217,11 +217,7 @@ fn parse_issue(m: &Map) -> Result<IssueRequest, Reject> {
         ));
     }
     let resource = string(m, "resource")?.unwrap_or_default();
-    if resource.len() > MAX_RESOURCE || resource.chars().any(char::is_control) {
-        return Err(bad(format!(
-            "`resource` must be at most {MAX_RESOURCE} bytes without control characters"
-        )));
-    }
+    resource_ok(&resource).map_err(bad)?;
     let ttl_s = match whole(m, "ttl_s", MAX_CAPABILITY_TTL_S)? {
         Some(t) if t >= 1 => t,
         _ => {

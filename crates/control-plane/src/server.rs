@@ -79,9 +79,9 @@ use crate::signer::Signer;
 use crate::state::CapabilityUse;
 use crate::state::{self, Retired};
 
-/// Longest actor, action or request id accepted, in bytes.
+/// Longest actor, action or request id accepted, in characters (JSON Schema's maxLength).
 pub const MAX_NAME: usize = 256;
-/// Longest resource accepted, in bytes.
+/// Longest resource accepted, in characters.
 pub const MAX_RESOURCE: usize = 2048;
 
 /// Longest token lifetime accepted (`token_ttl_s`): ten years.
@@ -277,11 +277,26 @@ pub(crate) fn name_ok(field: &str, s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {
         return Err(format!("`{field}` must not be empty"));
     }
-    if s.len() > max {
-        return Err(format!("`{field}` is longer than {max} bytes"));
+    // Characters, as JSON Schema's maxLength counts them (docs/schema).
+    if s.chars().count() > max {
+        return Err(format!("`{field}` is longer than {max} characters"));
     }
     if s.chars().any(char::is_control) {
         return Err(format!("`{field}` contains a control character"));
+    }
+    Ok(())
+}
+
+/// A resource (empty allowed): the rule of `/actions` and `/capabilities` alike, and of
+/// `docs/schema/action-request.schema.json`.
+pub(crate) fn resource_ok(resource: &str) -> Result<(), String> {
+    if resource.chars().count() > MAX_RESOURCE {
+        return Err(format!(
+            "`resource` is longer than {MAX_RESOURCE} characters"
+        ));
+    }
+    if resource.chars().any(char::is_control) {
+        return Err("`resource` contains a control character".into());
     }
     Ok(())
 }
@@ -359,12 +374,7 @@ fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {
     }
     name_ok("actor", &req.actor, MAX_NAME)?;
     name_ok("action", &req.action, MAX_NAME)?;
-    if req.resource.len() > MAX_RESOURCE {
-        return Err(format!("`resource` is longer than {MAX_RESOURCE} bytes"));
-    }
-    if req.resource.chars().any(char::is_control) {
-        return Err("`resource` contains a control character".into());
-    }
+    resource_ok(&req.resource)?;
     if let Some(r) = &req.request_id {
         name_ok("request_id", r, MAX_NAME)?;
     }
