@@ -339,6 +339,15 @@ pub(crate) fn admin_json(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
+    // The one strict reader every route's body goes through (duplicate members, lone
+    // surrogates, integers no double holds are refused as in `/actions`); then the typed
+    // reading below.
+    zt_core::json::parse(body).map_err(|e| {
+        Reject(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         Reject(
             StatusCode::BAD_REQUEST,

@@ -36,6 +36,15 @@ pub enum PolicyError {
     /// A rule that makes no sense.
     #[error("invalid rule: {0}")]
     Invalid(String),
+    /// A character that hides or reorders text (Trojan Source), or a control character other
+    /// than tab and line breaks: the text a reviewer reads would not be the text Cedar runs.
+    #[error("policy text holds U+{code:04X} at line {line}: a control, invisible or text-reordering character, so what a reviewer reads is not what runs")]
+    HiddenCharacter {
+        /// The character's code point.
+        code: u32,
+        /// Its line, from 1.
+        line: usize,
+    },
 }
 
 /// Why a decision could not be sealed and stored. The request is answered 503 and the

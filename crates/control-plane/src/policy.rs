@@ -116,8 +116,19 @@ pub const MAX_OPERATORS: usize = 1024;
 pub const MAX_NESTING: usize = 64;
 
 /// Checks the limits above on a policy text (string literals and `//` comments skipped), before
-/// Cedar sees it: a refusal names the limit instead of a parser running out of stack.
+/// Cedar sees it: a refusal names the limit instead of a parser running out of stack. A
+/// control (but tab and line breaks), invisible or text-reordering character anywhere, string
+/// literals and comments included, is refused first (`zt_core::text::needs_escape`).
 pub fn check_limits(text: &str) -> Result<usize, PolicyError> {
+    let hidden = text
+        .char_indices()
+        .find(|(_, c)| !matches!(c, '\n' | '\r' | '\t') && zt_core::text::needs_escape(*c));
+    if let Some((at, c)) = hidden {
+        return Err(PolicyError::HiddenCharacter {
+            code: u32::from(c),
+            line: 1 + text[..at].matches('\n').count(),
+        });
+    }
     let b = text.as_bytes();
     let (mut ops, mut depth, mut deepest) = (0usize, 0usize, 0usize);
     let mut i = 0;
@@ -587,6 +598,23 @@ mod tests {
         assert!(check_limits(&format!("{}1{}", "(".repeat(64), ")".repeat(64))).is_ok());
         // names containing the words are not operators
         assert_eq!(check_limits("principal_inside has_thing iffy"), Ok(0));
+    }
+
+    /// Trojan Source: an RLO in a string literal makes `"admin"` read as something else to a
+    /// reviewer, so the policy is refused, naming the character and its line; tabs and line
+    /// breaks are the text's own.
+    #[test]
+    fn hidden_characters_are_refused_with_their_line() {
+        let text = "permit (principal, action, resource)\r\n\twhen { principal == Agent::\"a\u{202e}nimda\" };";
+        assert_eq!(
+            check_limits(text),
+            Err(PolicyError::HiddenCharacter {
+                code: 0x202e,
+                line: 2
+            })
+        );
+        assert!(check_limits("// \u{200b}\npermit (principal, action, resource);").is_err());
+        assert!(check_limits("permit (principal, action, resource)\r\n\t;").is_ok());
     }
 
     #[test]

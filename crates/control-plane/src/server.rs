@@ -281,10 +281,25 @@ pub(crate) fn name_ok(field: &str, s: &str, max: usize) -> Result<(), String> {
     if s.chars().count() > max {
         return Err(format!("`{field}` is longer than {max} characters"));
     }
-    if s.chars().any(char::is_control) {
-        return Err(format!("`{field}` contains a control character"));
+    invisible_free(field, s)
+}
+
+/// Names and resources hold no character a terminal acts on or that hides or reorders text
+/// (`zt_core::text::needs_escape`: controls, bidi and other format characters, line and
+/// paragraph separators), as `docs/schema/action-request.schema.json`'s `visible` says: a
+/// record shown to an auditor reads as what was asked.
+fn invisible_free(field: &str, s: &str) -> Result<(), String> {
+    match s.chars().find(|c| zt_core::text::needs_escape(*c)) {
+        Some(c) if c.is_control() => Err(format!(
+            "`{field}` contains a control character (U+{:04X})",
+            u32::from(c)
+        )),
+        Some(c) => Err(format!(
+            "`{field}` contains an invisible or text-reordering character (U+{:04X})",
+            u32::from(c)
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A resource (empty allowed): the rule of `/actions` and `/capabilities` alike, and of
@@ -295,10 +310,7 @@ pub(crate) fn resource_ok(resource: &str) -> Result<(), String> {
             "`resource` is longer than {MAX_RESOURCE} characters"
         ));
     }
-    if resource.chars().any(char::is_control) {
-        return Err("`resource` contains a control character".into());
-    }
-    Ok(())
+    invisible_free("resource", resource)
 }
 
 fn parse_action(body: &[u8]) -> Result<ActionRequest, String> {

@@ -142,6 +142,16 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// The rules of [`parse`] but its number rule: one JSON text, no duplicate member, no lone
+/// surrogate, at most 128 levels. For wire formats whose numbers are never sealed into a
+/// record as read: OTLP/JSON, whose 64-bit integers (`timeUnixNano`) the protobuf JSON
+/// mapping allows as numbers past 2^53.
+pub fn check_wire(bytes: &[u8]) -> Result<(), JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Value::deserialize(&mut de).map_err(JsonError::from_serde)?;
+    de.end().map_err(JsonError::from_serde)
+}
+
 /// Whether an integer-form number text (`-?[0-9]+`) reads exactly as the double it rounds to:
 /// a reader that keeps integers exact then holds the same value as one that reads doubles.
 pub fn integer_text_is_exact(text: &str) -> bool {

@@ -177,6 +177,9 @@ fn list<'a>(
 /// request whose parsed tree would pass `limits` is refused before it is parsed.
 pub fn from_json(body: &[u8], limits: &Limits) -> Result<Extracted, DecodeError> {
     scan::json(body, limits)?;
+    // The core's strict reader first: a duplicate member (two `body`s in one LogRecord, say)
+    // would let two readers of the same request see two different records.
+    zt_core::json::check_wire(body).map_err(|e| malformed(format!("not OTLP/JSON: {e}")))?;
     let req: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| malformed(format!("not OTLP/JSON: {e}")))?;
     if !req.is_object() {

@@ -516,3 +516,47 @@ fn request_and_capability_schemas_accept_the_documented_shapes() {
     )
     .is_err());
 }
+
+/// The schemas' `visible` pattern (names and resources) is the core's rule of what a terminal
+/// must be shown escaped (`zt_core::text::needs_escape`), for every character: what the
+/// schema accepts in an `actor` the control plane accepts too, and the reverse.
+#[test]
+fn the_visible_pattern_is_the_core_rule_for_every_character() {
+    let mut disagree = Vec::new();
+    for c in (0..=0x10_FFFFu32).filter_map(char::from_u32) {
+        // One check per character would take long in a debug build: 64 at a time, and one
+        // at a time where a batch holds a character the rule escapes or is refused.
+        if u32::from(c) % 64 != 0 {
+            continue;
+        }
+        let batch: Vec<char> = (u32::from(c)..u32::from(c) + 64)
+            .filter_map(char::from_u32)
+            .collect();
+        let text: String = batch.iter().collect();
+        let any_escaped = batch.iter().any(|c| zt_core::text::needs_escape(*c));
+        let ok = check(
+            Schema::ActionRequest,
+            &json!({"actor": text, "action": "b"}),
+        )
+        .is_ok();
+        // A batch the schema accepts and the rule has nothing against is settled; any other
+        // is looked at character by character.
+        if ok && !any_escaped {
+            continue;
+        }
+        for c in batch {
+            let ok = check(
+                Schema::ActionRequest,
+                &json!({"actor": c.to_string(), "action": "b"}),
+            )
+            .is_ok();
+            if ok == zt_core::text::needs_escape(c) {
+                disagree.push(format!("U+{:04X}", u32::from(c)));
+            }
+        }
+    }
+    assert!(
+        disagree.is_empty(),
+        "schema and core disagree on {disagree:?}"
+    );
+}
