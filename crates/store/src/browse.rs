@@ -577,10 +577,6 @@ mod tests {
                 SqlValue::Integer(2048),
             ],
         ));
-        queries.push((
-            crate::graph::select(crate::graph::BY_POSITION),
-            vec![SqlValue::Text("c1".into()), SqlValue::Integer(7)],
-        ));
         queries.push((crate::graph::select(crate::graph::BY_ID), ints(&[77])));
         for (sql, params) in &queries {
             let plan: Vec<String> = c
@@ -597,8 +593,7 @@ mod tests {
         }
         // Placement's bulk reads: the keys of a batch as one array.
         let hashes: Vec<zt_core::Hash32> = (0..64u8).map(|i| zt_core::Hash32([i; 32])).collect();
-        let positions: Vec<i64> = (0..64).collect();
-        let bulk: [(String, Vec<P<'_>>); 3] = [
+        let bulk: [(String, Vec<P<'_>>); 2] = [
             (
                 crate::graph::any_list("current_hash"),
                 vec![P::Hashes(&hashes)],
@@ -606,10 +601,6 @@ mod tests {
             (
                 crate::graph::any_list("previous_hash"),
                 vec![P::Hashes(&hashes)],
-            ),
-            (
-                crate::graph::select(crate::graph::ANY_POSITIONS),
-                vec![P::Text("c1"), P::Ints(&positions)],
             ),
         ];
         for (sql, params) in &bulk {

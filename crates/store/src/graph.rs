@@ -56,7 +56,6 @@ const COLUMNS: &str =
 // The reads placement makes. Each must be an index search on a handful of rows, never a walk
 // of a chain: `plans_are_index_searches` checks them.
 pub(crate) const BY_ID: &str = "WHERE id = ?1";
-pub(crate) const BY_POSITION: &str = "WHERE chain = ?1 AND position = ?2";
 pub(crate) const BY_GENESIS: &str = "WHERE chain = ?1 AND previous_hash = ?2";
 /// Bulk reads by hash: `IN` lists of these sizes (a batch is cut into them, so a few shapes
 /// of statement serve every batch).
@@ -99,7 +98,6 @@ enum Key {
     Id(i64),
     Current(Hash32),
     Prev(Hash32),
-    Position(String, i64),
     Genesis(String),
 }
 
@@ -109,7 +107,6 @@ pub(crate) struct Graph<'c, 'a> {
     rows: HashMap<i64, Row>,
     by_current: HashMap<Hash32, Vec<i64>>,
     by_prev: HashMap<Hash32, Vec<i64>>,
-    by_position: HashMap<(String, i64), Vec<i64>>,
     by_genesis: HashMap<String, Vec<i64>>,
     loaded: HashSet<Key>,
     /// The batch's new records, written at the flush.
@@ -135,7 +132,6 @@ impl<'c, 'a> Graph<'c, 'a> {
             rows: HashMap::new(),
             by_current: HashMap::new(),
             by_prev: HashMap::new(),
-            by_position: HashMap::new(),
             by_genesis: HashMap::new(),
             loaded: HashSet::new(),
             pending: HashMap::new(),
@@ -154,13 +150,9 @@ impl<'c, 'a> Graph<'c, 'a> {
     fn index(&mut self, id: i64) {
         let Some(r) = self.rows.get(&id) else { return };
         let (current, previous) = (r.current, r.previous);
-        let position = r.chain.clone().zip(r.position);
         let genesis = r.chain.clone().filter(|_| r.previous == Hash32::ZERO);
         push(self.by_current.entry(current).or_default(), id);
         push(self.by_prev.entry(previous).or_default(), id);
-        if let Some(k) = position {
-            push(self.by_position.entry(k).or_default(), id);
-        }
         if let Some(c) = genesis {
             push(self.by_genesis.entry(c).or_default(), id);
         }
@@ -215,38 +207,6 @@ impl<'c, 'a> Graph<'c, 'a> {
         Ok(())
     }
 
-    /// Reads the records at `positions` of `chain` not read yet, in bulk.
-    fn load_positions(&mut self, chain: &str, positions: &[i64]) -> Result<(), StoreError> {
-        let mut seen = HashSet::new();
-        let todo: Vec<i64> = positions
-            .iter()
-            .filter(|p| {
-                !self.loaded.contains(&Key::Position(chain.to_owned(), **p)) && seen.insert(**p)
-            })
-            .copied()
-            .collect();
-        if todo.is_empty() {
-            return Ok(());
-        }
-        if self.conn.engine() == Engine::Postgres {
-            let rows = self
-                .conn
-                .query(&select(ANY_POSITIONS), &[P::Text(chain), P::Ints(&todo)])?;
-            self.absorb(rows)?;
-        } else {
-            for now in chunked(&todo, &CHUNKS) {
-                let mut params: Vec<P<'_>> = vec![P::Text(chain)];
-                params.extend(now.iter().map(|p| P::Int(*p)));
-                let rows = self.conn.query(&positions_list(now.len()), &params)?;
-                self.absorb(rows)?;
-            }
-        }
-        for p in todo {
-            self.loaded.insert(Key::Position(chain.to_owned(), p));
-        }
-        Ok(())
-    }
-
     fn load(&mut self, key: Key) -> Result<(), StoreError> {
         if self.loaded.contains(&key) {
             return Ok(());
@@ -255,7 +215,6 @@ impl<'c, 'a> Graph<'c, 'a> {
             Key::Current(h) => return self.load_hashes("current_hash", &[*h]),
             Key::Prev(h) => return self.load_hashes("previous_hash", &[*h]),
             Key::Id(id) => self.conn.query(&select(BY_ID), args![*id])?,
-            Key::Position(c, p) => self.conn.query(&select(BY_POSITION), args![c, *p])?,
             Key::Genesis(c) => self
                 .conn
                 .query(&select(BY_GENESIS), args![c, &Hash32::ZERO])?,
@@ -277,18 +236,6 @@ impl<'c, 'a> Graph<'c, 'a> {
         }
         self.load_hashes("current_hash", &hashes)?;
         self.load_hashes("previous_hash", &hashes)?;
-        // v1 records also ask who else holds their position.
-        let mut by_chain: HashMap<&str, Vec<i64>> = HashMap::new();
-        for r in records {
-            if let Some(v1) = &r.envelope.v1 {
-                if let Ok(seq) = i64::try_from(v1.seq) {
-                    by_chain.entry(v1.chain_id.as_str()).or_default().push(seq);
-                }
-            }
-        }
-        for (chain, positions) in by_chain {
-            self.load_positions(chain, &positions)?;
-        }
         Ok(())
     }
 
@@ -324,17 +271,6 @@ impl<'c, 'a> Graph<'c, 'a> {
     pub(crate) fn by_prev(&mut self, h: &Hash32) -> Result<Vec<Row>, StoreError> {
         self.load(Key::Prev(*h))?;
         Ok(self.rows_of(self.by_prev.get(h)))
-    }
-
-    /// Records at `position` of `chain`.
-    pub(crate) fn by_position(
-        &mut self,
-        chain: &str,
-        position: i64,
-    ) -> Result<Vec<Row>, StoreError> {
-        let k = (chain.to_owned(), position);
-        self.load(Key::Position(k.0.clone(), position))?;
-        Ok(self.rows_of(self.by_position.get(&k)))
     }
 
     /// Records of `chain` with the zero hash as predecessor.
@@ -599,18 +535,6 @@ pub(crate) fn select(clause: &str) -> String {
 /// PostgreSQL: `SELECT` of the row columns whose `column` is in the array `?1`.
 pub(crate) fn any_list(column: &str) -> String {
     select(&format!("WHERE {column} = ANY(?1)"))
-}
-
-/// PostgreSQL: the rows at the positions in the array `?2` of chain `?1`.
-pub(crate) const ANY_POSITIONS: &str = "WHERE chain = ?1 AND position = ANY(?2)";
-
-/// `SELECT` of the row columns at one of `n` positions (`?2`...) of chain `?1`.
-pub(crate) fn positions_list(n: usize) -> String {
-    let list: Vec<String> = (2..=n + 1).map(|i| format!("?{i}")).collect();
-    select(&format!(
-        "WHERE chain = ?1 AND position IN ({})",
-        list.join(", ")
-    ))
 }
 
 /// `SELECT` of the row columns whose `column` is one of `n` parameters.

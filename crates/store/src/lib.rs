@@ -8,8 +8,11 @@
 //! - the same envelope again (same `current_hash`) is a no-op: exporters retry;
 //! - a record whose predecessor has not arrived is stored with no chain yet (*waiting*) and is
 //!   linked, with its own successors, when the predecessor comes;
-//! - a second record claiming a predecessor (or a v1 position) that another record already
-//!   claims is stored too, and both are flagged `fork`;
+//! - a second record claiming a place the main line already holds (a predecessor's
+//!   successor, a v1 chain's start) is stored too, off the main line, and flagged `fork`: the
+//!   chain model's verdict ([`zt_core::chain::judge`]), whatever the arrival order (a claimant
+//!   that came first but does not count is flagged when the genuine record takes the place);
+//!   the main-line record is never flagged;
 //! - envelopes that cannot be accepted (unreadable, hash does not recompute) go to
 //!   `quarantine` with the reason: they are evidence of something.
 //!
@@ -167,6 +170,8 @@ ALTER TABLE records ADD COLUMN sender TEXT;
 ALTER TABLE quarantine ADD COLUMN sender TEXT;
 ALTER TABLE record_copies ADD COLUMN sender TEXT;
 "#,
+    // 6: one fork rule, the chain model's (a later claimant of a place the main line holds).
+    pgschema::ONE_FORK_RULE,
 ];
 
 /// The migration after which placement is the chain model's: stores older than this are
@@ -1100,14 +1105,34 @@ mod tests {
     #[test]
     fn forks_are_stored_and_flagged_never_overwritten() {
         for (_d, mut s) in crate::testdb::stores() {
+            // One fork rule, the chain model's: the later claimant of a place the main line
+            // holds is the fork; the record on the main line is not.
             let o = put(&mut s, &lines("interop/zt-infra-full/fork.jsonl"));
             assert_eq!(o.inserted, 9);
-            assert_eq!(o.forks, 2);
-            assert_eq!(s.count_forks().unwrap(), 2);
+            assert_eq!(o.forks, 1);
+            assert_eq!(s.count_forks().unwrap(), 1);
             let v1 = lines("v1/fork.jsonl");
             let o = put(&mut s, &v1);
-            assert_eq!(o.forks, 2, "same predecessor and same seq");
+            assert_eq!(o.forks, 1, "same predecessor and same seq: the later one");
         }
+    }
+
+    /// A store written under the old rule (both claimants flagged) opens with the model's
+    /// flags: the main-line record and waiting ones are not forks.
+    #[test]
+    fn migration_6_clears_fork_flags_the_model_never_sets() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            put(&mut s, &lines("v1/fork.jsonl"));
+            let mut c = s.conn.borrow_mut();
+            c.batch("UPDATE records SET fork = 1; PRAGMA user_version = 5")
+                .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.count_forks().unwrap(), 1, "only the later claimant");
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! link), and when a record becomes trusted (a verified copy supersedes an unverified one):
 //! then its successors may join the main line too. A record on the main line never leaves it.
 
-use zt_core::chain::{judge, lineage_chain_name, Line, Node, Pred, Successor, Tip, TrustPolicy};
+use zt_core::chain::{
+    judge, lineage_chain_name, Break, Line, Node, Pred, Successor, Tip, TrustPolicy,
+};
 use zt_core::Hash32;
 
 use crate::graph::{Graph, Row};
@@ -94,7 +96,7 @@ pub(crate) fn place(
 ) -> Result<(), StoreError> {
     let r = g.row(id)?;
     if let Some(placed) = judge_and_write(g, &r, trust)? {
-        flag_forks(g, &placed)?;
+        recheck_siblings(g, &placed, trust)?;
         settle(g, placed, trust, out)?;
     }
     Ok(())
@@ -163,6 +165,15 @@ fn judge_and_write(
         Line::Detached => return Ok(None),
     };
     g.set_place(r.id, &chain, position, branch)?;
+    // The fork flag is the model's verdict, nothing else: a later claimant of a place the
+    // main line holds (a record never stops being one).
+    if judged
+        .breaks
+        .iter()
+        .any(|b| matches!(b, Break::Fork { replay: false, .. }))
+    {
+        g.set_fork(r.id);
+    }
     Ok(Some(Row {
         chain: Some(chain),
         position,
@@ -171,39 +182,30 @@ fn judge_and_write(
     }))
 }
 
-/// Flags `id` and every other record claiming its predecessor (within its chain; the zero
-/// hash only within one v1 chain) or, for v1, its position.
-fn flag_forks(g: &mut Graph<'_, '_>, r: &Row) -> Result<(), StoreError> {
-    let id = r.id;
+/// When `r` has just joined the main line, the records that claimed its place before it (off
+/// the main line: unverified, broken) are judged again: each is now a later claimant of a place
+/// the main line holds, a fork, as it would have been had it arrived second. So the flags do
+/// not depend on arrival order, and a record nobody's key verified never flags the genuine one.
+fn recheck_siblings(g: &mut Graph<'_, '_>, r: &Row, trust: &TrustPolicy) -> Result<(), StoreError> {
+    if r.branch != Some(0) {
+        return Ok(());
+    }
     let Some(chain) = &r.chain else { return Ok(()) };
-    let mut siblings: Vec<i64> = if r.previous != Hash32::ZERO {
+    let siblings: Vec<Row> = if r.previous != Hash32::ZERO {
         g.by_prev(&r.previous)?
-            .into_iter()
-            .filter(|s| s.id != id && s.chain.as_ref() == Some(chain))
-            .map(|s| s.id)
-            .collect()
     } else if r.v1() {
         g.geneses(chain)?
-            .into_iter()
-            .filter(|s| s.id != id)
-            .map(|s| s.id)
-            .collect()
     } else {
         Vec::new()
     };
-    if r.v1() {
-        if let Some(pos) = r.position {
-            for x in g.by_position(chain, pos)? {
-                if x.id != id && !siblings.contains(&x.id) {
-                    siblings.push(x.id);
-                }
-            }
+    for s in siblings {
+        if s.id == r.id || s.chain.as_ref() != Some(chain) {
+            continue;
         }
-    }
-    if !siblings.is_empty() {
-        g.set_fork(id);
-        for s in siblings {
-            g.set_fork(s);
+        // Re-read: placing an earlier one may have moved it.
+        let s = g.row(s.id)?;
+        if matches!(s.branch, Some(b) if b != 0) {
+            judge_and_write(g, &s, trust)?;
         }
     }
     Ok(())
@@ -238,8 +240,8 @@ fn settle(
             if (&after.chain, after.position, after.branch) != (&c.chain, c.position, c.branch) {
                 if c.branch.is_none() {
                     out.linked += 1;
-                    flag_forks(g, &after)?;
                 }
+                recheck_siblings(g, &after, trust)?;
                 queue.push(after);
             }
         }
@@ -361,18 +363,13 @@ mod tests {
     #[test]
     fn plans_are_index_searches() {
         let (_d, s) = open();
-        let mut sqls: Vec<String> = [
-            crate::graph::BY_ID,
-            crate::graph::BY_POSITION,
-            crate::graph::BY_GENESIS,
-        ]
-        .iter()
-        .map(|w| crate::graph::select(w))
-        .collect();
+        let mut sqls: Vec<String> = [crate::graph::BY_ID, crate::graph::BY_GENESIS]
+            .iter()
+            .map(|w| crate::graph::select(w))
+            .collect();
         for n in crate::graph::CHUNKS {
             sqls.push(crate::graph::in_list("current_hash", n));
             sqls.push(crate::graph::in_list("previous_hash", n));
-            sqls.push(crate::graph::positions_list(n));
         }
         let mut c = s.conn.borrow_mut();
         let crate::sql::Conn::Sqlite(conn) = &mut *c else {
@@ -395,6 +392,67 @@ mod tests {
                     .all(|l| !l.starts_with("SCAN") && !l.contains("records_chain")),
                 "{sql}: {plan:?}"
             );
+        }
+    }
+
+    fn forked(store: &Store) -> Vec<Hash32> {
+        store
+            .conn
+            .borrow_mut()
+            .query(
+                "SELECT current_hash FROM records WHERE fork = 1 ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .into_iter()
+            .map(|mut r| crate::hash_of(&r.blob(0).unwrap()))
+            .collect()
+    }
+
+    /// One fork rule, the model's: the later claimant of a place the main line holds is the
+    /// fork, never the main-line record, whatever the arrival order. An unsigned claimant of
+    /// the head's successor, or of the chain's start, that arrives first is flagged when the
+    /// genuine record takes the place (the store used to flag both, so a forged record cost
+    /// the control plane its next decision); a record waiting at a seq flags nothing.
+    #[test]
+    fn the_later_claimant_is_the_fork_in_either_order() {
+        for first_forged in [true, false] {
+            for (_d, mut s) in crate::testdb::stores() {
+                let g = genuine(4);
+                let claimant = draft("cp", 3, g[2].1).seal(None);
+                let waiting = draft("cp", 5, Hash32::digest(b"nothing held")).seal(None);
+                let restart = draft("cp", 0, Hash32::ZERO).seal(None);
+                let forged = [
+                    (claimant.json.clone(), SigStatus::Unsigned),
+                    (waiting.json, SigStatus::Unsigned),
+                    (restart.json.clone(), SigStatus::Unsigned),
+                ];
+                let genuine: Vec<(String, SigStatus)> = g
+                    .iter()
+                    .map(|(j, _)| (j.clone(), SigStatus::Verified))
+                    .collect();
+                let mut forks = 0;
+                if first_forged {
+                    // The forged start first, alone: the chain has no record yet.
+                    forks += put(&mut s, &forged[2..]).forks;
+                    forks += put(&mut s, &genuine[..3]).forks;
+                    forks += put(&mut s, &forged[..2]).forks;
+                    forks += put(&mut s, &genuine[3..]).forks;
+                } else {
+                    forks += put(&mut s, &genuine).forks;
+                    forks += put(&mut s, &forged).forks;
+                }
+                assert_eq!(main_line(&s), g.iter().map(|x| x.1).collect::<Vec<_>>());
+                let mut want = vec![claimant.current_hash, restart.current_hash];
+                let mut got = forked(&s);
+                want.sort_unstable();
+                got.sort_unstable();
+                assert_eq!(got, want, "first_forged: {first_forged}");
+                // A batch counts its own new records that are forks, never the genuine ones:
+                // forged records that came first are flagged later, in no batch's count.
+                let new_forks = if first_forged { 0 } else { 2 };
+                assert_eq!(forks, new_forks, "first_forged: {first_forged}");
+            }
         }
     }
 

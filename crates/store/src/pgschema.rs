@@ -11,7 +11,7 @@ use crate::sql::{args, Conn};
 use crate::StoreError;
 
 /// The schema version this build writes (the same number as SQLite's `user_version`).
-pub(crate) const VERSION: i64 = 5;
+pub(crate) const VERSION: i64 = 6;
 
 const V5: &str = r#"
 CREATE TABLE zt_schema (
@@ -106,8 +106,15 @@ CREATE TABLE anchor_leaves (
 CREATE INDEX anchor_leaves_chain ON anchor_leaves(chain, position);
 "#;
 
+/// Version 6, SQLite's too: one fork rule, the chain model's. Stores written before flagged
+/// both claimants of a place and every record at a v1 position; the model flags only a later
+/// claimant of a place the main line holds, so a main-line record and a waiting one are never
+/// forks. (A fork among records that are both off the main line keeps its older flags.)
+pub(crate) const ONE_FORK_RULE: &str =
+    "UPDATE records SET fork = 0 WHERE fork <> 0 AND (branch = 0 OR branch IS NULL);";
+
 /// Migrations in order: `(version reached, DDL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(5, V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(5, V5), (6, ONE_FORK_RULE)];
 
 /// Brings the database to [`VERSION`]. Receivers starting together on many hosts migrate one
 /// at a time (a session advisory lock); the others find it done.

@@ -23,8 +23,6 @@ pub(crate) enum P<'a> {
     Bool(bool),
     /// A `bytea[]` (PostgreSQL only: `= ANY(?N)`).
     Hashes(&'a [Hash32]),
-    /// A `bigint[]` (PostgreSQL only).
-    Ints(&'a [i64]),
 }
 
 impl From<i64> for P<'_> {
@@ -462,7 +460,7 @@ impl rusqlite::ToSql for P<'_> {
             P::Bool(v) => ValueRef::Integer(i64::from(v)),
             P::Text(v) => ValueRef::Text(v.as_bytes()),
             P::Blob(v) => ValueRef::Blob(v),
-            P::Hashes(_) | P::Ints(_) => {
+            P::Hashes(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "arrays are PostgreSQL parameters".into(),
                 ))
@@ -511,8 +509,7 @@ impl ToSql for P<'_> {
                 .map(|h| h.as_bytes().as_slice())
                 .collect::<Vec<&[u8]>>()
                 .to_sql(ty, out),
-            P::Ints(v) if *ty == Type::INT8_ARRAY => v.to_sql(ty, out),
-            P::Hashes(_) | P::Ints(_) => Err(mismatch(self, ty)),
+            P::Hashes(_) => Err(mismatch(self, ty)),
         }
     }
 

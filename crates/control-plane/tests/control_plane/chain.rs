@@ -245,3 +245,108 @@ async fn open_mode_refuses_a_non_loopback_address() {
     let err = cp.serve(listener, async {}).await.unwrap_err();
     assert!(err.to_string().contains("loopback"), "{err}");
 }
+
+/// A record nobody's key verified is evidence of an attempt, never part of a chain's truth, so
+/// it cannot cost a genuine decision. Anyone who can write to the control plane's store (a
+/// shared store fed by a receiver, say) plants unsigned records at the next seqs of its chain:
+/// one naming the head, one naming nothing held. The store used to flag both claimants of a
+/// predecessor and every record at one seq as forks, so the control plane, which refuses a
+/// commit in which its own record is a fork, answered each of the next decisions 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_records_at_the_next_seqs_refuse_no_decision() {
+    use zt_core::envelope::Envelope;
+    use zt_core::Profile;
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = start(tmp.path(), open_opts());
+    let b = cp.base.clone();
+    register(&b, None, "agent-f").await;
+    post(
+        &b,
+        "/policies",
+        None,
+        &serde_json::json!({"action": "f.run"}),
+    )
+    .await;
+    let (s, first) = act(&b, None, "agent-f", "f.run", "r/0").await;
+    assert_eq!(s, 200, "{first}");
+    // The answer flattened (`audit`'s members beside the others, `ok` dropped) is the record.
+    let mut head = first.clone();
+    let m = head.as_object_mut().unwrap();
+    m.remove("ok");
+    let audit = m.remove("audit").unwrap();
+    for (k, v) in audit.as_object().unwrap() {
+        m.insert(k.clone(), v.clone());
+    }
+    let seq = head["seq"].as_u64().unwrap();
+
+    // Unsigned records, hashed right, at seq+1 (naming the head) and seq+2 (naming nothing).
+    let forge = |seq: u64, previous: &str, resource: &str| {
+        let mut v = head.clone();
+        let m = v.as_object_mut().unwrap();
+        m.remove("kms_signature");
+        m.insert("seq".into(), seq.into());
+        m.insert("previous_hash".into(), previous.into());
+        m.insert("resource".into(), resource.into());
+        m.insert("current_hash".into(), Hash32::ZERO.to_hex().into());
+        let e = Envelope::from_json(v.to_string().as_bytes()).unwrap();
+        let h = e.compute_hash(Profile::V1).unwrap();
+        v["current_hash"] = h.to_hex().into();
+        v.to_string()
+    };
+    let planted = [
+        forge(seq + 1, head["current_hash"].as_str().unwrap(), "forged/1"),
+        forge(
+            seq + 2,
+            &Hash32::digest(b"nothing held").to_hex(),
+            "forged/2",
+        ),
+    ];
+    let db = cp.dir.join("decisions.db");
+    {
+        let mut other = zt_store::Store::open(&db).unwrap();
+        let envs: Vec<Envelope> = planted
+            .iter()
+            .map(|t| Envelope::from_json(t.as_bytes()).unwrap())
+            .collect();
+        let records: Vec<zt_store::NewRecord<'_>> = planted
+            .iter()
+            .zip(&envs)
+            .map(|(t, e)| zt_store::NewRecord {
+                raw: t.as_bytes(),
+                envelope: e,
+                profile: Profile::V1,
+                status: zt_core::chain::SigStatus::Unsigned,
+                source: "import:forged.jsonl",
+                sender: None,
+                received_at_ms: 0,
+            })
+            .collect();
+        other.insert_batch(&records, &[]).unwrap();
+    }
+
+    let mut last = String::new();
+    for i in 1..=3 {
+        let (s, v) = act(&b, None, "agent-f", "f.run", &format!("r/{i}")).await;
+        assert_eq!(s, 200, "decision {i} after the forged records: {v}");
+        assert_eq!(v["audit"]["seq"].as_u64(), Some(seq + i));
+        last = v["audit"]["current_hash"].as_str().unwrap().to_owned();
+    }
+    let keyring = cp.keyring();
+    cp.stop();
+    // The genuine records are the chain's main line; the forged one that claims the head's
+    // place is the one fork, the other waits, both kept.
+    let store = zt_store::Store::open(&db).unwrap();
+    assert_eq!(store.count_forks().unwrap(), 1);
+    let report = verify_store(&db, &keyring);
+    let decisions = report
+        .chains
+        .iter()
+        .find(|c| !c.chain.ends_with(".admin"))
+        .unwrap();
+    assert_eq!(
+        decisions.head.as_deref(),
+        Some(last.as_str()),
+        "{:?}",
+        report.chains
+    );
+}
