@@ -9,10 +9,16 @@
 //! 2. **chain** (sequential, input order): group into chains, check genesis, links, forks and
 //!    v1 sequence numbers, and emit findings in input order.
 //!
-//! Chains: a v1 record names its chain (`chain_id`). Lineage records have no chain id: a file
-//! is one chain, a file whose first record continues the head of a chain read from an earlier
-//! file extends that chain (rotated logs), and a record with the zero `previous_hash` in the
-//! middle of a file starts a new chain (`FILE#2`), as the lineage's auditor does on a restart.
+//! Chains: a v1 record names its chain (`chain_id`). Lineage records have no chain id: a
+//! lineage chain is named after its genesis (`lineage-` and 16 hex digits of its hash,
+//! [`zt_core::chain::lineage_chain_name`]), as the store names it, whichever input holds it.
+//! A file's records stay in the chain its first record joined; a file whose first record
+//! continues a lineage chain read from an earlier file extends it (rotated logs); a zero
+//! `previous_hash` starts, or repeats, the chain of that genesis (the lineage's auditor
+//! restarting). So two logs of one genesis are one chain, and where they differ is a fork, as in
+//! a store that imported both. A record an earlier input already held is read again, not judged
+//! again (nor reported twice), unless it would be on the main line where the held copy is not
+//! (a store's verified copy superseding an unverified one).
 //!
 //! ```no_run
 //! use zt_core::keyring::Keyring;
@@ -38,8 +44,8 @@ use rayon::prelude::*;
 use zt_core::capability::report::{Attested, BrokerKey, REGISTER_ACTION};
 use zt_core::capability::{used_under, ExecutionLink, EXECUTION_ACTION};
 use zt_core::chain::{
-    self, judge, Break, Inspection, Line, Node, Position, Pred, SigCheck, Successor, Tip,
-    TrustPolicy,
+    self, judge, lineage_chain_name, Break, Inspection, Line, Node, Position, Pred, SigCheck,
+    Successor, Tip, TrustPolicy,
 };
 use zt_core::envelope::shorten;
 use zt_core::keyring::Keyring;
@@ -184,6 +190,10 @@ struct Checked {
 struct Seen {
     file_ord: u32,
     index: u64,
+    /// v1 `seq`.
+    seq: Option<u64>,
+    /// Its copy read first counts under the trust policy.
+    trusted: bool,
     /// (file, index) of the first record that named this one as its predecessor.
     successor: Option<(u32, u64)>,
     /// On the chain's main line (the chain model's [`Line::Main`]).
@@ -223,6 +233,9 @@ struct Last {
     main: bool,
     file_ord: u32,
     index: u64,
+    /// Read again from another input (a record both inputs hold): the next record is judged
+    /// against it as first read, successors included.
+    again: bool,
 }
 
 #[derive(Debug)]
@@ -248,6 +261,23 @@ struct Chain {
 }
 
 impl Chain {
+    /// A record an earlier input held, read again at `pos` of input `fname`: the next record
+    /// is judged against it as first read.
+    fn read_again(&mut self, hash: Hash32, s: &Seen, pos: (usize, u64, u64), fname: &str) {
+        self.last = Some(Last {
+            hash,
+            seq: s.seq,
+            main: s.main,
+            file_ord: s.file_ord,
+            index: s.index,
+            again: true,
+        });
+        self.last_pos = pos;
+        if self.files.last().map(String::as_str) != Some(fname) {
+            self.files.push(fname.to_owned());
+        }
+    }
+
     fn new(name: String) -> Self {
         Self {
             name,
@@ -287,6 +317,8 @@ pub struct Verifier<'k> {
     trust: TrustPolicy,
     chains: Vec<Chain>,
     by_id: HashMap<String, usize>,
+    /// Lineage chains by name (`lineage-` and 16 hex digits of the genesis hash).
+    by_lineage: HashMap<String, usize>,
     findings: Vec<Finding>,
     io_errors: Vec<String>,
     records: u64,
@@ -311,6 +343,7 @@ impl<'k> Verifier<'k> {
             opts,
             chains: Vec::new(),
             by_id: HashMap::new(),
+            by_lineage: HashMap::new(),
             findings: Vec::new(),
             io_errors: Vec::new(),
             records: 0,
@@ -571,6 +604,17 @@ impl<'k> Verifier<'k> {
         self.chains.len() - 1
     }
 
+    /// The lineage chain whose genesis (or, unrooted, first record) is `first`.
+    fn lineage_chain(&mut self, first: &Hash32) -> usize {
+        let name = lineage_chain_name(first);
+        if let Some(&ci) = self.by_lineage.get(&name) {
+            return ci;
+        }
+        let ci = self.new_chain(&name);
+        self.by_lineage.insert(name, ci);
+        ci
+    }
+
     fn chain_stage(&mut self, file: &mut FileState, c: Checked) {
         let facts = match c.facts {
             Ok(f) => f,
@@ -591,9 +635,13 @@ impl<'k> Verifier<'k> {
             }
         };
 
-        // Which chain? v1 records name theirs; a lineage file is one chain, continuing a chain
-        // of an earlier file whose head it links to (rotated logs), and a zero previous_hash in
-        // the middle of a file starts a new one (the lineage's auditor restarting).
+        // Which chain? v1 records name theirs. A lineage chain is named after its genesis, as
+        // the store names it (`lineage_chain_name`), whichever input it is read from: two logs
+        // of one genesis are one chain, and where they differ is a fork. A file's records
+        // stay in the chain its first record joined; a zero previous_hash starts (or repeats)
+        // the chain of that genesis; a file whose first record is not a genesis continues the
+        // lineage chain holding the record it names (rotated logs), or starts an unrooted
+        // chain named after that first record.
         let ci = match &facts.chain_id {
             Some(id) => match self.by_id.get(id) {
                 Some(&ci) => ci,
@@ -604,33 +652,24 @@ impl<'k> Verifier<'k> {
                     ci
                 }
             },
-            None => match file.lineage_chain {
-                Some(ci)
-                    if !(facts.previous_hash == Hash32::ZERO && self.chains[ci].records > 0) =>
-                {
+            None => {
+                let ci = if facts.previous_hash == Hash32::ZERO {
+                    self.lineage_chain(&facts.current_hash)
+                } else if let Some(ci) = file.lineage_chain {
                     ci
-                }
-                Some(_) => {
-                    let ci = self.new_chain(&file.name);
-                    file.lineage_chain = Some(ci);
-                    ci
-                }
-                None => {
-                    let cont = if facts.previous_hash == Hash32::ZERO {
-                        None
-                    } else {
-                        self.chains.iter().position(|ch| {
-                            !ch.sequenced && ch.last.map(|l| l.hash) == Some(facts.previous_hash)
-                        })
-                    };
-                    let ci = match cont {
+                } else {
+                    let held = self
+                        .chains
+                        .iter()
+                        .position(|ch| !ch.sequenced && ch.seen.contains_key(&facts.previous_hash));
+                    match held {
                         Some(ci) => ci,
-                        None => self.new_chain(&file.name),
-                    };
-                    file.lineage_chain = Some(ci);
-                    ci
-                }
-            },
+                        None => self.lineage_chain(&facts.current_hash),
+                    }
+                };
+                file.lineage_chain = Some(ci);
+                ci
+            }
         };
         let fname = file.name.clone();
         let file_ord = u32::try_from(file.ord).unwrap_or(u32::MAX);
@@ -638,6 +677,41 @@ impl<'k> Verifier<'k> {
         let status = facts.sig.status();
         let trusted = self.trust.trusts(Some(&chain_name), status);
         let chain = &mut self.chains[ci];
+
+        // A record an earlier input already held (two logs that share records, a store and its
+        // export) is read again, not judged again: the next record links to it as first read.
+        // Two exceptions, as a store has them: a copy that claims the held record's hash but
+        // does not recompute (an edited copy) is a hash mismatch, which takes nobody's place;
+        // a copy that would be on the main line where the held one is not (it counts, the held
+        // copy did not) is judged in its place, as a store supersedes an unverified copy.
+        let same = facts.matched.is_some() && facts.matched == chain.profile;
+        let held = chain.seen.get(&facts.current_hash).copied();
+        let held_other = held.filter(|s| s.file_ord != file_ord);
+        if let Some(s) = held_other.filter(|_| !same) {
+            chain.read_again(facts.current_hash, &s, (file.ord, c.index, c.line), &fname);
+            let b = Break::HashMismatch {
+                chain_profile: chain.profile,
+                matched: facts.matched,
+                recomputed: facts
+                    .recomputed
+                    .iter()
+                    .find(|(p, _)| Some(*p) == chain.profile)
+                    .map(|(_, h)| *h),
+                claimed: facts.current_hash,
+            };
+            chain.findings += 1;
+            self.push(
+                file,
+                c.index,
+                c.line,
+                break_kind(&b),
+                chain_name,
+                b.expected(),
+                b.found(),
+                b.to_string(),
+            );
+            return;
+        }
 
         // What the chain model needs: the record, and what is known of its predecessor in
         // the order read.
@@ -649,24 +723,47 @@ impl<'k> Verifier<'k> {
             trusted,
             uncovered: facts.uncovered,
             recomputed: facts.recomputed,
-            repeated: chain.seen.contains_key(&facts.current_hash),
+            repeated: held.is_some() && held_other.is_none(),
         };
-        let expected = chain.last.map(|l| Tip {
-            current: l.hash,
-            position: l.index,
-            seq: l.seq,
-            main: l.main,
-            successor: Successor::None,
-            successor_at: None,
-            at: Some(Position {
-                input: l.file_ord,
-                index: l.index,
-            }),
+        // A copy of a held record is not another successor of its predecessor (a store leaves
+        // a record itself out when it judges it again).
+        let itself = held_other.map(|s| Position {
+            input: s.file_ord,
+            index: s.index,
         });
+        let not_itself = |mut t: Tip| {
+            if itself.is_some() && t.successor_at == itself {
+                t.successor = Successor::None;
+                t.successor_at = None;
+            }
+            t
+        };
+        let expected = chain.last.map(|l| {
+            let first_read = chain.seen.get(&l.hash).filter(|_| l.again);
+            match first_read {
+                Some(s) => Tip {
+                    seq: l.seq,
+                    ..s.tip(l.hash)
+                },
+                None => Tip {
+                    current: l.hash,
+                    position: l.index,
+                    seq: l.seq,
+                    main: l.main,
+                    successor: Successor::None,
+                    successor_at: None,
+                    at: Some(Position {
+                        input: l.file_ord,
+                        index: l.index,
+                    }),
+                },
+            }
+        });
+        let expected = expected.map(not_itself);
         let named = chain
             .seen
             .get(&facts.previous_hash)
-            .map(|s| s.tip(facts.previous_hash));
+            .map(|s| not_itself(s.tip(facts.previous_hash)));
         let first = chain.first.map(|(h, input, index)| Tip {
             current: h,
             position: 0,
@@ -693,6 +790,29 @@ impl<'k> Verifier<'k> {
             },
         };
         let judged = judge(&node, pred, chain.profile);
+        if let Some(s) = held_other {
+            if judged.line != Line::Main || s.main {
+                chain.read_again(facts.current_hash, &s, (file.ord, c.index, c.line), &fname);
+                // Its signature is still checked: a copy that does not verify is evidence.
+                let sig = match &facts.sig {
+                    SigCheck::Verified => None,
+                    SigCheck::Unsigned | SigCheck::Mock if trusted => None,
+                    sig => signature_finding(
+                        sig,
+                        &facts.key_id,
+                        &facts.sig_algorithm,
+                        &facts.current_hash,
+                    ),
+                };
+                if let Some((kind, expected, found, message)) = sig {
+                    chain.findings += 1;
+                    self.push(
+                        file, c.index, c.line, kind, chain_name, expected, found, message,
+                    );
+                }
+                return;
+            }
+        }
         chain.profile = judged.chain_profile;
         let main = judged.line == Line::Main;
 
@@ -714,13 +834,23 @@ impl<'k> Verifier<'k> {
             s.successor.get_or_insert((file_ord, c.index));
             s.main_successor |= main;
         }
-        chain.seen.entry(facts.current_hash).or_insert(Seen {
-            file_ord,
-            index: c.index,
-            successor: None,
-            main,
-            main_successor: false,
-        });
+        chain
+            .seen
+            .entry(facts.current_hash)
+            .and_modify(|s| {
+                // A better copy of a record an earlier input held.
+                s.main |= main;
+                s.trusted |= trusted;
+            })
+            .or_insert(Seen {
+                file_ord,
+                index: c.index,
+                seq: facts.seq,
+                trusted,
+                successor: None,
+                main,
+                main_successor: false,
+            });
         // The chain's start: its main-line genesis once there is one, else its first record.
         if main && facts.previous_hash == Hash32::ZERO {
             chain.first = Some((facts.current_hash, file_ord, c.index));
@@ -735,11 +865,14 @@ impl<'k> Verifier<'k> {
             main,
             file_ord,
             index: c.index,
+            again: false,
         });
         if main {
             chain.main_head = Some(facts.current_hash);
         }
-        chain.records += 1;
+        if held_other.is_none() {
+            chain.records += 1;
+        }
         chain.last_pos = (file.ord, c.index, c.line);
         if chain.files.last() != Some(&fname) {
             chain.files.push(fname.clone());
@@ -748,11 +881,14 @@ impl<'k> Verifier<'k> {
         // The signature: verified, counted apart when unsigned records are allowed, or a
         // finding naming why it does not count.
         match &facts.sig {
+            // A better copy of a held record was counted when first read.
             SigCheck::Verified => {
-                chain.verified += 1;
+                chain.verified += u64::from(held_other.is_none());
                 chain.keys.insert(facts.key_id.clone());
             }
-            SigCheck::Unsigned | SigCheck::Mock if trusted => chain.unsigned_allowed += 1,
+            SigCheck::Unsigned | SigCheck::Mock if trusted => {
+                chain.unsigned_allowed += u64::from(held_other.is_none());
+            }
             sig => out.extend(signature_finding(
                 sig,
                 &facts.key_id,

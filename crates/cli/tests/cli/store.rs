@@ -74,6 +74,56 @@ fn a_fork_in_the_store_is_one_fork_finding() {
     assert_eq!(report["records"], 18);
 }
 
+/// A split view: the same two logs read as files, not through a store. They share one
+/// genesis, so they are one lineage chain (named after it, as the store names it), and the
+/// verifier must find the same one fork the store does, at the record where they diverge; the
+/// records both files hold are read twice, not reported twice. It used to read two chains, one
+/// per file, and say OK: an operator could show two auditors two histories.
+#[test]
+fn a_split_view_read_as_files_is_the_same_one_fork() {
+    let ring = interop_dir().join("keyring.json");
+    let (valid, rotated) = (
+        interop_dir().join("valid.jsonl"),
+        interop_dir().join("rotated-key.jsonl"),
+    );
+    let out = zt(&[
+        "verify",
+        "--format",
+        "json",
+        "--keyring",
+        ring.to_str().unwrap(),
+        valid.to_str().unwrap(),
+        rotated.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let findings: Vec<(String, u64, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["file"].as_str().unwrap();
+            (
+                file.rsplit('/').next().unwrap().to_owned(),
+                f["index"].as_u64().unwrap(),
+                f["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [("rotated-key.jsonl".to_owned(), 6, "fork")],
+        "{report:#}"
+    );
+    let chains: Vec<&str> = report["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["chain"].as_str().unwrap())
+        .collect();
+    assert_eq!(chains, ["lineage-f2cd5d9e431f4aa4"], "{report:#}");
+}
+
 #[test]
 fn rejected_envelopes_are_kept_and_fail_verification() {
     let tmp = tempfile::tempdir().unwrap();

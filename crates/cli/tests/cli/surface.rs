@@ -41,5 +41,7 @@ fn standard_input_is_read_with_a_dash() {
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["records"], 12);
-    assert_eq!(report["chains"][0]["chain"], "<stdin>");
+    // A lineage chain is named after its genesis, whichever input it is read from.
+    assert_eq!(report["chains"][0]["chain"], "lineage-f2cd5d9e431f4aa4");
+    assert_eq!(report["chains"][0]["files"][0], "<stdin>");
 }
