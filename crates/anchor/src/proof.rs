@@ -473,16 +473,7 @@ pub fn verify_offline(b: &ProofBundle, keyring: &Keyring) -> Result<Checked, Pro
                 ));
             }
         }
-        nodes.push(Node {
-            current: env.current_hash,
-            previous: env.previous_hash,
-            seq: env.v1.as_ref().map(|v| v.seq),
-            profile: ins.matched,
-            trusted: policy.trusts(Some(&b.chain), ins.signature.status()),
-            uncovered: ins.uncovered(),
-            recomputed: Vec::new(),
-            repeated: false,
-        });
+        nodes.push(ins.node(policy.trusts(Some(&b.chain), ins.signature.status())));
         checks.push((env.signature.key_id.clone(), ins.signature));
     }
     let start = nodes.first().and_then(|n| path_start(b.position, n));

@@ -15,7 +15,7 @@
 //! | `narrow_policy` | a narrow rule allows exactly its agent, action and resource, nothing beside |
 //! | `answer_shape` | every answer is `decision-answer.schema.json`; 200 with allow, 401/403 with deny |
 //! | `envelopes_verify` | every answer's envelope is v1, its hash recomputes, its signature verifies under the given keyring at its time |
-//! | `chain_continues` | the answers are one chain: one `chain_id`, `seq` rising, each linked to the one before when consecutive |
+//! | `chain_continues` | the answers are one chain: one `chain_id`, `seq` rising, and each consecutive pair judged by the chain model (`zt_core::chain::check_line`: hash, link, seq) |
 //! | `actor_spoofing_denied` | one agent's token claiming another agent's actor: deny |
 //! | `malformed_requests_refused` | unreadable requests: 400, no decision, the chain does not move |
 //! | `replayed_request_id` | a request id sent twice gets two distinct, verifying decisions (no cached answer) |
@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use zt_core::chain::{inspect, SigCheck};
+use zt_core::chain::{check_line, inspect, Node, SigCheck, Successor, Tip};
 use zt_core::keyring::Keyring;
 use zt_core::Profile;
 
@@ -533,33 +533,48 @@ fn envelopes_verify(t: &Target, answers: &[Answer]) -> Result<String, String> {
 }
 
 fn chain_continues(answers: &[Answer]) -> Result<String, String> {
-    let mut prev: Option<&Answer> = None;
+    // Signatures are `envelopes_verify`'s case: here every record counts, and the chain
+    // model (`check_line`) judges each consecutive pair: hash, link and seq, as a verifier would.
+    let no_keys = Keyring::new();
+    let mut prev: Option<(&Answer, Node)> = None;
     let mut linked = 0;
     for a in answers {
-        let chain = a.body.get("audit").and_then(|x| x.get("chain_id"));
-        let seq = a.seq().ok_or_else(|| format!("{}: no seq", a.what))?;
-        if let Some(p) = prev {
+        let env = a
+            .envelope()
+            .ok_or_else(|| format!("{}: no envelope in the answer", a.what))?;
+        let raw = serde_json::to_string(&env).map_err(|e| e.to_string())?;
+        let ins = inspect(raw.as_bytes(), &no_keys, None)
+            .map_err(|e| format!("{}: the envelope does not read: {e}", a.what))?;
+        let node = ins.node(true);
+        let seq = node.seq.ok_or_else(|| format!("{}: no seq", a.what))?;
+        let chain = ins.envelope.v1.as_ref().map(|v| v.chain_id.clone());
+        if let Some((p, pn)) = &prev {
             let pchain = p.body.get("audit").and_then(|x| x.get("chain_id"));
-            if chain != pchain {
+            if chain.as_deref() != pchain.and_then(Value::as_str) {
                 return Err(format!("{}: chain {chain:?} after {pchain:?}", a.what));
             }
-            let pseq = p.seq().unwrap_or(0);
+            // The order answers came in, which the API promises: not a chain rule.
+            let pseq = pn.seq.unwrap_or(0);
             if seq <= pseq {
                 return Err(format!("{}: seq {seq} after {pseq}", a.what));
             }
             if seq == pseq + 1 {
-                if a.hash("previous_hash") != p.hash("current_hash") {
-                    return Err(format!(
-                        "{}: seq {seq} does not link to seq {pseq} (previous_hash {:?}, expected {:?})",
-                        a.what,
-                        a.hash("previous_hash"),
-                        p.hash("current_hash")
-                    ));
-                }
+                let on_line = Tip {
+                    current: pn.current,
+                    position: pseq,
+                    seq: pn.seq,
+                    main: true,
+                    successor: Successor::None,
+                    successor_at: None,
+                    at: None,
+                };
+                check_line(Some(on_line), Some(Profile::V1), [node.clone()]).map_err(
+                    |(_, why)| format!("{}: seq {seq} does not continue seq {pseq}: {why}", a.what),
+                )?;
                 linked += 1;
             }
         }
-        prev = Some(a);
+        prev = Some((a, node));
     }
     if answers.len() > 1 && linked == 0 {
         return Err(

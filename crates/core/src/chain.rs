@@ -310,6 +310,21 @@ impl Inspection {
             .map(|p| self.envelope.uncovered_members(p))
             .unwrap_or_default()
     }
+
+    /// The record as the chain rules see it, counting or not as `trusted` says (the caller's
+    /// trust policy over [`Inspection::signature`]).
+    pub fn node(&self, trusted: bool) -> Node {
+        Node {
+            current: self.envelope.current_hash,
+            previous: self.envelope.previous_hash,
+            seq: self.envelope.v1.as_ref().map(|v| v.seq),
+            profile: self.matched,
+            trusted,
+            uncovered: self.uncovered(),
+            recomputed: Vec::new(),
+            repeated: false,
+        }
+    }
 }
 
 /// Parses and checks one record on its own (hash under each candidate profile, or under

@@ -152,6 +152,9 @@ enum Break {
     Cache,
     /// Answers every malformed request (400) with a made-up deny.
     DecideMalformed,
+    /// Rewrites every decision's `previous_hash` to the zero hash: no decision continues the
+    /// one before it (and none hashes).
+    Relink,
 }
 
 /// Answers given, by request id: (status, body).
@@ -212,6 +215,13 @@ async fn forward(State(p): State<Proxy>, req: axum::extract::Request) -> axum::r
                     .into_response();
             }
             Break::DecideMalformed => {}
+            Break::Relink => {
+                let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+                if v["audit"].get("previous_hash").is_some() {
+                    v["audit"]["previous_hash"] = zt_core::Hash32::ZERO.to_hex().into();
+                }
+                bytes = v.to_string().into_bytes();
+            }
         }
     }
     (StatusCode::from_u16(status).unwrap(), bytes).into_response()
@@ -233,6 +243,7 @@ async fn control_planes_that_break_the_contract_fail_naming_the_case() {
         (Break::Tamper, "envelopes_verify"),
         (Break::Cache, "replayed_request_id"),
         (Break::DecideMalformed, "malformed_requests_refused"),
+        (Break::Relink, "chain_continues"),
     ] {
         let proxy = Proxy {
             upstream: cp.base.clone(),
