@@ -29,6 +29,20 @@ pub fn parse_record(data: &[u8]) {
         return;
     };
     let once = canonicalize(&v);
+    // A number text may be exact while its RFC 8785 form is not: "88888888888889888" is the
+    // double 88888888888889888, whose shortest form is "88888888888889890", an integer no
+    // double holds exactly. Every RFC 8785 reader hashes the same bytes for it, but that form
+    // is not accepted as input text (a producer must not write it: the control plane refuses
+    // such a value, `json::first_inexact_number`), so the round trip is asked only of values
+    // without one. Found by this target (fuzz/README.md).
+    if json::first_inexact_number(&v).is_some() {
+        assert!(
+            json::parse(&once).is_err(),
+            "an inexact canonical number re-parses\ninput: {}",
+            shown(data)
+        );
+        return;
+    }
     let reparsed = match json::parse(&once) {
         Ok(r) => r,
         Err(e) => panic!(
