@@ -50,10 +50,12 @@ pub enum Schema {
     ExecutionReport,
     /// `POST /executions` body: the report and the broker's attestation.
     ExecutionFiling,
+    /// A capability's grants.
+    Grants,
 }
 
 impl Schema {
-    const ALL: [Schema; 9] = [
+    const ALL: [Schema; 10] = [
         Schema::Envelope,
         Schema::ActionRequest,
         Schema::DecisionAnswer,
@@ -63,6 +65,7 @@ impl Schema {
         Schema::CapabilityStatus,
         Schema::ExecutionReport,
         Schema::ExecutionFiling,
+        Schema::Grants,
     ];
 
     fn reference(self) -> String {
@@ -76,6 +79,7 @@ impl Schema {
             Schema::CapabilityStatus => "capability.schema.json#/$defs/status",
             Schema::ExecutionReport => "capability.schema.json#/$defs/execution_report",
             Schema::ExecutionFiling => "capability.schema.json#/$defs/execution_filing",
+            Schema::Grants => "capability.schema.json#/$defs/grants",
         };
         format!("{BASE}{r}")
     }

@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use zt_core::chain::{check_line, inspect, Node, SigCheck, Successor, Tip};
+use zt_core::chain::{check_line, inspect, Inspection, Node, SigCheck, Successor, Tip};
 use zt_core::keyring::Keyring;
 use zt_core::Profile;
 
@@ -75,6 +75,16 @@ impl Answer {
             env.insert(k.to_owned(), self.body.get(k)?.clone());
         }
         Some(Value::Object(env))
+    }
+
+    /// The envelope, inspected under `ring` (hash under each profile, signature).
+    fn inspect(&self, ring: &Keyring) -> Result<Inspection, String> {
+        let env = self
+            .envelope()
+            .ok_or_else(|| format!("{}: no envelope in the answer", self.what))?;
+        let raw = serde_json::to_string(&env).map_err(|e| e.to_string())?;
+        inspect(raw.as_bytes(), ring, None)
+            .map_err(|e| format!("{}: the envelope does not read: {e}", self.what))
     }
 
     fn seq(&self) -> Option<u64> {
@@ -507,12 +517,7 @@ fn envelopes_verify(t: &Target, answers: &[Answer]) -> Result<String, String> {
     };
     let ring = Keyring::from_json(bytes).map_err(|e| format!("the keyring given: {e}"))?;
     for a in answers {
-        let env = a
-            .envelope()
-            .ok_or_else(|| format!("{}: no envelope in the answer", a.what))?;
-        let raw = serde_json::to_string(&env).map_err(|e| e.to_string())?;
-        let ins = inspect(raw.as_bytes(), &ring, None)
-            .map_err(|e| format!("{}: the envelope does not read: {e}", a.what))?;
+        let ins = a.inspect(&ring)?;
         if ins.matched != Some(Profile::V1) {
             return Err(format!(
                 "{}: not a v1 envelope whose hash recomputes",
@@ -539,12 +544,7 @@ fn chain_continues(answers: &[Answer]) -> Result<String, String> {
     let mut prev: Option<(&Answer, Node)> = None;
     let mut linked = 0;
     for a in answers {
-        let env = a
-            .envelope()
-            .ok_or_else(|| format!("{}: no envelope in the answer", a.what))?;
-        let raw = serde_json::to_string(&env).map_err(|e| e.to_string())?;
-        let ins = inspect(raw.as_bytes(), &no_keys, None)
-            .map_err(|e| format!("{}: the envelope does not read: {e}", a.what))?;
+        let ins = a.inspect(&no_keys)?;
         let node = ins.node(true);
         let seq = node.seq.ok_or_else(|| format!("{}: no seq", a.what))?;
         let chain = ins.envelope.v1.as_ref().map(|v| v.chain_id.clone());

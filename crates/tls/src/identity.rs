@@ -227,12 +227,17 @@ impl TrustBundles {
 
     fn snapshot(&self) -> Arc<Snapshot> {
         self.refresh();
+        self.current()
+    }
+
+    /// The bundles as last read (no look at the files).
+    fn current(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Reads the bundles again if a file changed since they were last read.
     pub fn refresh(&self) {
-        let previous = Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner));
+        let previous = self.current();
         self.follow.refresh(
             "trust bundles",
             || Snapshot::build(&self.sources, &self.provider, Some(&previous)),
@@ -380,9 +385,8 @@ impl ClientCertVerifier for TrustBundles {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        // The bundles the handshake's certificate was verified under: no second look.
+        self.current()
             .verifier
             .verify_tls12_signature(message, cert, dss)
     }
@@ -393,19 +397,14 @@ impl ClientCertVerifier for TrustBundles {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        // The bundles the handshake's certificate was verified under: no second look.
+        self.current()
             .verifier
             .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .verifier
-            .supported_verify_schemes()
+        self.current().verifier.supported_verify_schemes()
     }
 }
 

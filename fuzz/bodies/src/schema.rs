@@ -1,9 +1,6 @@
 //! The JSON Schemas of the wire objects (`docs/schema`, as `zt_conformance::schema` compiles
 //! them) against the Rust readers and writers of the same objects.
 
-use std::sync::OnceLock;
-
-use jsonschema::{Registry, Validator};
 use serde_json::Value as Json;
 use zt_core::capability::report::{Attestation, ExecutionReport};
 use zt_core::capability::standing::Standing;
@@ -13,87 +10,8 @@ use zt_core::json::{self, Value};
 
 use crate::shown;
 
-const BASE: &str = "https://example.invalid/zt-audit/schema/v1/";
-
-/// The objects checked here, by their schema reference under [`BASE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Def {
-    /// A v1 envelope.
-    Envelope,
-    /// A capability's grants.
-    Grants,
-    /// A broker's execution report.
-    Report,
-    /// The `POST /executions` body.
-    Filing,
-    /// `GET /capabilities/{id}`'s answer.
-    Status,
-    /// The `POST /actions` body.
-    ActionRequest,
-}
-
-impl Def {
-    const ALL: [Def; 6] = [
-        Def::Envelope,
-        Def::Grants,
-        Def::Report,
-        Def::Filing,
-        Def::Status,
-        Def::ActionRequest,
-    ];
-
-    fn reference(self) -> &'static str {
-        match self {
-            Def::Envelope => "envelope-v1.schema.json",
-            Def::Grants => "capability.schema.json#/$defs/grants",
-            Def::Report => "capability.schema.json#/$defs/execution_report",
-            Def::Filing => "capability.schema.json#/$defs/execution_filing",
-            Def::Status => "capability.schema.json#/$defs/status",
-            Def::ActionRequest => "action-request.schema.json",
-        }
-    }
-}
-
-fn validators() -> &'static [Validator] {
-    static V: OnceLock<Vec<Validator>> = OnceLock::new();
-    V.get_or_init(|| {
-        let mut registry = Registry::new();
-        for (name, text) in zt_conformance::schema::FILES {
-            let doc: Json =
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("docs/schema/{name}: {e}"));
-            registry = registry
-                .add(format!("{BASE}{name}"), doc)
-                .unwrap_or_else(|e| panic!("docs/schema/{name}: {e}"));
-        }
-        let registry = registry
-            .prepare()
-            .unwrap_or_else(|e| panic!("schemas: {e}"));
-        Def::ALL
-            .iter()
-            .map(|d| {
-                jsonschema::options()
-                    .with_registry(&registry)
-                    .should_validate_formats(true)
-                    .build(&serde_json::json!({"$ref": format!("{BASE}{}", d.reference())}))
-                    .unwrap_or_else(|e| panic!("{d:?}: {e}"))
-            })
-            .collect()
-    })
-}
-
-/// Whether `v` is valid under `def`; the violations when not.
-pub fn check(def: Def, v: &Json) -> Result<(), Vec<String>> {
-    let i = Def::ALL.iter().position(|d| *d == def).unwrap_or(0);
-    let errors: Vec<String> = validators()[i]
-        .iter_errors(v)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
-}
+/// The schemas are checked by `zt_conformance::schema`, the one place that compiles them.
+pub use zt_conformance::schema::{check, Schema as Def};
 
 /// The `serde_json` form of a core value (to hand what a writer wrote to the validator).
 fn to_serde(v: &Value) -> Json {
@@ -148,7 +66,7 @@ pub fn schemas(data: &[u8]) {
     };
     if let Ok(r) = ExecutionReport::from_value(report) {
         let w = r.to_value();
-        written_valid(Def::Report, "execution report", &w, data);
+        written_valid(Def::ExecutionReport, "execution report", &w, data);
         let back = ExecutionReport::from_value(&w)
             .unwrap_or_else(|e| panic!("a written report does not read: {e}"));
         assert_eq!(back, r, "a report changed through its written form");
@@ -164,7 +82,7 @@ pub fn schemas(data: &[u8]) {
     }
     if let Ok(s) = Standing::from_status("cap-1", data) {
         if let Some(w) = s.status_value("cap-1") {
-            written_valid(Def::Status, "capability status", &w, data);
+            written_valid(Def::CapabilityStatus, "capability status", &w, data);
         }
     }
 }
