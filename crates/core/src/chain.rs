@@ -14,9 +14,11 @@
 //!   configured to accept unsigned records. Anything else is evidence of an attempt: kept and
 //!   reported, never part of a chain's truth.
 //! - **Records** ([`inspect`], [`Node`]): the per-record facts the rules use.
-//! - **Placement** ([`judge`]): given a record and what is known about its predecessor, the
-//!   breaks it shows ([`Break`]: genesis, link, fork, sequence, profile, signature, members the
-//!   hash does not cover) and whether it continues the main line ([`Line`]).
+//! - **Placement** ([`place`] over a reader's [`ChainIndex`], which asks the rules (`judge`, private)): given a
+//!   record and the lookups of the reader that holds its chain, what is known of its
+//!   predecessor, the breaks it shows ([`Break`]: genesis, link, fork, sequence, profile,
+//!   signature, members the hash does not cover) and whether it continues the main line
+//!   ([`Line`]). The verifier and the store implement only the lookups.
 //! - **Naming** ([`lineage_chain_name`]): v1 records name their chain; lineage chains are named
 //!   after their genesis record.
 //!
@@ -33,8 +35,16 @@
 //!    extend it or displace a record on it.
 //!
 //! ```
-//! use zt_core::chain::{judge, Line, Node, Pred, SigStatus};
+//! use zt_core::chain::{place, ChainIndex, Line, Node, Order, SigStatus, Tip};
 //! use zt_core::{Hash32, Profile};
+//! /// A reader that has read nothing yet.
+//! struct Empty;
+//! impl ChainIndex for Empty {
+//!     type Error = std::convert::Infallible;
+//!     fn by_current(&mut self, _: &Hash32) -> Result<Option<Tip>, Self::Error> { Ok(None) }
+//!     fn first(&mut self) -> Result<Option<Tip>, Self::Error> { Ok(None) }
+//!     fn order(&mut self) -> Result<Order, Self::Error> { Ok(Order::Start) }
+//! }
 //! let genesis = Node {
 //!     current: Hash32::digest(b"r0"),
 //!     previous: Hash32::ZERO,
@@ -45,7 +55,7 @@
 //!     recomputed: Vec::new(),
 //!     repeated: false,
 //! };
-//! let j = judge(&genesis, Pred::Genesis, None);
+//! let Ok(j) = place(&genesis, None, &mut Empty);
 //! assert_eq!(j.line, Line::Main);
 //! assert!(j.breaks.is_empty());
 //! assert_eq!(SigStatus::Verified.as_str(), "verified");
@@ -418,7 +428,7 @@ pub struct Position {
 
 /// What is known about the record a new record names as its predecessor.
 #[derive(Debug, Clone, Copy)]
-pub enum Pred<'a> {
+pub(crate) enum Pred<'a> {
     /// `previous_hash` is zero: the record claims to start a chain. (A chain that already has
     /// records gives [`Pred::Restart`] instead.)
     Genesis,
@@ -660,10 +670,74 @@ pub struct Judgement {
     pub chain_profile: Option<Profile>,
 }
 
+/// What a reader knows of the order its records came in, for the record being placed.
+#[derive(Debug, Clone, Copy)]
+pub enum Order {
+    /// No order: records arrive in any order and wait for their predecessor (a store).
+    Unordered,
+    /// The reader has read no earlier record of this chain.
+    Start,
+    /// The record of this chain read just before this one.
+    After(Tip),
+}
+
+/// The lookups placement needs. Each reader of records implements only these (the verifier
+/// over what it has read, the store over its tables); [`place`] decides what they mean.
+pub trait ChainIndex {
+    /// Why a lookup failed (a store's database error; a reader in memory cannot fail).
+    type Error;
+    /// The chain's placed record whose `current_hash` is `hash`, with what already continues
+    /// from it (the record being placed left out).
+    fn by_current(&mut self, hash: &Hash32) -> Result<Option<Tip>, Self::Error>;
+    /// The chain's first record: its main-line genesis, else its first record (the record
+    /// being placed left out). A second genesis is judged against it.
+    fn first(&mut self) -> Result<Option<Tip>, Self::Error>;
+    /// Where the record being placed comes in the reader's order.
+    fn order(&mut self) -> Result<Order, Self::Error>;
+}
+
+/// Places `rec` in its chain: asks `index` what the rules need to know of its predecessor
+/// (`Pred`) and judges it under the chain's profile so far. The one place that turns lookups
+/// into a predecessor: a reader with an order (a file) judges a record against the one read
+/// before it, a store against the record its `previous_hash` names; a zero `previous_hash` is a
+/// genesis, or a second one when the chain has a first record.
+pub fn place<I: ChainIndex + ?Sized>(
+    rec: &Node,
+    chain_profile: Option<Profile>,
+    index: &mut I,
+) -> Result<Judgement, I::Error> {
+    if rec.previous == Hash32::ZERO {
+        let first = index.first()?;
+        let pred = match &first {
+            Some(f) => Pred::Restart { first: f },
+            None => Pred::Genesis,
+        };
+        return Ok(judge(rec, pred, chain_profile));
+    }
+    let order = index.order()?;
+    let named = match order {
+        Order::After(e) if e.current == rec.previous => None,
+        Order::Start => None,
+        _ => index.by_current(&rec.previous)?,
+    };
+    let pred = match (&order, &named) {
+        (Order::Start, _) => Pred::Unrooted,
+        (Order::After(e), _) if e.current == rec.previous => Pred::Linked(e),
+        (Order::After(e), Some(n)) => Pred::Elsewhere {
+            named: n,
+            expected: e,
+        },
+        (Order::After(e), None) => Pred::Missing { expected: Some(e) },
+        (Order::Unordered, Some(n)) => Pred::Linked(n),
+        (Order::Unordered, None) => Pred::Missing { expected: None },
+    };
+    Ok(judge(rec, pred, chain_profile))
+}
+
 /// Judges `rec` against what is known of its predecessor, under the chain's profile so far
 /// (`None`: `rec` is the chain's first record and fixes it). The one place the chain rules
 /// live; see the module docs.
-pub fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judgement {
+pub(crate) fn judge(rec: &Node, pred: Pred<'_>, chain_profile: Option<Profile>) -> Judgement {
     let mut breaks = Vec::new();
     // Rule 3: one profile per chain, fixed by its first record.
     let profile = chain_profile.or(rec.profile);

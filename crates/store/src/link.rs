@@ -18,7 +18,7 @@
 //! then its successors may join the main line too. A record on the main line never leaves it.
 
 use zt_core::chain::{
-    judge, lineage_chain_name, Break, Line, Node, Pred, Successor, Tip, TrustPolicy,
+    self, lineage_chain_name, Break, ChainIndex, Line, Node, Order, Successor, Tip, TrustPolicy,
 };
 use zt_core::Hash32;
 
@@ -71,6 +71,32 @@ fn tip(r: &Row, successor: Successor) -> Tip {
     }
 }
 
+/// The store's answers to the chain model's lookups for one record, read from its tables
+/// before: its predecessor as placed (with what else continues from it), or for a genesis the
+/// chain's main-line first record. A store has no order: records wait for their predecessor.
+struct Lookups {
+    /// The chain's profile so far (the predecessor's, or the first record's).
+    profile: Option<zt_core::Profile>,
+    first: Option<Tip>,
+    pred: Option<Tip>,
+}
+
+impl ChainIndex for Lookups {
+    type Error = std::convert::Infallible;
+
+    fn by_current(&mut self, hash: &Hash32) -> Result<Option<Tip>, Self::Error> {
+        Ok(self.pred.filter(|t| t.current == *hash))
+    }
+
+    fn first(&mut self) -> Result<Option<Tip>, Self::Error> {
+        Ok(self.first)
+    }
+
+    fn order(&mut self) -> Result<Order, Self::Error> {
+        Ok(Order::Unordered)
+    }
+}
+
 /// The branch an off-main record takes: its predecessor's, when it is the first to continue
 /// that (non-main) branch; otherwise a branch of its own.
 fn off_main_branch(g: &mut Graph<'_, '_>, id: i64, pred: Option<&Row>) -> Result<i64, StoreError> {
@@ -109,13 +135,14 @@ fn judge_and_write(
     r: &Row,
     trust: &TrustPolicy,
 ) -> Result<Option<Row>, StoreError> {
-    let (chain, position, pred_row, judged) = if r.previous == Hash32::ZERO {
+    let (chain, position, pred_row, lookups) = if r.previous == Hash32::ZERO {
         let chain = match (&r.chain, r.v1()) {
             (Some(c), true) => c.clone(),
             _ => lineage_chain_name(&r.current),
         };
-        // A second genesis in a v1 chain is a fork at the start, when the first one is on the
-        // main line (an unverified genesis that came first holds nothing).
+        // A v1 chain's first record, when it is on the main line (an unverified genesis that
+        // came first holds nothing); a lineage chain is named after its genesis, so it has no
+        // other.
         let first: Option<Row> = if r.v1() {
             g.geneses(&chain)?
                 .into_iter()
@@ -123,16 +150,13 @@ fn judge_and_write(
         } else {
             None
         };
-        let n = node(r, Some(&chain), trust);
-        let judged = match &first {
-            Some(f) => {
-                let t = tip(f, Successor::None);
-                judge(&n, Pred::Restart { first: &t }, Some(f.profile))
-            }
-            None => judge(&n, Pred::Genesis, None),
-        };
         let position = if r.v1() { r.position } else { Some(0) };
-        (chain, position, None, judged)
+        let lookups = Lookups {
+            profile: first.as_ref().map(|f| f.profile),
+            first: first.as_ref().map(|f| tip(f, Successor::None)),
+            pred: None,
+        };
+        (chain, position, None, lookups)
     } else {
         let p: Option<Row> = g
             .by_current(&r.previous)?
@@ -146,19 +170,21 @@ fn judge_and_write(
             return Ok(None);
         };
         let succ = successor_state(g, &p.current, &chain, r.id)?;
-        let t = tip(&p, succ);
-        let judged = judge(
-            &node(r, Some(&chain), trust),
-            Pred::Linked(&t),
-            Some(p.profile),
-        );
         let position = if r.v1() {
             r.position
         } else {
             p.position.map(|x| x + 1)
         };
-        (chain, position, Some(p), judged)
+        let lookups = Lookups {
+            profile: Some(p.profile),
+            first: None,
+            pred: Some(tip(&p, succ)),
+        };
+        (chain, position, Some(p), lookups)
     };
+    let profile = lookups.profile;
+    let mut lookups = lookups;
+    let Ok(judged) = chain::place(&node(r, Some(&chain), trust), profile, &mut lookups);
     let branch = match judged.line {
         Line::Main => 0,
         Line::Branch => off_main_branch(g, r.id, pred_row.as_ref())?,

@@ -44,8 +44,8 @@ use rayon::prelude::*;
 use zt_core::capability::report::{Attested, BrokerKey, REGISTER_ACTION};
 use zt_core::capability::{used_under, ExecutionLink, EXECUTION_ACTION};
 use zt_core::chain::{
-    self, judge, lineage_chain_name, Break, Inspection, Line, Node, Position, Pred, SigCheck,
-    Successor, Tip, TrustPolicy,
+    self, lineage_chain_name, place, Break, ChainIndex, Inspection, Line, Node, Order, Position,
+    SigCheck, Successor, Tip, TrustPolicy,
 };
 use zt_core::envelope::shorten;
 use zt_core::keyring::Keyring;
@@ -222,6 +222,75 @@ impl Seen {
                 index: self.index,
             }),
         }
+    }
+}
+
+/// What the verifier has read of one chain, as the chain model's lookups ([`place`]).
+struct ReadIndex<'a> {
+    chain: &'a Chain,
+    /// Where the copy of the record being placed was first read, when it was (it is not
+    /// another successor of its own predecessor).
+    itself: Option<Position>,
+}
+
+impl ReadIndex<'_> {
+    fn not_itself(&self, mut t: Tip) -> Tip {
+        if self.itself.is_some() && t.successor_at == self.itself {
+            t.successor = Successor::None;
+            t.successor_at = None;
+        }
+        t
+    }
+}
+
+impl ChainIndex for ReadIndex<'_> {
+    type Error = std::convert::Infallible;
+
+    fn by_current(&mut self, hash: &Hash32) -> Result<Option<Tip>, Self::Error> {
+        Ok(self
+            .chain
+            .seen
+            .get(hash)
+            .map(|s| self.not_itself(s.tip(*hash))))
+    }
+
+    fn first(&mut self) -> Result<Option<Tip>, Self::Error> {
+        Ok(self.chain.first.map(|(h, input, index)| Tip {
+            current: h,
+            position: 0,
+            seq: Some(0),
+            main: self.chain.seen.get(&h).is_some_and(|s| s.main),
+            successor: Successor::None,
+            successor_at: None,
+            at: Some(Position { input, index }),
+        }))
+    }
+
+    /// The record read last in the chain; as first read (successors included) when it was a
+    /// record an earlier input held, read again.
+    fn order(&mut self) -> Result<Order, Self::Error> {
+        let Some(l) = self.chain.last else {
+            return Ok(Order::Start);
+        };
+        let tip = match self.chain.seen.get(&l.hash).filter(|_| l.again) {
+            Some(s) => Tip {
+                seq: l.seq,
+                ..s.tip(l.hash)
+            },
+            None => Tip {
+                current: l.hash,
+                position: l.index,
+                seq: l.seq,
+                main: l.main,
+                successor: Successor::None,
+                successor_at: None,
+                at: Some(Position {
+                    input: l.file_ord,
+                    index: l.index,
+                }),
+            },
+        };
+        Ok(Order::After(self.not_itself(tip)))
     }
 }
 
@@ -731,65 +800,7 @@ impl<'k> Verifier<'k> {
             input: s.file_ord,
             index: s.index,
         });
-        let not_itself = |mut t: Tip| {
-            if itself.is_some() && t.successor_at == itself {
-                t.successor = Successor::None;
-                t.successor_at = None;
-            }
-            t
-        };
-        let expected = chain.last.map(|l| {
-            let first_read = chain.seen.get(&l.hash).filter(|_| l.again);
-            match first_read {
-                Some(s) => Tip {
-                    seq: l.seq,
-                    ..s.tip(l.hash)
-                },
-                None => Tip {
-                    current: l.hash,
-                    position: l.index,
-                    seq: l.seq,
-                    main: l.main,
-                    successor: Successor::None,
-                    successor_at: None,
-                    at: Some(Position {
-                        input: l.file_ord,
-                        index: l.index,
-                    }),
-                },
-            }
-        });
-        let expected = expected.map(not_itself);
-        let named = chain
-            .seen
-            .get(&facts.previous_hash)
-            .map(|s| not_itself(s.tip(facts.previous_hash)));
-        let first = chain.first.map(|(h, input, index)| Tip {
-            current: h,
-            position: 0,
-            seq: Some(0),
-            main: chain.seen.get(&h).is_some_and(|s| s.main),
-            successor: Successor::None,
-            successor_at: None,
-            at: Some(Position { input, index }),
-        });
-        let pred = match (&expected, &named) {
-            (None, _) if facts.previous_hash == Hash32::ZERO => Pred::Genesis,
-            (None, _) => Pred::Unrooted,
-            (Some(_), _) if facts.previous_hash == Hash32::ZERO => match &first {
-                Some(f) => Pred::Restart { first: f },
-                None => Pred::Genesis,
-            },
-            (Some(e), _) if e.current == facts.previous_hash => Pred::Linked(e),
-            (Some(e), Some(n)) => Pred::Elsewhere {
-                named: n,
-                expected: e,
-            },
-            (e, _) => Pred::Missing {
-                expected: e.as_ref(),
-            },
-        };
-        let judged = judge(&node, pred, chain.profile);
+        let Ok(judged) = place(&node, chain.profile, &mut ReadIndex { chain, itself });
         if let Some(s) = held_other {
             if judged.line != Line::Main || s.main {
                 chain.read_again(facts.current_hash, &s, (file.ord, c.index, c.line), &fname);
