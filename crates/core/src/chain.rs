@@ -694,6 +694,12 @@ pub trait ChainIndex {
     fn first(&mut self) -> Result<Option<Tip>, Self::Error>;
     /// Where the record being placed comes in the reader's order.
     fn order(&mut self) -> Result<Order, Self::Error>;
+
+    /// The input the record being placed is read from, when the reader has several: the
+    /// positions a break names are phrased from there ("record 5 of an earlier input").
+    fn here(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Places `rec` in its chain: asks `index` what the rules need to know of its predecessor
@@ -731,7 +737,15 @@ pub fn place<I: ChainIndex + ?Sized>(
         (Order::Unordered, Some(n)) => Pred::Linked(n),
         (Order::Unordered, None) => Pred::Missing { expected: None },
     };
-    Ok(judge(rec, pred, chain_profile))
+    let mut judged = judge(rec, pred, chain_profile);
+    if let Some(input) = index.here() {
+        for b in &mut judged.breaks {
+            if let Break::Fork { here, .. } | Break::BrokenLink { here, .. } = b {
+                *here = Some(input);
+            }
+        }
+    }
+    Ok(judged)
 }
 
 /// Judges `rec` against what is known of its predecessor, under the chain's profile so far

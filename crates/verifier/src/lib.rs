@@ -228,6 +228,8 @@ impl Seen {
 /// What the verifier has read of one chain, as the chain model's lookups ([`place`]).
 struct ReadIndex<'a> {
     chain: &'a Chain,
+    /// The input being read.
+    here: u32,
     /// Where the copy of the record being placed was first read, when it was (it is not
     /// another successor of its own predecessor).
     itself: Option<Position>,
@@ -291,6 +293,10 @@ impl ChainIndex for ReadIndex<'_> {
             },
         };
         Ok(Order::After(self.not_itself(tip)))
+    }
+
+    fn here(&self) -> Option<u32> {
+        Some(self.here)
     }
 }
 
@@ -800,7 +806,12 @@ impl<'k> Verifier<'k> {
             input: s.file_ord,
             index: s.index,
         });
-        let Ok(judged) = place(&node, chain.profile, &mut ReadIndex { chain, itself });
+        let mut index = ReadIndex {
+            chain,
+            here: file_ord,
+            itself,
+        };
+        let Ok(judged) = place(&node, chain.profile, &mut index);
         if let Some(s) = held_other {
             if judged.line != Line::Main || s.main {
                 chain.read_again(facts.current_hash, &s, (file.ord, c.index, c.line), &fname);
