@@ -352,9 +352,20 @@ fn member<'a>(m: &'a Map, link: usize, k: &str) -> Result<&'a str, CapabilityErr
         .ok_or_else(|| bad(format!("link {link}: `{k}` missing or not a string")))
 }
 
+/// A link's time, in the one form links are written in: RFC 3339, UTC, milliseconds
+/// (`2026-11-28T10:00:00.000Z`). Another spelling of a time (`+00:00`, no fraction, more
+/// digits) is refused: it would read as a time attenuation cannot write back, so one token
+/// could hold two expiries to two readers.
 fn time_member(m: &Map, link: usize, k: &str) -> Result<Timestamp, CapabilityError> {
-    Timestamp::parse_rfc3339(member(m, link, k)?)
-        .ok_or_else(|| bad(format!("link {link}: `{k}` is not an RFC 3339 time")))
+    let text = member(m, link, k)?;
+    match Timestamp::parse_rfc3339(text) {
+        Some(t) if t.to_rfc3339_millis() == text => Ok(t),
+        Some(t) => Err(bad(format!(
+            "link {link}: `{k}` is not written as links are (RFC 3339, UTC, milliseconds: {})",
+            t.to_rfc3339_millis()
+        ))),
+        None => Err(bad(format!("link {link}: `{k}` is not an RFC 3339 time"))),
+    }
 }
 
 fn key_member(m: &Map, link: usize) -> Result<PublicKey, CapabilityError> {
@@ -711,6 +722,32 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(json::canonicalize(&Value::Object(top)))
         )
+    }
+
+    /// Found by the `capability_token` fuzz target: a link time with more than millisecond
+    /// precision read as one expiry and was written back by attenuation as another. A link's
+    /// times have one spelling, the one links are written in.
+    #[test]
+    fn link_times_have_one_spelling() {
+        let (_, token) = setup();
+        for other in [
+            "2026-11-28T11:00:00.022222222Z",
+            "2026-11-28T11:00:00Z",
+            "2026-11-28T11:00:00.000+00:00",
+        ] {
+            let edited = relink(&token, |links, _| {
+                if let Some(Value::Object(m)) = links.first_mut() {
+                    m.remove("not_after");
+                    m.push("not_after".into(), Value::String(other.into()));
+                }
+            });
+            let e = claims(&edited).err();
+            assert!(
+                e.as_ref()
+                    .is_some_and(|e| e.to_string().contains("not written as links are")),
+                "{other}: {e:?}"
+            );
+        }
     }
 
     #[test]
