@@ -109,7 +109,7 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         let (b, stop) = (b.clone(), Arc::clone(&stop));
         flood.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
-            let (mut sealed, mut limited) = (0usize, 0usize);
+            let (mut sealed, mut limited, mut timed_out) = (0usize, 0usize, 0usize);
             while !stop.load(Ordering::Relaxed) {
                 let r = http
                     .post(format!("{b}/actions"))
@@ -120,10 +120,13 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
                 match r.map(|r| r.status().as_u16()) {
                     Ok(401) => sealed += 1,
                     Ok(429) => limited += 1,
+                    // The request timeout, on a machine loaded past the flood: the answer is
+                    // gone, its record may or may not have been sealed.
+                    Ok(408) => timed_out += 1,
                     other => panic!("a flood request got {other:?}"),
                 }
             }
-            (sealed, limited)
+            (sealed, limited, timed_out)
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -135,11 +138,12 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let (mut sealed, mut limited) = (0, 0);
+    let (mut sealed, mut limited, mut timed_out) = (0, 0, 0);
     for f in flood {
-        let (s, l) = f.await.unwrap();
+        let (s, l, t) = f.await.unwrap();
         sealed += s;
         limited += l;
+        timed_out += t;
     }
     let db = cp.dir.join("decisions.db");
     cp.stop();
@@ -156,12 +160,19 @@ async fn a_tokenless_flood_does_not_starve_an_authenticated_agent() {
         .iter()
         .filter(|r| r["context"]["identity"] == "unauthenticated")
         .count();
-    assert_eq!(individual, sealed);
+    assert!(
+        (sealed..=sealed + timed_out).contains(&individual),
+        "{individual} records of unauthenticated requests for {sealed} answered 401 ({timed_out} timed out)"
+    );
     let counted: u64 = summaries(&recs)
         .iter()
         .map(|s| s["context"]["refused"].as_u64().unwrap())
         .sum();
-    assert_eq!(counted as usize, limited);
+    let counted = counted as usize;
+    assert!(
+        counted >= limited && individual + counted <= sealed + limited + timed_out,
+        "{counted} counted in summaries for {limited} answered 429 ({timed_out} timed out)"
+    );
 }
 
 /// One agent over its own limit is refused with 429 while another agent is not; the refusals
