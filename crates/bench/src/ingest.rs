@@ -94,6 +94,28 @@ pub(crate) fn encode(batch: &[String]) -> Vec<u8> {
 }
 
 /// One keep-alive connection: POST each body in turn, wait for each answer.
+/// Each client's requests replayed on a thread of its own, client `i` to `addrs[i % len]`:
+/// each client's latencies, or why it stopped.
+fn replay_all(requests: &[Vec<Vec<u8>>], addrs: &[&str]) -> Vec<Result<Vec<Duration>>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let addr = addrs[i % addrs.len()];
+                s.spawn(move || replay(addr, r))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
+            })
+            .collect()
+    })
+}
+
 pub(crate) fn replay(addr: &str, bodies: &[Vec<u8>]) -> Result<Vec<Duration>> {
     let stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     stream.set_nodelay(true)?;
@@ -294,24 +316,9 @@ fn ingest(
         requests.iter().map(Vec::len).sum::<usize>(),
         requests.len()
     );
+    let addrs: Vec<&str> = servers.iter().map(|s| s.addr.as_str()).collect();
     let t = Instant::now();
-    let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = requests
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let addr = servers[i % servers.len()].addr.clone();
-                s.spawn(move || replay(&addr, r))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
-            })
-            .collect()
-    });
+    let results = replay_all(requests, &addrs);
     let secs = t.elapsed().as_secs_f64();
     let cpu_after = postmaster.and_then(tree_cpu_secs);
     let after = probe.postgres_stats()?;
@@ -528,20 +535,7 @@ impl Prepared {
             n => Some(crate::slow::holder(server.addr.parse()?, n)?),
         };
         let t = Instant::now();
-        let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .requests
-                .iter()
-                .map(|r| s.spawn(|| replay(&server.addr, r)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
-                })
-                .collect()
-        });
+        let results = replay_all(&self.requests, &[server.addr.as_str()]);
         let secs = t.elapsed().as_secs_f64();
         let open = crate::slow::open_connections(&server.addr);
         if let Some(h) = holder {
