@@ -19,9 +19,15 @@ fi
 if [ -z "${ZT_ANVIL:-}" ] && [ -x node_modules/.bin/anvil ]; then
     export ZT_ANVIL="$PWD/node_modules/.bin/anvil"
 fi
-# ZT_BUILD_PROFILE=dev reuses a debug build (the test suite does, to skip a release build).
-case "${ZT_BUILD_PROFILE:-release}" in
-    dev) cargo build --locked -q -p zt-audit; bin=target/debug/zt-audit ;;
-    *) cargo build --release --locked -q -p zt-audit; bin=target/release/zt-audit ;;
-esac
+# ZT_AUDIT_BIN=PATH runs a binary already built instead of building one (the test suite passes
+# the one its tests built: a second build of another feature set would double the disk it needs).
+# ZT_BUILD_PROFILE=dev builds a debug binary instead of a release one.
+if [ -n "${ZT_AUDIT_BIN:-}" ]; then
+    bin=$ZT_AUDIT_BIN
+else
+    case "${ZT_BUILD_PROFILE:-release}" in
+        dev) cargo build --locked -q -p zt-audit; bin=target/debug/zt-audit ;;
+        *) cargo build --release --locked -q -p zt-audit; bin=target/release/zt-audit ;;
+    esac
+fi
 exec "$bin" demo "$@"

@@ -107,8 +107,8 @@ $Z bench ingest --hostile --records 2000 --no-reference
 $Z bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
 $Z bench tui --records 20000 --runs 1
 
-step "the quickstart, as the README runs it (on the debug build already made)"
-ZT_BUILD_PROFILE=dev bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
+step "the quickstart, as the README runs it (on the debug binary the tests built)"
+ZT_AUDIT_BIN="$Z" bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null
 
 step "PostgreSQL stopped"
 bash scripts/postgres.sh stop "$pg_dir"
