@@ -84,28 +84,29 @@ step "tests (pure-Rust p256 backend)"
 cargo test -p zt-core -p zt-verifier --no-default-features --locked
 
 Z=target/debug/zt-audit
+B=target/debug/zt-bench   # built by `cargo test` beside zt-audit (its own tests run it); it runs $Z
 
 step "Python guarded client (clients/python: cryptography, the official MCP SDK; PyPI, pinned) and the client conformance suite"
 ZT_AUDIT_BIN="$Z" bash clients/python/run-tests.sh
 $Z conformance client -- target/py-guard-venv/bin/python clients/python/tests/conformance_client.py
 
-step "benchmark smoke runs (small, debug build: they check behaviour; figures come from release runs, see README)"
-$Z bench verify --records 2000 --runs 1
-$Z bench ingest --records 2000 --connections 4
+step "benchmark smoke runs (small, debug build: they check behaviour; figures come from release runs, docs/benchmarks.md)"
+$B verify --records 2000 --runs 1
+$B ingest --records 2000 --connections 4
 # The PostgreSQL comparison (1, 2, 4 receivers), small: checks the stores hold what was sent.
-$Z bench ingest --records 2000 --connections 4 --db "$ZT_TEST_POSTGRES" --runs 1
+$B ingest --records 2000 --connections 4 --db "$ZT_TEST_POSTGRES" --runs 1
 # The bar, checked every run: 1,000 decisions from 16 concurrent guarded clients leave
 # unforked chains (decisions, and the control plane's own) that verify (the bench fails otherwise).
-$Z bench control-plane --decisions 1000 --clients 16 --runs 1
+$B control-plane --decisions 1000 --clients 16 --runs 1
 # Under attack, small: a tokenless flood (every flood answer accounted for on the chain) and
 # 64 senders of 8.4-million-record gzip bombs beside an exporter whose envelopes must all land.
-$Z bench control-plane --flood --decisions 300 --clients 4 --runs 1
+$B control-plane --flood --decisions 300 --clients 4 --runs 1
 # 1,000 half-open connections held from other addresses beside paced agents and an ingest.
-$Z bench control-plane --slow-clients 1000 --decisions 300 --clients 4 --runs 1 --envelopes 2000
-$Z bench ingest --hostile --records 2000 --no-reference
+$B control-plane --slow-clients 1000 --decisions 300 --clients 4 --runs 1 --envelopes 2000
+$B ingest --hostile --records 2000 --no-reference
 # Anchoring on anvil, small: gas per anchor and per record, a reconcile that must confirm every epoch.
-$Z bench anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
-$Z bench tui --records 20000 --runs 1
+$B anchor --chains 1,100 --epochs 50 --reconcile-records 5000 --runs 1
+$B tui --records 20000 --runs 1
 
 step "the quickstart, as the README runs it (on the debug binary the tests built)"
 ZT_AUDIT_BIN="$Z" bash scripts/demo.sh --dir "$(mktemp -d)" >/dev/null

@@ -1,4 +1,4 @@
-//! `zt-audit bench anchor`: what anchoring costs, on a local anvil.
+//! `zt-bench anchor`: what anchoring costs, on a local anvil.
 //!
 //! - Gas per anchor and per record at 1, 100 and 10,000 chains: a store with that many chains
 //!   (`--records-per-chain` records each), anchored twice by the real job (the second epoch,
@@ -341,7 +341,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
             );
         }
     }
-    let med = crate::median(times.iter().copied());
+    let med = crate::stats::median(times.iter().copied());
     // Reference, same store, same run: a full `verify --db` pass (hashes, links and
     // signatures of every record), which reconcile does not repeat.
     let mut ring = zt_core::keyring::Keyring::new();
@@ -361,7 +361,7 @@ async fn bench(a: AnchorArgs) -> Result<ExitCode> {
             bail!("the bench store does not verify");
         }
     }
-    let vmed = crate::median(vtimes);
+    let vmed = crate::stats::median(vtimes);
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let rate = (chains * per_chain) as f64 / med;
     println!(

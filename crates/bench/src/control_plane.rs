@@ -1,4 +1,4 @@
-//! `zt-audit bench control-plane`: decisions per second and latency of the control plane,
+//! `zt-bench control-plane`: decisions per second and latency of the control plane,
 //! end to end: concurrent guarded clients over loopback HTTP, each decision decided by Cedar,
 //! sealed, signed, committed (`synchronous=FULL`) before its answer, and verified by the
 //! client (hash, signature, request binding). Afterwards the store is verified: the decision
@@ -10,11 +10,13 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
 use zt_control_plane::{ControlPlane, Options};
+
+use crate::stats::percentile;
 
 #[derive(Debug, clap::Args)]
 pub struct CpArgs {
@@ -61,20 +63,6 @@ struct RunResult {
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
-}
-
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "an index into a short vector"
-    )]
-    let i = (((sorted.len() - 1) as f64) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
 async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<RunResult> {
@@ -190,7 +178,7 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
 }
 
 fn median_by(v: &[RunResult], f: impl Fn(&RunResult) -> f64) -> f64 {
-    crate::median(v.iter().map(f))
+    crate::stats::median(v.iter().map(f))
 }
 
 pub fn run(a: CpArgs) -> Result<ExitCode> {

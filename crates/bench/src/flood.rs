@@ -1,4 +1,4 @@
-//! `zt-audit bench control-plane --flood`: does a tokenless flood cost authenticated agents
+//! `zt-bench control-plane --flood`: does a tokenless flood cost authenticated agents
 //! their decisions, or their latency?
 //!
 //! A control plane with tokens runs in-process on its own runtime. Guarded clients with an
@@ -10,7 +10,7 @@
 //! 1. **quiet**: the agents alone (the reference: their normal p50 and p99);
 //! 2. **flood**: the same agents while a flood sender sends tokenless `POST /actions` as
 //!    fast as it can on many keep-alive connections (raw HTTP/1.1, reconnecting whenever
-//!    the server closes). The sender is another process (`zt-audit bench flood-sender`)
+//!    the server closes). The sender is another process (`zt-bench flood-sender`)
 //!    run under `nice -n 19`: on this two-core machine the attacker would otherwise be
 //!    measured taking CPU from the control plane, which an attacker on another machine
 //!    cannot; what the control plane spends refusing the flood is still at full priority
@@ -36,7 +36,8 @@ use anyhow::{bail, Context, Result};
 use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
 use zt_control_plane::{ControlPlane, Options, RateLimit};
 
-use crate::control_plane::percentile;
+use crate::procs::Sender;
+use crate::stats::percentile;
 
 /// The flood's settings.
 #[derive(Debug, Clone, Copy)]
@@ -234,7 +235,7 @@ pub(crate) struct Phase {
     summaries: u64,
     /// With [`Flood::Held`]: what the holder did, and the connections the server had open
     /// when the agents were done.
-    pub(crate) held: Option<(crate::slow::Held, u64)>,
+    pub(crate) held: Option<(crate::procs::Held, u64)>,
 }
 
 async fn agents(
@@ -316,77 +317,7 @@ pub struct Sent {
     pub other: u64,
 }
 
-/// An attacker process: `zt-audit bench flood-sender` or `bench slow-sender`, optionally
-/// under `nice -n 19`. It says `ready` on its first line once its attack is on, and its
-/// counts as JSON when its standard input closes.
-pub(crate) struct Sender {
-    child: std::process::Child,
-    out: BufReader<std::process::ChildStdout>,
-}
-
-impl Sender {
-    fn start(addr: SocketAddr, connections: usize, niced: bool) -> Result<Self> {
-        Self::spawn(
-            &[
-                "flood-sender".into(),
-                "--addr".into(),
-                addr.to_string(),
-                "--connections".into(),
-                connections.to_string(),
-            ],
-            niced,
-        )
-    }
-
-    /// `zt-audit bench ARGS`, and waits for its `ready`.
-    pub(crate) fn spawn(args: &[String], niced: bool) -> Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = if niced {
-            let mut c = std::process::Command::new("nice");
-            c.args(["-n", "19"]).arg(exe);
-            c
-        } else {
-            std::process::Command::new(exe)
-        };
-        let mut child = cmd
-            .arg("bench")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting bench {} (needs `nice` on PATH)", args[0]))?;
-        let mut out = BufReader::new(child.stdout.take().context("sender stdout")?);
-        let mut ready = String::new();
-        out.read_line(&mut ready)?;
-        if ready.trim() != "ready" {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("bench {} did not start: {ready:?}", args[0]);
-        }
-        Ok(Self { child, out })
-    }
-
-    /// Closes the sender's stdin (its signal to stop) and reads its counts.
-    pub(crate) fn finish<T: serde::de::DeserializeOwned>(mut self) -> Result<T> {
-        drop(self.child.stdin.take());
-        let mut out = String::new();
-        self.out.read_to_string(&mut out)?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("the attacker process failed: {status}");
-        }
-        serde_json::from_str(out.trim()).context("the attacker's counts")
-    }
-}
-
-impl Drop for Sender {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `zt-audit bench flood-sender`: floods `addr` with tokenless `POST /actions` on
+/// `zt-bench flood-sender`: floods `addr` with tokenless `POST /actions` on
 /// `connections` threads until standard input closes, then prints its counts as JSON.
 #[derive(Debug, clap::Args)]
 pub struct SenderArgs {
@@ -473,14 +404,14 @@ pub(crate) fn phase(a: FloodArgs, flood: Flood, limits: bool) -> Result<Phase> {
         Flood::None => None,
         Flood::Niced => Some(Sender::start(server.addr, a.connections, true)?),
         Flood::Normal => Some(Sender::start(server.addr, a.connections, false)?),
-        Flood::Held(n) => Some(crate::slow::holder(server.addr, n)?),
+        Flood::Held(n) => Some(crate::procs::holder(server.addr, n)?),
     };
     let t = Instant::now();
     let measured = rt.block_on(agents(base, token, keyring.clone(), a));
     let secs = t.elapsed().as_secs_f64();
     let (counts, held) = match (flood, sender) {
         (Flood::Held(_), Some(s)) => {
-            let open = crate::slow::open_connections(&server.addr.to_string());
+            let open = crate::procs::open_connections(&server.addr.to_string());
             (Sent::default(), Some((s.finish()?, open)))
         }
         (_, Some(s)) => (s.finish()?, None),
@@ -560,7 +491,7 @@ fn count_flood(store: &zt_store::Store) -> Result<(u64, u64, u64)> {
 }
 
 fn median(v: &[Phase], f: impl Fn(&Phase) -> f64) -> f64 {
-    crate::median(v.iter().map(f))
+    crate::stats::median(v.iter().map(f))
 }
 
 pub fn run(a: FloodArgs) -> Result<()> {

@@ -1,4 +1,4 @@
-//! `zt-audit bench ingest --hostile`: `zt-audit serve` under requests built to exhaust it,
+//! `zt-bench ingest --hostile`: `zt-audit serve` under requests built to exhaust it,
 //! while a legitimate exporter keeps sending.
 //!
 //! The bomb: an `ExportLogsServiceRequest` of 8.4 million empty LogRecords (2 bytes each on
@@ -16,10 +16,9 @@
 //! Phases 1 and 2 alternate over `--runs` runs (medians; the peak RSS reported is the highest
 //! of any run, since the claim is a bound); phase 3 runs once.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +27,9 @@ use anyhow::{bail, Context, Result};
 use zt_core::crypto::SigningKey;
 use zt_core::keyring::{KeyEntry, Keyring};
 
-use crate::control_plane::percentile;
-use crate::ingest::{encode, envelopes, peak_rss_mib, replay};
+use crate::ingest::{encode, envelopes, replay};
+use crate::procs::{peak_rss_mib, Serve};
+use crate::stats::percentile;
 
 /// The hostile benchmark's settings.
 #[derive(Debug, Clone, Copy)]
@@ -74,88 +74,6 @@ fn bomb() -> Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&req)?;
     Ok(gz.finish()?)
-}
-
-/// A running `zt-audit serve` (this binary) on a free loopback port; killed on drop. Shared
-/// with the plain ingest bench.
-pub(crate) struct Serve {
-    child: Child,
-    /// `host:port`.
-    pub(crate) addr: String,
-}
-
-impl Serve {
-    pub(crate) fn start(db: &Path, ring: &Path, extra: &[&str]) -> Result<Self> {
-        Self::start_at(db.as_os_str(), ring, extra)
-    }
-
-    /// As [`Serve::start`], on any store `--db` takes (a PostgreSQL URL too).
-    pub(crate) fn start_at(
-        db: impl AsRef<std::ffi::OsStr>,
-        ring: &Path,
-        extra: &[&str],
-    ) -> Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--db"])
-            .arg(db)
-            .args(["--listen", "127.0.0.1:0", "--keyring"])
-            .arg(ring)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting zt-audit serve")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("serve stdout")?).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1/logs")
-            .to_owned();
-        Ok(Self { child, addr })
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// User and system CPU seconds the server used so far.
-    fn cpu_secs(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        // Fields after the command name (which may hold spaces) end with `)`.
-        let rest = stat.rsplit_once(')')?.1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / clock_ticks())
-    }
-
-    pub(crate) fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `CLK_TCK`, the unit of `/proc/PID/stat`'s CPU times (100 on Linux unless told otherwise).
-pub(crate) fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// One request on its own connection: (status, message of the answer).
@@ -312,7 +230,7 @@ fn unlimited_phase(dir: &Path, ring: &Path, bomb: &[u8]) -> Result<(Phase, f64, 
 
 /// Medians of the runs; the highest peak RSS (the bound is what matters); bombs summed.
 fn summarise(runs: &[Phase]) -> Phase {
-    let median = |f: &dyn Fn(&Phase) -> f64| crate::median(runs.iter().map(f));
+    let median = |f: &dyn Fn(&Phase) -> f64| crate::stats::median(runs.iter().map(f));
     Phase {
         envelopes_per_s: median(&|p| p.envelopes_per_s),
         p50_ms: median(&|p| p.p50_ms),
@@ -389,7 +307,7 @@ pub fn run(a: &HostileArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "zt-audit bench ingest --hostile: {n} signed envelopes ({} a request) from one exporter; bombs of {} bytes holding {BOMB_RECORDS} empty LogRecords; medians of {} runs (peak RSS: the highest; bombs: all runs)",
+        "zt-bench ingest --hostile: {n} signed envelopes ({} a request) from one exporter; bombs of {} bytes holding {BOMB_RECORDS} empty LogRecords; medians of {} runs (peak RSS: the highest; bombs: all runs)",
         a.batch,
         bomb.len(),
         a.runs.max(1)
@@ -425,24 +343,4 @@ pub fn run(a: &HostileArgs) -> Result<()> {
         bail!("{} bombs were not refused with 413", hostile.bombs_other);
     }
     Ok(())
-}
-
-/// A counter from a receiver's `/metrics` (0 when it cannot be read).
-pub(crate) fn metric(addr: &str, name: &str) -> u64 {
-    let read = || -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect(addr)?;
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
-    };
-    read().ok().map_or(0, |text| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    })
 }

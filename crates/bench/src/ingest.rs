@@ -1,4 +1,4 @@
-//! `zt-audit bench ingest`: a load generator for `zt-audit serve`.
+//! `zt-bench ingest`: a load generator for `zt-audit serve`.
 //!
 //! Generates signed v1 envelopes (one chain per connection, so nothing forks), pre-encodes
 //! them as OTLP protobuf requests, starts this binary's `serve` on a fresh store, replays the
@@ -9,6 +9,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+
+use crate::procs::peak_rss_mib;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,31 +26,31 @@ use zt_ingest::otlp;
 pub struct IngestArgs {
     /// Envelopes in all.
     #[arg(long, default_value_t = 40_000)]
-    records: usize,
+    pub(crate) records: usize,
     /// Concurrent connections (one chain each).
     #[arg(long, default_value_t = 8)]
     connections: usize,
     /// Envelopes per request.
     #[arg(long, default_value_t = 100)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Instead: a legitimate exporter alone, then beside --bombs concurrent senders of 16 KiB
     /// gzip requests holding 8.4 million empty LogRecords each, then one such request with
     /// the limits lifted (the reference: what one costs when it is decoded).
     #[arg(long)]
-    hostile: bool,
+    pub(crate) hostile: bool,
     /// With --hostile: concurrent bomb senders.
     #[arg(long, default_value_t = 64, requires = "hostile")]
-    bombs: usize,
+    pub(crate) bombs: usize,
     /// Runs (medians): with --hostile, of phases 1 and 2, alternating (peak RSS: the highest);
     /// with --db, of each configuration.
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub(crate) runs: usize,
     /// With --hostile: skip the one bomb with the limits lifted (it takes ~1.5 GB).
     #[arg(long, requires = "hostile")]
-    no_reference: bool,
+    pub(crate) no_reference: bool,
     /// Also ingest into PostgreSQL (`postgres://USER@HOST:PORT/DB` of a server the user may
     /// create databases on): 1, 2 and 4 receivers on one fresh database each, beside the
     /// SQLite run, with the database's CPU share and cost per envelope.
@@ -153,18 +155,6 @@ pub(crate) fn replay(addr: &str, bodies: &[Vec<u8>]) -> Result<Vec<Duration>> {
     Ok(lat)
 }
 
-pub(crate) fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
 fn offline_verify_rate(exe: &Path, dir: &Path, chains: &[Vec<String>], ring: &Path) -> Result<f64> {
     let file = dir.join("offline.jsonl");
     let mut text = String::new();
@@ -190,17 +180,6 @@ fn offline_verify_rate(exe: &Path, dir: &Path, chains: &[Vec<String>], ring: &Pa
 }
 
 pub fn run(a: IngestArgs) -> Result<ExitCode> {
-    if a.hostile {
-        crate::hostile::run(&crate::hostile::HostileArgs {
-            records: a.records,
-            batch: a.batch,
-            bombs: a.bombs,
-            reference: !a.no_reference,
-            runs: a.runs,
-            json: a.json,
-        })?;
-        return Ok(ExitCode::SUCCESS);
-    }
     if a.records == 0 || a.connections == 0 || a.batch == 0 {
         bail!("--records, --connections and --batch must be at least 1");
     }
@@ -222,7 +201,7 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
         .map(|c| c.chunks(a.batch).map(encode).collect())
         .collect();
 
-    let exe = std::env::current_exe()?;
+    let exe = crate::procs::zt_audit()?;
     eprintln!("offline zt-audit verify on the same envelopes ...");
     let offline = offline_verify_rate(&exe, tmp.path(), &chains, &ring_path)?;
 
@@ -259,7 +238,7 @@ pub fn run(a: IngestArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        println!("zt-audit bench ingest: {total} signed v1 envelopes, {} connections, {} per request, synchronous=FULL", a.connections, a.batch);
+        println!("zt-bench ingest: {total} signed v1 envelopes, {} connections, {} per request, synchronous=FULL", a.connections, a.batch);
         println!(
             "  ingest (verified + durably committed)   {rate:>9.0} envelopes/s   ({secs:.2} s)"
         );
@@ -304,8 +283,8 @@ fn ingest(
     total: usize,
 ) -> Result<Run> {
     let url = db.to_string();
-    let servers: Vec<crate::hostile::Serve> = (0..receivers)
-        .map(|_| crate::hostile::Serve::start_at(&url, ring, &[]))
+    let servers: Vec<crate::procs::Serve> = (0..receivers)
+        .map(|_| crate::procs::Serve::start_at(&url, ring, &[]))
         .collect::<Result<_>>()?;
     let probe = zt_store::Store::connect(db)?;
     let before = probe.postgres_stats()?;
@@ -328,7 +307,7 @@ fn ingest(
         .reduce(f64::max);
     let statements: u64 = servers
         .iter()
-        .map(|s| crate::hostile::metric(&s.addr, "zt_ingest_store_statements_total"))
+        .map(|s| crate::procs::metric(&s.addr, "zt_ingest_store_statements_total"))
         .sum();
     for s in servers {
         s.stop();
@@ -399,7 +378,7 @@ fn tree_cpu_secs(root: u32) -> Option<f64> {
             }
         }
     }
-    Some(ticks / crate::hostile::clock_ticks())
+    Some(ticks / crate::procs::clock_ticks())
 }
 
 fn median_run(mut runs: Vec<Run>) -> Run {
@@ -463,7 +442,7 @@ fn postgres(
         );
     } else {
         println!(
-            "zt-audit bench ingest --db postgres: {total} signed v1 envelopes, {} connections, {} per request, durable commits, medians of {runs}",
+            "zt-bench ingest --db postgres: {total} signed v1 envelopes, {} connections, {} per request, durable commits, medians of {runs}",
             a.connections, a.batch
         );
         println!(
@@ -529,17 +508,17 @@ impl Prepared {
     pub(crate) fn run(&self, held: usize) -> Result<(f64, u64)> {
         let db = tempfile::NamedTempFile::new_in(self.dir.path())?.into_temp_path();
         std::fs::remove_file(&db)?;
-        let server = crate::hostile::Serve::start(&db, &self.ring, &[])?;
+        let server = crate::procs::Serve::start(&db, &self.ring, &[])?;
         let holder = match held {
             0 => None,
-            n => Some(crate::slow::holder(server.addr.parse()?, n)?),
+            n => Some(crate::procs::holder(server.addr.parse()?, n)?),
         };
         let t = Instant::now();
         let results = replay_all(&self.requests, &[server.addr.as_str()]);
         let secs = t.elapsed().as_secs_f64();
-        let open = crate::slow::open_connections(&server.addr);
+        let open = crate::procs::open_connections(&server.addr);
         if let Some(h) = holder {
-            h.finish::<crate::slow::Held>()?;
+            h.finish::<crate::procs::Held>()?;
         }
         server.stop();
         for r in results {

@@ -1,14 +1,17 @@
-//! zt-audit's benchmark harnesses: `zt-audit bench verify|ingest|control-plane|anchor|tui`
-//! (`control-plane --flood`, `control-plane --slow-clients`, `ingest --hostile`: the same
-//! services under attack).
+//! zt-audit's benchmark harnesses, run by the `zt-bench` binary (`scripts/bench.sh NAME ARGS`):
+//! `verify|ingest|control-plane|anchor|tui` (`control-plane --flood`, `control-plane
+//! --slow-clients`, `ingest --hostile`: the same services under attack).
 //!
 //! Each one generates its data, measures against a named reference in the same run (the
 //! Node/OpenSSL verifier, offline verify, one fsync per decision, `verify --db`, ...), checks
-//! the result is right before it counts, and reports medians. The README's figures come from
-//! release builds of these; `scripts/test.sh` runs small debug versions to check behaviour.
+//! the result is right before it counts, and reports medians. The figures in
+//! docs/benchmarks.md come from release builds of these; `scripts/test.sh` runs small debug
+//! versions to check behaviour.
 //!
-//! Kept apart from the CLI crate so the binary stays glue: `zt-audit bench` parses
-//! [`Bench`] and calls [`run`].
+//! A crate and a binary of their own, so the shipped `zt-audit` links none of it: where a
+//! benchmark measures `zt-audit` as a separate process it runs the binary [`procs`] finds.
+//! Layout: [`run`] dispatches; `stats` (medians, percentiles) and `procs` (the processes run
+//! beside: `zt-audit serve`, the attacker senders) are leaves every benchmark uses.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -22,20 +25,14 @@
 //! # let _ = code; Ok(()) }
 //! ```
 
-/// The median of some figures (the upper middle one for an even count); NaN for none. Every
-/// benchmark quotes medians, through this one function.
-pub(crate) fn median(xs: impl IntoIterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = xs.into_iter().collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 pub mod anchor;
 pub mod control_plane;
 pub mod flood;
 pub mod hostile;
 pub mod ingest;
+pub mod procs;
 pub mod slow;
+mod stats;
 pub mod tui;
 pub mod verify;
 
@@ -67,8 +64,21 @@ pub enum Bench {
 
 /// Runs one benchmark.
 pub fn run(b: Bench) -> Result<ExitCode> {
+    // The benchmarks that run `zt-audit` as its own process find it before any work.
+    if let Bench::Verify(_) | Bench::Ingest(_) = &b {
+        procs::zt_audit()?;
+    }
     match b {
         Bench::Verify(a) => verify::run(a),
+        Bench::Ingest(a) if a.hostile => hostile::run(&hostile::HostileArgs {
+            records: a.records,
+            batch: a.batch,
+            bombs: a.bombs,
+            reference: !a.no_reference,
+            runs: a.runs,
+            json: a.json,
+        })
+        .map(|()| ExitCode::SUCCESS),
         Bench::Ingest(a) => ingest::run(a),
         Bench::ControlPlane(a) => control_plane::run(a),
         Bench::Anchor(a) => anchor::run(a),

@@ -1,7 +1,7 @@
-//! `zt-audit bench control-plane --slow-clients N`: do thousands of connections held open by
+//! `zt-bench control-plane --slow-clients N`: do thousands of connections held open by
 //! slow clients cost other clients their answers, their latency, or their throughput?
 //!
-//! The attacker (`zt-audit bench slow-sender`, its own process under `nice -n 19`: on this
+//! The attacker (`zt-bench slow-sender`, its own process under `nice -n 19`: on this
 //! two-core machine an attacker would otherwise be measured taking CPU the server needs)
 //! holds N connections that each send half a request line and wait; whenever the server
 //! closes one (its header timeout), it opens another. They come from other addresses than the
@@ -25,44 +25,13 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::flood::{phase, Flood, FloodArgs, Phase, Sender};
+use crate::flood::{phase, Flood, FloodArgs, Phase};
+use crate::procs::Held;
 
 /// Connections from each attacking address (under the default limit of 256 per address).
 const PER_ADDRESS: usize = 200;
 
-/// What a holder reports.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Held {
-    /// Connections opened (the first N, and each one opened again after the server closed
-    /// it).
-    pub opened: u64,
-    /// Connections the server closed.
-    pub closed_by_server: u64,
-    /// Connection attempts that failed.
-    pub connect_failed: u64,
-}
-
-/// Starts a niced `bench slow-sender` holding `connections` against `addr`; returns once they
-/// are open.
-pub(crate) fn holder(addr: SocketAddr, connections: usize) -> Result<Sender> {
-    Sender::spawn(
-        &[
-            "slow-sender".into(),
-            "--addr".into(),
-            addr.to_string(),
-            "--connections".into(),
-            connections.to_string(),
-        ],
-        true,
-    )
-}
-
-/// The server's `zt_connections_open`.
-pub(crate) fn open_connections(addr: &str) -> u64 {
-    crate::hostile::metric(addr, "zt_connections_open")
-}
-
-/// `zt-audit bench slow-sender`: holds `connections` half-open connections to `addr` from
+/// `zt-bench slow-sender`: holds `connections` half-open connections to `addr` from
 /// 127.0.0.10 and up until standard input closes, then prints its counts as JSON.
 #[derive(Debug, clap::Args)]
 pub struct SlowSenderArgs {
@@ -190,7 +159,7 @@ pub struct SlowArgs {
 }
 
 fn median(v: &[Phase], f: impl Fn(&Phase) -> f64) -> f64 {
-    crate::median(v.iter().map(f))
+    crate::stats::median(v.iter().map(f))
 }
 
 /// Runs the bench (see the module docs).
@@ -236,7 +205,7 @@ pub fn run(a: SlowArgs) -> Result<()> {
         ingest_held.push(ih.0);
         ingest_open.push(ih.1 as f64);
     }
-    let open = crate::median(
+    let open = crate::stats::median(
         held.iter()
             .map(|p| p.held.map_or(0.0, |(_, open)| open as f64)),
     );
@@ -253,9 +222,9 @@ pub fn run(a: SlowArgs) -> Result<()> {
         "agents_held": {"p50_ms": median(&held, |p| p.p50_ms), "p99_ms": median(&held, |p| p.p99_ms),
             "failed": held.iter().map(|p| p.failed).sum::<usize>(),
             "server_connections_open": open, "closed_by_server": reopened},
-        "ingest_quiet_envelopes_per_s": crate::median(ingest_quiet.iter().copied()),
-        "ingest_held_envelopes_per_s": crate::median(ingest_held.iter().copied()),
-        "ingest_held_server_connections_open": crate::median(ingest_open.iter().copied()),
+        "ingest_quiet_envelopes_per_s": crate::stats::median(ingest_quiet.iter().copied()),
+        "ingest_held_envelopes_per_s": crate::stats::median(ingest_held.iter().copied()),
+        "ingest_held_server_connections_open": crate::stats::median(ingest_open.iter().copied()),
     });
     if a.agents.json {
         println!("{out}");

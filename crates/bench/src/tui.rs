@@ -1,4 +1,4 @@
-//! `zt-audit bench tui`: how fast the browser is on a big store.
+//! `zt-bench tui`: how fast the browser is on a big store.
 //!
 //! Builds a store of `--records` decisions (100 interleaved chains, one second apart, unsigned:
 //! signatures do not matter to browsing), then measures, `--runs` times, the time from opening
@@ -198,10 +198,10 @@ pub fn run(a: TuiArgs) -> Result<ExitCode> {
         a.runs.max(1)
     );
     println!("{:<36} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "max ms");
-    let o = crate::median(open.iter().copied());
+    let o = crate::stats::median(open.iter().copied());
     println!(
         "a filter matching nothing: all {n} records scanned in {:.2} s (median), in idle steps",
-        crate::median(whole_scan.iter().copied())
+        crate::stats::median(whole_scan.iter().copied())
     );
     println!(
         "{:<36} {:>9.1} {:>9} {:>9}",

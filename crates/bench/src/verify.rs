@@ -1,4 +1,4 @@
-//! `zt-audit bench verify`: generates a signed zt-infra-full chain, then measures in one run:
+//! `zt-bench verify`: generates a signed zt-infra-full chain, then measures in one run:
 //! the backend's raw P-256 verify rate (one core, and the pure-Rust backend for reference),
 //! `zt-audit verify` on the chain (this very binary, as a user runs it), and the Node/OpenSSL
 //! reference verifier (`bench/node/verify.mjs`, embedded) on the same file. Medians of
@@ -172,7 +172,7 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
     let raw = raw_rate(20_000, false);
     let raw_pure = raw_rate(4_000, true);
 
-    let exe = std::env::current_exe().context("locating this binary")?;
+    let exe = crate::procs::zt_audit()?;
     let mut ours = Vec::new();
     for i in 0..a.runs {
         let t = Instant::now();
@@ -233,11 +233,11 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
         node.push(a.records as f64 / secs);
     }
 
-    let ours_m = crate::median(ours);
+    let ours_m = crate::stats::median(ours);
     let node_m = if node.is_empty() {
         None
     } else {
-        Some(crate::median(node))
+        Some(crate::stats::median(node))
     };
     let ratio = node_m.map(|n| ours_m / n);
     if a.json {
@@ -257,7 +257,7 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "zt-audit bench verify: {} records, {} cores, median of {} runs",
+            "zt-bench verify: {} records, {} cores, median of {} runs",
             a.records, cores, a.runs
         );
         println!(

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
+mod common;
 mod style;
 
 /// Audit evidence for AI-agent action authorization: decide, collect and verify hash-chained,
@@ -53,9 +54,6 @@ enum Command {
     /// Run a command under a capability, confined to its signed grants (Landlock).
     #[command(subcommand)]
     Broker(cmd::broker::Broker),
-    /// Benchmarks (generated data, figures for the README).
-    #[command(subcommand)]
-    Bench(zt_bench::Bench),
     /// Print a shell completion script: `zt-audit completions bash > ~/.local/share/bash-completion/completions/zt-audit`.
     Completions {
         /// The shell.
@@ -112,7 +110,6 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Conformance(a) => cmd::conformance::run(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Broker(b) => cmd::broker::run(b),
-        Command::Bench(b) => zt_bench::run(b),
         Command::Completions { shell } => completions(shell),
     }
 }

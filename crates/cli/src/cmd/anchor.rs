@@ -14,7 +14,7 @@ use zt_anchor::rpc::RpcUrl;
 use zt_core::text::escape;
 use zt_store::Store;
 
-use crate::cmd::serve::shutdown_signal;
+use crate::common::{parse_duration, shutdown_signal};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Anchor {
@@ -192,34 +192,12 @@ pub struct SetWriterArgs {
     fees: FeeArgs,
 }
 
-/// `90s`, `15m`, `2h`, `500ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("{s:?} must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 pub fn parse_address(s: &str) -> Result<Address> {
     Address::from_str(s.trim()).map_err(|_| anyhow!("{s:?} is not a 0x address"))
 }
 
 pub fn run(cmd: Anchor) -> Result<ExitCode> {
-    let rt = crate::cmd::runtime()?;
+    let rt = crate::common::runtime()?;
     match cmd {
         Anchor::Deploy(a) => rt.block_on(deploy(a)),
         Anchor::Run(a) => rt.block_on(run_job(a)),

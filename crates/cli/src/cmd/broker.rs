@@ -310,7 +310,7 @@ fn run_broker(a: RunArgs) -> Result<ExitCode> {
         };
     }
     config.unscoped = a.allow_unscoped_landlock;
-    let finished = super::runtime()?.block_on(zt_broker::run::run(config));
+    let finished = crate::common::runtime()?.block_on(zt_broker::run::run(config));
     match &finished {
         Finished::Refused(e) => say(&format!(
             "refused, the command was not started: {}",
@@ -392,10 +392,10 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         a.socket.display(),
         zt_core::capability::report::broker_key_id(&config.attest.key.public_key())
     ));
-    super::runtime()?
+    crate::common::runtime()?
         .block_on(zt_broker::serve::serve(
             config,
-            super::serve::shutdown_signal(),
+            crate::common::shutdown_signal(),
         ))
         .context("broker serve")?;
     Ok(ExitCode::SUCCESS)

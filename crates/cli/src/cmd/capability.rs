@@ -137,7 +137,7 @@ fn show(a: ShowArgs) -> Result<ExitCode> {
     let token = token_arg(&a.token)?;
     let (cap, verified) = match &a.keyring {
         Some(path) => {
-            let ring = super::load_keyring(Some(path), &[])?;
+            let ring = crate::common::load_keyring(Some(path), &[])?;
             match capability::verify(&token, &ring, Timestamp::now()) {
                 Ok(c) => (c, Ok(path.display().to_string())),
                 Err(e) => (capability::claims(&token)?, Err(e.to_string())),

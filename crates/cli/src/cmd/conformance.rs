@@ -64,7 +64,7 @@ fn print(report: &Report, format: &str, root: &str) -> Result<ExitCode> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let rt = super::runtime()?;
+    let rt = crate::common::runtime()?;
     match args.client {
         Some(Sub::Client { format, command }) => {
             let report = rt.block_on(zt_conformance::client::run_command(&command))?;

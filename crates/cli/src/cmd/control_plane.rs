@@ -9,8 +9,8 @@ use zt_control_plane::{ControlPlane, Options, RateLimit};
 use zt_core::text::escape;
 use zt_export::ExportConfig;
 
-use crate::cmd::anchor::parse_duration;
-use crate::cmd::serve::shutdown_signal;
+use crate::common::parse_duration;
+use crate::common::shutdown_signal;
 
 /// Run the reference control plane: agents ask `POST /actions`, Cedar decides (deny by
 /// default), and every decision is a signed v1 envelope committed to DIR/decisions.db before
@@ -62,9 +62,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "ingest_cert")]
     ingest_key: Option<PathBuf>,
     #[command(flatten)]
-    tls: crate::cmd::TlsArgs,
+    tls: crate::common::TlsArgs,
     #[command(flatten)]
-    connections: crate::cmd::ConnectionArgs,
+    connections: crate::common::ConnectionArgs,
     /// Decisions waiting to be sealed before 503 + Retry-After.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     queue: usize,
@@ -160,7 +160,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let cp = ControlPlane::open(&args.dir, opts)
         .with_context(|| format!("cannot open control plane data in {}", args.dir.display()))?;
-    let rt = crate::cmd::runtime()?;
+    let rt = crate::common::runtime()?;
     let summary = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -176,7 +176,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             escape(cp.key_id()),
             crate::style::store(&cp.decisions_db())
         );
-        if let Some(tds) = crate::cmd::trust_domains_line(tls.as_deref()) {
+        if let Some(tds) = crate::common::trust_domains_line(tls.as_deref()) {
             eprintln!("mTLS: X.509-SVIDs of {tds} decide who is asking");
         }
         match cp.admin_token_file() {

@@ -81,7 +81,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .keep(),
     };
     let dir = dir.canonicalize().unwrap_or(dir);
-    let rt = crate::cmd::runtime()?;
+    let rt = crate::common::runtime()?;
     rt.block_on(demo(&dir, args.anvil.as_deref()))
 }
 

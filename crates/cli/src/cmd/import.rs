@@ -21,12 +21,12 @@ pub struct Args {
     db: zt_store::Location,
     /// The keys that decide each record's signature status.
     #[command(flatten)]
-    keys: crate::cmd::KeyArgs,
+    keys: crate::common::KeyArgs,
     /// Evidence files.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
     #[command(flatten)]
-    trust: crate::cmd::TrustArgs,
+    trust: crate::common::TrustArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {

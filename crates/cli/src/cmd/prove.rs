@@ -44,7 +44,7 @@ pub struct VerifyProofArgs {
     /// The keys the records must be signed with (required: a proof is only as good as the
     /// keys it is checked with).
     #[command(flatten)]
-    keys: crate::cmd::KeyArgs,
+    keys: crate::common::KeyArgs,
     /// Also check the anchor through this node: the contract must hold the root, and the
     /// transaction must be the writer's (needs --contract and --writer).
     #[arg(long, value_name = "URL", requires_all = ["contract", "writer"])]
@@ -166,7 +166,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         rpc: rpc.clone(),
         network: a.network.clone(),
     };
-    let rt = crate::cmd::runtime()?;
+    let rt = crate::common::runtime()?;
     let result = rt.block_on(async {
         let evm = chain.connect().await?;
         Ok::<_, anyhow::Error>(verify_on_chain(&bundle, &evm, &pins).await)

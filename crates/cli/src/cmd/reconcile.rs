@@ -11,8 +11,9 @@ use zt_anchor::tree::LogRef;
 use zt_core::text::escape;
 use zt_store::Store;
 
-use crate::cmd::anchor::{parse_address, parse_duration, ChainArgs};
+use crate::cmd::anchor::{parse_address, ChainArgs};
 use crate::cmd::verify::Format;
+use crate::common::parse_duration;
 use crate::style::Style;
 
 /// Reconcile local evidence with its anchors on chain: anchors missing, failed, different,
@@ -71,7 +72,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let contract = parse_address(&a.contract)?;
-    let rt = crate::cmd::runtime()?;
+    let rt = crate::common::runtime()?;
     if let Some(file) = &a.lineage {
         return lineage(&a, file, contract, &rt);
     }

@@ -10,7 +10,7 @@ use zt_ingest::scan::Limits;
 use zt_ingest::server::{self, Config};
 use zt_store::Store;
 
-use crate::cmd::load_keyring;
+use crate::common::load_keyring;
 
 /// Receive audit envelopes over OTLP/HTTP (`POST /v1/logs`, protobuf or JSON, gzip) into a
 /// store. Answers 200 only after the envelopes are committed. SIGINT/SIGTERM: stop accepting,
@@ -63,11 +63,11 @@ pub struct Args {
     #[arg(long)]
     relaxed_durability: bool,
     #[command(flatten)]
-    trust: crate::cmd::TrustArgs,
+    trust: crate::common::TrustArgs,
     #[command(flatten)]
-    tls: crate::cmd::TlsArgs,
+    tls: crate::common::TlsArgs,
     #[command(flatten)]
-    connections: crate::cmd::ConnectionArgs,
+    connections: crate::common::ConnectionArgs,
 }
 
 fn tokens(file: Option<&PathBuf>) -> Result<Vec<Secret>> {
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_decoding: args.max_decoding.unwrap_or(defaults.max_decoding).max(1),
         ..defaults
     };
-    let rt = crate::cmd::runtime()?;
+    let rt = crate::common::runtime()?;
     let summary = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -145,38 +145,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             crate::style::store(&args.db),
             config.tokens.len()
         );
-        if let Some(tds) = crate::cmd::trust_domains_line(tls.as_deref()) {
+        if let Some(tds) = crate::common::trust_domains_line(tls.as_deref()) {
             eprintln!("X.509-SVIDs required, trust domains: {tds}");
         }
-        server::serve(listener, store, ring, config, shutdown_signal())
-            .await
-            .context("serving")
+        server::serve(
+            listener,
+            store,
+            ring,
+            config,
+            crate::common::shutdown_signal(),
+        )
+        .await
+        .context("serving")
     })?;
     eprintln!(
         "zt-audit serve: drained and stopped ({} envelopes stored, {} quarantined)",
         summary.accepted, summary.rejected
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGINT or SIGTERM, whichever comes first.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

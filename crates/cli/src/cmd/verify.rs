@@ -47,7 +47,7 @@ pub struct Args {
     db: Option<zt_store::Location>,
     /// The keys signatures are checked with.
     #[command(flatten)]
-    keys: crate::cmd::KeyArgs,
+    keys: crate::common::KeyArgs,
     /// Hashing profile; `auto` detects it per chain.
     #[arg(long, value_enum, default_value = "auto")]
     profile: ProfileArg,
