@@ -24,6 +24,9 @@ cargo fmt --all --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "house rules (tests/tidy: layers, one home for TLS configs and SQL types, canonical envelopes, no import loops, a true ARCHITECTURE.md, typed errors)"
+cargo test -p zt-tidy --locked
+
 step "tmux for the terminal browser's test (Debian package, when missing)"
 if ! command -v tmux >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

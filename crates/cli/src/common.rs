@@ -3,6 +3,14 @@
 
 use std::time::Duration;
 
+/// Exit code 2: usage or runtime error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Exit code when the reader closed standard output before everything was written (`| head`):
+/// what a process killed by SIGPIPE reports (128 + 13). Never 0: a verdict nobody saw is not a
+/// pass.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
 /// The async runtime the network subcommands run on (multi-threaded, I/O and timers).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;

@@ -9,6 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod common;
+
+use common::{EXIT_BROKEN_PIPE, EXIT_ERROR};
 mod style;
 
 /// Audit evidence for AI-agent action authorization: decide, collect and verify hash-chained,
@@ -72,14 +74,6 @@ fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
         Err(e) => Err(e.into()),
     }
 }
-
-/// Exit code 2: usage or runtime error.
-pub const EXIT_ERROR: u8 = 2;
-
-/// Exit code when the reader closed standard output before everything was written (`| head`):
-/// what a process killed by SIGPIPE reports (128 + 13). Never 0: a verdict nobody saw is not a
-/// pass.
-pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Whether a panic is std's "failed printing to stdout: Broken pipe" (`println!` on a closed
 /// pipe: Rust ignores SIGPIPE, so the write fails and `println!` panics).

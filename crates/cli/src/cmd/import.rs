@@ -69,5 +69,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         store.count_forks()?,
         store.count_quarantined()?
     );
-    Ok(ExitCode::from(if failed { crate::EXIT_ERROR } else { 0 }))
+    Ok(ExitCode::from(if failed {
+        crate::common::EXIT_ERROR
+    } else {
+        0
+    }))
 }

@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::from(if !report.io_errors.is_empty() {
-        crate::EXIT_ERROR
+        crate::common::EXIT_ERROR
     } else if report.ok {
         0
     } else {

@@ -1,0 +1,539 @@
+//! The house rules of the source tree, as code (rust-analyzer's tidy tests are the model).
+//!
+//! ARCHITECTURE.md states what must stay true; the rules here are the ones a machine can
+//! check, so they stop being only words. Each returns [`Violation`]s naming the place and the
+//! rule; `tests/tidy.rs` runs them all on this repository (and `scripts/test.sh` with it), and
+//! plants a violation of each in a scratch tree to show that the rule can fail.
+//!
+//! - [`layers`]: a crate depends only on crates on a lower floor ([`FLOORS`]); `zt-core` does
+//!   no I/O; the verifier builds no store.
+//! - [`tls_home`]: only `zt-tls` builds rustls configurations.
+//! - [`sql_edge`]: only the SQL edge modules ([`SQL_EDGE`]) name `rusqlite` or `postgres` types.
+//! - [`canonical_envelopes`]: envelopes are never serialized with `serde_json` (their bytes are
+//!   RFC 8785's, through `zt_core::json`).
+//! - [`import_loops`]: no file-level import loop inside a crate.
+//! - [`architecture_paths`]: every path ARCHITECTURE.md names exists.
+//! - [`string_errors`]: no public function of a library crate returns `Result<_, String>`.
+//!
+//! The reading is lexical (comments and string literals blanked, `#[cfg(test)]` modules left
+//! out), which is enough for these rules and needs no compiler.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod lex;
+mod modules;
+
+pub use modules::{import_graph, loops, ModPath};
+
+/// Which rule a violation breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rule {
+    /// A dependency on a crate of the same or a higher floor, or an I/O crate below I/O.
+    Layer,
+    /// A rustls configuration built outside `zt-tls`.
+    TlsHome,
+    /// An engine's types named outside the SQL edge.
+    SqlEdge,
+    /// An envelope serialized with `serde_json`.
+    CanonicalEnvelope,
+    /// Files of one crate that import each other.
+    ImportLoop,
+    /// ARCHITECTURE.md names a path that does not exist.
+    ArchitecturePath,
+    /// A public function returns `Result<_, String>`.
+    StringError,
+}
+
+/// One broken rule, and where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Violation {
+    /// The rule.
+    pub rule: Rule,
+    /// Where: a file (and line), or a crate.
+    pub place: String,
+    /// What.
+    pub what: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}: {}", self.rule, self.place, self.what)
+    }
+}
+
+/// Every rule over the tree at `root`.
+pub fn check(root: &Path) -> Vec<Violation> {
+    let crates = Crate::all(root);
+    let mut v = Vec::new();
+    v.extend(layers(&crates));
+    v.extend(tls_home(&crates));
+    v.extend(sql_edge(&crates));
+    v.extend(canonical_envelopes(&crates));
+    v.extend(import_loops(&crates));
+    v.extend(architecture_paths(root));
+    v.extend(string_errors(&crates));
+    v.sort();
+    v
+}
+
+/// The floors of the workspace's crates: a crate may depend only on crates of a lower floor.
+/// A new crate gets a floor here and a row in ARCHITECTURE.md's code map.
+pub const FLOORS: &[(&str, u8)] = &[
+    ("zt-core", 0),
+    ("zt-verifier", 1),
+    ("zt-tls", 1),
+    ("zt-store", 2),
+    ("zt-export", 2),
+    ("zt-ingest", 3),
+    ("zt-client", 3),
+    ("zt-anchor", 3),
+    ("zt-tui", 3),
+    ("zt-conformance", 3),
+    ("zt-broker", 4),
+    ("zt-control-plane", 5),
+    ("zt-demo", 6),
+    ("zt-bench", 6),
+    ("zt-audit", 7),
+];
+
+/// Crates that do I/O (network, database, terminal, processes): never below I/O.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "reqwest",
+    "rusqlite",
+    "postgres",
+    "tokio-postgres",
+    "axum",
+    "hyper",
+    "hyper-util",
+    "rustls",
+    "tokio-rustls",
+    "alloy",
+    "opentelemetry-otlp",
+    "tower",
+    "tower-http",
+    "nix",
+    "ratatui",
+];
+
+/// The modules that may name an engine's types (`rusqlite::`, `postgres::`): the store's SQL
+/// edge and its PostgreSQL schema, and the control plane's own state database.
+pub const SQL_EDGE: &[&str] = &[
+    "crates/store/src/sql.rs",
+    "crates/store/src/pgschema.rs",
+    "crates/control-plane/src/state.rs",
+];
+
+/// One workspace crate under `crates/`: its name, dependencies and library sources.
+#[derive(Debug, Clone)]
+pub struct Crate {
+    /// The package name.
+    pub name: String,
+    /// Its folder, relative to the root (`crates/store`).
+    pub dir: PathBuf,
+    /// Normal dependencies (not dev or build), by package name.
+    pub deps: BTreeSet<String>,
+    /// Its `src/` files (relative to the root) with their text, tests left out.
+    pub files: Vec<Source>,
+    /// Whether it is a library (has `src/lib.rs`).
+    pub is_lib: bool,
+}
+
+/// A source file: its path from the root, its text with comments and string literals blanked
+/// (lines kept) and `#[cfg(test)]` modules removed.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// From the root.
+    pub path: PathBuf,
+    /// The code, blanked.
+    pub code: String,
+}
+
+impl Crate {
+    /// Every crate under `root/crates`, by name.
+    pub fn all(root: &Path) -> Vec<Crate> {
+        let mut out = Vec::new();
+        let Ok(dirs) = std::fs::read_dir(root.join("crates")) else {
+            return out;
+        };
+        let mut dirs: Vec<PathBuf> = dirs.filter_map(|d| Some(d.ok()?.path())).collect();
+        dirs.sort();
+        for dir in dirs {
+            let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+                continue;
+            };
+            let rel = dir.strip_prefix(root).unwrap_or(&dir).to_path_buf();
+            let mut files = Vec::new();
+            let test_only = modules::test_only_files(&dir.join("src"));
+            for f in rust_files(&dir.join("src")) {
+                if test_only.contains(&f) {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&f) else {
+                    continue;
+                };
+                files.push(Source {
+                    path: f.strip_prefix(root).unwrap_or(&f).to_path_buf(),
+                    code: lex::without_tests(&lex::blank(&text)),
+                });
+            }
+            out.push(Crate {
+                name: package_name(&manifest).unwrap_or_default(),
+                deps: dependencies(&manifest),
+                is_lib: dir.join("src/lib.rs").is_file(),
+                dir: rel,
+                files,
+            });
+        }
+        out
+    }
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_package = t == "[package]";
+        } else if in_package {
+            if let Some(v) = t.strip_prefix("name") {
+                let v = v.trim_start().strip_prefix('=')?.trim();
+                return Some(v.trim_matches('"').to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The names in `[dependencies]` and `[target.*.dependencies]` (a `package = ".."` rename
+/// counts by its package).
+fn dependencies(manifest: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut on = false;
+    for line in manifest.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            on = t == "[dependencies]"
+                || (t.starts_with("[target.") && t.ends_with(".dependencies]"));
+            continue;
+        }
+        if !on || t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let Some((key, rest)) = t.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_end_matches(".workspace").trim();
+        let name = rest
+            .split("package")
+            .nth(1)
+            .and_then(|r| r.split('"').nth(1))
+            .unwrap_or(key);
+        out.insert(name.to_owned());
+    }
+    out
+}
+
+fn violation(rule: Rule, place: impl Into<String>, what: impl Into<String>) -> Violation {
+    Violation {
+        rule,
+        place: place.into(),
+        what: what.into(),
+    }
+}
+
+/// Lines of `code` (1-based) containing `needle`.
+fn lines_with<'a>(code: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    code.lines()
+        .enumerate()
+        .filter(move |(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+}
+
+/// Dependencies run down the floors only; the contract does no I/O; the verifier builds no
+/// store.
+pub fn layers(crates: &[Crate]) -> Vec<Violation> {
+    let floor: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
+    let mut v = Vec::new();
+    for c in crates {
+        let Some(&mine) = floor.get(c.name.as_str()) else {
+            v.push(violation(
+                Rule::Layer,
+                &c.name,
+                "a crate with no floor: give it one in zt-tidy's FLOORS (and a row in ARCHITECTURE.md)",
+            ));
+            continue;
+        };
+        for d in &c.deps {
+            if let Some(&theirs) = floor.get(d.as_str()) {
+                if theirs >= mine {
+                    v.push(violation(
+                        Rule::Layer,
+                        &c.name,
+                        format!("depends on {d} (floor {theirs}), not below its own floor {mine}"),
+                    ));
+                }
+            } else if d.starts_with("zt-") {
+                v.push(violation(
+                    Rule::Layer,
+                    &c.name,
+                    format!("depends on {d}, which is not a library of the floors"),
+                ));
+            }
+        }
+        let forbidden: &[&str] = match c.name.as_str() {
+            "zt-core" => IO_CRATES,
+            "zt-verifier" => &[
+                "zt-store", "rusqlite", "postgres", "tokio", "reqwest", "axum",
+            ],
+            _ => &[],
+        };
+        for d in forbidden.iter().filter(|d| c.deps.contains(**d)) {
+            v.push(violation(
+                Rule::Layer,
+                &c.name,
+                format!("depends on {d}, which its layer forbids"),
+            ));
+        }
+    }
+    v
+}
+
+/// Only `zt-tls` builds rustls configurations (client or server).
+pub fn tls_home(crates: &[Crate]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for c in crates.iter().filter(|c| c.name != "zt-tls") {
+        for f in &c.files {
+            for needle in [
+                "ClientConfig::builder",
+                "ServerConfig::builder",
+                "builder_with_provider",
+            ] {
+                for line in lines_with(&f.code, needle) {
+                    v.push(violation(
+                        Rule::TlsHome,
+                        format!("{}:{line}", f.path.display()),
+                        format!("{needle}: rustls configurations are built by zt-tls only"),
+                    ));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Only the SQL edge names an engine's types.
+pub fn sql_edge(crates: &[Crate]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for c in crates {
+        for f in &c.files {
+            if SQL_EDGE.iter().any(|e| f.path == Path::new(e)) {
+                continue;
+            }
+            for needle in ["rusqlite", "postgres::", "tokio_postgres"] {
+                for line in lines_with(&f.code, needle) {
+                    v.push(violation(
+                        Rule::SqlEdge,
+                        format!("{}:{line}", f.path.display()),
+                        format!("names {needle}: only the SQL edge (zt-tidy's SQL_EDGE) does"),
+                    ));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Envelopes are never serialized with `serde_json`: their bytes are RFC 8785's.
+pub fn canonical_envelopes(crates: &[Crate]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for c in crates {
+        for f in &c.files {
+            for (i, l) in f.code.lines().enumerate() {
+                for call in [
+                    "serde_json::to_vec(",
+                    "serde_json::to_string(",
+                    "serde_json::to_writer(",
+                ] {
+                    let Some(at) = l.find(call) else { continue };
+                    let arg = &l[at + call.len()..];
+                    if arg.to_ascii_lowercase().contains("envelope") {
+                        v.push(violation(
+                            Rule::CanonicalEnvelope,
+                            format!("{}:{}", f.path.display(), i + 1),
+                            format!(
+                                "{call}..) of an envelope: its bytes are RFC 8785's (zt_core::json)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// No file-level import loop inside a crate.
+pub fn import_loops(crates: &[Crate]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for c in crates {
+        let graph = import_graph(c);
+        for l in loops(&graph) {
+            let files: Vec<String> = l.iter().map(|m| m.file.display().to_string()).collect();
+            v.push(violation(
+                Rule::ImportLoop,
+                &c.name,
+                format!("these files import each other: {}", files.join(", ")),
+            ));
+        }
+    }
+    v
+}
+
+/// Every path ARCHITECTURE.md names in backquotes exists: from the root, under a crate
+/// (`crates/*/` or `crates/*/src/`) for the code map's short names, and a bare file name
+/// (`build.mjs`) anywhere in the tree.
+pub fn architecture_paths(root: &Path) -> Vec<Violation> {
+    let Ok(text) = std::fs::read_to_string(root.join("ARCHITECTURE.md")) else {
+        return vec![violation(
+            Rule::ArchitecturePath,
+            "ARCHITECTURE.md",
+            "missing",
+        )];
+    };
+    let crate_dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let bases: Vec<PathBuf> = std::iter::once(root.to_path_buf())
+        .chain(crate_dirs.iter().flat_map(|d| [d.clone(), d.join("src")]))
+        .collect();
+    let names = file_names(root);
+    let mut v = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for token in line.split('`').skip(1).step_by(2) {
+            let Some(path) = named_path(token) else {
+                continue;
+            };
+            let found = if path.contains('/') {
+                // A slash that is not a path (`application/json`): its first part is no
+                // folder anywhere the map speaks of.
+                let first = path.split('/').next().unwrap_or("");
+                if !has_extension(path) && !bases.iter().any(|b| b.join(first).is_dir()) {
+                    continue;
+                }
+                bases.iter().any(|b| b.join(path).exists())
+            } else {
+                names.contains(path) || bases.iter().any(|b| b.join(path).exists())
+            };
+            if !found {
+                v.push(violation(
+                    Rule::ArchitecturePath,
+                    format!("ARCHITECTURE.md:{}", i + 1),
+                    format!("names {path}, which does not exist"),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// The names of every file in the tree (not in build output, installed tools or git).
+fn file_names(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            if p.is_dir() {
+                if !matches!(name.as_str(), "target" | "node_modules" | ".git") {
+                    stack.push(p);
+                }
+            } else {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+const EXTENSIONS: &[&str] = &[
+    ".rs", ".md", ".sh", ".toml", ".mjs", ".py", ".sol", ".go", ".json", ".txt",
+];
+
+fn has_extension(t: &str) -> bool {
+    EXTENSIONS.iter().any(|x| t.ends_with(x))
+}
+
+/// The file or folder a backquoted token names, if it names one: a relative path with a
+/// slash, or a file name with a source or document extension; commands, URLs, globs and
+/// Rust paths are not paths.
+fn named_path(token: &str) -> Option<&str> {
+    let t = token.trim();
+    if t.is_empty()
+        || t.contains(char::is_whitespace)
+        || t.contains("://")
+        || t.contains("::")
+        || t.contains(['*', '<', '>', '{', '}', '$', '(', ')', '=', ',', '[', ']'])
+        || t.starts_with('/')
+        || t.starts_with('-')
+        || t.starts_with('.') && !t.starts_with("./") && !t.starts_with(".ci")
+    {
+        return None;
+    }
+    let dir_like = t.contains('/')
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
+    (has_extension(t) || dir_like).then_some(t.trim_end_matches('/'))
+}
+
+/// No `pub fn` of a library crate returns `Result<_, String>` (or `&str`): errors that cross a
+/// crate's boundary are typed.
+pub fn string_errors(crates: &[Crate]) -> Vec<Violation> {
+    let mut v = Vec::new();
+    for c in crates.iter().filter(|c| c.is_lib) {
+        for f in &c.files {
+            for (line, sig) in lex::pub_fn_signatures(&f.code) {
+                let ret = sig.split("->").nth(1).unwrap_or("").replace(' ', "");
+                if ret.contains("Result<")
+                    && (ret.ends_with(",String>")
+                        || ret.ends_with(",&str>")
+                        || ret.ends_with(",&'staticstr>"))
+                {
+                    v.push(violation(
+                        Rule::StringError,
+                        format!("{}:{line}", f.path.display()),
+                        format!("a public function returns a String error: {}", sig.trim()),
+                    ));
+                }
+            }
+        }
+    }
+    v
+}
