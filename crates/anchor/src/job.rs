@@ -471,3 +471,119 @@ impl<'a> Anchorer<'a> {
         Ok(row)
     }
 }
+
+/// What a scheduled job ([`run_every`]) reports, run after run.
+#[derive(Debug)]
+pub enum Tick {
+    /// A run ended.
+    Ran(Box<RunOutcome>),
+    /// Another job leads this log; the next try is after `retry_in`.
+    StandingBy {
+        /// Until the next try.
+        retry_in: Duration,
+    },
+    /// A run failed; the next try is after `retry_in` (2 s, 4 s, ... never longer than the
+    /// schedule), to ride out an outage.
+    Failed {
+        /// Why.
+        error: AnchorError,
+        /// Until the next try.
+        retry_in: Duration,
+    },
+}
+
+/// The role a job leads in its store ([`Store::try_lead`]): one leader per log across every
+/// host, so two jobs never build or send the same epoch.
+pub fn leader_role(cfg: &JobConfig, signer: &PrivateKeySigner) -> String {
+    format!(
+        "anchor {:#x} {:#x} {}",
+        cfg.contract,
+        cfg.owner.unwrap_or_else(|| signer.address()),
+        cfg.log
+    )
+}
+
+/// One run, if this job leads its log (None: another job does, and nothing was done): the
+/// contract must be deployed where `evm` points.
+///
+/// # Errors
+/// The store, the node, or no contract at the configured address.
+pub async fn run_led_once(
+    store: &mut Store,
+    evm: &Evm,
+    signer: &PrivateKeySigner,
+    cfg: JobConfig,
+) -> Result<Option<RunOutcome>, AnchorError> {
+    if !store.try_lead(&leader_role(&cfg, signer))? {
+        return Ok(None);
+    }
+    if !evm.has_code(cfg.contract).await? {
+        return Err(AnchorError::Config(format!(
+            "no contract at {:#x} on chain {}",
+            cfg.contract,
+            evm.chain_id()
+        )));
+    }
+    Anchorer::new(store, evm, signer, cfg)
+        .run_once()
+        .await
+        .map(Some)
+}
+
+/// Runs the job every `every` until `stop` resolves, connecting afresh for each run
+/// (`connect`), asking for the lead each time (a session that was lost lost the lock too),
+/// and reporting each run to `tick`. Stopping between runs loses nothing: the next start
+/// resumes from the store.
+pub async fn run_every<C, F>(
+    store: &mut Store,
+    connect: C,
+    signer: &PrivateKeySigner,
+    cfg: &JobConfig,
+    every: Duration,
+    stop: impl std::future::Future<Output = ()>,
+    mut tick: impl FnMut(Tick),
+) where
+    C: Fn() -> F,
+    F: std::future::Future<Output = Result<Evm, AnchorError>>,
+{
+    let role = leader_role(cfg, signer);
+    tokio::pin!(stop);
+    let mut failures = 0u32;
+    loop {
+        let step = match store.try_lead(&role) {
+            Ok(true) => match connect().await {
+                Ok(evm) => {
+                    Anchorer::new(store, &evm, signer, cfg.clone())
+                        .run_once()
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            Ok(false) => {
+                tick(Tick::StandingBy { retry_in: every });
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(every) => continue,
+                }
+            }
+            Err(e) => Err(AnchorError::from(e)),
+        };
+        let wait = match step {
+            Ok(outcome) => {
+                failures = 0;
+                tick(Tick::Ran(Box::new(outcome)));
+                every
+            }
+            Err(error) => {
+                failures += 1;
+                let retry_in = Duration::from_secs(1u64 << failures.min(10)).min(every);
+                tick(Tick::Failed { error, retry_in });
+                retry_in
+            }
+        };
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -9,7 +9,7 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
 use zt_anchor::evm::{Evm, Fees, Network, ZT_ANCHOR_ARTIFACT};
-use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
+use zt_anchor::job::{self, JobConfig, RunOutcome, Tick};
 use zt_anchor::rpc::RpcUrl;
 use zt_core::text::escape;
 use zt_store::Store;
@@ -281,90 +281,47 @@ async fn run_job(a: RunArgs) -> Result<ExitCode> {
     cfg.receipt_timeout = a.receipt_timeout;
     let mut store = Store::open_existing(&a.db)
         .with_context(|| format!("cannot open store {}", crate::style::store(&a.db)))?;
-    // One leader per log across every host: two jobs never build or send the same epoch.
-    let role = format!(
-        "anchor {contract:#x} {:#x} {}",
-        cfg.owner.unwrap_or_else(|| signer.address()),
-        a.log
-    );
     let Some(every) = a.every else {
-        if !store.try_lead(&role)? {
-            println!(
+        let evm = a.chain.connect().await?;
+        match job::run_led_once(&mut store, &evm, &signer, cfg)
+            .await
+            .context("anchoring")?
+        {
+            Some(outcome) => println!("{}", describe(&outcome)),
+            None => println!(
                 "standing by: another anchoring job leads log {} in this store; nothing anchored",
                 escape(&a.log)
-            );
-            return Ok(ExitCode::SUCCESS);
+            ),
         }
-        let evm = a.chain.connect().await?;
-        if !evm.has_code(contract).await? {
-            bail!("no contract at {contract:#x} on chain {}", evm.chain_id());
-        }
-        let outcome = Anchorer::new(&mut store, &evm, &signer, cfg)
-            .run_once()
-            .await
-            .context("anchoring")?;
-        println!("{}", describe(&outcome));
         return Ok(ExitCode::SUCCESS);
     };
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    let mut failures = 0u32;
     eprintln!(
         "zt-audit anchor run: log {} of {:#x} every {every:?}, contract {contract:#x}",
         escape(&a.log),
         cfg.owner.unwrap_or_else(|| signer.address())
     );
-    loop {
-        // Asked again every run: a session that was lost (and opened again) lost the lock too.
-        let step = match store.try_lead(&role) {
-            Ok(true) => run_step(&a, &mut store, &signer, &cfg).await,
-            Ok(false) => {
-                eprintln!(
-                    "zt-audit anchor run: standing by, another job leads log {}; next try in {every:?}",
-                    escape(&a.log)
-                );
-                tokio::select! {
-                    () = &mut stop => return Ok(ExitCode::SUCCESS),
-                    () = tokio::time::sleep(every) => continue,
-                }
-            }
-            Err(e) => Err(anyhow::Error::from(e).context("the store")),
-        };
-        let wait = match step {
-            Ok(outcome) => {
-                failures = 0;
-                println!("{}", describe(&outcome));
-                every
-            }
-            Err(e) => {
-                failures += 1;
-                // Ride out an outage: 2 s, 4 s, ... never longer than the schedule.
-                let backoff = Duration::from_secs(1u64 << failures.min(10)).min(every);
-                eprintln!(
-                    "zt-audit anchor run: {}; next try in {backoff:?}",
-                    escape(&format!("{e:#}"))
-                );
-                backoff
-            }
-        };
-        tokio::select! {
-            () = &mut stop => {
-                eprintln!("zt-audit anchor run: stopped; the next start resumes from the store");
-                return Ok(ExitCode::SUCCESS);
-            }
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-async fn run_step(
-    a: &RunArgs,
-    store: &mut Store,
-    signer: &PrivateKeySigner,
-    cfg: &JobConfig,
-) -> Result<RunOutcome> {
-    let evm = a.chain.connect().await?;
-    Ok(Anchorer::new(store, &evm, signer, cfg.clone())
-        .run_once()
-        .await?)
+    let network = a.chain.network();
+    let connect = || Evm::connect(a.chain.rpc.clone(), network);
+    job::run_every(
+        &mut store,
+        connect,
+        &signer,
+        &cfg,
+        every,
+        shutdown_signal(),
+        |t| match t {
+            Tick::Ran(outcome) => println!("{}", describe(&outcome)),
+            Tick::StandingBy { retry_in } => eprintln!(
+            "zt-audit anchor run: standing by, another job leads log {}; next try in {retry_in:?}",
+            escape(&a.log)
+        ),
+            Tick::Failed { error, retry_in } => eprintln!(
+                "zt-audit anchor run: {}; next try in {retry_in:?}",
+                escape(&error.to_string())
+            ),
+        },
+    )
+    .await;
+    eprintln!("zt-audit anchor run: stopped; the next start resumes from the store");
+    Ok(ExitCode::SUCCESS)
 }
