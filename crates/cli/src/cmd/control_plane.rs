@@ -112,6 +112,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.listen
         );
     }
+    let opts = options(&args)?;
+    let tls = opts.tls.clone();
+    let cp = ControlPlane::open(&args.dir, opts)
+        .with_context(|| format!("cannot open control plane data in {}", args.dir.display()))?;
+    let rt = crate::common::runtime()?;
+    serve(&rt, cp, args, tls)
+}
+
+/// The control plane's options from the flags: tokens, export, TLS, limits.
+fn options(args: &Args) -> Result<Options> {
     let mut admin_tokens = Vec::new();
     if let Some(f) = &args.admin_token_file {
         admin_tokens.push(read_token(f, "admin token file")?.into());
@@ -121,27 +131,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             admin_tokens.push(t.trim().into());
         }
     }
-    let export = match &args.ingest {
-        Some(url) => {
-            let mut cfg = ExportConfig::new(url.clone());
-            cfg.service_name = "zt-control-plane".into();
-            if let Some(f) = &args.ingest_token_file {
-                cfg.token = Some(read_token(f, "ingest token file")?.into());
-            }
-            cfg.tls = zt_tls::ClientTls::from_files(
-                args.ingest_ca.as_ref(),
-                args.ingest_cert.as_ref(),
-                args.ingest_key.as_ref(),
-            );
-            // Fail at start-up, not at the first export, when the files are unusable.
-            cfg.tls.config().context("cannot set up TLS to ingest")?;
-            Some(cfg)
-        }
-        None => None,
-    };
-    let tls = args.tls.server().context("cannot set up TLS")?;
-    let opts = Options {
-        tls: tls.clone(),
+    let export = export(args)?;
+    Ok(Options {
+        tls: args.tls.server().context("cannot set up TLS")?,
         connections: args.connections.limits(),
         chain_id: args.chain_id.clone(),
         open: args.open,
@@ -157,10 +149,36 @@ pub fn run(args: Args) -> Result<ExitCode> {
         summary_window: args.rate_summary_every,
         decisions: args.db.clone(),
         ..Options::default()
+    })
+}
+
+/// Where the decisions go after they are sealed: the ingest, its token and TLS.
+fn export(args: &Args) -> Result<Option<ExportConfig>> {
+    let Some(url) = &args.ingest else {
+        return Ok(None);
     };
-    let cp = ControlPlane::open(&args.dir, opts)
-        .with_context(|| format!("cannot open control plane data in {}", args.dir.display()))?;
-    let rt = crate::common::runtime()?;
+    let mut cfg = ExportConfig::new(url.clone());
+    cfg.service_name = "zt-control-plane".into();
+    if let Some(f) = &args.ingest_token_file {
+        cfg.token = Some(read_token(f, "ingest token file")?.into());
+    }
+    cfg.tls = zt_tls::ClientTls::from_files(
+        args.ingest_ca.as_ref(),
+        args.ingest_cert.as_ref(),
+        args.ingest_key.as_ref(),
+    );
+    // Fail at start-up, not at the first export, when the files are unusable.
+    cfg.tls.config().context("cannot set up TLS to ingest")?;
+    Ok(Some(cfg))
+}
+
+/// Serves until SIGINT or SIGTERM, saying where.
+fn serve(
+    rt: &tokio::runtime::Runtime,
+    cp: ControlPlane,
+    args: Args,
+    tls: Option<std::sync::Arc<zt_tls::TlsServer>>,
+) -> Result<ExitCode> {
     let summary = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -137,7 +137,7 @@ impl Render {
         }
     }
 
-    /// Steps 7 to 9.
+    /// Step 7.
     fn later(&self, e: &Event) {
         match e {
             Event::StoresVerified {
@@ -166,6 +166,13 @@ impl Render {
             Event::ClientExportPending => self.line(
                 "(the guarded client's own re-export had not finished; the control plane's did)",
             ),
+            _ => self.anchoring(e),
+        }
+    }
+
+    /// Steps 8 and 9.
+    fn anchoring(&self, e: &Event) {
+        match e {
             Event::AnvilStarted {
                 binary,
                 source,

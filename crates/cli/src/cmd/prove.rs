@@ -98,18 +98,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         );
     }
     // The pins are parsed before anything is read: a usage error is exit 2 whatever the file.
-    let pins = match (&a.rpc, &a.contract, &a.writer) {
-        (Some(_), Some(c), Some(w)) => {
-            let writer = parse_address(w)?;
-            Some(Pins {
-                contract: parse_address(c)?,
-                writer,
-                owner: a.owner.as_deref().map(parse_address).transpose()?.unwrap_or(writer),
-            })
-        }
-        (Some(_), _, _) => bail!("--rpc needs --contract ADDR and --writer ADDR: the anchor is checked against what you pin, never against the bundle's own claims"),
-        _ => None,
-    };
+    let pins = pins(&a)?;
     let ring = a.keys.load()?;
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
@@ -125,24 +114,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let mut root = Vec::new();
-    if let Some(p) = &a.keys.keyring {
-        root.push(format!("keyring {}", crate::style::path(p)));
-    }
-    if !a.keys.keys.is_empty() {
-        root.push(format!("{} key(s) given with --key", a.keys.keys.len()));
-    }
-    println!(
-        "trust root: {}; the {} record(s) are signed by {}",
-        root.join(" and "),
-        checked.records,
-        checked
-            .keys
-            .iter()
-            .map(|k| escape(k))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    print_trust_root(&a, &checked);
     println!(
         "offline: record {} and {} link(s) recompute, verify under the keyring and chain to the head; leaf {} of {} is under root {}",
         checked.record,
@@ -162,6 +134,60 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    if !check_on_chain(&a, rpc, &pins, &bundle, s)? {
+        return Ok(ExitCode::from(1));
+    }
+    println!("{}", s.ok("VALID"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The pins `--rpc` needs, parsed (None offline).
+fn pins(a: &VerifyProofArgs) -> Result<Option<Pins>> {
+    Ok(match (&a.rpc, &a.contract, &a.writer) {
+        (Some(_), Some(c), Some(w)) => {
+            let writer = parse_address(w)?;
+            Some(Pins {
+                contract: parse_address(c)?,
+                writer,
+                owner: a.owner.as_deref().map(parse_address).transpose()?.unwrap_or(writer),
+            })
+        }
+        (Some(_), _, _) => bail!("--rpc needs --contract ADDR and --writer ADDR: the anchor is checked against what you pin, never against the bundle's own claims"),
+        _ => None,
+    })
+}
+
+/// What the records were checked with: the trust root given, and the keys that signed.
+fn print_trust_root(a: &VerifyProofArgs, checked: &zt_anchor::proof::Checked) {
+    let mut root = Vec::new();
+    if let Some(p) = &a.keys.keyring {
+        root.push(format!("keyring {}", crate::style::path(p)));
+    }
+    if !a.keys.keys.is_empty() {
+        root.push(format!("{} key(s) given with --key", a.keys.keys.len()));
+    }
+    println!(
+        "trust root: {}; the {} record(s) are signed by {}",
+        root.join(" and "),
+        checked.records,
+        checked
+            .keys
+            .iter()
+            .map(|k| escape(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+/// The anchor, on chain, against what the person verifying pinned; false when it does not
+/// hold (said so).
+fn check_on_chain(
+    a: &VerifyProofArgs,
+    rpc: &zt_anchor::rpc::RpcUrl,
+    pins: &Pins,
+    bundle: &ProofBundle,
+    s: Style,
+) -> Result<bool> {
     let chain = ChainArgs {
         rpc: rpc.clone(),
         network: a.network.clone(),
@@ -169,7 +195,7 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
     let rt = crate::common::runtime()?;
     let result = rt.block_on(async {
         let evm = chain.connect().await?;
-        Ok::<_, anyhow::Error>(verify_on_chain(&bundle, &evm, &pins).await)
+        Ok::<_, anyhow::Error>(verify_on_chain(bundle, &evm, pins).await)
     })?;
     match result {
         Ok(on) => println!(
@@ -190,9 +216,8 @@ pub fn verify_proof(a: VerifyProofArgs) -> Result<ExitCode> {
         Err(ProofError::Rpc(e)) => bail!("asking the node: {e}"),
         Err(e) => {
             println!("{}: {}", s.bad("INVALID"), escape(&e.to_string()));
-            return Ok(ExitCode::from(1));
+            return Ok(false);
         }
     }
-    println!("{}", s.ok("VALID"));
-    Ok(ExitCode::SUCCESS)
+    Ok(true)
 }

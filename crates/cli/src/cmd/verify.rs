@@ -64,20 +64,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let ring = args.keys.load()?;
-    let expect_head = match &args.expect_head {
-        Some(h) => Some(
-            Hash32::from_hex(&h.to_ascii_lowercase())
-                .with_context(|| format!("--expect-head {h:?}: expected 64 hex digits"))?,
-        ),
-        None => None,
-    };
-    let profile = match args.profile {
-        ProfileArg::Auto => None,
-        ProfileArg::ZtInfraFull => Some(Profile::ZtInfraFull),
-        ProfileArg::Legacy => Some(Profile::Legacy),
-        ProfileArg::HelloWorld => Some(Profile::HelloWorld),
-        ProfileArg::V1 => Some(Profile::V1),
-    };
+    let opts = options(&args)?;
     let mut files = args.files.clone();
     if files.is_empty() && args.db.is_none() {
         if std::io::stdin().is_terminal() {
@@ -85,42 +72,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         files.push(PathBuf::from("-"));
     }
-    let opts = Options {
-        profile,
-        expect_head,
-        allow_unsigned: args.allow_unsigned,
-        ..Options::default()
-    };
-
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum();
-    let progress = Progress::new(total);
     let mut v = Verifier::new(&ring, opts);
-    let mut done_before = 0u64;
-    for f in &files {
-        let mut last = 0;
-        let mut cb = |bytes: u64| {
-            last = bytes;
-            progress.set(done_before + bytes);
-        };
-        if f.as_os_str() == "-" {
-            let stdin = std::io::stdin();
-            if let Err(e) = v.verify_reader("<stdin>", stdin.lock(), &mut cb) {
-                bail!("<stdin>: read failed: {e}");
-            }
-        } else {
-            v.verify_path(f, &mut cb);
-        }
-        done_before += last;
-    }
+    read_files(&mut v, &files)?;
     if let Some(db) = &args.db {
         verify_store(&mut v, db)?;
     }
-    progress.finish();
     let report = v.finish();
 
     let stdout = std::io::stdout();
@@ -148,6 +104,60 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         1
     }))
+}
+
+/// The verifier's options from the flags.
+fn options(args: &Args) -> Result<Options> {
+    let expect_head = match &args.expect_head {
+        Some(h) => Some(
+            Hash32::from_hex(&h.to_ascii_lowercase())
+                .with_context(|| format!("--expect-head {h:?}: expected 64 hex digits"))?,
+        ),
+        None => None,
+    };
+    let profile = match args.profile {
+        ProfileArg::Auto => None,
+        ProfileArg::ZtInfraFull => Some(Profile::ZtInfraFull),
+        ProfileArg::Legacy => Some(Profile::Legacy),
+        ProfileArg::HelloWorld => Some(Profile::HelloWorld),
+        ProfileArg::V1 => Some(Profile::V1),
+    };
+    Ok(Options {
+        profile,
+        expect_head,
+        allow_unsigned: args.allow_unsigned,
+        ..Options::default()
+    })
+}
+
+/// Feeds the files (`-`: standard input) to the verifier, with a progress bar over them all.
+fn read_files(v: &mut Verifier<'_>, files: &[PathBuf]) -> Result<()> {
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    let progress = Progress::new(total);
+    let mut done_before = 0u64;
+    for f in files {
+        let mut last = 0;
+        let mut cb = |bytes: u64| {
+            last = bytes;
+            progress.set(done_before + bytes);
+        };
+        if f.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            if let Err(e) = v.verify_reader("<stdin>", stdin.lock(), &mut cb) {
+                bail!("<stdin>: read failed: {e}");
+            }
+        } else {
+            v.verify_path(f, &mut cb);
+        }
+        done_before += last;
+    }
+    progress.finish();
+    Ok(())
 }
 
 /// The trust root this run was given, in words: a verdict means nothing without it.
@@ -242,6 +252,15 @@ impl Progress {
 /// the evidence, so each is shown through [`escape`]: a record cannot erase or reorder these
 /// lines (`--format json` keeps the exact values).
 fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
+    print_chains(out, r, s)?;
+    print_findings(out, r, s)?;
+    writeln!(out)?;
+    print_executions(out, &r.executions, s)?;
+    print_verdict(out, r, s)
+}
+
+/// One line per chain: verdict, name, records, profile, head, what was verified.
+fn print_chains(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
     for c in &r.chains {
         let verdict = if c.ok { s.ok("ok  ") } else { s.bad("FAIL") };
         let head = c
@@ -282,6 +301,11 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
             extra.join(", ")
         )?;
     }
+    Ok(())
+}
+
+/// Each finding with its place, kind, message, expected and found; then unreadable inputs.
+fn print_findings(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
     if !r.findings.is_empty() {
         writeln!(out)?;
     }
@@ -303,8 +327,15 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
     for e in &r.io_errors {
         writeln!(out, "{} {}", s.bad("error:"), escape(e))?;
     }
-    writeln!(out)?;
-    let x = &r.executions;
+    Ok(())
+}
+
+/// What the execution records amount to: attested, vouched for, not accepted.
+fn print_executions(
+    out: &mut impl Write,
+    x: &zt_verifier::Executions,
+    s: Style,
+) -> std::io::Result<()> {
     if x.attested + x.vouched + x.not_accepted > 0 {
         let mut parts = Vec::new();
         if x.attested > 0 {
@@ -329,6 +360,11 @@ fn print_text(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()>
         }
         writeln!(out, "{} {}", s.bold("executions:"), parts.join("; "))?;
     }
+    Ok(())
+}
+
+/// The last line: OK, or FAILED with how much.
+fn print_verdict(out: &mut impl Write, r: &Report, s: Style) -> std::io::Result<()> {
     let nchains = r.chains.len();
     let bad = r.chains.iter().filter(|c| !c.ok).count();
     if nchains == 0 && !r.ok {
