@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use zt_core::capability::{self, Access, Grants};
+use anyhow::{Context, Result};
+use zt_core::capability::{self, Access};
 use zt_core::time::Timestamp;
 
 /// Capability tokens (from `POST /capabilities`), without the control plane.
@@ -88,37 +88,19 @@ fn attenuate(a: AttenuateArgs) -> Result<ExitCode> {
     let token = token_arg(&a.token)?;
     // The current grants, as the token's last link states them (the verifier checks them).
     let current = capability::claims(&token).context("the token")?;
-    let mut grants: Grants = current.grants.clone();
-    for (access, given) in [
-        (Access::Read, &a.read),
-        (Access::Write, &a.write),
-        (Access::Exec, &a.exec),
-    ] {
-        if !given.is_empty() {
-            for p in given {
-                capability::check_path(access, p)?;
-            }
-            let mut l = given.clone();
-            l.sort();
-            l.dedup();
-            *grants.paths_mut(access) = l;
-        }
-    }
-    for d in &a.drop {
-        match d.as_str() {
-            "read" => grants.read.clear(),
-            "write" => grants.write.clear(),
-            "exec" => grants.exec.clear(),
-            other => bail!("--drop {other}: expected read, write or exec"),
-        }
-    }
-    if a.no_net {
-        grants.net = false;
-    }
-    if a.require_nono {
-        grants.sandbox = capability::SandboxKind::Nono;
-    }
-    grants.check_write_exec()?;
+    let drop = a
+        .drop
+        .iter()
+        .map(|d| d.parse::<Access>())
+        .collect::<Result<_, _>>()?;
+    let grants = current.grants.narrowed(&capability::Narrowing {
+        read: a.read,
+        write: a.write,
+        exec: a.exec,
+        drop,
+        no_net: a.no_net,
+        require_nono: a.require_nono,
+    })?;
     // Grants are files: every path's text must be what it resolves to on this host (a link,
     // `/proc/self/root` say, would widen what the text seems to narrow).
     zt_broker::paths::check_on_host(&grants)?;

@@ -37,6 +37,21 @@ pub const MAX_PATHS: usize = 64;
 /// Longest path, in bytes.
 pub const MAX_PATH: usize = 4096;
 
+impl std::str::FromStr for Access {
+    type Err = CapabilityError;
+    fn from_str(s: &str) -> Result<Self, CapabilityError> {
+        match s {
+            "read" => Ok(Self::Read),
+            "write" => Ok(Self::Write),
+            "exec" => Ok(Self::Exec),
+            other => Err(bad(format!(
+                "unknown access `{}` (read, write or exec)",
+                crate::envelope::shorten(other)
+            ))),
+        }
+    }
+}
+
 impl std::str::FromStr for SandboxKind {
     type Err = CapabilityError;
     fn from_str(s: &str) -> Result<Self, CapabilityError> {
@@ -91,7 +106,63 @@ pub fn check_path(access: Access, path: &str) -> Result<(), CapabilityError> {
     Ok(())
 }
 
+/// How an attenuation narrows a token's grants: each list given replaces that list (every
+/// path in it must still fall within the token's grants, which [`super::attenuate`] checks),
+/// kinds dropped empty theirs, the network can go off, the sandbox can become `nono`. Nothing
+/// here can widen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrowing {
+    /// Replaces the read list when not empty.
+    pub read: Vec<String>,
+    /// Replaces the write list when not empty.
+    pub write: Vec<String>,
+    /// Replaces the exec list when not empty.
+    pub exec: Vec<String>,
+    /// Kinds of access dropped entirely.
+    pub drop: Vec<Access>,
+    /// Network access off.
+    pub no_net: bool,
+    /// The `nono` sandbox required.
+    pub require_nono: bool,
+}
+
 impl Grants {
+    /// These grants narrowed as `n` says: paths checked, sorted and deduplicated; write and
+    /// exec still disjoint.
+    ///
+    /// # Errors
+    /// A path that cannot be reasoned about, or write and exec overlapping.
+    pub fn narrowed(&self, n: &Narrowing) -> Result<Grants, CapabilityError> {
+        let mut out = self.clone();
+        for (access, given) in [
+            (Access::Read, &n.read),
+            (Access::Write, &n.write),
+            (Access::Exec, &n.exec),
+        ] {
+            if given.is_empty() {
+                continue;
+            }
+            for p in given {
+                check_path(access, p)?;
+            }
+            let mut l = given.clone();
+            l.sort();
+            l.dedup();
+            *out.paths_mut(access) = l;
+        }
+        for access in &n.drop {
+            out.paths_mut(*access).clear();
+        }
+        if n.no_net {
+            out.net = false;
+        }
+        if n.require_nono {
+            out.sandbox = SandboxKind::Nono;
+        }
+        out.check_write_exec()?;
+        Ok(out)
+    }
+
     /// The paths of one kind.
     pub fn paths(&self, access: Access) -> &[String] {
         match access {
@@ -268,5 +339,61 @@ impl std::fmt::Display for Grants {
         }
         f.write_str(if self.net { "net on" } else { "net off" })?;
         write!(f, "; sandbox {}", self.sandbox)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants() -> Grants {
+        Grants {
+            read: vec!["/data".into(), "/etc".into()],
+            write: vec!["/data/out".into()],
+            exec: vec!["/usr/bin/cat".into()],
+            net: true,
+            sandbox: SandboxKind::Process,
+        }
+    }
+
+    #[test]
+    fn narrowing_replaces_drops_and_tightens() {
+        let n = Narrowing {
+            read: vec!["/data/in".into(), "/data/in".into()],
+            drop: vec![Access::Write],
+            no_net: true,
+            require_nono: true,
+            ..Narrowing::default()
+        };
+        let out = grants().narrowed(&n).expect("narrows");
+        assert_eq!(out.read, ["/data/in"]);
+        assert!(out.write.is_empty());
+        assert_eq!(out.exec, ["/usr/bin/cat"], "an exec list not given is kept");
+        assert!(!out.net);
+        assert_eq!(out.sandbox, SandboxKind::Nono);
+        // Nothing given: the grants as they were.
+        assert_eq!(grants().narrowed(&Narrowing::default()).expect("same"), grants());
+    }
+
+    #[test]
+    fn narrowing_refuses_bad_paths_and_write_exec_overlap() {
+        let relative = Narrowing {
+            read: vec!["data/../etc".into()],
+            ..Narrowing::default()
+        };
+        assert!(matches!(
+            grants().narrowed(&relative),
+            Err(CapabilityError::BadPath { .. })
+        ));
+        let overlap = Narrowing {
+            exec: vec!["/data/out/tool".into()],
+            ..Narrowing::default()
+        };
+        assert!(matches!(
+            grants().narrowed(&overlap),
+            Err(CapabilityError::WriteExec { .. })
+        ));
+        assert!("everything".parse::<Access>().is_err());
+        assert_eq!("exec".parse::<Access>().ok(), Some(Access::Exec));
     }
 }

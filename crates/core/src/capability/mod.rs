@@ -43,7 +43,7 @@ pub mod standing;
 
 use error::bad;
 pub use error::CapabilityError;
-pub use grants::{check_path, covers, Grants, MAX_PATH, MAX_PATHS};
+pub use grants::{check_path, covers, Grants, Narrowing, MAX_PATH, MAX_PATHS};
 pub use kinds::{Access, SandboxKind};
 
 /// The token's text prefix (and format version).
