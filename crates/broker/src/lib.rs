@@ -36,6 +36,7 @@
 
 mod error;
 pub mod paths;
+pub mod report_key;
 pub mod run;
 pub mod sandbox;
 pub mod serve;

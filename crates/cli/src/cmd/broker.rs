@@ -346,26 +346,7 @@ use std::os::fd::AsFd;
 fn serve(a: ServeArgs) -> Result<ExitCode> {
     let agents = a.control_plane.client_as(None, false)?;
     let broker_client = a.control_plane.client(a.broker_token.as_deref())?;
-    let key_path = std::fs::canonicalize(&a.report_key)
-        .with_context(|| format!("cannot read report key {}", a.report_key.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key_path)
-            .with_context(|| format!("report key {}", key_path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "report key {} is readable by others (mode {:o}): whoever reads it signs as this broker; chmod 600 it",
-                key_path.display(),
-                mode & 0o777
-            );
-        }
-    }
-    let pem = std::fs::read_to_string(&key_path)
-        .with_context(|| format!("cannot read report key {}", a.report_key.display()))?;
-    let key = zt_core::crypto::SigningKey::from_pkcs8_pem(&pem)
-        .with_context(|| format!("report key {}", a.report_key.display()))?;
+    let report_key = zt_broker::report_key::ReportKey::load(&a.report_key)?;
     let Ok(mode) = u32::from_str_radix(&a.socket_mode, 8) else {
         bail!("--socket-mode {:?} is not an octal mode", a.socket_mode);
     };
@@ -378,13 +359,13 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         agents,
         attest: Attest {
             name: a.name.clone(),
-            key,
+            key: report_key.key,
             client: broker_client,
         },
         launcher: launcher()?,
         unscoped: a.allow_unscoped_landlock,
         max_runs: a.max_runs,
-        protected: vec![key_path],
+        protected: vec![report_key.path],
     };
     say(&format!(
         "broker {} serving on {} (key {})",
