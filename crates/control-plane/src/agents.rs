@@ -25,13 +25,13 @@ use zt_core::time::Timestamp;
 use zt_core::Hash32;
 
 use crate::chain::{Committed, Decided, Lane};
+use crate::db::{Agent, Retired, RetiredToken};
 use crate::error::{ControlPlaneError, SealError};
 use crate::origin::admin_body;
 use crate::server::{
     admin, error, json_response, name_ok, now_ms, random_hex, read, rfc3339_ms, token_hash, Reject,
     Shared, St, MAX_NAME, MAX_TOKEN_TTL_S,
 };
-use crate::state::{Agent, Retired, RetiredToken};
 use zt_tls::SpiffeId;
 
 /// What a request's bearer token says about who is asking.

@@ -28,8 +28,8 @@ use zt_tls::SpiffeId;
 
 use crate::agents::{changed, registration, spiffe_member, token_id, unrecorded};
 use crate::chain::{Decided, Lane};
+use crate::db::StoredBroker;
 use crate::server::{admin, error, json_response, random_hex, read, token_hash, Shared, St};
-use crate::state::StoredBroker;
 
 /// A registered, active broker.
 #[derive(Debug, Clone)]

@@ -39,13 +39,13 @@ use zt_tls::PeerIdentity;
 
 use crate::agents::{unrecorded, Auth};
 use crate::chain::{Committed, Decided, Lane};
+use crate::db::{CapabilityUse, Claim};
 use crate::limits::Key;
 use crate::origin::admin_body;
 use crate::server::{
     admin, bearer, error, json_response, limited, name_ok, now_ms, random_hex, read, resource_ok,
     Reject, Shared, St, MAX_NAME,
 };
-use crate::state::{CapabilityUse, Claim};
 
 /// Longest capability lifetime (`ttl_s`): one day. A capability is for one action.
 pub const MAX_CAPABILITY_TTL_S: u64 = 24 * 3600;

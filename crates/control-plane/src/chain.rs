@@ -368,9 +368,9 @@ impl Writer {
                         self.heads[i] = head;
                     }
                 }
-                let msg = err.to_string();
+                let err = Arc::new(err);
                 for (job, ..) in ready {
-                    let _ = job.reply.send(Err(SealError::Commit(msg.clone())));
+                    let _ = job.reply.send(Err(SealError::Commit(Arc::clone(&err))));
                 }
             }
         }
@@ -396,7 +396,7 @@ fn draft(chain_id: &str, d: &Decided, seq: u64, prev: Hash32, ts: &str) -> V1Dra
 fn seal(signer: &dyn Signer, draft: &V1Draft) -> Result<(Sealed, Envelope), SealError> {
     let key_id = signer.key_id();
     let sealed = draft.seal_with(crypto::ALGORITHM, key_id, |digest| {
-        let der = signer.sign(digest).map_err(SealError::Sign)?;
+        let der = signer.sign(digest)?;
         // A faulty signer (or a fault attack) must not put an unverifiable decision on
         // record, least of all an allow.
         signer
@@ -407,7 +407,6 @@ fn seal(signer: &dyn Signer, draft: &V1Draft) -> Result<(Sealed, Envelope), Seal
             })?;
         Ok::<_, SealError>(der)
     })?;
-    let envelope = Envelope::from_json(sealed.json.as_bytes())
-        .map_err(|e| SealError::Sign(format!("sealed envelope does not parse: {e}")))?;
+    let envelope = Envelope::from_json(sealed.json.as_bytes()).map_err(SealError::Reread)?;
     Ok((sealed, envelope))
 }

@@ -47,19 +47,37 @@ pub enum PolicyError {
     },
 }
 
+/// Why a [`Signer`](crate::signer::Signer) gave no signature: the decision is not sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The signing backend (a KMS, an HSM) failed or could not be reached.
+    #[error("{0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SignError {
+    /// A backend's failure, kept as the source.
+    pub fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Backend(source.into())
+    }
+}
+
 /// Why a decision could not be sealed and stored. The request is answered 503 and the
 /// action is not allowed.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     /// The signer failed (a KMS or HSM outage, say).
     #[error("signing failed: {0}")]
-    Sign(String),
+    Sign(#[from] SignError),
     /// The signature did not verify under the control plane's own public key.
     #[error("the signer returned a signature that does not verify under key {key_id}")]
     SelfCheck {
         /// The key id.
         key_id: String,
     },
+    /// The sealed envelope did not read back as a record.
+    #[error("sealed envelope does not parse: {0}")]
+    Reread(#[source] zt_core::envelope::RecordError),
     /// The store refused the write.
     #[error("storing the decision failed: {0}")]
     Store(#[from] zt_store::StoreError),
@@ -71,9 +89,9 @@ pub enum SealError {
         /// What the store reported.
         outcome: String,
     },
-    /// The group this decision was committed with failed.
+    /// The group this decision was committed with failed: why, shared by the group.
     #[error("committing the decision failed: {0}")]
-    Commit(String),
+    Commit(#[source] std::sync::Arc<SealError>),
     /// The decision writer is gone (shutting down).
     #[error("the decision writer stopped")]
     WriterGone,
@@ -106,9 +124,24 @@ pub enum ControlPlaneError {
     /// The decision store failed.
     #[error("decision store: {0}")]
     Store(#[from] zt_store::StoreError),
-    /// The state database failed.
+    /// The state database (`state.db`) failed; the source is SQLite's error (see
+    /// [`crate::db`], the one module that speaks SQL).
     #[error("state database: {0}")]
-    State(#[from] rusqlite::Error),
+    State(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// `state.db` was written by a newer control plane.
+    #[error("state.db has schema version {found}; this control plane knows up to {known}: use a newer zt-audit")]
+    SchemaTooNew {
+        /// The file's version.
+        found: i64,
+        /// The newest this code knows.
+        known: i64,
+    },
+    /// A broker's stored public key does not read.
+    #[error("state.db: broker {name}: public key does not read")]
+    StoredBrokerKey {
+        /// The broker.
+        name: String,
+    },
     /// A stored or given policy is bad.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -137,7 +170,38 @@ pub enum ControlPlaneError {
     /// No active agent of that name (never registered, or revoked).
     #[error("no agent {0} is registered (or it was revoked)")]
     NoSuchAgent(String),
-    /// Invalid input from an administrator.
-    #[error("{0}")]
-    Invalid(String),
+    /// Open mode checks no token: an admin token given with it would protect nothing, and
+    /// the operator who gave one believes it does.
+    #[error(
+        "open mode takes no admin token (nothing would check it): drop --open, or the admin token"
+    )]
+    OpenWithAdminToken,
+    /// Open mode listens on loopback only.
+    #[error("open mode (no tokens) listens on loopback only, not {addr}")]
+    OpenNotLoopback {
+        /// The listener's address.
+        addr: std::net::SocketAddr,
+    },
+    /// The chain id given is not the data directory's.
+    #[error("this data directory's chain is {stored}, not {given}")]
+    ChainIdMismatch {
+        /// The stored chain id.
+        stored: String,
+        /// The chain id given.
+        given: String,
+    },
+    /// A chain id that is empty or has control characters.
+    #[error("chain id {chain_id:?} is empty or has control characters")]
+    BadChainId {
+        /// The chain id.
+        chain_id: String,
+    },
+    /// Another control plane holds the chain writer's lock in this store.
+    #[error("another control plane writes chain {chain} in {store}: give this one its own --chain-id (or data directory)")]
+    ChainTaken {
+        /// The chain.
+        chain: String,
+        /// The store.
+        store: String,
+    },
 }

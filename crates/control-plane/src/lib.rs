@@ -37,6 +37,7 @@ mod agents;
 mod brokers;
 mod capabilities;
 pub mod chain;
+pub mod db;
 pub mod error;
 pub mod export;
 pub mod limits;
@@ -44,7 +45,6 @@ pub mod origin;
 pub mod policy;
 pub mod server;
 pub mod signer;
-pub mod state;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-pub use error::{ControlPlaneError, PolicyError, SealError};
+pub use error::{ControlPlaneError, PolicyError, SealError, SignError};
 pub use limits::RateLimit;
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::secret::Secret;
@@ -164,28 +164,23 @@ impl ControlPlane {
         signer: Arc<dyn Signer>,
     ) -> Result<Self, ControlPlaneError> {
         if options.open && !options.admin_tokens.is_empty() {
-            // Open mode checks no token: an admin token given with it would protect nothing,
-            // and the operator who gave one believes it does.
-            return Err(ControlPlaneError::Invalid(
-                "open mode takes no admin token (nothing would check it): drop --open, or the admin token".into(),
-            ));
+            return Err(ControlPlaneError::OpenWithAdminToken);
         }
         std::fs::create_dir_all(dir).map_err(io("data directory", dir))?;
-        let state = state::State::open(&dir.join("state.db"))?;
+        let state = db::State::open(&dir.join("state.db"))?;
         let chain_id = match (&options.chain_id, state.meta("chain_id")?) {
             (Some(given), Some(stored)) if *given != stored => {
-                return Err(ControlPlaneError::Invalid(format!(
-                    "this data directory's chain is {stored}, not {given}"
-                )))
+                return Err(ControlPlaneError::ChainIdMismatch {
+                    stored,
+                    given: given.clone(),
+                })
             }
             (Some(given), _) => given.clone(),
             (None, Some(stored)) => stored,
             (None, None) => format!("cp-{}", &signer.key_id().trim_start_matches("cp-")),
         };
         if chain_id.is_empty() || chain_id.chars().any(char::is_control) {
-            return Err(ControlPlaneError::Invalid(format!(
-                "chain id {chain_id:?} is empty or has control characters"
-            )));
+            return Err(ControlPlaneError::BadChainId { chain_id });
         }
         state.set_meta("chain_id", &chain_id)?;
         // The public half, for verifiers: a PEM and a zt-audit keyring.
@@ -274,11 +269,9 @@ impl ControlPlane {
         // provider: see zt_tls::install_default_provider.
         zt_tls::install_default_provider();
         if self.options.open && !addr.ip().is_loopback() {
-            return Err(ControlPlaneError::Invalid(format!(
-                "open mode (no tokens) listens on loopback only, not {addr}"
-            )));
+            return Err(ControlPlaneError::OpenNotLoopback { addr });
         }
-        let state = state::State::open(&self.dir.join("state.db"))?;
+        let state = db::State::open(&self.dir.join("state.db"))?;
         let engine = PolicyEngine::new(state.policies()?)?;
         state.record_version(engine.entries(), engine.version())?;
         let registry = agents::Registry::load(state.agents()?, state.retired_tokens()?);
@@ -292,10 +285,10 @@ impl ControlPlane {
         // One writer per chain: a second control plane appending to the same chains of a shared
         // store would fork them (each keeps its own head). Held while this store is open.
         if !store.try_lead(&format!("chain writer {}", self.chain_id))? {
-            return Err(ControlPlaneError::Invalid(format!(
-                "another control plane writes chain {} in {decisions}: give this one its own --chain-id (or data directory)",
-                self.chain_id
-            )));
+            return Err(ControlPlaneError::ChainTaken {
+                chain: self.chain_id.clone(),
+                store: decisions.to_string(),
+            });
         }
         let (watch, exporter) = match &self.options.export {
             Some(cfg) => {

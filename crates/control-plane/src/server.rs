@@ -71,13 +71,13 @@ use crate::agents::{self, token_id, Auth, Registry};
 use crate::brokers::{self, Brokers};
 use crate::capabilities::{self, Capabilities};
 use crate::chain::{ChainHandle, Committed, Decided, Lane};
+use crate::db::CapabilityUse;
+use crate::db::{self, Retired};
 use crate::error::SealError;
 use crate::limits::{Key, Limiter};
 use crate::origin::{admin_body, AdminBody};
 use crate::policy::{self, NarrowRule, PolicyEngine, PolicyEntry};
 use crate::signer::Signer;
-use crate::state::CapabilityUse;
-use crate::state::{self, Retired};
 
 /// Longest actor, action or request id accepted, in characters (JSON Schema's maxLength).
 pub const MAX_NAME: usize = 256;
@@ -112,7 +112,7 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<TlsServer>>,
     /// The listener's connections and their counts (for `/metrics`).
     pub connections: Arc<zt_tls::Connections>,
-    pub state: Mutex<state::State>,
+    pub state: Mutex<db::State>,
     pub chain: ChainHandle,
     pub open: bool,
     /// The listening port: in open mode, `Host` must name it.

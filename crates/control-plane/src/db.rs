@@ -1,4 +1,5 @@
-//! The control plane's own state in `state.db` (SQLite): registered agents (tokens kept as
+//! The control plane's own state in `state.db` (SQLite); the one module of the control plane
+//! that speaks SQL (the only one naming `rusqlite`). It holds registered agents (tokens kept as
 //! SHA-256 only, with their expiry, and the SPIFFE ID each may be bound to; revoked agents
 //! stay, marked), every token retired by a rotation or a revocation (so a request with one is
 //! refused naming why), the applied policies, every policy-set version ever used (so an
@@ -19,6 +20,14 @@ use zt_core::Hash32;
 
 use crate::error::ControlPlaneError;
 use crate::policy::{self, PolicyEntry};
+
+/// SQLite's errors cross out of this module as [`ControlPlaneError::State`], their source kept:
+/// no other module names `rusqlite`.
+impl From<rusqlite::Error> for ControlPlaneError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::State(Box::new(e))
+    }
+}
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -248,9 +257,10 @@ impl State {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(ControlPlaneError::Invalid(format!(
-                "state.db has schema version {version}; this control plane knows up to {SCHEMA_VERSION}: use a newer zt-audit"
-            )));
+            return Err(ControlPlaneError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
         }
         for (from, step) in MIGRATIONS
             .iter()
@@ -597,13 +607,10 @@ impl State {
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(name, key_id, public_key, token, spiffe_id, revoked_at)| {
-                let bad = |what: &str| {
-                    ControlPlaneError::Invalid(format!("state.db: broker {name}: {what}"))
-                };
                 let public_key = hex::decode(&public_key)
                     .ok()
                     .and_then(|b| zt_core::crypto::PublicKey::from_sec1(&b).ok())
-                    .ok_or_else(|| bad("public key does not read"))?;
+                    .ok_or_else(|| ControlPlaneError::StoredBrokerKey { name: name.clone() })?;
                 Ok(StoredBroker {
                     key: BrokerKey {
                         broker: name.clone(),
