@@ -355,24 +355,28 @@ impl Writer {
                     }));
                 }
             }
-            Some(err) => {
-                // The error may quote the chain id or the store: escaped for the terminal.
-                eprintln!(
-                    "zt-control-plane: {}; {n} decision(s) answered 503",
-                    zt_core::text::escape(&err.to_string())
-                );
-                // Something else wrote these chains, or the commit failed: resume from what
-                // the store holds, never from what we hoped it holds.
-                for i in 0..2 {
-                    if let Ok(head) = stored_head(&self.store, &self.chain_ids[i]) {
-                        self.heads[i] = head;
-                    }
-                }
-                let err = Arc::new(err);
-                for (job, ..) in ready {
-                    let _ = job.reply.send(Err(SealError::Commit(Arc::clone(&err))));
-                }
+            Some(err) => self.fail_group(err, ready),
+        }
+    }
+
+    /// The group's commit failed: every decision in it is answered with `err`.
+    fn fail_group(&mut self, err: SealError, ready: Vec<(Job, Sealed, Envelope, u64)>) {
+        // The error may quote the chain id or the store: escaped for the terminal.
+        eprintln!(
+            "zt-control-plane: {}; {} decision(s) answered 503",
+            zt_core::text::escape(&err.to_string()),
+            ready.len()
+        );
+        // Something else wrote these chains, or the commit failed: resume from what the store
+        // holds, never from what we hoped it holds.
+        for i in 0..2 {
+            if let Ok(head) = stored_head(&self.store, &self.chain_ids[i]) {
+                self.heads[i] = head;
             }
+        }
+        let err = Arc::new(err);
+        for (job, ..) in ready {
+            let _ = job.reply.send(Err(SealError::Commit(Arc::clone(&err))));
         }
     }
 }

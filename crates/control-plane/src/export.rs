@@ -125,10 +125,11 @@ fn cursor_key(endpoint: &str, lane: Lane) -> String {
     }
 }
 
+/// A started exporter: its watch and its thread.
+pub type Running = (Arc<ExportWatch>, std::thread::JoinHandle<()>);
+
 /// Starts the exporter thread; its watch starts from the stored cursor and head.
-pub fn spawn(
-    ex: Exporter,
-) -> Result<(Arc<ExportWatch>, std::thread::JoinHandle<()>), ControlPlaneError> {
+pub fn spawn(ex: Exporter) -> Result<Running, ControlPlaneError> {
     let exporter = EnvelopeExporter::new(&ex.config)?;
     let store = Store::connect(&ex.decisions)?;
     let state = State::open(&ex.state)?;
