@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use zt_core::json::{Map, Value};
 use zt_core::Hash32;
 
 use crate::error::ControlPlaneError;
@@ -721,15 +722,23 @@ impl State {
         entries: &[PolicyEntry],
         version: &str,
     ) -> Result<(), ControlPlaneError> {
-        let doc = serde_json::Value::Array(
+        // `[{id, text}]` in application order, each object in RFC 8785 form (the bytes
+        // serde_json wrote here before, for these two string members).
+        let doc = Value::Array(
             entries
                 .iter()
-                .map(|e| serde_json::json!({"id": e.id, "text": e.text}))
+                .map(|e| {
+                    let mut m = Map::new();
+                    m.push("id".into(), Value::String(e.id.clone()));
+                    m.push("text".into(), Value::String(e.text.clone()));
+                    Value::Object(m)
+                })
                 .collect(),
         );
+        let doc = String::from_utf8_lossy(&zt_core::json::canonicalize(&doc)).into_owned();
         conn.execute(
             "INSERT OR IGNORE INTO policy_versions (version, policies, first_at) VALUES (?1, ?2, ?3)",
-            params![version, doc.to_string(), now()],
+            params![version, doc, now()],
         )?;
         Ok(())
     }
@@ -864,6 +873,22 @@ mod tests {
             st.add_agent("agent-old", &Hash32::digest(b"ztcp_x"), None, None),
             Err(ControlPlaneError::AgentExists(_))
         ));
+    }
+
+    /// A version's text reads back as the JSON array of `{id, text}` it was written as.
+    #[test]
+    fn a_policy_versions_text_is_its_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = State::open(&tmp.path().join("state.db")).unwrap();
+        let entries = [PolicyEntry {
+            id: "p\"1".into(),
+            text: "permit (principal, action, resource);\n// é".into(),
+        }];
+        st.record_version(&entries, "sha256:v").unwrap();
+        assert_eq!(
+            st.version_text("sha256:v").unwrap().unwrap(),
+            r#"[{"id":"p\"1","text":"permit (principal, action, resource);\n// é"}]"#
+        );
     }
 
     #[test]
