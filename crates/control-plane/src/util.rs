@@ -1,5 +1,5 @@
 //! Small helpers of every layer: random ids, token hashes and ids, times, and building
-//! `zt_core::json` values (the one JSON value type of the crate; see [`crate::http::reply`]
+//! `zt_core::json` values (the one JSON value type of the crate; see `crate::http::reply`
 //! for how answers are written, [`crate::policy::to_serde`] for the one conversion, Cedar's).
 
 use zt_core::json::{Map, Value};
