@@ -355,24 +355,28 @@ impl Writer {
                     }));
                 }
             }
-            Some(err) => {
-                // The error may quote the chain id or the store: escaped for the terminal.
-                eprintln!(
-                    "zt-control-plane: {}; {n} decision(s) answered 503",
-                    zt_core::text::escape(&err.to_string())
-                );
-                // Something else wrote these chains, or the commit failed: resume from what
-                // the store holds, never from what we hoped it holds.
-                for i in 0..2 {
-                    if let Ok(head) = stored_head(&self.store, &self.chain_ids[i]) {
-                        self.heads[i] = head;
-                    }
-                }
-                let msg = err.to_string();
-                for (job, ..) in ready {
-                    let _ = job.reply.send(Err(SealError::Commit(msg.clone())));
-                }
+            Some(err) => self.fail_group(err, ready),
+        }
+    }
+
+    /// The group's commit failed: every decision in it is answered with `err`.
+    fn fail_group(&mut self, err: SealError, ready: Vec<(Job, Sealed, Envelope, u64)>) {
+        // The error may quote the chain id or the store: escaped for the terminal.
+        eprintln!(
+            "zt-control-plane: {}; {} decision(s) answered 503",
+            zt_core::text::escape(&err.to_string()),
+            ready.len()
+        );
+        // Something else wrote these chains, or the commit failed: resume from what the store
+        // holds, never from what we hoped it holds.
+        for i in 0..2 {
+            if let Ok(head) = stored_head(&self.store, &self.chain_ids[i]) {
+                self.heads[i] = head;
             }
+        }
+        let err = Arc::new(err);
+        for (job, ..) in ready {
+            let _ = job.reply.send(Err(SealError::Commit(Arc::clone(&err))));
         }
     }
 }
@@ -396,7 +400,7 @@ fn draft(chain_id: &str, d: &Decided, seq: u64, prev: Hash32, ts: &str) -> V1Dra
 fn seal(signer: &dyn Signer, draft: &V1Draft) -> Result<(Sealed, Envelope), SealError> {
     let key_id = signer.key_id();
     let sealed = draft.seal_with(crypto::ALGORITHM, key_id, |digest| {
-        let der = signer.sign(digest).map_err(SealError::Sign)?;
+        let der = signer.sign(digest)?;
         // A faulty signer (or a fault attack) must not put an unverifiable decision on
         // record, least of all an allow.
         signer
@@ -407,7 +411,6 @@ fn seal(signer: &dyn Signer, draft: &V1Draft) -> Result<(Sealed, Envelope), Seal
             })?;
         Ok::<_, SealError>(der)
     })?;
-    let envelope = Envelope::from_json(sealed.json.as_bytes())
-        .map_err(|e| SealError::Sign(format!("sealed envelope does not parse: {e}")))?;
+    let envelope = Envelope::from_json(sealed.json.as_bytes()).map_err(SealError::Reread)?;
     Ok((sealed, envelope))
 }

@@ -17,7 +17,8 @@ use zt_export::{Backoff, EnvelopeExporter, ExportConfig};
 use zt_store::Store;
 
 use crate::chain::Lane;
-use crate::state::State;
+use crate::db::State;
+use crate::error::ControlPlaneError;
 
 /// Most envelopes per OTLP request.
 const PAGE: usize = 512;
@@ -124,10 +125,11 @@ fn cursor_key(endpoint: &str, lane: Lane) -> String {
     }
 }
 
+/// A started exporter: its watch and its thread.
+pub type Running = (Arc<ExportWatch>, std::thread::JoinHandle<()>);
+
 /// Starts the exporter thread; its watch starts from the stored cursor and head.
-pub fn spawn(
-    ex: Exporter,
-) -> Result<(Arc<ExportWatch>, std::thread::JoinHandle<()>), crate::error::ControlPlaneError> {
+pub fn spawn(ex: Exporter) -> Result<Running, ControlPlaneError> {
     let exporter = EnvelopeExporter::new(&ex.config)?;
     let store = Store::connect(&ex.decisions)?;
     let state = State::open(&ex.state)?;
@@ -144,7 +146,7 @@ pub fn spawn(
     let join = std::thread::Builder::new()
         .name("zt-cp-export".into())
         .spawn(move || run(&exporter, &store, &state, &ex.chain, &w))
-        .map_err(|source| crate::error::ControlPlaneError::Io {
+        .map_err(|source| ControlPlaneError::Io {
             what: "exporter thread",
             path: "-".into(),
             source,
@@ -176,6 +178,7 @@ fn run(
                     continue;
                 }
                 Err(e) => {
+                    let e = e.to_string();
                     watch.lock().last_error = Some(e.clone());
                     // The receiver's answer is quoted in `e`: escaped for the terminal.
                     let shown = zt_core::text::escape(&e);
@@ -204,6 +207,23 @@ fn run(
     }
 }
 
+/// Why a page was not exported (the exporter waits and sends it again).
+#[derive(Debug, thiserror::Error)]
+enum PageError {
+    /// The store could not be read.
+    #[error("{0}")]
+    Store(#[from] zt_store::StoreError),
+    /// The store holds nothing after the cursor although the writer committed more.
+    #[error("no decision after position {0} in the store")]
+    Missing(i64),
+    /// The endpoint refused the page or could not be reached.
+    #[error("{0}")]
+    Export(#[from] zt_export::ExportError),
+    /// The cursor could not be moved.
+    #[error("{0}")]
+    Cursor(#[from] ControlPlaneError),
+}
+
 /// Sends the page of `lane` after `exported`; returns the last position sent.
 fn export_page(
     exporter: &EnvelopeExporter,
@@ -212,23 +232,17 @@ fn export_page(
     chain: &str,
     lane: Lane,
     exported: i64,
-) -> Result<i64, String> {
-    let rows = store
-        .page_chain(&lane.chain_id(chain), Some((0, exported, i64::MAX)), PAGE)
-        .map_err(|e| e.to_string())?;
+) -> Result<i64, PageError> {
+    let rows = store.page_chain(&lane.chain_id(chain), Some((0, exported, i64::MAX)), PAGE)?;
     let rows: Vec<_> = rows.into_iter().filter(|r| r.branch == Some(0)).collect();
     let Some(last) = rows.last().and_then(|r| r.position) else {
-        return Err(format!(
-            "no decision after position {exported} in the store"
-        ));
+        return Err(PageError::Missing(exported));
     };
     let texts: Vec<&str> = rows
         .iter()
         .filter_map(|r| std::str::from_utf8(&r.raw).ok())
         .collect();
-    exporter.export(&texts).map_err(|e| e.to_string())?;
-    state
-        .set_export_cursor(&cursor_key(exporter.endpoint(), lane), last)
-        .map_err(|e| e.to_string())?;
+    exporter.export(&texts)?;
+    state.set_export_cursor(&cursor_key(exporter.endpoint(), lane), last)?;
     Ok(last)
 }

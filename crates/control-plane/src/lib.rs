@@ -5,20 +5,23 @@
 //!   `aws.ec2.terminate_instances`.
 //! - [`chain`]: one writer seals each decision as a v1 envelope (P-256, [`signer`]) and
 //!   commits groups of them to the evidence store (`zt-store`) before anyone is answered.
-//! - [`server`]: the HTTP API (axum), the lineage's answer shape, bearer tokens and SPIFFE
-//!   X.509-SVIDs (over mTLS, `zt-tls`) binding an agent to its actor; agent registration,
-//!   token rotation and expiry, revocation, each a sealed record (`agents`: who a token or an
-//!   SVID speaks for).
-//! - capabilities (`POST /capabilities`, `DELETE /capabilities/{id}`, `GET
-//!   /capabilities/{id}`, `POST /executions`): issued under Cedar, checked at use, revocable;
-//!   the execution reports of brokers, linked to their allow (`zt_core::capability` is the
-//!   token format).
-//! - [`limits`]: rate limits on decisions; what they refuse is counted in one sealed summary
-//!   per window instead of one sealed record each.
-//! - [`origin`]: open mode against the browser (DNS rebinding, cross-site forms).
+//! - `http`: the HTTP API (axum) on top: routing, reading requests, the lineage's answer
+//!   shape, open mode against the browser (DNS rebinding, cross-site forms). Who is asking:
+//!   bearer tokens and SPIFFE X.509-SVIDs (over mTLS, `zt-tls`) binding an agent to its actor.
+//! - `domain`, below it and free of HTTP: the agent registry (registration, token rotation
+//!   and expiry, revocation, each a sealed record), execution brokers, capabilities (issued
+//!   under Cedar, checked at use, revocable; the execution reports of brokers, linked to
+//!   their allow; `zt_core::capability` is the token format), the decision of `/actions`,
+//!   and rate limits (what they refuse is counted in one sealed summary per window instead of
+//!   one sealed record each).
+//! - `shared`: the state every request shares, holding the domain's types.
 //! - [`export`]: committed decisions go out over OTLP/HTTP (`zt-export`) with retries; a
 //!   failing export never changes a decision.
-//! - [`state`]: agents, policies and their versions, the export cursor (`state.db`).
+//! - [`db`]: agents, brokers, capabilities, policies and their versions, the export cursor
+//!   (`state.db`): the one module that speaks SQL.
+//!
+//! Modules refer to each other in one direction only: `http` -> `shared` -> `domain` ->
+//! `chain`, `db`, `policy`, `signer` -> `error`, `util`; `lib.rs` wires them together.
 //!
 //! The data directory holds `signing-key.pem` (0600), `public.pem`, `keyring.json`,
 //! `decisions.db` (a zt-audit store: `zt-audit verify --db` reads it), `state.db`, and, when
@@ -33,18 +36,16 @@
 //! # Ok(()) }
 //! ```
 
-mod agents;
-mod brokers;
-mod capabilities;
 pub mod chain;
+pub mod db;
+mod domain;
 pub mod error;
 pub mod export;
-pub mod limits;
-pub mod origin;
+mod http;
 pub mod policy;
-pub mod server;
+mod shared;
 pub mod signer;
-pub mod state;
+mod util;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-pub use error::{ControlPlaneError, PolicyError, SealError};
-pub use limits::RateLimit;
+pub use domain::limits::RateLimit;
+pub use error::{ControlPlaneError, PolicyError, SealError, SignError};
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::secret::Secret;
 use zt_core::Hash32;
@@ -61,8 +62,14 @@ use zt_export::ExportConfig;
 use zt_store::Store;
 
 use crate::chain::{Lane, WriterConfig};
+use crate::domain::agents::Registry;
+use crate::domain::brokers::Brokers;
+use crate::domain::capabilities::Capabilities;
+use crate::domain::limits::{self, Limiter};
+use crate::domain::record::Stamp;
 use crate::export::ExportWatch;
 use crate::policy::PolicyEngine;
+use crate::shared::{Metrics, Shared};
 use crate::signer::{LocalKey, Signer};
 
 /// How to run.
@@ -87,7 +94,7 @@ pub struct Options {
     /// How long a commit waits for a store lock before it fails (503).
     pub store_busy_timeout: Duration,
     /// Serve over TLS (certificate reloaded when its files change); with a client CA
-    /// bundle, an X.509-SVID decides who is asking (see [`server`]). None: plain HTTP.
+    /// bundle, an X.509-SVID decides who is asking. None: plain HTTP.
     pub tls: Option<Arc<zt_tls::TlsServer>>,
     /// What a connection may hold: connections in all and per source address, header and
     /// idle timeouts (see [`zt_tls::connections`]).
@@ -164,28 +171,23 @@ impl ControlPlane {
         signer: Arc<dyn Signer>,
     ) -> Result<Self, ControlPlaneError> {
         if options.open && !options.admin_tokens.is_empty() {
-            // Open mode checks no token: an admin token given with it would protect nothing,
-            // and the operator who gave one believes it does.
-            return Err(ControlPlaneError::Invalid(
-                "open mode takes no admin token (nothing would check it): drop --open, or the admin token".into(),
-            ));
+            return Err(ControlPlaneError::OpenWithAdminToken);
         }
         std::fs::create_dir_all(dir).map_err(io("data directory", dir))?;
-        let state = state::State::open(&dir.join("state.db"))?;
+        let state = db::State::open(&dir.join("state.db"))?;
         let chain_id = match (&options.chain_id, state.meta("chain_id")?) {
             (Some(given), Some(stored)) if *given != stored => {
-                return Err(ControlPlaneError::Invalid(format!(
-                    "this data directory's chain is {stored}, not {given}"
-                )))
+                return Err(ControlPlaneError::ChainIdMismatch {
+                    stored,
+                    given: given.clone(),
+                })
             }
             (Some(given), _) => given.clone(),
             (None, Some(stored)) => stored,
             (None, None) => format!("cp-{}", &signer.key_id().trim_start_matches("cp-")),
         };
         if chain_id.is_empty() || chain_id.chars().any(char::is_control) {
-            return Err(ControlPlaneError::Invalid(format!(
-                "chain id {chain_id:?} is empty or has control characters"
-            )));
+            return Err(ControlPlaneError::BadChainId { chain_id });
         }
         state.set_meta("chain_id", &chain_id)?;
         // The public half, for verifiers: a PEM and a zt-audit keyring.
@@ -199,7 +201,7 @@ impl ControlPlane {
         if !options.open && options.admin_tokens.is_empty() {
             let p = dir.join("admin-token");
             if !p.exists() {
-                let token = format!("ztadm_{}", hex::encode(random_bytes()));
+                let token = format!("ztadm_{}", util::random_hex(24));
                 signer::write_private(&p, format!("{token}\n").as_bytes())
                     .map_err(io("admin token", &p))?;
             }
@@ -274,41 +276,12 @@ impl ControlPlane {
         // provider: see zt_tls::install_default_provider.
         zt_tls::install_default_provider();
         if self.options.open && !addr.ip().is_loopback() {
-            return Err(ControlPlaneError::Invalid(format!(
-                "open mode (no tokens) listens on loopback only, not {addr}"
-            )));
+            return Err(ControlPlaneError::OpenNotLoopback { addr });
         }
-        let state = state::State::open(&self.dir.join("state.db"))?;
-        let engine = PolicyEngine::new(state.policies()?)?;
-        state.record_version(engine.entries(), engine.version())?;
-        let registry = agents::Registry::load(state.agents()?, state.retired_tokens()?);
-        let caps = capabilities::Capabilities::load(state.capabilities()?);
-        let brokers = brokers::Brokers::load(state.brokers()?);
-        let next_policy = engine.entries().len() as u64 + 1;
-
-        let decisions = self.decisions_db();
-        let store = Store::connect(&decisions)?;
-        store.set_busy_timeout(self.options.store_busy_timeout)?;
-        // One writer per chain: a second control plane appending to the same chains of a shared
-        // store would fork them (each keeps its own head). Held while this store is open.
-        if !store.try_lead(&format!("chain writer {}", self.chain_id))? {
-            return Err(ControlPlaneError::Invalid(format!(
-                "another control plane writes chain {} in {decisions}: give this one its own --chain-id (or data directory)",
-                self.chain_id
-            )));
-        }
-        let (watch, exporter) = match &self.options.export {
-            Some(cfg) => {
-                let (w, j) = export::spawn(export::Exporter {
-                    config: cfg.clone(),
-                    decisions: decisions.clone(),
-                    state: self.dir.join("state.db"),
-                    chain: self.chain_id.clone(),
-                })?;
-                (Some(w), Some(j))
-            }
-            None => (None, None),
-        };
+        let loaded = self.load()?;
+        let store = self.lead_store()?;
+        let exporter = self.start_export()?;
+        let watch = exporter.as_ref().map(|(w, _)| Arc::clone(w));
         let committed = Arc::new(AtomicU64::new(0));
         let on_commit = {
             let watch = watch.clone();
@@ -331,43 +304,15 @@ impl ControlPlane {
             on_commit,
         )?;
         let connections = zt_tls::Connections::new(self.options.connections);
-        let shared = Arc::new(server::Shared {
-            engine: RwLock::new(Arc::new(engine)),
-            registry: tokio::sync::RwLock::new(registry),
-            tls: self.options.tls.clone(),
-            connections: Arc::clone(&connections),
-            state: Mutex::new(state),
-            chain,
-            open: self.options.open,
-            port: addr.port(),
-            admin_tokens: self
-                .options
-                .admin_tokens
-                .iter()
-                .map(|t| Hash32::digest(t.expose().as_bytes()))
-                .collect(),
-            keyring_json: keyring_json(self.signer.as_ref(), &self.chain_id),
-            metrics: server::Metrics::default(),
-            next_policy: AtomicU64::new(next_policy),
-            broker: format!("zt-control-plane/{}", env!("CARGO_PKG_VERSION")),
-            limiter: limits::Limiter::new(
-                self.options.unauthenticated_rate,
-                self.options.actor_rate,
-            ),
-            body_limit: self.options.body_limit,
-            caps: tokio::sync::RwLock::new(caps),
-            brokers: tokio::sync::RwLock::new(brokers),
-            keyring: own_keyring(self.signer.as_ref(), &self.chain_id),
-            signer: Arc::clone(&self.signer),
-        });
-        on_export(watch.clone());
+        let shared = Arc::new(self.shared(loaded, chain, addr.port(), Arc::clone(&connections)));
+        on_export(watch);
         let stop_summaries = Arc::new(tokio::sync::Notify::new());
-        let summaries = tokio::spawn(limits::summarise(
+        let summaries = tokio::spawn(summarise(
             Arc::clone(&shared),
             self.options.summary_window,
             Arc::clone(&stop_summaries),
         ));
-        let app = server::router(
+        let app = http::router(
             shared,
             self.options.body_limit,
             self.options.request_timeout,
@@ -386,7 +331,7 @@ impl ControlPlane {
         let _ = summaries.await;
         // The router (and every chain handle) is gone: the writer drains its queue and stops.
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-        if let (Some(w), Some(j)) = (watch, exporter) {
+        if let Some((w, j)) = exporter {
             w.stop();
             let _ = tokio::task::spawn_blocking(move || j.join()).await;
         }
@@ -397,11 +342,120 @@ impl ControlPlane {
     }
 }
 
-fn random_bytes() -> [u8; 24] {
-    use rand_core::RngCore;
-    let mut b = [0u8; 24];
-    rand_core::OsRng.fill_bytes(&mut b);
-    b
+/// What `state.db` holds at start: the policy set and the registries.
+struct Loaded {
+    state: db::State,
+    engine: PolicyEngine,
+    registry: Registry,
+    caps: Capabilities,
+    brokers: Brokers,
+}
+
+impl ControlPlane {
+    /// Opens `state.db`: the policy set (its version recorded) and the registries.
+    fn load(&self) -> Result<Loaded, ControlPlaneError> {
+        let state = db::State::open(&self.dir.join("state.db"))?;
+        let engine = PolicyEngine::new(state.policies()?)?;
+        state.record_version(engine.entries(), engine.version())?;
+        let registry = Registry::load(state.agents()?, state.retired_tokens()?);
+        let caps = Capabilities::load(state.capabilities()?);
+        let brokers = Brokers::load(state.brokers()?);
+        Ok(Loaded {
+            state,
+            engine,
+            registry,
+            caps,
+            brokers,
+        })
+    }
+
+    /// Connects the decision store and takes the lead of this control plane's chains.
+    fn lead_store(&self) -> Result<Store, ControlPlaneError> {
+        let decisions = self.decisions_db();
+        let store = Store::connect(&decisions)?;
+        store.set_busy_timeout(self.options.store_busy_timeout)?;
+        // One writer per chain: a second control plane appending to the same chains of a shared
+        // store would fork them (each keeps its own head). Held while this store is open.
+        if !store.try_lead(&format!("chain writer {}", self.chain_id))? {
+            return Err(ControlPlaneError::ChainTaken {
+                chain: self.chain_id.clone(),
+                store: decisions.to_string(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Starts the exporter, when exporting: its watch and its thread.
+    fn start_export(&self) -> Result<Option<export::Running>, ControlPlaneError> {
+        let Some(cfg) = &self.options.export else {
+            return Ok(None);
+        };
+        export::spawn(export::Exporter {
+            config: cfg.clone(),
+            decisions: self.decisions_db(),
+            state: self.dir.join("state.db"),
+            chain: self.chain_id.clone(),
+        })
+        .map(Some)
+    }
+
+    /// The state every request shares.
+    fn shared(
+        &self,
+        loaded: Loaded,
+        chain: chain::ChainHandle,
+        port: u16,
+        connections: Arc<zt_tls::Connections>,
+    ) -> Shared {
+        let o = &self.options;
+        let next_policy = loaded.engine.entries().len() as u64 + 1;
+        Shared {
+            engine: RwLock::new(Arc::new(loaded.engine)),
+            registry: tokio::sync::RwLock::new(loaded.registry),
+            tls: o.tls.clone(),
+            connections,
+            state: Mutex::new(loaded.state),
+            chain,
+            open: o.open,
+            port,
+            admin_tokens: o
+                .admin_tokens
+                .iter()
+                .map(|t| Hash32::digest(t.expose().as_bytes()))
+                .collect(),
+            keyring_json: keyring_json(self.signer.as_ref(), &self.chain_id),
+            metrics: Metrics::default(),
+            next_policy: AtomicU64::new(next_policy),
+            broker: format!("zt-control-plane/{}", env!("CARGO_PKG_VERSION")),
+            limiter: Limiter::new(o.unauthenticated_rate, o.actor_rate),
+            body_limit: o.body_limit,
+            caps: tokio::sync::RwLock::new(loaded.caps),
+            brokers: tokio::sync::RwLock::new(loaded.brokers),
+            keyring: own_keyring(self.signer.as_ref(), &self.chain_id),
+            signer: Arc::clone(&self.signer),
+        }
+    }
+}
+
+/// Every `every`, seals the rate limiter's window of refusals; when `stop` is notified, seals
+/// the last window and returns.
+async fn summarise(shared: Arc<Shared>, every: Duration, stop: Arc<tokio::sync::Notify>) {
+    let every = every.max(Duration::from_millis(10));
+    loop {
+        let last = tokio::select! {
+            () = tokio::time::sleep(every) => false,
+            () = stop.notified() => true,
+        };
+        let engine = shared.engine();
+        let stamp = Stamp {
+            policy_version: engine.version(),
+            broker: &shared.broker,
+        };
+        limits::flush(&shared.limiter, &shared.chain, &stamp).await;
+        if last {
+            return;
+        }
+    }
 }
 
 /// The signer's key as a keyring, bound to the control plane's two chains: on a shared store or

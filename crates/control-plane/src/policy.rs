@@ -364,9 +364,9 @@ impl PolicyEngine {
         });
         match decided {
             Ok(v) => v,
-            Err(reason) => Verdict {
+            Err(why) => Verdict {
                 allow: false,
-                reason,
+                reason: why.to_string(),
                 policy_ids: Vec::new(),
             },
         }
@@ -378,21 +378,17 @@ impl PolicyEngine {
         action: &str,
         resource: &str,
         context: Option<&Map>,
-    ) -> Result<Verdict, String> {
-        let principal = uid("Agent", actor).map_err(|e| e.to_string())?;
-        let act = uid("Action", action).map_err(|e| e.to_string())?;
-        let res = uid("Resource", resource).map_err(|e| e.to_string())?;
+    ) -> Result<Verdict, Unaskable> {
+        let principal = uid("Agent", actor)?;
+        let act = uid("Action", action)?;
+        let res = uid("Resource", resource)?;
         let ctx = match context {
             None => Context::empty(),
             Some(m) => Context::from_json_value(to_serde(&Value::Object(m.clone())), None)
-                .map_err(|e| {
-                    format!(
-                        "denied: the request context cannot be given to the policy engine ({e})"
-                    )
-                })?,
+                .map_err(|e| Unaskable::Context(Box::new(e)))?,
         };
         let request = Request::new(principal, act, res, ctx, None)
-            .map_err(|e| format!("denied: invalid policy request ({e})"))?;
+            .map_err(|e| Unaskable::Request(Box::new(e)))?;
         let response = self
             .authorizer
             .is_authorized(&request, &self.set, &Entities::empty());
@@ -433,7 +429,22 @@ impl PolicyEngine {
     }
 }
 
-/// zt-core's JSON value as serde_json's, for Cedar. Integral numbers become integers (Cedar
+/// Why a request could not be put to Cedar at all: a deny whose reason says so.
+#[derive(Debug, thiserror::Error)]
+enum Unaskable {
+    /// A name Cedar cannot take as an entity id.
+    #[error("{0}")]
+    Name(#[from] PolicyError),
+    /// The context does not convert to Cedar's.
+    #[error("denied: the request context cannot be given to the policy engine ({0})")]
+    Context(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Cedar refused the request.
+    #[error("denied: invalid policy request ({0})")]
+    Request(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// zt-core's JSON value as serde_json's, for Cedar (the one place the two value types meet:
+/// Cedar's API takes serde_json). Integral numbers become integers (Cedar
 /// has `Long`, no floats); others stay floats, which Cedar then refuses.
 pub fn to_serde(v: &Value) -> serde_json::Value {
     match v {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use zt_core::crypto::{PublicKey, SigningKey};
 use zt_core::Hash32;
 
-use crate::error::ControlPlaneError;
+use crate::error::{ControlPlaneError, SignError};
 
 /// Signs decision digests.
 pub trait Signer: Send + Sync + std::fmt::Debug {
@@ -17,7 +17,7 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     /// The public key, to check each signature before it is stored.
     fn public_key(&self) -> &PublicKey;
     /// DER ECDSA P-256 over `digest`. An error means the decision is not sealed.
-    fn sign(&self, digest: &Hash32) -> Result<Vec<u8>, String>;
+    fn sign(&self, digest: &Hash32) -> Result<Vec<u8>, SignError>;
 }
 
 /// A P-256 key held in a file.
@@ -86,7 +86,7 @@ impl Signer for LocalKey {
         &self.public
     }
 
-    fn sign(&self, digest: &Hash32) -> Result<Vec<u8>, String> {
+    fn sign(&self, digest: &Hash32) -> Result<Vec<u8>, SignError> {
         Ok(self.key.sign_digest(digest))
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use zt_control_plane::signer::{LocalKey, Signer};
 use zt_control_plane::Options;
+use zt_control_plane::SignError;
 use zt_core::crypto::PublicKey;
 use zt_core::Hash32;
 
@@ -134,8 +135,8 @@ impl Signer for HsmDown {
     fn public_key(&self) -> &PublicKey {
         self.0.public_key()
     }
-    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, String> {
-        Err("HSM unreachable".into())
+    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, SignError> {
+        Err(SignError::backend("HSM unreachable"))
     }
 }
 
@@ -150,7 +151,7 @@ impl Signer for Faulty {
     fn public_key(&self) -> &PublicKey {
         self.0.public_key()
     }
-    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, String> {
+    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, SignError> {
         self.0.sign(&Hash32::digest(b"something else"))
     }
 }

@@ -330,7 +330,7 @@ impl zt_control_plane::signer::Signer for SlowHsm {
     fn public_key(&self) -> &zt_core::crypto::PublicKey {
         self.key.public_key()
     }
-    fn sign(&self, digest: &zt_core::Hash32) -> Result<Vec<u8>, String> {
+    fn sign(&self, digest: &zt_core::Hash32) -> Result<Vec<u8>, zt_control_plane::SignError> {
         let ms = self.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
         std::thread::sleep(std::time::Duration::from_millis(ms));
         self.key.sign(digest)

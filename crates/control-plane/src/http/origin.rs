@@ -12,7 +12,8 @@
 //!   `application/x-www-form-urlencoded` or `multipart/form-data` anywhere without a CORS
 //!   preflight, and without reading the answer it can still change the policy set. So admin
 //!   bodies must be `application/json` (which needs a preflight this server never grants), or
-//!   `text/plain` with `X-ZT-Admin: 1` (a custom header needs one too) (`admin_body`). This
+//!   `text/plain` with `X-ZT-Admin: 1` (a custom header needs one too)
+//!   (`crate::http::extract::admin_body`). This
 //!   holds in every mode: a token in a header is safe from forms, but the rule is cheap and
 //!   keeps the two modes alike.
 
@@ -20,14 +21,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::server::{Reject, Shared};
-
-/// The header that lets `text/plain` through to admin routes.
-pub const ADMIN_HEADER: &str = "x-zt-admin";
+use crate::http::reply::Reject;
+use crate::shared::{Metrics, Shared};
 
 fn loopback_name(name: &str) -> bool {
     if name.eq_ignore_ascii_case("localhost") {
@@ -95,8 +94,8 @@ pub(crate) async fn open_mode_guard(
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
     let refuse = |why: String| {
-        st.metrics.count_refused_origin();
-        Reject(StatusCode::FORBIDDEN, why).into_response()
+        Metrics::bump(&st.metrics.refused_origin);
+        Reject::new(StatusCode::FORBIDDEN, why).into_response()
     };
     match host {
         Some(h) if loopback_host(&h, st.port) => {}
@@ -119,37 +118,6 @@ pub(crate) async fn open_mode_guard(
         }
     }
     next.run(req).await
-}
-
-/// How an admin body is to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AdminBody {
-    /// `application/json`.
-    Json,
-    /// `text/plain` with `X-ZT-Admin: 1`.
-    Text,
-}
-
-/// The content-type rule of admin routes that take a body (module docs).
-pub(crate) fn admin_body(headers: &HeaderMap) -> Result<AdminBody, Reject> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let marked = headers
-        .get(ADMIN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "1");
-    match ct.as_str() {
-        "application/json" => Ok(AdminBody::Json),
-        "text/plain" if marked => Ok(AdminBody::Text),
-        _ => Err(Reject(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "admin requests carry Content-Type: application/json, or text/plain with X-ZT-Admin: 1 (a cross-site form can send neither)".into(),
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -197,36 +165,6 @@ mod tests {
             "localhost",
         ] {
             assert!(!loopback_origin(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn admin_bodies_need_json_or_the_custom_header() {
-        let h = |pairs: &[(&'static str, &'static str)]| {
-            let mut m = HeaderMap::new();
-            for (k, v) in pairs {
-                m.insert(*k, v.parse().unwrap());
-            }
-            m
-        };
-        assert_eq!(
-            admin_body(&h(&[("content-type", "application/json; charset=utf-8")])).unwrap(),
-            AdminBody::Json
-        );
-        assert_eq!(
-            admin_body(&h(&[("content-type", "text/plain"), ("x-zt-admin", "1")])).unwrap(),
-            AdminBody::Text
-        );
-        for bad in [
-            h(&[("content-type", "text/plain")]),
-            h(&[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("x-zt-admin", "1"),
-            ]),
-            h(&[("content-type", "multipart/form-data; boundary=x")]),
-            h(&[]),
-        ] {
-            assert!(admin_body(&bad).is_err(), "{bad:?}");
         }
     }
 }

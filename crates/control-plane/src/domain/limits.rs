@@ -10,7 +10,7 @@
 //!
 //! Such a request is not sealed, signed and fsynced on its own: that is the work a flood
 //! wants the control plane to do. It is counted instead, by limit and by source address, and
-//! each window (`summarise`: every `summary_window`, and once more on shutdown) the counts
+//! each window ([`flush`]: every `summary_window`, and once more on shutdown) the counts
 //! become one sealed record per limit that refused anything, on the control plane's own chain
 //! ([`crate::chain::Lane::Admin`]):
 //!
@@ -28,15 +28,15 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
 use zt_core::json::{Map, Value};
 use zt_core::time::Timestamp;
 
-use crate::chain::{Decided, Lane};
-use crate::server::Shared;
+use crate::chain::{ChainHandle, Decided, Lane};
+use crate::domain::record::Stamp;
+use crate::util::text;
 
 /// A token bucket's settings: `per_second` tokens added each second, at most `burst` held.
 /// `per_second` 0 turns the limit off.
@@ -192,7 +192,7 @@ impl Limiter {
         }
     }
 
-    fn limit(&self, key: &Key) -> RateLimit {
+    pub(crate) fn limit(&self, key: &Key) -> RateLimit {
         match key {
             Key::Unauthenticated => self.unauthenticated,
             Key::Actor(_) | Key::Broker(_) => self.per_actor,
@@ -270,11 +270,10 @@ fn summary(
     key: &Key,
     count: &Count,
     limit: RateLimit,
-    start: &str,
-    end: &str,
-    policy_version: &str,
-    broker: &str,
+    window: (&str, &str),
+    stamp: &Stamp<'_>,
 ) -> Decided {
+    let (start, end) = window;
     let mut sources: Vec<(String, u64)> = count
         .sources
         .iter()
@@ -300,22 +299,14 @@ fn summary(
         limit.describe(),
         from.join(", ")
     );
-    let s = |x: &str| Value::String(x.to_owned());
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^53")]
     let num = |n: u64| Value::Number(n as f64);
-    let mut ctx = Map::new();
-    ctx.push(
-        "request_id".into(),
-        s(&format!("summary-{}", crate::server::random_hex(12))),
-    );
-    ctx.push("identity".into(), s("zt.control-plane"));
-    ctx.push("policy_version".into(), s(policy_version));
-    ctx.push("broker".into(), s(broker));
-    ctx.push("limit".into(), s(key.label()));
-    ctx.push("rate".into(), s(&limit.describe()));
+    let mut ctx = stamp.fresh_context("summary", "zt.control-plane");
+    ctx.push("limit".into(), text(key.label()));
+    ctx.push("rate".into(), text(limit.describe()));
     ctx.push("refused".into(), num(count.refused));
-    ctx.push("window_start".into(), s(start));
-    ctx.push("window_end".into(), s(end));
+    ctx.push("window_start".into(), text(start));
+    ctx.push("window_end".into(), text(end));
     ctx.push(
         "sources".into(),
         Value::Array(
@@ -323,7 +314,7 @@ fn summary(
                 .iter()
                 .map(|(a, n)| {
                     let mut m = Map::new();
-                    m.push("address".into(), s(a));
+                    m.push("address".into(), text(a));
                     m.push("refused".into(), num(*n));
                     Value::Object(m)
                 })
@@ -342,31 +333,19 @@ fn summary(
     }
 }
 
-/// Seals the window's summaries; what fails goes back into the window.
-async fn flush(shared: &Shared) {
-    let (start, end, counts) = shared.limiter.take();
+/// Seals the window's summaries on `chain`; what fails goes back into the window.
+pub(crate) async fn flush(limiter: &Limiter, chain: &ChainHandle, stamp: &Stamp<'_>) {
+    let (start, end, counts) = limiter.take();
     if counts.is_empty() {
         return;
     }
     let (start_s, end_s) = (start.to_rfc3339_millis(), end.to_rfc3339_millis());
-    let version = {
-        let engine = shared.engine.read().unwrap_or_else(PoisonError::into_inner);
-        engine.version().to_owned()
-    };
     for (key, count) in counts {
-        let limit = shared.limiter.limit(&key);
-        let d = summary(
-            &key,
-            &count,
-            limit,
-            &start_s,
-            &end_s,
-            &version,
-            &shared.broker,
-        );
-        match shared.chain.append(d).await {
+        let limit = limiter.limit(&key);
+        let d = summary(&key, &count, limit, (&start_s, &end_s), stamp);
+        match chain.append(d).await {
             Ok(_) => {
-                shared.limiter.summaries.fetch_add(1, Ordering::Relaxed);
+                limiter.summaries.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 eprintln!(
@@ -374,22 +353,7 @@ async fn flush(shared: &Shared) {
                     count.refused,
                     key.label()
                 );
-                shared.limiter.restore(start, key, count);
-            }
-        }
-    }
-}
-
-/// Every `every`, seals the window's summaries; when `stop` is notified, seals the last
-/// window and returns.
-pub(crate) async fn summarise(shared: Arc<Shared>, every: Duration, stop: Arc<Notify>) {
-    let every = every.max(Duration::from_millis(10));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => flush(&shared).await,
-            () = stop.notified() => {
-                flush(&shared).await;
-                return;
+                limiter.restore(start, key, count);
             }
         }
     }
@@ -437,14 +401,16 @@ mod tests {
             c.add(Some(IpAddr::from([10, 0, 0, i])), 2);
         }
         assert_eq!((c.refused, c.sources.len(), c.other_sources), (80, 32, 16));
+        let stamp = Stamp {
+            policy_version: "sha256:x",
+            broker: "b",
+        };
         let d = summary(
             &Key::Unauthenticated,
             &c,
             RateLimit::UNAUTHENTICATED,
-            "T1",
-            "T2",
-            "sha256:x",
-            "b",
+            ("T1", "T2"),
+            &stamp,
         );
         assert!(
             d.reason.starts_with("80 unauthenticated requests refused"),

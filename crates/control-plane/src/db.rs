@@ -1,4 +1,5 @@
-//! The control plane's own state in `state.db` (SQLite): registered agents (tokens kept as
+//! The control plane's own state in `state.db` (SQLite); the one module of the control plane
+//! that speaks SQL (the only one naming `rusqlite`). It holds registered agents (tokens kept as
 //! SHA-256 only, with their expiry, and the SPIFFE ID each may be bound to; revoked agents
 //! stay, marked), every token retired by a rotation or a revocation (so a request with one is
 //! refused naming why), the applied policies, every policy-set version ever used (so an
@@ -15,10 +16,19 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use zt_core::json::{Map, Value};
 use zt_core::Hash32;
 
 use crate::error::ControlPlaneError;
 use crate::policy::{self, PolicyEntry};
+
+/// SQLite's errors cross out of this module as [`ControlPlaneError::State`], their source kept:
+/// no other module names `rusqlite`.
+impl From<rusqlite::Error> for ControlPlaneError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::State(Box::new(e))
+    }
+}
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -248,9 +258,10 @@ impl State {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(ControlPlaneError::Invalid(format!(
-                "state.db has schema version {version}; this control plane knows up to {SCHEMA_VERSION}: use a newer zt-audit"
-            )));
+            return Err(ControlPlaneError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
         }
         for (from, step) in MIGRATIONS
             .iter()
@@ -597,13 +608,10 @@ impl State {
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(name, key_id, public_key, token, spiffe_id, revoked_at)| {
-                let bad = |what: &str| {
-                    ControlPlaneError::Invalid(format!("state.db: broker {name}: {what}"))
-                };
                 let public_key = hex::decode(&public_key)
                     .ok()
                     .and_then(|b| zt_core::crypto::PublicKey::from_sec1(&b).ok())
-                    .ok_or_else(|| bad("public key does not read"))?;
+                    .ok_or_else(|| ControlPlaneError::StoredBrokerKey { name: name.clone() })?;
                 Ok(StoredBroker {
                     key: BrokerKey {
                         broker: name.clone(),
@@ -714,15 +722,23 @@ impl State {
         entries: &[PolicyEntry],
         version: &str,
     ) -> Result<(), ControlPlaneError> {
-        let doc = serde_json::Value::Array(
+        // `[{id, text}]` in application order, each object in RFC 8785 form (the bytes
+        // serde_json wrote here before, for these two string members).
+        let doc = Value::Array(
             entries
                 .iter()
-                .map(|e| serde_json::json!({"id": e.id, "text": e.text}))
+                .map(|e| {
+                    let mut m = Map::new();
+                    m.push("id".into(), Value::String(e.id.clone()));
+                    m.push("text".into(), Value::String(e.text.clone()));
+                    Value::Object(m)
+                })
                 .collect(),
         );
+        let doc = String::from_utf8_lossy(&zt_core::json::canonicalize(&doc)).into_owned();
         conn.execute(
             "INSERT OR IGNORE INTO policy_versions (version, policies, first_at) VALUES (?1, ?2, ?3)",
-            params![version, doc.to_string(), now()],
+            params![version, doc, now()],
         )?;
         Ok(())
     }
@@ -857,6 +873,22 @@ mod tests {
             st.add_agent("agent-old", &Hash32::digest(b"ztcp_x"), None, None),
             Err(ControlPlaneError::AgentExists(_))
         ));
+    }
+
+    /// A version's text reads back as the JSON array of `{id, text}` it was written as.
+    #[test]
+    fn a_policy_versions_text_is_its_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let st = State::open(&tmp.path().join("state.db")).unwrap();
+        let entries = [PolicyEntry {
+            id: "p\"1".into(),
+            text: "permit (principal, action, resource);\n// é".into(),
+        }];
+        st.record_version(&entries, "sha256:v").unwrap();
+        assert_eq!(
+            st.version_text("sha256:v").unwrap().unwrap(),
+            r#"[{"id":"p\"1","text":"permit (principal, action, resource);\n// é"}]"#
+        );
     }
 
     #[test]
