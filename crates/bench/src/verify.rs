@@ -2,7 +2,7 @@
 //! the backend's raw P-256 verify rate (one core, and the pure-Rust backend for reference),
 //! `zt-audit verify` on the chain (this very binary, as a user runs it), and the Node/OpenSSL
 //! reference verifier (`bench/node/verify.mjs`, embedded) on the same file. Medians of
-//! `--runs` runs; the ratio is what the README quotes.
+//! `--runs` runs; the ratio is what docs/benchmarks.md quotes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};

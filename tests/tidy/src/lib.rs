@@ -123,7 +123,7 @@ const IO_CRATES: &[&str] = &[
 pub const SQL_EDGE: &[&str] = &[
     "crates/store/src/sql.rs",
     "crates/store/src/pgschema.rs",
-    "crates/control-plane/src/state.rs",
+    "crates/control-plane/src/db.rs",
 ];
 
 /// One workspace crate under `crates/`: its name, dependencies and library sources.
