@@ -214,9 +214,13 @@ fn export_page(
     exported: i64,
 ) -> Result<i64, String> {
     let rows = store
-        .page_chain(&lane.chain_id(chain), Some((0, exported, i64::MAX)), PAGE)
+        .page_chain(
+            &lane.chain_id(chain),
+            Some(zt_store::ChainCursor::main_line_after(exported)),
+            PAGE,
+        )
         .map_err(|e| e.to_string())?;
-    let rows: Vec<_> = rows.into_iter().filter(|r| r.branch == Some(0)).collect();
+    let rows: Vec<_> = rows.into_iter().filter(zt_store::RawRow::is_main).collect();
     let Some(last) = rows.last().and_then(|r| r.position) else {
         return Err(format!(
             "no decision after position {exported} in the store"
