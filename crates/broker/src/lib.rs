@@ -36,9 +36,10 @@
 
 mod error;
 pub mod paths;
+mod refusal;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
 pub mod supervise;
 
-pub use error::BrokerError;
+pub use error::{BrokerError, ExchangeError};
