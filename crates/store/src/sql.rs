@@ -21,9 +21,10 @@ use crate::types::Line;
 /// What the database failed at, or answered that this build cannot read.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// SQLite failed.
+    /// SQLite failed. (Boxed: SQLite's error is large, and every result of the store carries
+    /// this type.)
     #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] Box<rusqlite::Error>),
     /// PostgreSQL failed (or could not be reached): the server's own words when it answered,
     /// else the client's error and its causes.
     #[error("PostgreSQL: {}", describe_postgres(.0))]
@@ -41,7 +42,7 @@ pub enum DbError {
     },
     /// The TLS configuration of a PostgreSQL connection cannot be built (from `zt-tls`).
     #[error(transparent)]
-    Tls(#[from] zt_tls::TlsError),
+    Tls(Box<zt_tls::TlsError>),
     /// A column held something this build never writes there.
     #[error("unexpected value in result column {column}: wanted {want}")]
     Column {
@@ -53,6 +54,18 @@ pub enum DbError {
     /// A `status` column names no signature status.
     #[error("unknown signature status {0:?} in the store")]
     Status(String),
+}
+
+impl From<zt_tls::TlsError> for DbError {
+    fn from(e: zt_tls::TlsError) -> Self {
+        DbError::Tls(Box::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(Box::new(e))
+    }
 }
 
 impl From<postgres::Error> for DbError {
