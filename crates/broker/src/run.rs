@@ -535,7 +535,7 @@ pub fn read_status(id: &str, status: u16, body: &[u8]) -> Status {
             detail: format!("capability {id} is gone (HTTP 410)"),
         }),
         (_, Ok(other)) => Status::NoAnswer(format!("HTTP {status} saying {other:?}")),
-        (_, Err(why)) => Status::NoAnswer(why),
+        (_, Err(why)) => Status::NoAnswer(why.to_string()),
     }
 }
 
