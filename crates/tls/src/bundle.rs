@@ -25,7 +25,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::error::{shorten, CaProblem, SpiffeBundleError, TlsError};
+use crate::error::{shorten, BundleSourceError, CaProblem, SpiffeBundleError, TlsError};
 use crate::spiffe::TrustDomain;
 
 /// Where some trust domains' CAs come from.
@@ -54,19 +54,19 @@ impl BundleSource {
 
 /// `spiffe://TD=FILE`.
 impl FromStr for BundleSource {
-    type Err = String;
+    type Err = BundleSourceError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, BundleSourceError> {
         let Some((id, path)) = s.split_once('=') else {
-            return Err(format!(
-                "expected spiffe://TRUST-DOMAIN=FILE, got {:?}",
-                shorten(s)
-            ));
+            return Err(BundleSourceError::Shape(shorten(s)));
         };
-        let trust_domain = TrustDomain::from_id(id)
-            .map_err(|e| format!("{:?} is not a trust domain's SPIFFE ID: {e}", shorten(id)))?;
+        let trust_domain =
+            TrustDomain::from_id(id).map_err(|source| BundleSourceError::TrustDomain {
+                id: shorten(id),
+                source,
+            })?;
         if path.is_empty() {
-            return Err(format!("no file after {id}="));
+            return Err(BundleSourceError::NoFile { id: id.to_owned() });
         }
         Ok(Self::Domain {
             trust_domain,

@@ -76,6 +76,29 @@ pub enum TlsError {
     Config(String),
 }
 
+/// A `--trust-bundle` value that is not `spiffe://TRUST-DOMAIN=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleSourceError {
+    /// No `=` between the trust domain and the file.
+    #[error("expected spiffe://TRUST-DOMAIN=FILE, got {0:?}")]
+    Shape(String),
+    /// What comes before `=` is not a trust domain's SPIFFE ID.
+    #[error("{id:?} is not a trust domain's SPIFFE ID: {source}")]
+    TrustDomain {
+        /// What was given (shortened).
+        id: String,
+        /// Why.
+        #[source]
+        source: SpiffeIdError,
+    },
+    /// Nothing after `=`.
+    #[error("no file after {id}=")]
+    NoFile {
+        /// The trust domain's ID as given.
+        id: String,
+    },
+}
+
 /// Why a SPIFFE bundle (a JWK Set, SPIFFE Trust Domain and Bundle specification section 4)
 /// cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -48,7 +48,7 @@ pub mod test_pki;
 pub use bundle::BundleSource;
 pub use client::{ClientIdentity, ClientTls};
 pub use connections::{ConnectionLimits, Connections};
-pub use error::{CaProblem, IdentityRefused, SpiffeBundleError, TlsError};
+pub use error::{BundleSourceError, CaProblem, IdentityRefused, SpiffeBundleError, TlsError};
 pub use identity::{DomainSummary, PeerIdentity, TrustBundles};
 pub use provider::{install_default_provider, provider};
 pub use reload::ReloadingKey;
