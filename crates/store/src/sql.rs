@@ -570,7 +570,7 @@ impl Conn {
 
     /// Starts a write transaction. SQLite takes its write lock now (`IMMEDIATE`), so a
     /// transaction that reads before it writes never fails to upgrade; PostgreSQL's writers
-    /// take the locks [`Conn::lock`] names.
+    /// take the locks [`Tx::lock`] names.
     pub(crate) fn begin(&mut self) -> Result<Tx<'_>, DbError> {
         self.batch(match self.engine() {
             Engine::Sqlite => "BEGIN IMMEDIATE",
