@@ -62,3 +62,14 @@ pub struct LogElsewhere {
     /// This run's contract.
     pub contract: String,
 }
+
+/// A lineage file (`reconcile --lineage`) with a line that is not an audit envelope.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {source}")]
+pub struct LineageFileError {
+    /// The line (1-based).
+    pub line: usize,
+    /// Why it is not an envelope.
+    #[source]
+    pub source: zt_core::envelope::RecordError,
+}

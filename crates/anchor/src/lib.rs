@@ -39,4 +39,4 @@ pub mod reconcile;
 pub mod rpc;
 pub mod tree;
 
-pub use error::AnchorError;
+pub use error::{AnchorError, LineageFileError};

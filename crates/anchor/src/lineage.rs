@@ -52,7 +52,7 @@ use serde::Serialize;
 use zt_core::json::Value;
 use zt_core::{Envelope, Hash32};
 
-use crate::error::AnchorError;
+use crate::error::{AnchorError, LineageFileError};
 use crate::evm::{DAALog, Evm};
 use crate::reconcile::{Finding, FindingKind};
 use crate::tree::{lineage_batch_root_counted, lineage_window_roots};
@@ -134,14 +134,17 @@ fn claimed_tx(line: &[u8]) -> Option<String> {
 }
 
 /// Reads a lineage JSONL file (split on `\n` only).
-pub fn read_file(text: &[u8]) -> Result<Vec<LineageRecord>, String> {
+pub fn read_file(text: &[u8]) -> Result<Vec<LineageRecord>, LineageFileError> {
     let mut out = Vec::new();
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let env = Envelope::from_json(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let env = Envelope::from_json(line).map_err(|source| LineageFileError {
+            line: i + 1,
+            source,
+        })?;
         out.push(LineageRecord {
             hash: env.current_hash,
             previous: env.previous_hash,

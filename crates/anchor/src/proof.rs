@@ -31,7 +31,7 @@ use zt_core::chain::{
 use zt_core::envelope::{shorten, RecordError};
 use zt_core::keyring::Keyring;
 use zt_core::{merkle, Hash32};
-use zt_store::{LeafRow, Store};
+use zt_store::{LeafRow, Line, Store};
 
 use crate::evm::Evm;
 use crate::reconcile::stored_node;
@@ -256,8 +256,8 @@ pub fn make_proof(
     let found = store
         .find_record(hash)?
         .ok_or(ProofError::NotInStore(*hash))?;
-    let (Some(chain), Some(position), Some(0)) =
-        (found.chain.clone(), found.position, found.branch)
+    let (Some(chain), Some(position), Some(Line::Main)) =
+        (found.chain.clone(), found.position, found.line)
     else {
         return Err(ProofError::NotOnMainLine(*hash));
     };

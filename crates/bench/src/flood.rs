@@ -471,11 +471,7 @@ fn count_flood(store: &zt_store::Store) -> Result<(u64, u64, u64)> {
         loop {
             let page = store.page_chain(&c.chain, after, 1000)?;
             let Some(last) = page.last() else { break };
-            after = Some((
-                last.branch.unwrap_or(-1),
-                last.position.unwrap_or(-1),
-                last.id,
-            ));
+            after = Some(last.cursor());
             for r in &page {
                 let v: serde_json::Value = serde_json::from_slice(&r.raw)?;
                 if v["action"] == "zt.ratelimit.summary" {

@@ -1,7 +1,11 @@
-//! Why a broker did not start a command, or could not supervise it. Every variant before the
-//! command starts means the same for it: it did not run (exit status 126).
+//! Why a broker did not start a command, or could not supervise it ([`BrokerError`]; every
+//! variant before the command starts means the same for it: it did not run, exit status 126),
+//! and why an exchange over the broker's socket failed ([`ExchangeError`]: a line that cannot
+//! be read, a connection that broke; no verdict on any command).
 
 use std::path::PathBuf;
+
+use zt_core::error::JsonError;
 
 /// A broker failure.
 #[derive(Debug, thiserror::Error)]
@@ -136,5 +140,96 @@ pub enum BrokerError {
     NoSignedCapability {
         /// The decision's hash.
         decision: String,
+    },
+}
+
+/// Why a request or answer line on the broker's socket cannot be read, or an exchange over it
+/// failed (`zt-audit broker ask`, `broker serve`).
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The line is not I-JSON.
+    #[error("{what} is not JSON: {source}")]
+    NotJson {
+        /// `request` or `answer`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: JsonError,
+    },
+    /// The line is JSON, but not an object.
+    #[error("{what} is not a JSON object")]
+    NotObject {
+        /// `request` or `answer`.
+        what: &'static str,
+    },
+    /// A request member nobody defined (its name shortened).
+    #[error("unknown member `{name}`")]
+    UnknownMember {
+        /// The member's name, shortened.
+        name: String,
+    },
+    /// A request without its capability token.
+    #[error("`capability` (a token) is required")]
+    NoCapability,
+    /// A request without a command.
+    #[error("`command` (a non-empty list of strings) is required")]
+    NoCommand,
+    /// A command with something other than a string in it.
+    #[error("`command` must hold strings only")]
+    CommandNotStrings,
+    /// `env` is not an object.
+    #[error("`env` must be an object of strings")]
+    EnvNotObject,
+    /// An `env` value is not a string.
+    #[error("`env` values must be strings")]
+    EnvNotStrings,
+    /// An answer without the exit status.
+    #[error("answer has no `status`")]
+    NoStatus,
+    /// The request line is longer than the broker reads.
+    #[error("request longer than {max} bytes")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// The connection closed before the request line ended.
+    #[error("the connection closed before a whole request line")]
+    Truncated,
+    /// More descriptors were attached than any request carries.
+    #[error("more than {max} descriptors sent")]
+    TooManyDescriptors {
+        /// The most a request carries.
+        max: usize,
+    },
+    /// Not the descriptors the request says it carries.
+    #[error("expected {want} descriptors ({}stdout, stderr), got {got}", if *.stdin { "stdin, " } else { "" })]
+    Descriptors {
+        /// How many the request needs.
+        want: usize,
+        /// How many came.
+        got: usize,
+        /// Whether the request passes its standard input.
+        stdin: bool,
+    },
+    /// The broker's socket cannot be reached.
+    #[error("cannot reach the broker at {}: {source}", .socket.display())]
+    Connect {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The descriptors do not fit the message.
+    #[error("cannot attach the descriptors")]
+    Attach,
+    /// Sending, or reading, failed.
+    #[error("{step}: {source}")]
+    Io {
+        /// `sending the request`, `reading the request`, `reading the broker's answer`.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
 }

@@ -36,10 +36,11 @@
 
 mod error;
 pub mod paths;
+mod refusal;
 pub mod report_key;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
 pub mod supervise;
 
-pub use error::BrokerError;
+pub use error::{BrokerError, ExchangeError};

@@ -92,7 +92,10 @@ mod tests {
         std::fs::write(&path, pem.as_bytes()).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         let err = ReportKey::load(&path).expect_err("group-readable");
-        assert!(matches!(err, ReportKeyError::Exposed { mode: 0o640, .. }), "{err}");
+        assert!(
+            matches!(err, ReportKeyError::Exposed { mode: 0o640, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let k = ReportKey::load(&path).expect("private key loads");

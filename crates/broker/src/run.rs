@@ -36,6 +36,7 @@ use zt_core::secret::Secret;
 use zt_core::time::Timestamp;
 
 use crate::error::BrokerError;
+pub use crate::refusal::RefusalFile;
 use crate::sandbox;
 use crate::supervise::{Outcome, StopReason, Stopper, Supervised};
 use zt_core::text::error_chain;
@@ -458,76 +459,6 @@ fn start(
     Ok((supervised, abi.map(sandbox::abi_number)))
 }
 
-/// Where the helper writes why it refused, if it does: a file only this user can read,
-/// removed with the run.
-#[derive(Debug)]
-pub struct RefusalFile(PathBuf);
-
-impl RefusalFile {
-    fn create() -> Result<Self, BrokerError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut bytes = [0u8; 12];
-        rand_bytes(&mut bytes);
-        let path = std::env::temp_dir().join(format!(
-            "zt-broker-{}-{}",
-            std::process::id(),
-            hex_of(&bytes)
-        ));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| BrokerError::Spawn {
-                command: path.clone(),
-                source,
-            })?;
-        Ok(Self(path))
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-
-    /// The helper's side: writes `why` into the file at `path` (never through a link).
-    pub fn write(path: &std::path::Path, why: &str) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(nofollow)
-            .open(path)
-        {
-            let _ = f.write_all(why.as_bytes());
-        }
-    }
-
-    /// What the helper wrote, if anything.
-    pub fn read(&self) -> Option<String> {
-        std::fs::read_to_string(&self.0)
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    }
-}
-
-impl Drop for RefusalFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn rand_bytes(out: &mut [u8]) {
-    use rand_core::RngCore;
-    rand_core::OsRng.fill_bytes(out);
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The grants as the hidden sandbox mode takes them (canonical JSON).
 pub fn grants_json(grants: &Grants) -> String {
     String::from_utf8_lossy(&json::canonicalize(&grants.to_value())).into_owned()
@@ -604,7 +535,7 @@ pub fn read_status(id: &str, status: u16, body: &[u8]) -> Status {
             detail: format!("capability {id} is gone (HTTP 410)"),
         }),
         (_, Ok(other)) => Status::NoAnswer(format!("HTTP {status} saying {other:?}")),
-        (_, Err(why)) => Status::NoAnswer(why),
+        (_, Err(why)) => Status::NoAnswer(why.to_string()),
     }
 }
 

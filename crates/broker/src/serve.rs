@@ -37,9 +37,9 @@ use zt_client::ClientConfig;
 use zt_core::json::{self, Map, Value};
 use zt_core::secret::Secret;
 
+use crate::error::{BrokerError, ExchangeError};
 use crate::run::{self, Attest, Delivery, Finished, Launcher, RunConfig, Stdio3};
 use crate::supervise::EXIT_REFUSED;
-use crate::BrokerError;
 
 /// Largest request line, in bytes.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -109,38 +109,38 @@ impl Request {
     }
 
     /// Reads a request line (I-JSON; unknown members refused).
-    pub fn from_line(line: &[u8]) -> Result<Self, String> {
-        let v = json::parse(line).map_err(|e| format!("request is not JSON: {e}"))?;
-        let m = v.as_object().ok_or("request is not a JSON object")?;
+    pub fn from_line(line: &[u8]) -> Result<Self, ExchangeError> {
+        let what = "request";
+        let v = json::parse(line).map_err(|source| ExchangeError::NotJson { what, source })?;
+        let m = v.as_object().ok_or(ExchangeError::NotObject { what })?;
         if let Some((k, _)) = m
             .iter()
             .find(|(k, _)| !["capability", "token", "command", "env", "stdin"].contains(k))
         {
-            return Err(format!(
-                "unknown member `{}`",
-                zt_core::envelope::shorten(k)
-            ));
+            return Err(ExchangeError::UnknownMember {
+                name: zt_core::envelope::shorten(k),
+            });
         }
         let text = |k: &str| m.get(k).and_then(Value::as_str);
-        let capability = text("capability").ok_or("`capability` (a token) is required")?;
+        let capability = text("capability").ok_or(ExchangeError::NoCapability)?;
         let command = match m.get("command") {
             Some(Value::Array(a)) if !a.is_empty() => a
                 .iter()
                 .map(|x| x.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or("`command` must hold strings only")?,
-            _ => return Err("`command` (a non-empty list of strings) is required".into()),
+                .ok_or(ExchangeError::CommandNotStrings)?,
+            _ => return Err(ExchangeError::NoCommand),
         };
         let mut env = BTreeMap::new();
         match m.get("env") {
             None | Some(Value::Null) => {}
             Some(Value::Object(e)) => {
                 for (k, v) in e.iter() {
-                    let v = v.as_str().ok_or("`env` values must be strings")?;
+                    let v = v.as_str().ok_or(ExchangeError::EnvNotStrings)?;
                     env.insert(k.to_owned(), v.to_owned());
                 }
             }
-            Some(_) => return Err("`env` must be an object of strings".into()),
+            Some(_) => return Err(ExchangeError::EnvNotObject),
         }
         Ok(Self {
             capability: Secret::new(capability),
@@ -194,13 +194,14 @@ impl Answer {
     }
 
     /// Reads the JSON line.
-    pub fn from_line(line: &[u8]) -> Result<Self, String> {
-        let v = json::parse(line).map_err(|e| format!("answer is not JSON: {e}"))?;
-        let m = v.as_object().ok_or("answer is not a JSON object")?;
+    pub fn from_line(line: &[u8]) -> Result<Self, ExchangeError> {
+        let what = "answer";
+        let v = json::parse(line).map_err(|source| ExchangeError::NotJson { what, source })?;
+        let m = v.as_object().ok_or(ExchangeError::NotObject { what })?;
         let opt = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
         let status = match m.get("status") {
             Some(Value::Number(n)) if n.fract() == 0.0 && (0.0..=255.0).contains(n) => *n as u8,
-            _ => return Err("answer has no `status`".into()),
+            _ => return Err(ExchangeError::NoStatus),
         };
         Ok(Self {
             status,
@@ -262,10 +263,14 @@ impl Answer {
 }
 
 /// Reads one request and its descriptors from `stream` (blocking, bounded in size and time).
-fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>), String> {
+fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>), ExchangeError> {
+    let reading = |source| ExchangeError::Io {
+        step: "reading the request",
+        source,
+    };
     stream
         .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(reading)?;
     let mut line = Vec::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -278,21 +283,21 @@ fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>), String> {
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
         )
-        .map_err(|e| format!("reading the request: {e}"))?;
+        .map_err(|e| reading(e.into()))?;
         for msg in control.drain() {
             if let RecvAncillaryMessage::ScmRights(rights) = msg {
                 fds.extend(rights);
             }
         }
         if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
-            return Err("more than 4 descriptors sent".into());
+            return Err(ExchangeError::TooManyDescriptors { max: 4 });
         }
         if got.bytes == 0 {
-            return Err("the connection closed before a whole request line".into());
+            return Err(ExchangeError::Truncated);
         }
         line.extend_from_slice(&buf[..got.bytes]);
         if line.len() > MAX_REQUEST {
-            return Err(format!("request longer than {MAX_REQUEST} bytes"));
+            return Err(ExchangeError::TooLong { max: MAX_REQUEST });
         }
         if let Some(end) = line.iter().position(|b| *b == b'\n') {
             line.truncate(end);
@@ -302,11 +307,11 @@ fn receive(stream: &UnixStream) -> Result<(Request, Vec<OwnedFd>), String> {
     let req = Request::from_line(&line)?;
     let want = if req.stdin { 3 } else { 2 };
     if fds.len() != want {
-        return Err(format!(
-            "expected {want} descriptors ({}stdout, stderr), got {}",
-            if req.stdin { "stdin, " } else { "" },
-            fds.len()
-        ));
+        return Err(ExchangeError::Descriptors {
+            want,
+            got: fds.len(),
+            stdin: req.stdin,
+        });
     }
     Ok((req, fds))
 }
@@ -330,9 +335,15 @@ fn refuse_busy(stream: &UnixStream, busy: &Answer) {
 
 /// Sends `req` with the caller's standard streams over `socket` and waits for the answer
 /// (`zt-audit broker ask`).
-pub fn ask(socket: &Path, req: &Request) -> Result<Answer, String> {
-    let stream = UnixStream::connect(socket)
-        .map_err(|e| format!("cannot reach the broker at {}: {e}", socket.display()))?;
+pub fn ask(socket: &Path, req: &Request) -> Result<Answer, ExchangeError> {
+    let stream = UnixStream::connect(socket).map_err(|source| ExchangeError::Connect {
+        socket: socket.to_owned(),
+        source,
+    })?;
+    let sending = |source| ExchangeError::Io {
+        step: "sending the request",
+        source,
+    };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let mut fds = vec![stdout.as_fd(), stderr.as_fd()];
     if req.stdin {
@@ -342,7 +353,7 @@ pub fn ask(socket: &Path, req: &Request) -> Result<Answer, String> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err("cannot attach the descriptors".into());
+        return Err(ExchangeError::Attach);
     }
     let sent = rustix::net::sendmsg(
         &stream,
@@ -350,15 +361,17 @@ pub fn ask(socket: &Path, req: &Request) -> Result<Answer, String> {
         &mut control,
         SendFlags::empty(),
     )
-    .map_err(|e| format!("sending the request: {e}"))?;
+    .map_err(|e| sending(e.into()))?;
     if sent < line.len() {
-        (&stream)
-            .write_all(&line[sent..])
-            .map_err(|e| format!("sending the request: {e}"))?;
+        (&stream).write_all(&line[sent..]).map_err(sending)?;
     }
     let mut answer = Vec::new();
-    std::io::Read::read_to_end(&mut (&stream), &mut answer)
-        .map_err(|e| format!("reading the broker's answer: {e}"))?;
+    std::io::Read::read_to_end(&mut (&stream), &mut answer).map_err(|source| {
+        ExchangeError::Io {
+            step: "reading the broker's answer",
+            source,
+        }
+    })?;
     let end = answer
         .iter()
         .position(|b| *b == b'\n')
@@ -508,7 +521,10 @@ mod tests {
                 "`env`",
             ),
         ] {
-            let e = Request::from_line(line).err().unwrap_or_default();
+            let e = Request::from_line(line)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(needle), "{e}");
         }
         let a = Answer {
@@ -518,6 +534,6 @@ mod tests {
             execution: Some("ab".into()),
             report: None,
         };
-        assert_eq!(Answer::from_line(a.to_line().trim_ascii_end()), Ok(a));
+        assert_eq!(Answer::from_line(a.to_line().trim_ascii_end()).unwrap(), a);
     }
 }

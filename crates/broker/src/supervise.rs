@@ -163,7 +163,7 @@ pub struct Supervised {
     /// Every other child of this process is the command's too.
     sole: bool,
     /// Where the helper says why it refused.
-    refusal: Option<crate::run::RefusalFile>,
+    refusal: Option<crate::refusal::RefusalFile>,
 }
 
 /// The helpers this process is supervising: its only legitimate children in `broker serve`.
@@ -240,7 +240,7 @@ impl Supervised {
     pub fn spawn_contained(
         cmd: Command,
         sole: bool,
-        refusal: Option<crate::run::RefusalFile>,
+        refusal: Option<crate::refusal::RefusalFile>,
     ) -> Result<Self, BrokerError> {
         nix::sys::prctl::set_child_subreaper(true).map_err(|e| BrokerError::Spawn {
             command: PathBuf::from(cmd.get_program()),
@@ -253,7 +253,7 @@ impl Supervised {
         mut cmd: Command,
         contained: bool,
         sole: bool,
-        refusal: Option<crate::run::RefusalFile>,
+        refusal: Option<crate::refusal::RefusalFile>,
     ) -> Result<Self, BrokerError> {
         let started = Instant::now();
         // Spawned and registered under one lock: the orphan sweep never sees it unregistered.

@@ -519,7 +519,7 @@ fn check_sealed(
     };
     let computed = env
         .compute_hash(Profile::V1)
-        .map_err(|e| Refusal::Malformed(e.to_owned()))?;
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
     if computed != env.current_hash {
         return Err(Refusal::HashMismatch {
             claimed: env.current_hash,

@@ -45,7 +45,8 @@ use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::time::Timestamp;
 use zt_core::Hash32;
 
-use crate::{Report, RunError};
+use crate::error::{Broken, RunError};
+use crate::Report;
 
 /// The cases, in the order they run (`allow` first: `replayed_allow` replays its answer).
 pub const CASES: [&str; 12] = [
@@ -124,7 +125,7 @@ impl Drop for Scripted {
 impl Scripted {
     /// Starts it on 127.0.0.1 (a free port) and writes its keyring.
     pub async fn start() -> Result<Self, RunError> {
-        let dir = tempfile::tempdir().map_err(|e| RunError::Setup(format!("temp dir: {e}")))?;
+        let dir = tempfile::tempdir().map_err(setup("temp dir"))?;
         let script = Arc::new(Script {
             key: SigningKey::generate(),
             other: SigningKey::generate(),
@@ -135,17 +136,15 @@ impl Scripted {
         ring.insert(KeyEntry::new(KEY_ID, script.key.public_key()))?;
         let keyring = dir.path().join("keyring.json");
         std::fs::write(&keyring, format!("{:#}\n", ring.to_json()))
-            .map_err(|e| RunError::Setup(format!("writing the keyring: {e}")))?;
+            .map_err(setup("writing the keyring"))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| RunError::Setup(format!("listening: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| RunError::Setup(e.to_string()))?;
+            .map_err(setup("listening"))?;
+        let addr = listener.local_addr().map_err(setup("listening"))?;
         // A port nobody listens on: bound, then let go.
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| RunError::Setup(format!("a free port: {e}")))?;
+            .map_err(setup("a free port"))?;
         let app = Router::new()
             .route("/case/{case}/actions", post(actions))
             .with_state(script);
@@ -174,6 +173,11 @@ impl Scripted {
     pub fn keyring(&self) -> &std::path::Path {
         &self.keyring
     }
+}
+
+/// A set-up step that failed.
+fn setup(step: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Setup { step, source }
 }
 
 fn s(x: &str) -> Value {
@@ -312,7 +316,7 @@ where
     Fut: Future<Output = String>,
 {
     let scripted = Scripted::start().await?;
-    let markers = tempfile::tempdir().map_err(|e| RunError::Setup(format!("temp dir: {e}")))?;
+    let markers = tempfile::tempdir().map_err(setup("temp dir"))?;
     let mut report = Report::default();
     for case in CASES {
         let env = CaseEnv {
@@ -331,11 +335,9 @@ where
         let said = said.trim().to_owned();
         let result = match (case == "allow", ran) {
             (true, true) => Ok(format!("ran on the verified allow ({said})")),
-            (true, false) => Err(format!(
-                "did not run on a correct, signed allow: the positive control failed ({said})"
-            )),
+            (true, false) => Err(Broken::AllowNotRun { said }),
             (false, false) => Ok(format!("not run ({said})")),
-            (false, true) => Err(format!("the action ran ({said})")),
+            (false, true) => Err(Broken::Ran { said }),
         };
         report.push(case, result);
     }
@@ -348,9 +350,7 @@ where
 /// fails the case if it ran the action).
 pub async fn run_command(command: &[std::ffi::OsString]) -> Result<Report, RunError> {
     let Some((program, args)) = command.split_first() else {
-        return Err(RunError::Setup(
-            "no client command given (zt-audit conformance client -- CMD ARGS...)".into(),
-        ));
+        return Err(RunError::NoCommand);
     };
     let program = program.clone();
     let args = args.to_vec();

@@ -29,10 +29,13 @@
 //! ```
 
 pub mod client;
+mod error;
 pub mod schema;
 pub mod target;
 
 use serde::Serialize;
+
+pub use error::{Broken, RunError, SchemaError, Violation};
 
 /// One case's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,11 +58,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Adds a case's result.
-    pub fn push(&mut self, name: &str, result: Result<String, String>) {
+    /// Adds a case's result: what was seen when the implementation kept the contract, or what
+    /// broke it.
+    pub fn push(&mut self, name: &str, result: Result<String, Broken>) {
         let (ok, message) = match result {
             Ok(m) => (true, m),
-            Err(m) => (false, m),
+            Err(broken) => (false, broken.to_string()),
         };
         self.cases.push(CaseResult {
             name: name.to_owned(),
@@ -101,15 +105,4 @@ impl Report {
         }
         out
     }
-}
-
-/// Why a suite could not run at all (exit 2): not a verdict on the implementation.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The keyring cannot be read.
-    #[error("keyring: {0}")]
-    Keyring(#[from] zt_core::error::KeyringError),
-    /// The scripted server or the client command cannot be started.
-    #[error("{0}")]
-    Setup(String),
 }

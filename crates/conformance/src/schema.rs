@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use jsonschema::{Registry, Validator};
 use serde_json::Value;
 
+use crate::error::{SchemaError, Violation};
+
 /// The schema files, by file name.
 pub const FILES: [(&str, &str); 4] = [
     (
@@ -89,18 +91,22 @@ impl Schema {
     }
 }
 
-fn validators() -> &'static Result<Vec<Validator>, String> {
-    static V: OnceLock<Result<Vec<Validator>, String>> = OnceLock::new();
+/// The validators of [`Schema::ALL`], compiled once; `Err`: why the compiled-in schemas do not
+/// compile (kept as text: the compiler's error is not `Sync`, and this is a broken build).
+fn validators() -> &'static Result<Vec<Validator>, SchemaError> {
+    static V: OnceLock<Result<Vec<Validator>, SchemaError>> = OnceLock::new();
     V.get_or_init(|| {
         let mut registry = Registry::new();
         for (name, text) in FILES {
-            let doc: Value =
-                serde_json::from_str(text).map_err(|e| format!("docs/schema/{name}: {e}"))?;
+            let doc: Value = serde_json::from_str(text)
+                .map_err(|e| SchemaError::NotCompiled(format!("docs/schema/{name}: {e}")))?;
             registry = registry
                 .add(format!("{BASE}{name}"), doc)
-                .map_err(|e| format!("docs/schema/{name}: {e}"))?;
+                .map_err(|e| SchemaError::NotCompiled(format!("docs/schema/{name}: {e}")))?;
         }
-        let registry = registry.prepare().map_err(|e| e.to_string())?;
+        let registry = registry
+            .prepare()
+            .map_err(|e| SchemaError::NotCompiled(e.to_string()))?;
         Schema::ALL
             .iter()
             .map(|s| {
@@ -108,28 +114,30 @@ fn validators() -> &'static Result<Vec<Validator>, String> {
                     .with_registry(&registry)
                     .should_validate_formats(true)
                     .build(&serde_json::json!({"$ref": s.reference()}))
-                    .map_err(|e| format!("{:?}: {e}", s))
+                    .map_err(|e| SchemaError::NotCompiled(format!("{s:?}: {e}")))
             })
             .collect()
     })
 }
 
-/// Checks `value` against `schema`: every violation, as `path: message`.
-pub fn check(schema: Schema, value: &Value) -> Result<(), Vec<String>> {
-    let validators = match validators() {
-        Ok(v) => v,
-        Err(e) => return Err(vec![format!("the schemas do not compile: {e}")]),
-    };
+/// Checks `value` against `schema`: every violation, with its instance path.
+pub fn check(schema: Schema, value: &Value) -> Result<(), SchemaError> {
+    let validators = validators().as_ref().map_err(Clone::clone)?;
     let Some(v) = validators.get(schema.index()) else {
-        return Err(vec!["no such schema".into()]);
+        return Err(SchemaError::NotCompiled(format!(
+            "no validator for {schema:?}"
+        )));
     };
-    let errors: Vec<String> = v
+    let violations: Vec<Violation> = v
         .iter_errors(value)
-        .map(|e| format!("{}: {e}", e.instance_path()))
+        .map(|e| Violation {
+            path: e.instance_path().to_string(),
+            message: e.to_string(),
+        })
         .collect();
-    if errors.is_empty() {
+    if violations.is_empty() {
         Ok(())
     } else {
-        Err(errors)
+        Err(SchemaError::Violations(violations))
     }
 }

@@ -27,8 +27,9 @@ use zt_core::chain::{check_line, inspect, Inspection, Node, SigCheck, Successor,
 use zt_core::keyring::Keyring;
 use zt_core::Profile;
 
+use crate::error::{Broken, RunError};
 use crate::schema::{check, Schema};
-use crate::{Report, RunError};
+use crate::Report;
 
 /// What to run the suite against.
 #[derive(Debug, Clone)]
@@ -56,15 +57,15 @@ impl Answer {
     }
 
     /// "allow" with 200, "deny" with 401/403; otherwise what came.
-    fn outcome(&self) -> Result<bool, String> {
+    fn outcome(&self) -> Result<bool, Broken> {
         match (self.decision(), self.status) {
             (Some("allow"), 200) => Ok(true),
             (Some("deny"), 401 | 403) => Ok(false),
-            (d, s) => Err(format!(
-                "{}: HTTP {s} with decision {}",
-                self.what,
-                d.unwrap_or("(none)")
-            )),
+            (d, status) => Err(Broken::Outcome {
+                what: self.what.clone(),
+                status,
+                decision: d.map(str::to_owned),
+            }),
         }
     }
 
@@ -78,13 +79,16 @@ impl Answer {
     }
 
     /// The envelope, inspected under `ring` (hash under each profile, signature).
-    fn inspect(&self, ring: &Keyring) -> Result<Inspection, String> {
-        let env = self
-            .envelope()
-            .ok_or_else(|| format!("{}: no envelope in the answer", self.what))?;
-        let raw = serde_json::to_string(&env).map_err(|e| e.to_string())?;
-        inspect(raw.as_bytes(), ring, None)
-            .map_err(|e| format!("{}: the envelope does not read: {e}", self.what))
+    fn inspect(&self, ring: &Keyring) -> Result<Inspection, Broken> {
+        let env = self.envelope().ok_or_else(|| Broken::NoEnvelope {
+            what: self.what.clone(),
+        })?;
+        // A `Value` always serializes; were it not to, the empty text does not read either.
+        let raw = serde_json::to_string(&env).unwrap_or_default();
+        inspect(raw.as_bytes(), ring, None).map_err(|source| Broken::Envelope {
+            what: self.what.clone(),
+            source,
+        })
     }
 
     fn seq(&self) -> Option<u64> {
@@ -120,7 +124,7 @@ impl Run<'_> {
         path: &str,
         token: Option<&str>,
         body: Option<Vec<u8>>,
-    ) -> Result<(u16, Value), String> {
+    ) -> Result<(u16, Value), Broken> {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -128,17 +132,18 @@ impl Run<'_> {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{path}: {}", error_chain(&e)))?;
+        let transport = |source| Broken::Transport {
+            path: path.to_owned(),
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
+        let text = resp.text().await.map_err(transport)?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, body))
     }
 
-    async fn admin_post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
+    async fn admin_post(&self, path: &str, body: Value) -> Result<(u16, Value), Broken> {
         self.send(
             reqwest::Method::POST,
             path,
@@ -154,7 +159,7 @@ impl Run<'_> {
         what: &str,
         token: Option<&str>,
         body: Value,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, Broken> {
         let (status, body) = self
             .send(
                 reqwest::Method::POST,
@@ -173,16 +178,16 @@ impl Run<'_> {
     }
 }
 
-use zt_core::text::error_chain;
-
-fn expect_deny(a: &Answer) -> Result<String, String> {
+fn expect_deny(a: &Answer) -> Result<String, Broken> {
     match a.outcome()? {
         false => Ok(format!(
             "denied (HTTP {}): {}",
             a.status,
             a.body.get("reason").and_then(Value::as_str).unwrap_or("")
         )),
-        true => Err(format!("{}: allowed", a.what)),
+        true => Err(Broken::Allowed {
+            what: a.what.clone(),
+        }),
     }
 }
 
@@ -196,7 +201,7 @@ pub async fn run(t: &Target) -> Result<Report, RunError> {
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| RunError::Setup(format!("HTTP client: {e}")))?;
+        .map_err(RunError::HttpClient)?;
     let mut r = Run {
         t,
         http,
@@ -205,7 +210,7 @@ pub async fn run(t: &Target) -> Result<Report, RunError> {
     // Reachable at all? A transport error here is no verdict on the contract.
     r.send(reqwest::Method::GET, "/healthz", None, None)
         .await
-        .map_err(|e| RunError::Setup(format!("cannot reach the target: {e}")))?;
+        .map_err(|e| RunError::Unreachable(Box::new(e)))?;
     let s = random_suffix();
     let (a, b) = (format!("conf-{s}-a"), format!("conf-{s}-b"));
     let (read, doc) = (format!("conf.{s}.read"), format!("conf/{s}/doc"));
@@ -217,9 +222,15 @@ pub async fn run(t: &Target) -> Result<Report, RunError> {
         match r.admin_post("/agents", json!({"actor": actor})).await {
             Ok((201, v)) => match v.get("token").and_then(Value::as_str) {
                 Some(tok) => tokens.push(tok.to_owned()),
-                None => registered = Err(format!("201 without a token: {v}")),
+                None => registered = Err(Broken::NoToken { body: v }),
             },
-            Ok((st, v)) => registered = Err(format!("POST /agents {actor}: HTTP {st}: {v}")),
+            Ok((status, body)) => {
+                registered = Err(Broken::Admin {
+                    what: format!("POST /agents {actor}"),
+                    status,
+                    body,
+                })
+            }
             Err(e) => registered = Err(e),
         }
     }
@@ -289,7 +300,7 @@ pub async fn run(t: &Target) -> Result<Report, RunError> {
             )
             .await
             .and_then(|x| expect_deny(&x)),
-        _ => Err("no tokens from registration to try".into()),
+        _ => Err(Broken::NoTokens),
     };
     report.push("actor_spoofing_denied", res);
 
@@ -337,7 +348,7 @@ async fn narrow(
     (ta, tb): (Option<&str>, Option<&str>),
     (read, doc): (&str, &str),
     s: &str,
-) -> Result<String, String> {
+) -> Result<String, Broken> {
     let (st, v) = r
         .admin_post(
             "/policies",
@@ -345,7 +356,11 @@ async fn narrow(
         )
         .await?;
     if st != 201 {
-        return Err(format!("POST /policies (a narrow rule): HTTP {st}: {v}"));
+        return Err(Broken::Admin {
+            what: "POST /policies (a narrow rule)".into(),
+            status: st,
+            body: v,
+        });
     }
     if let Some(ids) = v.get("added").and_then(Value::as_array) {
         policy_ids.extend(ids.iter().filter_map(Value::as_str).map(str::to_owned));
@@ -358,14 +373,14 @@ async fn narrow(
         )
         .await?;
     if !allowed.outcome()? {
-        return Err(format!(
-            "the rule's own agent, action and resource were denied: {}",
-            allowed
+        return Err(Broken::NarrowDenied {
+            reason: allowed
                 .body
                 .get("reason")
                 .and_then(Value::as_str)
                 .unwrap_or("")
-        ));
+                .to_owned(),
+        });
     }
     for (what, token, body) in [
         (
@@ -386,7 +401,7 @@ async fn narrow(
     ] {
         let x = r.ask(what, token, body).await?;
         if x.outcome()? {
-            return Err(format!("the narrow rule also allowed {what}"));
+            return Err(Broken::NarrowAllowed { what: what.into() });
         }
     }
     Ok(
@@ -400,7 +415,7 @@ async fn malformed(
     ta: Option<&str>,
     a: &str,
     (read, doc): (&str, &str),
-) -> Result<String, String> {
+) -> Result<String, Broken> {
     let before = r
         .ask(
             "before the malformed requests",
@@ -432,10 +447,17 @@ async fn malformed(
             .send(reqwest::Method::POST, "/actions", ta, Some(body))
             .await?;
         if st != 400 {
-            return Err(format!("{what}: HTTP {st}, not 400: {v}"));
+            return Err(Broken::NotRefused {
+                what: what.into(),
+                status: st,
+                body: v,
+            });
         }
         if v.get("audit").is_some() || v.get("decision").is_some() {
-            return Err(format!("{what}: a decision was made: {v}"));
+            return Err(Broken::Decided {
+                what: what.into(),
+                body: v,
+            });
         }
     }
     let after = r
@@ -446,10 +468,10 @@ async fn malformed(
         )
         .await?;
     match (before.seq(), after.seq()) {
-        (Some(x), Some(y)) if y == x + 1 => Ok("6 unreadable requests: 400 each, no decision, the chain did not move".into()),
-        (x, y) => Err(format!(
-            "the chain moved across the unreadable requests (seq {x:?} then {y:?}), or answers carry no seq"
-        )),
+        (Some(x), Some(y)) if y == x + 1 => {
+            Ok("6 unreadable requests: 400 each, no decision, the chain did not move".into())
+        }
+        (before, after) => Err(Broken::ChainMoved { before, after }),
     }
 }
 
@@ -459,16 +481,15 @@ async fn replayed(
     a: &str,
     (read, doc): (&str, &str),
     s: &str,
-) -> Result<String, String> {
+) -> Result<String, Broken> {
     let body = json!({"actor": a, "action": read, "resource": doc, "request_id": format!("conf-{s}-same")});
     let first = r.ask("a request id, first time", ta, body.clone()).await?;
     let second = r.ask("the same request id again", ta, body).await?;
     let (h1, h2) = (first.hash("current_hash"), second.hash("current_hash"));
     if h1.is_none() || h1 == h2 {
-        return Err(format!(
-            "the second request with the same id got the same envelope ({}): a cached answer can be replayed",
-            h1.unwrap_or("none")
-        ));
+        return Err(Broken::Cached {
+            hash: h1.map(str::to_owned),
+        });
     }
     for x in [&first, &second] {
         let rid = x
@@ -478,30 +499,26 @@ async fn replayed(
             .and_then(|c| c.get("request_id"))
             .and_then(Value::as_str);
         if rid != Some(&format!("conf-{s}-same")) {
-            return Err(format!(
-                "{}: the envelope records request id {rid:?}, not the one sent",
-                x.what
-            ));
+            return Err(Broken::RequestId {
+                what: x.what.clone(),
+                found: rid.map(str::to_owned),
+            });
         }
     }
     match (first.seq(), second.seq()) {
         (Some(x), Some(y)) if y > x => {
             Ok("two distinct decisions, each recording the request id".into())
         }
-        (x, y) => Err(format!(
-            "the second decision is not later on the chain (seq {x:?} then {y:?})"
-        )),
+        (first, second) => Err(Broken::NotLater { first, second }),
     }
 }
 
-fn answer_shape(answers: &[Answer]) -> Result<String, String> {
+fn answer_shape(answers: &[Answer]) -> Result<String, Broken> {
     for a in answers {
-        check(Schema::DecisionAnswer, &a.body).map_err(|errs| {
-            format!(
-                "{}: not decision-answer.schema.json: {}",
-                a.what,
-                errs.join("; ")
-            )
+        check(Schema::DecisionAnswer, &a.body).map_err(|source| Broken::Schema {
+            what: a.what.clone(),
+            schema: "decision-answer.schema.json",
+            source,
         })?;
         a.outcome()?;
     }
@@ -511,24 +528,23 @@ fn answer_shape(answers: &[Answer]) -> Result<String, String> {
     ))
 }
 
-fn envelopes_verify(t: &Target, answers: &[Answer]) -> Result<String, String> {
+fn envelopes_verify(t: &Target, answers: &[Answer]) -> Result<String, Broken> {
     let Some(bytes) = &t.keyring else {
-        return Err("no keyring given (--keyring): signatures cannot be checked, and the target's own /keyring.json is no trust root".into());
+        return Err(Broken::NoKeyring);
     };
-    let ring = Keyring::from_json(bytes).map_err(|e| format!("the keyring given: {e}"))?;
+    let ring = Keyring::from_json(bytes).map_err(Broken::Keyring)?;
     for a in answers {
         let ins = a.inspect(&ring)?;
         if ins.matched != Some(Profile::V1) {
-            return Err(format!(
-                "{}: not a v1 envelope whose hash recomputes",
-                a.what
-            ));
+            return Err(Broken::NotV1 {
+                what: a.what.clone(),
+            });
         }
         if !matches!(ins.signature, SigCheck::Verified) {
-            return Err(format!(
-                "{}: signature {:?} under the keyring given",
-                a.what, ins.signature
-            ));
+            return Err(Broken::Signature {
+                what: a.what.clone(),
+                check: ins.signature,
+            });
         }
     }
     Ok(format!(
@@ -537,7 +553,7 @@ fn envelopes_verify(t: &Target, answers: &[Answer]) -> Result<String, String> {
     ))
 }
 
-fn chain_continues(answers: &[Answer]) -> Result<String, String> {
+fn chain_continues(answers: &[Answer]) -> Result<String, Broken> {
     // Signatures are `envelopes_verify`'s case: here every record counts, and the chain
     // model (`check_line`) judges each consecutive pair: hash, link and seq, as a verifier would.
     let no_keys = Keyring::new();
@@ -546,17 +562,27 @@ fn chain_continues(answers: &[Answer]) -> Result<String, String> {
     for a in answers {
         let ins = a.inspect(&no_keys)?;
         let node = ins.node(true);
-        let seq = node.seq.ok_or_else(|| format!("{}: no seq", a.what))?;
+        let seq = node.seq.ok_or_else(|| Broken::NoSeq {
+            what: a.what.clone(),
+        })?;
         let chain = ins.envelope.v1.as_ref().map(|v| v.chain_id.clone());
         if let Some((p, pn)) = &prev {
             let pchain = p.body.get("audit").and_then(|x| x.get("chain_id"));
             if chain.as_deref() != pchain.and_then(Value::as_str) {
-                return Err(format!("{}: chain {chain:?} after {pchain:?}", a.what));
+                return Err(Broken::OtherChain {
+                    what: a.what.clone(),
+                    chain,
+                    previous: pchain.cloned(),
+                });
             }
             // The order answers came in, which the API promises: not a chain rule.
             let pseq = pn.seq.unwrap_or(0);
             if seq <= pseq {
-                return Err(format!("{}: seq {seq} after {pseq}", a.what));
+                return Err(Broken::SeqNotRising {
+                    what: a.what.clone(),
+                    seq,
+                    previous: pseq,
+                });
             }
             if seq == pseq + 1 {
                 let on_line = Tip {
@@ -569,7 +595,12 @@ fn chain_continues(answers: &[Answer]) -> Result<String, String> {
                     at: None,
                 };
                 check_line(Some(on_line), Some(Profile::V1), [node.clone()]).map_err(
-                    |(_, why)| format!("{}: seq {seq} does not continue seq {pseq}: {why}", a.what),
+                    |(_, why)| Broken::Link {
+                        what: a.what.clone(),
+                        seq,
+                        previous: pseq,
+                        why,
+                    },
                 )?;
                 linked += 1;
             }
@@ -577,9 +608,7 @@ fn chain_continues(answers: &[Answer]) -> Result<String, String> {
         prev = Some((a, node));
     }
     if answers.len() > 1 && linked == 0 {
-        return Err(
-            "no two answers were consecutive on the chain: continuity could not be seen".into(),
-        );
+        return Err(Broken::NoConsecutive);
     }
     Ok(format!(
         "{} answers on one chain, seq rising, {linked} consecutive links checked",

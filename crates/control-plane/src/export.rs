@@ -233,8 +233,12 @@ fn export_page(
     lane: Lane,
     exported: i64,
 ) -> Result<i64, PageError> {
-    let rows = store.page_chain(&lane.chain_id(chain), Some((0, exported, i64::MAX)), PAGE)?;
-    let rows: Vec<_> = rows.into_iter().filter(|r| r.branch == Some(0)).collect();
+    let rows = store.page_chain(
+        &lane.chain_id(chain),
+        Some(zt_store::ChainCursor::main_line_after(exported)),
+        PAGE,
+    )?;
+    let rows: Vec<_> = rows.into_iter().filter(zt_store::RawRow::is_main).collect();
     let Some(last) = rows.last().and_then(|r| r.position) else {
         return Err(PageError::Missing(exported));
     };

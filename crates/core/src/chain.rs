@@ -66,7 +66,7 @@ use std::str::FromStr;
 
 use crate::crypto;
 use crate::envelope::{shorten, Envelope, RecordError, SignatureKind};
-use crate::error::SignatureError;
+use crate::error::{SignatureError, Unhashable};
 use crate::hash::Hash32;
 use crate::keyring::{Keyring, WindowViolation};
 use crate::Profile;
@@ -380,7 +380,7 @@ pub struct Node {
     pub uncovered: Vec<String>,
     /// Its hash under the profiles tried, or why each cannot apply: explains a mismatch (may
     /// be empty).
-    pub recomputed: Vec<(Profile, Result<Hash32, &'static str>)>,
+    pub recomputed: Vec<(Profile, Result<Hash32, Unhashable>)>,
     /// The same record (its `current_hash`) was already judged in this chain: a fork it makes
     /// is a replay, not a new claimant (a reader of files sees this; a store keeps one row).
     pub repeated: bool,
@@ -484,7 +484,7 @@ pub enum Break {
         /// The profile the record does recompute under, when another one.
         matched: Option<Profile>,
         /// Its hash under the chain's profile, or why that profile cannot apply.
-        recomputed: Option<Result<Hash32, &'static str>>,
+        recomputed: Option<Result<Hash32, Unhashable>>,
         /// The claimed hash.
         claimed: Hash32,
     },

@@ -24,7 +24,7 @@
 //! recomputes; the verifier fixes a chain's profile at its first record.
 
 use crate::crypto::{self, SigningKey};
-use crate::error::EnvelopeError;
+use crate::error::{EnvelopeError, Unhashable};
 use crate::hash::Hash32;
 use crate::json::{self, Map, Value};
 use crate::time::Timestamp;
@@ -413,20 +413,14 @@ impl Envelope {
     }
 
     /// The bytes hashed under `profile`, or why the profile cannot apply to this record.
-    pub fn hash_input(&self, profile: Profile, out: &mut Vec<u8>) -> Result<(), &'static str> {
+    pub fn hash_input(&self, profile: Profile, out: &mut Vec<u8>) -> Result<(), Unhashable> {
         match profile {
             Profile::V1 => {
-                let hashed = self
-                    .hashed
-                    .as_ref()
-                    .ok_or("not a v1 record (no `version` member)")?;
+                let hashed = self.hashed.as_ref().ok_or(Unhashable::NotV1)?;
                 json::write_canonical_object(hashed, out);
             }
             Profile::ZtInfraFull => {
-                let resource = self
-                    .resource
-                    .as_deref()
-                    .ok_or("no `resource` member, which zt-infra-full hashes")?;
+                let resource = self.resource.as_deref().ok_or(Unhashable::NoResource)?;
                 // RFC 8785 member order, spelled out: all values are strings.
                 write_str_object(
                     out,
@@ -472,7 +466,7 @@ impl Envelope {
     }
 
     /// The hash under `profile`, or why the profile cannot apply.
-    pub fn compute_hash(&self, profile: Profile) -> Result<Hash32, &'static str> {
+    pub fn compute_hash(&self, profile: Profile) -> Result<Hash32, Unhashable> {
         let mut buf = Vec::with_capacity(512);
         self.hash_input(profile, &mut buf)?;
         Ok(Hash32::digest(&buf))

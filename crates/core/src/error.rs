@@ -35,6 +35,18 @@ impl JsonError {
     }
 }
 
+/// Why a profile's hash cannot be computed for a record: the record lacks a member that
+/// profile hashes. (Bad input: the record is readable, but not a record of that profile.)
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq, Hash)]
+pub enum Unhashable {
+    /// v1 hashes every member of a record with a `version`; this one has none.
+    #[error("not a v1 record (no `version` member)")]
+    NotV1,
+    /// zt-infra-full hashes `resource`; this record has none.
+    #[error("no `resource` member, which zt-infra-full hashes")]
+    NoResource,
+}
+
 /// A JSON value that is not an audit envelope of any profile.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum EnvelopeError {

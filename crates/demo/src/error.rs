@@ -66,7 +66,7 @@ pub enum DemoError {
         db: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: zt_ingest::VerifyError,
     },
     /// A task of the demo panicked or was cancelled.
     #[error("a demo task ended abnormally: {0}")]

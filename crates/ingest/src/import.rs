@@ -9,7 +9,7 @@ use std::path::Path;
 use zt_store::{BatchOutcome, Rejected, Store};
 use zt_verifier::source::{Batch, RecordReader, MAX_RECORD_BYTES as MAX_RECORD};
 
-use crate::Pipeline;
+use crate::pipeline::Pipeline;
 
 /// Why a file could not be imported (what was imported before stays: each batch commits).
 #[derive(Debug, thiserror::Error)]

@@ -106,9 +106,35 @@ pub fn from_protobuf(body: &[u8], limits: &Limits) -> Result<Extracted, DecodeEr
 
 const MAX_DEPTH: usize = 64;
 
-fn any_to_json(v: &any_value::Value, depth: usize) -> Result<Value, String> {
+/// Why a log body (an AnyValue) cannot be read as JSON: the reason its record is kept in
+/// quarantine.
+#[derive(Debug, thiserror::Error)]
+enum AnyValueError {
+    #[error("nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("a double that is not finite")]
+    NotFinite,
+    #[error("an AnyValue must be an object")]
+    NotObject,
+    #[error("an AnyValue has exactly one member")]
+    NotOneMember,
+    #[error("unknown AnyValue member `{0}`")]
+    UnknownMember(String),
+    #[error("intValue {0:?} is not a 64-bit integer")]
+    NotInteger(String),
+    #[error("number out of range")]
+    OutOfRange,
+    #[error("kvlist entry without a string key")]
+    KeyNotString,
+    #[error("duplicate key `{0}`")]
+    DuplicateKey(String),
+    #[error(transparent)]
+    Shape(#[from] DecodeError),
+}
+
+fn any_to_json(v: &any_value::Value, depth: usize) -> Result<Value, AnyValueError> {
     if depth > MAX_DEPTH {
-        return Err("nested deeper than 64 levels".into());
+        return Err(AnyValueError::TooDeep);
     }
     Ok(match v {
         any_value::Value::StringValue(s) => Value::String(s.clone()),
@@ -119,7 +145,7 @@ fn any_to_json(v: &any_value::Value, depth: usize) -> Result<Value, String> {
         )]
         any_value::Value::IntValue(i) => Value::Number(*i as f64),
         any_value::Value::DoubleValue(d) if d.is_finite() => Value::Number(*d),
-        any_value::Value::DoubleValue(_) => return Err("a double that is not finite".into()),
+        any_value::Value::DoubleValue(_) => return Err(AnyValueError::NotFinite),
         any_value::Value::BytesValue(b) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(b))
         }
@@ -137,10 +163,9 @@ fn any_to_json(v: &any_value::Value, depth: usize) -> Result<Value, String> {
             let mut m = Map::new();
             for e in &kv.values {
                 if m.contains_key(&e.key) {
-                    return Err(format!(
-                        "duplicate key `{}`",
-                        zt_core::envelope::shorten(&e.key)
-                    ));
+                    return Err(AnyValueError::DuplicateKey(zt_core::envelope::shorten(
+                        &e.key,
+                    )));
                 }
                 let val = e.value.as_ref().and_then(|x| x.value.as_ref());
                 m.push(
@@ -242,15 +267,15 @@ pub fn from_json(body: &[u8], limits: &Limits) -> Result<Extracted, DecodeError>
 }
 
 /// An OTLP/JSON AnyValue.
-fn json_any(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
+fn json_any(v: &serde_json::Value, depth: usize) -> Result<Value, AnyValueError> {
     if depth > MAX_DEPTH {
-        return Err("nested deeper than 64 levels".into());
+        return Err(AnyValueError::TooDeep);
     }
-    let obj = v.as_object().ok_or("an AnyValue must be an object")?;
+    let obj = v.as_object().ok_or(AnyValueError::NotObject)?;
     let (k, inner) = match obj.iter().next() {
         Some(kv) if obj.len() == 1 => kv,
         None => return Ok(Value::Null),
-        Some(_) => return Err("an AnyValue has exactly one member".into()),
+        Some(_) => return Err(AnyValueError::NotOneMember),
     };
     Ok(match (k.as_str(), inner) {
         ("stringValue" | "string_value", serde_json::Value::String(s)) => Value::String(s.clone()),
@@ -258,7 +283,7 @@ fn json_any(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
         ("intValue" | "int_value", serde_json::Value::String(s)) => {
             let i: i64 = s
                 .parse()
-                .map_err(|_| format!("intValue {s:?} is not a 64-bit integer"))?;
+                .map_err(|_| AnyValueError::NotInteger(s.clone()))?;
             #[allow(
                 clippy::cast_precision_loss,
                 reason = "JSON numbers are doubles (RFC 8785)"
@@ -268,27 +293,23 @@ fn json_any(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
         (
             "intValue" | "int_value" | "doubleValue" | "double_value",
             serde_json::Value::Number(n),
-        ) => Value::Number(n.as_f64().ok_or("number out of range")?),
+        ) => Value::Number(n.as_f64().ok_or(AnyValueError::OutOfRange)?),
         ("bytesValue" | "bytes_value", serde_json::Value::String(s)) => Value::String(s.clone()),
         ("arrayValue" | "array_value", a) => Value::Array(
-            list(a, "values", "values")
-                .map_err(|e| e.to_string())?
+            list(a, "values", "values")?
                 .iter()
                 .map(|x| json_any(x, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         ("kvlistValue" | "kvlist_value", kv) => {
             let mut m = Map::new();
-            for e in list(kv, "values", "values").map_err(|e| e.to_string())? {
+            for e in list(kv, "values", "values")? {
                 let key = e
                     .get("key")
                     .and_then(|k| k.as_str())
-                    .ok_or("kvlist entry without a string key")?;
+                    .ok_or(AnyValueError::KeyNotString)?;
                 if m.contains_key(key) {
-                    return Err(format!(
-                        "duplicate key `{}`",
-                        zt_core::envelope::shorten(key)
-                    ));
+                    return Err(AnyValueError::DuplicateKey(zt_core::envelope::shorten(key)));
                 }
                 let val = match e.get("value") {
                     None | Some(serde_json::Value::Null) => Value::Null,
@@ -299,10 +320,9 @@ fn json_any(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
             Value::Object(m)
         }
         (other, _) => {
-            return Err(format!(
-                "unknown AnyValue member `{}`",
-                zt_core::envelope::shorten(other)
-            ))
+            return Err(AnyValueError::UnknownMember(zt_core::envelope::shorten(
+                other,
+            )))
         }
     })
 }

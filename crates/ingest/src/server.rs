@@ -42,12 +42,12 @@ use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use zt_core::keyring::Keyring;
 use zt_core::secret::Secret;
-use zt_store::Store;
+use zt_store::{Store, StoreError};
 use zt_tls::{PeerIdentity, TlsServer};
 
 use crate::otlp::{self, DecodeError};
+use crate::pipeline::{Pipeline, Rejections, Rows, Verdict};
 use crate::scan::{self, Limits, ScanError};
-use crate::{Pipeline, Rejections, Rows, Verdict};
 
 /// Receiver settings.
 #[derive(Debug, Clone)]
@@ -228,7 +228,9 @@ struct Job {
     unusable: Vec<(Vec<u8>, String)>,
     source: String,
     sender: Option<String>,
-    reply: oneshot::Sender<Result<Rejections, String>>,
+    /// The group's outcome: what this request's envelopes came to, or the store's error
+    /// (shared by every request of the group that failed to commit).
+    reply: oneshot::Sender<Result<Rejections, Arc<StoreError>>>,
 }
 
 struct AppState {
@@ -758,9 +760,9 @@ fn commit(store: &mut Store, checked: Checked, metrics: &Metrics) {
             }
         }
         Err(e) => {
-            let msg = e.to_string();
+            let e = Arc::new(e);
             for job in jobs {
-                let _ = job.reply.send(Err(msg.clone()));
+                let _ = job.reply.send(Err(Arc::clone(&e)));
             }
         }
     }

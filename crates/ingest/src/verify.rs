@@ -7,21 +7,56 @@ use std::io::{self, BufReader};
 
 use zt_core::chain::inspect;
 use zt_core::keyring::Keyring;
-use zt_store::{Selection, Store};
+use zt_store::{Location, Selection, Store, StoreError};
 use zt_verifier::{FindingKind, Verifier};
 
-fn store_err(what: &str, e: zt_store::StoreError) -> io::Error {
-    io::Error::other(format!("{what}: {e}"))
+/// Why a store could not be verified (not a finding: no verdict was reached).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The store could not be opened for reading.
+    #[error("opening {location}")]
+    Open {
+        /// Where it is (shown without a password).
+        location: Location,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// A read of the store failed.
+    #[error("{step}")]
+    Store {
+        /// What was being read: `listing chains`, `reading the quarantine`, ...
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// Streaming a chain's records into the verifier failed (the store's error, when it was
+    /// one, is this error's source).
+    #[error("reading {input}")]
+    Read {
+        /// The verifier's input (`db:CHAIN`, `db:waiting`).
+        input: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a failed read of the store was doing.
+fn reading(step: &'static str) -> impl FnOnce(StoreError) -> VerifyError {
+    move |source| VerifyError::Store { step, source }
 }
 
 /// Opens the store at `db` and verifies all of it under `keyring` with the default options
 /// (strict trust: every record must verify): [`verify_store`] and the report.
 pub fn verify_db(
-    db: impl Into<zt_store::Location>,
-    keyring: &zt_core::keyring::Keyring,
-) -> io::Result<zt_verifier::Report> {
-    let db: zt_store::Location = db.into();
-    let store = Store::open_read_only(&db).map_err(|e| store_err(&format!("opening {db}"), e))?;
+    db: impl Into<Location>,
+    keyring: &Keyring,
+) -> Result<zt_verifier::Report, VerifyError> {
+    let location: Location = db.into();
+    let store = Store::open_read_only(&location)
+        .map_err(|source| VerifyError::Open { location, source })?;
     let mut v = Verifier::new(keyring, zt_verifier::Options::default());
     verify_store(&mut v, &store)?;
     Ok(v.finish())
@@ -34,25 +69,27 @@ pub fn verify_db(
 ///
 /// Every read is of one snapshot ([`Store::in_snapshot`]): a store that receivers are filling
 /// is verified as it was at one moment.
-pub fn verify_store(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
+pub fn verify_store(v: &mut Verifier<'_>, store: &Store) -> Result<(), VerifyError> {
     store
         .in_snapshot(|| verify_snapshot(v, store))
-        .map_err(|e| store_err("reading one snapshot", e))?
+        .map_err(reading("reading one snapshot"))?
 }
 
-fn verify_snapshot(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
-    for c in store.chains().map_err(|e| store_err("listing chains", e))? {
-        let name = format!("db:{}", c.chain);
-        let reader = BufReader::new(store.jsonl(Selection::Chain(c.chain.clone())));
-        v.verify_reader(&name, reader, &mut |_| {})?;
+fn verify_snapshot(v: &mut Verifier<'_>, store: &Store) -> Result<(), VerifyError> {
+    let stream = |v: &mut Verifier<'_>, input: String, which: Selection| {
+        let reader = BufReader::new(store.jsonl(which));
+        v.verify_reader(&input, reader, &mut |_| {})
+            .map_err(|source| VerifyError::Read { input, source })
+    };
+    for c in store.chains().map_err(reading("listing chains"))? {
+        stream(v, format!("db:{}", c.chain), Selection::Chain(c.chain))?;
     }
     if store
         .count_waiting()
-        .map_err(|e| store_err("counting waiting records", e))?
+        .map_err(reading("counting waiting records"))?
         > 0
     {
-        let reader = BufReader::new(store.jsonl(Selection::Waiting));
-        v.verify_reader("db:waiting", reader, &mut |_| {})?;
+        stream(v, "db:waiting".to_owned(), Selection::Waiting)?;
     }
     // Other copies of stored records: a copy that does not count is evidence of an attempt.
     let mut after = 0;
@@ -60,7 +97,7 @@ fn verify_snapshot(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
     loop {
         let page = store
             .page_copies(after, 4096)
-            .map_err(|e| store_err("reading the copies", e))?;
+            .map_err(reading("reading the copies"))?;
         let Some(last) = page.last() else { break };
         after = last.0;
         let n = page.len() as u64;
@@ -78,7 +115,7 @@ fn verify_snapshot(v: &mut Verifier<'_>, store: &Store) -> io::Result<()> {
     loop {
         let page = store
             .page_quarantined(after, 4096)
-            .map_err(|e| store_err("reading the quarantine", e))?;
+            .map_err(reading("reading the quarantine"))?;
         let Some(last) = page.last() else { break };
         after = last.0.id;
         for (row, reason) in page {

@@ -8,44 +8,10 @@ use std::collections::HashMap;
 use zt_core::chain::SigStatus;
 use zt_core::Hash32;
 
-use crate::sql::{args, SqlRow};
-use crate::{now_ms, sig_status, Store, StoreError};
-
-pub(crate) const MIGRATION: &str = r#"
-CREATE TABLE anchor_epochs (
-    log             TEXT NOT NULL,
-    epoch           INTEGER NOT NULL,
-    root            BLOB NOT NULL,
-    leaf_count      INTEGER NOT NULL,
-    state           TEXT NOT NULL,    -- pending, submitted, included, safe, finalized, failed, dropped, reorged
-    network_chain_id INTEGER,         -- EVM chain id (84532 Base Sepolia)
-    contract        TEXT,             -- 0x address
-    tx_hash         TEXT,             -- 0x hash of the latest transaction sent for this epoch
-    raw_tx          BLOB,             -- that transaction, signed: a retry rebroadcasts it
-    nonce           INTEGER,
-    block_number    INTEGER,
-    block_hash      TEXT,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    note            TEXT,             -- last error or revert reason
-    created_at_ms   INTEGER NOT NULL,
-    updated_at_ms   INTEGER NOT NULL,
-    PRIMARY KEY (log, epoch)
-);
-CREATE TABLE anchor_leaves (
-    log             TEXT NOT NULL,
-    epoch           INTEGER NOT NULL,
-    idx             INTEGER NOT NULL,
-    chain           TEXT NOT NULL,
-    position        INTEGER NOT NULL,
-    head            BLOB NOT NULL,
-    PRIMARY KEY (log, epoch, idx)
-);
-CREATE INDEX anchor_leaves_chain ON anchor_leaves(chain, position);
-"#;
-
-pub(crate) const MIGRATION_OWNER: &str = r#"
-ALTER TABLE anchor_epochs ADD COLUMN owner TEXT;  -- 0x address whose log this is (NULL: anchored before logs had owners)
-"#;
+use crate::error::StoreError;
+use crate::sql::SqlRow;
+use crate::store::Store;
+use crate::types::{now_ms, Line};
 
 /// Where an epoch's transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,8 +128,8 @@ pub struct FoundRecord {
     pub chain: Option<String>,
     /// Its position (`None` while waiting).
     pub position: Option<u64>,
-    /// Its branch (0: the main line).
-    pub branch: Option<i64>,
+    /// Its line (`None` while waiting); only a [`Line::Main`] record counts.
+    pub line: Option<Line>,
     /// `previous_hash` (as stored).
     pub previous_hash: Hash32,
     /// Its signature status, as checked when it was stored.
@@ -439,7 +405,7 @@ impl Store {
             .borrow_mut()
             .query("SELECT DISTINCT log FROM anchor_epochs ORDER BY log", &[])?
             .into_iter()
-            .map(|mut r| r.text(0))
+            .map(|mut r| Ok(r.text(0)?))
             .collect()
     }
 
@@ -456,9 +422,9 @@ impl Store {
                 Ok(FoundRecord {
                     chain: r.opt_text(0)?,
                     position: u64_of(r.opt_i64(1)?),
-                    branch: r.opt_i64(2)?,
+                    line: r.line(2)?,
                     raw: r.blob(3)?,
-                    status: sig_status(r.text(4)?)?,
+                    status: r.status(4)?,
                     previous_hash: r.hash(5)?,
                 })
             })
@@ -486,7 +452,7 @@ impl Store {
                     current_hash: r.hash(1)?,
                     previous_hash: r.hash(2)?,
                     raw: r.blob(3)?,
-                    status: sig_status(r.text(4)?)?,
+                    status: r.status(4)?,
                 })
             })
             .collect()

@@ -1,8 +1,10 @@
 //! Queries for people browsing the store (the terminal browser): decisions newest first, a
 //! page at a time by keyset (never an OFFSET, never everything), narrowed by a filter.
 
-use crate::sql::{args, SqlRow, P};
-use crate::{Store, StoreError};
+use crate::error::StoreError;
+use crate::sql::{SqlRow, P};
+use crate::store::Store;
+use crate::types::Line;
 
 /// A parameter of a query built here (owned: the query text is built with it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +140,7 @@ fn decision_row(r: &mut SqlRow) -> Result<DecisionRow, StoreError> {
         resource: r.text(5)?,
         decision: r.text(6)?,
         reason: r.text(7)?,
-        status: crate::sig_status(r.text(8)?)?,
+        status: r.status(8)?,
         fork: r.bool(9)?,
         chain: r.opt_text(10)?,
         position: r.opt_i64(11)?,
@@ -190,8 +192,8 @@ pub struct RecordDetail {
     pub row: DecisionRow,
     /// The bytes as received.
     pub raw: Vec<u8>,
-    /// Branch (0: main line).
-    pub branch: Option<i64>,
+    /// Its line (`None` while waiting): only a [`Line::Main`] record counts.
+    pub line: Option<Line>,
     /// Profile.
     pub profile: String,
     /// Key id.
@@ -367,10 +369,11 @@ impl Store {
 
     /// The highest row id (0: empty): a cheap "anything new?" for live views.
     pub fn max_record_id(&self) -> Result<i64, StoreError> {
-        self.conn
+        Ok(self
+            .conn
             .borrow_mut()
             .query_one("SELECT COALESCE(MAX(id), 0) FROM records", &[])?
-            .i64(0)
+            .i64(0)?)
     }
 
     /// One record with everything the detail view shows.
@@ -388,7 +391,7 @@ impl Store {
                 Ok::<_, StoreError>(RecordDetail {
                     row: decision_row(&mut r)?,
                     raw: r.blob(12)?,
-                    branch: r.opt_i64(13)?,
+                    line: r.line(13)?,
                     profile: r.text(14)?,
                     key_id: r.text(15)?,
                     source: r.text(16)?,

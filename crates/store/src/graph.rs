@@ -17,8 +17,9 @@ use std::collections::{HashMap, HashSet};
 use zt_core::chain::SigStatus;
 use zt_core::{Hash32, Profile};
 
-use crate::sql::{args, Conn, Engine, SqlRow, P};
-use crate::{sig_status, NewRecord, StoreError};
+use crate::error::StoreError;
+use crate::sql::{Conn, DbError, Engine, SqlRow, P};
+use crate::types::{Line, NewRecord};
 
 /// What placement reads of a stored record.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub(crate) struct Row {
     pub(crate) previous: Hash32,
     pub(crate) chain: Option<String>,
     pub(crate) position: Option<i64>,
-    pub(crate) branch: Option<i64>,
+    pub(crate) line: Option<Line>,
     pub(crate) profile: Profile,
     pub(crate) status: SigStatus,
     pub(crate) uncovered: Vec<String>,
@@ -72,11 +73,11 @@ fn read_row(mut r: SqlRow) -> Result<Row, StoreError> {
         previous: r.hash(2)?,
         chain: r.opt_text(3)?,
         position: r.opt_i64(4)?,
-        branch: r.opt_i64(5)?,
+        line: r.line(5)?,
         // Only profiles this build wrote are in the store; an unknown one cannot be judged,
         // so it is read as a record whose hash does not recompute (never on a main line).
         profile: Profile::from_name(&profile).unwrap_or(Profile::V1),
-        status: sig_status(r.text(7)?)?,
+        status: r.status(7)?,
         uncovered: decode_uncovered(r.opt_text(8)?.as_deref()),
         fork: r.bool(9)?,
     })
@@ -245,10 +246,10 @@ impl<'c, 'a> Graph<'c, 'a> {
         if !self.rows.contains_key(&id) {
             self.load(Key::Id(id))?;
         }
-        self.rows.get(&id).cloned().ok_or(StoreError::Column {
+        Ok(self.rows.get(&id).cloned().ok_or(DbError::Column {
             column: 0,
             want: "a stored record",
-        })
+        })?)
     }
 
     fn rows_of(&self, ids: Option<&Vec<i64>>) -> Vec<Row> {
@@ -308,10 +309,10 @@ impl<'c, 'a> Graph<'c, 'a> {
                 }
             };
         }
-        self.free_ids.pop().ok_or(StoreError::Column {
+        Ok(self.free_ids.pop().ok_or(DbError::Column {
             column: 0,
             want: "a free id",
-        })
+        })?)
     }
 
     /// Adds a new record, detached (a v1 record names its chain and position); written at the
@@ -335,7 +336,7 @@ impl<'c, 'a> Graph<'c, 'a> {
                 previous: env.previous_hash,
                 chain,
                 position,
-                branch: None,
+                line: None,
                 profile: rec.profile,
                 status: rec.status,
                 uncovered,
@@ -393,15 +394,15 @@ impl<'c, 'a> Graph<'c, 'a> {
         id: i64,
         chain: &str,
         position: Option<i64>,
-        branch: i64,
+        line: Line,
     ) -> Result<(), StoreError> {
-        let r = self.rows.get_mut(&id).ok_or(StoreError::Column {
+        let r = self.rows.get_mut(&id).ok_or(DbError::Column {
             column: 0,
             want: "a stored record",
         })?;
         r.chain = Some(chain.to_owned());
         r.position = position;
-        r.branch = Some(branch);
+        r.line = Some(line);
         self.index(id);
         if !self.pending.contains_key(&id) {
             self.dirty.insert(id);
@@ -426,7 +427,7 @@ impl<'c, 'a> Graph<'c, 'a> {
         self.order
             .iter()
             .filter_map(|id| self.rows.get(id))
-            .map(|r| (r.branch.is_none(), r.fork))
+            .map(|r| (r.line.is_none(), r.fork))
     }
 
     /// Writes the batch's new rows and every change: multi-row inserts, then one update per
@@ -448,7 +449,7 @@ impl<'c, 'a> Graph<'c, 'a> {
                     P::from(&r.previous),
                     P::from(r.chain.as_ref()),
                     P::from(r.position),
-                    P::from(r.branch),
+                    P::from(r.line),
                     P::Text(r.profile.name()),
                     P::Text(&env.actor),
                     P::Text(&env.action),
@@ -475,7 +476,7 @@ impl<'c, 'a> Graph<'c, 'a> {
             if let Some(r) = self.rows.get(&id) {
                 self.conn.exec(
                     "UPDATE records SET chain = ?1, position = ?2, branch = ?3, fork = ?4 WHERE id = ?5",
-                    args![r.chain.as_ref(), r.position, r.branch, r.fork, id],
+                    args![r.chain.as_ref(), r.position, r.line, r.fork, id],
                 )?;
             }
         }

@@ -1,16 +1,23 @@
 //! Placing records in their chains: the SQL edge of the chain model ([`zt_core::chain`]).
 //!
 //! The store never decides a chain rule itself. For each record it looks up what the model
-//! needs (the predecessor by hash, what already continues from it, the chain's first record)
-//! and writes down the model's [`Judgement`]: the chain, the position, and the line:
+//! needs (the predecessor by hash, what already continues from it, the chain's first record:
+//! the [`ChainIndex`] lookups), asks [`chain::place`], and writes down the model's
+//! [`Judgement`](zt_core::chain::Judgement): the chain, the position, the line, and the fork
+//! flag:
 //!
-//! - `branch = 0`: the main line, the trusted, unbroken prefix of the chain. Only these
-//!   records are heads, anchored, or links in a proof.
-//! - `branch = <id>`: linked but off the main line: a fork's later claimant, an unverified
-//!   record, a record with a break, and what follows any of those. The first successor of such
-//!   a record continues its branch, so each branch reads as a line.
-//! - `branch IS NULL`: detached (waiting): its predecessor has not arrived. A v1 record keeps
-//!   its `chain_id` and `seq` meanwhile; a lineage record has neither until it links.
+//! - [`Line::Main`] (`branch = 0`): the main line, the trusted, unbroken prefix of the chain.
+//!   Only these records are heads, anchored, or links in a proof.
+//! - [`Line::Branch`] (`branch = <id>`): linked but off the main line: a fork's later
+//!   claimant, an unverified record, a record with a break, and what follows any of those. The
+//!   first successor of such a record continues its branch, so each branch reads as a line
+//!   (which branch an off-main record joins is bookkeeping, not a chain rule: it decides
+//!   nothing about what counts).
+//! - no line (`branch IS NULL`): detached (waiting): its predecessor has not arrived. A v1
+//!   record keeps its `chain_id` and `seq` meanwhile; a lineage record has neither until it
+//!   links.
+//! - `fork = 1` exactly when the model's judgement holds a [`Break::Fork`] (not a replay):
+//!   the store records the verdict, it has no fork rule of its own.
 //!
 //! Records arrive in any order and copies of one record may differ outside the hash, so
 //! placement is re-run where it can change: when a predecessor arrives (its waiting successors
@@ -18,12 +25,13 @@
 //! then its successors may join the main line too. A record on the main line never leaves it.
 
 use zt_core::chain::{
-    self, lineage_chain_name, Break, ChainIndex, Line, Node, Order, Successor, Tip, TrustPolicy,
+    self, lineage_chain_name, Break, ChainIndex, Node, Order, Successor, Tip, TrustPolicy,
 };
 use zt_core::Hash32;
 
+use crate::error::StoreError;
 use crate::graph::{Graph, Row};
-use crate::{BatchOutcome, StoreError};
+use crate::types::{BatchOutcome, BranchId, Line};
 
 fn node(r: &Row, chain: Option<&str>, trust: &TrustPolicy) -> Node {
     Node {
@@ -50,12 +58,12 @@ fn successor_state(
         .by_prev(hash)?
         .into_iter()
         .filter(|s| s.id != except && s.chain.as_deref() == Some(chain))
-        .filter_map(|s| s.branch)
+        .filter_map(|s| s.line)
         .min();
     Ok(match min {
         None => Successor::None,
-        Some(0) => Successor::Main,
-        Some(_) => Successor::OffMain,
+        Some(Line::Main) => Successor::Main,
+        Some(Line::Branch(_)) => Successor::OffMain,
     })
 }
 
@@ -64,7 +72,7 @@ fn tip(r: &Row, successor: Successor) -> Tip {
         current: r.current,
         position: r.position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0),
         seq: r.seq(),
-        main: r.branch == Some(0),
+        main: r.line == Some(Line::Main),
         successor,
         successor_at: None,
         at: None,
@@ -98,18 +106,23 @@ impl ChainIndex for Lookups {
 }
 
 /// The branch an off-main record takes: its predecessor's, when it is the first to continue
-/// that (non-main) branch; otherwise a branch of its own.
-fn off_main_branch(g: &mut Graph<'_, '_>, id: i64, pred: Option<&Row>) -> Result<i64, StoreError> {
-    let Some(p) = pred else { return Ok(id) };
-    match p.branch {
-        Some(b) if b != 0 => {
+/// that (non-main) branch; otherwise a branch of its own (named by its row id).
+fn off_main_branch(
+    g: &mut Graph<'_, '_>,
+    id: i64,
+    pred: Option<&Row>,
+) -> Result<BranchId, StoreError> {
+    let own = BranchId(id);
+    let Some(p) = pred else { return Ok(own) };
+    match p.line {
+        Some(Line::Branch(b)) => {
             let taken = g
                 .by_prev(&p.current)?
                 .iter()
-                .any(|s| s.id != id && s.branch == Some(b));
-            Ok(if taken { id } else { b })
+                .any(|s| s.id != id && s.line == Some(Line::Branch(b)));
+            Ok(if taken { own } else { b })
         }
-        _ => Ok(id),
+        _ => Ok(own),
     }
 }
 
@@ -146,7 +159,7 @@ fn judge_and_write(
         let first: Option<Row> = if r.v1() {
             g.geneses(&chain)?
                 .into_iter()
-                .find(|f| f.branch == Some(0) && f.id != r.id)
+                .find(|f| f.line == Some(Line::Main) && f.id != r.id)
         } else {
             None
         };
@@ -161,7 +174,7 @@ fn judge_and_write(
         let p: Option<Row> = g
             .by_current(&r.previous)?
             .into_iter()
-            .find(|p| p.branch.is_some());
+            .find(|p| p.line.is_some());
         // A v1 record links only within its own chain.
         let Some(p) = p.filter(|p| !r.v1() || (p.chain == r.chain && p.v1())) else {
             return Ok(None);
@@ -185,12 +198,12 @@ fn judge_and_write(
     let profile = lookups.profile;
     let mut lookups = lookups;
     let Ok(judged) = chain::place(&node(r, Some(&chain), trust), profile, &mut lookups);
-    let branch = match judged.line {
-        Line::Main => 0,
-        Line::Branch => off_main_branch(g, r.id, pred_row.as_ref())?,
-        Line::Detached => return Ok(None),
+    let line = match judged.line {
+        chain::Line::Main => Line::Main,
+        chain::Line::Branch => Line::Branch(off_main_branch(g, r.id, pred_row.as_ref())?),
+        chain::Line::Detached => return Ok(None),
     };
-    g.set_place(r.id, &chain, position, branch)?;
+    g.set_place(r.id, &chain, position, line)?;
     // The fork flag is the model's verdict, nothing else: a later claimant of a place the
     // main line holds (a record never stops being one).
     if judged
@@ -203,7 +216,7 @@ fn judge_and_write(
     Ok(Some(Row {
         chain: Some(chain),
         position,
-        branch: Some(branch),
+        line: Some(line),
         ..r.clone()
     }))
 }
@@ -213,7 +226,7 @@ fn judge_and_write(
 /// the main line holds, a fork, as it would have been had it arrived second. So the flags do
 /// not depend on arrival order, and a record nobody's key verified never flags the genuine one.
 fn recheck_siblings(g: &mut Graph<'_, '_>, r: &Row, trust: &TrustPolicy) -> Result<(), StoreError> {
-    if r.branch != Some(0) {
+    if r.line != Some(Line::Main) {
         return Ok(());
     }
     let Some(chain) = &r.chain else { return Ok(()) };
@@ -230,7 +243,7 @@ fn recheck_siblings(g: &mut Graph<'_, '_>, r: &Row, trust: &TrustPolicy) -> Resu
         }
         // Re-read: placing an earlier one may have moved it.
         let s = g.row(s.id)?;
-        if matches!(s.branch, Some(b) if b != 0) {
+        if matches!(s.line, Some(Line::Branch(_))) {
             judge_and_write(g, &s, trust)?;
         }
     }
@@ -248,23 +261,23 @@ fn settle(
 ) -> Result<(), StoreError> {
     let mut queue = vec![start];
     while let Some(xr) = queue.pop() {
-        let main = xr.branch == Some(0);
+        let main = xr.line == Some(Line::Main);
         let candidates: Vec<Row> = g
             .by_prev(&xr.current)?
             .into_iter()
-            .filter(|c| c.branch.is_none() || (main && c.branch != Some(0)))
+            .filter(|c| c.line.is_none() || (main && c.line != Some(Line::Main)))
             .collect();
         for c in candidates {
             // Re-read: an earlier candidate's settling may have moved it.
             let c = g.row(c.id)?;
-            if !(c.branch.is_none() || (main && c.branch != Some(0))) {
+            if !(c.line.is_none() || (main && c.line != Some(Line::Main))) {
                 continue;
             }
             let Some(after) = judge_and_write(g, &c, trust)? else {
                 continue;
             };
-            if (&after.chain, after.position, after.branch) != (&c.chain, c.position, c.branch) {
-                if c.branch.is_none() {
+            if (&after.chain, after.position, after.line) != (&c.chain, c.position, c.line) {
+                if c.line.is_none() {
                     out.linked += 1;
                 }
                 recheck_siblings(g, &after, trust)?;
@@ -284,17 +297,17 @@ pub(crate) fn replace(
     out: &mut BatchOutcome,
 ) -> Result<(), StoreError> {
     let r = g.row(id)?;
-    if r.branch == Some(0) {
+    if r.line == Some(Line::Main) {
         return Ok(());
     }
-    if r.previous == Hash32::ZERO || r.branch.is_none() {
+    if r.previous == Hash32::ZERO || r.line.is_none() {
         return place(g, id, trust, out);
     }
     // Its predecessor decides whether it may now continue the main line.
     let pred = g
         .by_current(&r.previous)?
         .into_iter()
-        .find(|p| p.branch.is_some());
+        .find(|p| p.line.is_some());
     match pred {
         Some(p) => settle(g, p, trust, out),
         None => place(g, id, trust, out),
@@ -318,7 +331,7 @@ pub(crate) fn relink_all(g: &mut Graph<'_, '_>, trust: &TrustPolicy) -> Result<(
     let mut out = BatchOutcome::default();
     for id in ids {
         // Linked already as a successor of an earlier record.
-        if g.row(id)?.branch.is_none() {
+        if g.row(id)?.line.is_none() {
             place(g, id, trust, &mut out)?;
         }
     }
@@ -398,19 +411,8 @@ mod tests {
             sqls.push(crate::graph::in_list("previous_hash", n));
         }
         let mut c = s.conn.borrow_mut();
-        let crate::sql::Conn::Sqlite(conn) = &mut *c else {
-            panic!("SQLite")
-        };
         for sql in &sqls {
-            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let n = st.parameter_count();
-            let args: Vec<rusqlite::types::Value> =
-                (0..n).map(|_| rusqlite::types::Value::Integer(1)).collect();
-            let plan: Vec<String> = st
-                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = c.sqlite_plan(sql).unwrap();
             let searches = plan.iter().filter(|l| l.starts_with("SEARCH")).count();
             assert!(searches == 1, "{sql}: {plan:?}");
             assert!(
@@ -431,7 +433,7 @@ mod tests {
             )
             .unwrap()
             .into_iter()
-            .map(|mut r| crate::hash_of(&r.blob(0).unwrap()))
+            .map(|mut r| r.hash(0).unwrap())
             .collect()
     }
 

@@ -2,9 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::sql::Pg;
-use crate::StoreError;
-
 /// Where a store is. Parsed from a command line's `--db`: a `postgres://` or `postgresql://`
 /// URL is a PostgreSQL database, anything else a SQLite file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +80,7 @@ impl std::fmt::Display for Location {
 
 /// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`; a `password=` query
 /// parameter likewise.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -106,66 +103,6 @@ fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{}", path.join("&"))
 }
 
-/// Connects to PostgreSQL; `read_only`: every transaction of the session is read-only.
-pub(crate) fn connect_postgres(url: &str, read_only: bool) -> Result<Pg, StoreError> {
-    Ok(Pg::new(url, read_only, open_client(url, read_only)?))
-}
-
-/// A new session: connected, named, read-only when asked.
-pub(crate) fn open_client(url: &str, read_only: bool) -> Result<postgres::Client, StoreError> {
-    use postgres::config::SslMode;
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Config(format!("{}: {e}", redact(url))))?;
-    let client = match config.get_ssl_mode() {
-        SslMode::Disable | SslMode::Prefer => {
-            crate::sql::blocking(|| config.connect(postgres::NoTls))?
-        }
-        _ => {
-            let tls = tls()?;
-            crate::sql::blocking(|| config.connect(tls))?
-        }
-    };
-    let mut client = client;
-    // Plans per execution, with the parameters and the table as they are now: a generic plan
-    // cached while `records` was empty stays a sequential scan as it grows (seen: 64-key reads
-    // taking 50 ms on 40,000 records).
-    let mut session =
-        String::from("SET application_name = 'zt-audit'; SET plan_cache_mode = force_custom_plan");
-    if read_only {
-        session.push_str("; SET default_transaction_read_only = on");
-    }
-    let c = &mut client;
-    crate::sql::blocking(|| c.batch_execute(&session))?;
-    Ok(client)
-}
-
-/// rustls with the system's roots (and `PGSSLROOTCERT`, when set); the server's certificate
-/// is always verified.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
-    if let Some(path) = std::env::var_os("PGSSLROOTCERT") {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(&path).map_err(|e| {
-            StoreError::Config(format!("PGSSLROOTCERT {}: {e}", path.to_string_lossy()))
-        })?;
-        for c in certs.flatten() {
-            let _ = roots.add(c);
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,65 +122,5 @@ mod tests {
         );
         let l = Location::parse("postgres://zt@h/audit?password=s3cret&sslmode=disable");
         assert!(!l.to_string().contains("s3cret"), "{l}");
-    }
-}
-
-/// A new, empty PostgreSQL database on the server of `server_url`, dropped when this is
-/// dropped: for tests and benchmarks (each gets a store of its own on one server).
-#[derive(Debug)]
-pub struct ScratchDatabase {
-    server_url: String,
-    name: String,
-    location: Location,
-}
-
-impl ScratchDatabase {
-    /// Creates `<prefix>_<pid>_<n>` on the server of `server_url` (a URL of any database there
-    /// that the user may create databases from).
-    pub fn create(server_url: &str, prefix: &str) -> Result<Self, StoreError> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "{prefix}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut pg = connect_postgres(server_url, false)?;
-        let c = pg.client()?;
-        crate::sql::blocking(|| c.batch_execute(&format!("CREATE DATABASE \"{name}\"")))?;
-        let (base, query) = match server_url.split_once('?') {
-            Some((b, q)) => (b, format!("?{q}")),
-            None => (server_url, String::new()),
-        };
-        let (host, _db) = base.rsplit_once('/').unwrap_or((base, ""));
-        let location = Location::Postgres(format!("{host}/{name}{query}"));
-        Ok(Self {
-            server_url: server_url.to_owned(),
-            name,
-            location,
-        })
-    }
-
-    /// Where the database is.
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
-    /// Its URL.
-    pub fn url(&self) -> String {
-        match &self.location {
-            Location::Postgres(u) => u.clone(),
-            Location::Sqlite(p) => p.display().to_string(),
-        }
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut pg) = connect_postgres(&self.server_url, false) {
-            let Ok(c) = pg.client() else { return };
-            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-            let _ = crate::sql::blocking(|| c.batch_execute(&sql));
-        }
     }
 }

@@ -7,8 +7,9 @@
 //! Text columns compare byte-wise (`COLLATE "C"`), as SQLite's do: chain names sort and page
 //! the same on both engines whatever the database's locale.
 
-use crate::sql::{args, Conn};
-use crate::StoreError;
+use crate::error::StoreError;
+use crate::sql::Conn;
+use crate::types::now_ms;
 
 /// The schema version this build writes (the same number as SQLite's `user_version`).
 pub(crate) const VERSION: i64 = 6;
@@ -136,8 +137,9 @@ pub(crate) fn version(conn: &mut Conn) -> Result<i64, StoreError> {
     if !exists {
         return Ok(0);
     }
-    conn.query_one("SELECT COALESCE(MAX(version), 0) FROM zt_schema", &[])?
-        .i64(0)
+    Ok(conn
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM zt_schema", &[])?
+        .i64(0)?)
 }
 
 fn migrate_locked(conn: &mut Conn) -> Result<(), StoreError> {
@@ -156,7 +158,7 @@ fn migrate_locked(conn: &mut Conn) -> Result<(), StoreError> {
         tx.batch(ddl)?;
         tx.exec(
             "INSERT INTO zt_schema (version, applied_at_ms) VALUES (?1, ?2)",
-            args![*version, crate::now_ms()],
+            args![*version, now_ms()],
         )?;
         tx.commit()?;
     }

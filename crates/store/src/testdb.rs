@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
-use crate::{ScratchDatabase, Store};
+use crate::scratch::ScratchDatabase;
+use crate::store::Store;
 
 /// Keeps a test's store alive (its folder, or its database).
 #[derive(Debug)]
@@ -49,16 +50,16 @@ pub(crate) fn stores() -> Vec<(Guard, Store)> {
 pub(crate) fn insert<'a>(
     store: &mut Store,
     items: impl IntoIterator<Item = (&'a [u8], zt_core::chain::SigStatus)>,
-) -> crate::BatchOutcome {
+) -> crate::types::BatchOutcome {
     let items: Vec<(&[u8], zt_core::chain::SigStatus)> = items.into_iter().collect();
     let envs: Vec<zt_core::Envelope> = items
         .iter()
         .map(|(raw, _)| zt_core::Envelope::from_json(raw).unwrap())
         .collect();
-    let recs: Vec<crate::NewRecord<'_>> = items
+    let recs: Vec<crate::types::NewRecord<'_>> = items
         .iter()
         .zip(&envs)
-        .map(|((raw, status), e)| crate::NewRecord {
+        .map(|((raw, status), e)| crate::types::NewRecord {
             raw,
             envelope: e,
             profile: e.detect_profile().unwrap(),

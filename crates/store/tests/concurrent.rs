@@ -140,12 +140,12 @@ fn picture(store: &Store) -> Picture {
         loop {
             let page = store.page_chain(&c.chain, after, 500).unwrap();
             let Some(last) = page.last() else { break };
-            after = Some((last.branch.unwrap(), last.position.unwrap(), last.id));
+            after = Some(last.cursor());
             for r in &page {
                 let e = Envelope::from_json(&r.raw).unwrap();
                 recs.insert(
                     e.current_hash.to_hex(),
-                    (c.chain.clone(), r.position.unwrap(), r.branch == Some(0)),
+                    (c.chain.clone(), r.position.unwrap(), r.is_main()),
                 );
             }
         }

@@ -25,7 +25,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::error::{shorten, CaProblem, TlsError};
+use crate::error::{shorten, BundleSourceError, CaProblem, SpiffeBundleError, TlsError};
 use crate::spiffe::TrustDomain;
 
 /// Where some trust domains' CAs come from.
@@ -54,19 +54,19 @@ impl BundleSource {
 
 /// `spiffe://TD=FILE`.
 impl FromStr for BundleSource {
-    type Err = String;
+    type Err = BundleSourceError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, BundleSourceError> {
         let Some((id, path)) = s.split_once('=') else {
-            return Err(format!(
-                "expected spiffe://TRUST-DOMAIN=FILE, got {:?}",
-                shorten(s)
-            ));
+            return Err(BundleSourceError::Shape(shorten(s)));
         };
-        let trust_domain = TrustDomain::from_id(id)
-            .map_err(|e| format!("{:?} is not a trust domain's SPIFFE ID: {e}", shorten(id)))?;
+        let trust_domain =
+            TrustDomain::from_id(id).map_err(|source| BundleSourceError::TrustDomain {
+                id: shorten(id),
+                source,
+            })?;
         if path.is_empty() {
-            return Err(format!("no file after {id}="));
+            return Err(BundleSourceError::NoFile { id: id.to_owned() });
         }
         Ok(Self::Domain {
             trust_domain,
@@ -211,7 +211,9 @@ pub fn parse(source: &BundleSource, bytes: &[u8]) -> Result<Loaded, TlsError> {
 /// A SPIFFE bundle (JWK Set): the CA of every `x509-svid` entry (the first `x5c` value;
 /// entries of another or an unknown `use` or key type, and `x509-svid` entries without `x5c`,
 /// are ignored as the specifications require), and `spiffe_sequence`.
-pub fn spiffe_bundle(bytes: &[u8]) -> Result<(Vec<CertificateDer<'static>>, Option<u64>), String> {
+pub fn spiffe_bundle(
+    bytes: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, Option<u64>), SpiffeBundleError> {
     /// Members this reader uses; others are ignored (the specification allows them). A
     /// member given twice is refused (serde's derive).
     #[derive(serde::Deserialize)]
@@ -220,11 +222,11 @@ pub fn spiffe_bundle(bytes: &[u8]) -> Result<(Vec<CertificateDer<'static>>, Opti
         #[serde(default)]
         spiffe_sequence: Option<u64>,
     }
-    let set: Set = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let set: Set = serde_json::from_slice(bytes)?;
     let mut ders = Vec::new();
     for (i, key) in set.keys.iter().enumerate() {
         let Some(jwk) = key.as_object() else {
-            return Err(format!("keys[{i}] is not an object"));
+            return Err(SpiffeBundleError::NotObject { index: i });
         };
         if jwk.get("use").and_then(serde_json::Value::as_str) != Some("x509-svid") {
             continue;
@@ -239,21 +241,23 @@ pub fn spiffe_bundle(bytes: &[u8]) -> Result<(Vec<CertificateDer<'static>>, Opti
             None => continue,
             Some(serde_json::Value::Array(a)) if a.is_empty() => continue,
             Some(serde_json::Value::Array(a)) => &a[0],
-            Some(other) => return Err(format!("keys[{i}].x5c is not an array: {other}")),
+            Some(other) => {
+                return Err(SpiffeBundleError::X5cNotArray {
+                    index: i,
+                    found: other.to_string(),
+                })
+            }
         };
         let Some(text) = first.as_str() else {
-            return Err(format!("keys[{i}].x5c[0] is not a string"));
+            return Err(SpiffeBundleError::X5cNotString { index: i });
         };
         let der = base64::engine::general_purpose::STANDARD
             .decode(text)
-            .map_err(|e| format!("keys[{i}].x5c[0] is not base64: {e}"))?;
+            .map_err(|source| SpiffeBundleError::NotBase64 { index: i, source })?;
         ders.push(CertificateDer::from(der));
     }
     if ders.is_empty() {
-        return Err(
-            "no x509-svid entry with a certificate: the trust domain does not support X509-SVIDs"
-                .into(),
-        );
+        return Err(SpiffeBundleError::NoX509Svid);
     }
     Ok((ders, set.spiffe_sequence))
 }
@@ -317,7 +321,7 @@ mod tests {
             ),
             (r#"{"keys": [1]}"#.to_owned(), "keys[0] is not an object"),
         ] {
-            let e = spiffe_bundle(text.as_bytes()).unwrap_err();
+            let e = spiffe_bundle(text.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
     }

@@ -3,10 +3,12 @@
 //! There is no setting that skips verification: a server whose certificate does not chain to
 //! the trusted CAs, or does not name the host asked for, is refused.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 use crate::error::TlsError;
 use crate::reload::ReloadingKey;
@@ -65,7 +67,7 @@ impl ClientTls {
     /// A rustls client configuration (AWS-LC): the roots of [`ca`](Self::ca) or the
     /// system's, and the identity, if any, read again whenever its files change.
     pub fn config(&self) -> Result<ClientConfig, TlsError> {
-        let provider = crate::provider();
+        let provider = crate::provider::provider();
         let roots = match &self.ca {
             Some(path) => {
                 let mut roots = RootCertStore::empty();
@@ -94,4 +96,29 @@ impl ClientTls {
             None => builder.with_no_client_auth(),
         })
     }
+}
+
+/// A rustls client configuration (AWS-LC) without a client identity that trusts the system's
+/// roots and, beside them, the CA certificates of the PEM file `extra` (named `what` in
+/// errors): what a database client needs (the PostgreSQL store, `sslmode=require` or
+/// stricter, with `PGSSLROOTCERT`). As with the system's roots, certificates in `extra` that
+/// rustls cannot use are skipped; a server chaining to none of the trusted CAs is refused.
+pub fn system_roots_and(
+    what: &'static str,
+    extra: Option<&Path>,
+) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::clone(&system_roots());
+    if let Some(path) = extra {
+        let bytes = crate::pem::read(what, path)?;
+        for c in CertificateDer::pem_slice_iter(&bytes).flatten() {
+            let _ = roots.add(c);
+        }
+    }
+    Ok(
+        ClientConfig::builder_with_provider(crate::provider::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }

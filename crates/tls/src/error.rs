@@ -57,7 +57,7 @@ pub enum TlsError {
         /// The trust domain it was given for.
         trust_domain: String,
         /// What is wrong with it.
-        problem: String,
+        problem: SpiffeBundleError,
     },
     /// A SPIFFE bundle whose `spiffe_sequence` went down: an older bundle put back.
     #[error("SPIFFE bundle {} for {trust_domain}: spiffe_sequence went from {was} to {now}; a bundle's sequence only goes up (an older bundle?)", .path.display())]
@@ -74,6 +74,69 @@ pub enum TlsError {
     /// rustls could not build a verifier or configuration from what was loaded.
     #[error("TLS configuration: {0}")]
     Config(String),
+}
+
+/// A `--trust-bundle` value that is not `spiffe://TRUST-DOMAIN=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleSourceError {
+    /// No `=` between the trust domain and the file.
+    #[error("expected spiffe://TRUST-DOMAIN=FILE, got {0:?}")]
+    Shape(String),
+    /// What comes before `=` is not a trust domain's SPIFFE ID.
+    #[error("{id:?} is not a trust domain's SPIFFE ID: {source}")]
+    TrustDomain {
+        /// What was given (shortened).
+        id: String,
+        /// Why.
+        #[source]
+        source: SpiffeIdError,
+    },
+    /// Nothing after `=`.
+    #[error("no file after {id}=")]
+    NoFile {
+        /// The trust domain's ID as given.
+        id: String,
+    },
+}
+
+/// Why a SPIFFE bundle (a JWK Set, SPIFFE Trust Domain and Bundle specification section 4)
+/// cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpiffeBundleError {
+    /// Not a JSON object with a `keys` array (or a member given twice).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// An entry of `keys` is not an object.
+    #[error("keys[{index}] is not an object")]
+    NotObject {
+        /// The entry.
+        index: usize,
+    },
+    /// An `x509-svid` entry's `x5c` is not an array.
+    #[error("keys[{index}].x5c is not an array: {found}")]
+    X5cNotArray {
+        /// The entry.
+        index: usize,
+        /// What `x5c` holds, as JSON.
+        found: String,
+    },
+    /// An `x509-svid` entry's first `x5c` value is not a string.
+    #[error("keys[{index}].x5c[0] is not a string")]
+    X5cNotString {
+        /// The entry.
+        index: usize,
+    },
+    /// An `x509-svid` entry's first `x5c` value is not base64.
+    #[error("keys[{index}].x5c[0] is not base64: {source}")]
+    NotBase64 {
+        /// The entry.
+        index: usize,
+        /// Why.
+        source: base64::DecodeError,
+    },
+    /// No `x509-svid` entry carries a certificate.
+    #[error("no x509-svid entry with a certificate: the trust domain does not support X509-SVIDs")]
+    NoX509Svid,
 }
 
 /// Why a CA certificate cannot be part of a client CA bundle. The rule: each CA carries

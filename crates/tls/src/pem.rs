@@ -10,7 +10,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::TlsError;
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         what,
         path: path.to_owned(),

@@ -156,7 +156,7 @@ impl TlsServer {
     /// With a client CA bundle, client certificates are asked for but optional, so bearer
     /// tokens keep working beside SVIDs; a certificate that is presented must verify.
     pub fn load(files: &ServerFiles) -> Result<Self, TlsError> {
-        let provider = crate::provider();
+        let provider = crate::provider::provider();
         let key = Arc::new(
             ReloadingKey::load(&files.cert, &files.key, Arc::clone(&provider))?
                 .check_every(files.check_every),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use zt_core::{Envelope, Hash32};
-use zt_store::{DecisionRow, EpochRow, Filter, Page, RecordDetail, Store, StoreError};
+use zt_store::{DecisionRow, EpochRow, Filter, Line, Page, RecordDetail, Store, StoreError};
 
 /// Rows fetched per page.
 pub const PAGE: usize = 200;
@@ -575,13 +575,13 @@ impl App {
             format!("{} (checked at ingest)", record.row.status),
         ));
         // Where the chain model put it: only the main line is the chain's truth.
-        checks.push(match record.branch {
-            Some(0) => (
+        checks.push(match record.line {
+            Some(Line::Main) => (
                 "counts".into(),
                 true,
                 "yes: on the chain's main line (trusted, linked, unbroken)".into(),
             ),
-            Some(_) => (
+            Some(Line::Branch(_)) => (
                 "counts".into(),
                 false,
                 "no: kept as evidence off the main line (an unverified record, a fork, a break, or after one)".into(),
@@ -605,12 +605,12 @@ impl App {
             ));
         }
         let mut anchoring = Vec::new();
-        if record.branch.is_some_and(|b| b != 0) {
+        if matches!(record.line, Some(Line::Branch(_))) {
             // An anchor covers a main line; a record beside it is covered by nothing, even at
             // an anchored position.
             anchoring.push("off the main line: no anchor covers it".into());
         } else if let (Some(chain), Some(pos), Some(_)) =
-            (&record.row.chain, record.row.position, record.branch)
+            (&record.row.chain, record.row.position, record.line)
         {
             let pos = u64::try_from(pos).unwrap_or(0);
             for log in self.store.anchor_logs()? {

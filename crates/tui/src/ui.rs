@@ -256,7 +256,7 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
                 format!(
                     "  position {}  branch {}  profile ",
                     r.position.map_or("-".into(), |p| p.to_string()),
-                    d.record.branch.map_or("-".into(), |b| b.to_string()),
+                    d.record.line.map_or("-".into(), |l| l.to_string()),
                 ),
                 plain,
             )

@@ -100,7 +100,7 @@ struct Facts {
     /// First candidate profile whose hash recomputes.
     matched: Option<Profile>,
     /// Hash under each candidate tried (or why the profile cannot apply).
-    recomputed: Vec<(Profile, Result<Hash32, &'static str>)>,
+    recomputed: Vec<(Profile, Result<Hash32, zt_core::error::Unhashable>)>,
     /// Members the matched profile's hash does not cover.
     uncovered: Vec<String>,
     sig: SigCheck,

@@ -545,11 +545,7 @@ fn kill_9_loses_nothing_that_was_acknowledged() {
     loop {
         let page = store.page_chain("crash", after, 1000).unwrap();
         let Some(last) = page.last() else { break };
-        after = Some((
-            last.branch.unwrap_or(-1),
-            last.position.unwrap_or(-1),
-            last.id,
-        ));
+        after = Some(last.cursor());
         for r in &page {
             stored.insert(zt_core::Envelope::from_json(&r.raw).unwrap().current_hash);
         }

@@ -255,11 +255,7 @@ pub fn records(db: &Path) -> Vec<Value> {
         loop {
             let page = store.page_chain(&c.chain, after, 500).unwrap();
             let Some(last) = page.last() else { break };
-            after = Some((
-                last.branch.unwrap_or(-1),
-                last.position.unwrap_or(-1),
-                last.id,
-            ));
+            after = Some(last.cursor());
             out.extend(page.iter().map(|r| serde_json::from_slice(&r.raw).unwrap()));
         }
     }

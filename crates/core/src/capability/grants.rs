@@ -372,7 +372,10 @@ mod tests {
         assert!(!out.net);
         assert_eq!(out.sandbox, SandboxKind::Nono);
         // Nothing given: the grants as they were.
-        assert_eq!(grants().narrowed(&Narrowing::default()).expect("same"), grants());
+        assert_eq!(
+            grants().narrowed(&Narrowing::default()).expect("same"),
+            grants()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `expired`), never as free strings; refusals as [`UseRefusal`].
 
 use super::{Capability, CapabilityError};
+use crate::error::JsonError;
 use crate::json::{self, Map, Value};
 use crate::time::Timestamp;
 
@@ -40,19 +41,53 @@ impl State {
     }
 }
 
+/// A `state` that names no [`State`] (shortened).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability state `{0}` (active, revoked or expired)")]
+pub struct UnknownState(pub String);
+
 impl std::str::FromStr for State {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
         match s {
             "active" => Ok(Self::Active),
             "revoked" => Ok(Self::Revoked),
             "expired" => Ok(Self::Expired),
-            other => Err(format!(
-                "unknown capability state `{}` (active, revoked or expired)",
-                crate::envelope::shorten(other)
-            )),
+            other => Err(UnknownState(crate::envelope::shorten(other))),
         }
     }
+}
+
+/// Why a status answer ([`Standing::status_value`], `GET /capabilities/{id}`) cannot be
+/// read; a watcher counts it as no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    /// Not I-JSON.
+    #[error("status answer is not JSON: {0}")]
+    NotJson(#[source] JsonError),
+    /// JSON, but not an object.
+    #[error("status answer is not a JSON object")]
+    NotObject,
+    /// An answer about another capability.
+    #[error("the status answer is about capability {named}, not {asked}")]
+    OtherCapability {
+        /// The capability the answer names (shortened).
+        named: String,
+        /// The one asked about.
+        asked: String,
+    },
+    /// No `state` member.
+    #[error("status answer names no `state`")]
+    NoState,
+    /// A `state` that names no [`State`].
+    #[error(transparent)]
+    State(#[from] UnknownState),
+    /// A time the state needs is missing or not RFC 3339.
+    #[error("status answer: `{member}` missing or not an RFC 3339 time")]
+    Time {
+        /// `not_after` or `at`.
+        member: &'static str,
+    },
 }
 
 impl std::fmt::Display for State {
@@ -131,25 +166,21 @@ impl Standing {
     /// Reads a status body ([`Standing::status_value`]) about capability `id`. An answer about
     /// another capability, or one that does not say a state, is an error (a watcher counts it
     /// as no answer).
-    pub fn from_status(id: &str, body: &[u8]) -> Result<Self, String> {
-        let v = json::parse(body).map_err(|e| format!("status answer is not JSON: {e}"))?;
-        let m = v
-            .as_object()
-            .ok_or_else(|| "status answer is not a JSON object".to_owned())?;
+    pub fn from_status(id: &str, body: &[u8]) -> Result<Self, StatusError> {
+        let v = json::parse(body).map_err(StatusError::NotJson)?;
+        let m = v.as_object().ok_or(StatusError::NotObject)?;
         let text = |k: &str| m.get(k).and_then(Value::as_str);
         if let Some(other) = text("id").filter(|other| *other != id) {
-            return Err(format!(
-                "the status answer is about capability {}, not {id}",
-                crate::envelope::shorten(other)
-            ));
+            return Err(StatusError::OtherCapability {
+                named: crate::envelope::shorten(other),
+                asked: id.to_owned(),
+            });
         }
-        let state: State = text("state")
-            .ok_or_else(|| "status answer names no `state`".to_owned())?
-            .parse()?;
-        let time = |k: &str| {
-            text(k)
+        let state: State = text("state").ok_or(StatusError::NoState)?.parse()?;
+        let time = |member: &'static str| {
+            text(member)
                 .and_then(Timestamp::parse_rfc3339)
-                .ok_or_else(|| format!("status answer: `{k}` missing or not an RFC 3339 time"))
+                .ok_or(StatusError::Time { member })
         };
         Ok(match state {
             State::Active => Self::Active {
@@ -305,7 +336,7 @@ mod tests {
         assert!(Standing::Unknown.status_value("cap-1").is_none());
         let other = br#"{"id":"cap-2","state":"active","not_after":"2026-12-01T11:00:00Z"}"#;
         assert!(Standing::from_status("cap-1", other)
-            .is_err_and(|e| e.contains("about capability cap-2")));
+            .is_err_and(|e| e.to_string().contains("about capability cap-2")));
         for bad in [
             &br#"{"state":"suspended","at":"2026-12-01T11:00:00Z"}"#[..],
             br#"{"state":"revoked"}"#,
