@@ -11,6 +11,24 @@ pub const EXIT_ERROR: u8 = 2;
 /// pass.
 pub const EXIT_BROKEN_PIPE: u8 = 141;
 
+/// Binds `addr` and prints the first line of stdout, which scripts and tests read the bound
+/// address from: `zt-audit NAME: listening on SCHEME://ADDR PATH`.
+pub async fn listen(
+    addr: std::net::SocketAddr,
+    tls: bool,
+    name: &str,
+    path: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let scheme = if tls { "https" } else { "http" };
+    println!("zt-audit {name}: listening on {scheme}://{bound}{path}");
+    Ok(listener)
+}
+
 /// The async runtime the network subcommands run on (multi-threaded, I/O and timers).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;

@@ -180,13 +180,8 @@ fn serve(
     tls: Option<std::sync::Arc<zt_tls::TlsServer>>,
 ) -> Result<ExitCode> {
     let summary = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        // First line of stdout: scripts and tests read the bound address from it.
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("zt-audit control-plane: listening on {scheme}://{addr}");
+        let listener =
+            crate::common::listen(args.listen, tls.is_some(), "control-plane", "").await?;
         // The chain id may come from --chain-id or from the directory's earlier runs: escaped.
         eprintln!(
             "chain {}, key {}, decisions in {}",

@@ -133,13 +133,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let rt = crate::common::runtime()?;
     let summary = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        // First line of stdout: scripts and tests read the bound address from it.
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("zt-audit serve: listening on {scheme}://{addr}/v1/logs");
+        let listener =
+            crate::common::listen(args.listen, tls.is_some(), "serve", "/v1/logs").await?;
         eprintln!(
             "store {}, {} token(s)",
             crate::style::store(&args.db),
