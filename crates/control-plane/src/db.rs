@@ -16,7 +16,6 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use zt_core::json::{Map, Value};
 use zt_core::Hash32;
 
 use crate::error::ControlPlaneError;
@@ -722,20 +721,9 @@ impl State {
         entries: &[PolicyEntry],
         version: &str,
     ) -> Result<(), ControlPlaneError> {
-        // `[{id, text}]` in application order, each object in RFC 8785 form (the bytes
-        // serde_json wrote here before, for these two string members).
-        let doc = Value::Array(
-            entries
-                .iter()
-                .map(|e| {
-                    let mut m = Map::new();
-                    m.push("id".into(), Value::String(e.id.clone()));
-                    m.push("text".into(), Value::String(e.text.clone()));
-                    Value::Object(m)
-                })
-                .collect(),
-        );
-        let doc = String::from_utf8_lossy(&zt_core::json::canonicalize(&doc)).into_owned();
+        // `[{id, text}]` in application order, in RFC 8785 form (the bytes serde_json wrote
+        // here before, for these two string members).
+        let doc = String::from_utf8_lossy(&policy::set_document(entries)).into_owned();
         conn.execute(
             "INSERT OR IGNORE INTO policy_versions (version, policies, first_at) VALUES (?1, ?2, ?3)",
             params![version, doc, now()],

@@ -286,13 +286,13 @@ pub fn narrow_rule(rule: &NarrowRule, id: &str) -> Result<PolicyEntry, PolicyErr
     })
 }
 
-/// The version of a set of entries (see the module docs).
-pub fn version_of(entries: &[PolicyEntry]) -> String {
-    let mut sorted: Vec<&PolicyEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+/// The policy set as a document, `[{id, text}]` in the order given: what a version hashes
+/// (sorted by id) and what `state.db` keeps of each version (in application order), in RFC
+/// 8785 form.
+pub fn set_document<'a>(entries: impl IntoIterator<Item = &'a PolicyEntry>) -> Vec<u8> {
     let arr = Value::Array(
-        sorted
-            .iter()
+        entries
+            .into_iter()
             .map(|e| {
                 let mut m = Map::new();
                 m.push("id".into(), Value::String(e.id.clone()));
@@ -301,10 +301,14 @@ pub fn version_of(entries: &[PolicyEntry]) -> String {
             })
             .collect(),
     );
-    format!(
-        "sha256:{}",
-        Hash32::digest(&json::canonicalize(&arr)).to_hex()
-    )
+    json::canonicalize(&arr)
+}
+
+/// The version of a set of entries (see the module docs).
+pub fn version_of(entries: &[PolicyEntry]) -> String {
+    let mut sorted: Vec<&PolicyEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    format!("sha256:{}", Hash32::digest(&set_document(sorted)).to_hex())
 }
 
 impl PolicyEngine {
