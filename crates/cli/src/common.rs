@@ -29,6 +29,35 @@ pub async fn listen(
     Ok(listener)
 }
 
+/// How a report is written: for people, or as JSON for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Text for people: everything that comes from evidence escaped.
+    Text,
+    /// JSON (pretty), values exact.
+    Json,
+}
+
+/// Writes `report` to standard output in `format`: JSON as it serializes, text by `text`.
+pub fn print_report<T: serde::Serialize>(
+    format: Format,
+    report: &T,
+    text: impl FnOnce(&mut std::io::StdoutLock<'static>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, report).context("writing the report")?;
+            writeln!(out)?;
+        }
+        Format::Text => text(&mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// The async runtime the network subcommands run on (multi-threaded, I/O and timers).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;

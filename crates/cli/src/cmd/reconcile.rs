@@ -12,8 +12,8 @@ use zt_core::text::escape;
 use zt_store::Store;
 
 use crate::cmd::anchor::{parse_address, ChainArgs};
-use crate::cmd::verify::Format;
 use crate::common::parse_duration;
+use crate::common::{print_report, Format};
 use crate::style::Style;
 
 /// Reconcile local evidence with its anchors on chain: anchors missing, failed, different,
@@ -93,15 +93,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
             .await
             .context("reconciling")
     })?;
-    let mut out = std::io::stdout().lock();
-    match a.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        Format::Text => print_text(&mut out, &report, Style::stdout())?,
-    }
-    out.flush()?;
+    print_report(a.format, &report, |out| {
+        print_text(out, &report, Style::stdout())
+    })?;
     Ok(ExitCode::from(u8::from(!report.ok)))
 }
 
@@ -129,15 +123,9 @@ fn lineage(
             .await
             .context("reconciling with the DAALog deployment")
     })?;
-    let mut out = std::io::stdout().lock();
-    match a.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        Format::Text => {
-            let s = Style::stdout();
-            writeln!(
+    print_report(a.format, &report, |out| {
+        let s = Style::stdout();
+        writeln!(
                 out,
                 "{}: {} records; DAALog {} (chain {}): {} logged one by one, {} in batches, {} logged nowhere",
                 crate::style::path(file),
@@ -148,7 +136,7 @@ fn lineage(
                 report.batched,
                 report.unanchored
             )?;
-            writeln!(
+        writeln!(
                 out,
                 "counted: events of {} ({} ActionLogged, {} BatchLogged); ignored: {} ActionLogged and {} BatchLogged event(s) from {} other sender(s)",
                 report.loggers.join(", "),
@@ -158,20 +146,19 @@ fn lineage(
                 report.ignored_batch_events,
                 report.ignored_senders
             )?;
-            print_findings(&mut out, &report.findings, s)?;
-            if report.ok {
-                writeln!(out, "\n{}: the file and the chain agree", s.ok("OK"))?;
-            } else {
-                writeln!(
-                    out,
-                    "\n{}: {} finding(s)",
-                    s.bad("FAILED"),
-                    report.findings.len()
-                )?;
-            }
+        print_findings(out, &report.findings, s)?;
+        if report.ok {
+            writeln!(out, "\n{}: the file and the chain agree", s.ok("OK"))?;
+        } else {
+            writeln!(
+                out,
+                "\n{}: {} finding(s)",
+                s.bad("FAILED"),
+                report.findings.len()
+            )?;
         }
-    }
-    out.flush()?;
+        Ok(())
+    })?;
     Ok(ExitCode::from(u8::from(!report.ok)))
 }
 

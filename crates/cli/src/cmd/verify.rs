@@ -13,6 +13,7 @@ use zt_core::text::escape;
 use zt_core::{Hash32, Profile};
 use zt_verifier::{Options, Report, Verifier};
 
+use crate::common::{print_report, Format};
 use crate::style::Style;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,12 +25,6 @@ pub enum ProfileArg {
     #[value(name = "hello-world")]
     HelloWorld,
     V1,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 /// Verify audit evidence files: JSONL logs, JSON arrays, or saved HTTP responses.
@@ -79,24 +74,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let report = v.finish();
 
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report).context("writing the report")?;
-            writeln!(out)?;
-        }
-        Format::Text => {
-            let style = Style::stdout();
-            print_text(&mut out, &report, style)?;
-            writeln!(
-                out,
-                "{}",
-                style.dim(&trust_root(&args, &ring, args.allow_unsigned))
-            )?;
-        }
-    }
-    out.flush()?;
+    print_report(args.format, &report, |out| {
+        let style = Style::stdout();
+        print_text(out, &report, style)?;
+        let root = trust_root(&args, &ring, args.allow_unsigned);
+        writeln!(out, "{}", style.dim(&root))?;
+        Ok(())
+    })?;
     Ok(ExitCode::from(if !report.io_errors.is_empty() {
         crate::common::EXIT_ERROR
     } else if report.ok {
