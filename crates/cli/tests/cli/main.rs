@@ -1,4 +1,5 @@
-//! End-to-end tests of the `zt-audit` binary: one test binary, shared helpers.
+//! The `zt-audit` commands that run once over files: their exit codes, reports and output.
+//! The services (serve, control-plane, demo, tui) are end-to-end tests in `tests/e2e/`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,31 +8,23 @@
 
 mod bad_input;
 mod capability;
-mod conformance;
-mod control_plane;
 mod interop;
 mod keygen;
 mod keys;
 mod numbers;
-mod otel_python;
-mod otel_rust;
 mod proof;
 mod secrets;
-mod serve;
-mod spiffe_go;
 mod store;
 mod surface;
 mod terminal_injection;
-mod tls;
-mod tui;
 mod v1;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-#[path = "../support/mod.rs"]
+#[path = "../../../../tests/e2e/support/mod.rs"]
 mod support;
-pub use support::{python, repo, spawn_server};
+pub use support::repo;
 
 pub fn fixtures() -> PathBuf {
     repo().join("fixtures")
@@ -61,39 +54,6 @@ pub fn verify_db(db: &Path) -> (i32, serde_json::Value) {
         "--keyring",
         ring.to_str().unwrap(),
     ])
-}
-
-/// Asserts the store at `db` verifies and holds `records` records.
-pub fn assert_store_verifies(db: &Path, records: u64) {
-    let (code, report) = verify_db(db);
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["records"], records);
-}
-
-/// Sends `sig` (`-TERM`, `-INT`, ...) to `child` and waits up to 20 s for it to exit:
-/// (exit code, stderr).
-pub fn signal_and_wait(child: &mut std::process::Child, sig: &str) -> (Option<i32>, String) {
-    use std::io::Read;
-    let ok = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                e.read_to_string(&mut err).unwrap();
-            }
-            return (st.code(), err);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the process did not stop after {sig}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 /// The processes alive now whose environment holds `ZT_TEST_MARKER=marker` (a process started

@@ -2,7 +2,7 @@
 //! `zt-audit serve`: protobuf, JSON and gzip, each envelope landing once however often sent.
 //! The exporter code is the documented example itself.
 
-#[path = "../../examples/otlp_adapter.rs"]
+#[path = "../../../crates/cli/examples/otlp_adapter.rs"]
 mod otlp_adapter;
 
 use opentelemetry_otlp::Protocol;
