@@ -4,29 +4,24 @@
 
 use serde_json::Value;
 
-use crate::zt;
+use crate::{control_plane, s, zt};
 
 #[test]
 fn conformance_passes_against_the_control_plane_and_exits_by_the_contract() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cp");
-    let (mut child, url) = crate::spawn_server(&[
-        "control-plane".as_ref(),
-        "--dir".as_ref(),
-        dir.as_os_str(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-    ]);
-    let admin = std::fs::read_to_string(dir.join("admin-token")).unwrap();
-    let keyring = dir.join("keyring.json");
-    let o = zt(&[
-        "conformance",
-        "--target",
-        &url,
+    let cp = control_plane(&dir, &[]);
+    let url = cp.base.clone();
+    let conformance = |extra: &[&str]| {
+        let mut args = vec!["conformance", "--target", &url];
+        args.extend_from_slice(extra);
+        zt(&args)
+    };
+    let o = conformance(&[
         "--admin-token",
-        admin.trim(),
+        cp.admin(),
         "--keyring",
-        keyring.to_str().unwrap(),
+        s(&cp.keyring()),
         "--format",
         "json",
     ]);
@@ -43,33 +38,20 @@ fn conformance_passes_against_the_control_plane_and_exits_by_the_contract() {
     }
 
     // no keyring: a case fails, exit 1, and the text names the missing trust root
-    let o = zt(&[
-        "conformance",
-        "--target",
-        &url,
-        "--admin-token",
-        admin.trim(),
-    ]);
+    let o = conformance(&["--admin-token", cp.admin()]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL envelopes_verify"), "{text}");
     assert!(text.contains("trust root: none given"), "{text}");
 
     // a wrong admin token: registration fails, exit 1
-    let o = zt(&[
-        "conformance",
-        "--target",
-        &url,
-        "--admin-token",
-        "ztadm_wrong",
-    ]);
+    let o = conformance(&["--admin-token", "ztadm_wrong"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL registration"));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(cp);
 
     // nobody there: could not run, exit 2
-    let o = zt(&["conformance", "--target", &url]);
+    let o = conformance(&[]);
     assert_eq!(
         o.status.code(),
         Some(2),

@@ -1,57 +1,12 @@
 //! `zt-audit control-plane` and `zt-audit demo` as processes, with the lineage's client shape.
 
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use zt_testkit::process::marked_processes;
 
-use crate::{marked_processes, repo, verify_json, zt};
-
-/// A running `zt-audit control-plane`; killed on drop.
-struct ControlPlane {
-    child: Child,
-    base: String,
-}
-
-impl ControlPlane {
-    fn start(dir: &Path, extra: &[&str]) -> ControlPlane {
-        let mut args: Vec<&std::ffi::OsStr> = ["control-plane", "--dir"]
-            .map(std::ffi::OsStr::new)
-            .to_vec();
-        args.push(dir.as_os_str());
-        args.extend(["--listen", "127.0.0.1:0"].map(std::ffi::OsStr::new));
-        args.extend(extra.iter().map(std::ffi::OsStr::new));
-        let (child, base) = crate::spawn_server(&args);
-        ControlPlane { child, base }
-    }
-
-    /// SIGTERM, then the exit code and stderr.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        crate::signal_and_wait(&mut self.child, "-TERM")
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn post(base: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    // reqwest has rustls without a provider in this workspace (see zt_tls).
-    zt_tls::install_default_provider();
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, serde_json::from_str(&resp.text().unwrap()).unwrap())
-}
+use crate::{bin, control_plane, repo, s, verify_json, zt};
 
 /// The lineage-style Python client (standard library only): (status, allowed, answer).
 fn lineage_client(base: &str, actor: &str, token: &str) -> (u64, bool, Value) {
@@ -85,19 +40,13 @@ fn lineage_client(base: &str, actor: &str, token: &str) -> (u64, bool, Value) {
 fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cp");
-    let cp = ControlPlane::start(&dir, &[]);
-    let admin = std::fs::read_to_string(dir.join("admin-token")).unwrap();
-    let admin = admin.trim();
-    let (s, agent) = post(&cp.base, "/agents", admin, &json!({"actor": "agent-py"}));
-    assert_eq!(s, 201, "{agent}");
+    let cp = control_plane(&dir, &[]);
+    let agent = cp.admin_post("/agents", &json!({"actor": "agent-py"}));
     let token = agent["token"].as_str().unwrap();
-    let (s, _) = post(
-        &cp.base,
+    cp.admin_post(
         "/policies",
-        admin,
         &json!({"action": "hello-world.say_hello", "resource": "demo/greeting"}),
     );
-    assert_eq!(s, 201);
 
     let (status, allowed, first) = lineage_client(&cp.base, "agent-py", token);
     assert_eq!((status, allowed), (200, true), "{first}");
@@ -115,14 +64,12 @@ fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
     let saved = tmp.path().join("answers.json");
     std::fs::write(&saved, json!([first, second]).to_string()).unwrap();
     let ring = dir.join("keyring.json");
-    let (code, report) =
-        verify_json(&["--keyring", ring.to_str().unwrap(), saved.to_str().unwrap()]);
+    let (code, report) = verify_json(&["--keyring", s(&ring), s(&saved)]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records"], 2);
     let admin = tmp.path().join("registration.json");
     std::fs::write(&admin, agent["audit"].to_string()).unwrap();
-    let (code, report) =
-        verify_json(&["--keyring", ring.to_str().unwrap(), admin.to_str().unwrap()]);
+    let (code, report) = verify_json(&["--keyring", s(&ring), s(&admin)]);
     assert_eq!(code, 0, "{report:#}");
     assert!(
         report["chains"][0]["chain"]
@@ -138,12 +85,7 @@ fn a_lineage_python_client_gets_signed_answers_that_verify_as_saved() {
         stderr.contains("drained and stopped (3 records"),
         "{stderr}"
     );
-    let (code, report) = verify_json(&[
-        "--db",
-        dir.join("decisions.db").to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let (code, report) = bin().verify_db(dir.join("decisions.db"), &ring);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records"], 3);
 }
@@ -154,7 +96,7 @@ fn open_mode_is_loopback_only() {
     let out = zt(&[
         "control-plane",
         "--dir",
-        tmp.path().to_str().unwrap(),
+        s(tmp.path()),
         "--open",
         "--listen",
         "0.0.0.0:0",
@@ -176,16 +118,16 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
     );
     // As a user would run the installed binary: from another folder, with the npm package's
     // `anvil` (the Node launcher) on PATH.
-    let bin = tmp.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(&anvil, bin.join("anvil")).unwrap();
+    let bin_dir = tmp.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(&anvil, bin_dir.join("anvil")).unwrap();
     let path = std::env::join_paths(
-        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
     )
     .unwrap();
     let marker = format!("demo-{}-{}", std::process::id(), line!());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args(["demo", "--dir", dir.to_str().unwrap()])
+    let out = bin()
+        .command(["demo", "--dir", s(&dir)])
         .current_dir(tmp.path())
         .env("PATH", path)
         .env_remove("ZT_ANVIL")
@@ -226,12 +168,7 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         dir.join("ingest.db"),
         dir.join("control-plane/decisions.db"),
     ] {
-        let (code, report) = verify_json(&[
-            "--db",
-            db.to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
-        ]);
+        let (code, report) = bin().verify_db(&db, &ring);
         assert_eq!(code, 0, "{}: {report:#}", db.display());
         assert_eq!(report["records"], 3, "registration, deny, allow");
     }
@@ -254,12 +191,7 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         }
     }
     let proof = dir.join("allowed-decision.proof.json");
-    let out = zt(&[
-        "verify-proof",
-        proof.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let out = zt(&["verify-proof", s(&proof), "--keyring", s(&ring)]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -267,20 +199,9 @@ fn demo_denies_then_allows_and_leaves_stores_that_verify() {
         String::from_utf8_lossy(&out.stdout)
     );
     // a second run in the same directory continues the same chain
-    let out = zt(&[
-        "demo",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--anvil",
-        anvil.to_str().unwrap(),
-    ]);
+    let out = zt(&["demo", "--dir", s(&dir), "--anvil", s(&anvil)]);
     assert_eq!(out.status.code(), Some(0));
-    let (code, report) = verify_json(&[
-        "--db",
-        dir.join("ingest.db").to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let (code, report) = bin().verify_db(dir.join("ingest.db"), &ring);
     // the second run's agent is already registered (409, no record): two decisions more;
     // the decisions and the control plane's own records (the registration) are two chains
     assert_eq!(
@@ -296,13 +217,7 @@ fn demo_without_a_node_says_how_to_get_one_and_suggests_only_what_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let missing = tmp.path().join("no-such/anvil");
-    let out = zt(&[
-        "demo",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--anvil",
-        missing.to_str().unwrap(),
-    ]);
+    let out = zt(&["demo", "--dir", s(&dir), "--anvil", s(&missing)]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     for needle in [

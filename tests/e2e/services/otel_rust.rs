@@ -7,20 +7,20 @@ mod otlp_adapter;
 
 use opentelemetry_otlp::Protocol;
 
-use crate::serve::{assert_counts, Server};
-use crate::{assert_store_verifies, valid_lines};
+use crate::serve::assert_counts;
+use crate::{assert_store_verifies, serve, valid_lines};
 
 #[test]
 fn rust_exporter_over_protobuf_json_and_gzip_lands_once() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("rust.db");
-    let srv = Server::start(&db, &[]);
-    let endpoint = format!("http://{}/v1/logs", srv.addr);
+    let srv = serve(&db, &[]);
+    let endpoint = srv.url.clone();
     let lines = valid_lines();
     otlp_adapter::export_envelopes(&endpoint, Protocol::HttpBinary, false, &lines).unwrap();
     otlp_adapter::export_envelopes(&endpoint, Protocol::HttpJson, false, &lines).unwrap();
     otlp_adapter::export_envelopes(&endpoint, Protocol::HttpBinary, true, &lines).unwrap();
-    assert_counts(&srv.addr, 12, 24);
+    assert_counts(srv.addr(), 12, 24);
     drop(srv);
     assert_store_verifies(&db, 12);
     // stored byte for byte

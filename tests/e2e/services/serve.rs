@@ -2,71 +2,21 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
+use zt_core::Hash32;
 use zt_ingest::otlp::{envelope_record, request};
+use zt_testkit::keys::seal_chain;
 
-use crate::{assert_store_verifies, fixtures, valid_lines, verify_db, verify_json, zt};
+use crate::{
+    assert_store_verifies, fixture_key, fixtures, s, serve, valid_lines, verify_db, verify_json, zt,
+};
 
-/// A running `zt-audit serve`; killed on drop.
-pub struct Server {
-    child: Child,
-    pub addr: String,
-}
-
-impl Server {
-    pub fn start(db: &Path, extra: &[&str]) -> Server {
-        let ring = fixtures().join("interop/zt-infra-full/keyring.json");
-        let mut args: Vec<&std::ffi::OsStr> = ["serve", "--db"].map(AsRef::as_ref).to_vec();
-        args.push(db.as_os_str());
-        args.extend(["--listen", "127.0.0.1:0", "--keyring"].map(std::ffi::OsStr::new));
-        args.push(ring.as_os_str());
-        args.extend(extra.iter().map(std::ffi::OsStr::new));
-        let (child, url) = crate::spawn_server(&args);
-        let addr = url
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1/logs")
-            .to_owned();
-        Server { child, addr }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal and waits for the exit status.
-    pub fn signal(mut self, sig: &str) -> (Option<i32>, String) {
-        crate::signal_and_wait(&mut self.child, sig)
-    }
-
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 client: one request per connection. A server may answer before the
-/// whole body is sent (413): write errors are ignored and the answer is read anyway.
+/// One request over raw HTTP/1.1 (status 0: no answer): (status, body, head).
 pub fn http(
     addr: &str,
     method: &str,
@@ -74,46 +24,24 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>, String) {
-    // Status 0: no answer (nothing listening, or the server died mid-request).
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return (0, Vec::new(), String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = s
-        .write_all(head.as_bytes())
-        .and_then(|()| s.write_all(body));
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(resp.len());
-    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
-    (status, body, head)
+    let a = zt_testkit::http::http(addr, method, path, headers, body);
+    (a.status, a.body, a.head)
+}
+
+const PB: &[(&str, &str)] = &[("Content-Type", "application/x-protobuf")];
+const PB_GZIP: &[(&str, &str)] = &[
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "gzip"),
+];
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
+/// `POST /v1/logs` with `headers`: (status, body, head).
+fn post_logs(addr: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>, String) {
+    http(addr, "POST", "/v1/logs", headers, body)
 }
 
 fn post_pb(addr: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let (s, b, _) = http(
-        addr,
-        "POST",
-        "/v1/logs",
-        &[("Content-Type", "application/x-protobuf")],
-        body,
-    );
+    let (s, b, _) = post_logs(addr, PB, body);
     (s, b)
 }
 
@@ -125,21 +53,7 @@ fn string_body(s: &str) -> Option<AnyValue> {
 
 /// `/metrics`, as text.
 pub fn metrics(addr: &str) -> String {
-    let (status, body, _) = http(addr, "GET", "/metrics", &[], b"");
-    assert_eq!(status, 200);
-    String::from_utf8(body).unwrap()
-}
-
-/// `/metrics` of a server over TLS, as text (curl, trusting `ca`).
-pub fn metrics_over(ca: &Path, url: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(ca)
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    zt_testkit::http::get_text(addr, "/metrics")
 }
 
 /// Asserts the server stored `accepted` envelopes, saw `duplicates` again, rejected none.
@@ -157,11 +71,11 @@ pub fn assert_counts(addr: &str, accepted: u64, duplicates: u64) {
 #[test]
 fn protobuf_and_json_land_once_however_often_sent() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = Server::start(&tmp.path().join("s.db"), &[]);
+    let srv = serve(&tmp.path().join("s.db"), &[]);
     let lines = valid_lines();
     let pb = request(lines.iter().map(|l| envelope_record(l)).collect());
     for _ in 0..3 {
-        let (status, body) = post_pb(&srv.addr, &pb);
+        let (status, body) = post_pb(srv.addr(), &pb);
         assert_eq!(status, 200);
         let resp = ExportLogsServiceResponse::decode(body.as_slice()).unwrap();
         assert!(resp.partial_success.is_none(), "{resp:?}");
@@ -176,16 +90,10 @@ fn protobuf_and_json_land_once_however_often_sent() {
         .collect();
     let json =
         serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": recs}]}]}).to_string();
-    let (status, body, _) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
-        &[("Content-Type", "application/json")],
-        json.as_bytes(),
-    );
+    let (status, body, _) = post_logs(srv.addr(), JSON, json.as_bytes());
     assert_eq!(status, 200);
     assert_eq!(body, b"{}");
-    assert_counts(&srv.addr, 12, 36);
+    assert_counts(srv.addr(), 12, 36);
     let (code, stop_err) = srv.signal("-TERM");
     assert_eq!(code, Some(0), "{stop_err}");
     assert!(stop_err.contains("drained"), "{stop_err}");
@@ -195,7 +103,7 @@ fn protobuf_and_json_land_once_however_often_sent() {
 #[test]
 fn rejected_envelopes_are_named_in_partial_success_and_kept() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = Server::start(&tmp.path().join("r.db"), &[]);
+    let srv = serve(&tmp.path().join("r.db"), &[]);
     let mut lines = valid_lines();
     lines[3] = lines[3].replace("\"allow\"", "\"deny\"");
     let pb = request(vec![
@@ -207,7 +115,7 @@ fn rejected_envelopes_are_named_in_partial_success_and_kept() {
             ..Default::default()
         },
     ]);
-    let (status, body) = post_pb(&srv.addr, &pb);
+    let (status, body) = post_pb(srv.addr(), &pb);
     assert_eq!(status, 200);
     let ps = ExportLogsServiceResponse::decode(body.as_slice())
         .unwrap()
@@ -234,9 +142,8 @@ fn rejected_envelopes_are_named_in_partial_success_and_kept() {
 #[test]
 fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = Server::start(&tmp.path().join("h.db"), &[]);
-    let a = &srv.addr;
-    let pb = &[("Content-Type", "application/x-protobuf")];
+    let srv = serve(&tmp.path().join("h.db"), &[]);
+    let a = srv.addr();
     // gzip bombs, ~64 KiB on the wire: 64 MiB of zeros is not protobuf (field 0), found in
     // the first inflated KiB; 64 MiB inside one field the schema skips is a 413 at 16 MiB
     let gzip = |bytes: &[u8]| {
@@ -248,20 +155,11 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     let mut skipped = vec![0x7a, 0x80, 0x80, 0x80, 0x20]; // field 15, 64 MiB long
     skipped.extend_from_slice(&zeros);
     for (bomb, want) in [(gzip(&zeros), 400), (gzip(&skipped), 413)] {
-        let (s, body, _) = http(
-            a,
-            "POST",
-            "/v1/logs",
-            &[
-                ("Content-Type", "application/x-protobuf"),
-                ("Content-Encoding", "gzip"),
-            ],
-            &bomb,
-        );
+        let (s, body, _) = post_logs(a, PB_GZIP, &bomb);
         assert_eq!(s, want, "gzip bomb: {}", String::from_utf8_lossy(&body));
     }
     // 100 MB body
-    let (s, _, _) = http(a, "POST", "/v1/logs", pb, &vec![b'x'; 100 << 20]);
+    let (s, _, _) = post_logs(a, PB, &vec![b'x'; 100 << 20]);
     assert_eq!(s, 413, "100 MB body");
     // deeply nested JSON
     let deep = format!(
@@ -269,36 +167,16 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    let (s, _, _) = http(
-        a,
-        "POST",
-        "/v1/logs",
-        &[("Content-Type", "application/json")],
-        deep.as_bytes(),
-    );
+    let (s, _, _) = post_logs(a, JSON, deep.as_bytes());
     assert_eq!(s, 400, "deep JSON");
     // invalid protobuf
-    let (s, _, _) = http(
-        a,
-        "POST",
-        "/v1/logs",
-        pb,
-        b"\x0a\xff\xff\xff\xff\x0f garbage",
-    );
+    let (s, _, _) = post_logs(a, PB, b"\x0a\xff\xff\xff\xff\x0f garbage");
     assert_eq!(s, 400, "invalid protobuf");
     // wrong content type, wrong encoding, wrong method
-    let (s, _, _) = http(
-        a,
-        "POST",
-        "/v1/logs",
-        &[("Content-Type", "text/plain")],
-        b"hello",
-    );
+    let (s, _, _) = post_logs(a, &[("Content-Type", "text/plain")], b"hello");
     assert_eq!(s, 415);
-    let (s, _, _) = http(
+    let (s, _, _) = post_logs(
         a,
-        "POST",
-        "/v1/logs",
         &[
             ("Content-Type", "application/x-protobuf"),
             ("Content-Encoding", "br"),
@@ -312,7 +190,7 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     let mut bad = request(vec![envelope_record("PLACEHOLDER")]);
     let pos = bad.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
     bad[pos] = 0xff;
-    let (s, _, _) = http(a, "POST", "/v1/logs", pb, &bad);
+    let (s, _, _) = post_logs(a, PB, &bad);
     assert_eq!(s, 400, "invalid UTF-8");
     // a huge attribute value on a record that is not ours: accepted, ignored
     let big = LogRecord {
@@ -347,14 +225,14 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
     assert_eq!((s, body.as_slice()), (200, &b"ok\n"[..]));
     let (s, _) = post_pb(a, &request(vec![envelope_record(&valid_lines()[0])]));
     assert_eq!(s, 200);
-    let peak_mib = srv.rss_kib() / 1024;
+    let peak_mib = srv.peak_rss_kib() / 1024;
     assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");
     // the limit is the operator's to set
     drop(srv);
-    let srv = Server::start(&tmp.path().join("h2.db"), &["--max-log-records", "100"]);
-    let (s, _) = post_pb(&srv.addr, &request(tiny(101)));
+    let srv = serve(&tmp.path().join("h2.db"), &["--max-log-records", "100"]);
+    let (s, _) = post_pb(srv.addr(), &request(tiny(101)));
     assert_eq!(s, 413, "--max-log-records 100");
-    let (s, _) = post_pb(&srv.addr, &request(tiny(100)));
+    let (s, _) = post_pb(srv.addr(), &request(tiny(100)));
     assert_eq!(s, 200);
 }
 
@@ -363,7 +241,7 @@ fn hostile_input_gets_4xx_and_the_server_keeps_serving() {
 #[test]
 fn a_full_queue_is_503_with_retry_after() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = Server::start(&tmp.path().join("q.db"), &["--queue", "1"]);
+    let srv = serve(&tmp.path().join("q.db"), &["--queue", "1"]);
     // Heavy requests (signature checks) from many clients at once: one slot cannot hold them.
     let lines = valid_lines();
     let heavy: Vec<LogRecord> = (0..40)
@@ -374,13 +252,7 @@ fn a_full_queue_is_503_with_retry_after() {
         let hs: Vec<_> = (0..24)
             .map(|_| {
                 s.spawn(|| {
-                    let (st, _, head) = http(
-                        &srv.addr,
-                        "POST",
-                        "/v1/logs",
-                        &[("Content-Type", "application/x-protobuf")],
-                        &body,
-                    );
+                    let (st, _, head) = post_logs(srv.addr(), PB, &body);
                     (st, head)
                 })
             })
@@ -402,7 +274,7 @@ fn a_full_queue_is_503_with_retry_after() {
         "{}",
         busy[0].1
     );
-    assert!(metrics(&srv.addr).contains(&format!(
+    assert!(metrics(srv.addr()).contains(&format!(
         "zt_ingest_requests_total{{outcome=\"busy\"}} {}",
         busy.len()
     )));
@@ -415,28 +287,20 @@ fn tokens_are_required_when_configured() {
     let tmp = tempfile::tempdir().unwrap();
     let tokens = tmp.path().join("tokens");
     std::fs::write(&tokens, "# adapters\ns3cret-token\n").unwrap();
-    let srv = Server::start(
+    let srv = serve(
         &tmp.path().join("t.db"),
         &["--token-file", tokens.to_str().unwrap()],
     );
     let body = request(vec![envelope_record(&valid_lines()[0])]);
-    let (s, _, head) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
-        &[("Content-Type", "application/x-protobuf")],
-        &body,
-    );
+    let (s, _, head) = post_logs(srv.addr(), PB, &body);
     assert_eq!(s, 401);
     assert!(
         head.to_ascii_lowercase()
             .contains("www-authenticate: bearer"),
         "{head}"
     );
-    let (s, _, _) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
+    let (s, _, _) = post_logs(
+        srv.addr(),
         &[
             ("Content-Type", "application/x-protobuf"),
             ("Authorization", "Bearer wrong"),
@@ -444,10 +308,8 @@ fn tokens_are_required_when_configured() {
         &body,
     );
     assert_eq!(s, 401);
-    let (s, _, _) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
+    let (s, _, _) = post_logs(
+        srv.addr(),
         &[
             ("Content-Type", "application/x-protobuf"),
             ("Authorization", "Bearer s3cret-token"),
@@ -474,36 +336,25 @@ fn no_token_no_public_address() {
 /// Every envelope that got a 200 survives `kill -9` mid-load; the store verifies after restart.
 #[test]
 fn kill_9_loses_nothing_that_was_acknowledged() {
-    use zt_core::crypto::SigningKey;
     use zt_core::envelope::V1Draft;
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("k.db");
-    let srv = Server::start(&db, &[]);
-    let key = SigningKey::from_pkcs8_pem(
-        &std::fs::read_to_string(fixtures().join("keys/test-only-a.key.pem")).unwrap(),
-    )
-    .unwrap();
-    let mut prev = zt_core::Hash32::ZERO;
-    let chain: Vec<(String, zt_core::Hash32)> = (0..4000u64)
-        .map(|seq| {
-            let s = V1Draft {
-                chain_id: "crash".into(),
-                seq,
-                actor: "agent".into(),
-                action: "fs.read".into(),
-                resource: format!("/r/{seq}"),
-                decision: "allow".into(),
-                reason: "ok".into(),
-                timestamp: "2026-10-01T00:00:00Z".into(),
-                previous_hash: prev,
-                context: None,
-            }
-            .seal(Some((&key, "test-only-a")));
-            prev = s.current_hash;
-            (s.json, s.current_hash)
-        })
-        .collect();
-    let addr = srv.addr.clone();
+    let srv = serve(&db, &[]);
+    let key = fixture_key("test-only-a");
+    let chain = seal_chain(0, 4000, Hash32::ZERO, Some((&key, "test-only-a")), |seq| {
+        V1Draft {
+            chain_id: "crash".into(),
+            seq,
+            actor: "agent".into(),
+            action: "fs.read".into(),
+            resource: format!("/r/{seq}"),
+            decision: "allow".into(),
+            reason: "ok".into(),
+            timestamp: "2026-10-01T00:00:00Z".into(),
+            ..V1Draft::default()
+        }
+    });
+    let addr = srv.addr().to_owned();
     // The kill lands mid-load by construction, not by timing: the sender says when 25
     // requests were acknowledged, and keeps going until the server is gone.
     let (acked_25, mid_load) = std::sync::mpsc::channel();
@@ -537,24 +388,17 @@ fn kill_9_loses_nothing_that_was_acknowledged() {
         "the load finished before the kill; raise it"
     );
     // restart on the same store, then check
-    let srv = Server::start(&db, &[]);
+    let srv = serve(&db, &[]);
     drop(srv);
-    let store = zt_store::Store::open(&db).unwrap();
-    let mut stored = std::collections::HashSet::new();
-    let mut after = None;
-    loop {
-        let page = store.page_chain("crash", after, 1000).unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some((
-            last.branch.unwrap_or(-1),
-            last.position.unwrap_or(-1),
-            last.id,
-        ));
-        for r in &page {
-            stored.insert(zt_core::Envelope::from_json(&r.raw).unwrap().current_hash);
-        }
-    }
-    let lost = acked.iter().filter(|h| !stored.contains(h)).count();
+    let stored: std::collections::HashSet<String> = zt_testkit::store::records(&db)
+        .iter()
+        .filter(|r| r["chain_id"] == "crash")
+        .map(|r| r["current_hash"].as_str().unwrap().to_owned())
+        .collect();
+    let lost = acked
+        .iter()
+        .filter(|h| !stored.contains(&h.to_hex()))
+        .count();
     assert_eq!(
         lost,
         0,
@@ -563,12 +407,7 @@ fn kill_9_loses_nothing_that_was_acknowledged() {
     );
     let ring = tmp.path().join("ring.json");
     std::fs::copy(fixtures().join("v1/keyring.json"), &ring).unwrap();
-    let (code, report) = verify_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let (code, report) = verify_json(&["--db", s(&db), "--keyring", s(&ring)]);
     assert_eq!(code, 0, "{report:#}");
 }
 
@@ -605,19 +444,10 @@ const BOMB_RECORDS: usize = (16 << 20) / 2 - 16;
 #[test]
 fn an_empty_record_bomb_is_refused_by_count_before_it_is_decoded() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = Server::start(&tmp.path().join("b.db"), &[]);
+    let srv = serve(&tmp.path().join("b.db"), &[]);
     let bomb = empty_records_bomb(BOMB_RECORDS);
     assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
-    let (s, body, _) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Content-Encoding", "gzip"),
-        ],
-        &bomb,
-    );
+    let (s, body, _) = post_logs(srv.addr(), PB_GZIP, &bomb);
     assert_eq!(s, 413, "{}", String::from_utf8_lossy(&body));
     let status = zt_ingest::otlp::Status::decode(body.as_slice()).unwrap();
     assert!(
@@ -625,11 +455,11 @@ fn an_empty_record_bomb_is_refused_by_count_before_it_is_decoded() {
         "the answer names the limit: {}",
         status.message
     );
-    let peak_mib = srv.rss_kib() / 1024;
+    let peak_mib = srv.peak_rss_kib() / 1024;
     assert!(peak_mib < 128, "peak RSS {peak_mib} MiB");
     // still serving
     let (s, _) = post_pb(
-        &srv.addr,
+        srv.addr(),
         &request(vec![envelope_record(&valid_lines()[0])]),
     );
     assert_eq!(s, 200);
@@ -643,19 +473,19 @@ fn tokenless_senders_are_refused_before_their_bodies_and_hold_no_slot() {
     let tmp = tempfile::tempdir().unwrap();
     let tokens = tmp.path().join("tokens");
     std::fs::write(&tokens, "s3cret-token\n").unwrap();
-    let srv = Server::start(
+    let srv = serve(
         &tmp.path().join("t.db"),
         &["--token-file", tokens.to_str().unwrap()],
     );
     let head = format!(
         "POST /v1/logs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
-        srv.addr,
+        srv.addr(),
         8 << 20
     );
     // 64 tokenless senders, the receiver's whole concurrency, each sending headers only.
     let mut idle = Vec::new();
     for _ in 0..64 {
-        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        let mut s = TcpStream::connect(srv.addr()).unwrap();
         s.write_all(head.as_bytes()).unwrap();
         idle.push(s);
     }
@@ -672,10 +502,8 @@ fn tokenless_senders_are_refused_before_their_bodies_and_hold_no_slot() {
     );
     // Meanwhile an exporter with the token gets through at once.
     let started = std::time::Instant::now();
-    let (s, _, _) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
+    let (s, _, _) = post_logs(
+        srv.addr(),
         &[
             ("Content-Type", "application/x-protobuf"),
             ("Authorization", "Bearer s3cret-token"),
@@ -698,31 +526,17 @@ fn tokenless_senders_are_refused_before_their_bodies_and_hold_no_slot() {
 fn sixty_four_bombs_at_once_leave_memory_bounded_and_envelopes_landing() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("m.db");
-    let srv = Server::start(&db, &[]);
+    let srv = serve(&db, &[]);
     let bomb = empty_records_bomb(BOMB_RECORDS);
     let lines = valid_lines();
     let (bombs, landed) = std::thread::scope(|s| {
         let hs: Vec<_> = (0..64)
-            .map(|_| {
-                s.spawn(|| {
-                    http(
-                        &srv.addr,
-                        "POST",
-                        "/v1/logs",
-                        &[
-                            ("Content-Type", "application/x-protobuf"),
-                            ("Content-Encoding", "gzip"),
-                        ],
-                        &bomb,
-                    )
-                    .0
-                })
-            })
+            .map(|_| s.spawn(|| post_logs(srv.addr(), PB_GZIP, &bomb).0))
             .collect();
         // the legitimate exporter, one envelope a request, while the bombs go off
         let mut landed = 0;
         for l in &lines {
-            let (st, _) = post_pb(&srv.addr, &request(vec![envelope_record(l)]));
+            let (st, _) = post_pb(srv.addr(), &request(vec![envelope_record(l)]));
             landed += usize::from(st == 200);
         }
         (
@@ -739,22 +553,16 @@ fn sixty_four_bombs_at_once_leave_memory_bounded_and_envelopes_landing() {
         "{{\"resourceLogs\":[{{\"scopeLogs\":[{{\"logRecords\":[{}]}}]}}]}}",
         vec!["{}"; 5_000_000].join(",")
     );
-    let (st, body, _) = http(
-        &srv.addr,
-        "POST",
-        "/v1/logs",
-        &[("Content-Type", "application/json")],
-        json.as_bytes(),
-    );
+    let (st, body, _) = post_logs(srv.addr(), JSON, json.as_bytes());
     assert_eq!(st, 413, "{}", String::from_utf8_lossy(&body));
     assert!(
         String::from_utf8_lossy(&body).contains("bytes once decoded"),
         "{}",
         String::from_utf8_lossy(&body)
     );
-    let peak_mib = srv.rss_kib() / 1024;
+    let peak_mib = srv.peak_rss_kib() / 1024;
     assert!(peak_mib < 256, "peak RSS {peak_mib} MiB");
-    assert!(metrics(&srv.addr).contains("zt_ingest_requests_total{outcome=\"over_limit\"} 65"));
+    assert!(metrics(srv.addr()).contains("zt_ingest_requests_total{outcome=\"over_limit\"} 65"));
     drop(srv);
     assert_store_verifies(&db, lines.len() as u64);
 }

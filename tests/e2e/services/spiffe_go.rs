@@ -5,11 +5,13 @@
 //! client trust domains at once: td-a from an ordinary PKI's CA (no SPIFFE URI SAN) given as a
 //! SPIFFE bundle (JWK Set) by `--trust-bundle`, td-b a SPIRE-style CA by `--client-ca`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
 use zt_tls::test_pki::{write_bundle, write_spiffe_bundle, Ca, Validity};
+
+use crate::{control_plane, s};
 
 const A: &str = "spiffe://td-a.test/agent/a";
 const B: &str = "spiffe://td-b.test/agent/b";
@@ -58,13 +60,9 @@ impl Peer {
     }
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn go_spiffe_client_and_control_plane_authorize_each_other_by_spiffe_id() {
-    let bin = crate::support::go_peer("spiffe-client");
+    let bin = zt_testkit::tools::go_peer("spiffe-client");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (cp_ca, corp, td_b) = (
@@ -81,28 +79,24 @@ fn go_spiffe_client_and_control_plane_authorize_each_other_by_spiffe_id() {
     std::fs::write(&admin_file, format!("{ADMIN}\n")).unwrap();
     let cp_dir = dir.join("cp");
     let td_a = format!("spiffe://td-a.test={}", s(&td_a_bundle));
-    let args = [
-        "control-plane",
-        "--dir",
-        s(&cp_dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-token-file",
-        s(&admin_file),
-        "--tls-cert",
-        s(&cert),
-        "--tls-key",
-        s(&key),
-        "--trust-bundle",
-        &td_a,
-        "--client-ca",
-        s(&td_b_pem),
-    ];
-    let os: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-    let (mut child, base) = crate::spawn_server(&os);
+    let cp = control_plane(
+        &cp_dir,
+        &[
+            "--admin-token-file",
+            s(&admin_file),
+            "--tls-cert",
+            s(&cert),
+            "--tls-key",
+            s(&key),
+            "--trust-bundle",
+            &td_a,
+            "--client-ca",
+            s(&td_b_pem),
+        ],
+    );
     let peer = Peer {
         bin,
-        url: base,
+        url: cp.base.clone(),
         server_bundle: format!("spiffe://cp.test={}", s(&cp_pem)),
     };
     let svid_a = corp.svid(&[A], Validity::Now).write(dir, "a");
@@ -145,44 +139,25 @@ fn go_spiffe_client_and_control_plane_authorize_each_other_by_spiffe_id() {
         assert_eq!((st, v["decision"].as_str()), (200, Some("allow")), "{v}");
         assert_eq!(v["audit"]["context"]["identity"], id, "{v}");
     }
+    // agent-a asks to run x.run, with `svid`, expecting the server to be `server_id`.
+    let ask_a = |svid: &(PathBuf, PathBuf), server_id: &str| {
+        let body = json!({"actor": "agent-a", "action": "x.run"});
+        peer.ask(svid, server_id, "/actions", &body, false)
+    };
     // The client authorizes the server: another expected ID, and go-spiffe refuses it.
-    let e = peer
-        .ask(
-            &svid_a,
-            "spiffe://cp.test/other",
-            "/actions",
-            &json!({"actor": "agent-a", "action": "x.run"}),
-            false,
-        )
-        .unwrap_err();
+    let e = ask_a(&svid_a, "spiffe://cp.test/other").unwrap_err();
     assert!(e.contains("spiffe://cp.test/control-plane"), "{e}");
     // td-b's CA minting td-a's agent: verified in the handshake, refused as an identity.
     let forged = td_b.svid(&[A], Validity::Now).write(dir, "forged");
-    let (st, v) = peer
-        .ask(
-            &forged,
-            SERVER,
-            "/actions",
-            &json!({"actor": "agent-a", "action": "x.run"}),
-            false,
-        )
-        .unwrap();
+    let (st, v) = ask_a(&forged, SERVER).unwrap();
     assert_eq!(st, 401, "{v}");
     // A CA the control plane holds no bundle of: no handshake.
     let stranger = Ca::plain("stranger")
         .svid(&[A], Validity::Now)
         .write(dir, "stranger");
-    assert!(peer
-        .ask(
-            &stranger,
-            SERVER,
-            "/actions",
-            &json!({"actor": "agent-a", "action": "x.run"}),
-            false
-        )
-        .is_err());
+    assert!(ask_a(&stranger, SERVER).is_err());
 
-    let (_, stderr) = crate::signal_and_wait(&mut child, "-TERM");
+    let (_, stderr) = cp.terminate();
     assert!(
         stderr.contains("td-a.test (1 CA, sequence 3), td-b.test (1 CA)"),
         "the start-up line names the trust domains: {stderr}"

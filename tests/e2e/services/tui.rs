@@ -3,9 +3,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{fixtures, zt};
+use zt_testkit::{fixture, wait_until};
+
+use crate::{bin, zt};
 
 /// A tmux server of our own (its own socket), killed on drop.
 struct Tmux {
@@ -46,18 +48,12 @@ impl Tmux {
     }
 
     fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut screen = String::new();
+        wait_until(what, Duration::from_secs(20), || {
+            screen = self.screen();
+            ok(&screen)
+        });
+        screen
     }
 
     fn alive(&self) -> bool {
@@ -72,20 +68,8 @@ impl Drop for Tmux {
 }
 
 fn import(db: &Path, ring: &str, file: &str) {
-    let out = zt(&[
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        fixtures().join(ring).to_str().unwrap(),
-        fixtures().join(file).to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bin().import(db, &fixture(ring), &[&fixture(file)]);
+    assert_eq!(out.status.code(), Some(0), "{}", zt_testkit::stderr(&out));
 }
 
 /// The table's rows on a captured screen: the lines between the column header and the footer.
@@ -109,11 +93,7 @@ fn in_a_120x40_tmux_it_lists_filters_and_quits() {
         "interop/zt-infra-full/valid.jsonl",
     );
     import(&db, "v1/keyring.json", "v1/valid.jsonl");
-    let cmd = format!(
-        "{} tui --db {}",
-        env!("CARGO_BIN_EXE_zt-audit"),
-        db.display()
-    );
+    let cmd = format!("{} tui --db {}", bin().path().display(), db.display());
     let t = Tmux::new(&cmd);
     let first = t.wait_for("the decisions list", |s| {
         s.contains("decisions, newest first")
@@ -136,11 +116,7 @@ fn in_a_120x40_tmux_it_lists_filters_and_quits() {
         s.contains("verification") && s.contains("envelope")
     });
     t.keys(&["Escape", "q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.alive() {
-        assert!(Instant::now() < deadline, "q did not quit:\n{}", t.screen());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("q to quit", Duration::from_secs(10), || !t.alive());
 }
 
 #[test]

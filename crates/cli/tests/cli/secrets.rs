@@ -2,7 +2,8 @@
 //! Infura and Alchemy keys in the path); whatever goes wrong, stderr and stdout show the URL
 //! redacted.
 
-use crate::proof::{forged_bundle, key, keyring, record, write};
+use crate::fixture_key as key;
+use crate::proof::{forged_bundle, keyring, record, write};
 
 /// The secrets the URLs below carry, none of which may be printed.
 const SECRETS: [&str; 4] = [
@@ -23,20 +24,13 @@ fn urls() -> [String; 4] {
 }
 
 fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run zt-audit")
+    let mut cmd = crate::bin().command(args);
+    cmd.envs(env.iter().copied());
+    zt_testkit::bin::output(&mut cmd)
 }
 
 fn assert_no_secret(what: &str, out: &std::process::Output) {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = zt_testkit::both(out);
     for s in SECRETS {
         assert!(!text.contains(s), "{what}: printed a secret:\n{text}");
     }
