@@ -14,7 +14,7 @@ use crate::e2e::{
     alive, broker, broker_with, pids_running, run, running_under, setup, setup_with, wait_running,
     zt_verify,
 };
-use crate::{s, stderr, stdout, BIN};
+use crate::{assert_refused, s, stderr, stdout, zt_audit};
 
 /// The loader every dynamically linked program on this machine names.
 const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
@@ -60,7 +60,7 @@ fn attack_1_attenuation_through_a_magic_link_is_refused() {
     );
     // `/proc` itself is a folder, not a link: issued
     let (_, token) = cp.issue(60, json!({"read": ["/proc"], "exec": ["/usr/bin/cat"]}));
-    let o = Command::new(BIN)
+    let o = zt_audit()
         .args(["capability", "attenuate", "-", "--read", "/proc/self/root"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -72,11 +72,10 @@ fn attack_1_attenuation_through_a_magic_link_is_refused() {
             c.wait_with_output()
         })
         .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("/proc/self/root passes through a link: /proc/self"),
-        "{}",
-        stderr(&o)
+    assert_refused(
+        &o,
+        2,
+        &["/proc/self/root passes through a link: /proc/self"],
     );
     // the attacker's own attenuation, textually within `/proc`
     let narrow = Grants {
@@ -321,7 +320,7 @@ fn attack_4_the_command_gets_nothing_of_the_brokers() {
     );
     // the agent's secrets in the broker's environment, something typed at its standard input
     let as_agent = |argv: &[&str], extra: &[&str], input: &[u8]| {
-        let mut c = Command::new(BIN);
+        let mut c = zt_audit();
         c.args([
             "broker",
             "run",
@@ -404,8 +403,7 @@ fn attack_4_the_command_gets_nothing_of_the_brokers() {
         &["--env", "LD_PRELOAD=/tmp/x.so"],
         &["/usr/bin/env"],
     ));
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(stderr(&o).contains("LD_PRELOAD"), "{}", stderr(&o));
+    assert_refused(&o, 126, &["LD_PRELOAD"]);
 }
 
 /// Finding 5: The sandbox is the capability's, not the agent's choice: `--sandbox` is gone, the
@@ -473,8 +471,7 @@ fn attack_5_the_agent_cannot_choose_no_sandbox() {
         &[("ZT_BROKER_LANDLOCK_ABI_CAP", "2")],
     );
     let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/cat", s(&secret.join("s"))]));
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Landlock ABI 2"), "{}", stderr(&o));
+    assert_refused(&o, 126, &["Landlock ABI 2"]);
     assert!(!stdout(&o).contains("the secret"));
     drop(svc);
     let recs = cp.stop();
@@ -719,12 +716,7 @@ fn attack_9b_an_old_kernel_is_refused_or_recorded_and_the_broker_cannot_be_stopp
         &[("ZT_BROKER_LANDLOCK_ABI_CAP", "5")],
     );
     let o = run(&mut strict.ask(&cap, &ta, &["/usr/bin/true"]));
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("ABI 6 or later is needed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, 126, &["ABI 6 or later is needed"]);
     let allowed = cp.broker_service(
         tmp.path(),
         "abi5-allowed",

@@ -5,81 +5,50 @@
 //! with every execution attested by the broker and linked to its allow. The harness here
 //! (a control plane, a registered broker service) is what `attacks.rs` uses too.
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use zt_core::capability::{self, Grants};
 use zt_core::time::Timestamp;
+pub(crate) use zt_testkit::process::{alive, pids_running, wait_running};
+use zt_testkit::store::records_as_stored;
+use zt_testkit::{wait_until, ControlPlane};
 
-use crate::{s, stderr, stdout, BIN};
+use crate::{assert_refused, bin, s, stderr, stdout, zt_audit};
 
 /// A running `zt-audit control-plane` (admin token in its directory); killed on drop.
 pub(crate) struct Cp {
-    pub child: Child,
-    pub base: String,
-    pub dir: PathBuf,
+    cp: ControlPlane,
     pub admin: String,
+}
+
+impl Deref for Cp {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cp
+    }
+}
+
+impl DerefMut for Cp {
+    fn deref_mut(&mut self) -> &mut ControlPlane {
+        &mut self.cp
+    }
 }
 
 impl Cp {
     /// With more `control-plane` arguments.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Cp {
-        let mut args: Vec<&std::ffi::OsStr> = vec![
-            "control-plane".as_ref(),
-            "--dir".as_ref(),
-            dir.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-        ];
-        args.extend(extra.iter().map(std::ffi::OsStr::new));
-        let (child, base) = crate::support::spawn_server(&args);
-        let admin = std::fs::read_to_string(dir.join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        Cp {
-            child,
-            base,
-            dir: dir.to_owned(),
-            admin,
-        }
+        let cp = ControlPlane::start(bin(), dir, extra);
+        let admin = cp.admin().to_owned();
+        Cp { cp, admin }
     }
 
+    /// `METHOD path` with `token` and an optional JSON body: (status, answer).
     pub fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        zt_tls::install_default_provider();
-        let c = reqwest::blocking::Client::new();
-        let url = format!("{}{path}", self.base);
-        let mut req = match method {
-            "POST" => c.post(url),
-            "DELETE" => c.delete(url),
-            _ => c.get(url),
-        }
-        .bearer_auth(token);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    pub fn register(&self, actor: &str) -> String {
-        let (st, v) = self.call(
-            "POST",
-            "/agents",
-            &self.admin,
-            Some(json!({"actor": actor})),
-        );
-        assert_eq!(st, 201, "{v}");
-        v["token"].as_str().unwrap().to_owned()
+        self.cp.call(method, path, Some(token), body.as_ref())
     }
 
     /// A capability for agent-a's `files.read` on `data/x`: (id, token).
@@ -97,10 +66,6 @@ impl Cp {
         )
     }
 
-    pub fn keyring(&self) -> PathBuf {
-        self.dir.join("keyring.json")
-    }
-
     /// Registers broker `name` with a fresh key (written into `dir`) and starts `broker serve`
     /// on a socket in `dir`, with `extra` arguments and `env`.
     pub fn broker_service(
@@ -111,11 +76,7 @@ impl Cp {
         env: &[(&str, &str)],
     ) -> BrokerService {
         let keys = dir.join(format!("{name}-keys"));
-        let o = Command::new(BIN)
-            .args(["keygen", "--out", s(&keys), "--key-id", name])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
+        bin().keygen(&keys, name);
         let public = std::fs::read_to_string(keys.join("public.pem")).unwrap();
         let (st, v) = self.call(
             "POST",
@@ -126,7 +87,7 @@ impl Cp {
         assert_eq!(st, 201, "{v}");
         let token = v["token"].as_str().unwrap().to_owned();
         let socket = dir.join(format!("{name}.sock"));
-        let mut c = Command::new(BIN);
+        let mut c = zt_audit();
         c.args([
             "broker",
             "serve",
@@ -149,28 +110,18 @@ impl Cp {
             c.env(k, v);
         }
         let child = c.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "broker serve did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("broker serve to start", Duration::from_secs(10), || {
+            socket.exists()
+        });
         BrokerService { child, socket }
     }
 
-    /// SIGTERM (drains), then the records of its store.
-    pub fn stop(mut self) -> Vec<Value> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        records(&self.dir.join("decisions.db"))
-    }
-}
-
-impl Drop for Cp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// SIGTERM (drains), then the records of its store in the order they were stored.
+    pub fn stop(self) -> Vec<Value> {
+        let db = self.db();
+        let (code, err) = self.cp.terminate();
+        assert_eq!(code, Some(0), "{err}");
+        records_as_stored(&db)
     }
 }
 
@@ -183,7 +134,7 @@ pub(crate) struct BrokerService {
 impl BrokerService {
     /// `zt-audit broker ask` on this broker: agent-a's token, the capability, the command.
     pub fn ask(&self, cap: &str, token: &str, argv: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = zt_audit();
         c.args([
             "broker",
             "ask",
@@ -205,15 +156,6 @@ impl Drop for BrokerService {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub(crate) fn records(db: &Path) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn.prepare("SELECT raw FROM records ORDER BY id").unwrap();
-    st.query_map([], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap()
-        .map(|r| serde_json::from_slice(&r.unwrap()).unwrap())
-        .collect()
 }
 
 /// A control plane with agents a and b, and a policy that lets agent-a read data/x.
@@ -249,7 +191,7 @@ pub(crate) fn broker_with(
     extra: &[&str],
     argv: &[&str],
 ) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = zt_audit();
     c.args([
         "broker",
         "run",
@@ -271,14 +213,12 @@ pub(crate) fn broker_with(
 /// Waits until the broker's allow under capability `id` is on record, then a moment more,
 /// and checks the command is still running (the status is being watched).
 pub(crate) fn running_under(cp: &Cp, id: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !records(&cp.dir.join("decisions.db")).iter().any(|r| {
-        r["context"]["capability"]["id"] == id
-            && r["context"]["capability"]["attenuations"].is_number()
-    }) {
-        assert!(Instant::now() < deadline, "no decision");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the decision", Duration::from_secs(10), || {
+        records_as_stored(&cp.db()).iter().any(|r| {
+            r["context"]["capability"]["id"] == id
+                && r["context"]["capability"]["attenuations"].is_number()
+        })
+    });
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -291,7 +231,7 @@ pub(crate) fn run(c: &mut Command) -> Output {
 }
 
 pub(crate) fn zt_verify(cp_dir: &Path) -> (Option<i32>, String) {
-    let o = Command::new(BIN)
+    let o = zt_audit()
         .args([
             "verify",
             "--db",
@@ -405,17 +345,7 @@ fn a_revocation_stops_a_running_command_within_a_second() {
     running_under(&cp, &id, &mut child);
     let (st, v) = cp.call("DELETE", &format!("/capabilities/{id}"), &cp.admin, None);
     assert_eq!(st, 200, "{v}");
-    let revoked = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(revoked.elapsed() < Duration::from_secs(5), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = revoked.elapsed();
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, took, err) = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(137), "{err}");
     assert!(took < Duration::from_secs(1), "stopped after {took:?}");
     assert!(err.contains("revoked"), "{err}");
@@ -564,60 +494,29 @@ fn a_dead_control_plane_stops_the_command() {
         .spawn()
         .unwrap();
     running_under(&cp, &id, &mut child);
-    cp.child.kill().unwrap();
-    let _ = cp.child.wait();
-    let killed = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(killed.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    cp.server.child.kill().unwrap();
+    let _ = cp.server.child.wait();
+    let (status, took, err) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(137), "{err}");
-    assert!(
-        killed.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        killed.elapsed()
-    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(
         err.contains("lost contact") || err.contains("control plane"),
         "{err}"
     );
 }
 
-pub(crate) fn alive(pid: i32) -> bool {
-    // A zombie is dead for this purpose: it runs nothing.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| !r.trim().starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// The pids (as this test sees them) of live processes whose command line is exactly `argv`.
-pub(crate) fn pids_running(argv: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
-        .filter(|pid| alive(*pid))
-        .collect()
-}
-
-/// Waits until a process runs `argv`; its pid.
-pub(crate) fn wait_running(argv: &[&str]) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = pids_running(argv).first() {
-            return *p;
-        }
-        assert!(Instant::now() < deadline, "{argv:?} never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits up to `within` for `child` to exit: its status, how long that took, its stderr.
+pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> (ExitStatus, Duration, String) {
+    let since = Instant::now();
+    let mut status = None;
+    wait_until("the command to stop", within, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let took = since.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.unwrap(), took, err)
 }
 
 /// A command that puts a process beyond its process group and session (`setsid`) does not
@@ -673,27 +572,23 @@ fn a_broker_service_holds_no_more_requests_than_runs() {
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/true"]));
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("running 1 commands already"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, 126, &["running 1 commands already"]);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let o = run(&mut svc.ask(&cap, &ta, &["/usr/bin/true"]));
-        if o.status.code() == Some(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", stderr(&o));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        "a run once the idle client left",
+        Duration::from_secs(10),
+        || {
+            run(&mut svc.ask(&cap, &ta, &["/usr/bin/true"]))
+                .status
+                .code()
+                == Some(0)
+        },
+    );
 }
 
 /// The command runs as the broker's user: a grant over the broker's report key would let it
@@ -718,7 +613,7 @@ fn no_command_reaches_the_brokers_own_key() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let o = run(Command::new(BIN).args([
+    let o = run(zt_audit().args([
         "broker",
         "serve",
         "--control-plane",
@@ -732,6 +627,5 @@ fn no_command_reaches_the_brokers_own_key() {
         "--socket",
         s(&base.join("other.sock")),
     ]));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("readable by others"), "{}", stderr(&o));
+    assert_refused(&o, 2, &["readable by others"]);
 }

@@ -11,40 +11,44 @@
 mod attacks;
 mod e2e;
 mod limits;
-#[path = "../support/mod.rs"]
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use zt_broker::supervise::{StopReason, Supervised};
+pub use zt_testkit::{s, stderr, stdout, Bin};
 
-/// The `zt-audit` under test ([`support::zt_audit`]), as a value `Command::new` takes.
-struct Bin;
-
-impl AsRef<std::ffi::OsStr> for Bin {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        support::zt_audit()
-    }
+/// The `zt-audit` under test.
+pub fn bin() -> Bin {
+    Bin::under_test(env!("CARGO_BIN_EXE_zt-audit"))
 }
 
-const BIN: Bin = Bin;
+/// A command running the `zt-audit` under test.
+pub fn zt_audit() -> Command {
+    Command::new(bin().path())
+}
 
 fn sandboxed(grants: &str, argv: &[&str]) -> Output {
-    Command::new(BIN)
+    zt_audit()
         .args(["broker", "sandbox-exec", "--grants-json", grants, "--"])
         .args(argv)
         .output()
         .unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// Asserts `o` exited with `code` and its stderr says each of `says`.
+pub fn assert_refused(o: &Output, code: i32, says: &[&str]) {
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
+    for want in says {
+        assert!(stderr(o).contains(want), "no {want:?} in: {}", stderr(o));
+    }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// Asserts the kernel refused: a failure, `Permission denied` on stderr.
+fn assert_denied(o: &Output) {
+    assert!(!o.status.success());
+    assert!(stderr(o).contains("Permission denied"), "{}", stderr(o));
 }
 
 /// Two unrelated folders, each with a file.
@@ -55,10 +59,6 @@ fn two_folders() -> (tempfile::TempDir, tempfile::TempDir) {
     (a, b)
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn reading_outside_the_read_grants_is_refused_by_the_kernel() {
     let (a, b) = two_folders();
@@ -67,12 +67,7 @@ fn reading_outside_the_read_grants_is_refused_by_the_kernel() {
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(stdout(&ok), "granted\n");
     let denied = sandboxed(&grants, &["/bin/cat", s(&b.path().join("other.txt"))]);
-    assert!(!denied.status.success());
-    assert!(
-        stderr(&denied).contains("Permission denied"),
-        "{}",
-        stderr(&denied)
-    );
+    assert_denied(&denied);
     assert_eq!(stdout(&denied), "");
 }
 
@@ -95,12 +90,7 @@ fn writing_outside_the_write_grants_is_refused_by_the_kernel() {
         &grants,
         &["/bin/sh", "-c", &format!("echo x > {}", s(&outside))],
     );
-    assert!(!denied.status.success());
-    assert!(
-        stderr(&denied).contains("Permission denied"),
-        "{}",
-        stderr(&denied)
-    );
+    assert_denied(&denied);
     assert!(!outside.exists());
 }
 
@@ -114,13 +104,7 @@ fn executing_outside_the_exec_grants_is_refused_even_when_readable() {
         r#"{{"read":["{}","/usr/bin"],"exec":["/usr/bin/dash"]}}"#,
         s(a.path())
     );
-    let denied = sandboxed(&only_sh, &["/bin/sh", "-c", &script]);
-    assert!(!denied.status.success());
-    assert!(
-        stderr(&denied).contains("Permission denied"),
-        "{}",
-        stderr(&denied)
-    );
+    assert_denied(&sandboxed(&only_sh, &["/bin/sh", "-c", &script]));
     // ... and readable all the same (the first layer's read includes execute; the second
     // layer is what takes it away)
     let read_it = sandboxed(&only_sh, &["/bin/sh", "-c", "read l < /bin/cat; echo read"]);
@@ -156,12 +140,7 @@ fn tcp_is_refused_unless_net_is_granted() {
         r#"{"exec":["/usr/bin/bash"]}"#,
         &["/bin/bash", "-c", &script],
     );
-    assert!(!off.status.success());
-    assert!(
-        stderr(&off).contains("Permission denied"),
-        "{}",
-        stderr(&off)
-    );
+    assert_denied(&off);
     assert!(!accepted());
     let on = sandboxed(
         r#"{"exec":["/usr/bin/bash"],"net":true}"#,
@@ -181,23 +160,13 @@ fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
         &format!(r#"{{"write":["{}"],"exec":["/usr/bin/cat"]}}"#, s(a.path())),
         &["/bin/sh", "-c", &touch],
     );
-    assert_eq!(o.status.code(), Some(126));
-    assert!(
-        stderr(&o).contains("not covered by an `exec` grant"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, 126, &["not covered by an `exec` grant"]);
     // a granted path that does not exist is named
     let o = sandboxed(
         r#"{"read":["/nonexistent/zt-broker-test"],"exec":["/usr/bin/dash"]}"#,
         &["/bin/sh", "-c", &touch],
     );
-    assert_eq!(o.status.code(), Some(126));
-    assert!(
-        stderr(&o).contains("/nonexistent/zt-broker-test does not exist"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, 126, &["/nonexistent/zt-broker-test does not exist"]);
     // malformed grants
     let o = sandboxed(r#"{"read":["relative"]}"#, &["/bin/sh", "-c", &touch]);
     assert_eq!(o.status.code(), Some(126));
@@ -210,12 +179,7 @@ fn the_command_is_refused_before_it_starts_when_grants_do_not_fit() {
         ),
         &["/bin/sh", "-c", &touch],
     );
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("could not be mounted noexec"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, 126, &["could not be mounted noexec"]);
     assert!(!marker.exists());
     // positive control: the same command with fitting grants runs
     let o = sandboxed(
@@ -306,15 +270,7 @@ fn a_command_that_ends_on_its_own_is_not_stopped() {
 fn broker_run_with_no_control_plane_never_starts_the_command() {
     let d = tempfile::tempdir().unwrap();
     let keys = d.path().join("keys");
-    let o = Command::new(BIN)
-        .args(["keygen", "--out", s(&keys), "--key-id", "cp-test"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let key = zt_core::crypto::SigningKey::from_pkcs8_pem(
-        &std::fs::read_to_string(keys.join("private.pem")).unwrap(),
-    )
-    .unwrap();
+    let key = bin().keygen(&keys, "cp-test");
     let now = zt_core::time::Timestamp::now();
     let token = zt_core::capability::issue(
         &zt_core::capability::Issue {
@@ -335,13 +291,9 @@ fn broker_run_with_no_control_plane_never_starts_the_command() {
     )
     .unwrap();
     // a port nobody listens on
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = zt_testkit::http::free_port();
     let marker = d.path().join("started");
-    let o = Command::new(BIN)
+    let o = zt_audit()
         .args(["broker", "run", "--control-plane"])
         .arg(format!("http://127.0.0.1:{port}"))
         .arg("--keyring")
@@ -350,16 +302,13 @@ fn broker_run_with_no_control_plane_never_starts_the_command() {
         .arg(format!("echo > {}", s(&marker)))
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("refused, the command was not started"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains("cannot reach the control plane"),
-        "{}",
-        stderr(&o)
+    assert_refused(
+        &o,
+        126,
+        &[
+            "refused, the command was not started",
+            "cannot reach the control plane",
+        ],
     );
     assert!(!stderr(&o).contains(&token), "the token was printed");
     assert!(!marker.exists());

@@ -2,49 +2,35 @@
 //! person verifying gave. Each test is an attack that worked before.
 
 use std::path::Path;
+use std::process::Output;
 
 use zt_core::Hash32;
 
 use crate::{
-    address, anchor_once, anchored_events, both, deploy, import, reconcile, sql, stdout, v1_chain,
-    zt, Anvil,
+    address, allowed, anchor_once, anchor_once_with, anchored_events, assert_exit, both, deploy,
+    import, prove, reconcile, sql, stdout, v1_chain, verify_proof, zt, Anvil, Setup,
 };
 
 const LOG: &str = "prod-audit";
 
-fn allow(_: u64) -> &'static str {
-    "allow"
+/// `verify-proof` of `bundle` on `anvil` with `contract` and `writer` pinned, and `extra`.
+fn pinned(anvil: &Anvil, bundle: &Path, contract: &str, writer: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--rpc",
+        &anvil.url,
+        "--contract",
+        contract,
+        "--writer",
+        writer,
+    ];
+    args.extend_from_slice(extra);
+    verify_proof(bundle, &args)
 }
 
-fn keyring() -> String {
-    crate::repo()
-        .join("fixtures/v1/keyring.json")
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// `verify-proof FILE --keyring <v1 keyring> ARGS...`.
-fn verify_proof(file: &Path, args: &[&str]) -> std::process::Output {
-    let ring = keyring();
-    let mut all = vec!["verify-proof", file.to_str().unwrap(), "--keyring", &ring];
-    all.extend_from_slice(args);
-    zt(None, &all)
-}
-
-fn prove(db: &Path, record: &Hash32, out: &Path) -> std::process::Output {
-    zt(
-        None,
-        &[
-            "prove",
-            "--db",
-            db.to_str().unwrap(),
-            "--record",
-            &record.to_hex(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
+/// Asserts `out` exited 1 and its stdout says `want`.
+fn assert_invalid(out: &Output, want: &str) {
+    assert_exit(out, 1);
+    assert!(stdout(out).contains(want), "{}", both(out));
 }
 
 /// An attacker with their own key and their own node account anchors the operator's log name
@@ -52,172 +38,102 @@ fn prove(db: &Path, record: &Hash32, out: &Path) -> std::process::Output {
 /// failed for ever.
 #[test]
 fn an_attacker_cannot_take_the_operators_log_first() {
-    let anvil = Anvil::start();
-    let operator = anvil.funded_key();
-    let attacker = anvil.funded_key();
-    let contract = deploy(&anvil, &operator);
-    let tmp = tempfile::tempdir().unwrap();
+    let t = Setup::start();
+    let attacker = t.anvil.funded_key();
+    let (op, att) = (address(&t.key), address(&attacker));
 
-    let theirs = tmp.path().join("attacker.db");
-    import(&theirs, &v1_chain("junk", 0, 2, Hash32::ZERO, allow));
-    let out = anchor_once(&anvil.url, &attacker, &theirs, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let theirs = t.path("attacker.db");
+    import(&theirs, &allowed("junk", 0, 2, Hash32::ZERO));
+    assert_exit(
+        &anchor_once(&t.anvil.url, &attacker, &theirs, &t.contract, LOG),
+        0,
+    );
 
-    let ours = tmp.path().join("operator.db");
-    let chain = v1_chain("cp-a", 0, 3, Hash32::ZERO, allow);
+    let ours = t.path("operator.db");
+    let chain = allowed("cp-a", 0, 3, Hash32::ZERO);
     import(&ours, &chain);
-    let out = anchor_once(&anvil.url, &operator, &ours, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = t.anchor(&ours, LOG);
     assert!(stdout(&out).contains("epoch 1:"), "{}", both(&out));
-    assert_eq!(anchored_events(&anvil, &contract).len(), 2, "one per owner");
+    assert_eq!(
+        anchored_events(&t.anvil, &t.contract).len(),
+        2,
+        "one per owner"
+    );
 
     // Reconcile reads only the operator's log: the attacker's epoch under the same name is
     // neither confirmed nor unknown_on_chain.
-    let (code, report) = reconcile(&anvil, &ours, &contract, &address(&operator), LOG);
+    let (code, report) = t.reconcile(&ours, LOG);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["chain_epochs"], 1, "{report:#}");
-    assert_eq!(report["owner"], address(&operator));
+    assert_eq!(report["owner"], op);
     // Asked about the attacker's log instead, the operator's store matches nothing on it.
-    let (code, report) = reconcile(&anvil, &ours, &contract, &address(&attacker), LOG);
+    let (code, report) = reconcile(&t.anvil, &ours, &t.contract, &att, LOG);
     assert_eq!(code, 1, "{report:#}");
 
     // A proof of the operator's record holds with the operator pinned, not with the attacker.
-    let bundle = tmp.path().join("proof.json");
-    let out = prove(&ours, &chain[0].1, &bundle);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let pinned = |writer: &str| {
-        verify_proof(
-            &bundle,
-            &[
-                "--rpc",
-                &anvil.url,
-                "--contract",
-                &contract,
-                "--writer",
-                writer,
-            ],
-        )
-    };
-    let out = pinned(&address(&operator));
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let out = pinned(&address(&attacker));
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    assert!(stdout(&out).contains("INVALID: owner:"), "{}", both(&out));
+    let bundle = t.path("proof.json");
+    assert_exit(&prove(&ours, &chain[0].1, &bundle), 0);
+    let with = |w: &str, extra: &[&str]| pinned(&t.anvil, &bundle, &t.contract, w, extra);
+    assert_exit(&with(&op, &[]), 0);
+    assert_invalid(&with(&att, &[]), "INVALID: owner:");
     // Pinning the attacker as the owner too: the transaction is still the operator's.
-    let out = verify_proof(
-        &bundle,
-        &[
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-            "--writer",
-            &address(&attacker),
-            "--owner",
-            &address(&operator),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    assert!(stdout(&out).contains("INVALID: writer:"), "{}", both(&out));
+    assert_invalid(&with(&att, &["--owner", &op]), "INVALID: writer:");
 }
 
 /// A writer the owner authorized anchors the owner's log with `--owner`; proofs name the owner,
 /// and the writer is pinned as the sender.
 #[test]
 fn an_authorized_writer_anchors_for_its_owner() {
-    let anvil = Anvil::start();
-    let owner = anvil.funded_key();
-    let writer = anvil.funded_key();
-    let contract = deploy(&anvil, &owner);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("evidence.db");
-    let chain = v1_chain("cp-a", 0, 2, Hash32::ZERO, allow);
+    let t = Setup::start();
+    let (owner, writer) = (&t.key, t.anvil.funded_key());
+    let db = t.path("evidence.db");
+    let chain = allowed("cp-a", 0, 2, Hash32::ZERO);
     import(&db, &chain);
-    let run = |key: &str| {
-        zt(
-            Some(key),
-            &[
-                "anchor",
-                "run",
-                "--db",
-                db.to_str().unwrap(),
-                "--rpc",
-                &anvil.url,
-                "--contract",
-                &contract,
-                "--log",
-                LOG,
-                "--owner",
-                &address(&owner),
-                "--once",
-            ],
-        )
+    let run = |key: &str, extra: &[&str]| {
+        anchor_once_with(&t.anvil.url, key, &db, &t.contract, LOG, extra)
     };
+    let for_owner = ["--owner", &address(owner)];
     // Not authorized yet: refused before anything is stored or sent.
-    let out = run(&writer);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let out = run(&writer, &for_owner);
+    assert_exit(&out, 2);
     assert!(both(&out).contains("anchor set-writer"), "{}", both(&out));
-    assert!(anchored_events(&anvil, &contract).is_empty());
+    assert!(anchored_events(&t.anvil, &t.contract).is_empty());
     let out = zt(
-        Some(&owner),
+        Some(owner),
         &[
             "anchor",
             "set-writer",
             "--rpc",
-            &anvil.url,
+            &t.anvil.url,
             "--contract",
-            &contract,
+            &t.contract,
             "--log",
             LOG,
             "--writer",
             &address(&writer),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let out = run(&writer);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_exit(&out, 0);
+    let out = run(&writer, &for_owner);
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("epoch 1:"), "{}", both(&out));
-    let (code, report) = reconcile(&anvil, &db, &contract, &address(&owner), LOG);
+    let (code, report) = t.reconcile(&db, LOG);
     assert_eq!(code, 0, "{report:#}");
 
-    let bundle = tmp.path().join("proof.json");
-    let out = prove(&db, &chain[0].1, &bundle);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let bundle = t.path("proof.json");
+    assert_exit(&prove(&db, &chain[0].1, &bundle), 0);
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
-    assert_eq!(b["owner"], address(&owner));
-    let base = ["--rpc", &anvil.url, "--contract", &contract];
-    let with = |extra: &[&str]| {
-        let mut v = base.to_vec();
-        v.extend_from_slice(extra);
-        verify_proof(&bundle, &v)
-    };
-    let out = with(&["--writer", &address(&writer), "--owner", &address(&owner)]);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(b["owner"], address(owner));
+    let with = |w: &str, extra: &[&str]| pinned(&t.anvil, &bundle, &t.contract, w, extra);
+    assert_exit(&with(&address(&writer), &for_owner), 0);
     // The writer alone is not the owner; the owner alone did not send it.
-    let out = with(&["--writer", &address(&writer)]);
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    let out = with(&["--writer", &address(&owner)]);
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_exit(&with(&address(&writer), &[]), 1);
+    assert_exit(&with(&address(owner), &[]), 1);
 
     // The same store under another owner is refused: its epochs are the first owner's.
-    let out = zt(
-        Some(&writer),
-        &[
-            "anchor",
-            "run",
-            "--db",
-            db.to_str().unwrap(),
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-            "--log",
-            LOG,
-            "--once",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let out = run(&writer, &[]);
+    assert_exit(&out, 2);
     assert!(
         both(&out).contains("was anchored as owner"),
         "{}",
@@ -229,15 +145,11 @@ fn an_authorized_writer_anchors_for_its_owner() {
 /// signature is outside the hash, so every link still holds) and left on the main line.
 #[test]
 fn prove_refuses_a_path_through_a_record_that_does_not_count() {
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("evidence.db");
-    let chain = v1_chain("cp-a", 0, 4, Hash32::ZERO, allow);
+    let t = Setup::start();
+    let db = t.path("evidence.db");
+    let chain = allowed("cp-a", 0, 4, Hash32::ZERO);
     import(&db, &chain);
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    t.anchor(&db, LOG);
 
     // Record 2's signature stripped: same hash, same links, no signature.
     let unsigned = {
@@ -254,9 +166,9 @@ fn prove_refuses_a_path_through_a_record_that_does_not_count() {
             unsigned.replace('\'', "''")
         ),
     );
-    let bundle = tmp.path().join("proof.json");
+    let bundle = t.path("proof.json");
     let out = prove(&db, &chain[1].1, &bundle);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_exit(&out, 2);
     assert!(!bundle.exists());
     let err = both(&out);
     assert!(
@@ -266,17 +178,16 @@ fn prove_refuses_a_path_through_a_record_that_does_not_count() {
     assert!(err.contains("position 2"), "{err}");
     assert!(err.contains("unsigned"), "{err}");
     // The record itself, too.
-    let out = prove(&db, &chain[2].1, &bundle);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_exit(&prove(&db, &chain[2].1, &bundle), 2);
     // Record 0's path, with record 2 deleted instead: a hole, not a proof.
-    let holed = tmp.path().join("holed.db");
+    let holed = t.path("holed.db");
     std::fs::copy(&db, &holed).unwrap();
     sql(
         &holed,
         "DELETE FROM records WHERE chain = 'cp-a' AND position = 2",
     );
     let out = prove(&holed, &chain[0].1, &bundle);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_exit(&out, 2);
     assert!(
         both(&out).contains("no single main-line record at position 2"),
         "{}",
@@ -289,28 +200,23 @@ fn prove_refuses_a_path_through_a_record_that_does_not_count() {
 /// column cleared): no proof can name the log it is in.
 #[test]
 fn prove_refuses_an_epoch_without_an_owner() {
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("evidence.db");
-    let chain = v1_chain("cp-a", 0, 2, Hash32::ZERO, allow);
+    let t = Setup::start();
+    let db = t.path("evidence.db");
+    let chain = allowed("cp-a", 0, 2, Hash32::ZERO);
     import(&db, &chain);
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    t.anchor(&db, LOG);
     sql(&db, "UPDATE anchor_epochs SET owner = NULL");
-    let bundle = tmp.path().join("proof.json");
-    let out = prove(&db, &chain[0].1, &bundle);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let out = prove(&db, &chain[0].1, &t.path("proof.json"));
+    assert_exit(&out, 2);
     assert!(
         both(&out).contains("anchored before logs had owners"),
         "{}",
         both(&out)
     );
     // And the job will not continue that log under an owner it cannot tell.
-    import(&db, &v1_chain("cp-a", 2, 1, chain[1].1, allow));
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    import(&db, &allowed("cp-a", 2, 1, chain[1].1));
+    let out = anchor_once(&t.anvil.url, &t.key, &db, &t.contract, LOG);
+    assert_exit(&out, 2);
     assert!(
         both(&out).contains("before logs had owners"),
         "{}",
@@ -323,102 +229,47 @@ fn prove_refuses_an_epoch_without_an_owner() {
 /// fact in it holds, against the contract the bundle itself names.
 #[test]
 fn a_bundle_anchored_on_the_attackers_own_contract_is_invalid() {
-    let anvil = Anvil::start();
-    let operator = anvil.funded_key();
-    let attacker = anvil.funded_key();
-    let contract = deploy(&anvil, &operator);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("operator.db");
+    let t = Setup::start();
+    let attacker = t.anvil.funded_key();
+    let db = t.path("operator.db");
     let genuine = v1_chain("cp-a", 0, 2, Hash32::ZERO, |_| "deny");
     import(&db, &genuine);
-    let out = anchor_once(&anvil.url, &operator, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    t.anchor(&db, LOG);
 
     // The rewrite: the same chain, its deny turned into an allow, signed with the real key,
     // anchored by the attacker on their own deployment.
-    let forged_db = tmp.path().join("forged.db");
-    let rewrite = v1_chain("cp-a", 0, 2, Hash32::ZERO, allow);
+    let forged_db = t.path("forged.db");
+    let rewrite = allowed("cp-a", 0, 2, Hash32::ZERO);
     import(&forged_db, &rewrite);
-    let theirs = deploy(&anvil, &attacker);
-    let out = anchor_once(&anvil.url, &attacker, &forged_db, &theirs, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let bundle = tmp.path().join("forged-proof.json");
-    let out = prove(&forged_db, &rewrite[0].1, &bundle);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let theirs = deploy(&t.anvil, &attacker);
+    assert_exit(
+        &anchor_once(&t.anvil.url, &attacker, &forged_db, &theirs, LOG),
+        0,
+    );
+    let bundle = t.path("forged-proof.json");
+    assert_exit(&prove(&forged_db, &rewrite[0].1, &bundle), 0);
 
     // Checked against the bundle's own claims, everything holds: the verifier must pin.
-    let out = verify_proof(&bundle, &["--rpc", &anvil.url]);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let out = verify_proof(&bundle, &["--rpc", &t.anvil.url]);
+    assert_exit(&out, 2);
     assert!(!stdout(&out).contains("VALID"), "{}", both(&out));
-    let op = address(&operator);
-    let out = verify_proof(
-        &bundle,
-        &[
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-            "--writer",
-            &op,
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    assert!(
-        stdout(&out).contains("INVALID: contract:"),
-        "{}",
-        both(&out)
-    );
+    let op = address(&t.key);
+    let with = |w: &str, extra: &[&str]| pinned(&t.anvil, &bundle, &t.contract, w, extra);
+    assert_invalid(&with(&op, &[]), "INVALID: contract:");
     // The bundle edited to name the operator's contract and owner: the transaction is the
     // attacker's, on another contract.
     let mut edited: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
-    edited["contract"] = contract.clone().into();
+    edited["contract"] = t.contract.clone().into();
     edited["owner"] = op.clone().into();
     edited["log_id"] = format!("{:#x}", zt_anchor::tree::log_id(op.parse().unwrap(), LOG)).into();
     std::fs::write(&bundle, edited.to_string()).unwrap();
-    let out = verify_proof(
-        &bundle,
-        &[
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-            "--writer",
-            &op,
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    assert!(stdout(&out).contains("INVALID: writer:"), "{}", both(&out));
+    assert_invalid(&with(&op, &[]), "INVALID: writer:");
     // The attacker's transaction, pinned as the attacker: still not on the pinned contract.
-    let out = verify_proof(
-        &bundle,
-        &[
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-            "--writer",
-            &address(&attacker),
-            "--owner",
-            &op,
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
-    assert!(
-        stdout(&out).contains("INVALID: transaction:"),
-        "{}",
-        both(&out)
-    );
+    let out = with(&address(&attacker), &["--owner", &op]);
+    assert_invalid(&out, "INVALID: transaction:");
 
     // A bundle for another network, or a transaction the chain never saw.
-    let pins = [
-        "--rpc",
-        &anvil.url,
-        "--contract",
-        &contract,
-        "--writer",
-        &op,
-    ];
     for (field, value, want) in [
         ("chain_id", serde_json::json!(8453), "INVALID: chain_id:"),
         (
@@ -430,72 +281,28 @@ fn a_bundle_anchored_on_the_attackers_own_contract_is_invalid() {
         let mut b = edited.clone();
         b[field] = value;
         std::fs::write(&bundle, b.to_string()).unwrap();
-        let out = verify_proof(&bundle, &pins);
+        let out = with(&op, &[]);
         assert_eq!(out.status.code(), Some(1), "{field}: {}", both(&out));
         assert!(stdout(&out).contains(want), "{field}: {}", both(&out));
     }
 }
 
-/// A `zt-audit serve` process on a free loopback port; stopped (and reaped) on drop.
-struct Serve {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Serve {
-    fn start(db: &Path) -> Serve {
-        let ring = keyring();
-        let (child, url) = crate::spawn_server(&[
-            "serve".as_ref(),
-            "--db".as_ref(),
-            db.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--keyring".as_ref(),
-            ring.as_ref(),
-        ]);
-        Serve {
-            child,
-            endpoint: format!("{}/v1/logs", url.trim_end_matches("/v1/logs")),
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Sends the lines with the OpenTelemetry Python SDK's OTLP/HTTP exporter.
 fn send(py: &str, endpoint: &str, file: &Path) {
-    let out = std::process::Command::new(py)
-        .arg(crate::repo().join("tests/python/send_envelopes.py"))
-        .args(["--endpoint", endpoint, "--file", file.to_str().unwrap()])
-        .args(["--timeout", "10"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, out, err) =
+        zt_testkit::tools::send_envelopes(py, endpoint, file, &["--timeout", "10"]);
+    assert_eq!(code, Some(0), "{out}{err}");
 }
 
 /// The leaves `(chain, position, head)` of one epoch of the store's log.
 fn leaves(db: &Path, epoch: u64) -> Vec<(String, u64, Vec<u8>)> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c
-        .prepare("SELECT chain, position, head FROM anchor_leaves WHERE epoch = ?1 ORDER BY idx")
-        .unwrap();
-    st.query_map([epoch as i64], |r| {
-        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    zt_testkit::store::rows(
+        db,
+        &format!(
+            "SELECT chain, position, head FROM anchor_leaves WHERE epoch = {epoch} ORDER BY idx"
+        ),
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
+    )
 }
 
 /// Attack 1 of issue 11, end to end: nobody's key, only the receiver's address. An unsigned
@@ -505,15 +312,12 @@ fn leaves(db: &Path, epoch: u64) -> Vec<(String, u64, Vec<u8>)> {
 #[test]
 fn an_unsigned_record_sent_to_serve_is_never_anchored() {
     use zt_core::envelope::{V1Draft, MAX_SEQ};
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("serve.db");
-    let py = crate::python();
-    let srv = Serve::start(&db);
+    let t = Setup::start();
+    let db = t.path("serve.db");
+    let py = zt_testkit::tools::python();
+    let srv = zt_testkit::Server::serve(crate::bin(), &db, &crate::v1_keyring(), &[]);
 
-    let genuine = v1_chain("cp-prod", 0, 4, Hash32::ZERO, allow);
+    let genuine = allowed("cp-prod", 0, 4, Hash32::ZERO);
     let forged = |seq: u64, prev: Hash32| {
         V1Draft {
             chain_id: "cp-prod".into(),
@@ -525,7 +329,7 @@ fn an_unsigned_record_sent_to_serve_is_never_anchored() {
             reason: "forged".into(),
             timestamp: "2026-10-01T09:59:00.000Z".into(),
             previous_hash: prev,
-            context: None,
+            ..V1Draft::default()
         }
         .seal(None)
     };
@@ -534,57 +338,45 @@ fn an_unsigned_record_sent_to_serve_is_never_anchored() {
     let mut lines: Vec<String> = genuine.iter().map(|g| g.0.clone()).collect();
     lines.push(hijack.json.clone());
     lines.push(squat.json.clone());
-    let file = tmp.path().join("round1.jsonl");
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    send(&py, &srv.endpoint, &file);
+    let file = t.path("round1.jsonl");
+    zt_testkit::keys::write_lines(&file, &lines);
+    send(&py, &srv.url, &file);
 
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    t.anchor(&db, LOG);
     assert_eq!(
         leaves(&db, 1),
         [("cp-prod".to_owned(), 3, genuine[3].1.as_bytes().to_vec())],
         "only the genuine head is anchored"
     );
     // The forgeries are kept as evidence, and proofs refuse them.
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let kept: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM records WHERE status = 'unsigned'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(kept, 2);
-    let out = prove(&db, &hijack.current_hash, &tmp.path().join("h.json"));
-    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
-    let out = prove(&db, &squat.current_hash, &tmp.path().join("s.json"));
-    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    let kept = zt_testkit::store::rows(
+        &db,
+        "SELECT COUNT(*) FROM records WHERE status = 'unsigned'",
+        |r| r.get::<_, i64>(0),
+    );
+    assert_eq!(kept, [2]);
+    for (name, forgery) in [("h.json", &hijack), ("s.json", &squat)] {
+        let out = prove(&db, &forgery.current_hash, &t.path(name));
+        assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    }
 
     // Genuine records after the forged successor still anchor.
-    let more = v1_chain("cp-prod", 4, 2, genuine[3].1, allow);
-    let file = tmp.path().join("round2.jsonl");
-    let text: Vec<&str> = more.iter().map(|m| m.0.as_str()).collect();
-    std::fs::write(&file, text.join("\n") + "\n").unwrap();
-    send(&py, &srv.endpoint, &file);
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let more = allowed("cp-prod", 4, 2, genuine[3].1);
+    let file = t.path("round2.jsonl");
+    zt_testkit::keys::write_records(&file, &more);
+    send(&py, &srv.url, &file);
+    t.anchor(&db, LOG);
     assert_eq!(
         leaves(&db, 2),
         [("cp-prod".to_owned(), 5, more[1].1.as_bytes().to_vec())]
     );
-    let out = prove(&db, &more[1].1, &tmp.path().join("p.json"));
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    assert_exit(&prove(&db, &more[1].1, &t.path("p.json")), 0);
+    let (code, report) = t.reconcile(&db, LOG);
     assert_eq!(code, 0, "{report:#}");
     drop(srv);
     // The store still shows the attempt: verify --db fails on the two unsigned records.
     let (code, report) = crate::verify_db(&db);
     assert_eq!(code, 1, "{report:#}");
-    let kinds: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
+    let kinds = zt_testkit::report::kinds(&report);
     assert!(kinds.contains(&"unsigned"), "{kinds:?}");
 }

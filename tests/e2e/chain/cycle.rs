@@ -6,32 +6,22 @@ use std::path::{Path, PathBuf};
 use zt_core::Hash32;
 
 use crate::{
-    address, anchor_once, anchored_events, both, deploy, import, reconcile, sql, stdout, v1_chain,
-    verify_db, zt, Anvil,
+    address, allowed, anchor_once, anchored_events, assert_exit, both, import, prove, sql, stdout,
+    v1_chain, verify_db, verify_proof, Setup,
 };
 
 const LOG: &str = "zt-test";
 
 /// A store with two v1 chains (6 and 3 records), anchored in epoch 1.
 struct Anchored {
-    anvil: Anvil,
-    key: String,
-    contract: String,
-    _tmp: tempfile::TempDir,
+    t: Setup,
     db: PathBuf,
     chain_a: Vec<(String, Hash32)>,
 }
 
-fn allow(_: u64) -> &'static str {
-    "allow"
-}
-
 fn anchored() -> Anchored {
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("evidence.db");
+    let t = Setup::start();
+    let db = t.path("evidence.db");
     let chain_a = v1_chain("cp-a", 0, 6, Hash32::ZERO, |s| {
         if s == 1 {
             "deny"
@@ -40,35 +30,34 @@ fn anchored() -> Anchored {
         }
     });
     import(&db, &chain_a);
-    import(&db, &v1_chain("cp-b", 0, 3, Hash32::ZERO, allow));
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    import(&db, &allowed("cp-b", 0, 3, Hash32::ZERO));
+    let out = t.anchor(&db, LOG);
     assert!(
         stdout(&out).contains("epoch 1: 2 chain head(s)"),
         "{}",
         both(&out)
     );
     assert!(stdout(&out).contains("included"), "{}", both(&out));
-    Anchored {
-        anvil,
-        key,
-        contract,
-        _tmp: tmp,
-        db,
-        chain_a,
+    Anchored { t, db, chain_a }
+}
+
+impl Anchored {
+    /// A copy of the anchored store, as `name`.
+    fn copy(&self, name: &str) -> PathBuf {
+        let to = self.db.with_file_name(name);
+        std::fs::copy(&self.db, &to).unwrap();
+        to
+    }
+
+    /// `reconcile` of `db` against the anchored log: (exit code, report).
+    fn reconcile(&self, db: &Path) -> (i32, serde_json::Value) {
+        self.t.reconcile(db, LOG)
     }
 }
 
-fn copy(db: &Path, name: &str) -> PathBuf {
-    let to = db.with_file_name(name);
-    std::fs::copy(db, &to).unwrap();
-    to
-}
-
+/// (kind, position) of each finding of a reconcile report.
 fn kinds(report: &serde_json::Value) -> Vec<(String, Option<u64>)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
+    zt_testkit::report::findings(report)
         .iter()
         .map(|f| {
             (
@@ -82,57 +71,38 @@ fn kinds(report: &serde_json::Value) -> Vec<(String, Option<u64>)> {
 #[test]
 fn deploy_anchor_reconcile_prove_and_anchor_again() {
     let a = anchored();
-    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, &address(&a.key), LOG);
+    let t = &a.t;
+    let (code, report) = a.reconcile(&a.db);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["confirmed_epochs"], 1);
     assert_eq!(report["records_checked"], 9);
 
     // Nothing moved: no second anchor.
-    let out = anchor_once(&a.anvil.url, &a.key, &a.db, &a.contract, LOG);
+    let out = anchor_once(&t.anvil.url, &t.key, &a.db, &t.contract, LOG);
     assert!(stdout(&out).contains("nothing moved"), "{}", both(&out));
-    assert_eq!(anchored_events(&a.anvil, &a.contract).len(), 1);
+    assert_eq!(anchored_events(&t.anvil, &t.contract).len(), 1);
 
     // A proof for record 2 of cp-a: record, links 3..5, inclusion, root, tx.
     let bundle = a.db.with_file_name("proof.json");
-    let rec = a.chain_a[2].1.to_hex();
-    let out = zt(
-        None,
-        &[
-            "prove",
-            "--db",
-            a.db.to_str().unwrap(),
-            "--record",
-            &rec,
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_exit(&prove(&a.db, &a.chain_a[2].1, &bundle), 0);
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
     assert_eq!(b["links"].as_array().unwrap().len(), 3);
     assert_eq!(b["chain_id"], 84532);
-    let ring = crate::repo().join("fixtures/v1/keyring.json");
-    let writer = address(&a.key);
+    let writer = address(&t.key);
     let pinned = |file: &Path| {
-        zt(
-            None,
-            &[
-                "verify-proof",
-                file.to_str().unwrap(),
-                "--keyring",
-                ring.to_str().unwrap(),
-                "--rpc",
-                &a.anvil.url,
-                "--contract",
-                &a.contract,
-                "--writer",
-                &writer,
-            ],
-        )
+        let pins = [
+            "--rpc",
+            &t.anvil.url,
+            "--contract",
+            &t.contract,
+            "--writer",
+            &writer,
+        ];
+        verify_proof(file, &pins)
     };
     let out = pinned(&bundle);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains("the 4 record(s) are signed by test-only-a"),
@@ -149,16 +119,8 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
     assert!(text.contains("network chain id 84532"), "{text}");
     assert!(text.lines().last() == Some("VALID"), "{text}");
     // Offline only, it says so.
-    let out = zt(
-        None,
-        &[
-            "verify-proof",
-            bundle.to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = verify_proof(&bundle, &[]);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("VALID (offline only"),
         "{}",
@@ -171,16 +133,8 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
         .replace("demo/3", "demo/9");
     let bad = a.db.with_file_name("proof-edited.json");
     std::fs::write(&bad, edited).unwrap();
-    let out = zt(
-        None,
-        &[
-            "verify-proof",
-            bad.to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let out = verify_proof(&bad, &[]);
+    assert_exit(&out, 1);
     assert!(stdout(&out).contains("INVALID"));
     // The same bundle under a keyring that binds the key to another chain: its records do not
     // count for cp-a, so nothing is proven.
@@ -193,44 +147,43 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
             .to_string(),
     )
     .unwrap();
-    let out = zt(
+    let out = crate::zt(
         None,
         &[
             "verify-proof",
-            bundle.to_str().unwrap(),
+            crate::s(&bundle),
             "--keyring",
-            bound.to_str().unwrap(),
+            crate::s(&bound),
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_exit(&out, 1);
     assert!(both(&out).contains("unauthorized_signer"), "{}", both(&out));
     // A bundle pointing at another epoch's root fails on chain.
     let mut other: serde_json::Value = b.clone();
     other["epoch"] = 7.into();
     let wrong = a.db.with_file_name("proof-epoch.json");
     std::fs::write(&wrong, other.to_string()).unwrap();
-    let out = pinned(&wrong);
-    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert_exit(&pinned(&wrong), 1);
 
     // Chain a grows: epoch 2 anchors only the chain that moved.
     let last = a.chain_a.last().unwrap().1;
-    import(&a.db, &v1_chain("cp-a", 6, 2, last, allow));
-    let out = anchor_once(&a.anvil.url, &a.key, &a.db, &a.contract, LOG);
+    import(&a.db, &allowed("cp-a", 6, 2, last));
+    let out = anchor_once(&t.anvil.url, &t.key, &a.db, &t.contract, LOG);
     assert!(
         stdout(&out).contains("epoch 2: 1 chain head(s)"),
         "{}",
         both(&out)
     );
-    let (code, report) = reconcile(&a.anvil, &a.db, &a.contract, &address(&a.key), LOG);
+    let (code, report) = a.reconcile(&a.db);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["confirmed_epochs"], 2);
-    assert_eq!(anchored_events(&a.anvil, &a.contract).len(), 2);
+    assert_eq!(anchored_events(&t.anvil, &t.contract).len(), 2);
 }
 
 #[test]
 fn a_truncated_copy_verifies_on_its_own_but_fails_reconciliation() {
     let a = anchored();
-    let cut = copy(&a.db, "truncated.db");
+    let cut = a.copy("truncated.db");
     sql(
         &cut,
         "DELETE FROM records WHERE chain = 'cp-a' AND position >= 4",
@@ -240,7 +193,7 @@ fn a_truncated_copy_verifies_on_its_own_but_fails_reconciliation() {
         code, 0,
         "the truncated chain is a valid chain on its own: {report:#}"
     );
-    let (code, report) = reconcile(&a.anvil, &cut, &a.contract, &address(&a.key), LOG);
+    let (code, report) = a.reconcile(&cut);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("truncated".to_owned(), Some(5))]);
 }
@@ -250,9 +203,9 @@ fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation()
     let a = anchored();
     // The key holder changes record 1's deny into an allow and re-signs everything after it
     // with the real key, then swaps the store's records for the rewritten ones.
-    let rewritten = v1_chain("cp-a", 1, 5, a.chain_a[0].1, allow);
+    let rewritten = allowed("cp-a", 1, 5, a.chain_a[0].1);
     assert_ne!(rewritten[0].1, a.chain_a[1].1);
-    let forged = copy(&a.db, "rewritten.db");
+    let forged = a.copy("rewritten.db");
     sql(
         &forged,
         "DELETE FROM records WHERE chain = 'cp-a' AND position >= 1",
@@ -263,7 +216,7 @@ fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation()
         code, 0,
         "every hash, link and signature of the rewrite is valid: {report:#}"
     );
-    let (code, report) = reconcile(&a.anvil, &forged, &a.contract, &address(&a.key), LOG);
+    let (code, report) = a.reconcile(&forged);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(5))]);
     let f = &report["findings"][0];
@@ -275,32 +228,32 @@ fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation()
 fn tampered_records_and_tampered_anchors_fail_reconciliation() {
     let a = anchored();
     // A record's bytes edited in place, its hash column left alone.
-    let t = copy(&a.db, "tampered.db");
+    let tampered = a.copy("tampered.db");
     sql(
-        &t,
+        &tampered,
         "UPDATE records SET raw = CAST(replace(CAST(raw AS TEXT), '\"deny\"', '\"allow\"') AS BLOB) \
          WHERE chain = 'cp-a' AND position = 1",
     );
-    let (code, _) = verify_db(&t);
+    let (code, _) = verify_db(&tampered);
     assert_eq!(code, 1);
-    let (code, report) = reconcile(&a.anvil, &t, &a.contract, &address(&a.key), LOG);
+    let (code, report) = a.reconcile(&tampered);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(1))]);
 
     // The stored leaves edited to match a rewrite: they no longer hash to the anchored root.
-    let l = copy(&a.db, "leaves.db");
+    let l = a.copy("leaves.db");
     sql(
         &l,
         "UPDATE anchor_leaves SET head = zeroblob(32) WHERE chain = 'cp-a'",
     );
-    let (code, report) = reconcile(&a.anvil, &l, &a.contract, &address(&a.key), LOG);
+    let (code, report) = a.reconcile(&l);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report)[0].0, "root_differs");
 
     // The anchors deleted from the store: the chain still knows them.
-    let d = copy(&a.db, "no-anchors.db");
+    let d = a.copy("no-anchors.db");
     sql(&d, "DELETE FROM anchor_leaves; DELETE FROM anchor_epochs;");
-    let (code, report) = reconcile(&a.anvil, &d, &a.contract, &address(&a.key), LOG);
+    let (code, report) = a.reconcile(&d);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("unknown_on_chain".to_owned(), None)]);
 }
@@ -311,14 +264,11 @@ fn tampered_records_and_tampered_anchors_fail_reconciliation() {
 /// rule is what catches it.
 #[test]
 fn a_main_line_that_breaks_a_chain_rule_fails_reconciliation_even_as_anchored() {
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("evidence.db");
-    let chain = v1_chain("cp-a", 0, 3, Hash32::ZERO, allow);
+    let t = Setup::start();
+    let db = t.path("evidence.db");
+    let chain = allowed("cp-a", 0, 3, Hash32::ZERO);
     import(&db, &chain);
-    let jump = v1_chain("cp-a", 5, 1, chain[2].1, allow);
+    let jump = allowed("cp-a", 5, 1, chain[2].1);
     import(&db, &jump);
     sql(
         &db,
@@ -327,9 +277,8 @@ fn a_main_line_that_breaks_a_chain_rule_fails_reconciliation_even_as_anchored() 
             jump[0].1.to_hex()
         ),
     );
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    t.anchor(&db, LOG);
+    let (code, report) = t.reconcile(&db, LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(3))]);
     let f = &report["findings"][0];

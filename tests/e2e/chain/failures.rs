@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde_json::json;
 use zt_core::Hash32;
 
-use crate::{
-    address, anchor_once, anchored_events, both, deploy, import, reconcile, v1_chain, Anvil,
-};
+use zt_testkit::store::rows;
+
+use crate::{allowed, anchor_once, anchored_events, bin, both, import, s, Setup};
 
 const LOG: &str = "zt-failures";
 
@@ -112,42 +112,39 @@ impl Proxy {
     }
 }
 
-fn store_with_a_chain(dir: &Path) -> std::path::PathBuf {
-    let db = dir.join("evidence.db");
-    import(&db, &v1_chain("cp-x", 0, 4, Hash32::ZERO, |_| "allow"));
-    db
+/// A setup with a store of one chain of four records.
+fn setup() -> (Setup, std::path::PathBuf) {
+    let t = Setup::start();
+    let db = t.path("evidence.db");
+    import(&db, &allowed("cp-x", 0, 4, Hash32::ZERO));
+    (t, db)
 }
 
 fn epoch_state(db: &Path) -> (String, u64) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.query_row(
+    rows(
+        db,
         "SELECT state, attempts FROM anchor_epochs WHERE epoch = 1",
-        [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
-    .unwrap()
+    .remove(0)
 }
 
 #[test]
 fn the_rpc_dying_mid_submission_then_a_rerun_gives_one_root() {
     for mode in [DIE_AFTER_SEND, DIE_BEFORE_SEND] {
-        let anvil = Anvil::start();
-        let key = anvil.funded_key();
-        let contract = deploy(&anvil, &key);
-        let tmp = tempfile::tempdir().unwrap();
-        let db = store_with_a_chain(tmp.path());
-        let proxy = Proxy::start(&anvil.url);
+        let (t, db) = setup();
+        let proxy = Proxy::start(&t.anvil.url);
         proxy.set(mode);
-        let out = anchor_once(&proxy.url, &key, &db, &contract, LOG);
+        let out = anchor_once(&proxy.url, &t.key, &db, &t.contract, LOG);
         assert_eq!(out.status.code(), Some(2), "mode {mode}: {}", both(&out));
         // The epoch and its signed transaction were stored before the send.
         assert_eq!(epoch_state(&db).0, "submitted", "mode {mode}");
-        let landed = anchored_events(&anvil, &contract).len();
+        let landed = anchored_events(&t.anvil, &t.contract).len();
         assert_eq!(landed, usize::from(mode == DIE_AFTER_SEND), "mode {mode}");
 
         // The RPC comes back; the next run settles the same epoch.
         proxy.set(UP);
-        let out = anchor_once(&proxy.url, &key, &db, &contract, LOG);
+        let out = anchor_once(&proxy.url, &t.key, &db, &t.contract, LOG);
         assert_eq!(out.status.code(), Some(0), "mode {mode}: {}", both(&out));
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("epoch 1:"),
@@ -161,91 +158,66 @@ fn the_rpc_dying_mid_submission_then_a_rerun_gives_one_root() {
             "mode {mode}: the same transaction, not a second one"
         );
         assert_eq!(
-            anchored_events(&anvil, &contract).len(),
+            anchored_events(&t.anvil, &t.contract).len(),
             1,
             "mode {mode}: one root for epoch 1"
         );
-        let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+        let (code, report) = t.reconcile(&db, LOG);
         assert_eq!(code, 0, "mode {mode}: {report:#}");
     }
 }
 
 #[test]
 fn a_reorg_that_drops_the_anchor_is_noticed_and_the_same_root_is_sent_again() {
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = store_with_a_chain(tmp.path());
-    let snapshot = anvil.rpc("evm_snapshot", json!([]));
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let root: String = rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row(
-            "SELECT hex(root) FROM anchor_epochs WHERE epoch = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let (t, db) = setup();
+    let snapshot = t.anvil.rpc("evm_snapshot", json!([]));
+    t.anchor(&db, LOG);
+    let root = rows(
+        &db,
+        "SELECT hex(root) FROM anchor_epochs WHERE epoch = 1",
+        |r| r.get::<_, String>(0),
+    )
+    .remove(0);
     // The block with the anchor is replaced: revert to before it, mine other blocks.
-    anvil.rpc("evm_revert", json!([snapshot]));
-    anvil.rpc("anvil_mine", json!([3]));
-    assert!(anchored_events(&anvil, &contract).is_empty());
-    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    t.anvil.rpc("evm_revert", json!([snapshot]));
+    t.anvil.rpc("anvil_mine", json!([3]));
+    assert!(anchored_events(&t.anvil, &t.contract).is_empty());
+    let (code, report) = t.reconcile(&db, LOG);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["findings"][0]["kind"], "anchor_missing");
 
-    let out = anchor_once(&anvil.url, &key, &db, &contract, LOG);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    t.anchor(&db, LOG);
     let (state, attempts) = epoch_state(&db);
     assert_eq!((state.as_str(), attempts), ("included", 2));
-    let events = anchored_events(&anvil, &contract);
+    let events = anchored_events(&t.anvil, &t.contract);
     assert_eq!(events.len(), 1);
     assert!(events[0]["data"]
         .as_str()
         .unwrap()
         .to_lowercase()
         .contains(&root.to_lowercase()));
-    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    let (code, report) = t.reconcile(&db, LOG);
     assert_eq!(code, 0, "{report:#}");
 }
 
 fn epochs_on_chain(db: &Path) -> Vec<(u64, String)> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c
-        .prepare("SELECT epoch, state FROM anchor_epochs ORDER BY epoch")
-        .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    rows(
+        db,
+        "SELECT epoch, state FROM anchor_epochs ORDER BY epoch",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    zt_testkit::wait_until(what, std::time::Duration::from_secs(60), ok);
 }
 
+/// `anchor run --every 500ms` through `url`, its stderr piped.
 fn spawn_every(url: &str, key: &str, db: &Path, contract: &str) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args(["anchor", "run", "--db", db.to_str().unwrap(), "--rpc", url])
-        .args([
-            "--contract",
-            contract,
-            "--log",
-            LOG,
-            "--every",
-            "500ms",
-            "--receipt-timeout",
-            "5s",
-        ])
+    bin()
+        .command(["anchor", "run", "--db", s(db), "--rpc", url])
+        .args(["--contract", contract, "--log", LOG, "--every", "500ms"])
+        .args(["--receipt-timeout", "5s"])
         .env("ZT_ANCHOR_KEY", key)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -253,26 +225,24 @@ fn spawn_every(url: &str, key: &str, db: &Path, contract: &str) -> std::process:
         .unwrap()
 }
 
-fn terminate(child: std::process::Child) -> (Option<i32>, String) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// SIGTERM, then (exit code, stderr).
+fn terminate(mut child: std::process::Child) -> (Option<i32>, String) {
+    zt_testkit::process::signal_and_wait(&mut child, "-TERM")
+}
+
+/// The hash of the record at `position` of the store's one chain.
+fn head_at(db: &Path, position: u64) -> Hash32 {
+    let head = rows(
+        db,
+        &format!("SELECT current_hash FROM records WHERE position = {position}"),
+        |r| r.get::<_, Vec<u8>>(0),
+    );
+    Hash32(head[0].as_slice().try_into().unwrap())
 }
 
 #[test]
 fn the_scheduled_job_rides_out_an_outage_and_resumes_after_a_restart() {
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
-    let tmp = tempfile::tempdir().unwrap();
-    let db = store_with_a_chain(tmp.path());
+    let (t, db) = setup();
     let included = |n: usize| {
         let db = db.clone();
         move || {
@@ -280,23 +250,13 @@ fn the_scheduled_job_rides_out_an_outage_and_resumes_after_a_restart() {
             e.len() >= n && e[..n].iter().all(|(_, s)| s == "included")
         }
     };
-    let proxy = Proxy::start(&anvil.url);
-    let job = spawn_every(&proxy.url, &key, &db, &contract);
+    let proxy = Proxy::start(&t.anvil.url);
+    let job = spawn_every(&proxy.url, &t.key, &db, &t.contract);
     wait_for("epoch 1", included(1));
 
     // The RPC goes away; evidence keeps arriving; the RPC comes back.
     proxy.set(DOWN);
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let head: Vec<u8> = c
-        .query_row(
-            "SELECT current_hash FROM records WHERE position = 3",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let mut prev = [0u8; 32];
-    prev.copy_from_slice(&head);
-    import(&db, &v1_chain("cp-x", 4, 2, Hash32(prev), |_| "allow"));
+    import(&db, &allowed("cp-x", 4, 2, head_at(&db, 3)));
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(
         epochs_on_chain(&db).len(),
@@ -313,21 +273,13 @@ fn the_scheduled_job_rides_out_an_outage_and_resumes_after_a_restart() {
     );
 
     // A restart resumes from the store.
-    let job = spawn_every(&anvil.url, &key, &db, &contract);
-    let head: Vec<u8> = c
-        .query_row(
-            "SELECT current_hash FROM records WHERE position = 5",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    prev.copy_from_slice(&head);
-    import(&db, &v1_chain("cp-x", 6, 1, Hash32(prev), |_| "allow"));
+    let job = spawn_every(&t.anvil.url, &t.key, &db, &t.contract);
+    import(&db, &allowed("cp-x", 6, 1, head_at(&db, 5)));
     wait_for("epoch 3 after a restart", included(3));
     let (code, stderr) = terminate(job);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(anchored_events(&anvil, &contract).len(), 3);
-    let (code, report) = reconcile(&anvil, &db, &contract, &address(&key), LOG);
+    assert_eq!(anchored_events(&t.anvil, &t.contract).len(), 3);
+    let (code, report) = t.reconcile(&db, LOG);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records_checked"], 7);
 }

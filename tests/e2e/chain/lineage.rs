@@ -7,14 +7,16 @@ use std::time::Duration;
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use zt_anchor::evm::{DAALog, Evm, Fees, Network, DAALOG_ARTIFACT};
+use zt_anchor::evm::{DAALog, Evm, Fees, Network, Receipt, DAALOG_ARTIFACT};
 use zt_anchor::tree::lineage_batch_root;
 use zt_core::{Envelope, Hash32};
+use zt_testkit::keys::interop_dir;
+use zt_testkit::report::kinds;
 
-use crate::{both, repo, zt, Anvil};
+use crate::{assert_exit, both, s, zt, Anvil};
 
 fn hashes(file: &str) -> Vec<Hash32> {
-    std::fs::read(repo().join("fixtures/interop/zt-infra-full").join(file))
+    std::fs::read(interop_dir().join(file))
         .unwrap()
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -22,25 +24,18 @@ fn hashes(file: &str) -> Vec<Hash32> {
         .collect()
 }
 
+/// `reconcile --lineage` of the interop vector `file` against `contract`, with `loggers`
+/// named: (exit code, report).
 fn reconcile_lineage(
     anvil: &Anvil,
     contract: &str,
     file: &str,
     loggers: &[Address],
 ) -> (i32, serde_json::Value) {
-    let path = repo().join("fixtures/interop/zt-infra-full").join(file);
+    let path = interop_dir().join(file);
     let loggers: Vec<String> = loggers.iter().map(|a| format!("{a:#x}")).collect();
-    let mut args = vec![
-        "reconcile",
-        "--lineage",
-        path.to_str().unwrap(),
-        "--rpc",
-        &anvil.url,
-        "--contract",
-        contract,
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["reconcile", "--lineage", s(&path), "--rpc", &anvil.url];
+    args.extend(["--contract", contract, "--format", "json"]);
     for l in &loggers {
         args.extend(["--logger", l.as_str()]);
     }
@@ -52,63 +47,91 @@ fn reconcile_lineage(
     )
 }
 
+/// A node's transactions, sent and waited for one at a time.
+struct Node {
+    rt: tokio::runtime::Runtime,
+    evm: Evm,
+}
+
+impl Node {
+    fn connect(anvil: &Anvil) -> Node {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let evm = rt
+            .block_on(Evm::connect(&anvil.url, Network::BaseSepolia))
+            .unwrap();
+        Node { rt, evm }
+    }
+
+    /// A lineage `DAALog` deployed by `who`: its address.
+    fn deploy_daalog(&self, who: &PrivateKeySigner) -> Address {
+        let deployed = self
+            .rt
+            .block_on(self.evm.deploy(who, DAALOG_ARTIFACT, &Fees::default()));
+        deployed.unwrap().0
+    }
+
+    /// A transaction from `who` to `to` (none: a deployment) with `fees`, waited for 20 s.
+    fn send_with(
+        &self,
+        who: &PrivateKeySigner,
+        to: Option<Address>,
+        input: Bytes,
+        fees: &Fees,
+    ) -> Receipt {
+        self.rt
+            .block_on(
+                self.evm
+                    .send_and_wait(who, to, input, fees, Duration::from_secs(20)),
+            )
+            .unwrap()
+    }
+
+    /// A call from `who` to `to` of at most 1,000,000 gas.
+    fn send(&self, who: &PrivateKeySigner, to: Address, call: impl SolCall) -> Receipt {
+        let fees = Fees {
+            gas_cap: 1_000_000,
+            ..Fees::default()
+        };
+        self.send_with(who, Some(to), Bytes::from(call.abi_encode()), &fees)
+    }
+}
+
+fn log_action(hash: B256) -> DAALog::logActionCall {
+    DAALog::logActionCall {
+        actionHash: hash,
+        metadata: "{}".into(),
+    }
+}
+
+fn log_batch(root: B256, count: usize) -> DAALog::logBatchCall {
+    DAALog::logBatchCall {
+        batchRoot: root,
+        count: U256::from(count),
+    }
+}
+
 #[test]
 fn a_lineage_file_is_reconciled_with_its_daalog_deployment() {
     let anvil = Anvil::start();
     let signer = PrivateKeySigner::from_str(&anvil.funded_key()).unwrap();
     let valid = hashes("valid.jsonl");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let contract = rt.block_on(async {
-        let evm = Evm::connect(&anvil.url, Network::BaseSepolia)
-            .await
-            .unwrap();
-        let (addr, _) = evm
-            .deploy(&signer, DAALOG_ARTIFACT, &Fees::default())
-            .await
-            .unwrap();
-        let send = |input: Vec<u8>| {
-            let evm = evm.clone();
-            let signer = signer.clone();
-            async move {
-                let r = evm
-                    .send_and_wait(
-                        &signer,
-                        Some(addr),
-                        Bytes::from(input),
-                        &Fees {
-                            gas_cap: 1_000_000,
-                            ..Fees::default()
-                        },
-                        Duration::from_secs(20),
-                    )
-                    .await
-                    .unwrap();
-                assert!(r.success);
-            }
-        };
-        for h in &valid[..6] {
-            send(
-                DAALog::logActionCall {
-                    actionHash: B256::from(h.0),
-                    metadata: "{}".into(),
-                }
-                .abi_encode(),
-            )
-            .await;
-        }
-        let root = lineage_batch_root(&valid[6..]).unwrap();
-        send(
-            DAALog::logBatchCall {
-                batchRoot: B256::from(root.0),
-                count: U256::from(6),
-            }
-            .abi_encode(),
-        )
-        .await;
-        format!("{addr:#x}")
-    });
+    let node = Node::connect(&anvil);
+    let addr = node.deploy_daalog(&signer);
+    for h in &valid[..6] {
+        assert!(
+            node.send(&signer, addr, log_action(B256::from(h.0)))
+                .success
+        );
+    }
+    let root = lineage_batch_root(&valid[6..]).unwrap();
+    assert!(
+        node.send(&signer, addr, log_batch(B256::from(root.0), 6))
+            .success
+    );
+    let contract = format!("{addr:#x}");
 
-    let (code, report) = reconcile_lineage(&anvil, &contract, "valid.jsonl", &[signer.address()]);
+    let reconciled = |file: &str| reconcile_lineage(&anvil, &contract, file, &[signer.address()]);
+    let (code, report) = reconciled("valid.jsonl");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         (
@@ -120,31 +143,14 @@ fn a_lineage_file_is_reconciled_with_its_daalog_deployment() {
     );
 
     // The file cut after record 7: the batch over records 6..11 is gone.
-    let (code, report) =
-        reconcile_lineage(&anvil, &contract, "truncated.jsonl", &[signer.address()]);
+    let (code, report) = reconciled("truncated.jsonl");
     assert_eq!(code, 1, "{report:#}");
-    let kinds: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["batch_unmatched"]);
+    assert_eq!(kinds(&report), ["batch_unmatched"]);
 
     // A rewritten tail: it verifies as a chain, but it is not what was logged.
-    let (code, report) = reconcile_lineage(
-        &anvil,
-        &contract,
-        "rewritten-tail.jsonl",
-        &[signer.address()],
-    );
+    let (code, report) = reconciled("rewritten-tail.jsonl");
     assert_eq!(code, 1, "{report:#}");
-    let kinds: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&report);
     assert!(
         kinds.contains(&"batch_unmatched") || kinds.contains(&"missing_record"),
         "{kinds:?}"
@@ -161,73 +167,17 @@ fn a_hostile_senders_events_are_ignored_counted_and_cost_nothing_to_match() {
     let hostile = PrivateKeySigner::from_str(&anvil.funded_key()).unwrap();
     let valid = hashes("valid.jsonl");
     let flood = 40u64;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let contract = rt.block_on(async {
-        let evm = Evm::connect(&anvil.url, Network::BaseSepolia)
-            .await
-            .unwrap();
-        let (addr, _) = evm
-            .deploy(&logger, DAALOG_ARTIFACT, &Fees::default())
-            .await
-            .unwrap();
-        let fees = Fees {
-            gas_cap: 1_000_000,
-            ..Fees::default()
-        };
-        let mut sent = Vec::new();
-        let send = |who: &PrivateKeySigner, input: Vec<u8>| {
-            let (evm, who) = (evm.clone(), who.clone());
-            async move {
-                evm.send_and_wait(
-                    &who,
-                    Some(addr),
-                    Bytes::from(input),
-                    &fees,
-                    Duration::from_secs(20),
-                )
-                .await
-                .unwrap()
-            }
-        };
-        let root = lineage_batch_root(&valid).unwrap();
-        sent.push(
-            send(
-                &logger,
-                DAALog::logBatchCall {
-                    batchRoot: B256::from(root.0),
-                    count: U256::from(valid.len()),
-                }
-                .abi_encode(),
-            )
-            .await,
-        );
-        sent.push(
-            send(
-                &hostile,
-                DAALog::logActionCall {
-                    actionHash: B256::repeat_byte(0x66),
-                    metadata: "{}".into(),
-                }
-                .abi_encode(),
-            )
-            .await,
-        );
-        for count in 1..=flood {
-            sent.push(
-                send(
-                    &hostile,
-                    DAALog::logBatchCall {
-                        batchRoot: B256::from(U256::from(count)),
-                        count: U256::from(count),
-                    }
-                    .abi_encode(),
-                )
-                .await,
-            );
-        }
-        assert!(sent.iter().all(|r| r.success));
-        format!("{addr:#x}")
-    });
+    let node = Node::connect(&anvil);
+    let addr = node.deploy_daalog(&logger);
+    let root = lineage_batch_root(&valid).unwrap();
+    let mut sent = vec![node.send(&logger, addr, log_batch(B256::from(root.0), valid.len()))];
+    sent.push(node.send(&hostile, addr, log_action(B256::repeat_byte(0x66))));
+    for count in 1..=flood {
+        let call = log_batch(B256::from(U256::from(count)), count as usize);
+        sent.push(node.send(&hostile, addr, call));
+    }
+    assert!(sent.iter().all(|r| r.success));
+    let contract = format!("{addr:#x}");
     let (code, report) = reconcile_lineage(&anvil, &contract, "valid.jsonl", &[logger.address()]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["batched"], valid.len(), "{report:#}");
@@ -247,75 +197,38 @@ fn a_hostile_senders_events_are_ignored_counted_and_cost_nothing_to_match() {
         &[logger.address(), hostile.address()],
     );
     assert_eq!(code, 1, "{report:#}");
-    let kinds: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&report);
     assert!(kinds.contains(&"missing_record"), "{kinds:?}");
     assert!(report["match_work"].as_u64().unwrap() > work, "{report:#}");
 
     // A logger that is a contract anyone can call (a relay) lends its name to every caller: the
     // event's logger is the relay, its transaction's sender is not a named logger.
-    let relay = rt.block_on(async {
-        let evm = Evm::connect(&anvil.url, Network::BaseSepolia)
-            .await
-            .unwrap();
-        let addr: Address = contract.parse().unwrap();
-        let deployed = evm
-            .send_and_wait(
-                &logger,
-                None,
-                relay_bytecode(addr),
-                &Fees::default(),
-                Duration::from_secs(20),
-            )
-            .await
-            .unwrap();
-        let relay = deployed.contract_address.unwrap();
-        let through = evm
-            .send_and_wait(
-                &hostile,
-                Some(relay),
-                Bytes::from(
-                    DAALog::logActionCall {
-                        actionHash: B256::repeat_byte(0x77),
-                        metadata: "{}".into(),
-                    }
-                    .abi_encode(),
-                ),
-                &Fees {
-                    gas_cap: 1_000_000,
-                    ..Fees::default()
-                },
-                Duration::from_secs(20),
-            )
-            .await
-            .unwrap();
-        assert!(through.success);
-        relay
-    });
+    let deployed = node.send_with(&logger, None, relay_bytecode(addr), &Fees::default());
+    let relay = deployed.contract_address.unwrap();
+    assert!(
+        node.send(&hostile, relay, log_action(B256::repeat_byte(0x77)))
+            .success
+    );
     let (code, report) =
         reconcile_lineage(&anvil, &contract, "valid.jsonl", &[logger.address(), relay]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["ignored_action_events"], 2, "{report:#}");
 
     // No logger named: refused (exit 2), nothing counted from anyone.
-    let path = repo().join("fixtures/interop/zt-infra-full/valid.jsonl");
+    let path = interop_dir().join("valid.jsonl");
     let out = zt(
         None,
         &[
             "reconcile",
             "--lineage",
-            path.to_str().unwrap(),
+            s(&path),
             "--rpc",
             &anvil.url,
             "--contract",
             &contract,
         ],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_exit(&out, 2);
     assert!(both(&out).contains("--logger"), "{}", both(&out));
 }
 

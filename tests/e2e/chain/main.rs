@@ -1,7 +1,7 @@
 //! Anchoring against a real local chain node: `anvil` from the npm registry (pinned in
 //! package.json; scripts/npm-tools.sh installs it), started with `--chain-id 84532` on 127.0.0.1, and the
-//! real `zt-audit` binary. A separate test binary: the everyday `cargo test` of the other
-//! crates does not need a node.
+//! real `zt-audit` binary; and the store on a real PostgreSQL. A separate test binary: the
+//! everyday `cargo test` of the other crates does not need a node.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,158 +15,81 @@ mod failures;
 mod lineage;
 mod postgres;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
-use alloy::signers::local::PrivateKeySigner;
 use serde_json::{json, Value};
-use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::json::{Map, Value as JValue};
 use zt_core::Hash32;
+pub use zt_testkit::anvil::{address, Anvil};
+pub use zt_testkit::bin::assert_exit;
+pub use zt_testkit::keys::v1_keyring;
+pub use zt_testkit::store::sql;
+pub use zt_testkit::{both, repo, s, stdout, Bin};
 
-#[path = "../support/mod.rs"]
-mod support;
-pub use support::{python, repo, spawn_server};
-
-/// A running anvil (the native binary, so dropping it ends the node); killed on drop.
-#[derive(Debug)]
-pub struct Anvil {
-    node: zt_anchor::anvil::Anvil,
-    pub url: String,
+/// The `zt-audit` under test.
+pub fn bin() -> Bin {
+    Bin::under_test(env!("CARGO_BIN_EXE_zt-audit"))
 }
 
-impl Anvil {
-    pub fn start() -> Anvil {
-        let found = zt_anchor::anvil::find(None, &[repo()])
-            .unwrap_or_else(|e| panic!("{e} (scripts/test.sh runs scripts/npm-tools.sh)"));
-        let node = zt_anchor::anvil::Anvil::start(&found.path).expect("start anvil");
-        let url = node.url.clone();
-        Anvil { node, url }
-    }
-
-    /// The node's process id.
-    pub fn pid(&self) -> u32 {
-        self.node.pid()
-    }
-
-    pub fn rpc(&self, method: &str, params: Value) -> Value {
-        rpc(&self.url, method, params)
-    }
-
-    /// A fresh key with 100 ETH on this node (hex, for ZT_ANCHOR_KEY).
-    pub fn funded_key(&self) -> String {
-        let signer = PrivateKeySigner::random();
-        self.rpc(
-            "anvil_setBalance",
-            json!([format!("{:#x}", signer.address()), "0x56BC75E2D63100000"]),
-        );
-        format!("{:#x}", signer.to_bytes())
-    }
-
-    pub fn block_number(&self) -> u64 {
-        let v = self.rpc("eth_blockNumber", json!([]));
-        u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-    }
-}
-
-pub fn rpc(url: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    // reqwest has rustls without a provider in this workspace (see zt_tls).
-    zt_tls::install_default_provider();
-    let v: Value = reqwest::blocking::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert!(v.get("error").is_none(), "{method}: {v}");
-    v["result"].clone()
-}
-
-/// Runs `zt-audit` with `ZT_ANCHOR_KEY=key`; asserts it did not panic.
+/// Runs `zt-audit` with `ZT_ANCHOR_KEY=key` (or none); asserts it did not panic.
 pub fn zt(key: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zt-audit"));
-    cmd.args(args)
-        .env_remove("ZT_ANCHOR_KEY")
-        .env_remove("ZT_ANCHOR_RPC");
-    if let Some(k) = key {
-        cmd.env("ZT_ANCHOR_KEY", k);
-    }
-    let out = cmd.output().expect("run zt-audit");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "zt-audit panicked: {stderr}");
-    out
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn both(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    bin().run_anchor(key, args)
 }
 
 /// `zt-audit anchor deploy`: the contract's address.
 pub fn deploy(anvil: &Anvil, key: &str) -> String {
     let out = zt(Some(key), &["anchor", "deploy", "--rpc", &anvil.url]);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_exit(&out, 0);
     stdout(&out).lines().next().unwrap().trim().to_owned()
+}
+
+/// `zt-audit anchor run --once` of `log` on `contract` (receipts waited for 20 s), with
+/// `extra` arguments.
+pub fn anchor_once_with(
+    anvil_url: &str,
+    key: &str,
+    db: impl AsRef<OsStr>,
+    contract: &str,
+    log: &str,
+    extra: &[&str],
+) -> Output {
+    let db = db.as_ref().to_str().unwrap();
+    let mut args = vec!["anchor", "run", "--db", db, "--rpc", anvil_url];
+    args.extend(["--contract", contract, "--log", log, "--once"]);
+    args.extend(["--receipt-timeout", "20s"]);
+    args.extend_from_slice(extra);
+    zt(Some(key), &args)
 }
 
 /// `zt-audit anchor run --once`.
 pub fn anchor_once(
     anvil_url: &str,
     key: &str,
-    db: impl AsRef<std::ffi::OsStr>,
+    db: impl AsRef<OsStr>,
     contract: &str,
     log: &str,
 ) -> Output {
-    zt(
-        Some(key),
-        &[
-            "anchor",
-            "run",
-            "--db",
-            db.as_ref().to_str().unwrap(),
-            "--rpc",
-            anvil_url,
-            "--contract",
-            contract,
-            "--log",
-            log,
-            "--once",
-            "--receipt-timeout",
-            "20s",
-        ],
-    )
-}
-
-/// The address of a hex private key (`ZT_ANCHOR_KEY`), as 0x hex.
-pub fn address(key: &str) -> String {
-    use std::str::FromStr;
-    format!("{:#x}", PrivateKeySigner::from_str(key).unwrap().address())
+    anchor_once_with(anvil_url, key, db, contract, log, &[])
 }
 
 /// `zt-audit reconcile --format json` of `owner`'s log: (exit code, report).
 pub fn reconcile(
     anvil: &Anvil,
-    db: impl AsRef<std::ffi::OsStr>,
+    db: impl AsRef<OsStr>,
     contract: &str,
     owner: &str,
     log: &str,
 ) -> (i32, Value) {
+    let db = db.as_ref().to_str().unwrap();
     let out = zt(
         None,
         &[
             "reconcile",
             "--db",
-            db.as_ref().to_str().unwrap(),
+            db,
             "--rpc",
             &anvil.url,
             "--contract",
@@ -186,32 +109,36 @@ pub fn reconcile(
 }
 
 /// `zt-audit verify --db DB --keyring fixtures/v1/keyring.json --format json`.
-pub fn verify_db(db: impl AsRef<std::ffi::OsStr>) -> (i32, Value) {
-    let ring = repo().join("fixtures/v1/keyring.json");
-    let out = zt(
+pub fn verify_db(db: impl AsRef<OsStr>) -> (i32, Value) {
+    bin().verify_db(db, &v1_keyring())
+}
+
+/// `zt-audit prove --db DB --record HASH --out FILE`.
+pub fn prove(db: &Path, record: &Hash32, out: &Path) -> Output {
+    zt(
         None,
         &[
-            "verify",
-            "--format",
-            "json",
+            "prove",
             "--db",
-            db.as_ref().to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
+            s(db),
+            "--record",
+            &record.to_hex(),
+            "--out",
+            s(out),
         ],
-    );
-    (
-        out.status.code().unwrap(),
-        serde_json::from_slice(&out.stdout).unwrap(),
     )
 }
 
-pub fn test_key() -> SigningKey {
-    let pem = std::fs::read_to_string(repo().join("fixtures/keys/test-only-a.key.pem")).unwrap();
-    SigningKey::from_pkcs8_pem(&pem).unwrap()
+/// `zt-audit verify-proof FILE --keyring <v1 keyring> ARGS...`.
+pub fn verify_proof(file: &Path, args: &[&str]) -> Output {
+    let ring = v1_keyring();
+    let mut all = vec!["verify-proof", s(file), "--keyring", s(&ring)];
+    all.extend_from_slice(args);
+    zt(None, &all)
 }
 
-/// A v1 chain signed with the test-only key `test-only-a`, from `start` with `prev`.
+/// A v1 chain signed with the test-only key `test-only-a`, from `start` with `prev`, each
+/// decision `decision_of(seq)`.
 pub fn v1_chain(
     chain: &str,
     start: u64,
@@ -219,60 +146,45 @@ pub fn v1_chain(
     prev: Hash32,
     decision_of: impl Fn(u64) -> &'static str,
 ) -> Vec<(String, Hash32)> {
-    let key = test_key();
-    let mut prev = prev;
-    (start..start + n)
-        .map(|seq| {
-            let mut ctx = Map::new();
-            ctx.push(
-                "request_id".into(),
-                JValue::String(format!("req-{chain}-{seq}")),
-            );
-            let d = V1Draft {
-                chain_id: chain.into(),
-                seq,
-                actor: "agent-hello".into(),
-                action: "hello-world.say_hello".into(),
-                resource: format!("demo/{seq}"),
-                decision: decision_of(seq).into(),
-                reason: "test".into(),
-                timestamp: format!("2026-10-01T09:{:02}:00.000Z", seq % 60),
-                previous_hash: prev,
-                context: Some(ctx),
-            };
-            let s = d.seal(Some((&key, "test-only-a")));
-            prev = s.current_hash;
-            (s.json, s.current_hash)
-        })
-        .collect()
+    let key = zt_testkit::keys::fixture_key("test-only-a");
+    zt_testkit::keys::seal_chain(start, n, prev, Some((&key, "test-only-a")), |seq| {
+        let mut ctx = Map::new();
+        ctx.push(
+            "request_id".into(),
+            JValue::String(format!("req-{chain}-{seq}")),
+        );
+        V1Draft {
+            chain_id: chain.into(),
+            seq,
+            actor: "agent-hello".into(),
+            action: "hello-world.say_hello".into(),
+            resource: format!("demo/{seq}"),
+            decision: decision_of(seq).into(),
+            reason: "test".into(),
+            timestamp: format!("2026-10-01T09:{:02}:00.000Z", seq % 60),
+            context: Some(ctx),
+            ..V1Draft::default()
+        }
+    })
 }
 
-/// Imports envelopes (JSON lines) into the store at `db`.
+/// [`v1_chain`] with every decision an allow.
+pub fn allowed(chain: &str, start: u64, n: u64, prev: Hash32) -> Vec<(String, Hash32)> {
+    v1_chain(chain, start, n, prev, |_| "allow")
+}
+
+/// Imports envelopes (JSON lines) into the store at `db` (a path or a `postgres://` URL),
+/// through a file in `dir`.
+pub fn import_in(db: &str, dir: &Path, lines: &[(String, Hash32)]) {
+    let file = dir.join(format!("import-{}.jsonl", lines[0].1.to_hex()));
+    zt_testkit::keys::write_records(&file, lines);
+    let out = bin().import(db, &v1_keyring(), &[&file]);
+    assert_exit(&out, 0);
+}
+
+/// Imports envelopes (JSON lines) into the SQLite store at `db`.
 pub fn import(db: &Path, lines: &[(String, Hash32)]) {
-    let file = db.with_extension(format!(
-        "import-{}.jsonl",
-        lines.first().map_or(0, |l| l.1 .0[0])
-    ));
-    let text: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
-    std::fs::write(&file, text.join("\n") + "\n").unwrap();
-    let ring = repo().join("fixtures/v1/keyring.json");
-    let out = zt(
-        None,
-        &[
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-}
-
-pub fn sql(db: &Path, statement: &str) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.execute_batch(statement).unwrap();
+    import_in(s(db), db.parent().unwrap(), lines);
 }
 
 /// The `Anchored` events of the contract.
@@ -289,4 +201,45 @@ pub fn anchored_events(anvil: &Anvil, contract: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// A node, a funded key, the contract it deployed, and a folder for stores: where most tests
+/// here begin.
+#[derive(Debug)]
+pub struct Setup {
+    pub anvil: Anvil,
+    pub key: String,
+    pub contract: String,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn start() -> Setup {
+        let anvil = Anvil::start();
+        let key = anvil.funded_key();
+        let contract = deploy(&anvil, &key);
+        Setup {
+            anvil,
+            key,
+            contract,
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A file in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `anchor run --once` of `db` as `log` with the setup's key; asserts it exited 0.
+    pub fn anchor(&self, db: &Path, log: &str) -> Output {
+        let out = anchor_once(&self.anvil.url, &self.key, db, &self.contract, log);
+        assert_exit(&out, 0);
+        out
+    }
+
+    /// `reconcile` of `db` against the setup key's `log`: (exit code, report).
+    pub fn reconcile(&self, db: &Path, log: &str) -> (i32, Value) {
+        reconcile(&self.anvil, db, &self.contract, &address(&self.key), log)
+    }
 }

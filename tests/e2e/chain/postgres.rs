@@ -6,80 +6,32 @@
 //! `ZT_TEST_POSTGRES_DIR` (its folder): scripts/test.sh starts one with scripts/postgres.sh.
 
 use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use zt_core::Hash32;
 use zt_store::{Location, ScratchDatabase, Store};
+use zt_testkit::keys::{shuffle, write_lines, write_records};
+use zt_testkit::postgres::{postgres_bin, postgres_sh, scratch, PgServer};
+use zt_testkit::{wait_until, Proc, Server};
 
 use crate::{
-    anchor_once, anchored_events, both, deploy, reconcile, repo, v1_chain, verify_db, zt, Anvil,
+    allowed, anchor_once, anchored_events, assert_exit, bin, both, import_in as import, reconcile,
+    s, v1_chain, v1_keyring, verify_db, zt, Setup,
 };
 
-fn server() -> String {
-    std::env::var("ZT_TEST_POSTGRES")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| {
-            panic!(
-                "ZT_TEST_POSTGRES: the URL of a PostgreSQL server these tests may create \
-                 databases on (scripts/test.sh starts one: scripts/postgres.sh start DIR)"
-            )
-        })
+/// `zt-audit serve --db URL` on a free port, under the v1 keyring.
+fn serve(url: &str) -> Server {
+    Server::serve(bin(), url, &v1_keyring(), &[])
 }
 
-fn scratch(prefix: &str) -> ScratchDatabase {
-    ScratchDatabase::create(&server(), prefix).unwrap()
-}
-
-/// A child process killed (and reaped) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ring() -> String {
-    repo()
-        .join("fixtures/v1/keyring.json")
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// `zt-audit ARGS` (a server) on a free port: the process and the URL it prints.
-fn spawn(args: &[&str]) -> (Proc, String) {
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-    let (child, url) = crate::spawn_server(&args);
-    (Proc(child), url)
-}
-
-/// `zt-audit serve --db URL` on a free port: the process and its OTLP endpoint.
-fn serve(url: &str) -> (Proc, String) {
-    spawn(&[
-        "serve",
-        "--db",
-        url,
-        "--listen",
-        "127.0.0.1:0",
-        "--keyring",
-        &ring(),
-    ])
-}
-
-/// The arguments of an open-mode control plane with data in `dir` and decisions in `url`.
-fn control_plane(dir: &std::path::Path, url: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["control-plane", "--dir", dir.to_str().unwrap(), "--db", url]
-        .iter()
-        .chain(&["--open", "--listen", "127.0.0.1:0"])
-        .map(|s| (*s).to_owned())
-        .collect();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args
+/// An open-mode `zt-audit control-plane` with data in `dir` and decisions in `url`, with
+/// `extra` arguments.
+fn control_plane(dir: &std::path::Path, url: &str, extra: &[&str]) -> zt_testkit::ControlPlane {
+    let mut args = vec!["--db", url, "--open"];
+    args.extend_from_slice(extra);
+    zt_testkit::ControlPlane::start(bin(), dir, &args)
 }
 
 /// The names of the store's chains.
@@ -91,39 +43,6 @@ fn chain_names(db: &ScratchDatabase) -> Vec<String> {
         .into_iter()
         .map(|c| c.chain)
         .collect()
-}
-
-fn shuffle<T>(v: &mut [T], mut seed: u64) {
-    seed |= 1;
-    for i in (1..v.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.swap(i, (seed % (i as u64 + 1)) as usize);
-    }
-}
-
-fn write_lines(path: &std::path::Path, lines: &[&str]) {
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
-}
-
-/// `zt-audit import --db DB --keyring <v1 keyring> FILE` of `lines`.
-fn import(db: &str, dir: &std::path::Path, lines: &[(String, Hash32)]) {
-    let file = dir.join(format!("import-{}.jsonl", lines[0].1.to_hex()));
-    let text: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
-    write_lines(&file, &text);
-    let out = zt(
-        None,
-        &[
-            "import",
-            "--db",
-            db,
-            "--keyring",
-            &ring(),
-            file.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
 }
 
 /// The kinds and inputs of a verify report's findings, sorted.
@@ -149,7 +68,7 @@ fn findings(report: &Value) -> Vec<(String, String)> {
 /// envelopes does.
 #[test]
 fn four_receivers_write_one_store_that_verifies_as_sqlite_does() {
-    let py = crate::python();
+    let py = zt_testkit::tools::python();
     let db = scratch("zt_four");
     let url = db.url();
     let mut all: Vec<(String, Hash32)> = Vec::new();
@@ -168,9 +87,9 @@ fn four_receivers_write_one_store_that_verifies_as_sqlite_does() {
         all.extend(chain);
     }
     // A second genuine record at seq 40 of pg-a (another decision): a fork, both kept.
-    all.extend(v1_chain("pg-a", 40, 1, fork_after, |_| "allow"));
+    all.extend(allowed("pg-a", 40, 1, fork_after));
     let tmp = tempfile::tempdir().unwrap();
-    let receivers: Vec<(Proc, String)> = (0..4).map(|_| serve(&url)).collect();
+    let receivers: Vec<Server> = (0..4).map(|_| serve(&url)).collect();
     let mut files = Vec::new();
     for w in 0..4u64 {
         let mut mine: Vec<&str> = all
@@ -187,20 +106,14 @@ fn four_receivers_write_one_store_that_verifies_as_sqlite_does() {
         files.push(f);
     }
     std::thread::scope(|s| {
-        for (f, (_, endpoint)) in files.iter().zip(&receivers) {
+        for (f, receiver) in files.iter().zip(&receivers) {
             let py = py.clone();
             s.spawn(move || {
-                let out = Command::new(&py)
-                    .arg(repo().join("tests/python/send_envelopes.py"))
-                    .args(["--endpoint", endpoint, "--file", f.to_str().unwrap()])
-                    .args(["--timeout", "60"])
-                    .output()
-                    .unwrap();
-                let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                let (code, report, err) =
+                    zt_testkit::tools::send_envelopes(&py, &receiver.url, f, &["--timeout", "60"]);
                 assert!(
-                    out.status.success() && report["ok"] == true && report["rejected"] == 0,
-                    "{report} {}",
-                    String::from_utf8_lossy(&out.stderr)
+                    code == Some(0) && report["ok"] == true && report["rejected"] == 0,
+                    "{report} {err}"
                 );
             });
         }
@@ -218,7 +131,7 @@ fn four_receivers_write_one_store_that_verifies_as_sqlite_does() {
     drop(store);
     // The same envelopes, one writer, SQLite.
     let reference = tmp.path().join("reference.db");
-    import(reference.to_str().unwrap(), tmp.path(), &all);
+    import(s(&reference), tmp.path(), &all);
     let (code, report) = verify_db(&url);
     let (ref_code, ref_report) = verify_db(&reference);
     assert_eq!(report["records"], 451, "{report:#}");
@@ -273,9 +186,11 @@ fn a_receiver_killed_mid_load_loses_no_acknowledged_envelope() {
     zt_tls::install_default_provider();
     let db = scratch("zt_kill");
     let url = db.url();
-    let chain = v1_chain("pg-kill", 0, 600, Hash32::ZERO, |_| "allow");
-    let (victim, victim_endpoint) = serve(&url);
-    let (_other, other_endpoint) = serve(&url);
+    let chain = allowed("pg-kill", 0, 600, Hash32::ZERO);
+    let victim = serve(&url);
+    let victim_endpoint = victim.url.clone();
+    let other = serve(&url);
+    let other_endpoint = &other.url;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -301,21 +216,18 @@ fn a_receiver_killed_mid_load_loses_no_acknowledged_envelope() {
         });
         s.spawn(|| {
             for b in batches.iter().skip(1).step_by(2) {
-                assert!(post(&client, &other_endpoint, b));
+                assert!(post(&client, other_endpoint, b));
                 acked.lock().unwrap().extend(b.iter().map(|l| l.1));
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while victim_acks.load(std::sync::atomic::Ordering::SeqCst) < 20 {
-            assert!(
-                Instant::now() < deadline,
-                "the victim acknowledged too little"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_until(
+            "the victim to acknowledge 20 batches",
+            Duration::from_secs(60),
+            || victim_acks.load(std::sync::atomic::Ordering::SeqCst) >= 20,
+        );
         let mut p = victim.take().unwrap();
-        p.0.kill().unwrap();
-        p.0.wait().unwrap();
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
         unacked = to_victim.join().unwrap();
     });
     assert!(
@@ -335,7 +247,7 @@ fn a_receiver_killed_mid_load_loses_no_acknowledged_envelope() {
     );
     // What the victim never acknowledged goes to the survivor; the chain is then whole.
     for i in unacked {
-        assert!(post(&client, &other_endpoint, batches[i]));
+        assert!(post(&client, other_endpoint, batches[i]));
     }
     assert_eq!(store.count_records().unwrap(), 600);
     assert_eq!(store.count_waiting().unwrap(), 0);
@@ -344,9 +256,15 @@ fn a_receiver_killed_mid_load_loses_no_acknowledged_envelope() {
 }
 
 /// `anchor run --every`, reading the first outcome line it prints.
-fn anchor_job(anvil: &Anvil, key: &str, db: &str, contract: &str, log: &str) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args(["anchor", "run", "--db", db, "--rpc", &anvil.url])
+fn anchor_job(
+    anvil: &crate::Anvil,
+    key: &str,
+    db: &str,
+    contract: &str,
+    log: &str,
+) -> (Proc, String) {
+    let mut child = bin()
+        .command(["anchor", "run", "--db", db, "--rpc", &anvil.url])
         .args(["--contract", contract, "--log", log, "--every", "1h"])
         .args(["--receipt-timeout", "20s"])
         .env("ZT_ANCHOR_KEY", key)
@@ -362,7 +280,7 @@ fn anchor_job(anvil: &Anvil, key: &str, db: &str, contract: &str, log: &str) -> 
 }
 
 /// Epoch numbers of the contract's `Anchored` events (topic 2).
-fn anchored_epochs(anvil: &Anvil, contract: &str) -> Vec<u64> {
+fn anchored_epochs(anvil: &crate::Anvil, contract: &str) -> Vec<u64> {
     anchored_events(anvil, contract)
         .iter()
         .map(|e| {
@@ -383,39 +301,36 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
     let db = scratch("zt_anchor");
     let url = db.url();
     let tmp = tempfile::tempdir().unwrap();
-    let chain = v1_chain("pg-anchor", 0, 30, Hash32::ZERO, |_| "allow");
+    let chain = allowed("pg-anchor", 0, 30, Hash32::ZERO);
     import(&url, tmp.path(), &chain[..10]);
-    let anvil = Anvil::start();
-    let key = anvil.funded_key();
-    let contract = deploy(&anvil, &key);
+    let t = Setup::start();
+    let (anvil, key, contract) = (&t.anvil, &t.key, &t.contract);
+    let once = || anchor_once(&anvil.url, key, &url, contract, "pg");
 
-    let (leader, first) = anchor_job(&anvil, &key, &url, &contract, "pg");
+    let (leader, first) = anchor_job(anvil, key, &url, contract, "pg");
     assert!(first.contains("epoch 1"), "{first}");
-    let out = anchor_once(&anvil.url, &key, &url, &contract, "pg");
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let out = once();
+    assert_exit(&out, 0);
     assert!(
         crate::stdout(&out).contains("standing by"),
         "{}",
         both(&out)
     );
-    assert_eq!(anchored_epochs(&anvil, &contract), [1]);
+    assert_eq!(anchored_epochs(anvil, contract), [1]);
 
     // The leader ends (its session, and with it the lock): the next job leads.
     drop(leader);
     import(&url, tmp.path(), &chain[10..20]);
-    let out = anchor_once(&anvil.url, &key, &url, &contract, "pg");
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    assert_eq!(anchored_epochs(&anvil, &contract), [1, 2]);
+    assert_exit(&once(), 0);
+    assert_eq!(anchored_epochs(anvil, contract), [1, 2]);
 
     // Two jobs at once: each epoch once.
     import(&url, tmp.path(), &chain[20..]);
     let outs: Vec<std::process::Output> = std::thread::scope(|s| {
-        let jobs: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| anchor_once(&anvil.url, &key, &url, &contract, "pg")))
-            .collect();
+        let jobs: Vec<_> = (0..2).map(|_| s.spawn(once)).collect();
         jobs.into_iter().map(|j| j.join().unwrap()).collect()
     });
-    let epochs = anchored_epochs(&anvil, &contract);
+    let epochs = anchored_epochs(anvil, contract);
     assert_eq!(epochs, [1, 2, 3], "{}\n{}", both(&outs[0]), both(&outs[1]));
     let store = Store::open_read_only(db.location()).unwrap();
     assert_eq!(
@@ -431,6 +346,7 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
 
     // A proof from the PostgreSQL store verifies on chain, under the pinned trust root.
     let bundle = tmp.path().join("proof.json");
+    let record = chain[12].1.to_hex();
     let out = zt(
         None,
         &[
@@ -438,28 +354,23 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
             "--db",
             &url,
             "--record",
-            &chain[12].1.to_hex(),
+            &record,
             "--out",
-            bundle.to_str().unwrap(),
+            s(&bundle),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let out = zt(
-        None,
-        &[
-            "verify-proof",
-            bundle.to_str().unwrap(),
-            "--keyring",
-            &ring(),
-            "--rpc",
-            &anvil.url,
-            "--contract",
-            &contract,
-            "--writer",
-            &crate::address(&key),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_exit(&out, 0);
+    let owner = crate::address(key);
+    let pins = [
+        "--rpc",
+        &anvil.url,
+        "--contract",
+        contract,
+        "--writer",
+        &owner,
+    ];
+    let out = crate::verify_proof(&bundle, &pins);
+    assert_exit(&out, 0);
     assert!(crate::stdout(&out).contains("VALID"), "{}", both(&out));
 
     // A streaming replica of the server: the readers work on it, writers are refused.
@@ -468,24 +379,17 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
             "ZT_TEST_POSTGRES_DIR: the folder of the ZT_TEST_POSTGRES server (scripts/postgres.sh)"
         )
     });
-    let replica = Server::replica(&primary_dir);
+    let replica = PgServer::replica(&primary_dir);
     let replica_url = replica.database(&url);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let caught_up = Store::open_read_only(&Location::Postgres(replica_url.clone()))
+    wait_until("the replica to catch up", Duration::from_secs(60), || {
+        Store::open_read_only(&Location::Postgres(replica_url.clone()))
             .ok()
             .and_then(|s| s.epochs(None).ok())
-            .is_some_and(|e| e.len() == 3);
-        if caught_up {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the replica did not catch up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            .is_some_and(|e| e.len() == 3)
+    });
     let (code, report) = verify_db(&replica_url);
     assert_eq!((code, &report["records"]), (0, &json!(30)), "{report:#}");
-    let owner = crate::address(&key);
-    let (code, report) = reconcile(&anvil, &replica_url, &contract, &owner, "pg");
+    let (code, report) = reconcile(anvil, &replica_url, contract, &owner, "pg");
     assert_eq!(code, 0, "{report:#}");
     let app = zt_tui::app::App::new(
         Store::open_read_only(&Location::Postgres(replica_url.clone())).unwrap(),
@@ -494,24 +398,9 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
     assert_eq!(app.rows.len(), 30, "the browser's first page, newest first");
     assert_eq!(app.rows[0].position, Some(29));
     let one = tmp.path().join("one-more.jsonl");
-    write_lines(
-        &one,
-        &[v1_chain("pg-replica", 0, 1, Hash32::ZERO, |_| "allow")[0]
-            .0
-            .as_str()],
-    );
-    let out = zt(
-        None,
-        &[
-            "import",
-            "--db",
-            &replica_url,
-            "--keyring",
-            &ring(),
-            one.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    write_records(&one, &allowed("pg-replica", 0, 1, Hash32::ZERO));
+    let out = bin().import(&replica_url, &v1_keyring(), &[&one]);
+    assert_exit(&out, 2);
     assert!(
         both(&out).contains("read-only") || both(&out).contains("recovery"),
         "{}",
@@ -529,14 +418,12 @@ fn two_control_planes_share_one_store() {
     let tmp = tempfile::tempdir().unwrap();
     let mut planes = Vec::new();
     for i in 0..2 {
-        let dir = tmp.path().join(format!("cp{i}"));
-        let args = control_plane(&dir, &url, &[]);
-        let (p, base) = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        planes.push((p, base, dir));
+        planes.push(control_plane(&tmp.path().join(format!("cp{i}")), &url, &[]));
     }
     let client = reqwest::blocking::Client::new();
     std::thread::scope(|s| {
-        for (_, base, _) in &planes {
+        for cp in &planes {
+            let base = &cp.base;
             let client = &client;
             s.spawn(move || {
                 for n in 0..40 {
@@ -557,28 +444,15 @@ fn two_control_planes_share_one_store() {
         }
     });
     let mut keys = Vec::new();
-    for (p, _, dir) in planes {
-        drop(p);
-        let ring: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("keyring.json")).unwrap()).unwrap();
+    for cp in planes {
+        let ring: Value = serde_json::from_slice(&std::fs::read(cp.keyring()).unwrap()).unwrap();
+        drop(cp);
         keys.extend(ring["keys"].as_array().unwrap().iter().cloned());
     }
     let both_rings = tmp.path().join("keyring.json");
     std::fs::write(&both_rings, json!({ "keys": keys }).to_string()).unwrap();
-    let out = zt(
-        None,
-        &[
-            "verify",
-            "--format",
-            "json",
-            "--db",
-            &url,
-            "--keyring",
-            both_rings.to_str().unwrap(),
-        ],
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let (code, report) = bin().verify_db(&url, &both_rings);
+    assert_eq!(code, 0, "{report:#}");
     assert!(report["records"].as_u64().unwrap() >= 80, "{report:#}");
     // A control plane naming another's chain would fork it: refused at start while the chain's
     // writer runs.
@@ -586,11 +460,21 @@ fn two_control_planes_share_one_store() {
         .into_iter()
         .find(|c| !c.ends_with("admin"))
         .unwrap();
-    let again = control_plane(&tmp.path().join("cp-again"), &url, &["--chain-id", &taken]);
-    let holder = spawn(&again.iter().map(String::as_str).collect::<Vec<_>>()).0;
-    let twice = control_plane(&tmp.path().join("cp-twice"), &url, &["--chain-id", &taken]);
-    let out = zt(None, &twice.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let holder = control_plane(&tmp.path().join("cp-again"), &url, &["--chain-id", &taken]);
+    let twice = tmp.path().join("cp-twice");
+    let out = bin().run([
+        "control-plane",
+        "--dir",
+        s(&twice),
+        "--db",
+        &url,
+        "--open",
+        "--listen",
+        "127.0.0.1:0",
+        "--chain-id",
+        &taken,
+    ]);
+    assert_exit(&out, 2);
     assert!(
         both(&out).contains("another control plane writes chain"),
         "{}",
@@ -606,80 +490,26 @@ fn two_control_planes_share_one_store() {
     assert_eq!(store.count_forks().unwrap(), 0);
 }
 
-/// A PostgreSQL server of the test's own (scripts/postgres.sh), stopped when dropped.
-struct Server {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let url = postgres_sh(&["start", dir.path().to_str().unwrap()]);
-        Server { dir, url }
-    }
-
-    /// A streaming replica of the server in `primary_dir`.
-    fn replica(primary_dir: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let url = postgres_sh(&["replica", dir.path().to_str().unwrap(), primary_dir]);
-        Server { dir, url }
-    }
-
-    fn restart(&self) {
-        postgres_sh(&["restart", self.dir.path().to_str().unwrap()]);
-    }
-
-    /// The URL of `other_url`'s database on this server.
-    fn database(&self, other_url: &str) -> String {
-        let name = other_url.rsplit('/').next().unwrap();
-        let (host, _) = self.url.rsplit_once('/').unwrap();
-        format!("{host}/{name}")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("scripts/postgres.sh"))
-            .args(["stop", self.dir.path().to_str().unwrap()])
-            .status();
-    }
-}
-
-fn postgres_sh(args: &[&str]) -> String {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/postgres.sh"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "postgres.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// The database restarts under a running receiver: the batch in flight fails (no 200, nothing
 /// half-written), the receiver opens a new session, and what the exporter sends again lands;
 /// the chain ends whole.
 #[test]
 fn a_receiver_rides_out_a_database_restart() {
     zt_tls::install_default_provider();
-    let server = Server::start();
+    let server = PgServer::start();
     let url = server.url.clone();
-    let chain = v1_chain("pg-restart", 0, 40, Hash32::ZERO, |_| "allow");
-    let (_receiver, endpoint) = serve(&url);
+    let chain = allowed("pg-restart", 0, 40, Hash32::ZERO);
+    let receiver = serve(&url);
+    let endpoint = &receiver.url;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    assert!(post(&client, &endpoint, &chain[..20]));
+    assert!(post(&client, endpoint, &chain[..20]));
     server.restart();
     // An exporter retries until acknowledged: the first attempt may meet the dead session.
     let mut attempts = 0;
-    while !post(&client, &endpoint, &chain[20..]) {
+    while !post(&client, endpoint, &chain[20..]) {
         attempts += 1;
         assert!(attempts < 20, "the receiver never recovered");
         std::thread::sleep(Duration::from_millis(250));
@@ -696,7 +526,7 @@ fn a_restored_backup_verifies_as_the_original() {
     let db = scratch("zt_backup");
     let url = db.url();
     let tmp = tempfile::tempdir().unwrap();
-    let chain = v1_chain("pg-backup", 0, 25, Hash32::ZERO, |_| "allow");
+    let chain = allowed("pg-backup", 0, 25, Hash32::ZERO);
     import(&url, tmp.path(), &chain);
     let bin = postgres_bin();
     let dump = tmp.path().join("audit.dump");
@@ -745,25 +575,12 @@ fn a_restored_backup_verifies_as_the_original() {
     assert_eq!(code, 1, "{report:#}");
 }
 
-/// The PostgreSQL client programs of the server scripts/postgres.sh runs.
-fn postgres_bin() -> std::path::PathBuf {
-    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("pg_dump").is_file())
-        .collect();
-    dirs.sort();
-    dirs.pop()
-        .expect("PostgreSQL client programs (scripts/postgres.sh installs them)")
-}
-
 /// `sslmode=require`: the connection is TLS and the server's certificate is verified against
 /// `PGSSLROOTCERT`; a server whose certificate another CA signed is refused, and so is a plain
 /// connection to a server that requires TLS.
 #[test]
 fn tls_to_postgres_verifies_the_server() {
-    let server = Server::start();
+    let server = PgServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let ca = zt_tls::test_pki::Ca::with_uris("zt postgres test CA", &[]);
     let (cert, key) = ca.server().write(tmp.path(), "server");
@@ -772,52 +589,38 @@ fn tls_to_postgres_verifies_the_server() {
     let other = zt_tls::test_pki::Ca::with_uris("another CA", &[]);
     let other_file = tmp.path().join("other.pem");
     std::fs::write(&other_file, other.pem()).unwrap();
-    postgres_sh(&[
-        "tls",
-        server.dir.path().to_str().unwrap(),
-        cert.to_str().unwrap(),
-        key.to_str().unwrap(),
-    ]);
-    let chain = v1_chain("pg-tls", 0, 5, Hash32::ZERO, |_| "allow");
+    postgres_sh(&["tls", s(server.dir.path()), s(&cert), s(&key)]);
     let file = tmp.path().join("tls.jsonl");
-    let text: Vec<&str> = chain.iter().map(|l| l.0.as_str()).collect();
-    write_lines(&file, &text);
+    write_records(&file, &allowed("pg-tls", 0, 5, Hash32::ZERO));
+    let ring = v1_keyring();
     let run = |url: &str, root: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-            .args([
-                "import",
-                "--db",
-                url,
-                "--keyring",
-                &ring(),
-                file.to_str().unwrap(),
-            ])
+        bin()
+            .command(["import", "--db", url, "--keyring", s(&ring), s(&file)])
             .env("PGSSLROOTCERT", root)
             .output()
             .unwrap()
     };
     let tls_url = format!("{}?sslmode=require", server.url);
-    let out = run(&tls_url, &ca_file);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_exit(&run(&tls_url, &ca_file), 0);
     let out = run(&tls_url, &other_file);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_exit(&out, 2);
     assert!(
         both(&out).to_lowercase().contains("certificate"),
         "{}",
         both(&out)
     );
     let out = run(&server.url, &ca_file);
-    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_exit(&out, 2);
     assert!(both(&out).contains("no encryption"), "{}", both(&out));
-    let out = Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args([
+    let out = bin()
+        .command([
             "verify",
             "--format",
             "json",
             "--db",
             &tls_url,
             "--keyring",
-            &ring(),
+            s(&ring),
         ])
         .env("PGSSLROOTCERT", &ca_file)
         .output()

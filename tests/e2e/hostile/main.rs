@@ -17,15 +17,9 @@
     reason = "test crate: a failed unwrap is a failed test"
 )]
 
-#[path = "../support/mod.rs"]
-mod support;
-
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::process::Child;
-use std::time::Duration;
-
 use serde_json::{json, Value};
+use zt_testkit::http::{request, Answer};
+use zt_testkit::{s, Bin};
 
 /// Peak resident memory either server may reach over the whole sweep (measured 2026-12-06:
 /// serve 30 MiB, control-plane 65 MiB, debug builds). The largest bodies are 16 MiB (serve's
@@ -37,103 +31,31 @@ const PEAK_RSS_MIB: u64 = 256;
 /// not needed here.
 const BROKER_KEY: &str = "047135fa4fd93a09dce98bbf681b4bfcf50e7c0d6354e62afb0bff2a3429617865ed4c1f02ddb9023ee56a557e515d6a9dc66c11f220960de594334df588776724";
 
+/// A server under the sweep, and its name for the messages.
 struct Server {
-    child: Child,
-    port: u16,
+    server: zt_testkit::Server,
     name: &'static str,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An answer's status and body.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
 }
 
 impl Server {
     fn start(name: &'static str, args: &[&str]) -> Server {
-        let os: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-        let (child, url) = support::spawn_server(&os);
-        let port = url
-            .trim_start_matches("http://")
-            .split(['/', ':'])
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        Server { child, port, name }
+        let server = Bin::under_test(env!("CARGO_BIN_EXE_zt-audit")).serve(args);
+        Server { server, name }
     }
 
-    /// One request on a connection of its own. The body is written from another thread, so
-    /// a server that answers before reading all of it (413) is still heard.
+    /// One request on a connection of its own; an answer it must give.
     fn send(&self, method: &str, path: &[u8], headers: &[(&str, &[u8])], body: Vec<u8>) -> Answer {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut head = Vec::new();
-        head.extend_from_slice(method.as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(path);
-        head.extend_from_slice(
-            format!(
-                " HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-                self.port,
-                body.len()
-            )
-            .as_bytes(),
+        let shown = || String::from_utf8_lossy(&path[..path.len().min(80)]).into_owned();
+        let a = request(self.server.addr(), method, path, headers, &body)
+            .unwrap_or_else(|e| panic!("{}: {method} {}: no answer: {e}", self.name, shown()));
+        assert!(
+            a.status != 0,
+            "{}: {method} {}: not an HTTP answer: {:?}",
+            self.name,
+            shown(),
+            &a.head[..a.head.len().min(200)]
         );
-        for (k, v) in headers {
-            head.extend_from_slice(k.as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(v);
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        let mut w = s.try_clone().unwrap();
-        let writer = std::thread::spawn(move || {
-            // The server may close once it has answered: not an error of the sweep.
-            let _ = w.write_all(&head).and_then(|()| w.write_all(&body));
-        });
-        let mut got = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                // A reset after the answer arrived (the server closed with our body unread).
-                Err(e) if e.kind() == ErrorKind::ConnectionReset && !got.is_empty() => break,
-                Err(e) => panic!(
-                    "{}: {method} {}: no answer: {e}",
-                    self.name,
-                    String::from_utf8_lossy(&path[..path.len().min(80)])
-                ),
-            }
-        }
-        let _ = s.shutdown(std::net::Shutdown::Both);
-        writer.join().unwrap();
-        let text = String::from_utf8_lossy(&got);
-        let status = text
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|r| r.get(..3))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: {method} {}: not an HTTP answer: {:?}",
-                    self.name,
-                    String::from_utf8_lossy(&path[..path.len().min(80)]),
-                    &text[..text.len().min(200)]
-                )
-            });
-        let body = match got.windows(4).position(|w| w == b"\r\n\r\n") {
-            Some(i) => got[i + 4..].to_vec(),
-            None => Vec::new(),
-        };
-        Answer { status, body }
+        a
     }
 
     fn post_json(&self, path: &str, body: &Value) -> Answer {
@@ -152,17 +74,7 @@ impl Server {
     }
 
     fn peak_rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .unwrap()
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap();
-        kib / 1024
+        self.server.peak_rss_kib() / 1024
     }
 }
 
@@ -236,46 +148,6 @@ fn json_corpus(template: &Value, name: &str, number: &str, body_limit: usize) ->
             t
         }),
         item(
-            "NUL escaped in a name",
-            with_raw(template, name, br#""a\u0000b""#),
-        ),
-        item(
-            "a raw NUL byte in a name",
-            with_raw(template, name, b"\"a\x00b\""),
-        ),
-        item(
-            "a lone surrogate",
-            with_raw(template, name, br#""a\ud800b""#),
-        ),
-        item(
-            "a lone trailing surrogate",
-            with_raw(template, name, br#""\udc00""#),
-        ),
-        item(
-            "a bidi override (RLO)",
-            with_raw(template, name, "\"a\u{202e}b\"".as_bytes()),
-        ),
-        item(
-            "a bidi isolate escaped",
-            with_raw(template, name, br#""a\u2067b""#),
-        ),
-        item(
-            "a zero-width space",
-            with_raw(template, name, "\"a\u{200b}b\"".as_bytes()),
-        ),
-        item(
-            "a line separator",
-            with_raw(template, name, br#""a\u2028b""#),
-        ),
-        item(
-            "invalid UTF-8 in a name",
-            with_raw(template, name, b"\"a\xff\xfeb\""),
-        ),
-        item(
-            "an overlong UTF-8 slash",
-            with_raw(template, name, b"\"a\xc0\xafb\""),
-        ),
-        item(
             "a number past any double",
             with_raw(template, number, b"1e999999"),
         ),
@@ -284,7 +156,6 @@ fn json_corpus(template: &Value, name: &str, number: &str, body_limit: usize) ->
             with_raw(template, number, b"123456789012345678901234567890"),
         ),
         item("a NaN literal", with_raw(template, number, b"NaN")),
-        item("a name that is a number", with_raw(template, name, b"1")),
         item("an array body", "[]"),
         item("a string body", "\"x\""),
         item("a null body", "null"),
@@ -306,6 +177,21 @@ fn json_corpus(template: &Value, name: &str, number: &str, body_limit: usize) ->
         item("truncated", text[..text.len() / 2].to_vec()),
         item("an unknown member", with_raw(template, "zt_unknown", b"1")),
     ];
+    for (what, raw) in [
+        ("NUL escaped in a name", &br#""a\u0000b""#[..]),
+        ("a raw NUL byte in a name", b"\"a\x00b\""),
+        ("a lone surrogate", br#""a\ud800b""#),
+        ("a lone trailing surrogate", br#""\udc00""#),
+        ("a bidi override (RLO)", "\"a\u{202e}b\"".as_bytes()),
+        ("a bidi isolate escaped", br#""a\u2067b""#),
+        ("a zero-width space", "\"a\u{200b}b\"".as_bytes()),
+        ("a line separator", br#""a\u2028b""#),
+        ("invalid UTF-8 in a name", b"\"a\xff\xfeb\""),
+        ("an overlong UTF-8 slash", b"\"a\xc0\xafb\""),
+        ("a name that is a number", b"1"),
+    ] {
+        v.push(item(what, with_raw(template, name, raw)));
+    }
     for i in &mut v {
         i.name = format!("{} ({} bytes)", i.name, i.body.len());
     }
@@ -618,7 +504,7 @@ fn deep_kvlist(depth: usize) -> Vec<u8> {
 }
 
 fn serve_sweep(server: &Server) {
-    let line = std::fs::read_to_string(support::repo().join("fixtures/v1/valid.jsonl")).unwrap();
+    let line = std::fs::read_to_string(zt_testkit::fixture("v1/valid.jsonl")).unwrap();
     let first = line.split('\n').next().unwrap();
     let request = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
         {"eventName": "zt.audit.envelope", "body": {"stringValue": first}}
@@ -705,7 +591,7 @@ fn control_plane_refuses_every_hostile_input_and_stays_up() {
             "control-plane",
             "--open",
             "--dir",
-            dir.path().to_str().unwrap(),
+            s(dir.path()),
             "--listen",
             "127.0.0.1:0",
             "--rate-unauthenticated",
@@ -727,13 +613,7 @@ fn serve_refuses_every_hostile_input_and_stays_up() {
     let db = dir.path().join("store.db");
     let server = Server::start(
         "serve",
-        &[
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["serve", "--db", s(&db), "--listen", "127.0.0.1:0"],
     );
     serve_sweep(&server);
     header_sweep(&server, "/v1/logs");

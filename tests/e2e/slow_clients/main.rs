@@ -9,13 +9,13 @@
     reason = "test crate: a failed unwrap is a failed test"
 )]
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use zt_testkit::http::metric;
+use zt_testkit::{s, Bin, Server};
 
 /// Connections the attacker holds, and what each one sends.
 const HELD: usize = 1500;
@@ -23,13 +23,13 @@ const HALF_A_LINE: &[u8] = b"POST /v1/logs HTT";
 
 /// Starts `zt-audit ARGS` with `ulimit -n 1024` (soft and hard), as a service manager's
 /// default would have it.
-fn spawn_limited(args: &[&str]) -> (Child, String) {
+fn spawn_limited(args: &[&str]) -> Server {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("ulimit -n 1024 && exec \"$0\" \"$@\"")
-        .arg(support::zt_audit())
+        .arg(Bin::under_test(env!("CARGO_BIN_EXE_zt-audit")).path())
         .args(args);
-    support::spawn_server_cmd(cmd)
+    Server::start(cmd)
 }
 
 /// A client that connects from 127.0.0.2: another host, as far as the server can tell.
@@ -39,15 +39,6 @@ fn other_host() -> reqwest::blocking::Client {
         .local_address(Some("127.0.0.2".parse().unwrap()))
         .timeout(Duration::from_secs(5))
         .build()
-        .unwrap()
-}
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-        .trim()
-        .parse()
         .unwrap()
 }
 
@@ -65,9 +56,9 @@ fn raise_own_limit() {
 
 fn slow_clients_do_not_starve_others(args: &[&str], metrics_path: &str) {
     raise_own_limit();
-    let (mut child, url) = spawn_limited(args);
+    let server = spawn_limited(args);
     // `http://127.0.0.1:PORT` and maybe a path (serve names its `/v1/logs`).
-    let authority = url.trim_start_matches("http://").split('/').next().unwrap();
+    let authority = server.addr();
     let addr: SocketAddr = authority.parse().unwrap();
     let url = format!("http://{authority}");
     let client = other_host();
@@ -184,8 +175,7 @@ fn slow_clients_do_not_starve_others(args: &[&str], metrics_path: &str) {
         metric(&m, "zt_connections_open") <= 2,
         "they are gone from the count too\n{m}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
 
 #[test]
@@ -193,13 +183,7 @@ fn serve_closes_slow_clients_and_answers_others() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("store.db");
     slow_clients_do_not_starve_others(
-        &[
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["serve", "--db", s(&db), "--listen", "127.0.0.1:0"],
         "/metrics",
     );
 }
@@ -212,7 +196,7 @@ fn control_plane_closes_slow_clients_and_answers_others() {
             "control-plane",
             "--open",
             "--dir",
-            dir.path().to_str().unwrap(),
+            s(dir.path()),
             "--listen",
             "127.0.0.1:0",
         ],

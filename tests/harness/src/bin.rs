@@ -121,6 +121,12 @@ pub fn output(cmd: &mut Command) -> Output {
     out
 }
 
+/// Asserts `out` exited with `code` (showing what it printed otherwise); returns it.
+pub fn assert_exit(out: &Output, code: i32) -> &Output {
+    assert_eq!(out.status.code(), Some(code), "{}", both(out));
+    out
+}
+
 /// Standard output, as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
