@@ -5,10 +5,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// Every record of the store at `db`, chain after chain, each in chain order, as JSON.
-pub fn records(db: &Path) -> Vec<Value> {
-    let store = zt_store::Store::open(db).unwrap();
-    let mut out = Vec::new();
+/// Calls `f` with every placed record of `store` (its chain's name, its row), chain after
+/// chain, each in chain order, in pages.
+pub fn for_each_row(store: &zt_store::Store, mut f: impl FnMut(&str, &zt_store::RawRow)) {
     for c in store.chains().unwrap() {
         let mut after = None;
         loop {
@@ -19,9 +18,20 @@ pub fn records(db: &Path) -> Vec<Value> {
                 last.position.unwrap_or(-1),
                 last.id,
             ));
-            out.extend(page.iter().map(|r| serde_json::from_slice(&r.raw).unwrap()));
+            for r in &page {
+                f(&c.chain, r);
+            }
         }
     }
+}
+
+/// Every record of the store at `db`, chain after chain, each in chain order, as JSON.
+pub fn records(db: &Path) -> Vec<Value> {
+    let store = zt_store::Store::open(db).unwrap();
+    let mut out = Vec::new();
+    for_each_row(&store, |_, r| {
+        out.push(serde_json::from_slice(&r.raw).unwrap())
+    });
     out
 }
 
