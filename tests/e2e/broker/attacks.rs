@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use zt_core::capability::{self, Grants};
 
 use crate::e2e::{
-    alive, broker, broker_with, pids_running, run, running_under, setup, setup_with, wait_running,
-    zt_verify,
+    alive, broker, broker_with, pids_running, run, run_broker, running_under, setup, setup_with,
+    wait_running, zt_verify,
 };
 use crate::{assert_refused, s, stderr, stdout, zt_audit};
 
@@ -41,14 +41,10 @@ fn attack_1_attenuation_through_a_magic_link_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (_keep, secret) = secret_dir();
     let (cp, ta, _) = setup(tmp.path());
-    let (st, v) = cp.call(
-        "POST",
+    let (st, v) = cp.admin_post(
         "/capabilities",
-        &cp.admin,
-        Some(
-            json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60,
+        json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60,
                     "grants": {"read": ["/proc/self"], "exec": ["/usr/bin/cat"]}}),
-        ),
     );
     assert_eq!(st, 400, "{v}");
     assert!(
@@ -85,7 +81,7 @@ fn attack_1_attenuation_through_a_magic_link_is_refused() {
     };
     let forged = capability::attenuate(&token, Some(&narrow), None).unwrap();
     let target = format!("/proc/self/root{}", secret.join("s").display());
-    let o = run(&mut broker(&cp, &forged, &ta, &["/usr/bin/cat", &target]));
+    let o = run_broker(&cp, &forged, &ta, &["/usr/bin/cat", &target]);
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
     assert!(!stdout(&o).contains("the secret"), "{}", stdout(&o));
     assert!(
@@ -95,12 +91,7 @@ fn attack_1_attenuation_through_a_magic_link_is_refused() {
     );
     // positive control: the same token, a path that is its own
     let (_, plain) = cp.issue(60, json!({"read": [s(&secret)], "exec": ["/usr/bin/cat"]}));
-    let o = run(&mut broker(
-        &cp,
-        &plain,
-        &ta,
-        &["/usr/bin/cat", s(&secret.join("s"))],
-    ));
+    let o = run_broker(&cp, &plain, &ta, &["/usr/bin/cat", s(&secret.join("s"))]);
     assert_eq!(
         (o.status.code(), stdout(&o).as_str()),
         (Some(0), "the secret\n")
@@ -142,7 +133,7 @@ fn attack_2_a_symlink_planted_in_a_write_grant_is_refused() {
         w = s(&work),
         sec = s(&secret)
     );
-    let o = run(&mut broker(&cp, &cap, &ta, &["/bin/sh", "-c", &plant]));
+    let o = run_broker(&cp, &cap, &ta, &["/bin/sh", "-c", &plant]);
     assert!(
         std::fs::symlink_metadata(work.join("in"))
             .unwrap()
@@ -151,12 +142,7 @@ fn attack_2_a_symlink_planted_in_a_write_grant_is_refused() {
         "the grant was replaced from inside the sandbox: {}",
         stderr(&o)
     );
-    let o = run(&mut broker(
-        &cp,
-        &cap,
-        &ta,
-        &["/usr/bin/cat", s(&work.join("in/ok"))],
-    ));
+    let o = run_broker(&cp, &cap, &ta, &["/usr/bin/cat", s(&work.join("in/ok"))]);
     assert_eq!(
         (o.status.code(), stdout(&o).as_str()),
         (Some(0), "granted\n"),
@@ -166,12 +152,7 @@ fn attack_2_a_symlink_planted_in_a_write_grant_is_refused() {
     // from outside (the agent's own process): the next run is refused, nothing read
     std::fs::rename(work.join("in"), work.join("old")).unwrap();
     std::os::unix::fs::symlink(&secret, work.join("in")).unwrap();
-    let o = run(&mut broker(
-        &cp,
-        &cap,
-        &ta,
-        &["/usr/bin/cat", s(&work.join("in/s"))],
-    ));
+    let o = run_broker(&cp, &cap, &ta, &["/usr/bin/cat", s(&work.join("in/s"))]);
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
     assert!(!stdout(&o).contains("the secret"));
     assert!(
@@ -185,14 +166,10 @@ fn attack_2_a_symlink_planted_in_a_write_grant_is_refused() {
         stderr(&o)
     );
     // the link as a grant of its own: the control plane refuses to issue it
-    let (st, v) = cp.call(
-        "POST",
+    let (st, v) = cp.admin_post(
         "/capabilities",
-        &cp.admin,
-        Some(
-            json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60,
+        json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60,
                     "grants": {"write": [s(&work.join("in"))], "exec": ["/usr/bin/dash"]}}),
-        ),
     );
     assert_eq!(st, 400, "{v}");
     assert!(
@@ -273,7 +250,7 @@ fn attack_3_the_loader_runs_only_what_exec_grants_name() {
     script.push_str(&format!(
         "{LOADER} /usr/bin/true && echo CONTROL loader; /usr/bin/true && echo CONTROL exec"
     ));
-    let o = run(&mut broker(&cp, &cap, &ta, &["/bin/sh", "-c", &script]));
+    let o = run_broker(&cp, &cap, &ta, &["/bin/sh", "-c", &script]);
     let out = stdout(&o);
     assert!(
         !out.contains("RAN"),
@@ -287,18 +264,18 @@ fn attack_3_the_loader_runs_only_what_exec_grants_name() {
     );
     // the command's own PT_INTERP names a loader the agent wrote: not trusted, so it never
     // starts (on fa61ed4 the broker made it executable)
-    let o = run(&mut broker(&cp, &cap, &ta, &[s(&bin.join("tool"))]));
+    let o = run_broker(&cp, &cap, &ta, &[s(&bin.join("tool"))]);
     assert_eq!(o.status.code(), Some(126), "{}{}", stdout(&o), stderr(&o));
     // what the loader can start besides: ELF files under the system library folders (stated in
     // docs/capabilities.md); libc is one
     let (_, libs) = cp.issue(60, json!({"exec": ["/usr/bin/dash"]}));
     let libc = std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
-    let o = run(&mut broker(
+    let o = run_broker(
         &cp,
         &libs,
         &ta,
         &["/bin/sh", "-c", &format!("{LOADER} {}", s(&libc))],
-    ));
+    );
     assert!(
         stdout(&o).contains("GNU C Library"),
         "{}{}",
@@ -320,24 +297,16 @@ fn attack_4_the_command_gets_nothing_of_the_brokers() {
     );
     // the agent's secrets in the broker's environment, something typed at its standard input
     let as_agent = |argv: &[&str], extra: &[&str], input: &[u8]| {
-        let mut c = zt_audit();
-        c.args([
-            "broker",
-            "run",
-            "--control-plane",
-            &cp.base,
-            "--keyring",
-            s(&cp.keyring()),
-        ])
-        .args(extra)
-        .arg("--")
-        .args(argv)
-        .env("ZT_AGENT_TOKEN", &ta)
-        .env("ZT_CAPABILITY", &cap)
-        .env("ZT_TEST_SECRET", "broker-only")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let mut c = cp.broker_run();
+        c.args(extra)
+            .arg("--")
+            .args(argv)
+            .env("ZT_AGENT_TOKEN", &ta)
+            .env("ZT_CAPABILITY", &cap)
+            .env("ZT_TEST_SECRET", "broker-only")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         {
             use std::io::Write;
@@ -424,12 +393,7 @@ fn attack_5_the_agent_cannot_choose_no_sandbox() {
     ));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!stdout(&o).contains("the secret"));
-    let o = run(&mut broker(
-        &cp,
-        &cap,
-        &ta,
-        &["/usr/bin/cat", s(&secret.join("s"))],
-    ));
+    let o = run_broker(&cp, &cap, &ta, &["/usr/bin/cat", s(&secret.join("s"))]);
     assert_ne!(o.status.code(), Some(0));
     assert!(!stdout(&o).contains("the secret"));
     // an attenuation to `process` widens
@@ -444,21 +408,12 @@ fn attack_5_the_agent_cannot_choose_no_sandbox() {
             .contains("sandbox `process` where `nono` was required"))
     );
     // Cedar sees the kind: an operator forbids `process` capabilities
-    let (st, v) = cp.call(
-        "POST",
-        "/policies",
-        &cp.admin,
-        Some(json!({"cedar": "@id(\"nono-only\")\nforbid (principal, action, resource) when { context has grants && context.grants.sandbox == \"process\" };"})),
-    );
+    let (st, v) = cp.admin_post("/policies", json!({"cedar": "@id(\"nono-only\")\nforbid (principal, action, resource) when { context has grants && context.grants.sandbox == \"process\" };"}));
     assert_eq!(st, 201, "{v}");
-    let (st, v) = cp.call(
-        "POST",
+    let (st, v) = cp.admin_post(
         "/capabilities",
-        &cp.admin,
-        Some(
-            json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60,
+        json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "ttl_s": 60,
                     "grants": {"exec": ["/usr/bin/cat"], "sandbox": "process"}}),
-        ),
     );
     assert_eq!(st, 403, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("nono-only"), "{v}");
@@ -551,12 +506,7 @@ fn attack_6_an_agent_cannot_write_its_own_execution_record() {
 fn attack_7_capability_context_cannot_be_written_by_agents() {
     let tmp = tempfile::tempdir().unwrap();
     let (cp, ta, _) = setup(tmp.path());
-    let (st, v) = cp.call(
-        "POST",
-        "/policies",
-        &cp.admin,
-        Some(json!({"cedar": "@id(\"brokered-use\")\npermit (principal, action == Action::\"tools.shell\", resource) when { context has issuance && context.issuance == false && context has grants };"})),
-    );
+    let (st, v) = cp.admin_post("/policies", json!({"cedar": "@id(\"brokered-use\")\npermit (principal, action == Action::\"tools.shell\", resource) when { context has issuance && context.issuance == false && context has grants };"}));
     assert_eq!(st, 201, "{v}");
     let (st, v) = cp.call(
         "POST",
@@ -590,7 +540,7 @@ fn attack_8_a_genuine_runs_record_verifies() {
     let (cp, ta, _) = setup(tmp.path());
     let (_, cap) = cp.issue(60, json!({"exec": ["/usr/bin/true"]}));
     // the local convenience: its (claim's) sealed answer verifies too
-    let o = run(&mut broker(&cp, &cap, &ta, &["/usr/bin/true"]));
+    let o = run_broker(&cp, &cap, &ta, &["/usr/bin/true"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("does not verify"), "{}", stderr(&o));
     assert!(stderr(&o).contains("is on record as"), "{}", stderr(&o));

@@ -51,6 +51,19 @@ impl Cp {
         self.cp.call(method, path, Some(token), body.as_ref())
     }
 
+    /// `POST path` of `body` with the admin token: (status, answer).
+    pub fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, &self.admin, Some(body))
+    }
+
+    /// `zt-audit broker run --control-plane BASE --keyring KEYRING`, to be completed.
+    pub fn broker_run(&self) -> Command {
+        let mut c = zt_audit();
+        c.args(["broker", "run", "--control-plane", &self.base, "--keyring"])
+            .arg(self.keyring());
+        c
+    }
+
     /// A capability for agent-a's `files.read` on `data/x`: (id, token).
     pub fn issue(&self, ttl_s: u64, grants: Value) -> (String, String) {
         let (st, v) = self.call(
@@ -168,11 +181,9 @@ pub(crate) fn setup_with(dir: &Path, extra: &[&str]) -> (Cp, String, String) {
     let cp = Cp::start_with(dir, extra);
     let ta = cp.register("agent-a");
     let tb = cp.register("agent-b");
-    let (st, v) = cp.call(
-        "POST",
+    let (st, v) = cp.admin_post(
         "/policies",
-        &cp.admin,
-        Some(json!({"action": "files.read", "resource": "data/x", "actor": "agent-a"})),
+        json!({"action": "files.read", "resource": "data/x", "actor": "agent-a"}),
     );
     assert_eq!(st, 201, "{v}");
     (cp, ta, tb)
@@ -191,22 +202,11 @@ pub(crate) fn broker_with(
     extra: &[&str],
     argv: &[&str],
 ) -> Command {
-    let mut c = zt_audit();
-    c.args([
-        "broker",
-        "run",
-        "--control-plane",
-        &cp.base,
-        "--keyring",
-        s(&cp.keyring()),
-        "--capability",
-        cap,
-        "--token",
-        token,
-    ])
-    .args(extra)
-    .arg("--")
-    .args(argv);
+    let mut c = cp.broker_run();
+    c.args(["--capability", cap, "--token", token])
+        .args(extra)
+        .arg("--")
+        .args(argv);
     c
 }
 
@@ -228,6 +228,11 @@ pub(crate) fn running_under(cp: &Cp, id: &str, child: &mut Child) {
 
 pub(crate) fn run(c: &mut Command) -> Output {
     c.output().unwrap()
+}
+
+/// [`broker`], run to the end.
+pub(crate) fn run_broker(cp: &Cp, cap: &str, token: &str, argv: &[&str]) -> Output {
+    run(&mut broker(cp, cap, token, argv))
 }
 
 pub(crate) fn zt_verify(cp_dir: &Path) -> (Option<i32>, String) {
@@ -383,12 +388,12 @@ fn broker_run_reports_are_recorded_as_the_agents_claim() {
         60,
         json!({"read": [s(data.path())], "exec": ["/usr/bin/cat"]}),
     );
-    let o = run(&mut broker(
+    let o = run_broker(
         &cp,
         &cap,
         &ta,
         &["/bin/cat", s(&data.path().join("granted.txt"))],
-    ));
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "granted\n");
     assert!(
@@ -461,13 +466,13 @@ fn refused_capabilities_never_start_the_command() {
         (good.as_str(), &tb, "actor mismatch"),
         (forged.as_str(), &ta, "signature does not verify"),
     ] {
-        let o = run(&mut broker(&cp, cap, token, &["/bin/sh", "-c", &script]));
+        let o = run_broker(&cp, cap, token, &["/bin/sh", "-c", &script]);
         assert_eq!(o.status.code(), Some(126), "{says}: {}", stderr(&o));
         assert!(stderr(&o).contains(says), "{says}: {}", stderr(&o));
         assert!(!marker.exists(), "{says}: the command ran");
     }
     // the positive control: the good capability does run it
-    let o = run(&mut broker(&cp, &good, &ta, &["/bin/sh", "-c", &script]));
+    let o = run_broker(&cp, &good, &ta, &["/bin/sh", "-c", &script]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(marker.exists());
     let recs = cp.stop();

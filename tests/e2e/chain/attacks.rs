@@ -7,8 +7,9 @@ use std::process::Output;
 use zt_core::Hash32;
 
 use crate::{
-    address, allowed, anchor_once, anchor_once_with, anchored_events, assert_exit, both, deploy,
-    import, prove, reconcile, sql, stdout, v1_chain, verify_proof, zt, Anvil, Setup,
+    address, allowed, anchor_once, anchor_once_with, anchored_events, assert_exit,
+    assert_exit_saying, both, deploy, import, prove, reconcile, sql, stdout, v1_chain,
+    verify_proof, zt, Anvil, Setup,
 };
 
 const LOG: &str = "prod-audit";
@@ -95,8 +96,7 @@ fn an_authorized_writer_anchors_for_its_owner() {
     let for_owner = ["--owner", &address(owner)];
     // Not authorized yet: refused before anything is stored or sent.
     let out = run(&writer, &for_owner);
-    assert_exit(&out, 2);
-    assert!(both(&out).contains("anchor set-writer"), "{}", both(&out));
+    assert_exit_saying(&out, 2, "anchor set-writer");
     assert!(anchored_events(&t.anvil, &t.contract).is_empty());
     let out = zt(
         Some(owner),
@@ -133,12 +133,7 @@ fn an_authorized_writer_anchors_for_its_owner() {
 
     // The same store under another owner is refused: its epochs are the first owner's.
     let out = run(&writer, &[]);
-    assert_exit(&out, 2);
-    assert!(
-        both(&out).contains("was anchored as owner"),
-        "{}",
-        both(&out)
-    );
+    assert_exit_saying(&out, 2, "was anchored as owner");
 }
 
 /// A store edited by hand: a record on the proof's path replaced by an unsigned copy (the
@@ -187,12 +182,7 @@ fn prove_refuses_a_path_through_a_record_that_does_not_count() {
         "DELETE FROM records WHERE chain = 'cp-a' AND position = 2",
     );
     let out = prove(&holed, &chain[0].1, &bundle);
-    assert_exit(&out, 2);
-    assert!(
-        both(&out).contains("no single main-line record at position 2"),
-        "{}",
-        both(&out)
-    );
+    assert_exit_saying(&out, 2, "no single main-line record at position 2");
     assert!(!bundle.exists());
 }
 
@@ -207,21 +197,11 @@ fn prove_refuses_an_epoch_without_an_owner() {
     t.anchor(&db, LOG);
     sql(&db, "UPDATE anchor_epochs SET owner = NULL");
     let out = prove(&db, &chain[0].1, &t.path("proof.json"));
-    assert_exit(&out, 2);
-    assert!(
-        both(&out).contains("anchored before logs had owners"),
-        "{}",
-        both(&out)
-    );
+    assert_exit_saying(&out, 2, "anchored before logs had owners");
     // And the job will not continue that log under an owner it cannot tell.
     import(&db, &allowed("cp-a", 2, 1, chain[1].1));
     let out = anchor_once(&t.anvil.url, &t.key, &db, &t.contract, LOG);
-    assert_exit(&out, 2);
-    assert!(
-        both(&out).contains("before logs had owners"),
-        "{}",
-        both(&out)
-    );
+    assert_exit_saying(&out, 2, "before logs had owners");
 }
 
 /// A key holder rewrites a record, anchors the rewrite on a contract of their own, and hands

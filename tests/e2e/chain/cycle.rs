@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use zt_core::Hash32;
 
 use crate::{
-    address, allowed, anchor_once, anchored_events, assert_exit, both, import, prove, sql, stdout,
-    v1_chain, verify_db, verify_proof, Setup,
+    address, allowed, anchor_once, anchored_events, assert_exit, assert_exit_saying, both, import,
+    prove, sql, stdout, v1_chain, verify_db, verify_proof, Setup,
 };
 
 const LOG: &str = "zt-test";
@@ -156,8 +156,7 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
             crate::s(&bound),
         ],
     );
-    assert_exit(&out, 1);
-    assert!(both(&out).contains("unauthorized_signer"), "{}", both(&out));
+    assert_exit_saying(&out, 1, "unauthorized_signer");
     // A bundle pointing at another epoch's root fails on chain.
     let mut other: serde_json::Value = b.clone();
     other["epoch"] = 7.into();

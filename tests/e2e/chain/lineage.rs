@@ -13,7 +13,7 @@ use zt_core::{Envelope, Hash32};
 use zt_testkit::keys::interop_dir;
 use zt_testkit::report::kinds;
 
-use crate::{assert_exit, both, s, zt, Anvil};
+use crate::{assert_exit_saying, both, s, zt, Anvil};
 
 fn hashes(file: &str) -> Vec<Hash32> {
     std::fs::read(interop_dir().join(file))
@@ -228,8 +228,7 @@ fn a_hostile_senders_events_are_ignored_counted_and_cost_nothing_to_match() {
             &contract,
         ],
     );
-    assert_exit(&out, 2);
-    assert!(both(&out).contains("--logger"), "{}", both(&out));
+    assert_exit_saying(&out, 2, "--logger");
 }
 
 /// A relay contract (hand-assembled, test-only): forwards its calldata to `to` and reverts

@@ -24,7 +24,7 @@ use zt_core::envelope::V1Draft;
 use zt_core::json::{Map, Value as JValue};
 use zt_core::Hash32;
 pub use zt_testkit::anvil::{address, Anvil};
-pub use zt_testkit::bin::assert_exit;
+pub use zt_testkit::bin::{assert_exit, assert_exit_saying};
 pub use zt_testkit::keys::v1_keyring;
 pub use zt_testkit::store::sql;
 pub use zt_testkit::{both, repo, s, stdout, Bin};

@@ -127,6 +127,12 @@ pub fn assert_exit(out: &Output, code: i32) -> &Output {
     out
 }
 
+/// Asserts `out` exited with `code` and printed `want` (on stdout or stderr).
+pub fn assert_exit_saying(out: &Output, code: i32, want: &str) {
+    assert_exit(out, code);
+    assert!(both(out).contains(want), "no {want:?} in: {}", both(out));
+}
+
 /// Standard output, as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

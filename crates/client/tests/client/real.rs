@@ -24,6 +24,18 @@ impl Cp {
         }
     }
 
+    /// In open mode, with agent `actor` registered.
+    async fn open(dir: &Path, actor: &str) -> Cp {
+        let opts = Options {
+            open: true,
+            ..Options::default()
+        };
+        let cp = Cp::start(dir, opts);
+        cp.admin_post("/agents", serde_json::json!({ "actor": actor }))
+            .await;
+        cp
+    }
+
     fn client(&self, token: Option<String>) -> GuardedClient {
         client(&self.cp, ClientTls::default(), token)
     }
@@ -36,15 +48,7 @@ impl Cp {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_a_verified_allow_runs_the_action() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = Cp::start(
-        tmp.path(),
-        Options {
-            open: true,
-            ..Options::default()
-        },
-    );
-    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
-        .await;
+    let cp = Cp::open(tmp.path(), "agent-hello").await;
     let client = cp.client(None);
 
     // denied by the default forbid: not run
@@ -115,15 +119,7 @@ async fn a_token_for_another_actor_does_not_run_the_action() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_key_from_elsewhere_refuses_the_real_control_plane() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = Cp::start(
-        tmp.path(),
-        Options {
-            open: true,
-            ..Options::default()
-        },
-    );
-    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
-        .await;
+    let cp = Cp::open(tmp.path(), "agent-hello").await;
     cp.admin_post("/policies", serde_json::json!({"action": "hello"}))
         .await;
     let stranger = zt_core::crypto::SigningKey::generate();
@@ -216,15 +212,7 @@ async fn an_allow_on_the_policy_facts_sent_runs_against_the_real_control_plane()
     // compares it in RFC 8785 form, so an honest answer passes whatever order or nesting the
     // agent wrote its facts in.
     let tmp = tempfile::tempdir().unwrap();
-    let cp = Cp::start(
-        tmp.path(),
-        Options {
-            open: true,
-            ..Options::default()
-        },
-    );
-    cp.admin_post("/agents", serde_json::json!({"actor": "agent-ops"}))
-        .await;
+    let cp = Cp::open(tmp.path(), "agent-ops").await;
     cp.admin_post(
         "/policies",
         serde_json::json!({"cedar": r#"@id("approved-changes")

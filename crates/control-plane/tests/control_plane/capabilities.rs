@@ -50,8 +50,7 @@ async fn use_cap(base: &str, token: &str, actor: &str, cap: &str) -> (u16, Value
 #[tokio::test(flavor = "multi_thread")]
 async fn issuance_is_a_recorded_decision_under_policy() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     register(&b, Some(&admin), "agent-a").await;
 
     // no policy allows files.read yet: denied, recorded, no token
@@ -156,8 +155,7 @@ async fn issuance_is_a_recorded_decision_under_policy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn use_is_checked_and_every_refusal_is_on_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let tb = register(&b, Some(&admin), "agent-b").await;
     for actor in ["agent-a", "agent-b"] {
@@ -364,8 +362,7 @@ async fn file(
 #[tokio::test(flavor = "multi_thread")]
 async fn only_a_registered_brokers_signed_report_is_an_execution() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let tb = register(&b, Some(&admin), "agent-b").await;
     post(
@@ -537,8 +534,7 @@ async fn only_a_registered_brokers_signed_report_is_an_execution() {
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_are_registered_and_revoked_by_admins_on_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let pem = SigningKey::generate().public_key().to_pem();
     let (s, _) = post(
@@ -590,8 +586,7 @@ async fn brokers_are_registered_and_revoked_by_admins_on_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reserved_context_members_are_refused_in_requests() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let (s, v) = post_cedar(
         &b,

@@ -15,7 +15,14 @@ mod lifecycle;
 mod open_mode;
 mod tls;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{json, Value};
+use zt_control_plane::signer::{LocalKey, Signer};
+use zt_core::crypto::PublicKey;
+use zt_core::Hash32;
 pub use zt_testkit::inproc::{open_opts, start, start_with, verify_store, Running};
 pub use zt_testkit::store::{count, records};
 
@@ -109,6 +116,60 @@ async fn send(mut req: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Va
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// How a test double of a signer fails (an HSM's failure modes); a double for the signer
+/// only, never a mock of the control plane.
+#[derive(Debug)]
+pub enum Fault {
+    /// Unreachable: every signature fails.
+    Down,
+    /// Signs the wrong digest: its signatures never verify.
+    WrongDigest,
+    /// Takes its time: this many milliseconds a signature.
+    Slow(Arc<AtomicU64>),
+}
+
+/// A signer over `key` that fails as `fault` says.
+#[derive(Debug)]
+pub struct FaultySigner {
+    pub key: LocalKey,
+    pub fault: Fault,
+}
+
+impl Signer for FaultySigner {
+    fn key_id(&self) -> &str {
+        self.key.key_id()
+    }
+    fn public_key(&self) -> &PublicKey {
+        self.key.public_key()
+    }
+    fn sign(&self, digest: &Hash32) -> Result<Vec<u8>, String> {
+        match &self.fault {
+            Fault::Down => Err("HSM unreachable".into()),
+            Fault::WrongDigest => self.key.sign(&Hash32::digest(b"something else")),
+            Fault::Slow(ms) => {
+                std::thread::sleep(Duration::from_millis(ms.load(Ordering::Relaxed)));
+                self.key.sign(digest)
+            }
+        }
+    }
+}
+
+/// A control plane in `dir` with tokens: it, its base URL and its admin token.
+pub fn with_admin(dir: &std::path::Path) -> (Running, String, String) {
+    let cp = start(dir, zt_control_plane::Options::default());
+    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    (cp, b, admin)
+}
+
+/// An open-mode control plane in `dir` with agent `actor` registered and `policy` posted.
+pub async fn open_with(dir: &std::path::Path, actor: &str, policy: Value) -> Running {
+    let cp = start(dir, open_opts());
+    register(&cp.base, None, actor).await;
+    let (s, v) = post(&cp.base, "/policies", None, &policy).await;
+    assert_eq!(s, 201, "{v}");
+    cp
 }
 
 pub async fn register(base: &str, admin: Option<&str>, actor: &str) -> String {
