@@ -42,10 +42,11 @@ fn anchored() -> Anchored {
 }
 
 impl Anchored {
-    /// A copy of the anchored store, as `name`.
-    fn copy(&self, name: &str) -> PathBuf {
+    /// A copy of the anchored store, as `name`, edited by `statements`.
+    fn edited(&self, name: &str, statements: &str) -> PathBuf {
         let to = self.db.with_file_name(name);
         std::fs::copy(&self.db, &to).unwrap();
+        sql(&to, statements);
         to
     }
 
@@ -182,9 +183,8 @@ fn deploy_anchor_reconcile_prove_and_anchor_again() {
 #[test]
 fn a_truncated_copy_verifies_on_its_own_but_fails_reconciliation() {
     let a = anchored();
-    let cut = a.copy("truncated.db");
-    sql(
-        &cut,
+    let cut = a.edited(
+        "truncated.db",
         "DELETE FROM records WHERE chain = 'cp-a' AND position >= 4",
     );
     let (code, report) = verify_db(&cut);
@@ -204,9 +204,8 @@ fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation()
     // with the real key, then swaps the store's records for the rewritten ones.
     let rewritten = allowed("cp-a", 1, 5, a.chain_a[0].1);
     assert_ne!(rewritten[0].1, a.chain_a[1].1);
-    let forged = a.copy("rewritten.db");
-    sql(
-        &forged,
+    let forged = a.edited(
+        "rewritten.db",
         "DELETE FROM records WHERE chain = 'cp-a' AND position >= 1",
     );
     import(&forged, &rewritten);
@@ -227,9 +226,8 @@ fn a_key_holders_resigned_rewrite_verifies_on_its_own_but_fails_reconciliation()
 fn tampered_records_and_tampered_anchors_fail_reconciliation() {
     let a = anchored();
     // A record's bytes edited in place, its hash column left alone.
-    let tampered = a.copy("tampered.db");
-    sql(
-        &tampered,
+    let tampered = a.edited(
+        "tampered.db",
         "UPDATE records SET raw = CAST(replace(CAST(raw AS TEXT), '\"deny\"', '\"allow\"') AS BLOB) \
          WHERE chain = 'cp-a' AND position = 1",
     );
@@ -240,9 +238,8 @@ fn tampered_records_and_tampered_anchors_fail_reconciliation() {
     assert_eq!(kinds(&report), [("rewritten".to_owned(), Some(1))]);
 
     // The stored leaves edited to match a rewrite: they no longer hash to the anchored root.
-    let l = a.copy("leaves.db");
-    sql(
-        &l,
+    let l = a.edited(
+        "leaves.db",
         "UPDATE anchor_leaves SET head = zeroblob(32) WHERE chain = 'cp-a'",
     );
     let (code, report) = a.reconcile(&l);
@@ -250,8 +247,10 @@ fn tampered_records_and_tampered_anchors_fail_reconciliation() {
     assert_eq!(kinds(&report)[0].0, "root_differs");
 
     // The anchors deleted from the store: the chain still knows them.
-    let d = a.copy("no-anchors.db");
-    sql(&d, "DELETE FROM anchor_leaves; DELETE FROM anchor_epochs;");
+    let d = a.edited(
+        "no-anchors.db",
+        "DELETE FROM anchor_leaves; DELETE FROM anchor_epochs;",
+    );
     let (code, report) = a.reconcile(&d);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(kinds(&report), [("unknown_on_chain".to_owned(), None)]);

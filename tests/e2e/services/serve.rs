@@ -299,24 +299,14 @@ fn tokens_are_required_when_configured() {
             .contains("www-authenticate: bearer"),
         "{head}"
     );
-    let (s, _, _) = post_logs(
-        srv.addr(),
-        &[
+    for (token, want) in [("Bearer wrong", 401), ("Bearer s3cret-token", 200)] {
+        let headers = [
             ("Content-Type", "application/x-protobuf"),
-            ("Authorization", "Bearer wrong"),
-        ],
-        &body,
-    );
-    assert_eq!(s, 401);
-    let (s, _, _) = post_logs(
-        srv.addr(),
-        &[
-            ("Content-Type", "application/x-protobuf"),
-            ("Authorization", "Bearer s3cret-token"),
-        ],
-        &body,
-    );
-    assert_eq!(s, 200);
+            ("Authorization", token),
+        ];
+        let (s, _, _) = post_logs(srv.addr(), &headers, &body);
+        assert_eq!(s, want, "{token}");
+    }
 }
 
 #[test]

@@ -168,15 +168,8 @@ async fn a_failing_or_faulty_signer_answers_503_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_continues_the_chain_with_its_agents_and_policies() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), open_opts());
-    register(&cp.base, None, "agent-hello").await;
-    post(
-        &cp.base,
-        "/policies",
-        None,
-        &serde_json::json!({"action": "hello"}),
-    )
-    .await;
+    let hello = serde_json::json!({"action": "hello"});
+    let cp = crate::open_with(tmp.path(), "agent-hello", hello).await;
     for _ in 0..3 {
         assert_eq!(act(&cp.base, None, "agent-hello", "hello", "").await.0, 200);
     }

@@ -7,7 +7,7 @@ use zt_control_plane::Options;
 use zt_export::ExportConfig;
 use zt_testkit::inproc::Ingest;
 
-use crate::{act, count, open_opts, post, register, start, verify_store};
+use crate::{act, count, open_opts, verify_store};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn decisions_reach_ingest_and_an_outage_only_delays_them() {
@@ -16,21 +16,12 @@ async fn decisions_reach_ingest_and_an_outage_only_delays_them() {
     let port = zt_testkit::http::free_port();
     let mut cfg = ExportConfig::new(format!("http://127.0.0.1:{port}/v1/logs"));
     cfg.timeout = Duration::from_secs(2);
-    let cp = start(
-        &tmp.path().join("cp"),
-        Options {
-            export: Some(cfg),
-            ..open_opts()
-        },
-    );
-    register(&cp.base, None, "agent-hello").await;
-    post(
-        &cp.base,
-        "/policies",
-        None,
-        &serde_json::json!({"action": "hello"}),
-    )
-    .await;
+    let opts = Options {
+        export: Some(cfg),
+        ..open_opts()
+    };
+    let hello = serde_json::json!({"action": "hello"});
+    let cp = crate::with_agent(&tmp.path().join("cp"), opts, "agent-hello", hello).await;
     for _ in 0..5 {
         // the export is failing, the decisions are not affected
         assert_eq!(act(&cp.base, None, "agent-hello", "hello", "").await.0, 200);

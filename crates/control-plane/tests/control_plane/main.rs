@@ -165,7 +165,18 @@ pub fn with_admin(dir: &std::path::Path) -> (Running, String, String) {
 
 /// An open-mode control plane in `dir` with agent `actor` registered and `policy` posted.
 pub async fn open_with(dir: &std::path::Path, actor: &str, policy: Value) -> Running {
-    let cp = start(dir, open_opts());
+    with_agent(dir, open_opts(), actor, policy).await
+}
+
+/// A control plane in `dir` with `opts` (open mode: no tokens), agent `actor` registered and
+/// `policy` posted.
+pub async fn with_agent(
+    dir: &std::path::Path,
+    opts: zt_control_plane::Options,
+    actor: &str,
+    policy: Value,
+) -> Running {
+    let cp = start(dir, opts);
     register(&cp.base, None, actor).await;
     let (s, v) = post(&cp.base, "/policies", None, &policy).await;
     assert_eq!(s, 201, "{v}");
