@@ -34,6 +34,13 @@ fn control_plane(dir: &std::path::Path, url: &str, extra: &[&str]) -> zt_testkit
     zt_testkit::ControlPlane::start(bin(), dir, &args)
 }
 
+/// A scratch database (see [`scratch`]), its URL, and a folder for the test's files.
+fn scratch_and_folder(prefix: &str) -> (ScratchDatabase, String, tempfile::TempDir) {
+    let db = scratch(prefix);
+    let url = db.url();
+    (db, url, tempfile::tempdir().unwrap())
+}
+
 /// The names of the store's chains.
 fn chain_names(db: &ScratchDatabase) -> Vec<String> {
     Store::open_read_only(db.location())
@@ -303,9 +310,7 @@ fn anchored_epochs(anvil: &crate::Anvil, contract: &str) -> Vec<u64> {
 /// Then a streaming replica serves verify, reconcile and the browser.
 #[test]
 fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
-    let db = scratch("zt_anchor");
-    let url = db.url();
-    let tmp = tempfile::tempdir().unwrap();
+    let (db, url, tmp) = scratch_and_folder("zt_anchor");
     let chain = allowed("pg-anchor", 0, 30, Hash32::ZERO);
     import(&url, tmp.path(), &chain[..10]);
     let t = Setup::start();
@@ -418,9 +423,7 @@ fn one_anchoring_job_leads_and_a_replica_serves_the_readers() {
 #[test]
 fn two_control_planes_share_one_store() {
     zt_tls::install_default_provider();
-    let db = scratch("zt_cps");
-    let url = db.url();
-    let tmp = tempfile::tempdir().unwrap();
+    let (db, url, tmp) = scratch_and_folder("zt_cps");
     let mut planes = Vec::new();
     for i in 0..2 {
         planes.push(control_plane(&tmp.path().join(format!("cp{i}")), &url, &[]));
@@ -520,36 +523,27 @@ fn a_receiver_rides_out_a_database_restart() {
 /// after the dump does not verify.
 #[test]
 fn a_restored_backup_verifies_as_the_original() {
-    let db = scratch("zt_backup");
-    let url = db.url();
-    let tmp = tempfile::tempdir().unwrap();
+    let (_db, url, tmp) = scratch_and_folder("zt_backup");
     let chain = allowed("pg-backup", 0, 25, Hash32::ZERO);
     import(&url, tmp.path(), &chain);
-    let bin = postgres_bin();
+    // A PostgreSQL client program, which must succeed.
+    let pg = |program: &str, args: &[&str]| {
+        let out = Command::new(postgres_bin().join(program))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            zt_testkit::stderr(&out)
+        );
+    };
     let dump = tmp.path().join("audit.dump");
-    let out = Command::new(bin.join("pg_dump"))
-        .args(["--format=custom", "--file", dump.to_str().unwrap(), &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg("pg_dump", &["--format=custom", "--file", s(&dump), &url]);
     let restored = scratch("zt_restored");
-    let out = Command::new(bin.join("pg_restore"))
-        .args([
-            "--no-owner",
-            "--dbname",
-            &restored.url(),
-            dump.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pg(
+        "pg_restore",
+        &["--no-owner", "--dbname", &restored.url(), s(&dump)],
     );
     let (code, original) = verify_db(&url);
     let (rcode, copy) = verify_db(restored.url());
@@ -559,15 +553,7 @@ fn a_restored_backup_verifies_as_the_original() {
     // An edit in the restored copy (a decision flipped in the stored bytes) is found.
     let edit = "UPDATE records SET raw = convert_to(replace(convert_from(raw, 'UTF8'), \
                 '\"decision\":\"allow\"', '\"decision\":\"deny\"'), 'UTF8') WHERE position = 7";
-    let out = Command::new(bin.join("psql"))
-        .args([restored.url().as_str(), "-qc", edit])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg("psql", &[&restored.url(), "-qc", edit]);
     let (code, report) = verify_db(restored.url());
     assert_eq!(code, 1, "{report:#}");
 }
