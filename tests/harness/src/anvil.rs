@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 /// A running anvil; killed on drop.
 #[derive(Debug)]
 pub struct Anvil {
-    node: zt_anchor::anvil::Anvil,
+    /// Held for its drop, which ends the node.
+    _node: zt_anchor::anvil::Anvil,
     pub url: String,
 }
 
@@ -17,12 +18,7 @@ impl Anvil {
             .unwrap_or_else(|e| panic!("{e} (scripts/test.sh runs scripts/npm-tools.sh)"));
         let node = zt_anchor::anvil::Anvil::start(&found.path).expect("start anvil");
         let url = node.url.clone();
-        Anvil { node, url }
-    }
-
-    /// The node's process id.
-    pub fn pid(&self) -> u32 {
-        self.node.pid()
+        Anvil { _node: node, url }
     }
 
     /// A JSON-RPC call: its result.

@@ -10,7 +10,8 @@
 //! takes a [`Bin`] the test binary makes from it:
 //!
 //! ```no_run
-//! let zt = zt_testkit::Bin::under_test(env!("CARGO_BIN_EXE_zt-audit"));
+//! // A test binary of the zt-audit package passes env!("CARGO_BIN_EXE_zt-audit").
+//! let zt = zt_testkit::Bin::under_test("target/debug/zt-audit");
 //! let dir = tempfile::tempdir().unwrap();
 //! let cp = zt_testkit::ControlPlane::start(zt, &dir.path().join("cp"), &["--open"]);
 //! let (status, _) = cp.call("GET", "/healthz", None, None);
