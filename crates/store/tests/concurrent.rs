@@ -15,6 +15,7 @@ use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::{Envelope, Hash32};
 use zt_store::{Location, NewRecord, ScratchDatabase, Store};
+use zt_testkit::keys::shuffle;
 
 /// One envelope to store: its text and the status a receiver's keyring would give it.
 #[derive(Debug, Clone)]
@@ -135,21 +136,13 @@ type Picture = (BTreeMap<String, (String, i64, bool)>, [u64; 4]);
 
 fn picture(store: &Store) -> Picture {
     let mut recs = BTreeMap::new();
-    for c in store.chains().unwrap() {
-        let mut after = None;
-        loop {
-            let page = store.page_chain(&c.chain, after, 500).unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.cursor());
-            for r in &page {
-                let e = Envelope::from_json(&r.raw).unwrap();
-                recs.insert(
-                    e.current_hash.to_hex(),
-                    (c.chain.clone(), r.position.unwrap(), r.is_main()),
-                );
-            }
-        }
-    }
+    zt_testkit::store::for_each_row(store, |chain, r| {
+        let e = Envelope::from_json(&r.raw).unwrap();
+        recs.insert(
+            e.current_hash.to_hex(),
+            (chain.to_owned(), r.position.unwrap(), r.is_main()),
+        );
+    });
     let counts = [
         store.count_records().unwrap(),
         store.count_forks().unwrap(),
@@ -157,15 +150,6 @@ fn picture(store: &Store) -> Picture {
         store.count_copies().unwrap(),
     ];
     (recs, counts)
-}
-
-fn shuffle<T>(v: &mut [T], mut seed: u64) {
-    for i in (1..v.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.swap(i, (seed % (i as u64 + 1)) as usize);
-    }
 }
 
 #[test]
@@ -179,16 +163,8 @@ fn four_concurrent_writers_end_as_one_writer_does() {
     assert_eq!(want.1[0], all.len() as u64 - 4, "broken copies are copies");
     assert_eq!(want.1[2], 0, "nothing waits");
 
-    let server = match std::env::var("ZT_TEST_POSTGRES") {
-        Ok(s) if !s.is_empty() => s,
-        _ => {
-            assert!(
-                std::env::var("ZT_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "ZT_REQUIRE_POSTGRES=1 but ZT_TEST_POSTGRES names no server"
-            );
-            eprintln!("ZT_TEST_POSTGRES is not set: PostgreSQL not tested");
-            return;
-        }
+    let Some(server) = zt_testkit::postgres::server_url() else {
+        return;
     };
     for round in 0..3u64 {
         let db = ScratchDatabase::create(&server, "zt_concurrent").unwrap();

@@ -13,12 +13,10 @@ use ratatui::Terminal;
 use zt_core::keyring::Keyring;
 use zt_core::Hash32;
 use zt_store::{EpochRow, EpochState, LeafRow, Store};
+use zt_testkit::fixtures;
+use zt_testkit::text::{raw_chars, HOSTILE};
 use zt_tui::app::{App, Key, View};
 use zt_tui::ui::{self, Theme};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
 
 fn lines(rel: &str) -> Vec<Vec<u8>> {
     std::fs::read(fixtures().join(rel))
@@ -53,33 +51,39 @@ fn fixture_store(dir: &Path) -> PathBuf {
     }
     let heads = store.main_heads().unwrap();
     let leaves: Vec<LeafRow> = heads.into_iter().filter(|h| h.chain == "cp-east").collect();
-    store
-        .insert_epoch(
-            &EpochRow {
-                log: "fixture-log".into(),
-                epoch: 1,
-                root: Hash32::digest(b"fixture root"),
-                leaf_count: leaves.len() as u64,
-                state: EpochState::Finalized,
-                network_chain_id: Some(84532),
-                contract: Some("0x5fbdb2315678afecb367f032d93f642f64180aa3".into()),
-                owner: Some("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266".into()),
-                tx_hash: Some(
-                    "0xd3360434838f607f417735ebd3fcf775d48407861989aa552825f3431cf434a5".into(),
-                ),
-                raw_tx: None,
-                nonce: Some(0),
-                block_number: Some(2),
-                block_hash: Some("0x01".into()),
-                attempts: 1,
-                note: None,
-                created_at_ms: 0,
-                updated_at_ms: 0,
-            },
-            &leaves,
-        )
-        .unwrap();
+    let tx = "0xd3360434838f607f417735ebd3fcf775d48407861989aa552825f3431cf434a5";
+    let epoch = EpochRow {
+        contract: Some("0x5fbdb2315678afecb367f032d93f642f64180aa3".into()),
+        owner: Some("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266".into()),
+        tx_hash: Some(tx.into()),
+        block_hash: Some("0x01".into()),
+        ..finalized("fixture-log", b"fixture root", &leaves)
+    };
+    store.insert_epoch(&epoch, &leaves).unwrap();
     db
+}
+
+/// Epoch 1 of `log` over `leaves`, finalized in block 2 of chain 84532 (nonce 0, one attempt).
+fn finalized(log: &str, root: &[u8], leaves: &[LeafRow]) -> EpochRow {
+    EpochRow {
+        log: log.into(),
+        epoch: 1,
+        root: Hash32::digest(root),
+        leaf_count: leaves.len() as u64,
+        state: EpochState::Finalized,
+        network_chain_id: Some(84532),
+        contract: None,
+        owner: None,
+        tx_hash: None,
+        raw_tx: None,
+        nonce: Some(0),
+        block_number: Some(2),
+        block_hash: None,
+        attempts: 1,
+        note: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
 }
 
 fn screen(app: &mut App, w: u16, h: u16, color: bool) -> String {
@@ -175,11 +179,9 @@ fn generated(dir: &Path, n: u64) -> (PathBuf, Vec<Hash32>) {
     (db, hashes)
 }
 
-fn chain(name: &str, start: u64, n: u64, mut prev: Hash32) -> (Vec<Vec<u8>>, Vec<Hash32>) {
-    let mut out = Vec::new();
-    let mut hashes = Vec::new();
-    for seq in start..start + n {
-        let s = zt_core::envelope::V1Draft {
+fn chain(name: &str, start: u64, n: u64, prev: Hash32) -> (Vec<Vec<u8>>, Vec<Hash32>) {
+    let sealed = zt_testkit::keys::seal_chain(start, n, prev, None, |seq| {
+        zt_core::envelope::V1Draft {
             chain_id: name.into(),
             seq,
             actor: format!("agent-{}", seq % 7),
@@ -197,15 +199,13 @@ fn chain(name: &str, start: u64, n: u64, mut prev: Hash32) -> (Vec<Vec<u8>>, Vec
                 1_790_000_000_000_000_000 + i128::from(seq) * 1_000_000_000,
             )
             .to_rfc3339_millis(),
-            previous_hash: prev,
-            context: None,
+            ..zt_core::envelope::V1Draft::default()
         }
-        .seal(None);
-        prev = s.current_hash;
-        hashes.push(s.current_hash);
-        out.push(s.json.into_bytes());
-    }
-    (out, hashes)
+    });
+    sealed
+        .into_iter()
+        .map(|(json, hash)| (json.into_bytes(), hash))
+        .unzip()
 }
 
 #[test]
@@ -323,24 +323,6 @@ fn a_text_filter_scans_in_bounded_steps_and_finds_every_match() {
     assert!(s.contains("none match"), "{s}");
 }
 
-/// ESC [2K (erase the line), CR (back to its start), RLO (reverse what follows).
-const HOSTILE: &str = "\u{1b}[2K\r\u{202e}";
-
-/// What a terminal acts on or hides, listed here rather than taken from `zt_core::text` so the
-/// test does not trust the code it tests.
-fn acts_or_hides(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{feff}'
-        )
-}
-
 /// A store of one record whose every text member carries the sequences, anchored under a log
 /// whose name carries them too.
 fn hostile_store(dir: &Path) -> PathBuf {
@@ -370,30 +352,11 @@ fn hostile_store(dir: &Path) -> PathBuf {
         )
         .unwrap();
     let leaves = store.main_heads().unwrap();
-    store
-        .insert_epoch(
-            &EpochRow {
-                log: format!("log{HOSTILE}"),
-                epoch: 1,
-                root: Hash32::digest(b"hostile root"),
-                leaf_count: leaves.len() as u64,
-                state: EpochState::Finalized,
-                network_chain_id: Some(84532),
-                contract: None,
-                owner: None,
-                tx_hash: Some(format!("0x{HOSTILE}")),
-                raw_tx: None,
-                nonce: Some(0),
-                block_number: Some(2),
-                block_hash: None,
-                attempts: 1,
-                note: None,
-                created_at_ms: 0,
-                updated_at_ms: 0,
-            },
-            &leaves,
-        )
-        .unwrap();
+    let epoch = EpochRow {
+        tx_hash: Some(format!("0x{HOSTILE}")),
+        ..finalized(&format!("log{HOSTILE}"), b"hostile root", &leaves)
+    };
+    store.insert_epoch(&epoch, &leaves).unwrap();
     db
 }
 
@@ -405,12 +368,7 @@ fn inert_screen(app: &mut App, color: bool) -> (String, bool) {
         .unwrap();
     let buffer = t.backend().buffer();
     for cell in buffer.content() {
-        let raw: Vec<String> = cell
-            .symbol()
-            .chars()
-            .filter(|&c| acts_or_hides(c))
-            .map(|c| format!("U+{:04X}", u32::from(c)))
-            .collect();
+        let raw = raw_chars(cell.symbol(), false);
         assert!(raw.is_empty(), "{raw:?} drawn raw in {:?}", app.view);
     }
     let magenta = buffer

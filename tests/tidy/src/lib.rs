@@ -431,12 +431,20 @@ pub fn architecture_paths(root: &Path) -> Vec<Violation> {
         .chain(crate_dirs.iter().flat_map(|d| [d.clone(), d.join("src")]))
         .collect();
     let names = file_names(root);
+    let generated = ignored_roots(root);
     let mut v = Vec::new();
     for (i, line) in text.lines().enumerate() {
         for token in line.split('`').skip(1).step_by(2) {
             let Some(path) = named_path(token) else {
                 continue;
             };
+            // What the scripts make (`node_modules/`, `target/`) is named before it exists.
+            if generated
+                .iter()
+                .any(|g| path == g || path.starts_with(&format!("{g}/")))
+            {
+                continue;
+            }
             let found = if path.contains('/') {
                 // A slash that is not a path (`application/json`): its first part is no
                 // folder anywhere the map speaks of.
@@ -458,6 +466,18 @@ pub fn architecture_paths(root: &Path) -> Vec<Violation> {
         }
     }
     v
+}
+
+/// The paths `.gitignore` leaves out of the tree (`/target`, `node_modules/`, `/fuzz/corpus`):
+/// what the scripts make.
+fn ignored_roots(root: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(root.join(".gitignore"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().trim_start_matches('/').trim_end_matches('/'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains(['*', '!']))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The names of every file in the tree (not in build output, installed tools or git).

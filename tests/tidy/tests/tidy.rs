@@ -212,9 +212,10 @@ fn a_path_architecture_names_that_does_not_exist_is_named() {
     let t = Tree::new();
     t.krate("store", "zt-store", &[])
         .write("crates/store/src/sql.rs", "\n")
+        .write(".gitignore", "/target\nnode_modules/\n")
         .write(
             "ARCHITECTURE.md",
-            "# Architecture\n\n`crates/store` holds `sql.rs` and `src/sql.rs`; `zt_store::sql` and `zt-audit verify --db` are not paths.\n\nIt also names `crates/store/src/gone.rs` and `scripts/missing.sh`.\n",
+            "# Architecture\n\n`crates/store` holds `sql.rs` and `src/sql.rs`; `zt_store::sql` and `zt-audit verify --db` are not paths; `node_modules/.bin/anvil` is made by a script.\n\nIt also names `crates/store/src/gone.rs` and `scripts/missing.sh`.\n",
         );
     let v = t.violations(Rule::ArchitecturePath);
     let what: Vec<&str> = v.iter().map(|v| v.what.as_str()).collect();

@@ -3,13 +3,10 @@
 
 use std::path::Path;
 
-use crate::{fixtures, valid_lines, verify_json, zt};
+use crate::{interop_dir, interop_keyring, s, valid_lines, verify_json, zt};
 
 fn keyring() -> String {
-    fixtures()
-        .join("interop/zt-infra-full/keyring.json")
-        .display()
-        .to_string()
+    interop_keyring().display().to_string()
 }
 
 /// Writes `bytes` to a file, verifies it, and checks: exit 1, not ok, first finding at
@@ -37,29 +34,12 @@ fn expect_finding(dir: &Path, name: &str, bytes: &[u8], index: u64, kind: &str, 
 #[test]
 fn broken_records_are_findings_at_their_position() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
     let lines = valid_lines();
     let with = |i: usize, replacement: &str| {
         let mut l = lines.clone();
         l[i] = replacement.to_owned();
         (l.join("\n") + "\n").into_bytes()
     };
-    expect_finding(
-        d,
-        "not-json.jsonl",
-        &with(3, "this is not json"),
-        3,
-        "malformed",
-        "not JSON",
-    );
-    expect_finding(
-        d,
-        "cut-off.jsonl",
-        &with(5, &lines[5][..40]),
-        5,
-        "malformed",
-        "not JSON",
-    );
     let mut invalid_utf8 = lines[2].clone().into_bytes();
     let pos = invalid_utf8
         .windows(6)
@@ -75,98 +55,115 @@ fn broken_records_are_findings_at_their_position() {
         }
         bytes.push(b'\n');
     }
-    expect_finding(d, "invalid-utf8.jsonl", &bytes, 2, "malformed", "not JSON");
-    expect_finding(
-        d,
-        "wrong-type.jsonl",
-        &with(1, &lines[1].replace("\"agent-mcp-7\"", "42")),
-        1,
-        "malformed",
-        "`actor` must be a string, found number",
-    );
-    expect_finding(
-        d,
-        "missing-field.jsonl",
-        &with(4, &lines[4].replace("\"reason\":", "\"why\":")),
-        4,
-        "malformed",
-        "missing member `reason`",
-    );
     let h = &lines[6][lines[6].find("\"current_hash\":\"").unwrap() + 16..][..64];
-    expect_finding(
-        d,
-        "non-hex.jsonl",
-        &with(6, &lines[6].replace(h, &"zz".repeat(32))),
-        6,
-        "malformed",
-        "64 lowercase hex",
-    );
     let sig_start = lines[7].find("\"signature\":\"").unwrap() + 13;
     let sig_end = sig_start + lines[7][sig_start..].find('"').unwrap();
-    let not_der = format!(
-        "{}{}{}",
-        &lines[7][..sig_start],
-        "aGVsbG8gd29ybGQ=",
-        &lines[7][sig_end..]
-    );
-    expect_finding(
-        d,
-        "not-der.jsonl",
-        &with(7, &not_der),
-        7,
-        "bad_signature",
-        "not a DER",
-    );
-    let not_b64 = format!(
-        "{}{}{}",
-        &lines[7][..sig_start],
-        "!!!",
-        &lines[7][sig_end..]
-    );
-    expect_finding(
-        d,
-        "not-base64.jsonl",
-        &with(7, &not_b64),
-        7,
-        "bad_signature",
-        "not base64",
-    );
-    expect_finding(
-        d,
-        "duplicate-member.jsonl",
-        &with(1, &lines[1].replacen("{", "{\"decision\":\"allow\",", 1)),
-        1,
-        "malformed",
-        "duplicate member name `decision`",
-    );
-    expect_finding(
-        d,
-        "array-record.jsonl",
-        &with(0, "[1,2,3]"),
-        0,
-        "malformed",
-        "not an object",
-    );
-    expect_finding(
-        d,
-        "deep.jsonl",
-        &with(0, &"[".repeat(10_000)),
-        0,
-        "malformed",
-        "not JSON",
-    );
-    expect_finding(d, "empty.jsonl", b"", 0, "malformed", "no audit records");
-    expect_finding(
-        d,
-        "blank.jsonl",
-        b"\n\n  \n",
-        0,
-        "malformed",
-        "no audit records",
-    );
-    expect_finding(d, "cut-array.json", b"[{\"a\":", 0, "malformed", "");
-    // fuzz regression (split_records): a stray \r before CRLF, then an empty line
-    expect_finding(d, "double-cr.jsonl", b"a\r\r\n", 0, "malformed", "not JSON");
+    let signature = |sig: &str| {
+        with(
+            7,
+            &format!("{}{sig}{}", &lines[7][..sig_start], &lines[7][sig_end..]),
+        )
+    };
+    // (file, its bytes, index of the first finding, its kind, what its message says)
+    let cases: Vec<(&str, Vec<u8>, u64, &str, &str)> = vec![
+        (
+            "not-json.jsonl",
+            with(3, "this is not json"),
+            3,
+            "malformed",
+            "not JSON",
+        ),
+        (
+            "cut-off.jsonl",
+            with(5, &lines[5][..40]),
+            5,
+            "malformed",
+            "not JSON",
+        ),
+        ("invalid-utf8.jsonl", bytes, 2, "malformed", "not JSON"),
+        (
+            "wrong-type.jsonl",
+            with(1, &lines[1].replace("\"agent-mcp-7\"", "42")),
+            1,
+            "malformed",
+            "`actor` must be a string, found number",
+        ),
+        (
+            "missing-field.jsonl",
+            with(4, &lines[4].replace("\"reason\":", "\"why\":")),
+            4,
+            "malformed",
+            "missing member `reason`",
+        ),
+        (
+            "non-hex.jsonl",
+            with(6, &lines[6].replace(h, &"zz".repeat(32))),
+            6,
+            "malformed",
+            "64 lowercase hex",
+        ),
+        (
+            "not-der.jsonl",
+            signature("aGVsbG8gd29ybGQ="),
+            7,
+            "bad_signature",
+            "not a DER",
+        ),
+        (
+            "not-base64.jsonl",
+            signature("!!!"),
+            7,
+            "bad_signature",
+            "not base64",
+        ),
+        (
+            "duplicate-member.jsonl",
+            with(1, &lines[1].replacen("{", "{\"decision\":\"allow\",", 1)),
+            1,
+            "malformed",
+            "duplicate member name `decision`",
+        ),
+        (
+            "array-record.jsonl",
+            with(0, "[1,2,3]"),
+            0,
+            "malformed",
+            "not an object",
+        ),
+        (
+            "deep.jsonl",
+            with(0, &"[".repeat(10_000)),
+            0,
+            "malformed",
+            "not JSON",
+        ),
+        (
+            "empty.jsonl",
+            b"".to_vec(),
+            0,
+            "malformed",
+            "no audit records",
+        ),
+        (
+            "blank.jsonl",
+            b"\n\n  \n".to_vec(),
+            0,
+            "malformed",
+            "no audit records",
+        ),
+        ("cut-array.json", b"[{\"a\":".to_vec(), 0, "malformed", ""),
+        // fuzz regression (split_records): a stray \r before CRLF, then an empty line
+        (
+            "double-cr.jsonl",
+            b"a\r\r\n".to_vec(),
+            0,
+            "malformed",
+            "not JSON",
+        ),
+    ];
+    for (name, bytes, index, kind, needle) in cases {
+        expect_finding(tmp.path(), name, &bytes, index, kind, needle);
+    }
 }
 
 #[test]
@@ -219,7 +216,7 @@ fn unreadable_inputs_are_errors_naming_the_file() {
 #[test]
 fn unusable_keys_are_usage_errors_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let valid = fixtures().join("interop/zt-infra-full/valid.jsonl");
+    let valid = interop_dir().join("valid.jsonl");
     // a P-256 point that is not on the curve
     let bad_point = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEmU7BCuElTNXhTsaHXX1eo9c970dj\nYg6gF2ukO3CsyMYfA9y81BKlecRRUababjELhEzDwdXSrEfGEqRxXiu0IA==\n-----END PUBLIC KEY-----\n";
     let pem = tmp.path().join("bad.pem");
@@ -235,29 +232,19 @@ fn unusable_keys_are_usage_errors_naming_the_key() {
     assert!(err.contains("--key k1") && err.contains("P-256"), "{err}");
 
     let ring = tmp.path().join("ring.json");
+    let verify_under_ring = || zt(&["verify", "--keyring", s(&ring), s(&valid)]);
     std::fs::write(
         &ring,
         format!(r#"{{"keys":[{{"key_id":"k2","public_key_pem":{bad_point:?}}}]}}"#),
     )
     .unwrap();
-    let out = zt(&[
-        "verify",
-        "--keyring",
-        ring.to_str().unwrap(),
-        valid.to_str().unwrap(),
-    ]);
+    let out = verify_under_ring();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("k2"), "{err}");
 
     std::fs::write(&ring, "not json").unwrap();
-    let out = zt(&[
-        "verify",
-        "--keyring",
-        ring.to_str().unwrap(),
-        valid.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(verify_under_ring().status.code(), Some(2));
 
     let out = zt(&["verify", "--expect-head", "abc", valid.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
@@ -270,7 +257,7 @@ fn unusable_keys_are_usage_errors_naming_the_key() {
 #[test]
 fn reconcile_without_its_trust_root_is_a_usage_error() {
     let addr = "0x000000000000000000000000000000000000dead";
-    let lineage = fixtures().join("interop/zt-infra-full/valid.jsonl");
+    let lineage = interop_dir().join("valid.jsonl");
     let cases: &[&[&str]] = &[
         &["--db", "x.db", "--log", "prod-audit"],
         &["--db", "x.db", "--log", "prod-audit", "--owner", "nope"],
@@ -303,8 +290,8 @@ fn a_closed_stdout_is_exit_141_not_a_panic() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let marker = format!("pipe-{}", std::process::id());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args(["demo", "--dir", tmp.path().join("d").to_str().unwrap()])
+    let mut child = crate::bin()
+        .command(["demo", "--dir", s(&tmp.path().join("d"))])
         .env("ZT_TEST_MARKER", &marker)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -320,7 +307,7 @@ fn a_closed_stdout_is_exit_141_not_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
-    let left = crate::marked_processes(&marker);
+    let left = zt_testkit::process::marked_processes(&marker);
     assert!(left.is_empty(), "outlived the demo: {left:?}");
 }
 
@@ -336,12 +323,8 @@ fn an_unreachable_or_malformed_postgres_store_is_an_error_without_its_password()
         vec!["tui", "--db", url],
         vec!["serve", "--db", url, "--listen", "127.0.0.1:0"],
     ] {
-        let out = crate::zt(&args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = zt(&args);
+        let text = zt_testkit::both(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(
             !text.contains("s3cret-pw"),
@@ -353,7 +336,7 @@ fn an_unreachable_or_malformed_postgres_store_is_an_error_without_its_password()
         );
         assert!(!text.contains("panicked"), "{args:?}: {text}");
     }
-    let out = crate::zt(&["verify", "--db", "postgres://zt@127.0.0.1:notaport/audit"]);
+    let out = zt(&["verify", "--db", "postgres://zt@127.0.0.1:notaport/audit"]);
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(

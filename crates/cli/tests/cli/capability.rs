@@ -4,32 +4,17 @@
 use zt_core::capability::{self, Grants, Issue};
 use zt_core::time::Timestamp;
 
-use crate::zt;
+use crate::{bin, s, zt};
 
 fn text(o: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (zt_testkit::stdout(o), zt_testkit::stderr(o))
 }
 
 #[test]
 fn attenuate_narrows_and_show_verifies_under_the_given_keyring() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("k");
-    assert!(zt(&[
-        "keygen",
-        "--out",
-        out.to_str().unwrap(),
-        "--key-id",
-        "cp-test"
-    ])
-    .status
-    .success());
-    let key = zt_core::crypto::SigningKey::from_pkcs8_pem(
-        &std::fs::read_to_string(out.join("private.pem")).unwrap(),
-    )
-    .unwrap();
+    let key = bin().keygen(&out, "cp-test");
     let now = Timestamp::now();
     let token = capability::issue(
         &Issue {
@@ -72,13 +57,7 @@ fn attenuate_narrows_and_show_verifies_under_the_given_keyring() {
     let narrowed = stdout.trim().to_owned();
     assert!(narrowed.starts_with("ztcap1.") && narrowed != token);
 
-    let o = zt(&[
-        "capability",
-        "show",
-        &narrowed,
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let o = zt(&["capability", "show", &narrowed, "--keyring", s(&ring)]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}{stderr}");
     assert!(
@@ -102,21 +81,13 @@ fn attenuate_narrows_and_show_verifies_under_the_given_keyring() {
 
     // another keyring (a key of the same id): not verified, exit 1
     let other = tmp.path().join("other");
-    assert!(zt(&[
-        "keygen",
-        "--out",
-        other.to_str().unwrap(),
-        "--key-id",
-        "cp-test"
-    ])
-    .status
-    .success());
+    bin().keygen(&other, "cp-test");
     let o = zt(&[
         "capability",
         "show",
         &narrowed,
         "--keyring",
-        other.join("keyring.json").to_str().unwrap(),
+        s(&other.join("keyring.json")),
         "--format",
         "json",
     ]);

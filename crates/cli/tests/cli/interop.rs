@@ -1,7 +1,7 @@
 //! Every case of the shared interop vectors (`fixtures/interop/zt-infra-full/EXPECT.json`),
 //! through the real binary: verdict, exit code, first finding's index and kind.
 
-use crate::{first_finding, fixtures, verify_json};
+use crate::{first_finding, fixtures, s, verify_json};
 
 #[test]
 fn every_expect_case_holds() {
@@ -13,11 +13,7 @@ fn every_expect_case_holds() {
     assert!(cases.len() >= 14, "EXPECT.json lost cases");
     for (file, case) in cases {
         let path = dir.join(file);
-        let (code, report) = verify_json(&[
-            "--keyring",
-            keyring.to_str().unwrap(),
-            path.to_str().unwrap(),
-        ]);
+        let (code, report) = verify_json(&["--keyring", s(&keyring), s(&path)]);
         let ok = case["ok"].as_bool().unwrap();
         assert_eq!(
             report["ok"].as_bool(),
@@ -50,23 +46,14 @@ fn every_expect_case_holds() {
             }
         }
         if let Some(head) = case["expect_head"].as_str() {
-            let (code, report) = verify_json(&[
-                "--keyring",
-                keyring.to_str().unwrap(),
-                "--expect-head",
-                head,
-                path.to_str().unwrap(),
-            ]);
+            let expecting = |file: &std::path::Path| {
+                verify_json(&["--keyring", s(&keyring), "--expect-head", head, s(file)])
+            };
+            let (code, report) = expecting(&path);
             assert_eq!(code, 1, "{file} with --expect-head must fail");
             assert_eq!(first_finding(&report).unwrap().1, "truncated");
             // and the full chain reaches that head
-            let (code, _) = verify_json(&[
-                "--keyring",
-                keyring.to_str().unwrap(),
-                "--expect-head",
-                head,
-                dir.join("valid.jsonl").to_str().unwrap(),
-            ]);
+            let (code, _) = expecting(&dir.join("valid.jsonl"));
             assert_eq!(code, 0, "valid.jsonl reaches {head}");
         }
     }
@@ -83,11 +70,7 @@ fn keys_given_on_the_command_line_work_like_a_keyring() {
     let (code, _) = verify_json(&["--key", &spec, dir.join("valid.jsonl").to_str().unwrap()]);
     assert_eq!(code, 0);
     // rotated-key needs the second key too
-    let (code, report) = verify_json(&[
-        "--key",
-        &spec,
-        dir.join("rotated-key.jsonl").to_str().unwrap(),
-    ]);
+    let (code, report) = verify_json(&["--key", &spec, s(&dir.join("rotated-key.jsonl"))]);
     assert_eq!(code, 1);
     assert_eq!(first_finding(&report), Some((6, "unknown_key".into())));
 }
@@ -106,9 +89,9 @@ fn several_files_keep_their_own_positions_in_file_order() {
     let k = dir.join("keyring.json");
     let (code, report) = verify_json(&[
         "--keyring",
-        k.to_str().unwrap(),
-        dir.join("forged-signature.jsonl").to_str().unwrap(),
-        dir.join("edited-decision.jsonl").to_str().unwrap(),
+        s(&k),
+        s(&dir.join("forged-signature.jsonl")),
+        s(&dir.join("edited-decision.jsonl")),
     ]);
     assert_eq!(code, 1);
     let f = report["findings"].as_array().unwrap();
@@ -141,8 +124,8 @@ fn text_output_names_position_expected_and_found() {
     let out = crate::zt(&[
         "verify",
         "--keyring",
-        dir.join("keyring.json").to_str().unwrap(),
-        dir.join("edited-decision.jsonl").to_str().unwrap(),
+        s(&dir.join("keyring.json")),
+        s(&dir.join("edited-decision.jsonl")),
     ]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();

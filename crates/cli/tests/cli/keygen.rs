@@ -1,19 +1,13 @@
 //! `zt-audit keygen`: files, modes, and that the key it makes verifies what it signs.
 
-use crate::zt;
+use crate::{s, zt};
 
 #[test]
 fn keygen_writes_a_usable_key_pair_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("k");
-    let o = zt(&[
-        "keygen",
-        "--out",
-        out.to_str().unwrap(),
-        "--key-id",
-        "cp-test",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = zt(&["keygen", "--out", s(&out), "--key-id", "cp-test"]);
+    assert!(o.status.success(), "{}", zt_testkit::stderr(&o));
     let private = std::fs::read_to_string(out.join("private.pem")).unwrap();
     assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
     #[cfg(unix)]
@@ -37,7 +31,7 @@ fn keygen_writes_a_usable_key_pair_and_refuses_to_overwrite() {
         key.public_key()
     );
 
-    let again = zt(&["keygen", "--out", out.to_str().unwrap()]);
+    let again = zt(&["keygen", "--out", s(&out)]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
     assert_eq!(

@@ -6,14 +6,7 @@ use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::Hash32;
 
-use crate::{fixtures, verify_json, zt};
-
-fn key(name: &str) -> SigningKey {
-    SigningKey::from_pkcs8_pem(
-        &std::fs::read_to_string(fixtures().join(format!("keys/{name}.key.pem"))).unwrap(),
-    )
-    .unwrap()
-}
+use crate::{bin, fixture_key, fixtures, s, verify_json, zt};
 
 fn record(chain: &str, seq: u64, prev: Hash32, key: &SigningKey, key_id: &str) -> (String, Hash32) {
     let s = V1Draft {
@@ -35,7 +28,7 @@ fn record(chain: &str, seq: u64, prev: Hash32, key: &SigningKey, key_id: &str) -
 #[test]
 fn a_key_signs_only_the_chains_the_keyring_binds_it_to() {
     let d = tempfile::tempdir().unwrap();
-    let (a, b) = (key("test-only-a"), key("test-only-b"));
+    let (a, b) = (fixture_key("test-only-a"), fixture_key("test-only-b"));
     let pem =
         |n: &str| std::fs::read_to_string(fixtures().join(format!("keys/{n}.pub.pem"))).unwrap();
     let ring = d.path().join("keyring.json");
@@ -54,8 +47,7 @@ fn a_key_signs_only_the_chains_the_keyring_binds_it_to() {
     let b1 = record("cp-b", 1, b0.1, &b, "cp-b-key");
     let file = d.path().join("b.jsonl");
     std::fs::write(&file, format!("{}\n{}\n{}\n", b0.0, forged.0, b1.0)).unwrap();
-    let (code, report) =
-        verify_json(&["--keyring", ring.to_str().unwrap(), file.to_str().unwrap()]);
+    let (code, report) = verify_json(&["--keyring", s(&ring), s(&file)]);
     assert_eq!(code, 1, "{report:#}");
     let f = &report["findings"][0];
     assert_eq!(
@@ -75,26 +67,14 @@ fn a_key_signs_only_the_chains_the_keyring_binds_it_to() {
     for (i, line) in [&forged.0, &b0.0, &b1.0].iter().enumerate() {
         let one = d.path().join(format!("part-{i}.jsonl"));
         std::fs::write(&one, format!("{line}\n")).unwrap();
-        let o = zt(&[
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            "--keyring",
-            ring.to_str().unwrap(),
-            one.to_str().unwrap(),
-        ]);
+        let o = bin().import(&db, &ring, &[&one]);
         assert!(
             o.status.code().is_some_and(|c| c <= 1),
             "{}",
-            String::from_utf8_lossy(&o.stderr)
+            zt_testkit::stderr(&o)
         );
     }
-    let (code, report) = verify_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let (code, report) = verify_json(&["--db", s(&db), "--keyring", s(&ring)]);
     assert_eq!(code, 1, "{report:#}");
     let b_chain = report["chains"]
         .as_array()
@@ -136,16 +116,9 @@ fn a_key_signs_only_the_chains_the_keyring_binds_it_to() {
         .to_string(),
     )
     .unwrap();
-    let o = zt(&[
-        "verify",
-        "--keyring",
-        open_ring.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let out = zt_testkit::stdout(&zt(&["verify", "--keyring", s(&open_ring), s(&file)]));
     assert!(
-        String::from_utf8_lossy(&o.stdout)
-            .contains("binds no key to chains, so any of them may sign any chain"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        out.contains("binds no key to chains, so any of them may sign any chain"),
+        "{out}"
     );
 }

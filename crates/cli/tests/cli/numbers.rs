@@ -5,10 +5,10 @@
 
 use std::process::Command;
 
-use crate::{fixtures, verify_json};
+use crate::{fixtures, s, v1_keyring, verify_json};
 
 fn node(args: &[&str]) {
-    let script = crate::support::repo().join("scripts/numbers.mjs");
+    let script = crate::repo().join("scripts/numbers.mjs");
     let o = Command::new("node")
         .arg(script)
         .args(args)
@@ -61,29 +61,18 @@ fn an_independent_producers_large_doubles_verify() {
     node(&[
         "chain",
         chain.to_str().unwrap(),
-        fixtures()
-            .join("keys/test-only-a.key.pem")
-            .to_str()
-            .unwrap(),
+        s(&fixtures().join("keys/test-only-a.key.pem")),
         "test-only-a",
     ]);
-    let keyring = fixtures().join("v1/keyring.json");
-    let (code, report) = verify_json(&[
-        "--keyring",
-        keyring.to_str().unwrap(),
-        chain.to_str().unwrap(),
-    ]);
+    let verify = || verify_json(&["--keyring", s(&v1_keyring()), s(&chain)]);
+    let (code, report) = verify();
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records"], 3);
     // the same chain with one integer text no double holds: malformed, the path named
     let text = std::fs::read_to_string(&chain).unwrap();
     assert!(text.contains("9007199254740992"));
     std::fs::write(&chain, text.replace("9007199254740992", "9007199254740993")).unwrap();
-    let (code, report) = verify_json(&[
-        "--keyring",
-        keyring.to_str().unwrap(),
-        chain.to_str().unwrap(),
-    ]);
+    let (code, report) = verify();
     assert_eq!(code, 1, "{report:#}");
     let f = &report["findings"][0];
     assert_eq!(

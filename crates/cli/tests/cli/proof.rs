@@ -5,14 +5,9 @@ use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::{merkle, Hash32};
 
-use crate::{fixtures, zt};
+use crate::{fixture_key as key, v1_keyring, zt};
 
 const OWNER: alloy::primitives::Address = alloy::primitives::Address::repeat_byte(0x0a);
-
-pub(crate) fn key(name: &str) -> SigningKey {
-    let pem = std::fs::read_to_string(fixtures().join(format!("keys/{name}.key.pem"))).unwrap();
-    SigningKey::from_pkcs8_pem(&pem).unwrap()
-}
 
 /// One v1 record of chain `prod`, signed by `signer` (`None`: unsigned).
 pub(crate) fn record(signer: Option<(&SigningKey, &str)>) -> (String, Hash32) {
@@ -67,11 +62,19 @@ pub(crate) fn write(dir: &std::path::Path, name: &str, v: &serde_json::Value) ->
 }
 
 pub(crate) fn keyring() -> String {
-    fixtures()
-        .join("v1/keyring.json")
-        .to_str()
-        .unwrap()
-        .to_owned()
+    v1_keyring().to_str().unwrap().to_owned()
+}
+
+/// `verify-proof` under the v1 keyring of the bundle that proves `record` by itself, written
+/// as `name` in `dir`: (exit code, stdout).
+fn verify_forged(
+    dir: &std::path::Path,
+    name: &str,
+    record: &(String, Hash32),
+) -> (Option<i32>, String) {
+    let path = write(dir, name, &forged_bundle(record));
+    let out = zt(&["verify-proof", &path, "--keyring", &keyring()]);
+    (out.status.code(), zt_testkit::stdout(&out))
 }
 
 #[test]
@@ -93,10 +96,8 @@ fn a_proof_is_not_checked_without_a_trust_root() {
 #[test]
 fn a_forged_bundle_of_one_unsigned_record_is_invalid() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = write(tmp.path(), "unsigned.json", &forged_bundle(&record(None)));
-    let out = zt(&["verify-proof", &path, "--keyring", &keyring()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = verify_forged(tmp.path(), "unsigned.json", &record(None));
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.starts_with("INVALID"), "{stdout}");
     assert!(stdout.contains("unsigned"), "{stdout}");
 }
@@ -106,10 +107,8 @@ fn a_record_signed_outside_its_keys_window_is_invalid() {
     let tmp = tempfile::tempdir().unwrap();
     // test-only-b-expired is valid until 2026-09-30; the record says 2026-10-01.
     let late = record(Some((&key("test-only-b"), "test-only-b-expired")));
-    let path = write(tmp.path(), "expired.json", &forged_bundle(&late));
-    let out = zt(&["verify-proof", &path, "--keyring", &keyring()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = verify_forged(tmp.path(), "expired.json", &late);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("key_not_valid"), "{stdout}");
 }
 
@@ -117,12 +116,10 @@ fn a_record_signed_outside_its_keys_window_is_invalid() {
 fn an_offline_check_says_the_anchor_was_not_checked() {
     let tmp = tempfile::tempdir().unwrap();
     let signed = record(Some((&key("test-only-a"), "test-only-a")));
-    let path = write(tmp.path(), "bundle.json", &forged_bundle(&signed));
-    let out = zt(&["verify-proof", &path, "--keyring", &keyring()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout) = verify_forged(tmp.path(), "bundle.json", &signed);
     // Offline, a self-consistent bundle signed under the keyring holds, but only as far as it
     // goes: the output must say the anchor itself was not checked, and what was trusted.
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("not checked on chain"), "{stdout}");
     assert!(stdout.contains("test-only-a"), "{stdout}");
     assert!(stdout.contains("keyring.json"), "{stdout}");

@@ -2,7 +2,8 @@
 //! Infura and Alchemy keys in the path); whatever goes wrong, stderr and stdout show the URL
 //! redacted.
 
-use crate::proof::{forged_bundle, key, keyring, record, write};
+use crate::fixture_key as key;
+use crate::proof::{forged_bundle, keyring, record, write};
 
 /// The secrets the URLs below carry, none of which may be printed.
 const SECRETS: [&str; 4] = [
@@ -23,20 +24,13 @@ fn urls() -> [String; 4] {
 }
 
 fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run zt-audit")
+    let mut cmd = crate::bin().command(args);
+    cmd.envs(env.iter().copied());
+    zt_testkit::bin::output(&mut cmd)
 }
 
 fn assert_no_secret(what: &str, out: &std::process::Output) {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = zt_testkit::both(out);
     for s in SECRETS {
         assert!(!text.contains(s), "{what}: printed a secret:\n{text}");
     }
@@ -55,80 +49,36 @@ fn rpc_credentials_never_reach_the_terminal_from_anchor_reconcile_or_verify_proo
     let ring = keyring();
     let contract = "0x000000000000000000000000000000000000dead";
     let who = "0x0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a";
+    // (what, the arguments before `--rpc URL --network local`, the arguments after)
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        ("anchor deploy", &["anchor", "deploy"], &[]),
+        (
+            "anchor run",
+            &["anchor", "run", "--db", db],
+            &["--contract", contract, "--log", "l", "--once"],
+        ),
+        (
+            "reconcile",
+            &["reconcile", "--db", db],
+            &["--contract", contract, "--owner", who, "--log", "l"],
+        ),
+        (
+            "verify-proof",
+            &["verify-proof", &bundle, "--keyring", &ring],
+            &["--contract", contract, "--writer", who],
+        ),
+    ];
     for url in urls() {
-        let cases: Vec<(&str, Vec<&str>)> = vec![
-            (
-                "anchor deploy",
-                vec!["anchor", "deploy", "--rpc", &url, "--network", "local"],
-            ),
-            (
-                "anchor run",
-                vec![
-                    "anchor",
-                    "run",
-                    "--db",
-                    db,
-                    "--rpc",
-                    &url,
-                    "--network",
-                    "local",
-                    "--contract",
-                    contract,
-                    "--log",
-                    "l",
-                    "--once",
-                ],
-            ),
-            (
-                "reconcile",
-                vec![
-                    "reconcile",
-                    "--db",
-                    db,
-                    "--rpc",
-                    &url,
-                    "--network",
-                    "local",
-                    "--contract",
-                    contract,
-                    "--owner",
-                    who,
-                    "--log",
-                    "l",
-                ],
-            ),
-            (
-                "verify-proof",
-                vec![
-                    "verify-proof",
-                    &bundle,
-                    "--keyring",
-                    &ring,
-                    "--rpc",
-                    &url,
-                    "--network",
-                    "local",
-                    "--contract",
-                    contract,
-                    "--writer",
-                    who,
-                ],
-            ),
-        ];
-        for (what, args) in cases {
+        for (what, before, after) in cases {
+            let local = ["--network", "local"];
+            let args = [before, &["--rpc", &url], &local, after].concat();
             let out = run_with_env(&args, &[("ZT_ANCHOR_KEY", TEST_KEY)]);
             assert_eq!(out.status.code(), Some(2), "{what} {url}");
             assert_no_secret(&format!("{what} {url}"), &out);
             // The same URL from the environment.
-            let without: Vec<&str> = args
-                .iter()
-                .enumerate()
-                .filter(|(i, a)| **a != "--rpc" && (*i == 0 || args[*i - 1] != "--rpc"))
-                .map(|(_, a)| *a)
-                .collect();
             if what != "verify-proof" {
                 let out = run_with_env(
-                    &without,
+                    &[before, &local, after].concat(),
                     &[("ZT_ANCHOR_KEY", TEST_KEY), ("ZT_ANCHOR_RPC", &url)],
                 );
                 assert_eq!(out.status.code(), Some(2), "{what} (env) {url}");

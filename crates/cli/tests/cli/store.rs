@@ -1,18 +1,22 @@
 //! `zt-audit import` and `zt-audit verify --db`: the store path, through the binary.
 
-use crate::{first_finding, interop_dir, verify_db, zt};
+use std::path::Path;
 
-fn import(db: &std::path::Path, files: &[&std::path::Path]) -> std::process::Output {
-    let ring = interop_dir().join("keyring.json");
-    let mut args = vec![
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ];
-    args.extend(files.iter().map(|f| f.to_str().unwrap()));
-    zt(&args)
+use zt_testkit::report::{chain_names, kinds};
+
+use crate::{bin, first_finding, interop_dir, interop_keyring, s, verify_db, verify_json, zt};
+
+fn import(db: &Path, files: &[&Path]) -> std::process::Output {
+    bin().import(db, &interop_keyring(), files)
+}
+
+/// Imports the interop vectors `names` into the store at `db` (it must succeed), then verifies
+/// the store: (exit code, report).
+fn imported(db: &Path, names: &[&str]) -> (i32, serde_json::Value) {
+    let files: Vec<_> = names.iter().map(|n| interop_dir().join(n)).collect();
+    let out = import(db, &files.iter().map(|f| f.as_path()).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", zt_testkit::stderr(&out));
+    verify_db(db)
 }
 
 #[test]
@@ -21,11 +25,7 @@ fn imported_chain_verifies_and_reimport_is_a_no_op() {
     let db = tmp.path().join("a.db");
     let valid = interop_dir().join("valid.jsonl");
     let out = import(&db, &[&valid]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", zt_testkit::stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("12 new, 0 duplicates"));
     let out = import(&db, &[&valid]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 new, 12 duplicates"));
@@ -53,24 +53,9 @@ fn a_fork_in_the_store_is_one_fork_finding() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("c.db");
     // valid.jsonl and rotated-key.jsonl share records 0..5, then diverge: a real fork
-    assert!(import(
-        &db,
-        &[
-            &interop_dir().join("valid.jsonl"),
-            &interop_dir().join("rotated-key.jsonl")
-        ]
-    )
-    .status
-    .success());
-    let (code, report) = verify_db(&db);
+    let (code, report) = imported(&db, &["valid.jsonl", "rotated-key.jsonl"]);
     assert_eq!(code, 1);
-    let kinds: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["fork"], "{report:#}");
+    assert_eq!(kinds(&report), ["fork"], "{report:#}");
     assert_eq!(report["records"], 18);
 }
 
@@ -81,22 +66,12 @@ fn a_fork_in_the_store_is_one_fork_finding() {
 /// per file, and say OK: an operator could show two auditors two histories.
 #[test]
 fn a_split_view_read_as_files_is_the_same_one_fork() {
-    let ring = interop_dir().join("keyring.json");
     let (valid, rotated) = (
         interop_dir().join("valid.jsonl"),
         interop_dir().join("rotated-key.jsonl"),
     );
-    let out = zt(&[
-        "verify",
-        "--format",
-        "json",
-        "--keyring",
-        ring.to_str().unwrap(),
-        valid.to_str().unwrap(),
-        rotated.to_str().unwrap(),
-    ]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let (code, report) = verify_json(&["--keyring", s(&interop_keyring()), s(&valid), s(&rotated)]);
+    assert_eq!(code, 1, "{report:#}");
     let findings: Vec<(String, u64, &str)> = report["findings"]
         .as_array()
         .unwrap()
@@ -115,26 +90,22 @@ fn a_split_view_read_as_files_is_the_same_one_fork() {
         [("rotated-key.jsonl".to_owned(), 6, "fork")],
         "{report:#}"
     );
-    let chains: Vec<&str> = report["chains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["chain"].as_str().unwrap())
-        .collect();
-    assert_eq!(chains, ["lineage-f2cd5d9e431f4aa4"], "{report:#}");
+    assert_eq!(
+        chain_names(&report),
+        ["lineage-f2cd5d9e431f4aa4"],
+        "{report:#}"
+    );
 }
 
 #[test]
 fn rejected_envelopes_are_kept_and_fail_verification() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("d.db");
-    let out = import(
-        &db,
-        &[
-            &interop_dir().join("malformed.jsonl"),
-            &interop_dir().join("edited-decision.jsonl"),
-        ],
-    );
+    let files = [
+        interop_dir().join("malformed.jsonl"),
+        interop_dir().join("edited-decision.jsonl"),
+    ];
+    let out = import(&db, &[&files[0], &files[1]]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("2 quarantined"), "{stdout}");
@@ -156,10 +127,7 @@ fn rejected_envelopes_are_kept_and_fail_verification() {
 fn pretty_printed_responses_round_trip_through_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("e.db");
-    assert!(import(&db, &[&interop_dir().join("http-responses.json")])
-        .status
-        .success());
-    let (code, report) = verify_db(&db);
+    let (code, report) = imported(&db, &["http-responses.json"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["records"], 5);
 }
@@ -171,11 +139,7 @@ fn missing_inputs_and_stores_are_errors() {
     let out = import(&db, &[&tmp.path().join("nope.jsonl")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.jsonl"));
-    let out = zt(&[
-        "verify",
-        "--db",
-        tmp.path().join("absent.db").to_str().unwrap(),
-    ]);
+    let out = zt(&["verify", "--db", s(&tmp.path().join("absent.db"))]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
 }
@@ -184,10 +148,7 @@ fn missing_inputs_and_stores_are_errors() {
 fn unknown_keys_are_stored_and_flagged_not_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("g.db");
-    assert!(import(&db, &[&interop_dir().join("unknown-key.jsonl")])
-        .status
-        .success());
-    let (code, report) = verify_db(&db);
+    let (code, report) = imported(&db, &["unknown-key.jsonl"]);
     assert_eq!(code, 1);
     assert_eq!(report["records"], 12);
     assert_eq!(first_finding(&report), Some((11, "unknown_key".into())));
@@ -201,11 +162,7 @@ fn a_broken_copy_sent_first_is_superseded_and_still_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("c.db");
     let out = import(&db, &[&interop_dir().join("forged-signature.jsonl")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", zt_testkit::stderr(&out));
     let out = import(&db, &[&interop_dir().join("valid.jsonl")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

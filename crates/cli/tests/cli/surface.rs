@@ -27,8 +27,8 @@ fn json_report_shape_is_stable() {
 #[test]
 fn standard_input_is_read_with_a_dash() {
     let dir = fixtures().join("interop/zt-infra-full");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zt-audit"))
-        .args(["verify", "--format", "json", "--keyring"])
+    let mut child = crate::bin()
+        .command(["verify", "--format", "json", "--keyring"])
         .arg(dir.join("keyring.json"))
         .arg("-")
         .stdin(Stdio::piped())

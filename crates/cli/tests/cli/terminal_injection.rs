@@ -4,14 +4,11 @@
 
 use std::path::Path;
 
-use zt_core::crypto::SigningKey;
 use zt_core::envelope::V1Draft;
 use zt_core::Hash32;
+use zt_testkit::text::{raw_chars, HOSTILE};
 
-use crate::{fixtures, verify_json, zt};
-
-/// Erase the line, return to its start, then reverse what follows (RLO).
-const HOSTILE: &str = "\u{1b}[2K\r\u{202e}";
+use crate::{fixture_key, fixtures, s, v1_keyring, verify_json, zt};
 
 /// A chain id that erases its own FAIL line, prints a verdict of its own under it, then hides
 /// more behind a zero-width space and a C1 control sequence introducer.
@@ -19,28 +16,10 @@ fn hostile_chain() -> String {
     format!("cp{HOSTILE}\nOK: 2 records in 1 chain verify\n\u{200b}\u{9b}2J")
 }
 
-/// The characters a terminal acts on or hides rather than shows; the line breaks of the
-/// report itself are the only control characters allowed in its output. Listed here rather
-/// than taken from `zt_core::text`, so the test does not trust the code it tests.
-fn acts_or_hides(c: char) -> bool {
-    (c.is_control() && c != '\n')
-        || matches!(
-            c,
-            '\u{061c}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{feff}'
-        )
-}
-
+/// Asserts `text` holds nothing a terminal acts on or hides; the line breaks of the report
+/// itself are the only control characters allowed in its output.
 fn assert_inert(what: &str, text: &str) {
-    let bad: Vec<String> = text
-        .chars()
-        .filter(|&c| acts_or_hides(c))
-        .map(|c| format!("U+{:04X}", u32::from(c)))
-        .collect();
+    let bad = raw_chars(text, true);
     assert!(
         bad.is_empty(),
         "{what} reaches the terminal raw: {bad:?} in\n{}",
@@ -52,8 +31,7 @@ fn assert_inert(what: &str, text: &str) {
 /// not hold (`unknown_key`, whose `found` is that key id), the second not linked to it
 /// (`broken_link`). Actor, action, resource and reason carry the same sequences.
 fn hostile_records() -> Vec<String> {
-    let pem = std::fs::read_to_string(fixtures().join("keys/test-only-a.key.pem")).unwrap();
-    let key = SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let key = fixture_key("test-only-a");
     let kid = format!("test-only-a{HOSTILE}");
     let draft = |seq: u64, previous_hash: Hash32| V1Draft {
         chain_id: hostile_chain(),
@@ -80,7 +58,7 @@ fn hostile_file(dir: &Path) -> String {
 }
 
 fn keyring() -> String {
-    fixtures().join("v1/keyring.json").display().to_string()
+    v1_keyring().display().to_string()
 }
 
 #[test]
@@ -195,13 +173,7 @@ fn verify_proof_shows_a_hostile_bundle_escaped() {
     });
     let path = tmp.path().join("bundle.json");
     std::fs::write(&path, bundle.to_string()).unwrap();
-    let ring = fixtures().join("v1/keyring.json");
-    let out = zt(&[
-        "verify-proof",
-        path.to_str().unwrap(),
-        "--keyring",
-        ring.to_str().unwrap(),
-    ]);
+    let out = zt(&["verify-proof", s(&path), "--keyring", &keyring()]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_inert("verify-proof's verdict", &text);
@@ -217,7 +189,7 @@ fn verify_proof_shows_a_hostile_bundle_escaped() {
         "test-only-a{HOSTILE}={}",
         fixtures().join("keys/test-only-a.pub.pem").display()
     );
-    let out = zt(&["verify-proof", path.to_str().unwrap(), "--key", &key]);
+    let out = zt(&["verify-proof", s(&path), "--key", &key]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_inert("verify-proof's verdict", &text);

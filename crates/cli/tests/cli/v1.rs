@@ -9,14 +9,9 @@ use zt_core::crypto::{self, SigningKey};
 use zt_core::envelope::V1Draft;
 use zt_core::json::{Map, Value};
 use zt_core::Hash32;
+use zt_testkit::keys::{seal_chain, write_lines};
 
-use crate::{first_finding, fixtures, verify_json};
-
-fn key(name: &str) -> SigningKey {
-    let pem =
-        std::fs::read_to_string(fixtures().join("keys").join(format!("{name}.key.pem"))).unwrap();
-    SigningKey::from_pkcs8_pem(&pem).unwrap()
-}
+use crate::{first_finding, fixture_key, fixtures, verify_json};
 
 fn dir() -> PathBuf {
     fixtures().join("v1")
@@ -55,30 +50,25 @@ fn draft(chain: &str, seq: u64, prev: Hash32, action: &str) -> V1Draft {
 }
 
 fn chain(name: &str, n: u64, k: Option<(&SigningKey, &str)>) -> Vec<(String, Hash32)> {
-    let mut prev = Hash32::ZERO;
-    (0..n)
-        .map(|i| {
-            let action = if i % 3 == 1 {
-                "aws.ec2.terminate_instances"
-            } else {
-                "hello-world.say_hello"
-            };
-            let s = draft(name, i, prev, action).seal(k);
-            prev = s.current_hash;
-            (s.json, s.current_hash)
-        })
-        .collect()
+    seal_chain(0, n, Hash32::ZERO, k, |i| {
+        let action = if i % 3 == 1 {
+            "aws.ec2.terminate_instances"
+        } else {
+            "hello-world.say_hello"
+        };
+        draft(name, i, Hash32::ZERO, action)
+    })
 }
 
 fn write(name: &str, lines: &[String]) {
-    std::fs::write(dir().join(name), lines.join("\n") + "\n").unwrap();
+    write_lines(&dir().join(name), lines);
 }
 
 #[test]
 #[ignore = "rewrites fixtures/v1; run on purpose"]
 fn regenerate_v1_fixtures() {
-    let a = key("test-only-a");
-    let b = key("test-only-b");
+    let a = fixture_key("test-only-a");
+    let b = fixture_key("test-only-b");
     let ka = Some((&a, "test-only-a"));
     std::fs::create_dir_all(dir()).unwrap();
 
@@ -207,7 +197,7 @@ fn write_profile_vectors(a: &SigningKey) {
         prev = h;
         lines.push(serde_json::to_string(&r).unwrap());
     }
-    std::fs::write(out.join("legacy.jsonl"), lines.join("\n") + "\n").unwrap();
+    write_lines(&out.join("legacy.jsonl"), &lines);
     // zt-infra-full, then a legacy-hashed record: each hash recomputes under its own profile
     let (r0, h0) = lineage(0, Hash32::ZERO, false);
     let (r1, h1) = lineage(1, h0, false);
@@ -216,7 +206,7 @@ fn write_profile_vectors(a: &SigningKey) {
         .iter()
         .map(|r| serde_json::to_string(r).unwrap())
         .collect();
-    std::fs::write(out.join("mixed-profiles.jsonl"), mixed.join("\n") + "\n").unwrap();
+    write_lines(&out.join("mixed-profiles.jsonl"), &mixed);
     // A zt-infra-full chain where someone added a member no hash covers: the signature still
     // verifies, so only the profile's member list shows it.
     let (r2, _) = lineage(2, h1, false);
@@ -226,7 +216,7 @@ fn write_profile_vectors(a: &SigningKey) {
         .iter()
         .map(|r| serde_json::to_string(r).unwrap())
         .collect();
-    std::fs::write(out.join("approved-by-added.jsonl"), added.join("\n") + "\n").unwrap();
+    write_lines(&out.join("approved-by-added.jsonl"), &added);
     // a hello-world chain as a JSON array of HTTP responses, signed for real
     let mut prev = Hash32::ZERO;
     let mut docs = Vec::new();

@@ -13,7 +13,9 @@ mod tls;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use zt_client::{ActionRequest, Executed, GuardedClient, Refusal};
+use zt_client::{ActionRequest, ClientConfig, Executed, GuardedClient, PinnedKey, Refusal};
+pub use zt_testkit::inproc::{start, Ingest, Running};
+use zt_tls::ClientTls;
 
 /// Counts how often the guarded action ran.
 #[derive(Debug, Clone, Default)]
@@ -53,4 +55,37 @@ pub async fn assert_refused(client: &GuardedClient, req: &ActionRequest, kind: &
     assert_eq!(refusal.kind(), kind, "{refusal}");
     assert_eq!(effect.count(), 0, "the action ran despite: {refusal}");
     refusal
+}
+
+/// A guarded client of `cp`, pinning its keyring, over `tls`, with `token`.
+pub fn client(cp: &Running, tls: ClientTls, token: Option<String>) -> GuardedClient {
+    let mut cfg = ClientConfig::new(
+        cp.base.clone(),
+        PinnedKey::from_keyring_json(&cp.keyring()).unwrap(),
+    );
+    cfg.tls = tls;
+    cfg.token = token.map(Into::into);
+    GuardedClient::new(cfg).unwrap()
+}
+
+/// `POST path` of `body` through `http` with `cp`'s admin token (if it has one); asserts a
+/// success: the answer.
+pub async fn admin_post(
+    cp: &Running,
+    http: &reqwest::Client,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut req = http
+        .post(format!("{}{path}", cp.base))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = &cp.admin_token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
 }

@@ -1,108 +1,54 @@
 //! Against a real control plane on loopback.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
-use zt_control_plane::{ControlPlane, Options};
+use zt_control_plane::Options;
 
-use crate::{assert_refused, call, SideEffect};
+use zt_tls::ClientTls;
 
-/// A control plane in its own runtime thread, stopped on drop.
+use crate::{admin_post, assert_refused, call, client, start, Ingest, Running, SideEffect};
+
+/// A control plane on `dir` with `opts`, and the plain HTTP client its admin calls go through.
 struct Cp {
-    base: String,
-    admin: Option<String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    join: Option<std::thread::JoinHandle<()>>,
-    keyring: Vec<u8>,
+    cp: Running,
+    http: reqwest::Client,
 }
 
 impl Cp {
     fn start(dir: &Path, opts: Options) -> Cp {
-        let cp = ControlPlane::open(dir, opts).unwrap();
-        let admin = cp
-            .admin_token_file()
-            .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned());
-        let keyring = std::fs::read(dir.join("keyring.json")).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<SocketAddr>();
-        let join = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                ready_tx.send(l.local_addr().unwrap()).unwrap();
-                cp.serve(l, async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = ready_rx.recv().unwrap();
         Cp {
-            base: format!("http://{addr}"),
-            admin,
-            stop: Some(tx),
-            join: Some(join),
-            keyring,
+            cp: start(dir, opts),
+            http: reqwest::Client::new(),
         }
+    }
+
+    /// In open mode, with agent `actor` registered.
+    async fn open(dir: &Path, actor: &str) -> Cp {
+        let opts = Options {
+            open: true,
+            ..Options::default()
+        };
+        let cp = Cp::start(dir, opts);
+        cp.admin_post("/agents", serde_json::json!({ "actor": actor }))
+            .await;
+        cp
     }
 
     fn client(&self, token: Option<String>) -> GuardedClient {
-        let mut cfg = ClientConfig::new(
-            self.base.clone(),
-            PinnedKey::from_keyring_json(&self.keyring).unwrap(),
-        );
-        cfg.token = token.map(Into::into);
-        GuardedClient::new(cfg).unwrap()
+        client(&self.cp, ClientTls::default(), token)
     }
 
     async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let mut req = reqwest_post(&format!("{}{path}", self.base), body);
-        if let Some(t) = &self.admin {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        serde_json::from_str(&resp.text().await.unwrap()).unwrap()
-    }
-}
-
-fn reqwest_post(url: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-}
-
-impl Drop for Cp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
+        admin_post(&self.cp, &self.http, path, body).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_a_verified_allow_runs_the_action() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = Cp::start(
-        tmp.path(),
-        Options {
-            open: true,
-            ..Options::default()
-        },
-    );
-    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
-        .await;
+    let cp = Cp::open(tmp.path(), "agent-hello").await;
     let client = cp.client(None);
 
     // denied by the default forbid: not run
@@ -173,15 +119,7 @@ async fn a_token_for_another_actor_does_not_run_the_action() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_key_from_elsewhere_refuses_the_real_control_plane() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = Cp::start(
-        tmp.path(),
-        Options {
-            open: true,
-            ..Options::default()
-        },
-    );
-    cp.admin_post("/agents", serde_json::json!({"actor": "agent-hello"}))
-        .await;
+    let cp = Cp::open(tmp.path(), "agent-hello").await;
     cp.admin_post("/policies", serde_json::json!({"action": "hello"}))
         .await;
     let stranger = zt_core::crypto::SigningKey::generate();
@@ -189,7 +127,7 @@ async fn a_pinned_key_from_elsewhere_refuses_the_real_control_plane() {
         zt_control_plane::signer::key_id_of(&stranger.public_key()),
         stranger.public_key(),
     );
-    let client = GuardedClient::new(ClientConfig::new(cp.base.clone(), pinned)).unwrap();
+    let client = GuardedClient::new(ClientConfig::new(cp.cp.base.clone(), pinned)).unwrap();
     assert_refused(
         &client,
         &ActionRequest::new("agent-hello", "hello"),
@@ -201,10 +139,7 @@ async fn a_pinned_key_from_elsewhere_refuses_the_real_control_plane() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_control_plane_that_is_down_runs_nothing() {
     // A port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = zt_testkit::http::free_port();
     let key = zt_core::crypto::SigningKey::generate();
     let mut cfg = ClientConfig::new(
         format!("http://127.0.0.1:{port}"),
@@ -232,23 +167,13 @@ async fn verified_envelopes_are_re_exported_to_a_real_ingest() {
     // A real zt-ingest receiver; the control plane itself does not export here, so whatever
     // lands came from the client.
     let db = tmp.path().join("ingest.db");
-    let store = zt_store::Store::open(&db).unwrap();
-    let ring = zt_core::keyring::Keyring::from_json(&cp.keyring).unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}/v1/logs", l.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let ingest = tokio::spawn(zt_ingest::server::serve(
-        l,
-        store,
-        ring,
-        zt_ingest::server::Config::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let keyring = cp.cp.keyring();
+    let ingest = Ingest::start(l, &db, &keyring, zt_ingest::server::Config::default());
     let mut cfg = ClientConfig::new(
-        cp.base.clone(),
-        PinnedKey::from_keyring_json(&cp.keyring).unwrap(),
+        cp.cp.base.clone(),
+        PinnedKey::from_keyring_json(&keyring).unwrap(),
     );
     cfg.export = Some(zt_export::ExportConfig::new(endpoint));
     let client = GuardedClient::new(cfg).unwrap();
@@ -273,8 +198,9 @@ async fn verified_envelopes_are_re_exported_to_a_real_ingest() {
             .await
             .unwrap()
     );
-    let _ = stop.send(());
-    ingest.await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || ingest.stop())
+        .await
+        .unwrap();
     let store = zt_store::Store::open(&db).unwrap();
     assert_eq!(store.count_records().unwrap(), 2);
     assert_eq!(store.count_quarantined().unwrap(), 0);
@@ -286,15 +212,7 @@ async fn an_allow_on_the_policy_facts_sent_runs_against_the_real_control_plane()
     // compares it in RFC 8785 form, so an honest answer passes whatever order or nesting the
     // agent wrote its facts in.
     let tmp = tempfile::tempdir().unwrap();
-    let cp = Cp::start(
-        tmp.path(),
-        Options {
-            open: true,
-            ..Options::default()
-        },
-    );
-    cp.admin_post("/agents", serde_json::json!({"actor": "agent-ops"}))
-        .await;
+    let cp = Cp::open(tmp.path(), "agent-ops").await;
     cp.admin_post(
         "/policies",
         serde_json::json!({"cedar": r#"@id("approved-changes")

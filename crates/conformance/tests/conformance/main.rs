@@ -6,8 +6,6 @@
     reason = "test crate: a failed unwrap is a failed test"
 )]
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,15 +18,13 @@ use axum::Router;
 use serde_json::{json, Value};
 use zt_conformance::schema::{check, Schema};
 use zt_conformance::{client, target, Report};
+use zt_testkit::inproc::Running;
 
-/// The real control plane, in-process on 127.0.0.1: (base URL, admin token, keyring bytes).
+/// The real control plane, in-process on 127.0.0.1, in a folder of its own.
 struct Cp {
-    base: String,
-    admin: Option<String>,
+    cp: Running,
     keyring: Vec<u8>,
     _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    join: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Cp {
@@ -39,46 +35,27 @@ impl Cp {
             open,
             ..zt_control_plane::Options::default()
         };
-        let cp = zt_control_plane::ControlPlane::open(dir.path(), opts).unwrap();
-        let admin = cp
-            .admin_token_file()
-            .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned());
-        let keyring = std::fs::read(dir.path().join("keyring.json")).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let join = tokio::spawn(async move {
-            let _ = cp
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let cp = zt_testkit::inproc::start(dir.path(), opts);
+        let keyring = cp.keyring();
         Cp {
-            base: format!("http://{addr}"),
-            admin,
+            cp,
             keyring,
             _dir: dir,
-            stop: Some(tx),
-            join: Some(join),
         }
     }
 
     fn target(&self) -> target::Target {
         target::Target {
-            url: self.base.clone(),
-            admin_token: self.admin.clone(),
+            url: self.cp.base.clone(),
+            admin_token: self.cp.admin_token.clone(),
             keyring: Some(self.keyring.clone()),
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(j) = self.join.take() {
-            let _ = j.await;
-        }
+    async fn stop(self) {
+        tokio::task::spawn_blocking(move || self.cp.stop())
+            .await
+            .unwrap();
     }
 }
 
@@ -131,12 +108,9 @@ async fn no_keyring_or_another_keyring_fails_envelopes_verify_and_nothing_else()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_target_is_no_verdict() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = zt_testkit::http::free_port();
     let t = target::Target {
-        url: format!("http://{closed}"),
+        url: format!("http://127.0.0.1:{closed}"),
         admin_token: None,
         keyring: None,
     };
@@ -246,7 +220,7 @@ async fn control_planes_that_break_the_contract_fail_naming_the_case() {
         (Break::Relink, "chain_continues"),
     ] {
         let proxy = Proxy {
-            upstream: cp.base.clone(),
+            upstream: cp.cp.base.clone(),
             how,
             seen: Arc::default(),
         };
@@ -420,7 +394,7 @@ async fn clients_that_trust_a_200_fail_the_client_suite() {
 /// holds exactly; large doubles match, integers no double holds do not.
 #[test]
 fn v1_fixtures_match_the_envelope_schema() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/v1");
+    let dir = zt_testkit::fixture("v1");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();

@@ -7,6 +7,11 @@ use crate::{
     act, count, get, open_opts, post, post_cedar, post_raw, register, start, verify_store,
 };
 
+/// `actor` asks to say hello on demo/greeting, in open mode.
+async fn say_hello(base: &str, actor: &str) -> (u16, serde_json::Value) {
+    act(base, None, actor, "hello-world.say_hello", "demo/greeting").await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
     let tmp = tempfile::tempdir().unwrap();
@@ -36,14 +41,7 @@ async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
         "default-forbid-terminate-instances"
     );
 
-    let (s, v) = act(
-        &b,
-        None,
-        "agent-hello",
-        "hello-world.say_hello",
-        "demo/greeting",
-    )
-    .await;
+    let (s, v) = say_hello(&b, "agent-hello").await;
     assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
     assert!(v["reason"].as_str().unwrap().contains("deny by default"));
 
@@ -57,14 +55,7 @@ async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
     assert_eq!(s, 201, "{p}");
     let version = p["version"].as_str().unwrap().to_owned();
 
-    let (s, v) = act(
-        &b,
-        None,
-        "agent-hello",
-        "hello-world.say_hello",
-        "demo/greeting",
-    )
-    .await;
+    let (s, v) = say_hello(&b, "agent-hello").await;
     assert_eq!(s, 200, "{v}");
     // the lineage's shape: ok, the decision's subject on top, the rest under audit
     assert_eq!(v["ok"], true);
@@ -79,14 +70,7 @@ async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
     let env = Envelope::from_json(v.to_string().as_bytes()).unwrap();
     assert_eq!(env.detect_profile(), Some(zt_core::Profile::V1));
 
-    let (s, v) = act(
-        &b,
-        None,
-        "agent-nobody",
-        "hello-world.say_hello",
-        "demo/greeting",
-    )
-    .await;
+    let (s, v) = say_hello(&b, "agent-nobody").await;
     assert_eq!(s, 403);
     assert_eq!(v["reason"], "agent is not registered");
 
@@ -103,9 +87,7 @@ async fn quickstart_path_deny_then_narrow_allow_and_the_chain_verifies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_speaks_for_one_actor_and_every_refusal_is_audited() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let b = cp.base.clone();
-    let admin = cp.admin_token.clone().unwrap();
+    let (cp, b, admin) = crate::with_admin(tmp.path());
 
     // admin routes need the admin token
     let (s, _) = post(&b, "/agents", None, &json!({"actor": "a"})).await;
@@ -246,8 +228,7 @@ async fn cedar_policies_in_text_by_id_with_history() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_policy_ends_the_process_and_policies_are_read_as_strictly_as_actions() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let conjuncts = |n: usize| {
         let body = vec!["context.a == 1"; n].join(" && ");
         format!("permit (principal, action, resource) when {{ {body} }};")

@@ -34,6 +34,13 @@ async fn issue(base: &str, admin: &str, actor: &str, ttl_s: u64, g: Value) -> (u
     .await
 }
 
+/// A policy that lets `actor` read data/x.
+async fn allow_reads(base: &str, admin: &str, actor: &str) {
+    let policy = json!({"action": "files.read", "resource": "data/x", "actor": actor});
+    let (s, v) = post(base, "/policies", Some(admin), &policy).await;
+    assert_eq!(s, 201, "{v}");
+}
+
 async fn use_cap(base: &str, token: &str, actor: &str, cap: &str) -> (u16, Value) {
     post(
         base,
@@ -50,8 +57,7 @@ async fn use_cap(base: &str, token: &str, actor: &str, cap: &str) -> (u16, Value
 #[tokio::test(flavor = "multi_thread")]
 async fn issuance_is_a_recorded_decision_under_policy() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     register(&b, Some(&admin), "agent-a").await;
 
     // no policy allows files.read yet: denied, recorded, no token
@@ -62,13 +68,7 @@ async fn issuance_is_a_recorded_decision_under_policy() {
         "{v}"
     );
 
-    post(
-        &b,
-        "/policies",
-        Some(&admin),
-        &json!({"action": "files.read", "resource": "data/x", "actor": "agent-a"}),
-    )
-    .await;
+    allow_reads(&b, &admin, "agent-a").await;
     let (s, v) = post_cedar(
         &b,
         Some(&admin),
@@ -156,18 +156,11 @@ async fn issuance_is_a_recorded_decision_under_policy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn use_is_checked_and_every_refusal_is_on_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let tb = register(&b, Some(&admin), "agent-b").await;
     for actor in ["agent-a", "agent-b"] {
-        post(
-            &b,
-            "/policies",
-            Some(&admin),
-            &json!({"action": "files.read", "resource": "data/x", "actor": actor}),
-        )
-        .await;
+        allow_reads(&b, &admin, actor).await;
     }
     let (_, v) = issue(&b, &admin, "agent-a", 60, grants()).await;
     let token = v["token"].as_str().unwrap().to_owned();
@@ -364,17 +357,10 @@ async fn file(
 #[tokio::test(flavor = "multi_thread")]
 async fn only_a_registered_brokers_signed_report_is_an_execution() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let tb = register(&b, Some(&admin), "agent-b").await;
-    post(
-        &b,
-        "/policies",
-        Some(&admin),
-        &json!({"action": "files.read", "resource": "data/x", "actor": "agent-a"}),
-    )
-    .await;
+    allow_reads(&b, &admin, "agent-a").await;
     let (broker_token, broker_key) = register_broker(&b, Some(&admin), "broker-1").await;
     let (_, v) = issue(&b, &admin, "agent-a", 60, grants()).await;
     let (token, id) = (
@@ -537,8 +523,7 @@ async fn only_a_registered_brokers_signed_report_is_an_execution() {
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_are_registered_and_revoked_by_admins_on_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let pem = SigningKey::generate().public_key().to_pem();
     let (s, _) = post(
@@ -590,8 +575,7 @@ async fn brokers_are_registered_and_revoked_by_admins_on_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reserved_context_members_are_refused_in_requests() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let ta = register(&b, Some(&admin), "agent-a").await;
     let (s, v) = post_cedar(
         &b,

@@ -6,25 +6,23 @@ use std::time::Duration;
 
 use zt_control_plane::signer::{LocalKey, Signer};
 use zt_control_plane::Options;
-use zt_control_plane::SignError;
-use zt_core::crypto::PublicKey;
 use zt_core::Hash32;
 
-use crate::{act, count, get, open_opts, post, register, start, start_with, verify_store};
+use crate::{
+    act, count, get, open_opts, post, register, start, start_with, verify_store, Fault,
+    FaultySigner,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_decisions_from_16_clients_leave_one_unforked_chain() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), open_opts());
-    let b = cp.base.clone();
-    register(&b, None, "agent-load").await;
-    post(
-        &b,
-        "/policies",
-        None,
-        &serde_json::json!({"action": "load.even"}),
+    let cp = crate::open_with(
+        tmp.path(),
+        "agent-load",
+        serde_json::json!({"action": "load.even"}),
     )
     .await;
+    let b = cp.base.clone();
     let mut tasks = Vec::new();
     for c in 0..16 {
         let b = b.clone();
@@ -124,47 +122,16 @@ async fn a_store_that_cannot_commit_answers_503_and_allows_nothing() {
     assert_eq!(report.records, 3);
 }
 
-/// A signer whose HSM is down: a test double for an outage, not a mock of the control plane.
-#[derive(Debug)]
-struct HsmDown(LocalKey);
-
-impl Signer for HsmDown {
-    fn key_id(&self) -> &str {
-        self.0.key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        self.0.public_key()
-    }
-    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, SignError> {
-        Err(SignError::backend("HSM unreachable"))
-    }
-}
-
-/// A signer that signs the wrong digest: its signatures never verify.
-#[derive(Debug)]
-struct Faulty(LocalKey);
-
-impl Signer for Faulty {
-    fn key_id(&self) -> &str {
-        self.0.key_id()
-    }
-    fn public_key(&self) -> &PublicKey {
-        self.0.public_key()
-    }
-    fn sign(&self, _digest: &Hash32) -> Result<Vec<u8>, SignError> {
-        self.0.sign(&Hash32::digest(b"something else"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_or_faulty_signer_answers_503_and_stores_nothing() {
     for which in ["down", "faulty"] {
         let tmp = tempfile::tempdir().unwrap();
         let key = LocalKey::load_or_create(&tmp.path().join("signing-key.pem")).unwrap();
-        let signer: Arc<dyn Signer> = match which {
-            "down" => Arc::new(HsmDown(key)),
-            _ => Arc::new(Faulty(key)),
+        let fault = match which {
+            "down" => Fault::Down,
+            _ => Fault::WrongDigest,
         };
+        let signer: Arc<dyn Signer> = Arc::new(FaultySigner { key, fault });
         let cp = start_with(tmp.path(), open_opts(), Some(signer));
         // A registration is a sealed record too: without a signature, nothing changes.
         let (s, v) = post(
@@ -201,15 +168,8 @@ async fn a_failing_or_faulty_signer_answers_503_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_continues_the_chain_with_its_agents_and_policies() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), open_opts());
-    register(&cp.base, None, "agent-hello").await;
-    post(
-        &cp.base,
-        "/policies",
-        None,
-        &serde_json::json!({"action": "hello"}),
-    )
-    .await;
+    let hello = serde_json::json!({"action": "hello"});
+    let cp = crate::open_with(tmp.path(), "agent-hello", hello).await;
     for _ in 0..3 {
         assert_eq!(act(&cp.base, None, "agent-hello", "hello", "").await.0, 200);
     }
@@ -258,16 +218,13 @@ async fn forged_records_at_the_next_seqs_refuse_no_decision() {
     use zt_core::envelope::Envelope;
     use zt_core::Profile;
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), open_opts());
-    let b = cp.base.clone();
-    register(&b, None, "agent-f").await;
-    post(
-        &b,
-        "/policies",
-        None,
-        &serde_json::json!({"action": "f.run"}),
+    let cp = crate::open_with(
+        tmp.path(),
+        "agent-f",
+        serde_json::json!({"action": "f.run"}),
     )
     .await;
+    let b = cp.base.clone();
     let (s, first) = act(&b, None, "agent-f", "f.run", "r/0").await;
     assert_eq!(s, 200, "{first}");
     // The answer flattened (`audit`'s members beside the others, `ok` dropped) is the record.

@@ -5,84 +5,23 @@ use std::time::Duration;
 
 use zt_control_plane::Options;
 use zt_export::ExportConfig;
+use zt_testkit::inproc::Ingest;
 
-use crate::{act, count, open_opts, post, register, start, verify_store};
-
-/// A zt-ingest receiver on `listener`, in its own runtime thread.
-struct Ingest {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    join: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Ingest {
-    fn start(listener: std::net::TcpListener, db: &std::path::Path, keyring: &[u8]) -> Ingest {
-        let store = zt_store::Store::open(db).unwrap();
-        let ring = zt_core::keyring::Keyring::from_json(keyring).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let join = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                listener.set_nonblocking(true).unwrap();
-                let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                zt_ingest::server::serve(
-                    l,
-                    store,
-                    ring,
-                    zt_ingest::server::Config::default(),
-                    async {
-                        let _ = rx.await;
-                    },
-                )
-                .await
-                .unwrap();
-            });
-        });
-        Ingest {
-            stop: Some(tx),
-            join: Some(join),
-        }
-    }
-}
-
-impl Drop for Ingest {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
-    }
-}
+use crate::{act, count, open_opts, verify_store};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn decisions_reach_ingest_and_an_outage_only_delays_them() {
     let tmp = tempfile::tempdir().unwrap();
     // Reserve a port, then leave it closed: the receiver is "down" for the first decisions.
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = reserved.local_addr().unwrap().port();
-    drop(reserved);
+    let port = zt_testkit::http::free_port();
     let mut cfg = ExportConfig::new(format!("http://127.0.0.1:{port}/v1/logs"));
     cfg.timeout = Duration::from_secs(2);
-    let cp = start(
-        &tmp.path().join("cp"),
-        Options {
-            export: Some(cfg),
-            ..open_opts()
-        },
-    );
-    register(&cp.base, None, "agent-hello").await;
-    post(
-        &cp.base,
-        "/policies",
-        None,
-        &serde_json::json!({"action": "hello"}),
-    )
-    .await;
+    let opts = Options {
+        export: Some(cfg),
+        ..open_opts()
+    };
+    let hello = serde_json::json!({"action": "hello"});
+    let cp = crate::with_agent(&tmp.path().join("cp"), opts, "agent-hello", hello).await;
     for _ in 0..5 {
         // the export is failing, the decisions are not affected
         assert_eq!(act(&cp.base, None, "agent-hello", "hello", "").await.0, 200);
@@ -100,7 +39,12 @@ async fn decisions_reach_ingest_and_an_outage_only_delays_them() {
     // The receiver comes up on that port: the backlog lands, once.
     let ingest_db = tmp.path().join("ingest.db");
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let ingest = Ingest::start(listener, &ingest_db, &cp.keyring());
+    let ingest = Ingest::start(
+        listener,
+        &ingest_db,
+        &cp.keyring(),
+        zt_ingest::server::Config::default(),
+    );
     let w = watch.clone();
     assert!(
         tokio::task::spawn_blocking(move || w.wait_caught_up(Duration::from_secs(60)))

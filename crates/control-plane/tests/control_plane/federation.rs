@@ -116,12 +116,8 @@ fn without_bundles_a_spiffe_id_is_refused_at_registration() {
     let cp = start(&tmp.path().join("cp"), Options::default());
     let admin = cp.admin_token.clone().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (s, v) = rt.block_on(crate::post(
-        &cp.base,
-        "/agents",
-        Some(&admin),
-        &json!({"actor": "agent-a", "spiffe_id": A}),
-    ));
+    let register = |body: Value| rt.block_on(crate::post(&cp.base, "/agents", Some(&admin), &body));
+    let (s, v) = register(json!({"actor": "agent-a", "spiffe_id": A}));
     assert_eq!(s, 400, "{v}");
     assert!(
         v["error"]
@@ -131,11 +127,6 @@ fn without_bundles_a_spiffe_id_is_refused_at_registration() {
         "{v}"
     );
     // Nothing was registered: the name is still free.
-    let (s, v) = rt.block_on(crate::post(
-        &cp.base,
-        "/agents",
-        Some(&admin),
-        &json!({"actor": "agent-a"}),
-    ));
+    let (s, v) = register(json!({"actor": "agent-a"}));
     assert_eq!(s, 201, "{v}");
 }

@@ -18,9 +18,7 @@ fn with_action(db: &std::path::Path, action: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_agent_is_refused_and_the_revocation_is_on_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let b = cp.base.clone();
-    let admin = cp.admin_token.clone().unwrap();
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let leaked = register(&b, Some(&admin), "agent-leaky").await;
     post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
     let (s, _) = act(&b, Some(&leaked), "agent-leaky", "x.run", "").await;
@@ -78,9 +76,7 @@ async fn a_revoked_agent_is_refused_and_the_revocation_is_on_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_token_stops_working_and_the_rotation_is_on_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let b = cp.base.clone();
-    let admin = cp.admin_token.clone().unwrap();
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     let old = register(&b, Some(&admin), "agent-r").await;
     post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
 
@@ -119,9 +115,7 @@ async fn a_rotated_token_stops_working_and_the_rotation_is_on_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_token_is_a_recorded_deny() {
     let tmp = tempfile::tempdir().unwrap();
-    let cp = start(tmp.path(), zt_control_plane::Options::default());
-    let b = cp.base.clone();
-    let admin = cp.admin_token.clone().unwrap();
+    let (cp, b, admin) = crate::with_admin(tmp.path());
     post(&b, "/policies", Some(&admin), &json!({"action": "x.run"})).await;
     let (s, v) = post(
         &b,
@@ -316,27 +310,6 @@ async fn admin_bodies_are_json_in_token_mode_too() {
     cp.stop();
 }
 
-/// A signer that takes its time (a slow HSM): a test double for latency, nothing else.
-#[derive(Debug)]
-struct SlowHsm {
-    key: zt_control_plane::signer::LocalKey,
-    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl zt_control_plane::signer::Signer for SlowHsm {
-    fn key_id(&self) -> &str {
-        self.key.key_id()
-    }
-    fn public_key(&self) -> &zt_core::crypto::PublicKey {
-        self.key.public_key()
-    }
-    fn sign(&self, digest: &zt_core::Hash32) -> Result<Vec<u8>, zt_control_plane::SignError> {
-        let ms = self.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        self.key.sign(digest)
-    }
-}
-
 /// A revocation whose answer times out (a slow signer, a short request timeout) is still
 /// carried out once it is on record: "on record but not in effect" would leave a leaked
 /// token, or capability, working while the chain says it was revoked.
@@ -347,9 +320,9 @@ async fn a_revocation_that_times_out_still_takes_effect_once_recorded() {
     let key =
         zt_control_plane::signer::LocalKey::load_or_create(&tmp.path().join("signing-key.pem"))
             .unwrap();
-    let signer = std::sync::Arc::new(SlowHsm {
+    let signer = std::sync::Arc::new(crate::FaultySigner {
         key,
-        delay_ms: std::sync::Arc::clone(&delay),
+        fault: crate::Fault::Slow(std::sync::Arc::clone(&delay)),
     });
     let opts = zt_control_plane::Options {
         request_timeout: std::time::Duration::from_millis(300),

@@ -15,111 +15,16 @@ mod lifecycle;
 mod open_mode;
 mod tls;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use zt_control_plane::export::ExportWatch;
-use zt_control_plane::signer::Signer;
-use zt_control_plane::{ControlPlane, ControlPlaneError, Options, Summary};
-
-/// A control plane serving on 127.0.0.1 in its own runtime thread; stopped on drop.
-#[derive(Debug)]
-pub struct Running {
-    pub base: String,
-    pub dir: PathBuf,
-    pub admin_token: Option<String>,
-    pub watch: Option<Arc<ExportWatch>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    join: Option<std::thread::JoinHandle<Result<Summary, ControlPlaneError>>>,
-}
-
-pub fn start(dir: &Path, opts: Options) -> Running {
-    start_with(dir, opts, None)
-}
-
-pub fn start_with(dir: &Path, opts: Options, signer: Option<Arc<dyn Signer>>) -> Running {
-    let tls = opts.tls.is_some();
-    let cp = match signer {
-        Some(s) => ControlPlane::with_signer(dir, opts, s).unwrap(),
-        None => ControlPlane::open(dir, opts).unwrap(),
-    };
-    let admin_token = cp
-        .admin_token_file()
-        .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned());
-    let (tx, rx) = oneshot::channel();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let join = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr: SocketAddr = listener.local_addr().unwrap();
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            cp.serve_with(listener, shutdown, move |w| {
-                ready_tx.send((addr, w)).unwrap();
-            })
-            .await
-        })
-    });
-    let (addr, watch) = ready_rx.recv().unwrap();
-    Running {
-        // TLS: the server certificate names localhost.
-        base: if tls {
-            format!("https://localhost:{}", addr.port())
-        } else {
-            format!("http://{addr}")
-        },
-        dir: dir.to_owned(),
-        admin_token,
-        watch,
-        shutdown: Some(tx),
-        join: Some(join),
-    }
-}
-
-impl Running {
-    /// Stops, drains, and returns the run's summary.
-    pub fn stop(mut self) -> Summary {
-        self.stop_inner().unwrap()
-    }
-
-    fn stop_inner(&mut self) -> Option<Summary> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.join.take().map(|j| j.join().unwrap().unwrap())
-    }
-
-    pub fn keyring(&self) -> Vec<u8> {
-        std::fs::read(self.dir.join("keyring.json")).unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
-    }
-}
-
-pub fn open_opts() -> Options {
-    Options {
-        open: true,
-        ..Options::default()
-    }
-}
+use zt_control_plane::signer::{LocalKey, Signer};
+use zt_core::crypto::PublicKey;
+use zt_core::Hash32;
+pub use zt_testkit::inproc::{open_opts, start, start_with, verify_store, Running};
+pub use zt_testkit::store::{count, records};
 
 /// `POST path` with a JSON body and an optional bearer token: (status, body as JSON).
 pub async fn post(base: &str, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
@@ -213,6 +118,71 @@ async fn send(mut req: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Va
     )
 }
 
+/// How a test double of a signer fails (an HSM's failure modes); a double for the signer
+/// only, never a mock of the control plane.
+#[derive(Debug)]
+pub enum Fault {
+    /// Unreachable: every signature fails.
+    Down,
+    /// Signs the wrong digest: its signatures never verify.
+    WrongDigest,
+    /// Takes its time: this many milliseconds a signature.
+    Slow(Arc<AtomicU64>),
+}
+
+/// A signer over `key` that fails as `fault` says.
+#[derive(Debug)]
+pub struct FaultySigner {
+    pub key: LocalKey,
+    pub fault: Fault,
+}
+
+impl Signer for FaultySigner {
+    fn key_id(&self) -> &str {
+        self.key.key_id()
+    }
+    fn public_key(&self) -> &PublicKey {
+        self.key.public_key()
+    }
+    fn sign(&self, digest: &Hash32) -> Result<Vec<u8>, zt_control_plane::SignError> {
+        match &self.fault {
+            Fault::Down => Err(zt_control_plane::SignError::backend("HSM unreachable")),
+            Fault::WrongDigest => self.key.sign(&Hash32::digest(b"something else")),
+            Fault::Slow(ms) => {
+                std::thread::sleep(Duration::from_millis(ms.load(Ordering::Relaxed)));
+                self.key.sign(digest)
+            }
+        }
+    }
+}
+
+/// A control plane in `dir` with tokens: it, its base URL and its admin token.
+pub fn with_admin(dir: &std::path::Path) -> (Running, String, String) {
+    let cp = start(dir, zt_control_plane::Options::default());
+    let (b, admin) = (cp.base.clone(), cp.admin_token.clone().unwrap());
+    (cp, b, admin)
+}
+
+/// An open-mode control plane in `dir` with agent `actor` registered and `policy` posted.
+pub async fn open_with(dir: &std::path::Path, actor: &str, policy: Value) -> Running {
+    with_agent(dir, open_opts(), actor, policy).await
+}
+
+/// A control plane in `dir` with `opts` (open mode: no tokens), agent `actor` registered and
+/// `policy` posted.
+pub async fn with_agent(
+    dir: &std::path::Path,
+    opts: zt_control_plane::Options,
+    actor: &str,
+    policy: Value,
+) -> Running {
+    let cp = start(dir, opts);
+    register(&cp.base, None, actor).await;
+    let (s, v) = post(&cp.base, "/policies", None, &policy).await;
+    assert_eq!(s, 201, "{v}");
+    cp
+}
+
 pub async fn register(base: &str, admin: Option<&str>, actor: &str) -> String {
     let (s, v) = post(base, "/agents", admin, &json!({"actor": actor})).await;
     assert_eq!(s, 201, "{v}");
@@ -235,33 +205,6 @@ pub async fn act(
     .await
 }
 
-/// Verifies a store with the real verifier under `keyring`.
-pub fn verify_store(db: &Path, keyring: &[u8]) -> zt_verifier::Report {
-    let ring = zt_core::keyring::Keyring::from_json(keyring).unwrap();
-    zt_ingest::verify_db(db, &ring).unwrap()
-}
-
-/// Records in the store at `db`.
-pub fn count(db: &Path) -> u64 {
-    zt_store::Store::open(db).unwrap().count_records().unwrap()
-}
-
-/// Every record of the control plane's store, in chain order, as JSON.
-pub fn records(db: &Path) -> Vec<Value> {
-    let store = zt_store::Store::open(db).unwrap();
-    let mut out = Vec::new();
-    for c in store.chains().unwrap() {
-        let mut after = None;
-        loop {
-            let page = store.page_chain(&c.chain, after, 500).unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.cursor());
-            out.extend(page.iter().map(|r| serde_json::from_slice(&r.raw).unwrap()));
-        }
-    }
-    out
-}
-
 /// One HTTP/1.1 request written by hand, so a test controls every header (`Host` included):
 /// (status, head, body).
 pub fn raw_http(
@@ -271,33 +214,7 @@ pub fn raw_http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = s
-        .write_all(head.as_bytes())
-        .and_then(|()| s.write_all(body));
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
+    let a = zt_testkit::http::http(base, method, path, headers, body);
+    let text = a.text();
+    (a.status, a.head, text)
 }

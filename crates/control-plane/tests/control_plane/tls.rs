@@ -9,48 +9,22 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use zt_control_plane::Options;
-use zt_tls::test_pki::{write_bundle, Ca, Validity};
-use zt_tls::{ServerFiles, TlsServer};
+use zt_testkit::pki::Pki;
+use zt_tls::test_pki::{Ca, Validity};
+use zt_tls::TlsServer;
 
-use crate::{count, start, verify_store};
+use crate::{count, start, verify_store, Running};
 
 const A: &str = "spiffe://td-a.test/agent/a";
 const B: &str = "spiffe://td-a.test/agent/b";
 
-/// The certificates of one test, in files.
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub td_a: Ca,
-    server_ca: Ca,
+/// A TLS server for localhost asking for td-a.test (and td-b.test) SVIDs.
+pub fn server(pki: &Pki) -> Arc<TlsServer> {
+    pki.server(&[&pki.td_a, &Ca::spiffe("td-b.test")])
 }
 
-impl Pki {
-    pub fn new() -> Pki {
-        Pki {
-            dir: tempfile::tempdir().unwrap(),
-            td_a: Ca::spiffe("td-a.test"),
-            server_ca: Ca::spiffe("servers.test"),
-        }
-    }
-
-    /// A TLS server for localhost asking for td-a.test (and td-b.test) SVIDs.
-    pub fn server(&self) -> Arc<TlsServer> {
-        let (cert, key) = self.server_ca.server().write(self.dir.path(), "server");
-        let td_b = Ca::spiffe("td-b.test");
-        let bundle = write_bundle(&self.dir.path().join("bundle.pem"), &[&self.td_a, &td_b]);
-        Arc::new(TlsServer::load(&ServerFiles::new(cert, key).client_ca(bundle)).unwrap())
-    }
-
-    pub fn server_ca(&self) -> PathBuf {
-        write_bundle(&self.dir.path().join("server-ca.pem"), &[&self.server_ca])
-    }
-
-    pub fn svid(&self, name: &str, uris: &[&str], validity: Validity) -> (PathBuf, PathBuf) {
-        self.td_a.svid(uris, validity).write(self.dir.path(), name)
-    }
-}
-
-/// `curl -X POST` over TLS: (HTTP status, body), or Err(curl's stderr) when no HTTP answer.
+/// `curl -X POST` of `body` over TLS: (HTTP status, body), or Err(curl's stderr) when no HTTP
+/// answer.
 pub(crate) fn curl(
     ca: &Path,
     url: &str,
@@ -58,28 +32,51 @@ pub(crate) fn curl(
     token: Option<&str>,
     body: &Value,
 ) -> Result<(u16, Value), String> {
-    let mut c = Command::new("curl");
-    c.args(["-sS", "--max-time", "10", "-X", "POST", "--cacert"])
-        .arg(ca)
-        .args(["-H", "content-type: application/json", "-d"])
-        .arg(body.to_string())
-        .args(["-w", "\n%{http_code}"]);
-    if let Some((cert, key)) = identity {
-        c.arg("--cert").arg(cert).arg("--key").arg(key);
+    zt_testkit::http::curl(ca, url, identity, token, Some(body))
+}
+
+/// A control plane over mTLS with the certificates of `pki`, and curl as its clients.
+struct Mtls {
+    pki: Pki,
+    cp: Running,
+    admin: String,
+    ca: PathBuf,
+}
+
+impl Mtls {
+    fn start() -> Mtls {
+        let pki = Pki::new();
+        let cp = start(
+            &pki.dir.path().join("cp"),
+            Options {
+                tls: Some(server(&pki)),
+                ..Options::default()
+            },
+        );
+        let admin = cp.admin_token.clone().unwrap();
+        let ca = pki.server_ca();
+        Mtls { pki, cp, admin, ca }
     }
-    if let Some(t) = token {
-        c.args(["-H", &format!("authorization: Bearer {t}")]);
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.cp.base)
     }
-    let out = c.arg(url).output().unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+
+    /// `POST path` of `body` with the admin token.
+    fn admin_post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
+        curl(&self.ca, &self.url(path), None, Some(&self.admin), &body)
     }
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    Ok((
-        status.parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
-    ))
+
+    /// `POST path` of `body` with a client certificate (`(cert, key)`) or a token.
+    fn post(
+        &self,
+        path: &str,
+        identity: Option<&(PathBuf, PathBuf)>,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<(u16, Value), String> {
+        curl(&self.ca, &self.url(path), identity, token, body)
+    }
 }
 
 fn ask(actor: &str) -> Value {
@@ -88,19 +85,11 @@ fn ask(actor: &str) -> Value {
 
 #[test]
 fn the_svid_decides_who_is_asking_and_every_refusal_is_on_record() {
-    let pki = Pki::new();
-    let cp = start(
-        &pki.dir.path().join("cp"),
-        Options {
-            tls: Some(pki.server()),
-            ..Options::default()
-        },
-    );
+    let t = Mtls::start();
+    let (pki, cp, ca) = (&t.pki, &t.cp, &t.ca);
     assert!(cp.base.starts_with("https://localhost:"), "{}", cp.base);
-    let admin = cp.admin_token.clone().unwrap();
-    let ca = pki.server_ca();
-    let url = |p: &str| format!("{}{p}", cp.base);
-    let admin_post = |path: &str, body: Value| curl(&ca, &url(path), None, Some(&admin), &body);
+    let url = |p: &str| t.url(p);
+    let admin_post = |path: &str, body: Value| t.admin_post(path, body);
 
     // admin routes keep the admin token; an agent is bound to its SPIFFE ID
     let (s, v) = admin_post("/agents", json!({"actor": "agent-a", "spiffe_id": A})).unwrap();
@@ -127,7 +116,7 @@ fn the_svid_decides_who_is_asking_and_every_refusal_is_on_record() {
     let svid_b = pki.svid("b", &[B], Validity::Now);
     let actions = url("/actions");
     let act = |id: Option<&(PathBuf, PathBuf)>, token: Option<&str>, actor: &str| {
-        curl(&ca, &actions, id, token, &ask(actor))
+        curl(ca, &actions, id, token, &ask(actor))
     };
 
     // A's SVID is decided as A, and the envelope names A's SPIFFE ID
@@ -193,7 +182,7 @@ fn the_svid_decides_who_is_asking_and_every_refusal_is_on_record() {
     // and the server says why on /metrics
     let out = Command::new("curl")
         .args(["-sS", "--cacert"])
-        .arg(&ca)
+        .arg(ca)
         .arg(url("/metrics"))
         .output()
         .unwrap();
@@ -208,7 +197,7 @@ fn the_svid_decides_who_is_asking_and_every_refusal_is_on_record() {
 
     let db = cp.dir.join("decisions.db");
     let keyring = cp.keyring();
-    cp.stop();
+    t.cp.stop();
     assert_eq!(count(&db), before);
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
@@ -219,32 +208,20 @@ fn bindings_survive_a_restart() {
     let pki = Pki::new();
     let dir = pki.dir.path().join("cp");
     let opts = || Options {
-        tls: Some(pki.server()),
+        tls: Some(server(&pki)),
         ..Options::default()
     };
     let ca = pki.server_ca();
     let cp = start(&dir, opts());
     let admin = cp.admin_token.clone().unwrap();
-    let agents = format!("{}/agents", cp.base);
-    let (s, _) = curl(
-        &ca,
-        &agents,
-        None,
-        Some(&admin),
-        &json!({"actor": "agent-a", "spiffe_id": A}),
-    )
-    .unwrap();
-    assert_eq!(s, 201);
-    let policies = format!("{}/policies", cp.base);
-    let (s, _) = curl(
-        &ca,
-        &policies,
-        None,
-        Some(&admin),
-        &json!({"action": "x.run"}),
-    )
-    .unwrap();
-    assert_eq!(s, 201);
+    for (path, body) in [
+        ("/agents", json!({"actor": "agent-a", "spiffe_id": A})),
+        ("/policies", json!({"action": "x.run"})),
+    ] {
+        let url = format!("{}{path}", cp.base);
+        let (s, _) = curl(&ca, &url, None, Some(&admin), &body).unwrap();
+        assert_eq!(s, 201);
+    }
     cp.stop();
     let cp = start(&dir, opts());
     let svid_a = pki.svid("a", &[A], Validity::Now);
@@ -264,30 +241,22 @@ fn bindings_survive_a_restart() {
 /// deny), and its SPIFFE ID may be bound to another agent, whose requests it then decides.
 #[test]
 fn a_revoked_agents_svid_speaks_for_nobody_until_bound_again() {
-    let pki = Pki::new();
-    let cp = start(
-        &pki.dir.path().join("cp"),
-        Options {
-            tls: Some(pki.server()),
-            ..Options::default()
-        },
-    );
-    let admin = cp.admin_token.clone().unwrap();
-    let ca = pki.server_ca();
-    let url = |p: &str| format!("{}{p}", cp.base);
-    let admin_post = |path: &str, body: Value| curl(&ca, &url(path), None, Some(&admin), &body);
+    let t = Mtls::start();
+    let (pki, cp, admin, ca) = (&t.pki, &t.cp, &t.admin, &t.ca);
+    let url = |p: &str| t.url(p);
+    let admin_post = |path: &str, body: Value| t.admin_post(path, body);
     let (s, v) = admin_post("/agents", json!({"actor": "agent-a", "spiffe_id": A})).unwrap();
     assert_eq!(s, 201, "{v}");
     let (s, _) = admin_post("/policies", json!({"action": "x.run"})).unwrap();
     assert_eq!(s, 201);
     let svid_a = pki.svid("a", &[A], Validity::Now);
     let actions = url("/actions");
-    let (s, v) = curl(&ca, &actions, Some(&svid_a), None, &ask("agent-a")).unwrap();
+    let (s, v) = curl(ca, &actions, Some(&svid_a), None, &ask("agent-a")).unwrap();
     assert_eq!(s, 200, "{v}");
 
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10", "-X", "DELETE", "--cacert"])
-        .arg(&ca)
+        .arg(ca)
         .args(["-H", &format!("authorization: Bearer {admin}")])
         .args(["-w", "\n%{http_code}"])
         .arg(url("/agents/agent-a"))
@@ -298,7 +267,7 @@ fn a_revoked_agents_svid_speaks_for_nobody_until_bound_again() {
 
     let db = cp.dir.join("decisions.db");
     let before = count(&db);
-    let (s, v) = curl(&ca, &actions, Some(&svid_a), None, &ask("agent-a")).unwrap();
+    let (s, v) = curl(ca, &actions, Some(&svid_a), None, &ask("agent-a")).unwrap();
     assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
     assert!(
         v["reason"].as_str().unwrap().contains("bound to no agent"),
@@ -308,10 +277,10 @@ fn a_revoked_agents_svid_speaks_for_nobody_until_bound_again() {
 
     let (s, v) = admin_post("/agents", json!({"actor": "agent-a2", "spiffe_id": A})).unwrap();
     assert_eq!(s, 201, "the freed SPIFFE ID binds again: {v}");
-    let (s, v) = curl(&ca, &actions, Some(&svid_a), None, &ask("agent-a2")).unwrap();
+    let (s, v) = curl(ca, &actions, Some(&svid_a), None, &ask("agent-a2")).unwrap();
     assert_eq!(s, 200, "{v}");
     let keyring = cp.keyring();
-    cp.stop();
+    t.cp.stop();
     let report = verify_store(&db, &keyring);
     assert!(report.ok, "{:?}", report.errors);
 }
@@ -322,18 +291,9 @@ fn a_revoked_agents_svid_speaks_for_nobody_until_bound_again() {
 fn a_brokers_svid_files_its_reports_and_speaks_for_no_agent() {
     use zt_core::capability::report::{ExecutionReport, Outcome};
     const BROKER: &str = "spiffe://td-a.test/broker/b1";
-    let pki = Pki::new();
-    let cp = start(
-        &pki.dir.path().join("cp"),
-        Options {
-            tls: Some(pki.server()),
-            ..Options::default()
-        },
-    );
-    let admin = cp.admin_token.clone().unwrap();
-    let ca = pki.server_ca();
-    let url = |p: &str| format!("{}{p}", cp.base);
-    let admin_post = |path: &str, body: Value| curl(&ca, &url(path), None, Some(&admin), &body);
+    let t = Mtls::start();
+    let pki = &t.pki;
+    let admin_post = |path: &str, body: Value| t.admin_post(path, body);
     let (s, v) = admin_post("/agents", json!({"actor": "agent-a"})).unwrap();
     assert_eq!(s, 201, "{v}");
     let token_a = v["token"].as_str().unwrap().to_owned();
@@ -363,10 +323,7 @@ fn a_brokers_svid_files_its_reports_and_speaks_for_no_agent() {
         v["id"].as_str().unwrap().to_owned(),
         v["token"].as_str().unwrap().to_owned(),
     );
-    let (s, v) = curl(
-        &ca,
-        &url("/actions"),
-        None,
+    let (s, v) = t.post("/actions", None,
         Some(&token_a),
         &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x", "capability": cap}),
     )
@@ -375,14 +332,14 @@ fn a_brokers_svid_files_its_reports_and_speaks_for_no_agent() {
     let allow = v["audit"]["current_hash"].as_str().unwrap().to_owned();
     let svid = pki.svid("broker", &[BROKER], Validity::Now);
     // the broker's SVID asks for nothing as an agent
-    let (s, v) = curl(
-        &ca,
-        &url("/actions"),
-        Some(&svid),
-        None,
-        &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x"}),
-    )
-    .unwrap();
+    let (s, v) = t
+        .post(
+            "/actions",
+            Some(&svid),
+            None,
+            &json!({"actor": "agent-a", "action": "files.read", "resource": "data/x"}),
+        )
+        .unwrap();
     assert_eq!((s, v["decision"].as_str()), (403, Some("deny")), "{v}");
     // its report, signed, over its SVID alone
     let report = ExecutionReport {
@@ -409,14 +366,14 @@ fn a_brokers_svid_files_its_reports_and_speaks_for_no_agent() {
         Some(&("b1".into(), key)),
     ))
     .unwrap();
-    let (s, v) = curl(&ca, &url("/executions"), Some(&svid), None, &body).unwrap();
+    let (s, v) = t.post("/executions", Some(&svid), None, &body).unwrap();
     assert_eq!(s, 201, "{v}");
     assert_eq!(
         v["audit"]["context"]["identity"].as_str(),
         Some(BROKER),
         "{v}"
     );
-    cp.stop();
+    t.cp.stop();
     let report = verify_store(
         &pki.dir.path().join("cp/decisions.db"),
         &std::fs::read(pki.dir.path().join("cp/keyring.json")).unwrap(),

@@ -11,7 +11,7 @@ use tokio_rustls::client::TlsStream;
 use zt_tls::connections::Outcome;
 use zt_tls::{ClientTls, ConnectionLimits};
 
-use super::{start_with, Pki};
+use super::{files, start_with, Pki};
 
 /// A TLS connection from `from` (handshake done), or the handshake's error.
 async fn connect(
@@ -93,7 +93,7 @@ fn limits(header_ms: u64, idle_ms: u64) -> ConnectionLimits {
 #[tokio::test(flavor = "multi_thread")]
 async fn silent_and_trickling_heads_are_closed_at_the_header_timeout() {
     let pki = Pki::new();
-    let srv = start_with(&pki.files(), limits(800, 60_000)).await;
+    let srv = start_with(&files(&pki), limits(800, 60_000)).await;
     // Handshaken, then nothing.
     let mut silent = connect(&pki, srv.addr, HERE).await.unwrap();
     let took = closed_after(&mut silent, Duration::from_secs(5)).await;
@@ -135,7 +135,7 @@ async fn silent_and_trickling_heads_are_closed_at_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_keep_alive_is_closed_but_a_long_request_is_not_cut() {
     let pki = Pki::new();
-    let srv = start_with(&pki.files(), limits(300, 1000)).await;
+    let srv = start_with(&files(&pki), limits(300, 1000)).await;
     let mut s = connect(&pki, srv.addr, HERE).await.unwrap();
     // Served far past the header and idle timeouts: the request's own timeout is the app's.
     let answer = get(&mut s, "/wait/1500").await;
@@ -162,7 +162,7 @@ async fn idle_keep_alive_is_closed_but_a_long_request_is_not_cut() {
 async fn past_the_per_address_limit_a_connection_closes_before_its_handshake() {
     let pki = Pki::new();
     let srv = start_with(
-        &pki.files(),
+        &files(&pki),
         ConnectionLimits {
             max_per_address: 2,
             max_connections: 10,

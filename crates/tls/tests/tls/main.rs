@@ -13,6 +13,8 @@ use std::time::Duration;
 use axum::extract::Extension;
 use axum::routing::get;
 use axum::Router;
+use zt_testkit::http::curl;
+use zt_testkit::pki::Pki;
 use zt_tls::test_pki::{write_bundle, Ca, Validity};
 use zt_tls::{
     ClientIdentity, ClientTls, ConnectionLimits, Connections, PeerIdentity, ServerFiles, TlsServer,
@@ -122,56 +124,29 @@ async fn ask(c: &reqwest::Client, url: &str) -> Result<String, String> {
     }
 }
 
-struct Pki {
-    dir: tempfile::TempDir,
-    server_ca: Ca,
-    td_a: Ca,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        Pki {
-            dir: tempfile::tempdir().unwrap(),
-            server_ca: Ca::spiffe("servers.test"),
-            td_a: Ca::spiffe("td-a.test"),
-        }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn files(&self) -> ServerFiles {
-        let (cert, key) = self.server_ca.server().write(self.dir.path(), "server");
-        let bundle = write_bundle(&self.path("bundle.pem"), &[&self.td_a]);
-        ServerFiles::new(cert, key).client_ca(bundle)
-    }
-    fn server_ca(&self) -> PathBuf {
-        write_bundle(&self.path("server-ca.pem"), &[&self.server_ca])
-    }
+/// The server certificate of `pki` for localhost, asking clients for td-a.test SVIDs.
+fn files(pki: &Pki) -> ServerFiles {
+    pki.server_files("server", &[&pki.td_a])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn svids_anonymous_clients_and_refused_certificates() {
     let pki = Pki::new();
-    let srv = start(&pki.files()).await;
+    let srv = start(&files(&pki)).await;
     let ca = pki.server_ca();
     let url = format!("{}/whoami", srv.base);
 
     assert_eq!(ask(&client(&ca, None), &url).await.unwrap(), "anonymous");
-    let a = pki
-        .td_a
-        .svid(&["spiffe://td-a.test/agent/a"], Validity::Now)
-        .write(pki.dir.path(), "a");
+    let a = pki.svid("a", &["spiffe://td-a.test/agent/a"], Validity::Now);
     assert_eq!(
         ask(&client(&ca, Some(a)), &url).await.unwrap(),
         "svid spiffe://td-a.test/agent/a"
     );
-    let two = pki
-        .td_a
-        .svid(
-            &["spiffe://td-a.test/agent/a", "spiffe://td-a.test/agent/b"],
-            Validity::Now,
-        )
-        .write(pki.dir.path(), "two");
+    let two = pki.svid(
+        "two",
+        &["spiffe://td-a.test/agent/a", "spiffe://td-a.test/agent/b"],
+        Validity::Now,
+    );
     let got = ask(&client(&ca, Some(two)), &url).await.unwrap();
     assert!(
         got.starts_with("refused: ") && got.contains("2 URI SANs"),
@@ -180,10 +155,11 @@ async fn svids_anonymous_clients_and_refused_certificates() {
 
     // refused in the handshake: nothing reaches a handler. (With TLS 1.3 the client may see
     // the server's alert or only a closed connection; the server's counters say why.)
-    let expired = pki
-        .td_a
-        .svid(&["spiffe://td-a.test/agent/a"], Validity::Expired)
-        .write(pki.dir.path(), "expired");
+    let expired = pki.svid(
+        "expired",
+        &["spiffe://td-a.test/agent/a"],
+        Validity::Expired,
+    );
     assert!(ask(&client(&ca, Some(expired)), &url).await.is_err());
     // a CA the bundle does not hold
     let foreign = Ca::spiffe("td-x.test")
@@ -215,40 +191,29 @@ async fn svids_anonymous_clients_and_refused_certificates() {
     srv.join.await.unwrap().unwrap();
 }
 
-fn curl(ca: &Path, url: &str, cert: Option<&(PathBuf, PathBuf)>) -> std::process::Output {
-    let mut c = std::process::Command::new("curl");
-    c.args(["-sS", "--max-time", "10", "--cacert"]).arg(ca);
-    if let Some((cert, key)) = cert {
-        c.arg("--cert").arg(cert).arg("--key").arg(key);
-    }
-    c.arg(url).output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn curl_sees_the_identity_and_the_refused_handshake() {
     let pki = Pki::new();
-    let srv = start(&pki.files()).await;
+    let srv = start(&files(&pki)).await;
     let (ca, url) = (pki.server_ca(), format!("{}/whoami", srv.base));
-    let a = pki
-        .td_a
-        .svid(&["spiffe://td-a.test/agent/a"], Validity::Now)
-        .write(pki.dir.path(), "a");
-    let not_yet = pki
-        .td_a
-        .svid(&["spiffe://td-a.test/agent/a"], Validity::NotYetValid)
-        .write(pki.dir.path(), "not-yet");
+    let a = pki.svid("a", &["spiffe://td-a.test/agent/a"], Validity::Now);
+    let not_yet = pki.svid(
+        "not-yet",
+        &["spiffe://td-a.test/agent/a"],
+        Validity::NotYetValid,
+    );
     let (ok, refused) = tokio::task::spawn_blocking(move || {
-        (curl(&ca, &url, Some(&a)), curl(&ca, &url, Some(&not_yet)))
+        (
+            curl(&ca, &url, Some(&a), None, None),
+            curl(&ca, &url, Some(&not_yet), None, None),
+        )
     })
     .await
     .unwrap();
-    assert!(ok.status.success(), "{ok:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&ok.stdout),
-        "svid spiffe://td-a.test/agent/a"
-    );
-    assert!(!refused.status.success(), "{refused:?}");
-    assert!(refused.stdout.is_empty());
+    let (status, body) = ok.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "svid spiffe://td-a.test/agent/a");
+    assert!(refused.is_err(), "no answer: {refused:?}");
     assert_metrics(
         &srv.tls,
         &["zt_tls_handshake_failures_total{reason=\"not_yet_valid\"} 1"],
@@ -261,7 +226,7 @@ async fn curl_sees_the_identity_and_the_refused_handshake() {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_connections_get_the_new_certificate_and_a_broken_one_is_not_taken() {
     let pki = Pki::new();
-    let mut files = pki.files();
+    let mut files = files(&pki);
     files.check_every = Duration::ZERO;
     let srv = start(&files).await;
     let url = format!("{}/whoami", srv.base);
@@ -291,7 +256,7 @@ async fn new_connections_get_the_new_certificate_and_a_broken_one_is_not_taken()
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_finishes_the_request_in_flight() {
     let pki = Pki::new();
-    let mut srv = start(&pki.files()).await;
+    let mut srv = start(&files(&pki)).await;
     let c = client(&pki.server_ca(), None);
     let url = format!("{}/slow", srv.base);
     let pending = tokio::spawn(async move { ask(&c, &url).await });
