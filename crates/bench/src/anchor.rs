@@ -22,7 +22,6 @@ use zt_anchor::evm::{Evm, Fees, Network, DAALOG_ARTIFACT, ZT_ANCHOR_ARTIFACT};
 use zt_anchor::job::{Anchorer, JobConfig, RunOutcome};
 use zt_anchor::tree::{LogRef, Tree};
 use zt_core::crypto::SigningKey;
-use zt_core::envelope::V1Draft;
 use zt_core::{Envelope, Hash32, Profile};
 use zt_store::{EpochRow, EpochState, LeafRow, NewRecord, Store};
 
@@ -57,27 +56,12 @@ fn chain_records(
     prev: Hash32,
     key: &SigningKey,
 ) -> Vec<(String, Hash32)> {
-    let mut prev = prev;
-    (0..n as u64)
-        .map(|i| {
-            let seq = start + i;
-            let s = V1Draft {
-                chain_id: name.to_owned(),
-                seq,
-                actor: "agent-bench".into(),
-                action: "hello-world.say_hello".into(),
-                resource: format!("bench/{seq}"),
-                decision: "allow".into(),
-                reason: "bench".into(),
-                timestamp: "2026-10-01T00:00:00.000Z".into(),
-                previous_hash: prev,
-                context: None,
-            }
-            .seal(Some((key, "bench-key")));
-            prev = s.current_hash;
-            (s.json, s.current_hash)
-        })
-        .collect()
+    crate::data::signed_chain(name, start, n, prev, key, |seq| crate::data::Shape {
+        actor: "agent-bench".into(),
+        action: "hello-world.say_hello".into(),
+        resource: format!("bench/{seq}"),
+        decision: "allow",
+    })
 }
 
 fn insert(store: &mut Store, recs: &[(String, Hash32)]) -> Result<()> {

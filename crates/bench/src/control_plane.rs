@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
+use zt_client::{ClientConfig, GuardedClient, PinnedKey, Refusal};
 use zt_control_plane::{ControlPlane, Options};
 
 use crate::stats::percentile;
@@ -114,13 +114,7 @@ async fn one_run(decisions: usize, clients: usize, max_group: usize) -> Result<R
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(n);
             for i in 0..n {
-                let allowed = (c + i) % 2 == 0;
-                let action = if allowed {
-                    "bench.allowed"
-                } else {
-                    "bench.denied"
-                };
-                let req = ActionRequest::new("agent-bench", action).resource(format!("r/{c}/{i}"));
+                let (allowed, req) = crate::data::request(c, i);
                 let t = Instant::now();
                 let got = client.decide(&req).await;
                 lat.push(t.elapsed());

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use zt_client::{ActionRequest, ClientConfig, GuardedClient, PinnedKey, Refusal};
+use zt_client::{ClientConfig, GuardedClient, PinnedKey, Refusal};
 use zt_control_plane::{ControlPlane, Options, RateLimit};
 
 use crate::procs::Sender;
@@ -262,13 +262,7 @@ async fn agents(
             for i in 0..n {
                 let due = start + offset + interval * u32::try_from(i).unwrap_or(u32::MAX);
                 tokio::time::sleep_until(due.into()).await;
-                let allowed = (c + i) % 2 == 0;
-                let action = if allowed {
-                    "bench.allowed"
-                } else {
-                    "bench.denied"
-                };
-                let req = ActionRequest::new("agent-bench", action).resource(format!("r/{c}/{i}"));
+                let (allowed, req) = crate::data::request(c, i);
                 let got = client.decide(&req).await;
                 // From when it was due: a late start is latency too.
                 lat.push(due.elapsed());

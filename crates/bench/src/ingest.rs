@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use zt_core::crypto::SigningKey;
-use zt_core::envelope::V1Draft;
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::Hash32;
 use zt_ingest::otlp;
@@ -62,31 +61,31 @@ pub(crate) fn envelopes(n_chains: usize, per_chain: usize, key: &SigningKey) -> 
     (0..n_chains)
         .into_par_iter()
         .map(|c| {
-            let mut prev = Hash32::ZERO;
-            (0..per_chain as u64)
-                .map(|seq| {
-                    let s = V1Draft {
-                        chain_id: format!("bench-{c}"),
-                        seq,
-                        actor: format!("agent-{c}"),
-                        action: if seq % 5 == 0 {
-                            "aws.ec2.terminate_instances"
-                        } else {
-                            "hello-world.say_hello"
-                        }
-                        .into(),
-                        resource: format!("bench/{c}/{seq}"),
-                        decision: if seq % 5 == 0 { "deny" } else { "allow" }.into(),
-                        reason: "bench".into(),
-                        timestamp: "2026-10-01T00:00:00.000Z".into(),
-                        previous_hash: prev,
-                        context: None,
+            let shape = |seq: u64| {
+                let denied = seq.is_multiple_of(5);
+                crate::data::Shape {
+                    actor: format!("agent-{c}"),
+                    action: if denied {
+                        "aws.ec2.terminate_instances"
+                    } else {
+                        "hello-world.say_hello"
                     }
-                    .seal(Some((key, "bench-key")));
-                    prev = s.current_hash;
-                    s.json
-                })
-                .collect()
+                    .into(),
+                    resource: format!("bench/{c}/{seq}"),
+                    decision: if denied { "deny" } else { "allow" },
+                }
+            };
+            crate::data::signed_chain(
+                &format!("bench-{c}"),
+                0,
+                per_chain,
+                Hash32::ZERO,
+                key,
+                shape,
+            )
+            .into_iter()
+            .map(|(json, _)| json)
+            .collect()
         })
         .collect()
 }

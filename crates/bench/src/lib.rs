@@ -27,6 +27,7 @@
 
 pub mod anchor;
 pub mod control_plane;
+mod data;
 pub mod flood;
 pub mod hostile;
 pub mod ingest;

@@ -47,13 +47,7 @@ fn build(db: &Path, n: usize) -> Result<()> {
     let per = n.div_ceil(CHAINS);
     let mut prev = vec![Hash32::ZERO; CHAINS];
     let ring = Keyring::new();
-    let actions = [
-        "hello-world.say_hello",
-        "fs.read",
-        "github.repos.create_issue",
-        "aws.ec2.terminate_instances",
-        "shell.exec",
-    ];
+    let actions = crate::data::ACTIONS;
     for seq in (0..per).step_by(100) {
         let upto = (seq + 100).min(per);
         // One batch: 100 positions of every chain, sealed in parallel per chain.

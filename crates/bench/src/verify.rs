@@ -42,13 +42,7 @@ pub fn generate_chain(dir: &Path, n: usize) -> Result<(PathBuf, PathBuf, Hash32)
     let key_id = "arn:aws:kms:us-east-2:111122223333:key/bench-only-not-a-real-key";
     // Links are sequential; signatures are the cost, and independent: hash first, sign in
     // parallel, by sealing each record with its predecessor's hash.
-    let actions = [
-        "hello-world.say_hello",
-        "fs.read",
-        "github.repos.create_issue",
-        "aws.ec2.terminate_instances",
-        "shell.exec",
-    ];
+    let actions = crate::data::ACTIONS;
     let owned: Vec<[String; 4]> = (0..n)
         .map(|i| {
             let a = actions[i % actions.len()];
