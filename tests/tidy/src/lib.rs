@@ -413,17 +413,29 @@ pub fn import_loops(crates: &[Crate]) -> Vec<Violation> {
     v
 }
 
-/// Every path ARCHITECTURE.md names in backquotes exists: from the root, under a crate
-/// (`crates/*/` or `crates/*/src/`) for the code map's short names, and a bare file name
-/// (`build.mjs`) anywhere in the tree.
+/// Every path ARCHITECTURE.md, the README and `docs/` name in backquotes exists: from the
+/// root, under a crate (`crates/*/` or `crates/*/src/`) for the code map's short names, and a
+/// bare file name (`build.mjs`) anywhere in the tree; what `.gitignore` says the scripts make
+/// is exempt.
 pub fn architecture_paths(root: &Path) -> Vec<Violation> {
-    let Ok(text) = std::fs::read_to_string(root.join("ARCHITECTURE.md")) else {
+    if !root.join("ARCHITECTURE.md").is_file() {
         return vec![violation(
             Rule::ArchitecturePath,
             "ARCHITECTURE.md",
             "missing",
         )];
-    };
+    }
+    let mut docs = vec![PathBuf::from("ARCHITECTURE.md"), PathBuf::from("README.md")];
+    if let Ok(rd) = std::fs::read_dir(root.join("docs")) {
+        let mut more: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .filter_map(|p| Some(p.strip_prefix(root).ok()?.to_path_buf()))
+            .collect();
+        more.sort();
+        docs.extend(more);
+    }
     let crate_dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -433,35 +445,40 @@ pub fn architecture_paths(root: &Path) -> Vec<Violation> {
     let names = file_names(root);
     let generated = ignored_roots(root);
     let mut v = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        for token in line.split('`').skip(1).step_by(2) {
-            let Some(path) = named_path(token) else {
-                continue;
-            };
-            // What the scripts make (`node_modules/`, `target/`) is named before it exists.
-            if generated
-                .iter()
-                .any(|g| path == g || path.starts_with(&format!("{g}/")))
-            {
-                continue;
-            }
-            let found = if path.contains('/') {
-                // A slash that is not a path (`application/json`): its first part is no
-                // folder anywhere the map speaks of.
-                let first = path.split('/').next().unwrap_or("");
-                if !has_extension(path) && !bases.iter().any(|b| b.join(first).is_dir()) {
+    for doc in docs {
+        let Ok(text) = std::fs::read_to_string(root.join(&doc)) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            for token in line.split('`').skip(1).step_by(2) {
+                let Some(path) = named_path(token) else {
+                    continue;
+                };
+                // What the scripts make (`node_modules/`, `target/`) is named before it exists.
+                if generated
+                    .iter()
+                    .any(|g| path == g || path.starts_with(&format!("{g}/")))
+                {
                     continue;
                 }
-                bases.iter().any(|b| b.join(path).exists())
-            } else {
-                names.contains(path) || bases.iter().any(|b| b.join(path).exists())
-            };
-            if !found {
-                v.push(violation(
-                    Rule::ArchitecturePath,
-                    format!("ARCHITECTURE.md:{}", i + 1),
-                    format!("names {path}, which does not exist"),
-                ));
+                let found = if path.contains('/') {
+                    // A slash that is not a path (`application/json`): its first part is no
+                    // folder anywhere the map speaks of.
+                    let first = path.split('/').next().unwrap_or("");
+                    if !has_extension(path) && !root.join(first).is_dir() {
+                        continue;
+                    }
+                    bases.iter().any(|b| b.join(path).exists())
+                } else {
+                    names.contains(path) || bases.iter().any(|b| b.join(path).exists())
+                };
+                if !found {
+                    v.push(violation(
+                        Rule::ArchitecturePath,
+                        format!("{}:{}", doc.display(), i + 1),
+                        format!("names {path}, which does not exist"),
+                    ));
+                }
             }
         }
     }

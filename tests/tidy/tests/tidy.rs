@@ -208,7 +208,7 @@ fn files_that_import_each_other_are_named_and_a_facade_is_not() {
 }
 
 #[test]
-fn a_path_architecture_names_that_does_not_exist_is_named() {
+fn a_path_architecture_or_the_docs_name_that_does_not_exist_is_named() {
     let t = Tree::new();
     t.krate("store", "zt-store", &[])
         .write("crates/store/src/sql.rs", "\n")
@@ -217,16 +217,25 @@ fn a_path_architecture_names_that_does_not_exist_is_named() {
             "ARCHITECTURE.md",
             "# Architecture\n\n`crates/store` holds `sql.rs` and `src/sql.rs`; `zt_store::sql` and `zt-audit verify --db` are not paths; `node_modules/.bin/anvil` is made by a script.\n\nIt also names `crates/store/src/gone.rs` and `scripts/missing.sh`.\n",
         );
+    // The docs are held to the same: a page naming a test that moved.
+    t.write(
+        "docs/guide.md",
+        "# Guide\n\nSee `crates/cli/tests/slow_clients` (moved) and `application/json`.\n",
+    );
     let v = t.violations(Rule::ArchitecturePath);
     let what: Vec<&str> = v.iter().map(|v| v.what.as_str()).collect();
     assert_eq!(
         what,
         [
             "names crates/store/src/gone.rs, which does not exist",
-            "names scripts/missing.sh, which does not exist"
+            "names scripts/missing.sh, which does not exist",
+            "names crates/cli/tests/slow_clients, which does not exist",
         ]
     );
-    assert_eq!(places(&v), ["ARCHITECTURE.md:5", "ARCHITECTURE.md:5"]);
+    assert_eq!(
+        places(&v),
+        ["ARCHITECTURE.md:5", "ARCHITECTURE.md:5", "docs/guide.md:3"]
+    );
 }
 
 #[test]
