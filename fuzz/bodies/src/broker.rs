@@ -6,7 +6,7 @@ use zt_broker::serve::{Answer, Request};
 use zt_core::capability::standing::Standing;
 use zt_core::json;
 
-use crate::shown;
+use crate::shown::shown;
 
 /// `broker_lines`: one line read as each of the three.
 ///

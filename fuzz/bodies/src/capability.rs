@@ -13,7 +13,7 @@ use zt_core::json::{self, Value};
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::time::Timestamp;
 
-use crate::shown;
+use crate::shown::shown;
 
 /// The issuer's key id in [`keyring`].
 pub const ISSUER: &str = "fuzz-issuer";

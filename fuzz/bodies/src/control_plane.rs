@@ -24,7 +24,7 @@ use zt_core::time::Timestamp;
 use zt_core::Profile;
 
 use crate::schema::{check, Def};
-use crate::shown;
+use crate::shown::shown;
 
 /// Which route an input goes to: its first byte, modulo the number of routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

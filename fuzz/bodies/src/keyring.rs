@@ -4,7 +4,7 @@ use zt_core::crypto::PublicKey;
 use zt_core::keyring::{KeyEntry, Keyring};
 use zt_core::time::Timestamp;
 
-use crate::shown;
+use crate::shown::shown;
 
 fn same(a: &KeyEntry, b: &KeyEntry) -> bool {
     a.key_id == b.key_id

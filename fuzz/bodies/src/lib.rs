@@ -23,6 +23,7 @@ pub mod otlp;
 pub mod proof;
 pub mod record;
 pub mod schema;
+mod shown;
 pub mod spiffe;
 
 /// A target's body.
@@ -44,9 +45,3 @@ pub const TARGETS: [(&str, Body); 13] = [
     ("capability_chain", capability::chain),
     ("spiffe_bundle", spiffe::bundle),
 ];
-
-/// The input as text for a panic message (lossy, at most 2,000 bytes shown).
-pub(crate) fn shown(data: &[u8]) -> String {
-    let cut = &data[..data.len().min(2000)];
-    format!("{:?}", String::from_utf8_lossy(cut))
-}

@@ -10,7 +10,7 @@ use zt_core::json as zjson;
 use zt_ingest::otlp::{self, DecodeError, Extracted};
 use zt_ingest::scan::{self, Counts, Limit, Limits, ScanError};
 
-use crate::shown;
+use crate::shown::shown;
 
 /// Small limits, so that inputs of a few KiB reach every one of them.
 pub const LIMITS: Limits = Limits {

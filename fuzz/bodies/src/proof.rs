@@ -7,7 +7,7 @@ use zt_anchor::proof::{verify_offline, ProofBundle};
 use zt_core::chain::inspect;
 use zt_core::keyring::Keyring;
 
-use crate::shown;
+use crate::shown::shown;
 
 /// The keyring the v1 fixtures are signed under (`fixtures/v1/keyring.json`).
 pub const V1_KEYRING: &str = include_str!("../../../fixtures/v1/keyring.json");

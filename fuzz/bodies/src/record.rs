@@ -8,7 +8,7 @@ use zt_core::Profile;
 use zt_verifier::source::{Batch, RecordReader};
 use zt_verifier::{Options, Verifier};
 
-use crate::shown;
+use crate::shown::shown;
 
 /// `parse_record`: one record. `Envelope::from_json`, every profile's hash and profile
 /// detection; the RFC 8785 round trip (the canonical form re-parses to a value with the same

@@ -8,7 +8,7 @@ use zt_core::capability::Grants;
 use zt_core::envelope::Envelope;
 use zt_core::json::{self, Value};
 
-use crate::shown;
+use crate::shown::shown;
 
 /// The schemas are checked by `zt_conformance::schema`, the one place that compiles them.
 pub use zt_conformance::schema::{check, Schema as Def};

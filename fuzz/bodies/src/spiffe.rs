@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use zt_tls::bundle::{parse, spiffe_bundle, BundleSource};
 use zt_tls::spiffe::{SpiffeId, TrustDomain};
 
-use crate::shown;
+use crate::shown::shown;
 
 /// `spiffe_bundle`: the input as a bundle file of trust domain `fuzz.test` (a SPIFFE bundle
 /// when it starts with `{`, PEM otherwise), as a `--client-ca` PEM file, and as text (a

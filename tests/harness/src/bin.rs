@@ -5,8 +5,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::servers::Server;
-
 /// The `zt-audit` binary under test.
 #[derive(Debug, Clone, Copy)]
 pub struct Bin(&'static OsStr);
@@ -99,11 +97,6 @@ impl Bin {
         let mut c = self.command(["import", "--db"]);
         c.arg(db).arg("--keyring").arg(keyring).args(files);
         output(&mut c)
-    }
-
-    /// Starts it as a server with `args`: see [`Server::start`].
-    pub fn serve<A: AsRef<OsStr>>(self, args: impl IntoIterator<Item = A>) -> Server {
-        Server::start(self.command(args))
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::Crate;
+use crate::tree::{Crate, Source};
 
 /// A file's module: its path in the crate (`[]` for the root) and the file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,71 +30,17 @@ fn segments(src: &Path, file: &Path) -> Vec<String> {
     s
 }
 
-/// Files that only `#[cfg(test)] mod x;` declarations bring in (test helpers).
-pub fn test_only_files(src: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&p) else {
-                continue;
-            };
-            let code = crate::lex::blank(&text);
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
-            let dir = match stem.as_deref() {
-                Some("lib" | "main" | "mod") => d.clone(),
-                Some(s) => d.join(s),
-                None => continue,
-            };
-            let mut rest = code.as_str();
-            while let Some(k) = rest.find("#[cfg(test)]") {
-                rest = &rest[k + "#[cfg(test)]".len()..];
-                let decl = rest.trim_start();
-                let decl = decl.strip_prefix("pub(crate) ").unwrap_or(decl);
-                let Some(name) = decl.strip_prefix("mod ") else {
-                    continue;
-                };
-                let name: String = name
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if name.is_empty() || !name_then(decl, &name, ';') {
-                    continue;
-                }
-                out.insert(dir.join(format!("{name}.rs")));
-                out.insert(dir.join(&name).join("mod.rs"));
-            }
-        }
-    }
-    out
-}
-
-/// `decl` is `mod NAME` followed by `end` (after spaces).
-fn name_then(decl: &str, name: &str, end: char) -> bool {
-    decl.strip_prefix("mod ")
-        .and_then(|r| r.strip_prefix(name))
-        .is_some_and(|r| r.trim_start().starts_with(end))
-}
-
 /// The edges of `c`'s import graph, file to files.
 pub fn import_graph(c: &Crate) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
     let src = c.dir.join("src");
     // A crate with a library and a binary: the binary is its own crate root, which refers
     // to the library by name, so only the library's tree is one module graph.
-    let files: Vec<&crate::Source> = c
+    let files: Vec<&Source> = c
         .files
         .iter()
         .filter(|f| !(c.is_lib && f.path == src.join("main.rs")))
         .collect();
-    let mods: BTreeMap<Vec<String>, &crate::Source> = files
+    let mods: BTreeMap<Vec<String>, &Source> = files
         .iter()
         .map(|f| (segments(&src, &f.path), *f))
         .collect();
@@ -137,7 +83,7 @@ pub fn import_graph(c: &Crate) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
 fn absolute(
     m: &[String],
     path: &[String],
-    mods: &BTreeMap<Vec<String>, &crate::Source>,
+    mods: &BTreeMap<Vec<String>, &Source>,
 ) -> Option<Vec<String>> {
     let (first, rest) = path.split_first()?;
     let mut base: Vec<String> = match first.as_str() {
@@ -165,7 +111,7 @@ fn absolute(
 /// The file module an absolute path lands in, following re-exports (a few hops).
 fn resolve(
     full: &[String],
-    mods: &BTreeMap<Vec<String>, &crate::Source>,
+    mods: &BTreeMap<Vec<String>, &Source>,
     reexports: &BTreeMap<(Vec<String>, String), Vec<String>>,
 ) -> Option<Vec<String>> {
     let mut full = full.to_vec();
@@ -277,7 +223,7 @@ fn expand(tree: &str) -> Vec<String> {
 fn inline_paths(
     code: &str,
     m: &[String],
-    mods: &BTreeMap<Vec<String>, &crate::Source>,
+    mods: &BTreeMap<Vec<String>, &Source>,
 ) -> Vec<Vec<String>> {
     let c: Vec<char> = code.chars().collect();
     let mut out = Vec::new();
