@@ -19,7 +19,7 @@
 
 use serde_json::{json, Value};
 use zt_testkit::http::{request, Answer};
-use zt_testkit::{s, Bin, Server};
+use zt_testkit::{s, Bin};
 
 /// Peak resident memory either server may reach over the whole sweep (measured 2026-12-06:
 /// serve 30 MiB, control-plane 65 MiB, debug builds). The largest bodies are 16 MiB (serve's
@@ -39,7 +39,9 @@ struct Server {
 
 impl Server {
     fn start(name: &'static str, args: &[&str]) -> Server {
-        let server = Server::start(Bin::under_test(env!("CARGO_BIN_EXE_zt-audit")).command(args));
+        let server = zt_testkit::Server::start(
+            Bin::under_test(env!("CARGO_BIN_EXE_zt-audit")).command(args),
+        );
         Server { server, name }
     }
 
