@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go test peers: every module under tests/go/<name>/ (its own go.mod and go.sum, exact
-# pins) into target/go-peers/<name>, for the Rust integration tests to run. Today that is
-# spiffe-client, a SPIFFE mTLS client on the reference go-spiffe library.
+# pins) into target/go-peers/<name>, for the Rust integration tests to run. Today: spiffe-client,
+# a SPIFFE mTLS client on the reference go-spiffe library, and note-peer, signed notes on
+# golang.org/x/mod/sumdb/note (Go's checksum database).
 #
 #   scripts/go-peers.sh            -> builds what is missing or stale, reuses the rest
 #   ZT_GO=/path/to/go scripts/...  -> that Go toolchain (default: go on PATH, else /usr/local/go)
@@ -11,7 +12,7 @@
 # each binary built or reused, and last the directory that holds them.
 # Concurrent runs (parallel cargo tests) serialise on a flock(1) lock in that directory.
 #
-# Needs Go >= the `go` line of each go.mod (1.24 for go-spiffe v2.9) and the Go module proxy, the
+# Needs Go >= the `go` line of each go.mod (1.24 for go-spiffe v2.9, 1.26 for x/mod v0.43) and the Go module proxy, the
 # first time, to download the pinned modules into the module cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."

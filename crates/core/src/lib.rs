@@ -38,6 +38,7 @@ pub mod hash;
 pub mod json;
 pub mod keyring;
 pub mod merkle;
+pub mod note;
 pub mod secret;
 pub mod text;
 pub mod time;

@@ -16,6 +16,7 @@ mod keys;
 mod numbers;
 mod proof;
 mod secrets;
+mod signed_note;
 mod store;
 mod surface;
 mod terminal_injection;
