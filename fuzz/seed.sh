@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 out=${1:-"$here/corpus"}
 targets="parse_record split_records verify_stream otlp_protobuf otlp_json capability_token
-capability_chain keyring proof_bundle broker_lines json_schema control_plane_http spiffe_bundle"
+capability_chain keyring proof_bundle broker_lines json_schema control_plane_http spiffe_bundle
+signed_note"
 
 # Each line of the JSONL fixtures as a seed of its own (targets that take one record).
 lines() {

@@ -530,17 +530,53 @@ fn spiffe() {
     );
 }
 
+/// Signed notes: the specification's example, a checkpoint signed by a log and a witness, a
+/// verifier key, a checkpoint's text with an extension line.
+fn notes() {
+    use zt_core::note::{sign, Checkpoint, NoteSigner};
+    write(
+        "signed_note",
+        "spec-example.txt",
+        "This is an example message.\n\n\u{2014} example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n".as_bytes(),
+    );
+    let log = NoteSigner::from_seed("fuzz.test/log", &[7; 32]).unwrap();
+    let witness = NoteSigner::from_seed("witness.test/w", &[8; 32]).unwrap();
+    let cp = Checkpoint {
+        origin: "fuzz.test/log".into(),
+        size: 42,
+        root: zt_core::Hash32::digest(b"root"),
+        extensions: Vec::new(),
+    };
+    let signed = sign(&cp.to_text(), &[&log, &witness]).unwrap();
+    write("signed_note", "checkpoint.txt", signed.as_bytes());
+    write(
+        "signed_note",
+        "vkey.txt",
+        log.verifier().to_string().as_bytes(),
+    );
+    let ext = Checkpoint {
+        extensions: vec!["ext 1".into()],
+        ..cp
+    };
+    write(
+        "signed_note",
+        "checkpoint-text.txt",
+        ext.to_text().as_bytes(),
+    );
+}
+
 /// Every generator, or those named on the command line (`otlp capability keyring proof
-/// broker spiffe`).
+/// broker spiffe notes`).
 fn main() {
     let only: Vec<String> = std::env::args().skip(1).collect();
-    let gens: [(&str, fn()); 6] = [
+    let gens: [(&str, fn()); 7] = [
         ("otlp", otlp),
         ("capability", capability),
         ("keyring", keyring),
         ("proof", proof),
         ("broker", broker_and_schema),
         ("spiffe", spiffe),
+        ("notes", notes),
     ];
     for (name, gen) in gens {
         if only.is_empty() || only.iter().any(|o| o == name) {

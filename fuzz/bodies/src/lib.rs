@@ -19,6 +19,7 @@ pub mod broker;
 pub mod capability;
 pub mod control_plane;
 pub mod keyring;
+pub mod note;
 pub mod otlp;
 pub mod proof;
 pub mod record;
@@ -30,7 +31,7 @@ pub mod spiffe;
 pub type Body = fn(&[u8]);
 
 /// Every target: its cargo-fuzz name and its body.
-pub const TARGETS: [(&str, Body); 13] = [
+pub const TARGETS: [(&str, Body); 14] = [
     ("parse_record", record::parse_record),
     ("split_records", record::split_records),
     ("verify_stream", record::verify_stream),
@@ -44,4 +45,5 @@ pub const TARGETS: [(&str, Body); 13] = [
     ("control_plane_http", control_plane::http),
     ("capability_chain", capability::chain),
     ("spiffe_bundle", spiffe::bundle),
+    ("signed_note", note::signed_note),
 ];

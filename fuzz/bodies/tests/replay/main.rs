@@ -239,4 +239,5 @@ replay_tests!(
     json_schema,
     control_plane_http,
     spiffe_bundle,
+    signed_note,
 );
