@@ -383,25 +383,10 @@ fn ignored_roots(root: &Path) -> BTreeSet<String> {
 
 /// The names of every file in the tree (not in build output, installed tools or git).
 fn file_names(root: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let p = e.path();
-            if p.is_dir() {
-                if !matches!(name.as_str(), "target" | "node_modules" | ".git") {
-                    stack.push(p);
-                }
-            } else {
-                out.insert(name);
-            }
-        }
-    }
-    out
+    tree::files_below(root)
+        .iter()
+        .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+        .collect()
 }
 
 const EXTENSIONS: &[&str] = &[

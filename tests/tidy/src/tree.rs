@@ -74,8 +74,8 @@ impl Crate {
     }
 }
 
-/// Every `.rs` file below `dir`, sorted.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+/// Every file below `dir` (not in build output, installed tools or git), sorted.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -84,15 +84,26 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
         };
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
+            if !p.is_dir() {
                 out.push(p);
+            } else if !matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("target" | "node_modules" | ".git")
+            ) {
+                stack.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    files_below(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect()
 }
 
 fn package_name(manifest: &str) -> Option<String> {
@@ -143,45 +154,37 @@ fn dependencies(manifest: &str) -> BTreeSet<String> {
 /// Files that only `#[cfg(test)] mod x;` declarations bring in (test helpers).
 fn test_only_files(src: &Path) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+    for p in rust_files(src) {
+        let Some(d) = p.parent().map(Path::to_path_buf) else {
             continue;
         };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&p) else {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let code = crate::lex::blank(&text);
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let dir = match stem.as_deref() {
+            Some("lib" | "main" | "mod") => d.clone(),
+            Some(s) => d.join(s),
+            None => continue,
+        };
+        let mut rest = code.as_str();
+        while let Some(k) = rest.find("#[cfg(test)]") {
+            rest = &rest[k + "#[cfg(test)]".len()..];
+            let decl = rest.trim_start();
+            let decl = decl.strip_prefix("pub(crate) ").unwrap_or(decl);
+            let Some(name) = decl.strip_prefix("mod ") else {
                 continue;
             };
-            let code = crate::lex::blank(&text);
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
-            let dir = match stem.as_deref() {
-                Some("lib" | "main" | "mod") => d.clone(),
-                Some(s) => d.join(s),
-                None => continue,
-            };
-            let mut rest = code.as_str();
-            while let Some(k) = rest.find("#[cfg(test)]") {
-                rest = &rest[k + "#[cfg(test)]".len()..];
-                let decl = rest.trim_start();
-                let decl = decl.strip_prefix("pub(crate) ").unwrap_or(decl);
-                let Some(name) = decl.strip_prefix("mod ") else {
-                    continue;
-                };
-                let name: String = name
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if name.is_empty() || !name_then(decl, &name, ';') {
-                    continue;
-                }
-                out.insert(dir.join(format!("{name}.rs")));
-                out.insert(dir.join(&name).join("mod.rs"));
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name.is_empty() || !name_then(decl, &name, ';') {
+                continue;
             }
+            out.insert(dir.join(format!("{name}.rs")));
+            out.insert(dir.join(&name).join("mod.rs"));
         }
     }
     out
