@@ -90,3 +90,30 @@ fn we_verify_what_go_signs_under_the_key_it_prints() {
         Err(NoteError::Unverified)
     );
 }
+
+#[test]
+fn where_we_read_the_specification_more_strictly_than_go_it_is_named() {
+    let log = NoteSigner::generate("zt-audit.test/log").unwrap();
+    let vkey = log.verifier().to_string();
+    // DEL is not below U+0020: both accept it.
+    let del = note::sign("rub\u{7f}out\n", &[&log]).unwrap();
+    assert_eq!(peer(&["verify", &vkey], &del).0, Some(0));
+    assert!(note::open(del.as_bytes(), &[log.verifier().clone()]).is_ok());
+    // A genuine line, then a forged repeat under the same key: Go checks only the first line
+    // of a key and accepts; the specification says a known key's signature MUST be verified
+    // and a failing one SHOULD reject the note, and we reject it.
+    let mut forged = note::Note::parse(del.as_bytes()).unwrap();
+    let mut bad = forged.signatures[0].clone();
+    bad.signature[10] ^= 0x40;
+    forged.signatures.push(bad);
+    let text = forged.to_text();
+    assert_eq!(
+        peer(&["verify", &vkey], &text).0,
+        Some(0),
+        "Go's reading changed"
+    );
+    assert!(matches!(
+        note::open(text.as_bytes(), &[log.verifier().clone()]),
+        Err(NoteError::BadSignature { .. })
+    ));
+}
