@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go test peers: every module under tests/go/<name>/ (its own go.mod and go.sum, exact
 # pins) into target/go-peers/<name>, for the Rust integration tests to run. Today: spiffe-client,
-# a SPIFFE mTLS client on the reference go-spiffe library, and note-peer, signed notes on
-# golang.org/x/mod/sumdb/note (Go's checksum database).
+# a SPIFFE mTLS client on the reference go-spiffe library, and sumdb-peer, signed notes and
+# RFC 6962 proofs on golang.org/x/mod/sumdb (Go's checksum database).
 #
 #   scripts/go-peers.sh            -> builds what is missing or stale, reuses the rest
 #   ZT_GO=/path/to/go scripts/...  -> that Go toolchain (default: go on PATH, else /usr/local/go)

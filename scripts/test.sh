@@ -77,7 +77,7 @@ rm -rf "$clone"
 step "Python OpenTelemetry SDK venv (PyPI, pinned) for the ingest tests"
 bash scripts/python-venv.sh >/dev/null
 
-step "Go peers (pinned modules from the Go module proxy, built once into target/go-peers): go-spiffe's mTLS client, x/mod's signed notes"
+step "Go peers (pinned modules from the Go module proxy, built once into target/go-peers): go-spiffe's mTLS client, x/mod's sumdb (signed notes, RFC 6962 proofs)"
 bash scripts/go-peers.sh >/dev/null
 
 step "tests (AWS-LC backend)"

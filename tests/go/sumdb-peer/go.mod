@@ -1,4 +1,4 @@
-module zt-audit.test/note-peer
+module zt-audit.test/sumdb-peer
 
 go 1.26.0
 

@@ -1,18 +1,20 @@
-//! Signed notes and checkpoints (`zt_core::note`) against the reference implementation we did
-//! not write: Go's `golang.org/x/mod/sumdb/note` (pinned in tests/go/note-peer), what Go's
+//! Signed notes and checkpoints (`zt_core::note`) and RFC 6962 trees and proofs
+//! (`zt_core::merkle`) against the reference implementation we did not write: Go's
+//! `golang.org/x/mod/sumdb` (`note` and `tlog`, pinned in tests/go/sumdb-peer), what Go's
 //! checksum database and the transparency-log witnesses use. Each side signs, the other
 //! verifies; each side's verifier keys are read by the other; a tampered note is refused by
-//! both.
+//! both; the two compute the same roots and proofs, and each accepts the other's.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use zt_core::merkle;
 use zt_core::note::{self, Checkpoint, NoteError, NoteSigner, VerifierKey};
 use zt_core::Hash32;
 
 /// Runs the Go peer with `args`, `input` on its standard input: (exit code, stdout, stderr).
 fn peer(args: &[&str], input: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(zt_testkit::tools::go_peer("note-peer"))
+    let mut child = Command::new(zt_testkit::tools::go_peer("sumdb-peer"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -116,4 +118,101 @@ fn where_we_read_the_specification_more_strictly_than_go_it_is_named() {
         note::open(text.as_bytes(), &[log.verifier().clone()]),
         Err(NoteError::BadSignature { .. })
     ));
+}
+
+/// Go's tree of `n` records `leaf-<i>`: roots at `n` and `m`, the inclusion proof of `i`, the
+/// consistency proof from `m` to `n`.
+fn go_tree(n: usize, m: usize, i: usize) -> serde_json::Value {
+    let (code, out, err) = peer(
+        &["tree", &n.to_string(), &m.to_string(), &i.to_string()],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn hexes(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn our_trees_and_proofs_are_gos_and_each_side_accepts_the_others() {
+    // Sizes around the powers of two, where the shapes of trees and proofs change.
+    for (n, m, i) in [
+        (1, 1, 0),
+        (2, 1, 1),
+        (7, 4, 6),
+        (8, 6, 3),
+        (9, 8, 8),
+        (33, 17, 20),
+        (300, 255, 299),
+    ] {
+        let leaves: Vec<Hash32> = (0..n)
+            .map(|k| merkle::leaf_hash(format!("leaf-{k}").as_bytes()))
+            .collect();
+        let go = go_tree(n, m, i);
+        let (root_n, root_m) = (merkle::root(&leaves), merkle::root(&leaves[..m]));
+        assert_eq!(go["root_n"], root_n.to_hex(), "root of {n}");
+        assert_eq!(go["root_m"], root_m.to_hex(), "root of {m}");
+        let ours = |p: Vec<Hash32>| p.iter().map(Hash32::to_hex).collect::<Vec<_>>();
+        let inclusion = merkle::inclusion_proof(&leaves, i).unwrap();
+        let consistency = merkle::consistency_proof(&leaves, m).unwrap();
+        assert_eq!(
+            hexes(&go["inclusion"]),
+            ours(inclusion),
+            "inclusion of {i} in {n}"
+        );
+        assert_eq!(
+            hexes(&go["consistency"]),
+            ours(consistency.clone()),
+            "{m} to {n}"
+        );
+        // Go's proofs verify under ours.
+        let parse = |v: &serde_json::Value| -> Vec<Hash32> {
+            hexes(v)
+                .iter()
+                .map(|h| Hash32::from_hex(h).unwrap())
+                .collect()
+        };
+        assert!(merkle::verify_inclusion(
+            i as u64,
+            n as u64,
+            &leaves[i],
+            &parse(&go["inclusion"]),
+            &root_n
+        ));
+        assert!(merkle::verify_consistency(
+            m as u64,
+            n as u64,
+            &root_m,
+            &root_n,
+            &parse(&go["consistency"])
+        ));
+        // Ours verify under Go's, and a proof for other roots does not.
+        let mut args = vec![
+            m.to_string(),
+            n.to_string(),
+            root_m.to_hex(),
+            root_n.to_hex(),
+        ];
+        args.extend(ours(consistency));
+        let check = |args: &[String]| {
+            let mut all = vec!["check-tree"];
+            all.extend(args.iter().map(String::as_str));
+            peer(&all, "").0
+        };
+        assert_eq!(
+            check(&args),
+            Some(0),
+            "Go refused our proof from {m} to {n}"
+        );
+        if m < n {
+            args[2] = Hash32::digest(b"another tree").to_hex();
+            assert_eq!(check(&args), Some(1), "Go accepted another old root");
+        }
+    }
 }
