@@ -41,6 +41,7 @@ pub mod merkle;
 pub mod note;
 pub mod secret;
 pub mod text;
+pub mod tiles;
 pub mod time;
 
 pub use envelope::{Envelope, Profile};

@@ -9,6 +9,9 @@
 //	sumdb-peer tree N M I             a tree of N records "leaf-0".."leaf-<N-1>": prints JSON with
 //	                                  the roots at sizes N and M, the inclusion proof of record I
 //	                                  in the N-tree and the consistency proof from M to N (hex)
+//	sumdb-peer tiles N               the tiles (height 8) of that tree of N records, as JSON
+//	                                  [{path, data}] (data in hex), in tlog's own path form
+//	                                  (tile/8/L/N..., the height in the path)
 //	sumdb-peer check-tree M N OLD NEW PROOF...
 //	                                  exit 0 when PROOF (hex hashes) shows the M-tree with root
 //	                                  OLD is a prefix of the N-tree with root NEW; 1 otherwise
@@ -114,6 +117,19 @@ func main() {
 			fail("usage: sumdb-peer tree N M I")
 		}
 		treeJSON(num(os.Args[2]), num(os.Args[3]), num(os.Args[4]))
+		return
+	case "tiles":
+		n := num(os.Args[2])
+		r := tree(n)
+		out := []map[string]string{}
+		for _, t := range tlog.NewTiles(8, 0, n) {
+			data, err := tlog.ReadTileData(t, r)
+			if err != nil {
+				fail("tile %s: %v", t.Path(), err)
+			}
+			out = append(out, map[string]string{"path": t.Path(), "data": hex.EncodeToString(data)})
+		}
+		json.NewEncoder(os.Stdout).Encode(out)
 		return
 	case "check-tree":
 		if len(os.Args) < 6 {
