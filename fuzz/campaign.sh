@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 seconds=${1:-300}
 shift || true
 targets=${*:-parse_record split_records verify_stream otlp_protobuf otlp_json capability_token
-capability_chain keyring proof_bundle broker_lines json_schema spiffe_bundle control_plane_http}
+capability_chain keyring proof_bundle broker_lines json_schema spiffe_bundle control_plane_http
+signed_note}
 # Two bundled SQLite builds are linked into the targets that reach a store (the store's and the
 # control plane's state, each through rusqlite): the same globals twice, which ASan reports as
 # an ODR violation before the first input. They never meet; the check is turned off.
