@@ -16,6 +16,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // reqwest's rustls takes the process default provider: AWS-LC, installed before any client
+    // is built (as `zt-audit` does), not left to whichever thread builds a TLS config first.
+    zt_tls::install_default_provider();
     match zt_bench::run(Cli::parse().bench) {
         Ok(code) => code,
         Err(e) => {
